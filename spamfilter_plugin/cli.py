@@ -1,0 +1,227 @@
+"""The ``spamfilter`` command.
+
+Exit status: 0 success; 1 a vendor failed; 2 bad input or configuration.
+Secrets are never read from argv (``--password-stdin``) and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from . import __version__
+from .config import ENV_VAR, DEFAULT_PATH
+from .errors import InvalidInput, SpamFilterError
+from .events import BY_CLI_NAME, DomainCreated, DomainDeleted, DomainUpdated, PasswordReset
+from .redaction import MASK, Secret, redact, redacting_handler
+
+EXIT_OK, EXIT_VENDOR, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A one-line reason to stop with exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spamfilter",
+        description="Provision inbound spam filtering for the domains and mailboxes of a hosting panel.",
+        epilog=f"The config file is --config, else ${ENV_VAR}, else {DEFAULT_PATH}. "
+        "Exit status: 0 ok, 1 a vendor failed, 2 bad input or configuration.",
+    )
+    p.add_argument("--version", action="version", version=f"spamfilter-plugin {__version__}")
+    p.add_argument("--config", metavar="PATH", help="the TOML config file")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for HTTP details)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("check", help="validate the config and prove each vendor's credentials work",
+                       description="Validate the config file, then make one cheap authenticated call per "
+                       "enabled vendor. Exit 0 when all succeed, 1 when a vendor fails, 2 for a bad config.")
+    c.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+    c.set_defaults(func=cmd_check)
+
+    v = sub.add_parser("vendors", help="list the installed vendors and which are enabled",
+                       description="List the vendor plugins installed in this environment, and which the "
+                       "config enables (a [vendors.NAME] table enables NAME).")
+    v.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+    v.set_defaults(func=cmd_vendors)
+
+    e = sub.add_parser("emit", help="report a panel event (domain created, ...) to every enabled vendor",
+                       description="Report one lifecycle event to every enabled vendor that handles it. "
+                       "Each vendor is called on its own; one failing does not stop the others.")
+    e.add_argument("event", choices=sorted(BY_CLI_NAME), help="what happened")
+    e.add_argument("--domain", help="the domain (Unicode or punycode)")
+    e.add_argument("--mailbox", help="the mailbox address, user@example.com")
+    e.add_argument("--destination", help="host name or IP that receives clean mail "
+                   "(domain-created: optional, default general.mail_host; domain-updated: required)")
+    e.add_argument("--password-stdin", action="store_true",
+                   help="password-reset: read the new password from the first line of standard input "
+                   "(without it the vendor generates one)")
+    e.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+    e.set_defaults(func=cmd_emit)
+    return p
+
+
+def _setup_logging(verbosity: int) -> None:
+    handler = redacting_handler(logging.StreamHandler(sys.stderr))
+    handler.setFormatter(logging.Formatter("spamfilter: %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
+
+
+def _runtime(args):
+    from .manager import load_runtime
+
+    return load_runtime(args.config)
+
+
+def _public(value: Any) -> Any:
+    """A result made safe to print: secrets masked, objects turned into strings."""
+    if isinstance(value, Secret):
+        return MASK
+    if isinstance(value, dict):
+        return {k: _public(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_public(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(value)
+
+
+def _print_outcomes(outcomes, as_json: bool, extra: dict | None = None) -> int:
+    failed = [o for o in outcomes if not o.ok]
+    if as_json:
+        doc = dict(extra or {})
+        doc["ok"] = not failed
+        doc["vendors"] = [
+            {"vendor": o.vendor, "ok": o.ok, "result": _public(o.result),
+             "error": str(o.error) if o.error else None,
+             "error_type": type(o.error).__name__ if o.error else None}
+            for o in outcomes
+        ]
+        print(json.dumps(doc, indent=2))
+    else:
+        for o in outcomes:
+            if o.ok:
+                detail = _public(o.result)
+                print(f"{o.vendor}: ok" + (f" ({detail})" if detail not in (None, "", {}) else ""))
+            else:
+                print(f"{o.vendor}: FAILED: {o.error}")
+    return EXIT_VENDOR if failed else EXIT_OK
+
+
+def cmd_check(args) -> int:
+    rt = _runtime(args)
+    if not rt.vendors:
+        print(f"{rt.config.path}: valid; no vendor is enabled (add a [vendors.NAME] table)", file=sys.stderr)
+    outcomes = [rt.check(v) for v in rt.vendors]
+    if not args.json:
+        print(f"{rt.config.path}: valid")
+    return _print_outcomes(outcomes, args.json, {"config": str(rt.config.path)})
+
+
+def cmd_vendors(args) -> int:
+    from .config import config_path, read_file
+    from .manager import installed_vendors
+
+    installed = installed_vendors()
+    enabled: list[str] = []
+    note = None
+    try:
+        enabled = read_file(config_path(args.config)).enabled_vendors
+    except SpamFilterError as exc:
+        note = str(exc)
+    rows = []
+    for name in sorted(set(installed) | set(enabled)):
+        ep = installed.get(name)
+        dist = ep.dist if ep is not None else None
+        rows.append({
+            "name": name,
+            "installed": ep is not None,
+            "enabled": name in enabled,
+            "module": ep.value if ep is not None else None,
+            "distribution": f"{dist.name} {dist.version}" if dist is not None else None,
+        })
+    if args.json:
+        print(json.dumps({"vendors": rows, "config_error": note}, indent=2))
+        return EXIT_OK
+    if note:
+        print(f"spamfilter: note: {note}", file=sys.stderr)
+    if not rows:
+        print("no vendor plugins are installed")
+    for r in rows:
+        state = "enabled" if r["enabled"] else "disabled"
+        if not r["installed"]:
+            state = "enabled in config but NOT INSTALLED"
+        print(f"{r['name']:<14} {state:<10} {r['distribution'] or ''}")
+    return EXIT_OK
+
+
+def _build_event(args):
+    cls = BY_CLI_NAME[args.event]
+    needs_domain = cls in (DomainCreated, DomainDeleted, DomainUpdated)
+    if needs_domain and not args.domain:
+        raise CliError(f"{args.event} needs --domain")
+    if cls is PasswordReset:
+        if bool(args.domain) == bool(args.mailbox):
+            raise CliError("password-reset needs exactly one of --domain or --mailbox")
+    elif not needs_domain and not args.mailbox:
+        raise CliError(f"{args.event} needs --mailbox")
+    if args.destination and cls not in (DomainCreated, DomainUpdated):
+        raise CliError(f"--destination does not apply to {args.event}")
+    if cls is DomainUpdated and not args.destination:
+        raise CliError("domain-updated needs --destination (the new mail host)")
+    if args.password_stdin and cls is not PasswordReset:
+        raise CliError(f"--password-stdin does not apply to {args.event}")
+    kwargs: dict[str, Any] = {}
+    if cls is PasswordReset:
+        if args.domain:
+            kwargs["domain"] = args.domain
+        else:
+            kwargs["mailbox"] = args.mailbox
+        if args.password_stdin:
+            line = sys.stdin.readline().rstrip("\r\n")
+            if not line:
+                raise CliError("--password-stdin: standard input held no password")
+            kwargs["password"] = Secret(line)
+    elif needs_domain:
+        kwargs["domain"] = args.domain
+        if args.destination:
+            kwargs["destination"] = args.destination
+    else:
+        kwargs["mailbox"] = args.mailbox
+    return cls(**kwargs)
+
+
+def cmd_emit(args) -> int:
+    event = _build_event(args)
+    rt = _runtime(args)
+    outcomes = rt.deliver(event)
+    if not outcomes and not args.json:
+        print(f"no enabled vendor handles {args.event}; nothing to do")
+    return _print_outcomes(outcomes, args.json, {"event": event.to_dict()})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except (CliError, InvalidInput) as exc:
+        print(f"spamfilter: {redact(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except SpamFilterError as exc:
+        print(f"spamfilter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

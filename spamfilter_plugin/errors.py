@@ -1,0 +1,122 @@
+"""The error tree.  Every error the package raises derives from :class:`SpamFilterError`.
+
+Messages say what went wrong *and how to fix it*; they never contain secrets
+(every message passes through :func:`~spamfilter_plugin.redaction.redact`).
+
+``permanent`` tells the delivery machinery whether trying again later can help:
+authentication failures and rejected data are permanent, outages and
+throttling are not.
+"""
+
+from __future__ import annotations
+
+from .redaction import redact
+
+#: How much of a response body an error keeps (redacted) for diagnosis.
+BODY_KEEP = 4096
+
+
+class SpamFilterError(Exception):
+    """Base class of every error raised by spamfilter-plugin."""
+
+    permanent = True
+
+    def __init__(self, message: str) -> None:
+        self.message = redact(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(SpamFilterError):
+    """The configuration file is missing, unreadable or invalid.
+
+    ``location`` names the table and key (``[vendors.spamport] password``).
+    """
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        self.location = location
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+class InvalidInput(SpamFilterError, ValueError):
+    """A value given at the edge (event, CLI, form) is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class PluginError(SpamFilterError):
+    """A vendor plugin is missing, broken or implements a hook that does not exist."""
+
+
+class VendorError(SpamFilterError):
+    """A vendor API call failed.
+
+    :param vendor: the vendor's name (``spamport``).
+    :param message: what failed and what to do about it.
+    :param status: the HTTP status, or None when no response arrived.
+    :param body: the response body, kept (redacted, truncated) for diagnosis.
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str | bytes | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.status = status
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        self.body = redact(body[:BODY_KEEP]) if body is not None else None
+        super().__init__(f"{vendor}: {message}")
+
+
+class VendorAuthError(VendorError):
+    """The vendor refused our credentials (or blocked us).  Never retried:
+    repeated bad logins get the server's IP blocked at some vendors."""
+
+
+class VendorNotFound(VendorError):
+    """The object (domain, mailbox, entry) does not exist at the vendor."""
+
+
+class VendorConflict(VendorError):
+    """The object already exists at the vendor."""
+
+
+class VendorRejected(VendorError):
+    """The vendor refused the request's data (invalid value, licence exhausted, ...)."""
+
+
+class VendorResponseError(VendorError):
+    """The vendor answered something we cannot understand (not the documented
+    envelope, malformed JSON or XML, a hostile XML document, an unexpected redirect)."""
+
+
+class ResponseTooLarge(VendorResponseError):
+    """The response body exceeded the configured size cap."""
+
+
+class VendorUnavailable(VendorError):
+    """The vendor could not be reached or answered with a temporary failure.
+    Trying again later can succeed."""
+
+    permanent = False
+
+
+class VendorTimeout(VendorUnavailable):
+    """No (complete) answer arrived within the timeouts or the overall deadline."""
+
+
+class VendorRateLimited(VendorUnavailable):
+    """The vendor asked us to slow down; ``retry_after`` is its hint in seconds."""
+
+    def __init__(self, vendor: str, message: str, *, retry_after: float | None = None, **kw) -> None:
+        self.retry_after = retry_after
+        super().__init__(vendor, message, **kw)

@@ -1,0 +1,221 @@
+"""Hook specifications: the interface between the host and vendor plugins.
+
+A vendor plugin is a module registered under the ``spamfilter_plugin`` entry-point
+group; the entry-point name is the vendor's name.  The module holds
+``@hookimpl`` functions only.  The host calls each vendor on its own: every hook
+that takes a ``vendor`` argument receives that vendor's
+:class:`~spamfilter_plugin.manager.VendorContext` (its validated config table,
+an HTTP client factory, a logger and the panel services) and is called for that
+one vendor only, so a failure in one vendor never reaches another.
+
+Hook implementations may accept any subset of a hook's arguments, by name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from marshmallow import Schema
+
+    from .events import (
+        Domain,
+        DomainCreated,
+        DomainDeleted,
+        DomainUpdated,
+        Mailbox,
+        MailboxAdded,
+        MailboxDeleted,
+        PasswordReset,
+    )
+    from .manager import VendorContext
+    from .templating import Fragment, SettingsResult
+
+PROJECT = "spamfilter_plugin"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: The scopes of settings pages.
+SCOPES = ("admin", "domain", "mailbox")
+
+
+# -------------------------------------------------------------------------
+# Vendor set-up
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def vendor_config_schema() -> type[Schema] | None:
+    """Return the marshmallow schema class for this vendor's ``[vendors.<name>]`` table.
+
+    The schema should subclass :class:`spamfilter_plugin.config.VendorSchema`
+    (which brings ``api_url``, the timeouts, ``retries``, ``max_response_bytes``
+    and ``ca_bundle``) and reject unknown keys.  Secrets are declared with
+    :class:`spamfilter_plugin.config.SecretField`.  A vendor that implements no
+    schema gets :class:`~spamfilter_plugin.config.VendorSchema` itself.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def vendor_check(vendor: VendorContext) -> str | None:
+    """Prove that this vendor's credentials work with one cheap authenticated call.
+
+    :param vendor: the vendor's context.
+    :return: a short human-readable note of what was proven (``"authenticated; 12 domains"``).
+    :raises spamfilter_plugin.errors.VendorError: when the call fails
+        (``VendorAuthError`` for refused credentials).
+
+    Used by ``spamfilter check``.  Stops at first non-None result.
+    """
+
+
+# -------------------------------------------------------------------------
+# Lifecycle events (past tense, keyword arguments, never firstresult)
+#
+# Each returns None, or a dict of results the panel needs: ``password`` (a
+# Secret the vendor generated), ``dns_records`` (records to publish), ``message``.
+# Creating what exists and deleting what is gone must succeed.  Raise a
+# VendorError subclass on failure: permanent ones are not retried.
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def domain_created(vendor: VendorContext, event: DomainCreated) -> dict[str, Any] | None:
+    """A domain was created on the panel: start filtering it at the vendor.
+
+    :param vendor: the vendor's context.
+    :param event: the event; ``event.destination`` is where clean mail goes, or
+        None to use ``vendor.general.mail_host``.
+    """
+
+
+@hookspec
+def domain_deleted(vendor: VendorContext, event: DomainDeleted) -> dict[str, Any] | None:
+    """A domain was deleted on the panel: stop filtering it and remove it at the vendor.
+
+    :param vendor: the vendor's context.
+    :param event: the event.
+    """
+
+
+@hookspec
+def domain_updated(vendor: VendorContext, event: DomainUpdated) -> dict[str, Any] | None:
+    """A domain's destination mail host changed on the panel.
+
+    :param vendor: the vendor's context.
+    :param event: the event; ``event.destination`` is the new host name or IP.
+    """
+
+
+@hookspec
+def mailbox_added(vendor: VendorContext, event: MailboxAdded) -> dict[str, Any] | None:
+    """A mailbox was created on the panel.
+
+    :param vendor: the vendor's context.
+    :param event: the event; ``event.mailbox`` is the new address.
+    """
+
+
+@hookspec
+def mailbox_deleted(vendor: VendorContext, event: MailboxDeleted) -> dict[str, Any] | None:
+    """A mailbox was deleted on the panel.
+
+    :param vendor: the vendor's context.
+    :param event: the event.
+    """
+
+
+@hookspec
+def password_reset(vendor: VendorContext, event: PasswordReset) -> dict[str, Any] | None:
+    """A password was reset on the panel for a domain account or a mailbox.
+
+    :param vendor: the vendor's context.
+    :param event: the event; ``event.password`` is the new password (a Secret),
+        or None when the vendor should generate one and return it as
+        ``{"password": Secret(...)}``.
+    """
+
+
+# -------------------------------------------------------------------------
+# Settings pages
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def settings_fragments(
+    vendor: VendorContext,
+    scope: str,
+    target: Domain | Mailbox | None,
+    csrf_token: str,
+) -> Fragment | list[Fragment] | None:
+    """Render this vendor's settings fragments for a page.
+
+    :param vendor: the vendor's context.
+    :param scope: ``"admin"``, ``"domain"`` or ``"mailbox"``.
+    :param target: the domain or mailbox the page is about (None for ``admin``).
+    :param csrf_token: the panel's CSRF token; every form must carry it.
+    :return: one fragment, a list of them, or None when the vendor has nothing
+        for this scope.  Render with :func:`spamfilter_plugin.templating.render_fragment`.
+    """
+
+
+@hookspec(firstresult=True)
+def settings_submitted(
+    vendor: VendorContext,
+    scope: str,
+    target: Domain | Mailbox | None,
+    form: dict[str, str],
+) -> SettingsResult | None:
+    """Validate and apply a submitted settings form.
+
+    :param vendor: the vendor's context.
+    :param scope: ``"admin"``, ``"domain"`` or ``"mailbox"``.
+    :param target: the domain or mailbox (None for ``admin``).
+    :param form: the submitted fields (CSRF already checked by the panel).
+    :return: the outcome, with a message in plain words.
+
+    Stops at first non-None result.
+    """
+
+
+# -------------------------------------------------------------------------
+# Inventory
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def inventory_domains(vendor: VendorContext) -> list[str] | None:
+    """List the domains this vendor holds for our account (lower-case IDNA).
+
+    :param vendor: the vendor's context.
+    :return: the domain names, or None when the vendor keeps no domain list.
+
+    Stops at first non-None result.
+    """
+
+
+# -------------------------------------------------------------------------
+# Panel services (implemented by panel adapters, called by vendors)
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def publish_dns_record(domain: Domain, record_type: str, name: str, value: str) -> bool | None:
+    """Ask the panel to publish a DNS record a vendor needs (a TXT record proving
+    ownership, for example).  Implemented by panel adapters; vendors call it via
+    ``vendor.panel.publish_dns_record(...)``.
+
+    :param domain: the zone the record belongs to.
+    :param record_type: ``"TXT"``, ``"MX"``, ...
+    :param name: the record's owner name (fully qualified).
+    :param value: the record's value.
+    :return: True when the panel published it, False when it could not, None
+        when the adapter does not manage DNS.
+
+    Stops at first non-None result.
+    """

@@ -1,0 +1,369 @@
+"""The only place that talks HTTP.
+
+Every vendor client gets an :class:`HttpClient`: a ``requests`` Session with a
+versioned User-Agent, TLS verification on, redirects never followed, a
+(connect, read) timeout on every attempt, an overall deadline across attempts,
+a response size cap, and one retry policy: capped, jittered exponential backoff
+for connection errors, timeouts, 429/502/503/504 and throttling answers,
+honouring Retry-After, and never for authentication errors.
+
+HTTP statuses are mapped to the typed errors of :mod:`spamfilter_plugin.errors`
+here, in one place; a vendor with its own conventions passes ``classify`` to
+look at a response first.  :meth:`Response.json` and :meth:`Response.xml` turn
+malformed or hostile bodies into :class:`~.errors.VendorResponseError`, keeping
+the (redacted) body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import random
+import time
+import xml.etree.ElementTree as stdlib_et
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import defusedxml
+import defusedxml.ElementTree as safe_et
+import requests
+
+from . import __version__
+from .errors import (
+    ConfigError,
+    ResponseTooLarge,
+    VendorAuthError,
+    VendorConflict,
+    VendorError,
+    VendorNotFound,
+    VendorRateLimited,
+    VendorRejected,
+    VendorResponseError,
+    VendorTimeout,
+    VendorUnavailable,
+)
+from .redaction import get_logger, redact
+
+log = get_logger(__name__)
+# urllib3 logs each request line (with its query string) at DEBUG: clean it too.
+get_logger("urllib3.connectionpool")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def user_agent(vendor: str) -> str:
+    """The versioned User-Agent sent to every vendor."""
+    return f"spamfilter-plugin/{__version__} ({vendor}) python-requests/{requests.__version__}"
+
+
+def quote_segment(value: str) -> str:
+    """Percent-encode one URL path segment (``/``, ``@``, ``%`` and all included)."""
+    return quote(str(value), safe="")
+
+
+class VendorTLSError(VendorUnavailable):
+    """TLS verification failed.  Not retried at once: it needs an admin (``ca_bundle``)
+    or the vendor to fix the certificate."""
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Timeouts, caps and the retry policy of one client (see the ``[vendors.X]`` keys)."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    deadline: float = 60.0
+    max_response_bytes: int = 5 * 1024 * 1024
+    retries: int = 3
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any]) -> "HttpPolicy":
+        keys = ("connect_timeout", "read_timeout", "deadline", "max_response_bytes", "retries")
+        return cls(**{k: table[k] for k in keys if table.get(k) is not None})
+
+    def backoff(self, attempt: int, rnd: float, retry_after: float | None = None) -> float:
+        """Delay before retry number *attempt* (1-based): full jitter over an
+        exponentially growing window, at least Retry-After, at most the cap."""
+        window = min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
+        delay = rnd * window
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return min(delay, self.backoff_cap)
+
+
+@dataclass
+class Response:
+    """A complete, size-checked answer."""
+
+    vendor: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+    elapsed: float = 0.0
+    attempts: int = 1
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON, or VendorResponseError (with the body) when it is not JSON."""
+        try:
+            return jsonlib.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise VendorResponseError(
+                self.vendor,
+                f"answered HTTP {self.status} with a body that is not JSON "
+                f"(starts {self.body[:60]!r}); check api_url points at the API",
+                status=self.status,
+                body=self.body,
+            ) from None
+
+    def xml(self) -> stdlib_et.Element:
+        """The body parsed as XML by defusedxml (no DTDs, entities or external references)."""
+        return parse_xml(self.vendor, self.body, status=self.status)
+
+
+def parse_xml(vendor: str, body: bytes | str, *, status: int | None = None) -> stdlib_et.Element:
+    """Parse *body* with defusedxml; malformed or hostile documents raise VendorResponseError."""
+    try:
+        return safe_et.fromstring(body, forbid_dtd=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise VendorResponseError(
+            vendor, f"sent an XML document we refuse to parse ({type(exc).__name__})", status=status, body=body
+        ) from None
+    except (stdlib_et.ParseError, ValueError, RecursionError) as exc:
+        raise VendorResponseError(vendor, f"sent malformed XML ({exc})", status=status, body=body) from None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def classify_status(resp: Response) -> VendorError | None:
+    """Map an HTTP status to a typed error (None for 2xx).  The one default mapping."""
+    status, vendor = resp.status, resp.vendor
+    snippet = redact(resp.text[:200]).strip()
+    if 200 <= status < 300:
+        return None
+    if 300 <= status < 400:
+        where = resp.headers.get("Location", "?")
+        return VendorResponseError(
+            vendor, f"answered with a redirect to {where}, which is not followed; correct api_url",
+            status=status, body=resp.body,
+        )
+    if status in (401, 403):
+        return VendorAuthError(
+            vendor, f"refused the credentials (HTTP {status}); fix them in the config and run "
+            "'spamfilter check'", status=status, body=resp.body,
+        )
+    if status == 404:
+        return VendorNotFound(vendor, f"not found (HTTP 404): {snippet}", status=status, body=resp.body)
+    if status == 409:
+        return VendorConflict(vendor, f"already exists (HTTP 409): {snippet}", status=status, body=resp.body)
+    if status == 429:
+        return VendorRateLimited(
+            vendor, "asked us to slow down (HTTP 429)", status=status, body=resp.body,
+            retry_after=_retry_after(resp.headers),
+        )
+    if status >= 500:
+        return VendorUnavailable(
+            vendor, f"had a server error (HTTP {status}); will be retried", status=status, body=resp.body
+        )
+    return VendorRejected(vendor, f"rejected the request (HTTP {status}): {snippet}", status=status, body=resp.body)
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
+
+
+@dataclass
+class HttpClient:
+    """One vendor's HTTP client.
+
+    :param vendor: vendor name, used in errors and logs.
+    :param base_url: the API's base URL (``api_url``).
+    :param policy: timeouts, caps, retries.
+    :param classify: looks at each response first; returns an error, or None to
+        fall back on :func:`classify_status`.
+    :param before_send: called with the headers dict before *each* attempt
+        (request signing that must be fresh on every retry).
+    :param agent: the User-Agent header (default :func:`user_agent`).
+    :param ca_bundle: a PEM file of extra trusted CAs; verification is never off.
+    """
+
+    vendor: str
+    base_url: str
+    policy: HttpPolicy = field(default_factory=HttpPolicy)
+    classify: Callable[[Response], VendorError | None] | None = None
+    before_send: Callable[[dict[str, str]], None] | None = None
+    agent: str | None = None
+    ca_bundle: str | None = None
+    sleep: Callable[[float], None] = time.sleep
+    rng: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.session = requests.Session()
+        self.session.verify = self.ca_bundle or True
+        self.session.headers["User-Agent"] = self.agent or user_agent(self.vendor)
+
+    @classmethod
+    def from_config(cls, vendor: str, table: Mapping[str, Any], **kwargs: Any) -> "HttpClient":
+        """A client for a validated ``[vendors.X]`` table."""
+        if not table.get("api_url"):
+            raise ConfigError(f"missing; add api_url = \"https://...\"", location=f"[vendors.{vendor}] api_url")
+        return cls(
+            vendor=vendor,
+            base_url=table["api_url"],
+            policy=HttpPolicy.from_config(table),
+            ca_bundle=table.get("ca_bundle"),
+            **kwargs,
+        )
+
+    @property
+    def user_agent(self) -> str:
+        return self.session.headers["User-Agent"]  # type: ignore[return-value]
+
+    def url(self, path: str = "") -> str:
+        if not path:
+            return self.base_url
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str = "",
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | str | bytes | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send a request with the policy; return a 2xx Response or raise a VendorError."""
+        policy = self.policy
+        url = self.url(path)
+        started = self.clock()
+        attempts = policy.retries + 1
+        last: VendorError | None = None
+        for attempt in range(1, attempts + 1):
+            remaining = policy.deadline - (self.clock() - started)
+            if remaining <= 0:
+                break
+            hdrs = dict(headers or {})
+            if self.before_send is not None:
+                self.before_send(hdrs)
+            try:
+                resp = self._attempt(method, url, params, data, json, hdrs, remaining, started)
+                resp.attempts = attempt
+                error = (self.classify(resp) if self.classify else None) or classify_status(resp)
+            except VendorError as exc:
+                error = exc
+                resp = None
+            log.debug(
+                "%s: %s %s -> %s in %.3fs (attempt %d/%d)",
+                self.vendor, method, _redact_url(url),
+                resp.status if resp is not None else type(error).__name__,
+                self.clock() - started, attempt, attempts,
+            )
+            if error is None:
+                return resp  # type: ignore[return-value]
+            last = error
+            if not self._retryable(error) or attempt == attempts:
+                break
+            delay = policy.backoff(attempt, self.rng(), getattr(error, "retry_after", None))
+            if self.clock() - started + delay >= policy.deadline:
+                break
+            log.info("%s: %s; retrying in %.2fs (attempt %d/%d)", self.vendor, error, delay, attempt, attempts)
+            self.sleep(delay)
+        if last is None:
+            last = VendorTimeout(self.vendor, f"no answer within the {policy.deadline:g}s deadline")
+        raise last
+
+    def _retryable(self, error: VendorError) -> bool:
+        if not isinstance(error, VendorUnavailable) or isinstance(error, VendorTLSError):
+            return False
+        if isinstance(error, (VendorRateLimited, VendorTimeout)) or error.status is None:
+            return True
+        return error.status in self.policy.retry_statuses
+
+    def _attempt(self, method, url, params, data, json, headers, remaining, started) -> Response:
+        policy, vendor = self.policy, self.vendor
+        timeout = (min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining))
+        try:
+            raw = self.session.request(
+                method, url, params=params, data=data, json=json, headers=headers,
+                timeout=timeout, allow_redirects=False, stream=True,
+                # explicit, or requests would let $REQUESTS_CA_BUNDLE replace ca_bundle
+                verify=self.session.verify,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise VendorTLSError(
+                vendor, f"TLS verification failed for {_redact_url(url)} ({type(exc).__name__}); "
+                "fix the vendor's certificate trust or set ca_bundle"
+            ) from None
+        except requests.exceptions.ConnectTimeout:
+            raise VendorTimeout(vendor, f"could not connect within {timeout[0]:g}s") from None
+        except requests.exceptions.ReadTimeout:
+            raise VendorTimeout(vendor, f"sent no answer within {timeout[1]:g}s") from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise VendorRejected(vendor, f"api_url is not usable ({exc}); correct it in the config") from None
+        except requests.exceptions.RequestException as exc:
+            raise VendorUnavailable(vendor, f"could not be reached ({type(exc).__name__})") from None
+        try:
+            body = self._read_body(raw, started)
+        finally:
+            raw.close()
+        return Response(
+            vendor=vendor, status=raw.status_code, headers=dict(raw.headers), body=body,
+            url=url, elapsed=self.clock() - started,
+        )
+
+    def _read_body(self, raw: requests.Response, started: float) -> bytes:
+        policy, vendor, cap = self.policy, self.vendor, self.policy.max_response_bytes
+        declared = raw.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise ResponseTooLarge(
+                vendor, f"announced a {declared}-byte answer, over the {cap}-byte cap (max_response_bytes)",
+                status=raw.status_code,
+            )
+        chunks, total = [], 0
+        try:
+            for chunk in raw.iter_content(chunk_size=65536):
+                total += len(chunk)
+                if total > cap:
+                    raise ResponseTooLarge(
+                        vendor, f"sent more than the {cap}-byte cap (max_response_bytes)",
+                        status=raw.status_code, body=b"".join(chunks)[:1024],
+                    )
+                if self.clock() - started > policy.deadline:
+                    raise VendorTimeout(vendor, f"answer did not complete within the {policy.deadline:g}s deadline")
+                chunks.append(chunk)
+        except requests.exceptions.ReadTimeout:
+            raise VendorTimeout(vendor, "stopped sending in the middle of the answer") from None
+        except requests.exceptions.RequestException as exc:
+            raise VendorUnavailable(
+                vendor, f"broke off the answer ({type(exc).__name__}: connection reset or truncated body)"
+            ) from None
+        return b"".join(chunks)

@@ -1,0 +1,243 @@
+"""The plugin manager and the per-vendor dispatch.
+
+:func:`build_manager` makes a fresh pluggy manager (there is no module-level
+one): vendors not enabled in the config are blocked *before* entry points are
+loaded, so their code never runs, and ``check_pending()`` turns a misspelled
+hookimpl into an error.  :class:`Runtime` ties the validated config to the
+manager and calls each vendor on its own, so one vendor's failure never stops
+another, and never fails the panel operation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any, Iterable
+
+import pluggy
+
+from . import ENTRY_POINT_GROUP, hookspecs
+from .config import Config, VendorSchema, config_path, read_file, validate_config
+from .errors import ConfigError, PluginError, SpamFilterError, VendorError
+from .events import Domain, Event, Mailbox
+from .redaction import get_logger, redact
+
+log = get_logger(__name__)
+
+VENDOR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+LIFECYCLE_HOOKS = (
+    "domain_created",
+    "domain_deleted",
+    "domain_updated",
+    "mailbox_added",
+    "mailbox_deleted",
+    "password_reset",
+)
+
+
+def installed_vendors() -> dict[str, EntryPoint]:
+    """The vendor plugins installed in this environment, by name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def build_manager(enabled: Iterable[str], *, plugins: Iterable[tuple[str, object]] = ()) -> pluggy.PluginManager:
+    """A plugin manager with only the *enabled* vendors loaded.
+
+    :param enabled: vendor names (``[vendors.X]`` tables of the config).
+    :param plugins: extra ``(name, plugin)`` pairs to register directly (panel
+        adapters, or vendors under test).
+    :raises PluginError: an enabled vendor is not installed, fails to import, or
+        implements a hook that does not exist.
+    """
+    enabled = list(enabled)
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    installed = installed_vendors()
+    extra = dict(plugins)
+    for name in installed:
+        if name not in enabled:
+            pm.set_blocked(name)
+    for name, plugin in extra.items():
+        pm.register(plugin, name=name)
+    for name in enabled:
+        if name in extra:
+            continue
+        if name not in installed:
+            known = ", ".join(sorted(installed)) or "none"
+            raise PluginError(
+                f"[vendors.{name}]: no vendor named {name!r} is installed (installed: {known}); "
+                "check the spelling or install its plugin"
+            )
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+        except Exception as exc:
+            raise PluginError(
+                f"vendor {name!r} failed to load ({type(exc).__name__}: {redact(exc)}); "
+                f"reinstall its plugin, or remove [vendors.{name}] to disable it"
+            ) from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"vendor {exc.plugin_name!r} implements a hook that does not exist ({exc}); "
+            "check the hook names against README 'Hooks'"
+        ) from None
+    return pm
+
+
+class PanelServices:
+    """What the panel offers vendors (implemented by panel adapters through hooks)."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._pm = pm
+
+    def publish_dns_record(self, domain: Domain, record_type: str, name: str, value: str) -> bool | None:
+        """Ask the panel adapter to publish a record; None when no adapter manages DNS."""
+        return self._pm.hook.publish_dns_record(domain=domain, record_type=record_type, name=name, value=value)
+
+
+@dataclass
+class VendorContext:
+    """What a vendor's hook implementations receive as ``vendor``.
+
+    :ivar name: the vendor's name.
+    :ivar config: its validated ``[vendors.<name>]`` table (secrets are Secret objects).
+    :ivar general: the ``[general]`` settings.
+    :ivar panel: the panel's services (:class:`PanelServices`).
+    :ivar cache: per-process storage for the vendor (its API client, for instance).
+    """
+
+    name: str
+    config: dict[str, Any]
+    general: Any
+    panel: PanelServices
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log(self):
+        return get_logger(f"spamfilter_plugin.vendor.{self.name}")
+
+    def http(self, **kwargs: Any):
+        """A new :class:`~spamfilter_plugin.http.HttpClient` for this vendor's table."""
+        from .http import HttpClient
+
+        return HttpClient.from_config(self.name, self.config, **kwargs)
+
+    def cached(self, key: str, factory):
+        """``cache[key]``, made by ``factory()`` the first time."""
+        if key not in self.cache:
+            self.cache[key] = factory()
+        return self.cache[key]
+
+
+@dataclass
+class Outcome:
+    """What one vendor made of one call."""
+
+    vendor: str
+    ok: bool
+    result: Any = None
+    error: SpamFilterError | None = None
+
+    @property
+    def message(self) -> str:
+        return str(self.error) if self.error else "ok"
+
+
+class Runtime:
+    """The validated config, the plugin manager and a context per enabled vendor."""
+
+    def __init__(self, config: Config, pm: pluggy.PluginManager) -> None:
+        self.config = config
+        self.pm = pm
+        self.panel = PanelServices(pm)
+        self.contexts = {
+            name: VendorContext(name=name, config=table, general=config.general, panel=self.panel)
+            for name, table in config.vendors.items()
+        }
+        self._callers: dict[tuple[str, str], Any] = {}
+
+    @property
+    def vendors(self) -> list[str]:
+        return sorted(self.contexts)
+
+    def _caller(self, vendor: str, hook: str):
+        key = (vendor, hook)
+        if key not in self._callers:
+            plugin = self.pm.get_plugin(vendor)
+            if plugin is None:
+                raise PluginError(f"vendor {vendor!r} is not enabled")
+            others = [p for p in self.pm.get_plugins() if p is not plugin]
+            self._callers[key] = self.pm.subset_hook_caller(hook, remove_plugins=others)
+        return self._callers[key]
+
+    def handles(self, vendor: str, hook: str) -> bool:
+        """True when *vendor* implements *hook*."""
+        return bool(self._caller(vendor, hook).get_hookimpls())
+
+    def handlers(self, hook: str) -> list[str]:
+        """The enabled vendors that implement *hook*."""
+        return [v for v in self.vendors if self.handles(v, hook)]
+
+    def call(self, vendor: str, hook: str, **kwargs: Any) -> Any:
+        """Call *hook* on *vendor* only, with its context as ``vendor``; errors propagate.
+
+        Returns the vendor's own result (for hooks that are not firstresult, the
+        single implementation's return value rather than pluggy's list)."""
+        caller = self._caller(vendor, hook)
+        result = caller(vendor=self.contexts[vendor], **kwargs)
+        if caller.spec is not None and caller.spec.opts.get("firstresult"):
+            return result
+        return result[0] if len(result) == 1 else (result or None)
+
+    def call_isolated(self, vendor: str, hook: str, **kwargs: Any) -> Outcome:
+        """Like :meth:`call`, but any failure becomes an unsuccessful Outcome (logged, redacted)."""
+        try:
+            result = self.call(vendor, hook, **kwargs)
+        except SpamFilterError as exc:
+            log.warning("%s: %s failed: %s", vendor, hook, exc)
+            return Outcome(vendor, False, error=exc)
+        except Exception as exc:  # a plugin bug must not stop the other vendors
+            log.error("%s: %s crashed", vendor, hook, exc_info=True)
+            return Outcome(vendor, False, error=VendorError(vendor, f"{hook} crashed: {type(exc).__name__}: {exc}"))
+        return Outcome(vendor, True, result=result)
+
+    def deliver(self, event: Event, vendors: Iterable[str] | None = None) -> list[Outcome]:
+        """Call the event's hook on each vendor that handles it, each on its own."""
+        names = list(vendors) if vendors is not None else self.handlers(event.hook)
+        return [self.call_isolated(v, event.hook, event=event) for v in names]
+
+    def check(self, vendor: str) -> Outcome:
+        """Run the vendor's cheap authenticated call (``vendor_check``)."""
+        if not self.handles(vendor, "vendor_check"):
+            return Outcome(vendor, True, result="no check implemented by this vendor")
+        return self.call_isolated(vendor, "vendor_check")
+
+    def settings_fragments(self, scope: str, target: Domain | Mailbox | None, csrf_token: str) -> list:
+        """Every vendor's fragments for a page; a failing vendor contributes none (logged)."""
+        if scope not in hookspecs.SCOPES:
+            raise ConfigError(f"unknown settings scope {scope!r}; one of {', '.join(hookspecs.SCOPES)}")
+        fragments = []
+        for name in self.handlers("settings_fragments"):
+            out = self.call_isolated(name, "settings_fragments", scope=scope, target=target, csrf_token=csrf_token)
+            if out.ok and out.result:
+                fragments.extend(out.result if isinstance(out.result, list) else [out.result])
+        return fragments
+
+
+def load_runtime(path: str | Path | None = None, *, plugins: Iterable[tuple[str, object]] = ()) -> Runtime:
+    """Read the config file, load the enabled vendors and validate every table."""
+    raw = read_file(config_path(path))
+    for name in raw.enabled_vendors:
+        if not VENDOR_NAME.match(name):
+            raise ConfigError(f"[vendors.{name}]: vendor names are lower-case letters, digits and _")
+    pm = build_manager(raw.enabled_vendors, plugins=plugins)
+    schemas = {}
+    for name in raw.enabled_vendors:
+        plugin = pm.get_plugin(name)
+        others = [p for p in pm.get_plugins() if p is not plugin]
+        schema = pm.subset_hook_caller("vendor_config_schema", remove_plugins=others)()
+        schemas[name] = schema or VendorSchema
+    return Runtime(validate_config(raw, schemas), pm)

@@ -1,0 +1,182 @@
+"""Secrets and their redaction.
+
+A :class:`Secret` wraps a password, token or key so that ``repr()``, ``str()``,
+f-strings and logging never show it; code that must send it calls
+:meth:`Secret.reveal`.  Every secret value that the process learns is also
+remembered by :func:`register`, and :func:`redact` removes all of them (and the
+values of well-known secret parameter names) from any text: log records,
+exception messages, stored response bodies and CLI output all pass through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+
+# Parameter names whose values are always hidden, whatever the value.
+SECRET_NAMES = (
+    "password",
+    "passwd",
+    "newpass",
+    "api_token",
+    "token",
+    "secret",
+    "secret_key",
+    "user_key",
+    "api_key",
+    "x-api-signature",
+    "authorization",
+)
+
+_NAMES = "|".join(re.escape(n) for n in SECRET_NAMES)
+_PATTERNS = (
+    # form / query encoded: password=abc&...
+    re.compile(rf"(?i)(\b(?:{_NAMES})=)([^&\s]+)"),
+    # JSON: "password": "abc"
+    re.compile(rf'(?i)("(?:{_NAMES})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
+    # headers: Authorization: Bearer abc / X-Api-Signature: a:b:c
+    re.compile(rf"(?i)(\b(?:{_NAMES}):\s*)(\S+)"),
+)
+
+_lock = threading.Lock()
+_known: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+# Secrets shorter than this are not substituted as bare strings (a one-letter
+# password would otherwise mangle every message); their named occurrences are
+# still hidden by the patterns above.
+MIN_SUBSTITUTE_LENGTH = 4
+
+
+class Secret:
+    """A secret string that does not show itself.
+
+    >>> s = Secret("hunter2")
+    >>> f"{s}", repr(s)
+    ('***', "Secret('***')")
+    >>> s.reveal()
+    'hunter2'
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str):
+            raise TypeError("a Secret holds a string")
+        self._value = value
+        register(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Secret):
+            return self._value == other._value
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __copy__(self) -> "Secret":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "Secret":
+        return self
+
+    def __reduce__(self):  # pickling would leak the value into queues or caches
+        raise TypeError("a Secret cannot be pickled; store it encrypted instead")
+
+
+def register(value: str) -> None:
+    """Remember *value* as a secret so that :func:`redact` hides it everywhere."""
+    global _pattern
+    if not value:
+        return
+    forms = {value, quote(value, safe=""), quote_plus(value)}
+    forms = {f for f in forms if len(f) >= MIN_SUBSTITUTE_LENGTH}
+    with _lock:
+        if forms <= _known:
+            return
+        _known.update(forms)
+        ordered = sorted(_known, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(f) for f in ordered))
+
+
+def redact(text: object) -> str:
+    """Return ``str(text)`` with every known secret and named secret value masked."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    out = str(text)
+    pattern = _pattern
+    if pattern is not None:
+        out = pattern.sub(MASK, out)
+    for i, rx in enumerate(_PATTERNS):
+        if i == 1:
+            out = rx.sub(lambda m: m.group(1) + MASK + m.group(3), out)
+        else:
+            out = rx.sub(lambda m: m.group(1) + MASK, out)
+    return out
+
+
+def reveal(value: object) -> object:
+    """Unwrap a :class:`Secret`; return anything else unchanged."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that renders each record's message and masks secrets in it.
+
+    Attached to every logger handed out by :func:`get_logger`, and to the CLI's
+    handlers, so records are cleaned before any handler formats them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not hide the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Render the traceback once, redacted, and keep only the text.
+            formatter = logging.Formatter()
+            record.exc_text = redact(formatter.formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+_filter = RedactingFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return the logger *name* with the redacting filter attached.
+
+    Logger filters apply only to records created on that very logger, so every
+    module of the package (and every vendor plugin) takes its logger from here.
+    """
+    logger = logging.getLogger(name)
+    if _filter not in logger.filters:
+        logger.addFilter(_filter)
+    return logger
+
+
+def redacting_handler(handler: logging.Handler) -> logging.Handler:
+    """Attach the redacting filter to *handler* too (for records of other libraries)."""
+    if _filter not in handler.filters:
+        handler.addFilter(_filter)
+    return handler

@@ -1,0 +1,1 @@
+"""Jinja templates of the settings fragments (installed as spamfilter_plugin.templates)."""
