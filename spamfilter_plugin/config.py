@@ -59,7 +59,7 @@ class SecretField(fields.Field):
     """
 
     default_error_messages = {
-        "invalid": 'give a string, { env = "VARIABLE" } or { file = "/path/to/file" }',
+        "invalid": 'give a string, {{ env = "VARIABLE" }} or {{ file = "/path/to/file" }}',
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> Secret:

@@ -81,7 +81,7 @@ def build_manager(enabled: Iterable[str], *, plugins: Iterable[tuple[str, object
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(
-            f"vendor {exc.plugin_name!r} implements a hook that does not exist ({exc}); "
+            f"vendor {pm.get_name(exc.plugin)!r} implements a hook that does not exist ({exc}); "
             "check the hook names against README 'Hooks'"
         ) from None
     return pm

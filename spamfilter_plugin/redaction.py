@@ -39,7 +39,7 @@ _PATTERNS = (
     # JSON: "password": "abc"
     re.compile(rf'(?i)("(?:{_NAMES})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
     # headers: Authorization: Bearer abc / X-Api-Signature: a:b:c
-    re.compile(rf"(?i)(\b(?:{_NAMES}):\s*)(\S+)"),
+    re.compile(r"(?i)(\b(?:authorization|x-api-signature):\s*)(.+?)(?=$|[\r\n\"',}])", re.M),
 )
 
 _lock = threading.Lock()

@@ -1,0 +1,132 @@
+"""The installed ``spamfilter`` command, run as a hosting admin would run it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import toyvendor_plugin
+
+from spamfilter_plugin import __version__
+from spamfilter_plugin.testing import write_config
+
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+
+
+def run(env, *args, stdin=None):
+    proc = subprocess.run([SPAMFILTER, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_version_and_help(cli_env):
+    code, out, _ = run(cli_env, "--version")
+    assert code == 0 and out.strip() == f"spamfilter-plugin {__version__}"
+    code, out, _ = run(cli_env, "--help")
+    assert code == 0
+    for word in ("check", "vendors", "emit", "--config", "SPAMFILTER_CONFIG", "Exit status"):
+        assert word in out
+    code, out, _ = run(cli_env, "emit", "--help")
+    assert "--password-stdin" in out and "domain-created" in out
+
+
+def test_vendors_lists_installed_and_enabled(cli_env, toy_config):
+    code, out, _ = run(cli_env, "--config", str(toy_config), "vendors")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "enabled" in lines["toy"] and "spamfilter-test-plugins 1.0" in lines["toy"]
+    assert "disabled" in lines["crashy"]
+    code, out, _ = run(cli_env, "--config", str(toy_config), "vendors", "--json")
+    doc = json.loads(out)
+    assert {v["name"]: v["enabled"] for v in doc["vendors"]}["toy"] is True
+
+
+def test_vendors_without_config_still_lists(cli_env, tmp_path):
+    code, out, err = run(cli_env, "--config", str(tmp_path / "missing.toml"), "vendors")
+    assert code == 0 and "toy" in out and "does not exist" in err
+
+
+def test_check_succeeds(cli_env, toy_config):
+    code, out, err = run(cli_env, "--config", str(toy_config), "check")
+    assert code == 0, err
+    assert "valid" in out and "toy: ok (authenticated as acme)" in out
+
+
+def test_check_reports_bad_credentials(cli_env, tmp_path, toy_emulator):
+    cfg = write_config(tmp_path / "c.toml", {}, {"toy": {"api_url": toy_emulator.url, "token": "wrong-tok-9"}})
+    code, out, err = run(cli_env, "--config", str(cfg), "check", "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["vendors"][0]["error_type"] == "VendorAuthError"
+    assert "wrong-tok-9" not in out + err
+
+
+def test_check_bad_config_names_the_key(cli_env, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[vendors.toy]\napi_url = "http://127.0.0.1:1"\ntoken = "t"\nretrys = 2\n')
+    cfg.chmod(0o600)
+    code, out, err = run(cli_env, "--config", str(cfg), "check")
+    assert code == 2 and out == ""
+    assert "[vendors.toy] retrys: unknown key" in err
+
+
+def test_check_refuses_world_readable_secret(cli_env, toy_config):
+    toy_config.chmod(0o644)
+    code, _, err = run(cli_env, "--config", str(toy_config), "check")
+    assert code == 2 and f"chmod 600 {toy_config}" in err
+    assert toyvendor_plugin.TOKEN not in err
+
+
+def test_config_from_environment_variable(cli_env, toy_config):
+    env = dict(cli_env, SPAMFILTER_CONFIG=str(toy_config))
+    code, out, _ = run(env, "check")
+    assert code == 0 and str(toy_config) in out
+
+
+def test_emit_domain_created_delivers_to_the_vendor(cli_env, toy_config, toy_emulator):
+    code, out, err = run(cli_env, "--config", str(toy_config), "emit", "domain-created",
+                         "--domain", "Bücher.example", "--destination", "192.0.2.9", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["event"]["domain"] == "xn--bcher-kva.example"
+    assert doc["vendors"][0]["result"]["dns_records"][0]["name"] == "_toy.xn--bcher-kva.example"
+    assert toy_emulator.state.domains["xn--bcher-kva.example"]["destination"] == "192.0.2.9"
+
+
+def test_emit_reports_each_vendor_and_exits_1_when_one_fails(cli_env, tmp_path, toy_emulator):
+    cfg = write_config(tmp_path / "c.toml", {}, {
+        "crashy": {}, "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}})
+    code, out, _ = run(cli_env, "--config", str(cfg), "emit", "domain-created", "--domain", "both.example")
+    assert code == 1
+    assert "crashy: FAILED" in out and "toy: ok" in out
+    assert "both.example" in toy_emulator.state.domains
+
+
+def test_emit_password_reset_reads_stdin_and_never_prints_it(cli_env, toy_config):
+    code, out, err = run(cli_env, "--config", str(toy_config), "-vv", "emit", "password-reset",
+                         "--mailbox", "a@example.com", "--password-stdin", stdin="N3w&Pass#word\n")
+    assert code == 0, err
+    assert "toy: ok" in out and "***" in out
+    assert "N3w&Pass#word" not in out + err and "N3w%26Pass%23word" not in out + err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["emit", "domain-created"], "domain-created needs --domain"),
+    (["emit", "domain-created", "--domain", "bad_domain!.com"], "domain: "),
+    (["emit", "domain-updated", "--domain", "a.example"], "needs --destination"),
+    (["emit", "domain-updated", "--domain", "a.example", "--destination", "999.1.1.1"], "destination: "),
+    (["emit", "mailbox-added", "--mailbox", "not-an-address"], "mailbox: "),
+    (["emit", "mailbox-added", "--domain", "a.example"], "needs --mailbox"),
+    (["emit", "password-reset", "--domain", "a.example", "--mailbox", "b@a.example"], "exactly one"),
+    (["emit", "domain-deleted", "--domain", "a.example", "--password-stdin"], "does not apply"),
+])
+def test_emit_bad_input_exits_2_naming_the_field(cli_env, toy_config, args, needle):
+    code, out, err = run(cli_env, "--config", str(toy_config), *args)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_emit_unknown_event_is_a_usage_error(cli_env, toy_config):
+    code, _, err = run(cli_env, "--config", str(toy_config), "emit", "domain-exploded", "--domain", "a.example")
+    assert code == 2 and "invalid choice" in err

@@ -1,0 +1,161 @@
+import pytest
+
+from spamfilter_plugin.config import DEFAULT_PATH, config_path
+from spamfilter_plugin.errors import ConfigError, PluginError
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.redaction import Secret
+
+GOOD = """
+[general]
+state_dir = "{state}"
+mail_host = "Mail.Example.NET"
+
+[vendors.toy]
+api_url = "http://127.0.0.1:9"
+token = {token}
+"""
+
+
+def write(tmp_path, text, mode=0o600, name="config.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    p.chmod(mode)
+    return p
+
+
+def good(tmp_path, token='"tok-literal-1"', mode=0o600):
+    return write(tmp_path, GOOD.format(state=tmp_path / "state", token=token), mode)
+
+
+def test_path_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv("SPAMFILTER_CONFIG", raising=False)
+    assert config_path(None) == DEFAULT_PATH
+    monkeypatch.setenv("SPAMFILTER_CONFIG", str(tmp_path / "env.toml"))
+    assert config_path(None) == tmp_path / "env.toml"
+    assert config_path(tmp_path / "cli.toml") == tmp_path / "cli.toml"
+
+
+def test_valid_config_loads_with_defaults_and_secrets(tmp_path):
+    rt = load_runtime(good(tmp_path))
+    assert rt.config.general.mail_host == "mail.example.net"
+    table = rt.config.vendors["toy"]
+    assert isinstance(table["token"], Secret) and table["token"].reveal() == "tok-literal-1"
+    assert table["retries"] == 3 and table["connect_timeout"] == 5.0 and table["strict_default"] is False
+    assert rt.vendors == ["toy"]
+
+
+def test_missing_file_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_runtime(tmp_path / "nope.toml")
+    assert "does not exist" in str(info.value) and "--config" in str(info.value)
+
+
+def test_toml_syntax_error(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_runtime(write(tmp_path, "[general\nstate_dir = 1"))
+    assert "not valid TOML" in str(info.value) and "line 1" in str(info.value)
+
+
+def test_unknown_key_names_table_key_and_known_keys(tmp_path):
+    p = write(tmp_path, GOOD.format(state=tmp_path, token='"t"') + 'tokn = "oops"\n')
+    with pytest.raises(ConfigError) as info:
+        load_runtime(p)
+    msg = str(info.value)
+    assert "[vendors.toy] tokn: unknown key" in msg and "token" in msg and "api_url" in msg
+
+
+def test_missing_required_key(tmp_path):
+    p = write(tmp_path, '[vendors.toy]\napi_url = "http://127.0.0.1:9"\n')
+    with pytest.raises(ConfigError) as info:
+        load_runtime(p)
+    assert "[vendors.toy] token: missing; add token = ..." in str(info.value)
+
+
+def test_several_problems_are_all_reported(tmp_path):
+    p = write(tmp_path, """
+[general]
+mail_host = "not a host"
+log_level = "loud"
+[vendors.toy]
+api_url = "ftp://x"
+token = "t"
+retries = 99
+read_timeout = 0
+""")
+    with pytest.raises(ConfigError) as info:
+        load_runtime(p)
+    msg = str(info.value)
+    assert "5 problems" in msg
+    for fragment in ("[general] mail_host", "[general] log_level: must be one of",
+                     "[vendors.toy] api_url", "[vendors.toy] retries: must be between 0 and 10",
+                     "[vendors.toy] read_timeout: must be greater than 0"):
+        assert fragment in msg
+
+
+def test_unknown_top_level_table_and_wrong_shapes(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_runtime(write(tmp_path, "[genral]\nx = 1\n"))
+    assert "[genral]: unknown table" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_runtime(write(tmp_path, "vendors = 3\n"))
+    assert "vendors: must be a table" in str(info.value)
+
+
+def test_uninstalled_vendor_is_named(tmp_path):
+    with pytest.raises(PluginError) as info:
+        load_runtime(write(tmp_path, "[vendors.spamprot]\nusername = 'x'\n"))
+    assert "[vendors.spamprot]" in str(info.value) and "toy" in str(info.value)
+
+
+def test_bad_vendor_name(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_runtime(write(tmp_path, "[vendors.Toy-X]\n"))
+    assert "[vendors.Toy-X]" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_literal_secret_in_readable_file_is_refused_with_chmod(tmp_path, mode):
+    p = good(tmp_path, mode=mode)
+    with pytest.raises(ConfigError) as info:
+        load_runtime(p)
+    msg = str(info.value)
+    assert f"chmod 600 {p}" in msg and "[vendors.toy] token" in msg
+    assert "tok-literal-1" not in msg
+
+
+def test_env_secret_allows_a_readable_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOY_TOKEN", "from-env-123")
+    rt = load_runtime(good(tmp_path, token='{ env = "TOY_TOKEN" }', mode=0o644))
+    assert rt.config.vendors["toy"]["token"].reveal() == "from-env-123"
+
+
+def test_unset_env_secret(tmp_path, monkeypatch):
+    monkeypatch.delenv("TOY_TOKEN", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_runtime(good(tmp_path, token='{ env = "TOY_TOKEN" }'))
+    assert "[vendors.toy] token: environment variable TOY_TOKEN is not set" in str(info.value)
+
+
+def test_file_secret_must_be_private(tmp_path):
+    secret = tmp_path / "token.txt"
+    secret.write_text("from-file-456\n")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError) as info:
+        load_runtime(good(tmp_path, token=f'{{ file = "{secret}" }}'))
+    assert f"chmod 600 {secret}" in str(info.value)
+    secret.chmod(0o600)
+    rt = load_runtime(good(tmp_path, token=f'{{ file = "{secret}" }}', mode=0o644))
+    assert rt.config.vendors["toy"]["token"].reveal() == "from-file-456"
+
+
+def test_malformed_secret_reference(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_runtime(good(tmp_path, token='{ vault = "x" }'))
+    assert "[vendors.toy] token" in str(info.value) and "env" in str(info.value)
+
+
+def test_missing_ca_bundle(tmp_path):
+    p = write(tmp_path, GOOD.format(state=tmp_path, token='"t"') + 'ca_bundle = "/nonexistent.pem"\n')
+    with pytest.raises(ConfigError) as info:
+        load_runtime(p)
+    assert "[vendors.toy] ca_bundle: CA bundle /nonexistent.pem does not exist" in str(info.value)

@@ -1,0 +1,131 @@
+import pytest
+
+from spamfilter_plugin.errors import InvalidInput
+from spamfilter_plugin.events import (
+    BY_CLI_NAME,
+    Domain,
+    DomainCreated,
+    DomainDeleted,
+    DomainUpdated,
+    Mailbox,
+    MailboxAdded,
+    PasswordReset,
+    event_from_dict,
+    normalise_host,
+    normalise_ip,
+)
+from spamfilter_plugin.redaction import Secret
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("Example.COM", "example.com"),
+    ("example.com.", "example.com"),
+    (" example.com ", "example.com"),
+    ("Bücher.example", "xn--bcher-kva.example"),
+    ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+    ("ÉCOLE.fr", "xn--cole-9oa.fr"),
+    ("sub.domain-1.co.uk", "sub.domain-1.co.uk"),
+])
+def test_domains_are_lowercase_idna(raw, expected):
+    assert Domain(raw).name == expected
+
+
+@pytest.mark.parametrize("raw", [
+    "", "localhost", "-bad.com", "bad-.com", "exa mple.com", "a..com", "example.123",
+    "user@example.com", "http://example.com", "x" * 64 + ".com", ("a" * 60 + ".") * 5 + "com", None, 42,
+])
+def test_bad_domains_name_the_field(raw):
+    with pytest.raises(InvalidInput) as info:
+        DomainCreated(domain=raw)
+    assert info.value.field == "domain"
+    assert str(info.value).startswith("domain: ")
+
+
+def test_unicode_name_round_trips():
+    assert Domain("bücher.example").unicode_name == "bücher.example"
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("Alice@Bücher.Example", "Alice@xn--bcher-kva.example"),
+    ("first.last+tag@example.com", "first.last+tag@example.com"),
+])
+def test_mailboxes(raw, expected):
+    mb = Mailbox(raw)
+    assert mb.address == expected
+    assert mb.domain.name == expected.split("@")[1]
+    assert mb.local_part == expected.split("@")[0]
+
+
+@pytest.mark.parametrize("raw", ["alice", "@example.com", "a..b@example.com", ".a@example.com",
+                                 "alice@", "alice@bad_domain.com", "a b@example.com", "x" * 65 + "@example.com"])
+def test_bad_mailboxes_name_the_field(raw):
+    with pytest.raises(InvalidInput) as info:
+        MailboxAdded(mailbox=raw)
+    assert info.value.field == "mailbox"
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("192.0.2.1", "192.0.2.1"), ("2001:DB8::1", "2001:db8::1"), ("[2001:db8::1]", "2001:db8::1"),
+    ("Mail.Example.NET", "mail.example.net"),
+])
+def test_destinations(raw, expected):
+    assert DomainUpdated(domain="example.com", destination=raw).destination == expected
+
+
+@pytest.mark.parametrize("raw", ["999.1.1.1", "mail host", "2001:db8::zz", ""])
+def test_bad_destinations_name_the_field(raw):
+    with pytest.raises(InvalidInput) as info:
+        DomainUpdated(domain="example.com", destination=raw)
+    assert info.value.field == "destination"
+
+
+def test_bad_ip_names_the_field():
+    with pytest.raises(InvalidInput) as info:
+        normalise_ip("300.1.1.1", "ip")
+    assert info.value.field == "ip"
+    assert normalise_host("10.0.0.1") == "10.0.0.1"
+
+
+def test_events_are_frozen():
+    event = DomainDeleted(domain="example.com")
+    with pytest.raises(AttributeError):
+        event.domain = Domain("other.com")
+
+
+def test_password_reset_targets_one_of_domain_or_mailbox():
+    with pytest.raises(InvalidInput):
+        PasswordReset()
+    with pytest.raises(InvalidInput):
+        PasswordReset(domain="example.com", mailbox="a@example.com")
+    assert PasswordReset(mailbox="a@example.com").target_key == "mailbox:a@example.com"
+    assert PasswordReset(domain="example.com").target_key == "domain:example.com"
+
+
+def test_password_is_a_secret_and_left_out_of_dicts():
+    event = PasswordReset(mailbox="a@example.com", password="Sup3r-secret")
+    assert isinstance(event.password, Secret)
+    assert "Sup3r-secret" not in repr(event)
+    assert "Sup3r-secret" not in str(event.to_dict())
+    back = event_from_dict(event.to_dict(), password=event.password)
+    assert back == event
+
+
+def test_round_trip_through_dicts_for_every_event_type():
+    samples = [
+        DomainCreated(domain="example.com", destination="192.0.2.1"),
+        DomainCreated(domain="example.com"),
+        DomainDeleted(domain="example.com"),
+        DomainUpdated(domain="example.com", destination="mx.example.net"),
+        MailboxAdded(mailbox="a@example.com"),
+        PasswordReset(domain="example.com"),
+    ]
+    for event in samples:
+        assert event_from_dict(event.to_dict()) == event
+    assert set(BY_CLI_NAME) == {"domain-created", "domain-deleted", "domain-updated", "mailbox-added",
+                                "mailbox-deleted", "password-reset"}
+
+
+def test_unknown_event_kind_is_refused():
+    with pytest.raises(InvalidInput) as info:
+        event_from_dict({"event": "domain_exploded"})
+    assert info.value.field == "event"

@@ -1,0 +1,90 @@
+"""Entry-point discovery, blocking, hook validation and vendor isolation."""
+
+import logging
+import sys
+
+import pytest
+import toyvendor_plugin
+
+from spamfilter_plugin.errors import PluginError, VendorError
+from spamfilter_plugin.events import DomainCreated
+from spamfilter_plugin.manager import build_manager, installed_vendors, load_runtime
+from spamfilter_plugin.testing import write_config
+
+
+def test_installed_vendors_are_discovered_from_entry_points():
+    found = installed_vendors()
+    assert {"toy", "crashy", "broken", "typo"} <= set(found)
+    assert found["toy"].value == "toyvendor_plugin"
+    assert found["toy"].dist.name == "spamfilter-test-plugins"
+
+
+def test_disabled_vendors_are_blocked_before_loading():
+    sys.modules.pop("brokenvendor_plugin", None)
+    pm = build_manager(["toy"])
+    assert pm.get_plugin("toy") is toyvendor_plugin
+    for name in ("broken", "typo", "crashy"):
+        assert pm.is_blocked(name)
+        assert pm.get_plugin(name) is None
+    # the broken module raises on import: it was never imported
+    assert "brokenvendor_plugin" not in sys.modules
+
+
+def test_enabled_plugin_that_fails_to_import_is_named():
+    with pytest.raises(PluginError) as info:
+        build_manager(["broken"])
+    assert "'broken' failed to load" in str(info.value) and "[vendors.broken]" in str(info.value)
+
+
+def test_misspelled_hookimpl_is_an_error():
+    with pytest.raises(PluginError) as info:
+        build_manager(["typo"])
+    assert "domain_create" in str(info.value) and "'typo'" in str(info.value)
+
+
+def test_uninstalled_vendor_is_an_error():
+    with pytest.raises(PluginError) as info:
+        build_manager(["nosuch"])
+    assert "no vendor named 'nosuch'" in str(info.value)
+
+
+def test_top_level_hooks_package_is_never_imported():
+    build_manager(["toy"])
+    assert "hooks" not in sys.modules
+
+
+def test_a_failing_vendor_never_stops_the_others(tmp_path, toy_emulator, caplog):
+    path = write_config(tmp_path / "c.toml", {"state_dir": str(tmp_path)}, {
+        "crashy": {},
+        "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN},
+    })
+    rt = load_runtime(path)
+    assert rt.handlers("domain_created") == ["crashy", "toy"]  # crashy is called first
+    with caplog.at_level(logging.ERROR):
+        outcomes = rt.deliver(DomainCreated(domain="isolated.example", destination="192.0.2.7"))
+    by = {o.vendor: o for o in outcomes}
+    assert not by["crashy"].ok and isinstance(by["crashy"].error, VendorError)
+    assert "crashy exploded on isolated.example" in str(by["crashy"].error)
+    assert by["toy"].ok
+    assert toy_emulator.state.domains["isolated.example"]["destination"] == "192.0.2.7"
+    assert "crashy" in caplog.text
+
+
+def test_handles_reflects_the_hookimpls_present(tmp_path):
+    path = write_config(tmp_path / "c.toml", {}, {"crashy": {}})
+    rt = load_runtime(path)
+    assert rt.handles("crashy", "domain_created")
+    assert not rt.handles("crashy", "domain_deleted")
+    assert rt.handlers("mailbox_added") == []
+
+
+def test_registered_plugins_join_enabled_vendors(tmp_path):
+    class Panel:
+        from spamfilter_plugin.hookspecs import hookimpl
+
+        @hookimpl
+        def publish_dns_record(self, domain, record_type, name, value):
+            return True
+
+    pm = build_manager([], plugins=[("panel", Panel())])
+    assert pm.hook.publish_dns_record(domain="d", record_type="TXT", name="n", value="v") is True

@@ -1,0 +1,51 @@
+"""Every hook is documented in README with its exact signature, and tested."""
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from spamfilter_plugin import hookspecs
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOKS = sorted(
+    name for name, fn in vars(hookspecs).items()
+    if inspect.isfunction(fn) and hasattr(fn, hookspecs.PROJECT + "_spec")
+)
+
+
+def signature(name):
+    params = inspect.signature(getattr(hookspecs, name)).parameters
+    return f"{name}({', '.join(params)})"
+
+
+def test_hookspecs_are_discovered():
+    assert {"domain_created", "domain_deleted", "domain_updated", "mailbox_added", "mailbox_deleted",
+            "password_reset", "settings_fragments", "settings_submitted", "inventory_domains",
+            "publish_dns_record", "vendor_check", "vendor_config_schema"} == set(HOOKS)
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_hook_documented_in_readme_with_exact_signature(name):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    hooks_section = readme.split("\n## Hooks", 1)[1].split("\n## ", 1)[0]
+    assert f"`{signature(name)}`" in hooks_section, f"README 'Hooks' lacks `{signature(name)}`"
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_hook_has_a_test(name):
+    tests = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py"))
+    assert re.search(rf"^def test_hook_{name}\(", tests, re.M), f"no test_hook_{name} in tests/"
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_hook_has_a_docstring_and_no_body(name):
+    fn = getattr(hookspecs, name)
+    assert fn.__doc__ and len(fn.__doc__.strip()) > 40
+    opts = getattr(fn, hookspecs.PROJECT + "_spec")
+    if name in ("domain_created", "domain_deleted", "domain_updated", "mailbox_added", "mailbox_deleted",
+                "password_reset"):
+        assert not opts.get("firstresult"), "lifecycle hooks are never firstresult"
+    if opts.get("firstresult"):
+        assert "Stops at first non-None result" in fn.__doc__

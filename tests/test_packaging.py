@@ -1,0 +1,51 @@
+"""The built wheel holds the hooks and templates packages, and nothing of the
+top-level ``hooks`` import path."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    src = tmp_path_factory.mktemp("src")
+    for item in ("setup.cfg", "pyproject.toml", "README.md", "spamfilter_plugin", "hooks", "templates"):
+        path = ROOT / item
+        if path.is_dir():
+            shutil.copytree(path, src / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(path, src / item)
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(out), str(src)], check=True, capture_output=True, timeout=300)
+    (whl,) = out.glob("spamfilter_plugin-*.whl")
+    return zipfile.ZipFile(whl)
+
+
+def test_wheel_contains_templates_and_hooks(wheel):
+    names = set(wheel.namelist())
+    for required in ("spamfilter_plugin/hooks/__init__.py", "spamfilter_plugin/templates/__init__.py",
+                     "spamfilter_plugin/templates/_macros.html.j2", "spamfilter_plugin/templates/style.css",
+                     "spamfilter_plugin/hookspecs.py", "spamfilter_plugin/py.typed"):
+        assert required in names
+    for src in (ROOT / "templates").rglob("*.j2"):
+        assert f"spamfilter_plugin/templates/{src.relative_to(ROOT / 'templates')}" in names
+    for src in (ROOT / "hooks").glob("*.py"):
+        assert f"spamfilter_plugin/hooks/{src.name}" in names
+    assert not any(n.startswith(("hooks/", "templates/", "tests/")) for n in names)
+
+
+def test_wheel_metadata(wheel):
+    meta_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    meta = wheel.read(meta_name).decode()
+    for dep in ("pluggy", "requests>=2.32.4", "defusedxml", "Jinja2>=3.1.6", "marshmallow>=4.1.2"):
+        assert f"Requires-Dist: {dep}" in meta
+    assert "Requires-Python: >=3.11" in meta
+    eps = wheel.read(meta_name.replace("METADATA", "entry_points.txt")).decode()
+    assert "spamfilter = spamfilter_plugin.cli:main" in eps

@@ -1,0 +1,57 @@
+import jinja2
+import pytest
+from markupsafe import Markup
+
+from spamfilter_plugin.errors import InvalidInput
+from spamfilter_plugin.templating import environment, make_environment, render_fragment, stylesheet
+
+
+def test_j2_templates_autoescape():
+    env = environment()
+    tpl = env.from_string("{{ value }}")
+    assert tpl.render(value="<script>x</script>") == "&lt;script&gt;x&lt;/script&gt;"
+    assert env.autoescape("toy/page.html.j2") is True
+    assert env.autoescape("anything.j2") is True
+
+
+def test_undefined_names_fail():
+    with pytest.raises(jinja2.UndefinedError):
+        environment().from_string("{{ missing }}").render()
+    with pytest.raises(jinja2.UndefinedError):
+        render_fragment("toy", "domain", csrf_token="t", info={})  # 'domain' not given
+
+
+def test_render_fragment_escapes_and_carries_csrf():
+    from spamfilter_plugin.events import Domain
+
+    html = render_fragment("toy", "domain", domain=Domain("x.example"), info={"destination": '"><img src=x>'},
+                           csrf_token="abc")
+    assert isinstance(html, Markup)
+    assert '"><img' not in html and "&#34;&gt;&lt;img src=x&gt;" in html
+    assert '<input type="hidden" name="csrf_token" value="abc">' in html
+    assert "<script" not in html
+
+
+def test_macros_require_the_csrf_token():
+    env = environment()
+    tpl = env.from_string('{% import "_macros.html.j2" as ui %}{% call ui.form("a", csrf_token) %}x{% endcall %}')
+    with pytest.raises(jinja2.UndefinedError):
+        tpl.render()
+    assert 'value="t1"' in tpl.render(csrf_token="t1")
+
+
+@pytest.mark.parametrize("vendor,name", [("../etc", "x"), ("toy", "../../passwd"), ("Toy", "x")])
+def test_template_names_are_checked(vendor, name):
+    with pytest.raises(InvalidInput):
+        render_fragment(vendor, name)
+
+
+def test_stylesheet_is_namespaced():
+    css = stylesheet()
+    rules = [line for line in css.splitlines() if "{" in line]
+    assert rules and all(line.startswith(".sfp-fragment") for line in rules)
+
+
+def test_package_templates_are_found_without_extra_loaders():
+    env = make_environment()
+    assert "_macros.html.j2" in env.list_templates()
