@@ -77,7 +77,10 @@ def _setup_logging(verbosity: int) -> None:
 def _runtime(args):
     from .manager import load_runtime
 
-    return load_runtime(args.config)
+    rt = load_runtime(args.config)
+    if not args.verbose:  # -v/-vv on the command line win over general.log_level
+        logging.getLogger().setLevel(rt.config.general.log_level.upper())
+    return rt
 
 
 def _public(value: Any) -> Any:

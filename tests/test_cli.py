@@ -130,3 +130,17 @@ def test_emit_bad_input_exits_2_naming_the_field(cli_env, toy_config, args, need
 def test_emit_unknown_event_is_a_usage_error(cli_env, toy_config):
     code, _, err = run(cli_env, "--config", str(toy_config), "emit", "domain-exploded", "--domain", "a.example")
     assert code == 2 and "invalid choice" in err
+
+
+def test_log_level_from_config_and_verbose_flag(cli_env, tmp_path, toy_emulator):
+    cfg = write_config(tmp_path / "c.toml", {"log_level": "debug"},
+                       {"toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}})
+    code, _, err = run(cli_env, "--config", str(cfg), "check")
+    assert code == 0 and "GET http://127.0.0.1" in err and "DEBUG" in err
+    assert toyvendor_plugin.TOKEN not in err
+    cfg = write_config(tmp_path / "c.toml", {"log_level": "error"},
+                       {"toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}})
+    code, _, err = run(cli_env, "--config", str(cfg), "check")
+    assert code == 0 and err == ""
+    code, _, err = run(cli_env, "--config", str(cfg), "-vv", "check")
+    assert "GET http://127.0.0.1" in err
