@@ -63,6 +63,28 @@ def _parser() -> argparse.ArgumentParser:
                    "(without it the vendor generates one)")
     e.add_argument("--json", action="store_true", help="print a JSON document instead of text")
     e.set_defaults(func=cmd_emit)
+
+    s = sub.add_parser(
+        "sandbox", help="serve the vendor emulators on loopback for tests and demos",
+        description="Serve an emulator of each vendor API on loopback, one port each (spamport on PORT, "
+        "spamwall PORT+1, spambarrier PORT+2, tornevall PORT+3, rackspace PORT+4; PORT 0 picks free ports), "
+        "and print a config file pointing the vendors at them. Runs until interrupted.",
+        epilog="Fault kinds: error (503), html (502 HTML page), timeout (no answer), reset (connection reset), "
+        "reset_after (processed, then reset), truncate (body cut short), malformed (garbage body). "
+        "While running, GET/POST <root>/_sandbox/state|requests|reset|faults|seed control each emulator.")
+    s.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=0, help="first port (default 0: free ports)")
+    s.add_argument("--vendor", action="append", metavar="NAME", help="serve only this vendor (repeatable)")
+    s.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
+    s.add_argument("--jitter", type=float, default=0.0, metavar="SECONDS", help="add up to this much random delay")
+    s.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
+                   help="give this share (0..1) of requests a fault, e.g. --fault error=0.1 (repeatable)")
+    s.add_argument("--hang-seconds", type=float, default=30.0, metavar="SECONDS",
+                   help="how long a timeout fault stays silent (default 30)")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the fault draws (default 0)")
+    s.add_argument("--write-config", metavar="PATH", help="also write the config to PATH (mode 0600)")
+    s.add_argument("--json", action="store_true", help="print the URLs and config tables as JSON")
+    s.set_defaults(func=cmd_sandbox)
     return p
 
 
@@ -208,6 +230,67 @@ def cmd_emit(args) -> int:
     if not outcomes and not args.json:
         print(f"no enabled vendor handles {args.event}; nothing to do")
     return _print_outcomes(outcomes, args.json, {"event": event.to_dict()})
+
+
+def _fault_rates(specs: list[str]) -> dict[str, float]:
+    from .sandbox import FAULT_KINDS
+
+    rates = {}
+    for spec in specs:
+        kind, sep, rate = spec.partition("=")
+        if not sep or kind not in FAULT_KINDS:
+            raise CliError(f"--fault {spec}: write KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
+        try:
+            rates[kind] = float(rate)
+        except ValueError:
+            raise CliError(f"--fault {spec}: RATE must be a number between 0 and 1") from None
+    return rates
+
+
+def cmd_sandbox(args) -> int:
+    import signal
+    import threading
+    from pathlib import Path
+
+    from .sandbox import Sandbox
+
+    try:
+        sandbox = Sandbox(host=args.host, port=args.port, vendors=args.vendor, seed=args.seed)
+        rates = _fault_rates(args.fault)
+        sandbox.start()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"--port {args.port}: cannot listen ({exc.strerror}); choose another port or 0") from None
+    try:
+        try:
+            sandbox.configure_faults(latency=args.latency, jitter=args.jitter, hang_seconds=args.hang_seconds,
+                                     rates=rates)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        snippet = sandbox.config_snippet()
+        if args.write_config:
+            path = Path(args.write_config)
+            path.write_text(snippet, encoding="utf-8")
+            path.chmod(0o600)
+        if args.json:
+            print(json.dumps({name: {"root": r.root, **r.config_table()} for name, r in sandbox.running.items()},
+                             indent=2))
+        else:
+            print(snippet, end="")
+        sys.stdout.flush()
+        for name, running in sandbox.running.items():
+            print(f"spamfilter: sandbox {name} on {running.root} (api_url {running.url})", file=sys.stderr)
+        print("spamfilter: sandbox running; press Ctrl-C to stop", file=sys.stderr)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        sandbox.stop()
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

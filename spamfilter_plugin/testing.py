@@ -1,9 +1,7 @@
-"""Test support: run WSGI emulators on loopback ports, and the shared vendor contract.
+"""Test support: the shared vendor contract, and helpers to run emulators on loopback.
 
-``LoopbackServer`` serves any WSGI app on ``127.0.0.1`` on a free port, in a
-thread.  An app may raise :class:`AbortConnection` to drop the connection with
-a TCP reset (the client sees "connection reset"), and may call
-:meth:`LoopbackServer.hang` to answer nothing for a while.
+``LoopbackServer`` and ``AbortConnection`` (from :mod:`.sandbox.server`) serve
+WSGI apps on ``127.0.0.1``; ``write_config`` writes a private config file.
 
 ``VendorContract`` is the test class every vendor's test file subclasses in a
 few lines (``tests/vendors/test_<vendor>.py``); it drives the vendor through the
@@ -14,13 +12,8 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
-import sys
-import threading
 from pathlib import Path
-from socketserver import ThreadingMixIn
-from typing import Any, Callable, ClassVar
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+from typing import Any, ClassVar
 
 import pytest
 
@@ -28,110 +21,9 @@ from .errors import VendorAuthError, VendorUnavailable
 from .events import DomainCreated, DomainDeleted, DomainUpdated, MailboxAdded, MailboxDeleted, PasswordReset
 from .manager import Runtime, load_runtime
 from .redaction import Secret
+from .sandbox.server import AbortConnection, LoopbackServer
 
-
-class AbortConnection(Exception):
-    """Raised by a WSGI app to reset the client's connection instead of answering."""
-
-
-class _ServerHandler(ServerHandler):
-    def handle_error(self) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, AbortConnection):
-            sock = self.request_handler.connection
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
-            except OSError:
-                pass
-            return
-        super().handle_error()
-
-    def log_exception(self, exc_info) -> None:  # keep test output quiet
-        pass
-
-    def cleanup_headers(self) -> None:
-        super().cleanup_headers()
-        # One request per connection, said out loud so clients never reuse a closed socket.
-        if "Connection" not in self.headers:
-            self.headers["Connection"] = "close"
-
-
-class _RequestHandler(WSGIRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def handle(self) -> None:  # wsgiref's handle(), with our ServerHandler
-        self.raw_requestline = self.rfile.readline(65537)
-        if len(self.raw_requestline) > 65536 or not self.parse_request():
-            return
-        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                                 multithread=True)
-        handler.request_handler = self
-        handler.http_version = "1.1"
-        try:
-            handler.run(self.server.get_app())
-        except (OSError, ValueError):
-            pass
-        self.close_connection = True
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address) -> None:  # aborted connections are expected
-        pass
-
-
-class LoopbackServer:
-    """Serve *app* on 127.0.0.1; use as a context manager or call start()/stop()."""
-
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0, ssl_context=None) -> None:
-        self.app = app
-        self.host = host
-        self.port = port
-        self.ssl_context = ssl_context
-        self._stopping = threading.Event()
-        self._server: _ThreadingServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.ssl_context is not None else "http"
-        return f"{scheme}://{self.host}:{self.port}"
-
-    def start(self) -> "LoopbackServer":
-        server = _ThreadingServer((self.host, self.port), _RequestHandler)
-        server.set_app(self.app)
-        if self.ssl_context is not None:
-            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"loopback-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def hang(self, seconds: float) -> None:
-        """Block the current request for *seconds*, or until the server stops."""
-        self._stopping.wait(seconds)
-
-    def __enter__(self) -> "LoopbackServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+__all__ = ["AbortConnection", "LoopbackServer", "VendorContract", "closed_port_url", "write_config"]
 
 
 def closed_port_url() -> str:
