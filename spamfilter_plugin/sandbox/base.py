@@ -214,9 +214,16 @@ class Emulator:
 
     # -- shared -------------------------------------------------------------
 
+    #: attributes set by the constructor that seed data may change; reset() restores them
+    settings: ClassVar[tuple[str, ...]] = ()
+
     def reset(self) -> None:
-        """Back to the starting state; request log and faults cleared."""
+        """Back to the starting state; request log, faults and seeded settings cleared."""
         with self.lock:
+            if not hasattr(self, "_initial_settings"):
+                self._initial_settings = {name: getattr(self, name) for name in self.settings}
+            for name, value in self._initial_settings.items():
+                setattr(self, name, value)
             self.requests = []
             self.faults.clear()
             self.initial_state()

@@ -97,6 +97,7 @@ def valid_ip_entry(entry: str) -> bool:
 class RackspaceEmulator(Emulator):
     name = "rackspace"
     api_path = "/v1"
+    settings = ("rate_limit", "tolerance")
 
     def __init__(self, *, keys: dict[str, str] | None = None, rate_limit: int = 60, tolerance: float = 300,
                  timestamp_timezone: str = "UTC", **kw) -> None:
@@ -257,7 +258,7 @@ class RackspaceEmulator(Emulator):
         entries: list[str] = box["lists"][storage]
         is_ip_list = item == "ip"
 
-        def check(value: str) -> str:
+        def check(value: str, adding: bool) -> str:
             value = value.strip().lower()
             if is_ip_list:
                 if not valid_ip_entry(value):
@@ -265,12 +266,9 @@ class RackspaceEmulator(Emulator):
                 return value
             if not valid_address_entry(value):
                 raise Fault(400, f"invalid email address: {value}")
-            target = value.lstrip("@") if "@" not in value.lstrip("@") else None
-            if storage == "blocklist" and target is not None:
-                pattern = "^" + re.escape(target).replace("%", ".*") + "$"
-                if re.match(pattern, domain):
-                    raise Fault(400, f"Adding {value} would {'blacklist' if word == 'blacklist' else 'block'} "
-                                     "the current domain")
+            if adding and storage == "blocklist" and value.lstrip("@") == domain:
+                raise Fault(400, f"Adding {value} would {'blacklist' if word == 'blacklist' else 'block'} "
+                                 "the current domain")
             return value
 
         if entry is None:
@@ -281,8 +279,8 @@ class RackspaceEmulator(Emulator):
             f = self._fields(req)
             if "addList" not in f and "removeList" not in f:
                 raise Fault(400, "addList or removeList is required")
-            add = [check(v) for v in f.get("addList", "").split(",") if v.strip()]
-            remove = [check(v) for v in f.get("removeList", "").split(",") if v.strip()]
+            add = [check(v, True) for v in f.get("addList", "").split(",") if v.strip()]
+            remove = [check(v, False) for v in f.get("removeList", "").split(",") if v.strip()]
             for value in add:
                 if value not in entries:
                     entries.append(value)
@@ -290,7 +288,7 @@ class RackspaceEmulator(Emulator):
                 if value in entries:
                     entries.remove(value)
             return Reply(200, b"", "text/plain")
-        value = check(entry)
+        value = check(entry, req.method == "POST")
         if req.method == "POST":
             if value not in entries:
                 entries.append(value)

@@ -49,6 +49,7 @@ def failure(message: str) -> Reply:
 class SpamPortEmulator(Emulator):
     name = "spamport"
     api_path = "/api"
+    settings = ("block_after", "license_limit", "archive_license_limit")
 
     def __init__(self, *, username: str = USERNAME, password: str = PASSWORD, block_after: int = 5,
                  license_limit: int = 100, archive_license_limit: int = 10, **kw) -> None:

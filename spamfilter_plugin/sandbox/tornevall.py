@@ -92,6 +92,7 @@ def _pair(host: str) -> tuple[str, str]:
 class TornevallEmulator(Emulator):
     name = "tornevall"
     api_path = PREFIX
+    settings = ("auth_scheme",)
 
     def __init__(self, *, auth_scheme: str = "bearer", api_user: str = API_USER, api_key: str = API_KEY, **kw):
         if auth_scheme not in ("bearer", "header", "basic"):
