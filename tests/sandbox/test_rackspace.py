@@ -13,8 +13,10 @@ BASE = "/customers/12345678/domains/example.com/ex/mailboxes/alex.smith/spam"
 
 
 def test_published_signature_vector():
-    assert signature("eGbq9/2hcZsRlr1JV1PiRackspace Management Interface20010308143725QHOvchm/40czXhJ1OxfxK7jDHr3t"
-                     [:20], UA, "20010308143725", "QHOvchm/40czXhJ1OxfxK7jDHr3t") == "46VIwd66mOFGG8IkbgnLlXnfnkU="
+    published = "eGbq9/2hcZsRlr1JV1PiRackspace Management Interface20010308143725QHOvchm/40czXhJ1OxfxK7jDHr3t"
+    user_key, timestamp, secret = "eGbq9/2hcZsRlr1JV1Pi", "20010308143725", "QHOvchm/40czXhJ1OxfxK7jDHr3t"
+    assert user_key + UA + timestamp + secret == published
+    assert signature(user_key, UA, timestamp, secret) == "46VIwd66mOFGG8IkbgnLlXnfnkU="
 
 
 def stamp(offset=0):
