@@ -10,7 +10,10 @@ another, and never fails the panel operation.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -20,7 +23,7 @@ import pluggy
 
 from . import ENTRY_POINT_GROUP, hookspecs
 from .config import Config, VendorSchema, config_path, read_file, validate_config
-from .errors import ConfigError, PluginError, SpamFilterError, VendorError
+from .errors import ConfigError, PluginError, SpamFilterError, VendorAuthError, VendorError
 from .events import Domain, Event, Mailbox
 from .redaction import get_logger, redact
 
@@ -131,6 +134,40 @@ class VendorContext:
             self.cache[key] = factory()
         return self.cache[key]
 
+    # -- suspension after refused credentials --------------------------------
+    # Retrying refused credentials gets the server's IP blocked at some vendors,
+    # so after one authentication failure the vendor is suspended (in every
+    # process: the marker is a file in state_dir) until an admin's
+    # 'spamfilter check' succeeds.
+
+    @property
+    def _suspension_file(self):
+        return Path(self.general.state_dir) / f"suspended-{self.name}.json"
+
+    def suspension(self) -> dict[str, Any] | None:
+        """Why and since when calls to this vendor are suspended, or None."""
+        try:
+            return json.loads(self._suspension_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def suspend(self, reason: str) -> None:
+        path = self._suspension_file
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"reason": redact(reason), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.error("%s: cannot record the suspension in %s (%s); fix state_dir", self.name, path, exc.strerror)
+
+    def resume(self) -> None:
+        try:
+            self._suspension_file.unlink()
+        except FileNotFoundError:
+            pass
+
 
 @dataclass
 class Outcome:
@@ -193,9 +230,23 @@ class Runtime:
         return result[0] if len(result) == 1 else (result or None)
 
     def call_isolated(self, vendor: str, hook: str, **kwargs: Any) -> Outcome:
-        """Like :meth:`call`, but any failure becomes an unsuccessful Outcome (logged, redacted)."""
+        """Like :meth:`call`, but any failure becomes an unsuccessful Outcome (logged, redacted).
+
+        A suspended vendor is not called at all; an authentication failure suspends it."""
+        ctx = self.contexts[vendor]
+        suspended = ctx.suspension() if hook != "vendor_check" else None
+        if suspended is not None:
+            return Outcome(vendor, False, error=VendorAuthError(
+                vendor, f"calls are suspended since {suspended.get('since')} after refused credentials "
+                f"({suspended.get('reason')}); fix the credentials or the block at the vendor, then run "
+                "'spamfilter check' to resume"))
         try:
             result = self.call(vendor, hook, **kwargs)
+        except VendorAuthError as exc:
+            log.error("%s: %s: %s; suspending calls to %s until 'spamfilter check' succeeds", vendor, hook, exc,
+                      vendor)
+            ctx.suspend(str(exc))
+            return Outcome(vendor, False, error=exc)
         except SpamFilterError as exc:
             log.warning("%s: %s failed: %s", vendor, hook, exc)
             return Outcome(vendor, False, error=exc)
@@ -210,10 +261,28 @@ class Runtime:
         return [self.call_isolated(v, event.hook, event=event) for v in names]
 
     def check(self, vendor: str) -> Outcome:
-        """Run the vendor's cheap authenticated call (``vendor_check``)."""
+        """Run the vendor's cheap authenticated call (``vendor_check``), even when the vendor
+        is suspended (this is the admin's way to resume it); success lifts a suspension."""
         if not self.handles(vendor, "vendor_check"):
             return Outcome(vendor, True, result="no check implemented by this vendor")
-        return self.call_isolated(vendor, "vendor_check")
+        out = self.call_isolated(vendor, "vendor_check")
+        ctx = self.contexts[vendor]
+        if out.ok and ctx.suspension() is not None:
+            ctx.resume()
+            out.result = f"{out.result}; suspension lifted"
+        return out
+
+    def settings_submitted(self, vendor: str, scope: str, target: Domain | Mailbox | None,
+                           form: dict[str, str]) -> Any:
+        """Hand a submitted form to *vendor* (the panel has checked the CSRF token, which is
+        removed here); any failure becomes an unsuccessful SettingsResult in plain words."""
+        from .templating import SettingsResult
+
+        fields = {k: v for k, v in form.items() if k != "csrf_token"}
+        out = self.call_isolated(vendor, "settings_submitted", scope=scope, target=target, form=fields)
+        if out.ok:
+            return out.result
+        return SettingsResult(False, str(out.error))
 
     def settings_fragments(self, scope: str, target: Domain | Mailbox | None, csrf_token: str) -> list:
         """Every vendor's fragments for a page; a failing vendor contributes none (logged)."""

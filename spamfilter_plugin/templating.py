@@ -43,6 +43,8 @@ class SettingsResult:
     message: str
     changed: tuple[str, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)
+    #: a URL the panel should send the browser to (a vendor's one-time login link)
+    redirect: str | None = None
 
 
 def make_environment(*extra_loaders) -> Environment:

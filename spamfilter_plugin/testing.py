@@ -50,7 +50,11 @@ def _toml_value(value: Any) -> str:
 
 
 def write_config(path: Path, general: dict[str, Any], vendors: dict[str, dict[str, Any]]) -> Path:
-    """Write a config file (mode 0600) with the given tables; return its path."""
+    """Write a config file (mode 0600) with the given tables; return its path.
+
+    ``state_dir`` defaults to a ``state`` folder beside the file, so a test never
+    touches the system's state directory."""
+    general = {"state_dir": str(path.parent / "state"), **general}
     lines = ["[general]"] + [f"{k} = {_toml_value(v)}" for k, v in general.items()]
     for name, table in vendors.items():
         lines += ["", f"[vendors.{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]

@@ -88,3 +88,28 @@ def test_registered_plugins_join_enabled_vendors(tmp_path):
 
     pm = build_manager([], plugins=[("panel", Panel())])
     assert pm.hook.publish_dns_record(domain="d", record_type="TXT", name="n", value="v") is True
+
+
+def test_refused_credentials_suspend_the_vendor_until_check_succeeds(tmp_path, toy_emulator):
+    from spamfilter_plugin.errors import VendorAuthError
+
+    path = write_config(tmp_path / "c.toml", {}, {
+        "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN, "retries": 3}})
+    rt = load_runtime(path)
+    toy_emulator.state.token = "rotated-at-vendor"
+    (first,) = rt.deliver(DomainCreated(domain="a.example"))
+    assert isinstance(first.error, VendorAuthError)
+    assert len(toy_emulator.state.requests) == 1  # refused once, never retried
+    suspended = tmp_path / "state" / "suspended-toy.json"
+    assert oct(suspended.stat().st_mode & 0o777) == "0o600"
+    # another process (a fresh runtime) sees the suspension and makes no call
+    (second,) = load_runtime(path).deliver(DomainCreated(domain="b.example"))
+    assert not second.ok and "suspended" in str(second.error) and "spamfilter check" in str(second.error)
+    assert len(toy_emulator.state.requests) == 1
+    # check still calls (the admin's action) and reports the failure while the token is wrong
+    assert not rt.check("toy").ok and len(toy_emulator.state.requests) == 2
+    toy_emulator.state.token = toyvendor_plugin.TOKEN
+    out = rt.check("toy")
+    assert out.ok and "suspension lifted" in out.result and not suspended.exists()
+    (third,) = rt.deliver(DomainCreated(domain="c.example"))
+    assert third.ok and "c.example" in toy_emulator.state.domains
