@@ -183,8 +183,10 @@ def _save(api: SpamPortClient, domain: str, data: dict) -> SettingsResult:
         api.set_greylist(domain, data["greylist"])
         changed.append("greylist")
     report_to = info.report_to if data["report_to"] is None else data["report_to"]
-    frequency = data["report_frequency"] or data["report_frequency_shown"] or "daily"
-    if report_to != info.report_to or frequency != (data["report_frequency_shown"] or frequency):
+    # SpamPort's info does not say daily or weekly: compare with what the form showed
+    shown = data["report_frequency_shown"]
+    frequency = data["report_frequency"] or shown or "daily"
+    if report_to != info.report_to or (shown is not None and frequency != shown):
         api.set_report_to(domain, report_to, weekly=frequency == "weekly")
         changed.append("report_to")
     if not changed:
