@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import pytest
 
 from .errors import VendorAuthError, VendorUnavailable
-from .events import DomainCreated, DomainDeleted, DomainUpdated, MailboxAdded, MailboxDeleted, PasswordReset
+from .events import Domain, DomainCreated, DomainDeleted, DomainUpdated, Mailbox, MailboxAdded, MailboxDeleted, PasswordReset
 from .manager import Runtime, load_runtime
 from .redaction import Secret
 from .sandbox.server import AbortConnection, LoopbackServer
@@ -202,7 +202,7 @@ class VendorContract:
         self.require(runtime, "settings_fragments")
         token = "csrf-<contract>"
         fragments = []
-        for scope, target in (("admin", None), ("domain", DomainCreated(domain=self.domain).domain)):
+        for scope, target in (("admin", None), ("domain", Domain(self.domain)), ("mailbox", Mailbox(self.mailbox))):
             out = runtime.call_isolated(self.vendor_name, "settings_fragments", scope=scope, target=target,
                                         csrf_token=token)
             assert out.ok, out.error
