@@ -16,6 +16,10 @@ Each vendor validates its own table with a marshmallow schema derived from
 the key and the fix.  A secret may be a literal string, ``{ env = "NAME" }`` or
 ``{ file = "/path" }``; a file holding a literal secret (or a secret file) that
 the group or others can read is refused with the ``chmod`` to run.
+
+This module is light (the panel-hook path reads the file through it); the
+marshmallow schemas live in :mod:`.config_schema` and are re-exported here on
+first use (``from spamfilter_plugin.config import VendorSchema`` works).
 """
 
 from __future__ import annotations
@@ -25,13 +29,9 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
-
-from .errors import ConfigError, InvalidInput
-from .events import normalise_host
-from .redaction import Secret
+from .errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/spamfilter-plugin/config.toml")
 ENV_VAR = "SPAMFILTER_CONFIG"
@@ -52,110 +52,17 @@ def _loose_mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode) & 0o077
 
 
-class SecretField(fields.Field):
-    """A secret: a literal string, ``{env = "NAME"}`` or ``{file = "/path"}``.
-
-    Deserialises to a :class:`~spamfilter_plugin.redaction.Secret`.
-    """
-
-    default_error_messages = {
-        "invalid": 'give a string, {{ env = "VARIABLE" }} or {{ file = "/path/to/file" }}',
-    }
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> Secret:
-        if isinstance(value, str):
-            if not value:
-                raise ValidationError("is empty; give the secret, or { env = \"VARIABLE\" }")
-            return Secret(value)
-        if isinstance(value, Mapping) and len(value) == 1:
-            (kind, ref), = value.items()
-            if kind == "env" and isinstance(ref, str):
-                found = os.environ.get(ref)
-                if not found:
-                    raise ValidationError(f"environment variable {ref} is not set (or empty); export it")
-                return Secret(found)
-            if kind == "file" and isinstance(ref, str):
-                path = Path(ref)
-                try:
-                    loose = _loose_mode(path)
-                    text = path.read_text(encoding="utf-8")
-                except OSError as exc:
-                    raise ValidationError(f"cannot read secret file {ref}: {exc.strerror}") from None
-                if loose:
-                    raise ValidationError(
-                        f"secret file {ref} is readable by group or others; run: chmod 600 {ref}"
-                    )
-                text = text.rstrip("\r\n")
-                if not text:
-                    raise ValidationError(f"secret file {ref} is empty")
-                return Secret(text)
-        raise self.make_error("invalid")
-
-
-def _positive(name: str):
-    def check(value: float) -> None:
-        if value <= 0:
-            raise ValidationError(f"must be greater than 0 (got {value})")
-
-    check.__name__ = f"positive_{name}"
-    return check
-
-
-class VendorSchema(Schema):
-    """Base schema of a ``[vendors.<name>]`` table; vendor schemas subclass it.
-
-    Every vendor accepts ``api_url`` (so it can be pointed at an emulator), the
-    HTTP timeouts, the retry count, the response size cap and a CA bundle.
-    """
-
-    class Meta:
-        unknown = RAISE
-
-    api_url = fields.Url(schemes={"http", "https"}, require_tld=False)
-    connect_timeout = fields.Float(load_default=5.0, validate=_positive("connect_timeout"))
-    read_timeout = fields.Float(load_default=30.0, validate=_positive("read_timeout"))
-    deadline = fields.Float(load_default=60.0, validate=_positive("deadline"))
-    retries = fields.Integer(
-        load_default=3, validate=validate.Range(0, 10, error="must be between 0 and 10 (got {input})")
-    )
-    max_response_bytes = fields.Integer(
-        load_default=5 * 1024 * 1024,
-        validate=validate.Range(1024, 512 * 1024 * 1024, error="must be between 1024 and 536870912"),
-    )
-    ca_bundle = fields.String(load_default=None)
-
-    @validates("ca_bundle")
-    def _ca_bundle_exists(self, value: str | None, **kwargs) -> None:
-        if value is not None and not Path(value).is_file():
-            raise ValidationError(f"CA bundle {value} does not exist; give the path of a PEM file")
-
-
-class GeneralSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    state_dir = fields.String(load_default=DEFAULT_STATE_DIR)
-    mail_host = fields.String(load_default=None)
-    log_level = fields.String(
-        load_default="info",
-        validate=validate.OneOf(["debug", "info", "warning", "error"], error="must be one of: {choices}"),
-    )
-
-    @validates("mail_host")
-    def _host(self, value: str | None, **kwargs) -> None:
-        if value is None:
-            return
-        try:
-            normalise_host(value, "mail_host")
-        except InvalidInput as exc:
-            raise ValidationError(exc.message.split(": ", 1)[1]) from None
-
-
 @dataclass(frozen=True)
 class GeneralConfig:
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     mail_host: str | None = None
     log_level: str = "info"
+    #: seconds a worker holds a claimed queue row before another worker may take it
+    lease_seconds: float = 300.0
+    #: first retry delay and its cap (seconds), and attempts before a row is dead
+    retry_base: float = 10.0
+    retry_cap: float = 3600.0
+    max_attempts: int = 30
 
 
 @dataclass(frozen=True)
@@ -217,76 +124,15 @@ def _join(path: Path, problems: list[str]) -> str:
     return f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems)
 
 
-def _describe(table: str, messages: dict[str, Any], schema: Schema) -> list[str]:
-    """Turn marshmallow's error dict into lines that name the table, the key and the fix."""
-    known = ", ".join(sorted(schema.fields))
-    lines = []
-    for key, errs in sorted(messages.items(), key=lambda kv: str(kv[0])):
-        if isinstance(errs, dict):  # nested
-            errs = [f"{k}: {'; '.join(v) if isinstance(v, list) else v}" for k, v in errs.items()]
-        for msg in errs:
-            if msg == "Unknown field.":
-                text = f"unknown key; remove it or check the spelling (known keys: {known})"
-            elif msg == "Missing data for required field.":
-                text = f"missing; add {key} = ... to the table"
-            elif msg.startswith("Not a valid"):
-                text = f"{msg.rstrip('.').lower()}; fix its value"
-            else:
-                text = msg
-            lines.append(f"{table} {key}: {text}")
-    return lines
 
 
-def literal_secret_keys(schema: Schema, table: Mapping[str, Any]) -> list[str]:
-    """The keys of *table* that hold a secret as a literal string."""
-    return [
-        name
-        for name, fld in schema.fields.items()
-        if isinstance(fld, SecretField) and isinstance(table.get(fld.data_key or name), str)
-    ]
+_SCHEMA_NAMES = {"SecretField", "VendorSchema", "GeneralSchema", "ResponseSchema", "validate_config",
+                 "literal_secret_keys"}
 
 
-def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Config:
-    """Validate *raw* against the general schema and each enabled vendor's schema.
+def __getattr__(name: str):
+    if name in _SCHEMA_NAMES:
+        from . import config_schema
 
-    :param schemas: vendor name -> schema class, for every enabled vendor.
-    """
-    problems: list[str] = []
-    general_schema = GeneralSchema()
-    general: dict[str, Any] = {}
-    try:
-        general = general_schema.load(raw.data.get("general", {}))
-    except ValidationError as exc:
-        problems += _describe("[general]", exc.messages, general_schema)  # type: ignore[arg-type]
-    vendors: dict[str, dict[str, Any]] = {}
-    literal: list[str] = []
-    for name, table in raw.vendor_tables.items():
-        schema = schemas[name]()
-        try:
-            vendors[name] = schema.load(table)
-        except ValidationError as exc:
-            problems += _describe(f"[vendors.{name}]", exc.messages, schema)  # type: ignore[arg-type]
-        literal += [f"[vendors.{name}] {k}" for k in literal_secret_keys(schema, table)]
-    if literal and raw.loose_permissions:
-        problems.append(
-            f"holds a literal secret ({', '.join(literal)}) but is readable by group or others; "
-            f"run: chmod 600 {raw.path}  (or move the secret to {{ env = ... }} / {{ file = ... }})"
-        )
-    if problems:
-        raise ConfigError(_join(raw.path, problems))
-    return Config(
-        path=raw.path,
-        general=GeneralConfig(
-            state_dir=Path(general["state_dir"]),
-            mail_host=normalise_host(general["mail_host"], "mail_host") if general["mail_host"] else None,
-            log_level=general["log_level"],
-        ),
-        vendors=vendors,
-    )
-
-
-class ResponseSchema(Schema):
-    """Base for schemas that read vendor responses: unknown keys are ignored."""
-
-    class Meta:
-        unknown = EXCLUDE
+        return getattr(config_schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

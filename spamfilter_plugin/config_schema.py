@@ -1,0 +1,207 @@
+"""marshmallow schemas of the config file (see :mod:`.config`): the general table,
+the base of every vendor's table, secrets, and the validation that names the
+table, the key and the fix for every problem."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
+
+from .config import DEFAULT_STATE_DIR, Config, GeneralConfig, RawConfig, _join, _loose_mode
+from .errors import ConfigError, InvalidInput
+from .events import normalise_host
+from .redaction import Secret
+
+
+class SecretField(fields.Field):
+    """A secret: a literal string, ``{env = "NAME"}`` or ``{file = "/path"}``.
+
+    Deserialises to a :class:`~spamfilter_plugin.redaction.Secret`.
+    """
+
+    default_error_messages = {
+        "invalid": 'give a string, {{ env = "VARIABLE" }} or {{ file = "/path/to/file" }}',
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> Secret:
+        if isinstance(value, str):
+            if not value:
+                raise ValidationError("is empty; give the secret, or { env = \"VARIABLE\" }")
+            return Secret(value)
+        if isinstance(value, Mapping) and len(value) == 1:
+            (kind, ref), = value.items()
+            if kind == "env" and isinstance(ref, str):
+                found = os.environ.get(ref)
+                if not found:
+                    raise ValidationError(f"environment variable {ref} is not set (or empty); export it")
+                return Secret(found)
+            if kind == "file" and isinstance(ref, str):
+                path = Path(ref)
+                try:
+                    loose = _loose_mode(path)
+                    text = path.read_text(encoding="utf-8")
+                except OSError as exc:
+                    raise ValidationError(f"cannot read secret file {ref}: {exc.strerror}") from None
+                if loose:
+                    raise ValidationError(
+                        f"secret file {ref} is readable by group or others; run: chmod 600 {ref}"
+                    )
+                text = text.rstrip("\r\n")
+                if not text:
+                    raise ValidationError(f"secret file {ref} is empty")
+                return Secret(text)
+        raise self.make_error("invalid")
+
+
+def _positive(name: str):
+    def check(value: float) -> None:
+        if value <= 0:
+            raise ValidationError(f"must be greater than 0 (got {value})")
+
+    check.__name__ = f"positive_{name}"
+    return check
+
+
+class VendorSchema(Schema):
+    """Base schema of a ``[vendors.<name>]`` table; vendor schemas subclass it.
+
+    Every vendor accepts ``api_url`` (so it can be pointed at an emulator), the
+    HTTP timeouts, the retry count, the response size cap and a CA bundle.
+    """
+
+    class Meta:
+        unknown = RAISE
+
+    api_url = fields.Url(schemes={"http", "https"}, require_tld=False)
+    connect_timeout = fields.Float(load_default=5.0, validate=_positive("connect_timeout"))
+    read_timeout = fields.Float(load_default=30.0, validate=_positive("read_timeout"))
+    deadline = fields.Float(load_default=60.0, validate=_positive("deadline"))
+    retries = fields.Integer(
+        load_default=3, validate=validate.Range(0, 10, error="must be between 0 and 10 (got {input})")
+    )
+    max_response_bytes = fields.Integer(
+        load_default=5 * 1024 * 1024,
+        validate=validate.Range(1024, 512 * 1024 * 1024, error="must be between 1024 and 536870912"),
+    )
+    ca_bundle = fields.String(load_default=None)
+
+    @validates("ca_bundle")
+    def _ca_bundle_exists(self, value: str | None, **kwargs) -> None:
+        if value is not None and not Path(value).is_file():
+            raise ValidationError(f"CA bundle {value} does not exist; give the path of a PEM file")
+
+
+class GeneralSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    state_dir = fields.String(load_default=DEFAULT_STATE_DIR)
+    mail_host = fields.String(load_default=None)
+    log_level = fields.String(
+        load_default="info",
+        validate=validate.OneOf(["debug", "info", "warning", "error"], error="must be one of: {choices}"),
+    )
+    lease_seconds = fields.Float(load_default=300.0, validate=_positive("lease_seconds"))
+    retry_base = fields.Float(load_default=10.0, validate=_positive("retry_base"))
+    retry_cap = fields.Float(load_default=3600.0, validate=_positive("retry_cap"))
+    max_attempts = fields.Integer(
+        load_default=30, validate=validate.Range(1, 1000, error="must be between 1 and 1000 (got {input})")
+    )
+
+    @validates("mail_host")
+    def _host(self, value: str | None, **kwargs) -> None:
+        if value is None:
+            return
+        try:
+            normalise_host(value, "mail_host")
+        except InvalidInput as exc:
+            raise ValidationError(exc.message.split(": ", 1)[1]) from None
+
+
+def _describe(table: str, messages: dict[str, Any], schema: Schema) -> list[str]:
+    """Turn marshmallow's error dict into lines that name the table, the key and the fix."""
+    known = ", ".join(sorted(schema.fields))
+    lines = []
+    for key, errs in sorted(messages.items(), key=lambda kv: str(kv[0])):
+        if isinstance(errs, dict):  # nested
+            errs = [f"{k}: {'; '.join(v) if isinstance(v, list) else v}" for k, v in errs.items()]
+        for msg in errs:
+            if msg == "Unknown field.":
+                text = f"unknown key; remove it or check the spelling (known keys: {known})"
+            elif msg == "Missing data for required field.":
+                text = f"missing; add {key} = ... to the table"
+            elif msg.startswith("Not a valid"):
+                text = f"{msg.rstrip('.').lower()}; fix its value"
+            else:
+                text = msg
+            lines.append(f"{table} {key}: {text}")
+    return lines
+
+
+def literal_secret_keys(schema: Schema, table: Mapping[str, Any]) -> list[str]:
+    """The keys of *table* that hold a secret as a literal string."""
+    return [
+        name
+        for name, fld in schema.fields.items()
+        if isinstance(fld, SecretField) and isinstance(table.get(fld.data_key or name), str)
+    ]
+
+
+def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Config:
+    """Validate *raw* against the general schema and each enabled vendor's schema.
+
+    :param schemas: vendor name -> schema class, for every enabled vendor.
+    """
+    problems: list[str] = []
+    general_schema = GeneralSchema()
+    general: dict[str, Any] = {}
+    try:
+        general = general_schema.load(raw.data.get("general", {}))
+    except ValidationError as exc:
+        problems += _describe("[general]", exc.messages, general_schema)  # type: ignore[arg-type]
+    vendors: dict[str, dict[str, Any]] = {}
+    literal: list[str] = []
+    for name, table in raw.vendor_tables.items():
+        schema = schemas[name]()
+        try:
+            vendors[name] = schema.load(table)
+        except ValidationError as exc:
+            problems += _describe(f"[vendors.{name}]", exc.messages, schema)  # type: ignore[arg-type]
+        literal += [f"[vendors.{name}] {k}" for k in literal_secret_keys(schema, table)]
+    for name, table in vendors.items():
+        lease = general.get("lease_seconds", 300.0)
+        if table.get("deadline", 0) >= lease:
+            problems.append(
+                f"[vendors.{name}] deadline: {table['deadline']:g}s is not shorter than [general] lease_seconds "
+                f"({lease:g}s); a slow call could be delivered twice. Lower the deadline or raise lease_seconds"
+            )
+    if literal and raw.loose_permissions:
+        problems.append(
+            f"holds a literal secret ({', '.join(literal)}) but is readable by group or others; "
+            f"run: chmod 600 {raw.path}  (or move the secret to {{ env = ... }} / {{ file = ... }})"
+        )
+    if problems:
+        raise ConfigError(_join(raw.path, problems))
+    return Config(
+        path=raw.path,
+        general=GeneralConfig(
+            state_dir=Path(general["state_dir"]),
+            mail_host=normalise_host(general["mail_host"], "mail_host") if general["mail_host"] else None,
+            log_level=general["log_level"],
+            lease_seconds=general["lease_seconds"],
+            retry_base=general["retry_base"],
+            retry_cap=general["retry_cap"],
+            max_attempts=general["max_attempts"],
+        ),
+        vendors=vendors,
+    )
+
+
+class ResponseSchema(Schema):
+    """Base for schemas that read vendor responses: unknown keys are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
