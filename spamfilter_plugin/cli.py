@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import time
 from typing import Any, Sequence
 
 from . import __version__
@@ -50,9 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print a JSON document instead of text")
     v.set_defaults(func=cmd_vendors)
 
-    e = sub.add_parser("emit", help="report a panel event (domain created, ...) to every enabled vendor",
-                       description="Report one lifecycle event to every enabled vendor that handles it. "
-                       "Each vendor is called on its own; one failing does not stop the others.")
+    e = sub.add_parser("emit", help="queue a panel event (domain created, ...) for every enabled vendor",
+                       description="Queue one lifecycle event for every enabled vendor that handles it and return "
+                       "at once; the worker delivers it. With --now, deliver it at once and wait for the result "
+                       "(what fails is retried by the worker later). Each vendor is handled on its own.")
     e.add_argument("event", choices=sorted(BY_CLI_NAME), help="what happened")
     e.add_argument("--domain", help="the domain (Unicode or punycode)")
     e.add_argument("--mailbox", help="the mailbox address, user@example.com")
@@ -61,8 +64,45 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--password-stdin", action="store_true",
                    help="password-reset: read the new password from the first line of standard input "
                    "(without it the vendor generates one)")
+    e.add_argument("--now", action="store_true", help="deliver at once and wait for each vendor's result")
     e.add_argument("--json", action="store_true", help="print a JSON document instead of text")
     e.set_defaults(func=cmd_emit)
+
+    w = sub.add_parser("worker", help="deliver queued events to the vendors",
+                       description="Deliver queued events: claim each due row, call that vendor, retry temporary "
+                       "failures with backoff, and mark permanent ones dead. Without options it runs until "
+                       "SIGTERM or Ctrl-C. Several workers may run at once.")
+    mode = w.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="deliver at most one due event, then exit")
+    mode.add_argument("--drain", action="store_true",
+                      help="deliver everything due now, then exit; exit status 1 if any event ended dead")
+    mode.add_argument("--systemd-unit", action="store_true",
+                      help="print a systemd unit that runs this worker with this config, and exit")
+    w.add_argument("--poll", type=float, default=1.0, metavar="SECONDS", help="how often to look for work (default 1)")
+    w.set_defaults(func=cmd_worker)
+
+    q = sub.add_parser("queue", help="inspect and manage queued events",
+                       description="Inspect and manage the delivery queue. States: pending (waiting or retrying), "
+                       "leased (being delivered), done, dead (failed permanently; retry after fixing the cause), "
+                       "superseded (made pointless by a later event).")
+    qsub = q.add_subparsers(dest="queue_command", metavar="ACTION")
+    qsub.required = True
+    ql = qsub.add_parser("list", help="list queue rows, newest first")
+    ql.add_argument("--state", choices=["pending", "leased", "done", "dead", "superseded"])
+    ql.add_argument("--vendor")
+    ql.add_argument("--limit", type=int, default=50)
+    qs = qsub.add_parser("show", help="show one row, with its result and last error")
+    qs.add_argument("id", type=int)
+    qr = qsub.add_parser("retry", help="make a dead row (or every dead row) pending again")
+    qr.add_argument("id", type=int, nargs="?")
+    qr.add_argument("--all-dead", action="store_true", help="retry every dead row")
+    qd = qsub.add_parser("drop", help="delete a row that is not being delivered")
+    qd.add_argument("id", type=int)
+    qp = qsub.add_parser("purge", help="delete done and superseded rows older than some days")
+    qp.add_argument("--older-than", type=float, default=30, metavar="DAYS", help="default 30")
+    for sp in (ql, qs, qr, qd, qp):
+        sp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    q.set_defaults(func=cmd_queue)
 
     s = sub.add_parser(
         "sandbox", help="serve the vendor emulators on loopback for tests and demos",
@@ -224,12 +264,151 @@ def _build_event(args):
 
 
 def cmd_emit(args) -> int:
+    from .queue import emit
+
     event = _build_event(args)
+    receipt = emit(event, args.config)
+    if not args.now:
+        if args.json:
+            print(json.dumps({"event": event.to_dict(), "queued": receipt.rows}, indent=2))
+        elif receipt.rows:
+            print(f"queued {args.event} for {', '.join(receipt.rows)} "
+                  f"(rows {', '.join(str(i) for i in receipt.rows.values())})")
+        else:
+            print(f"no enabled vendor handles {args.event}; nothing to do")
+        return EXIT_OK
+    from .worker import Worker
+
     rt = _runtime(args)
-    outcomes = rt.deliver(event)
-    if not outcomes and not args.json:
-        print(f"no enabled vendor handles {args.event}; nothing to do")
-    return _print_outcomes(outcomes, args.json, {"event": event.to_dict()})
+    worker = Worker(rt)
+    stats = worker.drain(only=receipt.rows.values(), ignore_schedule=True)
+    outcomes = [d.outcome for d in stats.deliveries]
+    waiting = [v for v, i in receipt.rows.items() if i not in {d.row.id for d in stats.deliveries}]
+    for vendor in waiting:
+        print(f"{vendor}: queued behind an earlier event for {event.target}; the worker will deliver it",
+              file=sys.stderr)
+    for d in stats.deliveries:
+        if not d.outcome.ok and d.final_state == "pending":
+            print(f"{d.row.vendor}: will be retried by the worker (queue row {d.row.id})", file=sys.stderr)
+    return _print_outcomes(outcomes, args.json, {"event": event.to_dict(), "queued": receipt.rows})
+
+
+def _stop_event():
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+SYSTEMD_UNIT = """[Unit]
+Description=spamfilter-plugin delivery worker
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStart={exe} --config {config} worker
+Restart=always
+RestartSec=5
+# the worker needs the state directory and nothing else
+ProtectSystem=full
+ReadWritePaths={state_dir}
+NoNewPrivileges=true
+PrivateTmp=true
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def cmd_worker(args) -> int:
+    from .worker import Worker
+
+    rt = _runtime(args)
+    if args.systemd_unit:
+        import shutil
+
+        exe = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+        print(SYSTEMD_UNIT.format(exe=os.path.abspath(exe), config=rt.config.path.resolve(),
+                                  state_dir=rt.config.general.state_dir), end="")
+        return EXIT_OK
+
+    def report(d):
+        state = "done" if d.outcome.ok else f"{d.final_state}: {d.outcome.error}"
+        print(f"row {d.row.id} {d.row.vendor} {d.row.hook} {d.row.target}: {state}", file=sys.stderr)
+
+    worker = Worker(rt, on_delivery=report)
+    if args.once:
+        delivery = worker.run_one()
+        if delivery is None:
+            print("nothing due", file=sys.stderr)
+            return EXIT_OK
+        return EXIT_VENDOR if delivery.final_state == "dead" else EXIT_OK
+    if args.drain:
+        stats = worker.drain(stop=_stop_event())
+        print(f"delivered {stats.done}, retrying later {stats.retrying}, dead {stats.dead}", file=sys.stderr)
+        return EXIT_VENDOR if stats.dead else EXIT_OK
+    print(f"spamfilter: worker {worker.owner} running on {worker.queue.path}", file=sys.stderr)
+    worker.run_forever(_stop_event(), poll=args.poll)
+    return EXIT_OK
+
+
+def _row_line(r) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
+    error = f"  {r.last_error}" if r.last_error and r.state != "done" else ""
+    return f"{r.id:>6} {r.state:<10} {r.vendor:<12} {r.hook:<16} {r.target:<36} {when} x{r.attempts}{error}"
+
+
+def cmd_queue(args) -> int:
+    from .config import DEFAULT_STATE_DIR, config_path, read_file
+    from .queue import Queue
+
+    raw = read_file(config_path(args.config))
+    queue = Queue((raw.data.get("general") or {}).get("state_dir", DEFAULT_STATE_DIR))
+    action = args.queue_command
+    if action == "list":
+        rows = queue.rows(state=args.state, vendor=args.vendor, limit=args.limit)
+        if args.json:
+            print(json.dumps({"counts": queue.counts(), "rows": [_public(r.to_dict()) for r in rows]}, indent=2))
+        else:
+            print("  ".join(f"{k} {v}" for k, v in queue.counts().items()))
+            for r in rows:
+                print(_row_line(r))
+        return EXIT_OK
+    if action == "show":
+        row = queue.get(args.id)
+        if row is None:
+            raise CliError(f"id: no queue row {args.id}")
+        doc = _public(row.to_dict())
+        if args.json:
+            print(json.dumps(doc, indent=2))
+        else:
+            for key, value in doc.items():
+                if key in ("created_at", "updated_at", "next_at", "lease_until") and value:
+                    value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+                print(f"{key:<12} {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+            if row.result and "***" in row.result.values():
+                print("(*** values are stored encrypted; the panel reads them through Queue.secret_result)")
+        return EXIT_OK
+    if action == "retry":
+        if args.all_dead == (args.id is not None):
+            raise CliError("queue retry needs a row id or --all-dead (not both)")
+        count = queue.retry_all_dead() if args.all_dead else int(queue.retry(args.id))
+        if not args.all_dead and not count:
+            raise CliError(f"id: row {args.id} is not dead (only dead rows can be retried)")
+        print(json.dumps({"retried": count}) if args.json else f"{count} row{'s' * (count != 1)} pending again")
+        return EXIT_OK
+    if action == "drop":
+        if not queue.drop(args.id):
+            raise CliError(f"id: row {args.id} does not exist or is being delivered right now")
+        print(json.dumps({"dropped": args.id}) if args.json else f"row {args.id} dropped")
+        return EXIT_OK
+    count = queue.purge(args.older_than * 86400)
+    print(json.dumps({"purged": count}) if args.json else f"{count} old done/superseded rows deleted")
+    return EXIT_OK
 
 
 def _fault_rates(specs: list[str]) -> dict[str, float]:

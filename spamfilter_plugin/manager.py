@@ -22,7 +22,8 @@ from typing import Any, Iterable
 import pluggy
 
 from . import ENTRY_POINT_GROUP, hookspecs
-from .config import Config, VendorSchema, config_path, read_file, validate_config
+from .config import Config, config_path, read_file
+from .config_schema import VendorSchema, validate_config
 from .errors import ConfigError, PluginError, SpamFilterError, VendorAuthError, VendorError
 from .events import Domain, Event, Mailbox
 from .redaction import get_logger, redact
@@ -309,4 +310,10 @@ def load_runtime(path: str | Path | None = None, *, plugins: Iterable[tuple[str,
         others = [p for p in pm.get_plugins() if p is not plugin]
         schema = pm.subset_hook_caller("vendor_config_schema", remove_plugins=others)()
         schemas[name] = schema or VendorSchema
-    return Runtime(validate_config(raw, schemas), pm)
+    runtime = Runtime(validate_config(raw, schemas), pm)
+    from .queue import write_capabilities
+
+    hooks = [h for h in LIFECYCLE_HOOKS]
+    write_capabilities(runtime.config.general.state_dir, raw.path,
+                       {v: [h for h in hooks if runtime.handles(v, h)] for v in runtime.vendors})
+    return runtime

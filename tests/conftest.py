@@ -14,9 +14,11 @@ import pytest
 from spamfilter_plugin.testing import LoopbackServer, write_config
 
 PLUGIN_SITE = Path(__file__).parent / "plugins" / "site"
-if str(PLUGIN_SITE) not in sys.path:
-    sys.path.insert(0, str(PLUGIN_SITE))
-    importlib.invalidate_caches()
+HELPERS = Path(__file__).parent  # shared test helpers (queue_helpers.py)
+for extra in (PLUGIN_SITE, HELPERS):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+importlib.invalidate_caches()
 
 import toyvendor_plugin  # noqa: E402  (needs the site directory on sys.path)
 

@@ -86,7 +86,7 @@ def test_config_from_environment_variable(cli_env, toy_config):
 
 def test_emit_domain_created_delivers_to_the_vendor(cli_env, toy_config, toy_emulator):
     code, out, err = run(cli_env, "--config", str(toy_config), "emit", "domain-created",
-                         "--domain", "Bücher.example", "--destination", "192.0.2.9", "--json")
+                         "--domain", "Bücher.example", "--destination", "192.0.2.9", "--now", "--json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["event"]["domain"] == "xn--bcher-kva.example"
@@ -97,7 +97,8 @@ def test_emit_domain_created_delivers_to_the_vendor(cli_env, toy_config, toy_emu
 def test_emit_reports_each_vendor_and_exits_1_when_one_fails(cli_env, tmp_path, toy_emulator):
     cfg = write_config(tmp_path / "c.toml", {}, {
         "crashy": {}, "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}})
-    code, out, _ = run(cli_env, "--config", str(cfg), "emit", "domain-created", "--domain", "both.example")
+    code, out, _ = run(cli_env, "--config", str(cfg), "emit", "domain-created", "--domain", "both.example",
+                         "--now")
     assert code == 1
     assert "crashy: FAILED" in out and "toy: ok" in out
     assert "both.example" in toy_emulator.state.domains
@@ -105,7 +106,7 @@ def test_emit_reports_each_vendor_and_exits_1_when_one_fails(cli_env, tmp_path, 
 
 def test_emit_password_reset_reads_stdin_and_never_prints_it(cli_env, toy_config):
     code, out, err = run(cli_env, "--config", str(toy_config), "-vv", "emit", "password-reset",
-                         "--mailbox", "a@example.com", "--password-stdin", stdin="N3w&Pass#word\n")
+                         "--mailbox", "a@example.com", "--password-stdin", "--now", stdin="N3w&Pass#word\n")
     assert code == 0, err
     assert "toy: ok" in out and "***" in out
     assert "N3w&Pass#word" not in out + err and "N3w%26Pass%23word" not in out + err

@@ -1,0 +1,433 @@
+"""The delivery queue: a transactional outbox in SQLite under ``general.state_dir``.
+
+:func:`emit` is what a panel hook calls: it writes one row per enabled vendor that
+handles the event, in one transaction, and returns in milliseconds; it imports
+no HTTP, template or schema library.  Workers (:mod:`.worker`) claim rows with a
+lease, deliver them, and record the outcome.
+
+* Durability: WAL journal, ``synchronous=FULL``; the database and the key file are
+  created 0600 in a 0700 directory.
+* Ordering: a row is claimable only when no earlier row for the same vendor and
+  target (``domain:x`` / ``mailbox:a@x``) is pending or leased, so each target's
+  events reach each vendor in order, while other targets go on.
+* Superseding: a new event may make undelivered earlier ones pointless (see
+  :data:`SUPERSEDES`); those rows end ``superseded`` and are never delivered.
+* Secrets: a password travelling with an event is encrypted with a key kept in its
+  own 0600 file (Fernet: AES-128-CBC and HMAC-SHA256) and wiped from the row once
+  the row is done, dead or superseded.  Secrets in results are encrypted too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ConfigError, SpamFilterError
+from .events import Event, event_from_dict
+from .redaction import Secret
+
+DB_NAME = "queue.sqlite3"
+KEY_NAME = "queue.key"
+STATES = ("pending", "leased", "done", "dead", "superseded")
+OPEN_STATES = ("pending", "leased")
+
+#: a new event of the key's hook supersedes undelivered (pending) earlier events of
+#: these hooks, for the same vendor and target
+SUPERSEDES: dict[str, tuple[str, ...]] = {
+    "domain_deleted": ("domain_created", "domain_updated", "password_reset"),
+    "domain_updated": ("domain_updated",),
+    "mailbox_deleted": ("mailbox_added", "password_reset"),
+    "password_reset": ("password_reset",),
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL,
+    vendor       TEXT NOT NULL,
+    hook         TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    secret       BLOB,
+    state        TEXT NOT NULL DEFAULT 'pending',
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      REAL NOT NULL,
+    lease_until  REAL,
+    lease_owner  TEXT,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    last_error   TEXT,
+    error_type   TEXT,
+    result       TEXT,
+    result_secret BLOB
+);
+CREATE INDEX IF NOT EXISTS events_due ON events (state, next_at);
+CREATE INDEX IF NOT EXISTS events_order ON events (vendor, target, id);
+CREATE INDEX IF NOT EXISTS events_event ON events (event_id);
+"""
+
+
+class SecretBox:
+    """Encrypts secrets for storage with a key in ``state_dir/queue.key`` (0600, made on first use).
+
+    ``cryptography`` is imported only when a secret is actually stored or read."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / KEY_NAME
+        self._fernet = None
+
+    def _load(self):
+        if self._fernet is None:
+            from cryptography.fernet import Fernet
+
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                if os.stat(self.path).st_mode & 0o077:
+                    raise ConfigError(f"queue key {self.path} is readable by group or others; run: "
+                                      f"chmod 600 {self.path}") from None
+                key = self.path.read_bytes().strip()
+            else:
+                key = Fernet.generate_key()
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(key + b"\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self._fernet = Fernet(key)
+        return self._fernet
+
+    def seal(self, text: str) -> bytes:
+        return self._load().encrypt(text.encode("utf-8"))
+
+    def open(self, blob: bytes) -> str:
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self._load().decrypt(bytes(blob)).decode("utf-8")
+        except InvalidToken:
+            raise ConfigError(f"a stored secret cannot be decrypted with {self.path}; was the key replaced?") from None
+
+
+@dataclass
+class Row:
+    id: int
+    event_id: str
+    vendor: str
+    hook: str
+    target: str
+    payload: dict[str, Any]
+    has_secret: bool
+    state: str
+    attempts: int
+    next_at: float
+    lease_until: float | None
+    lease_owner: str | None
+    created_at: float
+    updated_at: float
+    last_error: str | None
+    error_type: str | None
+    result: dict[str, Any] | None
+
+    @classmethod
+    def from_db(cls, r: sqlite3.Row) -> "Row":
+        return cls(id=r["id"], event_id=r["event_id"], vendor=r["vendor"], hook=r["hook"], target=r["target"],
+                   payload=json.loads(r["payload"]), has_secret=r["secret"] is not None, state=r["state"],
+                   attempts=r["attempts"], next_at=r["next_at"], lease_until=r["lease_until"],
+                   lease_owner=r["lease_owner"], created_at=r["created_at"], updated_at=r["updated_at"],
+                   last_error=r["last_error"], error_type=r["error_type"],
+                   result=json.loads(r["result"]) if r["result"] else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, no secrets (secret result values show as ``"***"``)."""
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def _split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """(the result with Secret values masked, {key: secret value})."""
+    if result is None:
+        return None, {}
+    if not isinstance(result, dict):
+        result = {"value": result}
+    public, secrets = {}, {}
+    for key, value in result.items():
+        if isinstance(value, Secret):
+            public[key], secrets[key] = "***", value.reveal()
+        else:
+            public[key] = value
+    return public, secrets
+
+
+class Queue:
+    """The outbox in ``state_dir``.  One connection per instance; safe across processes."""
+
+    def __init__(self, state_dir: str | os.PathLike, *, clock=time.time) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / DB_NAME
+        self.clock = clock
+        self.box = SecretBox(self.state_dir)
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._connect()
+        return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise ConfigError(f"cannot create the queue in {self.state_dir} ({exc.strerror}); set [general] "
+                              "state_dir to a directory this user can write") from None
+        old = os.umask(0o077)  # the -wal and -shm files too
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.executescript(SCHEMA)
+        finally:
+            os.umask(old)
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _tx(self):
+        return _Transaction(self.db)
+
+    # -- writing -----------------------------------------------------------------
+
+    def enqueue(self, event: Event, vendors: Iterable[str]) -> list[int]:
+        """Write one row per vendor, superseding what the event makes pointless; one transaction."""
+        vendors = list(vendors)
+        db = self.db  # creates state_dir (0700) before the key file goes into it
+        payload = json.dumps(event.to_dict())
+        password = getattr(event, "password", None)
+        sealed = self.box.seal(password.reveal()) if password is not None and vendors else None
+        now, ids = self.clock(), []
+        with _Transaction(db):
+            for vendor in vendors:
+                older = SUPERSEDES.get(event.hook)
+                if older:
+                    marks = ",".join("?" * len(older))
+                    db.execute(
+                        f"UPDATE events SET state='superseded', secret=NULL, updated_at=?, "
+                        f"last_error='superseded by a later ' || ? WHERE vendor=? AND target=? AND state='pending' "
+                        f"AND hook IN ({marks})", (now, event.hook, vendor, event.target_key, *older))
+                cur = db.execute(
+                    "INSERT INTO events (event_id, vendor, hook, target, payload, secret, next_at, created_at, "
+                    "updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (event.id, vendor, event.hook, event.target_key, payload, sealed, now, now, now))
+                ids.append(cur.lastrowid)
+        return ids
+
+    def claim(self, owner: str, lease_seconds: float, *, exclude: Iterable[str] = (),
+              only: Iterable[int] | None = None, ignore_schedule: bool = False) -> tuple[Row, str] | None:
+        """Lease the oldest deliverable row; return it with its lease token, or None."""
+        now = self.clock()
+        exclude = list(exclude)
+        where = ["((e.state='pending' AND (e.next_at <= :now OR :ignore)) OR (e.state='leased' "
+                 "AND e.lease_until < :now))",
+                 "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target AND p.id < e.id "
+                 "AND p.state IN ('pending','leased'))"]
+        params: dict[str, Any] = {"now": now, "ignore": 1 if ignore_schedule else 0}
+        if exclude:
+            where.append(f"e.vendor NOT IN ({','.join(':x%d' % i for i in range(len(exclude)))})")
+            params.update({f"x{i}": v for i, v in enumerate(exclude)})
+        if only is not None:
+            ids = list(only) or [-1]
+            where.append(f"e.id IN ({','.join(':o%d' % i for i in range(len(ids)))})")
+            params.update({f"o{i}": v for i, v in enumerate(ids)})
+        token = f"{owner}:{uuid.uuid4().hex[:12]}"
+        with self._tx() as db:
+            found = db.execute(f"SELECT id FROM events e WHERE {' AND '.join(where)} ORDER BY e.id LIMIT 1",
+                               params).fetchone()
+            if found is None:
+                return None
+            db.execute("UPDATE events SET state='leased', lease_until=?, lease_owner=?, attempts=attempts+1, "
+                       "updated_at=? WHERE id=?", (now + lease_seconds, token, now, found["id"]))
+            row = db.execute("SELECT * FROM events WHERE id=?", (found["id"],)).fetchone()
+        return Row.from_db(row), token
+
+    def event_of(self, row: Row) -> Event:
+        """Rebuild the row's event, decrypting its password if it has one."""
+        password = None
+        if row.has_secret:
+            blob = self.db.execute("SELECT secret FROM events WHERE id=?", (row.id,)).fetchone()["secret"]
+            if blob is not None:
+                password = Secret(self.box.open(blob))
+        return event_from_dict(row.payload, password=password)
+
+    def complete(self, row: Row, token: str, result: Any = None) -> bool:
+        """Mark a leased row done (and wipe its secret); False if the lease was lost."""
+        public, secrets = _split_result(result)
+        sealed = self.box.seal(json.dumps(secrets)) if secrets else None
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, updated_at=?, "
+                "result=?, result_secret=?, last_error=NULL, error_type=NULL WHERE id=? AND lease_owner=?",
+                (self.clock(), json.dumps(public) if public is not None else None, sealed, row.id, token))
+        return cur.rowcount == 1
+
+    def fail(self, row: Row, token: str, error: SpamFilterError, retry_at: float | None, note: str = "") -> bool:
+        """Record a failure: back to pending until *retry_at*, or dead (secret wiped) when None."""
+        now, message = self.clock(), note + str(error)
+        with self._tx() as db:
+            if retry_at is None:
+                cur = db.execute(
+                    "UPDATE events SET state='dead', secret=NULL, lease_until=NULL, lease_owner=NULL, updated_at=?, "
+                    "last_error=?, error_type=? WHERE id=? AND lease_owner=?",
+                    (now, message, type(error).__name__, row.id, token))
+            else:
+                cur = db.execute(
+                    "UPDATE events SET state='pending', next_at=?, lease_until=NULL, lease_owner=NULL, updated_at=?, "
+                    "last_error=?, error_type=? WHERE id=? AND lease_owner=?",
+                    (retry_at, now, message, type(error).__name__, row.id, token))
+        return cur.rowcount == 1
+
+    # -- reading and admin ---------------------------------------------------------
+
+    def get(self, row_id: int) -> Row | None:
+        r = self.db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
+        return Row.from_db(r) if r else None
+
+    def secret_result(self, row_id: int) -> dict[str, Secret]:
+        """The secret parts of a row's result (a generated password, say), decrypted."""
+        r = self.db.execute("SELECT result_secret FROM events WHERE id=?", (row_id,)).fetchone()
+        if r is None or r["result_secret"] is None:
+            return {}
+        return {k: Secret(v) for k, v in json.loads(self.box.open(r["result_secret"])).items()}
+
+    def rows(self, *, state: str | None = None, vendor: str | None = None, limit: int = 100) -> list[Row]:
+        where, params = [], []
+        if state:
+            where.append("state=?")
+            params.append(state)
+        if vendor:
+            where.append("vendor=?")
+            params.append(vendor)
+        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        return [Row.from_db(r) for r in self.db.execute(sql, (*params, limit))]
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATES}
+        out.update({r["state"]: r["n"] for r in self.db.execute("SELECT state, count(*) n FROM events GROUP BY state")})
+        return out
+
+    def next_due(self) -> float | None:
+        r = self.db.execute("SELECT min(CASE WHEN state='pending' THEN next_at ELSE lease_until END) t FROM events "
+                            "WHERE state IN ('pending','leased')").fetchone()
+        return r["t"]
+
+    def retry(self, row_id: int) -> bool:
+        """Make a dead row pending again, due now.  Its password, if it had one, is gone:
+        a dead password reset is retried without it (the vendor generates one)."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
+                             "WHERE id=? AND state='dead'", (self.clock(), self.clock(), row_id))
+        return cur.rowcount == 1
+
+    def retry_all_dead(self) -> int:
+        with self._tx() as db:
+            cur = db.execute("UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
+                             "WHERE state='dead'", (self.clock(), self.clock()))
+        return cur.rowcount
+
+    def drop(self, row_id: int) -> bool:
+        """Delete a row that is not being delivered right now."""
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM events WHERE id=? AND NOT (state='leased' AND lease_until >= ?)",
+                             (row_id, self.clock()))
+        return cur.rowcount == 1
+
+    def purge(self, older_than_seconds: float) -> int:
+        """Delete done and superseded rows older than the given age."""
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM events WHERE state IN ('done','superseded') AND updated_at < ?",
+                             (self.clock() - older_than_seconds,))
+        return cur.rowcount
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *rest) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+# -- the panel-hook entry -----------------------------------------------------------
+
+CAPABILITIES = "capabilities.json"
+
+
+@dataclass
+class Receipt:
+    event: Event
+    rows: dict[str, int]  # vendor -> row id
+
+
+def _fingerprint(config_file: Path) -> str:
+    from . import __version__
+
+    st = config_file.stat()
+    return f"{__version__}:{config_file.resolve()}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def write_capabilities(state_dir: Path, config_file: Path, handlers: dict[str, list[str]]) -> None:
+    """Record which enabled vendor handles which hook (read by :func:`emit` without loading plugins)."""
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = state_dir / (CAPABILITIES + ".tmp")
+        tmp.write_text(json.dumps({"fingerprint": _fingerprint(config_file), "handlers": handlers}))
+        os.replace(tmp, state_dir / CAPABILITIES)
+    except OSError:
+        pass  # only a cache: emit falls back to loading the plugins
+
+
+def _handlers(config_file: Path, state_dir: Path, hook: str) -> list[str]:
+    try:
+        cached = json.loads((state_dir / CAPABILITIES).read_text())
+        if cached.get("fingerprint") == _fingerprint(config_file):
+            return sorted(v for v, hooks in cached["handlers"].items() if hook in hooks)
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    from .manager import load_runtime  # slow path: loads plugins, then refreshes the cache
+
+    runtime = load_runtime(config_file)
+    return runtime.handlers(hook)
+
+
+def emit(event: Event, config: str | os.PathLike | None = None) -> Receipt:
+    """Queue *event* for every enabled vendor that handles it; return at once.
+
+    The call a panel hook makes.  It never contacts a vendor."""
+    from .config import DEFAULT_STATE_DIR, config_path, read_file
+
+    raw = read_file(config_path(config))
+    state_dir = Path((raw.data.get("general") or {}).get("state_dir", DEFAULT_STATE_DIR))
+    vendors = _handlers(raw.path, state_dir, event.hook)
+    queue = Queue(state_dir)
+    try:
+        ids = queue.enqueue(event, vendors)
+    finally:
+        queue.close()
+    return Receipt(event, dict(zip(vendors, ids)))

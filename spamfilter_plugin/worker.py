@@ -1,0 +1,139 @@
+"""The worker: claims queue rows with a lease, calls that one vendor's hook, records the outcome.
+
+A temporary failure goes back to the queue with capped, jittered exponential backoff
+(``general.retry_base`` doubling up to ``general.retry_cap``) until
+``general.max_attempts``; a permanent one (refused credentials, invalid data) is dead at
+once with the vendor's reason.  A worker killed at any moment loses nothing: its lease
+expires and the row is claimed again.  Rows of a suspended vendor are left waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .errors import SpamFilterError, VendorError
+from .manager import Outcome, Runtime
+from .queue import Queue, Row
+from .redaction import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Delivery:
+    row: Row
+    outcome: Outcome
+    final_state: str  # done, dead, pending (will retry) or lost (lease taken over)
+
+
+@dataclass
+class Stats:
+    done: int = 0
+    dead: int = 0
+    retrying: int = 0
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    def add(self, delivery: Delivery) -> None:
+        self.deliveries.append(delivery)
+        if delivery.final_state == "done":
+            self.done += 1
+        elif delivery.final_state == "dead":
+            self.dead += 1
+        elif delivery.final_state == "pending":
+            self.retrying += 1
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, queue: Queue | None = None, *, owner: str | None = None,
+                 clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random,
+                 on_delivery: Callable[[Delivery], None] | None = None) -> None:
+        self.runtime = runtime
+        self.general = runtime.config.general
+        self.queue = queue or Queue(self.general.state_dir, clock=clock)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.clock, self.rng = clock, rng
+        self.on_delivery = on_delivery
+
+    def backoff(self, attempts: int) -> float:
+        """Delay after the *attempts*-th failure: half fixed, half random, doubling, capped."""
+        window = min(self.general.retry_cap, self.general.retry_base * 2 ** (attempts - 1))
+        return window / 2 + self.rng() * window / 2
+
+    def _suspended(self) -> list[str]:
+        return [name for name, ctx in self.runtime.contexts.items() if ctx.suspension() is not None]
+
+    def run_one(self, *, only: Iterable[int] | None = None, ignore_schedule: bool = False) -> Delivery | None:
+        """Claim and deliver one row; None when nothing is deliverable now."""
+        claimed = self.queue.claim(self.owner, self.general.lease_seconds, exclude=self._suspended(), only=only,
+                                   ignore_schedule=ignore_schedule)
+        if claimed is None:
+            return None
+        row, token = claimed
+        if row.vendor not in self.runtime.contexts:
+            error = VendorError(row.vendor, f"vendor {row.vendor!r} is no longer enabled; add [vendors.{row.vendor}] "
+                                "back and retry the row, or drop it")
+            outcome = Outcome(row.vendor, False, error=error)
+        else:
+            try:
+                event = self.queue.event_of(row)
+            except SpamFilterError as exc:
+                outcome = Outcome(row.vendor, False, error=exc)
+            else:
+                outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
+        state = self._record(row, token, outcome)
+        delivery = Delivery(row, outcome, state)
+        log.info("queue row %d (%s %s %s, attempt %d): %s", row.id, row.vendor, row.hook, row.target, row.attempts,
+                 "done" if outcome.ok else f"{state}: {outcome.error}")
+        if self.on_delivery is not None:
+            self.on_delivery(delivery)
+        return delivery
+
+    def _record(self, row: Row, token: str, outcome: Outcome) -> str:
+        if outcome.ok:
+            ok, state = self.queue.complete(row, token, outcome.result), "done"
+        else:
+            error, note = outcome.error, ""
+            if error.permanent:
+                retry_at, state = None, "dead"
+            elif row.attempts >= self.general.max_attempts:
+                retry_at, state = None, "dead"
+                note = f"gave up after {row.attempts} attempts (general.max_attempts): "
+                log.error("queue row %d: %s%s", row.id, note, error)
+            else:
+                retry_at, state = self.clock() + self.backoff(row.attempts), "pending"
+            ok = self.queue.fail(row, token, error, retry_at, note=note)
+        if not ok:
+            log.warning("queue row %d: the lease expired during delivery and another worker took it over", row.id)
+            return "lost"
+        return state
+
+    def drain(self, *, only: Iterable[int] | None = None, ignore_schedule: bool = False,
+              stop: threading.Event | None = None) -> Stats:
+        """Deliver until nothing is deliverable now."""
+        stats = Stats()
+        only = list(only) if only is not None else None
+        while not (stop and stop.is_set()):
+            delivery = self.run_one(only=only, ignore_schedule=ignore_schedule)
+            if delivery is None:
+                break
+            stats.add(delivery)
+        return stats
+
+    def run_forever(self, stop: threading.Event, poll: float = 1.0) -> Stats:
+        """Deliver as rows come due, until *stop* is set."""
+        stats = Stats()
+        while not stop.is_set():
+            drained = self.drain(stop=stop)
+            for d in drained.deliveries:
+                stats.add(d)
+            due = self.queue.next_due()
+            wait = poll if due is None else min(poll, max(0.0, due - self.clock()))
+            stop.wait(max(wait, 0.01))
+        return stats
+

@@ -1,0 +1,195 @@
+"""The outbox: rows per handling vendor, ordering, superseding, leases, secrets at rest."""
+
+import os
+import stat
+
+import pytest
+from queue_helpers import sandbox_config
+
+from spamfilter_plugin.errors import VendorUnavailable
+from spamfilter_plugin.events import (
+    DomainCreated,
+    DomainDeleted,
+    DomainUpdated,
+    MailboxAdded,
+    MailboxDeleted,
+    PasswordReset,
+)
+from spamfilter_plugin.queue import DB_NAME, KEY_NAME, Queue, emit
+
+
+@pytest.fixture
+def cfg(tmp_path, sandbox):
+    return sandbox_config(tmp_path, sandbox)
+
+
+@pytest.fixture
+def queue(tmp_path):
+    q = Queue(tmp_path / "state")
+    yield q
+    q.close()
+
+
+def test_emit_writes_one_row_per_vendor_that_handles_the_event(cfg, tmp_path):
+    receipt = emit(DomainCreated(domain="a.example"), cfg)
+    assert list(receipt.rows) == ["spamport"]  # rackspace does not handle domain events
+    receipt = emit(MailboxAdded(mailbox="alex.smith@example.com"), cfg)
+    assert list(receipt.rows) == ["rackspace"]
+    receipt = emit(MailboxDeleted(mailbox="alex.smith@example.com"), cfg)
+    assert receipt.rows == {}  # nobody handles it: nothing queued
+    q = Queue(tmp_path / "state")
+    assert q.counts()["pending"] == 2
+
+
+def test_emit_uses_the_capability_cache_without_loading_plugins(cfg, tmp_path, monkeypatch):
+    emit(DomainCreated(domain="a.example"), cfg)  # the first call may load plugins and writes the cache
+    import spamfilter_plugin.manager as manager
+
+    monkeypatch.setattr(manager, "load_runtime", lambda *a, **k: pytest.fail("emit loaded the plugins"))
+    assert list(emit(DomainCreated(domain="b.example"), cfg).rows) == ["spamport"]
+
+
+def test_a_changed_config_refreshes_the_cache(cfg, tmp_path, sandbox):
+    emit(DomainCreated(domain="a.example"), cfg)
+    text = cfg.read_text().replace("[vendors.spamport]", "[vendors.toy]\napi_url = \"http://127.0.0.1:9\"\n"
+                                   "token = \"t\"\ndeadline = 2.0\n\n[vendors.spamport]")
+    cfg.write_text(text)
+    assert sorted(emit(DomainCreated(domain="b.example"), cfg).rows) == ["spamport", "toy"]
+
+
+def test_files_are_private(cfg, tmp_path):
+    emit(PasswordReset(mailbox="alex.smith@example.com", password="S3cret-pw!"), sandbox_config(
+        tmp_path, {"spamport": _Fake(), "rackspace": _Fake()}, name="other.toml"))
+    state = tmp_path / "state"
+    for name in (DB_NAME, KEY_NAME):
+        assert stat.S_IMODE(os.stat(state / name).st_mode) == 0o600, name
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+
+
+class _Fake:
+    url = "http://127.0.0.1:9"
+
+
+def test_no_plaintext_password_in_the_database_files(queue, tmp_path):
+    password = "Pl4intext-Never-&#%"
+    queue.enqueue(PasswordReset(domain="a.example", password=password), ["spamport"])
+    queue.enqueue(PasswordReset(mailbox="b@a.example", password=password), ["toy"])
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "state").glob(DB_NAME + "*"))
+    assert raw and password.encode() not in raw
+    row, token = queue.claim("w", 30)
+    assert queue.event_of(row).password.reveal() == password
+
+
+def test_password_is_wiped_when_done_dead_or_superseded(queue):
+    ids = [queue.enqueue(PasswordReset(mailbox=f"u{i}@a.example", password="pw-123456"), ["v"])[0]
+           for i in range(2)]
+    row, token = queue.claim("w", 30)
+    queue.complete(row, token)
+    row, token = queue.claim("w", 30)
+    queue.fail(row, token, VendorUnavailable("v", "x"), None)
+    queue.enqueue(PasswordReset(mailbox="u9@a.example", password="first-pw"), ["v"])
+    queue.enqueue(PasswordReset(mailbox="u9@a.example", password="second-pw"), ["v"])
+    secrets = dict(queue.db.execute("SELECT id, secret FROM events").fetchall())
+    assert secrets[ids[0]] is None and secrets[ids[1]] is None
+    states = [r.state for r in sorted(queue.rows(), key=lambda r: r.id)]
+    assert states == ["done", "dead", "superseded", "pending"]
+    assert [v is None for v in secrets.values()] == [True, True, True, False]
+
+
+def test_same_target_is_delivered_in_order_other_targets_are_not_blocked(queue):
+    first = queue.enqueue(DomainCreated(domain="a.example"), ["v"])[0]
+    second = queue.enqueue(DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
+    other = queue.enqueue(DomainCreated(domain="b.example"), ["v"])[0]
+    row, token = queue.claim("w", 30)
+    assert row.id == first
+    row2, token2 = queue.claim("w", 30)
+    assert row2.id == other  # a.example's second event waits for its first
+    assert queue.claim("w", 30) is None
+    queue.fail(row, token, VendorUnavailable("v", "down"), retry_at=queue.clock() + 3600)
+    assert queue.claim("w", 30) is None  # still waiting: the first is retrying later
+    queue.complete(row2, token2)
+    assert queue.get(second).state == "pending"
+
+
+def test_a_dead_row_does_not_block_its_target(queue):
+    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    later = queue.enqueue(DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
+    row, token = queue.claim("w", 30)
+    queue.fail(row, token, VendorUnavailable("v", "x"), None)
+    assert queue.claim("w", 30)[0].id == later
+
+
+@pytest.mark.parametrize("events,expected", [
+    ([DomainCreated(domain="a.example"), DomainDeleted(domain="a.example")], ["superseded", "pending"]),
+    ([DomainCreated(domain="a.example"), DomainUpdated(domain="a.example", destination="192.0.2.1"),
+      DomainDeleted(domain="a.example")], ["superseded", "superseded", "pending"]),
+    ([DomainUpdated(domain="a.example", destination="192.0.2.1"),
+      DomainUpdated(domain="a.example", destination="192.0.2.2")], ["superseded", "pending"]),
+    ([DomainDeleted(domain="a.example"), DomainCreated(domain="a.example")], ["pending", "pending"]),
+    ([MailboxAdded(mailbox="u@a.example"), MailboxDeleted(mailbox="u@a.example")], ["superseded", "pending"]),
+    ([DomainCreated(domain="a.example"), DomainDeleted(domain="b.example")], ["pending", "pending"]),
+])
+def test_superseding(queue, events, expected):
+    for event in events:
+        queue.enqueue(event, ["v"])
+    assert [r.state for r in sorted(queue.rows(), key=lambda r: r.id)] == expected
+
+
+def test_leased_rows_are_never_superseded(queue):
+    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, token = queue.claim("w", 30)
+    queue.enqueue(DomainDeleted(domain="a.example"), ["v"])
+    assert queue.get(row.id).state == "leased"
+
+
+def test_expired_leases_are_claimed_again_and_the_old_holder_cannot_finish(tmp_path):
+    now = [1000.0]
+    q = Queue(tmp_path / "s", clock=lambda: now[0])
+    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, old = q.claim("w1", 10)
+    assert q.claim("w2", 10) is None
+    now[0] += 11
+    again, new = q.claim("w2", 10)
+    assert again.id == row.id and again.attempts == 2
+    assert not q.complete(row, old)  # the first worker's lease is gone
+    assert q.complete(again, new) and q.get(row.id).state == "done"
+
+
+def test_results_keep_secrets_encrypted(queue, tmp_path):
+    from spamfilter_plugin.redaction import Secret
+
+    queue.enqueue(PasswordReset(domain="a.example"), ["spamport"])
+    row, token = queue.claim("w", 30)
+    queue.complete(row, token, {"password": Secret("Gener4ted-pw"), "message": "ok"})
+    assert queue.get(row.id).result == {"password": "***", "message": "ok"}
+    assert queue.secret_result(row.id)["password"].reveal() == "Gener4ted-pw"
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "state").glob(DB_NAME + "*"))
+    assert b"Gener4ted-pw" not in raw
+
+
+def test_retry_drop_and_purge(queue):
+    a = queue.enqueue(DomainCreated(domain="a.example"), ["v"])[0]
+    b = queue.enqueue(DomainCreated(domain="b.example"), ["v"])[0]
+    for _ in range(2):
+        row, token = queue.claim("w", 30)
+        queue.fail(row, token, VendorUnavailable("v", "x"), None)
+    assert queue.retry(a) and not queue.retry(a)
+    assert queue.get(a).state == "pending" and queue.get(a).attempts == 0
+    assert queue.retry_all_dead() == 1 and queue.get(b).state == "pending"
+    row, token = queue.claim("w", 30)
+    assert not queue.drop(row.id)  # being delivered
+    assert queue.drop(b) and queue.get(b) is None
+    queue.complete(row, token)
+    assert queue.purge(-1) == 1
+
+
+def test_key_file_with_loose_permissions_is_refused(queue, tmp_path):
+    from spamfilter_plugin.errors import ConfigError
+
+    queue.enqueue(PasswordReset(domain="a.example", password="pw-123456"), ["v"])
+    key = tmp_path / "state" / KEY_NAME
+    key.chmod(0o644)
+    fresh = Queue(tmp_path / "state")
+    with pytest.raises(ConfigError) as info:
+        fresh.enqueue(PasswordReset(domain="a.example", password="pw-123456"), ["v"])
+    assert f"chmod 600 {key}" in str(info.value)

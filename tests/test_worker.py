@@ -1,0 +1,167 @@
+"""The worker against the emulators: retries, dead rows, suspension, results, concurrency."""
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+from queue_helpers import sandbox_config
+
+from spamfilter_plugin.events import DomainCreated, MailboxAdded, PasswordReset
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.queue import Queue, emit
+from spamfilter_plugin.worker import Worker
+
+
+@pytest.fixture
+def cfg(tmp_path, sandbox):
+    return sandbox_config(tmp_path, sandbox)
+
+
+def worker(cfg, **kw):
+    rt = load_runtime(cfg)
+    return Worker(rt, **kw)
+
+
+def test_delivers_to_each_vendor_and_stores_results(cfg, sandbox):
+    emit(DomainCreated(domain="a.example", destination="192.0.2.5"), cfg)
+    emit(MailboxAdded(mailbox="alex.smith@example.com"), cfg)
+    emit(PasswordReset(domain="a.example"), cfg)
+    w = worker(cfg)
+    stats = w.drain()
+    assert (stats.done, stats.dead, stats.retrying) == (3, 0, 0)
+    assert sandbox["spamport"].emulator.domains["a.example"]["transport"] == "smtp:192.0.2.5"
+    box = sandbox["rackspace"].emulator.mailboxes[("12345678", "example.com", "alex.smith")]
+    assert box["settings"]["filterLevel"] == "exclusive"
+    reset_row = [d.row for d in stats.deliveries if d.row.hook == "password_reset"][0]
+    stored = w.queue.get(reset_row.id)
+    assert stored.result == {"password": "***"}
+    assert w.queue.secret_result(reset_row.id)["password"].reveal() == \
+        sandbox["spamport"].emulator.domain_passwords["a.example"]
+
+
+def test_temporary_failure_is_retried_with_backoff(cfg, sandbox):
+    sandbox["spamport"].emulator.faults.configure(queue=["error", "error"])
+    (row_id,) = emit(DomainCreated(domain="a.example"), cfg).rows.values()
+    w = worker(cfg)
+    first = w.run_one()
+    assert first.final_state == "pending" and not first.outcome.ok
+    row = w.queue.get(row_id)
+    assert row.attempts == 1 and row.next_at > row.updated_at and row.error_type == "VendorUnavailable"
+    stats = w.drain(ignore_schedule=True)
+    assert stats.done == 1 and w.queue.get(row_id).attempts == 3
+
+
+def test_backoff_doubles_is_jittered_and_capped(cfg):
+    w = worker(cfg)
+    w.general = type(w.general)(retry_base=10, retry_cap=100)
+    w.rng = lambda: 0.0
+    assert [w.backoff(n) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 40, 50]
+    w.rng = lambda: 1.0
+    assert [w.backoff(n) for n in (1, 2, 5)] == [10, 20, 100]
+
+
+def test_gives_up_after_max_attempts(tmp_path, sandbox):
+    cfg = sandbox_config(tmp_path, sandbox, general={"max_attempts": 2})
+    sandbox["spamport"].emulator.faults.configure(rates={"error": 1.0})
+    (row_id,) = emit(DomainCreated(domain="a.example"), cfg).rows.values()
+    stats = worker(cfg).drain(ignore_schedule=True)
+    assert stats.dead == 1
+    row = Queue(tmp_path / "state").get(row_id)
+    assert row.state == "dead" and row.attempts == 2 and row.last_error.startswith("gave up after 2 attempts")
+
+
+def test_auth_error_is_dead_after_one_attempt_and_suspends_only_that_vendor(tmp_path, sandbox):
+    cfg = sandbox_config(tmp_path, sandbox, spamport={"password": "wrong-password", "retries": 3})
+    first = emit(DomainCreated(domain="a.example"), cfg).rows["spamport"]
+    second = emit(DomainCreated(domain="b.example"), cfg).rows["spamport"]
+    mailbox = emit(MailboxAdded(mailbox="alex.smith@example.com"), cfg).rows["rackspace"]
+    w = worker(cfg)
+    stats = w.drain(ignore_schedule=True)
+    q = w.queue
+    assert q.get(first).state == "dead" and q.get(first).attempts == 1 and q.get(first).error_type == "VendorAuthError"
+    assert len(sandbox["spamport"].emulator.requests) == 1
+    assert q.get(second).state == "pending" and q.get(second).attempts == 0  # waits, untouched
+    assert q.get(mailbox).state == "done"  # other vendors go on
+    assert stats.dead == 1
+    # the admin fixes the password, checks (which resumes), and retries the dead row
+    cfg.write_text(cfg.read_text().replace('"wrong-password"', '"sandbox-Pa55&#%+="'))
+    rt = load_runtime(cfg)
+    assert rt.check("spamport").ok
+    assert q.retry_all_dead() == 1
+    assert Worker(rt).drain().done == 2
+    assert set(sandbox["spamport"].emulator.domains) == {"a.example", "b.example"}
+
+
+def test_permanent_vendor_error_is_dead_with_the_reason(cfg, sandbox):
+    sandbox["spamport"].emulator.seed_data({"license_limit": 0})
+    (row_id,) = emit(DomainCreated(domain="a.example"), cfg).rows.values()
+    w = worker(cfg)
+    assert w.drain().dead == 1
+    row = w.queue.get(row_id)
+    assert row.attempts == 1 and row.error_type == "VendorRejected" and "licence is fully used" in row.last_error
+
+
+DRAIN = """
+import json, sys
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.worker import Worker
+stats = Worker(load_runtime(sys.argv[1])).drain()
+print(json.dumps([d.row.id for d in stats.deliveries]))
+"""
+
+EMIT = """
+import sys
+from spamfilter_plugin.events import DomainCreated
+from spamfilter_plugin.queue import emit
+start, count = int(sys.argv[2]), int(sys.argv[3])
+for i in range(start, start + count):
+    emit(DomainCreated(domain=f"p{i}.example"), sys.argv[1])
+"""
+
+
+def run_parallel(script, argvs):
+    procs = [subprocess.Popen([sys.executable, "-c", script, *map(str, argv)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for argv in argvs]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    return [out for out, _ in outs]
+
+
+def test_concurrent_workers_never_deliver_a_row_twice(cfg, sandbox):
+    sandbox["spamport"].emulator.seed_data({"license_limit": 1000})
+    for i in range(120):
+        emit(DomainCreated(domain=f"d{i}.example"), cfg)
+    delivered = [json.loads(out) for out in run_parallel(DRAIN, [[cfg]] * 3)]
+    ids = [i for chunk in delivered for i in chunk]
+    assert len(ids) == len(set(ids)) == 120
+    assert sum(1 for chunk in delivered if chunk) >= 2  # the work was really shared
+    adds = [r for r in sandbox["spamport"].emulator.requests if "function=add" in r["body"]]
+    assert len(adds) == 120  # each domain added exactly once
+    q = Queue(cfg.parent / "state")
+    assert q.counts()["done"] == 120 and all(r.attempts == 1 for r in q.rows(limit=200))
+
+
+def test_concurrent_emitters_from_several_processes(cfg):
+    emit(DomainCreated(domain="warm.example"), cfg)  # writes the capability cache
+    run_parallel(EMIT, [[cfg, n * 40, 40] for n in range(4)])
+    q = Queue(cfg.parent / "state")
+    targets = {r.target for r in q.rows(limit=500)}
+    assert len(targets) == 161 and q.counts()["pending"] == 161
+
+
+def test_run_forever_stops_on_request(cfg, sandbox):
+    w = worker(cfg)
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run_forever, args=(stop,), kwargs={"poll": 0.05})
+    thread.start()
+    emit(DomainCreated(domain="live.example"), cfg)
+    for _ in range(100):
+        if "live.example" in sandbox["spamport"].emulator.domains:
+            break
+        stop.wait(0.05)
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and "live.example" in sandbox["spamport"].emulator.domains
