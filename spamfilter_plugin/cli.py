@@ -281,13 +281,17 @@ def cmd_emit(args) -> int:
 
     rt = _runtime(args)
     worker = Worker(rt)
-    stats = worker.drain(only=receipt.rows.values(), ignore_schedule=True)
-    outcomes = [d.outcome for d in stats.deliveries]
-    waiting = [v for v, i in receipt.rows.items() if i not in {d.row.id for d in stats.deliveries}]
+    deliveries = []  # one attempt per row; what fails stays queued for the worker
+    for row_id in receipt.rows.values():
+        delivery = worker.run_one(only=[row_id], ignore_schedule=True)
+        if delivery is not None:
+            deliveries.append(delivery)
+    outcomes = [d.outcome for d in deliveries]
+    waiting = [v for v, i in receipt.rows.items() if i not in {d.row.id for d in deliveries}]
     for vendor in waiting:
         print(f"{vendor}: queued behind an earlier event for {event.target}; the worker will deliver it",
               file=sys.stderr)
-    for d in stats.deliveries:
+    for d in deliveries:
         if not d.outcome.ok and d.final_state == "pending":
             print(f"{d.row.vendor}: will be retried by the worker (queue row {d.row.id})", file=sys.stderr)
     return _print_outcomes(outcomes, args.json, {"event": event.to_dict(), "queued": receipt.rows})

@@ -1,0 +1,123 @@
+"""'spamfilter emit' (queued), 'spamfilter worker' and 'spamfilter queue' as an admin runs them."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from queue_helpers import sandbox_config
+
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+
+
+@pytest.fixture
+def cfg(tmp_path, sandbox):
+    return sandbox_config(tmp_path, sandbox)
+
+
+def run(cfg, *args, stdin=None):
+    proc = subprocess.run([SPAMFILTER, "--config", str(cfg), *args], input=stdin, capture_output=True, text=True,
+                          timeout=60)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_emit_queues_without_calling_the_vendor(cfg, sandbox):
+    code, out, _ = run(cfg, "emit", "domain-created", "--domain", "q.example")
+    assert code == 0 and out.startswith("queued domain-created for spamport (rows ")
+    assert sandbox["spamport"].emulator.requests == []
+    code, out, _ = run(cfg, "emit", "mailbox-added", "--mailbox", "alex.smith@example.com", "--json")
+    doc = json.loads(out)
+    assert list(doc["queued"]) == ["rackspace"] and doc["event"]["mailbox"] == "alex.smith@example.com"
+
+
+def test_emit_while_the_vendor_is_down_loses_nothing(tmp_path, sandbox):
+    cfg = sandbox_config(tmp_path, sandbox, general={"retry_base": 60, "retry_cap": 120})
+    sandbox["spamport"].emulator.faults.configure(rates={"error": 1.0})
+    code, out, err = run(cfg, "emit", "domain-created", "--domain", "down.example", "--now")
+    assert code == 1 and "FAILED" in out and "will be retried by the worker" in err
+    sandbox["spamport"].emulator.faults.clear()
+    code, _, err = run(cfg, "worker", "--drain")
+    assert "down.example" not in sandbox["spamport"].emulator.domains  # not due yet: backoff
+    code, out, _ = run(cfg, "queue", "list", "--json")
+    (row,) = json.loads(out)["rows"]
+    assert row["state"] == "pending" and row["attempts"] == 1 and row["error_type"] == "VendorUnavailable"
+    assert len(sandbox["spamport"].emulator.requests) == 1
+
+
+def test_worker_drain_delivers_and_exits_1_when_something_died(cfg, sandbox):
+    run(cfg, "emit", "domain-created", "--domain", "ok.example")
+    sandbox["spamport"].emulator.seed_data({"license_limit": 1})
+    run(cfg, "emit", "domain-created", "--domain", "over.example")
+    code, _, err = run(cfg, "worker", "--drain")
+    assert code == 1 and "delivered 1, retrying later 0, dead 1" in err
+    assert "row 2 spamport domain_created domain:over.example: dead:" in err
+    code, out, _ = run(cfg, "queue", "list", "--state", "dead")
+    assert "over.example" in out and "licence is fully used" in out and "ok.example" not in out.split("\n", 1)[1]
+
+
+def test_worker_once(cfg, sandbox):
+    code, _, err = run(cfg, "worker", "--once")
+    assert code == 0 and "nothing due" in err
+    run(cfg, "emit", "domain-created", "--domain", "a.example")
+    run(cfg, "emit", "domain-created", "--domain", "b.example")
+    assert run(cfg, "worker", "--once")[0] == 0
+    assert set(sandbox["spamport"].emulator.domains) == {"a.example"}
+
+
+def test_queue_show_retry_drop(cfg, sandbox):
+    sandbox["spamport"].emulator.seed_data({"license_limit": 0})
+    run(cfg, "emit", "domain-created", "--domain", "a.example")
+    run(cfg, "worker", "--drain")
+    code, out, _ = run(cfg, "queue", "show", "1", "--json")
+    doc = json.loads(out)
+    assert doc["state"] == "dead" and doc["payload"]["domain"] == "a.example" and doc["attempts"] == 1
+    code, out, _ = run(cfg, "queue", "show", "1")
+    assert "state        dead" in out and "VendorRejected" in out
+    assert run(cfg, "queue", "retry", "1")[0] == 0
+    assert run(cfg, "queue", "retry", "1")[0] == 2  # not dead any more
+    sandbox["spamport"].emulator.seed_data({"license_limit": 10})
+    assert run(cfg, "worker", "--drain")[0] == 0 and "a.example" in sandbox["spamport"].emulator.domains
+    assert json.loads(run(cfg, "queue", "retry", "--all-dead", "--json")[1]) == {"retried": 0}
+    code, _, err = run(cfg, "queue", "retry")
+    assert code == 2 and "needs a row id or --all-dead" in err
+    assert run(cfg, "queue", "drop", "1")[0] == 0
+    code, _, err = run(cfg, "queue", "show", "1")
+    assert code == 2 and "no queue row 1" in err
+
+
+def test_generated_password_is_stored_but_never_printed(cfg, sandbox):
+    run(cfg, "emit", "domain-created", "--domain", "a.example")
+    run(cfg, "emit", "password-reset", "--domain", "a.example")
+    code, out, err = run(cfg, "worker", "--drain")
+    assert code == 0
+    password = sandbox["spamport"].emulator.domain_passwords["a.example"]
+    for args in (["queue", "show", "2"], ["queue", "show", "2", "--json"], ["queue", "list", "--json"]):
+        code, out, _ = run(cfg, *args)
+        assert password not in out
+    assert '"password": "***"' in run(cfg, "queue", "show", "2", "--json")[1]
+    from spamfilter_plugin.queue import Queue
+
+    assert Queue(cfg.parent / "state").secret_result(2)["password"].reveal() == password
+
+
+def test_password_from_stdin_is_queued_encrypted(cfg, sandbox, tmp_path):
+    code, _, _ = run(cfg, "emit", "password-reset", "--mailbox", "alex.smith@example.com", "--password-stdin",
+                     stdin="Queued-Pa55!\n")
+    assert code == 0
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "state").glob("queue.sqlite3*"))
+    assert b"Queued-Pa55!" not in raw
+
+
+def test_systemd_unit(cfg):
+    code, out, _ = run(cfg, "worker", "--systemd-unit")
+    assert code == 0
+    assert f"--config {cfg.resolve()} worker" in out and "ExecStart=/" in out
+    assert f"ReadWritePaths={cfg.parent / 'state'}" in out and "Restart=always" in out
+
+
+def test_queue_purge(cfg):
+    run(cfg, "emit", "domain-created", "--domain", "a.example")
+    run(cfg, "worker", "--drain")
+    assert json.loads(run(cfg, "queue", "purge", "--older-than", "0", "--json")[1]) == {"purged": 1}
