@@ -10,6 +10,7 @@ exception messages, stored response bodies and CLI output all pass through it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -32,15 +33,19 @@ SECRET_NAMES = (
     "authorization",
 )
 
-_NAMES = "|".join(re.escape(n) for n in SECRET_NAMES)
-_PATTERNS = (
-    # form / query encoded: password=abc&...
-    re.compile(rf"(?i)(\b(?:{_NAMES})=)([^&\s]+)"),
-    # JSON: "password": "abc"
-    re.compile(rf'(?i)("(?:{_NAMES})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
-    # headers: Authorization: Bearer abc / X-Api-Signature: a:b:c
-    re.compile(r"(?i)(\b(?:authorization|x-api-signature):\s*)(.+?)(?=$|[\r\n\"',}])", re.M),
-)
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], ...]:
+    """The name-based patterns, compiled on first use (not on the panel-hook path's import)."""
+    names = "|".join(re.escape(n) for n in SECRET_NAMES)
+    return (
+        # form / query encoded: password=abc&...
+        re.compile(rf"(?i)(\b(?:{names})=)([^&\s]+)"),
+        # JSON: "password": "abc"
+        re.compile(rf'(?i)("(?:{names})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
+        # headers: Authorization: Bearer abc / X-Api-Signature: a:b:c
+        re.compile(r"(?i)(\b(?:authorization|x-api-signature):\s*)(.+?)(?=$|[\r\n\"',}])", re.M),
+    )
+
 
 _lock = threading.Lock()
 _known: set[str] = set()
@@ -125,7 +130,7 @@ def redact(text: object) -> str:
     pattern = _pattern
     if pattern is not None:
         out = pattern.sub(MASK, out)
-    for i, rx in enumerate(_PATTERNS):
+    for i, rx in enumerate(_patterns()):
         if i == 1:
             out = rx.sub(lambda m: m.group(1) + MASK + m.group(3), out)
         else:

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""How long a panel hook waits: a fresh process running the panel-hook entry
+(``spamfilter emit domain-created ...``, which queues and returns) against a bare
+``python -c pass``, plus the in-process cost of ``queue.emit()``.
+
+Run from a checkout with the package installed:  python bench/emit_path.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (time.perf_counter() - start) * 1000
+
+
+def summary(values: list[float]) -> dict:
+    values = sorted(values)
+    return {"median_ms": round(statistics.median(values), 1),
+            "p95_ms": round(values[int(len(values) * 0.95) - 1], 1), "min_ms": round(values[0], 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    spamfilter = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "config.toml"
+        cfg.write_text(f'[general]\nstate_dir = "{tmp}/state"\nmail_host = "mx.example.net"\n\n'
+                       '[vendors.spamport]\napi_url = "http://127.0.0.1:9/api"\nusername = "u"\npassword = "p"\n\n'
+                       '[vendors.rackspace]\napi_url = "http://127.0.0.1:9/v1"\ncustomer_id = "1"\n'
+                       'user_key = "k"\nsecret_key = "s"\n')
+        cfg.chmod(0o600)
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files; let them be written
+        emit_cmd = [spamfilter, "--config", str(cfg), "emit", "domain-created", "--domain", "bench.example"]
+        for _ in range(2):  # warm the capability cache and the bytecode
+            subprocess.run(emit_cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        bare = [timed([sys.executable, "-c", "pass"], env) for _ in range(args.runs)]
+        hook = [timed(emit_cmd, env) for _ in range(args.runs)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        subprocess.run(emit_cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from spamfilter_plugin.events import DomainCreated
+        from spamfilter_plugin.queue import emit
+
+        inproc = []
+        for i in range(200):
+            start = time.perf_counter()
+            emit(DomainCreated(domain=f"in{i}.example"), cfg)
+            inproc.append((time.perf_counter() - start) * 1000)
+        heavy = subprocess.run([sys.executable, "-c", "import sys, spamfilter_plugin.cli, spamfilter_plugin.queue, "
+                                "spamfilter_plugin.events; print(sorted(m for m in ('requests', 'jinja2', "
+                                "'marshmallow', 'pluggy', 'cryptography', 'urllib3') if m in sys.modules))"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    result = {
+        "python -c pass": summary(bare),
+        "spamfilter emit (fresh process, queued)": summary(hook),
+        "overhead over bare python, median ms": round(statistics.median(hook) - statistics.median(bare), 1),
+        "queue.emit() in process": summary(inproc),
+        "max RSS of an emit process, MiB": round(max(before, max_rss) / 1024, 1),
+        "heavy modules imported on the emit path": heavy,
+        "runs": args.runs,
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
