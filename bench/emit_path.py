@@ -56,7 +56,6 @@ def main() -> None:
         subprocess.run(emit_cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from spamfilter_plugin.events import DomainCreated
         from spamfilter_plugin.queue import emit
 
@@ -68,7 +67,7 @@ def main() -> None:
         heavy = subprocess.run([sys.executable, "-c", "import sys, spamfilter_plugin.cli, spamfilter_plugin.queue, "
                                 "spamfilter_plugin.events; print(sorted(m for m in ('requests', 'jinja2', "
                                 "'marshmallow', 'pluggy', 'cryptography', 'urllib3') if m in sys.modules))"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+                               capture_output=True, text=True, check=True, cwd=tmp).stdout.strip()
     result = {
         "python -c pass": summary(bare),
         "spamfilter emit (fresh process, queued)": summary(hook),

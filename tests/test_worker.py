@@ -1,6 +1,7 @@
 """The worker against the emulators: retries, dead rows, suspension, results, concurrency."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -122,8 +123,11 @@ for i in range(start, start + count):
 
 
 def run_parallel(script, argvs):
+    # run from a neutral directory: from the checkout, 'python -c' would import the source tree
+    # instead of the installed package
     procs = [subprocess.Popen([sys.executable, "-c", script, *map(str, argv)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for argv in argvs]
+                              stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(str(argv[0])))
+             for argv in argvs]
     outs = [p.communicate(timeout=180) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
