@@ -307,25 +307,14 @@ def _stop_event():
     return stop
 
 
-SYSTEMD_UNIT = """[Unit]
-Description=spamfilter-plugin delivery worker
-After=network-online.target
-Wants=network-online.target
+def systemd_unit(exe: str, config: str, state_dir: str) -> str:
+    """The shipped unit file with this installation's executable, config and state paths."""
+    from importlib import resources
 
-[Service]
-Type=simple
-ExecStart={exe} --config {config} worker
-Restart=always
-RestartSec=5
-# the worker needs the state directory and nothing else
-ProtectSystem=full
-ReadWritePaths={state_dir}
-NoNewPrivileges=true
-PrivateTmp=true
-
-[Install]
-WantedBy=multi-user.target
-"""
+    unit = resources.files("spamfilter_plugin.systemd").joinpath("spamfilter-worker.service").read_text("utf-8")
+    unit = unit.replace("/usr/local/bin/spamfilter --config /etc/spamfilter-plugin/config.toml",
+                        f"{exe} --config {config}")
+    return unit.replace("ReadWritePaths=/var/lib/spamfilter-plugin", f"ReadWritePaths={state_dir}")
 
 
 def cmd_worker(args) -> int:
@@ -336,8 +325,8 @@ def cmd_worker(args) -> int:
         import shutil
 
         exe = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
-        print(SYSTEMD_UNIT.format(exe=os.path.abspath(exe), config=rt.config.path.resolve(),
-                                  state_dir=rt.config.general.state_dir), end="")
+        print(systemd_unit(os.path.abspath(exe), str(rt.config.path.resolve()), str(rt.config.general.state_dir)),
+              end="")
         return EXIT_OK
 
     def report(d):

@@ -32,7 +32,8 @@ def test_wheel_contains_templates_and_hooks(wheel):
     names = set(wheel.namelist())
     for required in ("spamfilter_plugin/hooks/__init__.py", "spamfilter_plugin/templates/__init__.py",
                      "spamfilter_plugin/templates/_macros.html.j2", "spamfilter_plugin/templates/style.css",
-                     "spamfilter_plugin/hookspecs.py", "spamfilter_plugin/py.typed"):
+                     "spamfilter_plugin/hookspecs.py", "spamfilter_plugin/py.typed",
+                     "spamfilter_plugin/systemd/spamfilter-worker.service"):
         assert required in names
     for src in (ROOT / "templates").rglob("*.j2"):
         assert f"spamfilter_plugin/templates/{src.relative_to(ROOT / 'templates')}" in names

@@ -1,0 +1,1 @@
+"""The systemd unit of the worker (package data)."""
