@@ -114,6 +114,11 @@ class VendorTimeout(VendorUnavailable):
     """No (complete) answer arrived within the timeouts or the overall deadline."""
 
 
+class VendorTLSError(VendorUnavailable):
+    """TLS verification failed.  Not retried at once: it needs an admin (``ca_bundle``)
+    or the vendor to fix the certificate; a later delivery may succeed."""
+
+
 class VendorRateLimited(VendorUnavailable):
     """The vendor asked us to slow down; ``retry_after`` is its hint in seconds."""
 

@@ -41,6 +41,7 @@ from .errors import (
     VendorRejected,
     VendorResponseError,
     VendorTimeout,
+    VendorTLSError,
     VendorUnavailable,
 )
 from .redaction import get_logger, redact
@@ -60,11 +61,6 @@ def user_agent(vendor: str) -> str:
 def quote_segment(value: str) -> str:
     """Percent-encode one URL path segment (``/``, ``@``, ``%`` and all included)."""
     return quote(str(value), safe="")
-
-
-class VendorTLSError(VendorUnavailable):
-    """TLS verification failed.  Not retried at once: it needs an admin (``ca_bundle``)
-    or the vendor to fix the certificate."""
 
 
 @dataclass(frozen=True)

@@ -313,7 +313,6 @@ def load_runtime(path: str | Path | None = None, *, plugins: Iterable[tuple[str,
     runtime = Runtime(validate_config(raw, schemas), pm)
     from .queue import write_capabilities
 
-    hooks = [h for h in LIFECYCLE_HOOKS]
     write_capabilities(runtime.config.general.state_dir, raw.path,
-                       {v: [h for h in hooks if runtime.handles(v, h)] for v in runtime.vendors})
+                       {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors})
     return runtime

@@ -22,7 +22,8 @@ from spamfilter_plugin.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
-from spamfilter_plugin.http import HttpClient, HttpPolicy, VendorTLSError, parse_xml, quote_segment
+from spamfilter_plugin.errors import VendorTLSError
+from spamfilter_plugin.http import HttpClient, HttpPolicy, parse_xml, quote_segment
 from spamfilter_plugin.redaction import Secret
 from spamfilter_plugin.testing import AbortConnection, LoopbackServer, closed_port_url
 

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+from marshmallow import ValidationError, fields
+
+from ..config_schema import ResponseSchema
 from ..errors import InvalidInput, VendorAuthError, VendorError, VendorNotFound, VendorRateLimited, VendorRejected
 from ..errors import VendorResponseError
 from ..events import Mailbox, normalise_email, normalise_ip
@@ -123,6 +126,14 @@ def split_entries(text: str) -> list[str]:
     return [t for t in text.split(" ") if t]
 
 
+class _SettingsSchema(ResponseSchema):
+    """The JSON settings document (unknown keys ignored)."""
+
+    filterLevel = fields.String(required=True)  # noqa: N815 - the API's own key
+    sendToDomainQuarantine = fields.Boolean(load_default=False)  # noqa: N815
+    quarantineOwner = fields.String(load_default="", allow_none=True)  # noqa: N815
+
+
 @dataclass(frozen=True)
 class SpamSettings:
     filter_level: str
@@ -219,11 +230,12 @@ class RackspaceClient:
     def get_settings(self, mailbox: Mailbox) -> SpamSettings:
         resp = self.http.request("GET", self._path(mailbox, "settings"))
         if self.fmt == "json":
-            doc = resp.json()
-            if not isinstance(doc, dict) or "filterLevel" not in doc:
-                raise VendorResponseError(VENDOR, "answered settings without filterLevel", body=resp.body)
-            return SpamSettings(str(doc["filterLevel"]), bool(doc.get("sendToDomainQuarantine")),
-                                str(doc.get("quarantineOwner") or ""))
+            try:
+                doc = _SettingsSchema().load(resp.json())
+            except ValidationError as exc:
+                raise VendorResponseError(VENDOR, f"answered settings we cannot read ({exc.messages})",
+                                          body=resp.body) from None
+            return SpamSettings(doc["filterLevel"], doc["sendToDomainQuarantine"], doc["quarantineOwner"] or "")
         root = resp.xml()
         level = _text(root, "filterLevel")
         if not level:

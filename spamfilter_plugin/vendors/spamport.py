@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from marshmallow import ValidationError, fields, post_load
+
+from ..config_schema import ResponseSchema
 from ..errors import (
     VendorAuthError,
     VendorConflict,
@@ -120,12 +123,34 @@ class DomainInfo:
 
     @classmethod
     def from_api(cls, data: Any) -> "DomainInfo":
-        if not isinstance(data, dict) or not {"domain", "transport"} <= set(data):
-            raise VendorResponseError(VENDOR, "answered domain info without domain and transport", body=str(data))
-        flag = lambda key: None if data.get(key) is None else str(data[key]) == "1"  # noqa: E731
-        return cls(domain=str(data["domain"]), transport=str(data["transport"]), added=str(data.get("added", "")),
-                   report_to=str(data.get("report_to") or ""), spamscore=data.get("spamscore"),
-                   noscan=flag("noscan"), greylist=flag("greylist"))
+        try:
+            fields_ = _DomainInfoSchema().load(data)
+        except ValidationError as exc:
+            raise VendorResponseError(VENDOR, f"answered domain info we cannot read ({exc.messages})",
+                                      body=str(data)) from None
+        return cls(**fields_)
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else str(value) == "1"
+
+
+class _DomainInfoSchema(ResponseSchema):
+    """SpamPort's domain info (unknown keys ignored; noscan/greylist "0"/"1" become booleans)."""
+
+    domain = fields.String(required=True)
+    transport = fields.String(required=True)
+    added = fields.String(load_default="")
+    report_to = fields.String(load_default="", allow_none=True)
+    spamscore = fields.String(load_default=None, allow_none=True)
+    noscan = fields.Raw(load_default=None, allow_none=True)
+    greylist = fields.Raw(load_default=None, allow_none=True)
+
+    @post_load
+    def _convert(self, data: dict, **kwargs) -> dict:
+        data["report_to"] = data["report_to"] or ""
+        data["noscan"], data["greylist"] = _flag(data["noscan"]), _flag(data["greylist"])
+        return data
 
 
 class SpamPortClient:

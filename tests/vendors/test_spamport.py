@@ -298,3 +298,32 @@ def test_submit_refuses_bad_input_naming_the_field(rt, spamport_sandbox, form, f
 def test_submit_reports_the_vendor_error_in_plain_words(rt):
     result = submit(rt, spamscore="low")
     assert not result.ok and "not at SpamPort" in result.message
+
+
+@pytest.mark.parametrize("message,ok", [
+    ({"domain": "a.example", "transport": "smtp:[2001:db8::1]", "added": "2016-10-05", "report_to": None,
+      "spamscore": "low", "noscan": "1", "greylist": 0, "new_field_from_spamport": "x"}, True),
+    ({"domain": "a.example", "added": "2016-10-05"}, False),
+])
+def test_domain_info_ignores_unknown_keys_and_refuses_missing_ones(message, ok):
+    import json
+
+    from spamfilter_plugin.http import HttpClient
+    from spamfilter_plugin.testing import LoopbackServer
+    from spamfilter_plugin.vendors.spamport import SpamPortClient
+
+    body = json.dumps({"message": message, "status": "success"}).encode()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    with LoopbackServer(app) as server:
+        api = SpamPortClient(HttpClient("spamport", server.url), USERNAME, Secret(PASSWORD))
+        if ok:
+            info = api.info("a.example")
+            assert (info.destination, info.report_to, info.noscan, info.greylist) == ("2001:db8::1", "", True, False)
+        else:
+            with pytest.raises(VendorResponseError) as err:
+                api.info("a.example")
+            assert "transport" in str(err.value)
