@@ -88,7 +88,7 @@ class Worker:
                 outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
         state = self._record(row, token, outcome)
         delivery = Delivery(row, outcome, state)
-        log.info("queue row %d (%s %s %s, attempt %d): %s", row.id, row.vendor, row.hook, row.target, row.attempts,
+        log.debug("queue row %d (%s %s %s, attempt %d): %s", row.id, row.vendor, row.hook, row.target, row.attempts,
                  "done" if outcome.ok else f"{state}: {outcome.error}")
         if self.on_delivery is not None:
             self.on_delivery(delivery)

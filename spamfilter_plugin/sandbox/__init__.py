@@ -106,13 +106,21 @@ class Sandbox:
         return self.running[name]
 
     def config_snippet(self, state_dir: str = "/tmp/spamfilter-sandbox") -> str:
-        """A ready-to-use config file pointing every served vendor at its emulator."""
+        """A ready-to-use config file pointing every served vendor whose plugin is installed
+        at its emulator (the others are listed as comments, so the file loads as it is)."""
+        from ..manager import installed_vendors
+
+        installed = installed_vendors()
         lines = ["# spamfilter-plugin sandbox: public test credentials, loopback only", "[general]",
                  f'state_dir = "{state_dir}"', 'mail_host = "mail.example.net"']
         for name, running in self.running.items():
-            lines += ["", f"[vendors.{name}]"]
+            prefix = "" if name in installed else "# "
+            lines.append("")
+            if prefix:
+                lines.append(f"# no {name} vendor plugin is installed; its emulator answers at {running.url}")
+            lines.append(f"{prefix}[vendors.{name}]")
             for key, value in running.config_table().items():
-                lines.append(f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"')
+                lines.append(prefix + (f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"'))
         return "\n".join(lines) + "\n"
 
     def configure_faults(self, **settings: Any) -> None:

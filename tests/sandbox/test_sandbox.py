@@ -132,13 +132,24 @@ def test_sandbox_refuses_non_loopback_and_unknown_vendors():
         Sandbox(vendors=["spamprot"])
 
 
-def test_sandbox_config_snippet_is_valid_toml():
+def test_sandbox_config_snippet_loads_and_checks(tmp_path):
     import tomllib
 
-    with Sandbox(vendors=["spamport", "rackspace"]) as sb:
-        doc = tomllib.loads(sb.config_snippet())
-    assert doc["vendors"]["spamport"]["password"] == PASSWORD
-    assert doc["vendors"]["rackspace"]["api_url"].endswith("/v1")
+    from spamfilter_plugin.manager import installed_vendors, load_runtime
+
+    with Sandbox() as sb:
+        snippet = sb.config_snippet(state_dir=str(tmp_path / "state"))
+        doc = tomllib.loads(snippet)
+        assert set(doc["vendors"]) == set(EMULATORS) & set(installed_vendors())
+        assert doc["vendors"]["spamport"]["password"] == PASSWORD
+        assert doc["vendors"]["rackspace"]["api_url"].endswith("/v1")
+        for name in set(EMULATORS) - set(installed_vendors()):
+            assert f"# [vendors.{name}]" in snippet
+        cfg = tmp_path / "sandbox.toml"
+        cfg.write_text(snippet)
+        cfg.chmod(0o600)
+        rt = load_runtime(cfg)  # the printed config works as it is
+        assert all(rt.check(v).ok for v in rt.vendors)
 
 
 def test_cli_serves_prints_config_and_stops_on_sigterm(tmp_path):
