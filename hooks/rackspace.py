@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin.config import SecretField, VendorSchema
+from spamfilter_plugin.config_schema import SecretField, VendorSchema, email_or_empty
 from spamfilter_plugin.errors import InvalidInput, VendorError, VendorNotFound
-from spamfilter_plugin.events import Mailbox, normalise_email
+from spamfilter_plugin.events import Mailbox
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
 from spamfilter_plugin.vendors.rackspace import (
@@ -35,12 +35,7 @@ LIST_TITLES = {"blocklist": "Blocked senders", "ipblocklist": "Blocked IPs", "sa
                "ipsafelist": "Safe IPs"}
 
 
-def _email_or_empty(value: str) -> None:
-    if value:
-        try:
-            normalise_email(value, "quarantineowner")
-        except InvalidInput:
-            raise ValidationError(f"{value!r} is not an e-mail address, or leave it empty")
+_email_or_empty = email_or_empty("quarantineowner")
 
 
 class RackspaceSchema(VendorSchema):
@@ -146,8 +141,7 @@ def settings_submitted(vendor, scope, target, form):
         data = MailboxForm().load(form)
         return _apply(client(vendor), target, data)
     except ValidationError as exc:
-        errors = {k: (v[0] if isinstance(v, list) else str(v)) for k, v in exc.messages.items()}
-        return SettingsResult(False, "Please correct the highlighted fields.", errors=errors)
+        return SettingsResult.invalid(exc.messages)
     except InvalidInput as exc:
         return SettingsResult(False, f"Nothing was changed: {exc.message}", errors={exc.field: exc.message})
     except VendorNotFound:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin.config import SecretField, VendorSchema
-from spamfilter_plugin.errors import InvalidInput, VendorConflict, VendorError, VendorNotFound, VendorRejected
-from spamfilter_plugin.events import normalise_email
+from spamfilter_plugin.config_schema import SecretField, VendorSchema, email_or_empty
+from spamfilter_plugin.errors import VendorConflict, VendorError, VendorNotFound, VendorRejected
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
 from spamfilter_plugin.vendors.spamport import ARCHIVE_DAYS, DEFAULT_URL, SPAMSCORES, SpamPortClient
@@ -26,12 +25,7 @@ STRICTNESS = (
 )
 
 
-def _email_or_empty(value: str) -> None:
-    if value:
-        try:
-            normalise_email(value, "report_to")
-        except InvalidInput:
-            raise ValidationError(f"{value!r} is not an e-mail address (info@example.com), or leave it empty")
+_email_or_empty = email_or_empty("report_to")
 
 
 class SpamPortSchema(VendorSchema):
@@ -154,8 +148,7 @@ def settings_submitted(vendor, scope, target, form):
     try:
         data = DomainForm().load(form)
     except ValidationError as exc:
-        errors = {k: (v[0] if isinstance(v, list) else str(v)) for k, v in exc.messages.items()}
-        return SettingsResult(False, "Please correct the highlighted fields.", errors=errors)
+        return SettingsResult.invalid(exc.messages)
     api = client(vendor)
     try:
         if data["action"] == "login":

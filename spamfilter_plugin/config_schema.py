@@ -56,6 +56,22 @@ class SecretField(fields.Field):
         raise self.make_error("invalid")
 
 
+def email_or_empty(field: str):
+    """A marshmallow validator: an e-mail address, or the empty string (meaning none)."""
+    from .events import normalise_email
+
+    def check(value: str) -> None:
+        if value:
+            try:
+                normalise_email(value, field)
+            except InvalidInput:
+                raise ValidationError(f"{value!r} is not an e-mail address (info@example.com), "
+                                      "or leave it empty") from None
+
+    check.__name__ = f"email_or_empty_{field}"
+    return check
+
+
 def _positive(name: str):
     def check(value: float) -> None:
         if value <= 0:

@@ -225,7 +225,7 @@ class HttpClient:
     def from_config(cls, vendor: str, table: Mapping[str, Any], **kwargs: Any) -> "HttpClient":
         """A client for a validated ``[vendors.X]`` table."""
         if not table.get("api_url"):
-            raise ConfigError(f"missing; add api_url = \"https://...\"", location=f"[vendors.{vendor}] api_url")
+            raise ConfigError("missing; add api_url = \"https://...\"", location=f"[vendors.{vendor}] api_url")
         return cls(
             vendor=vendor,
             base_url=table["api_url"],

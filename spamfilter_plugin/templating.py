@@ -46,6 +46,12 @@ class SettingsResult:
     #: a URL the panel should send the browser to (a vendor's one-time login link)
     redirect: str | None = None
 
+    @classmethod
+    def invalid(cls, messages: dict) -> "SettingsResult":
+        """The answer to a form that failed validation: one message per field."""
+        errors = {k: (v[0] if isinstance(v, list) else str(v)) for k, v in messages.items()}
+        return cls(False, "Please correct the highlighted fields.", errors=errors)
+
 
 def make_environment(*extra_loaders) -> Environment:
     """A configured environment; *extra_loaders* are searched after the package's templates

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from .base import Emulator, Reply, Request
-from .validate import is_domain, is_email, is_ip
+from .validate import is_email, is_ip
 
 CUSTOMER = "12345678"
 USER_KEY = "sandbox-rackspace-user-key"

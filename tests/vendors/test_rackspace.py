@@ -7,12 +7,11 @@ import pytest
 
 from spamfilter_plugin.errors import InvalidInput, VendorAuthError, VendorRateLimited
 from spamfilter_plugin.events import Mailbox, MailboxAdded
-from spamfilter_plugin.http import HttpClient, HttpPolicy
 from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.redaction import Secret
 from spamfilter_plugin.sandbox.rackspace import CUSTOMER, SECRET_KEY, USER_KEY
-from spamfilter_plugin.testing import LoopbackServer, VendorContract, write_config
-from spamfilter_plugin.vendors.rackspace import RackspaceClient, RateLimiter, signature, validate_entry
+from spamfilter_plugin.testing import VendorContract, write_config
+from spamfilter_plugin.vendors.rackspace import RateLimiter, signature, validate_entry
 
 ALEX = Mailbox("alex.smith@example.com")
 
