@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from spamfilter_plugin.config_schema import SecretField, VendorSchema, email_or_empty
-from spamfilter_plugin.errors import InvalidInput, VendorError, VendorNotFound
+from spamfilter_plugin.errors import VendorNotFound
 from spamfilter_plugin.events import Mailbox
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
@@ -142,12 +142,8 @@ def settings_submitted(vendor, scope, target, form):
         return _apply(client(vendor), target, data)
     except ValidationError as exc:
         return SettingsResult.invalid(exc.messages)
-    except InvalidInput as exc:
-        return SettingsResult(False, f"Nothing was changed: {exc.message}", errors={exc.field: exc.message})
     except VendorNotFound:
         return SettingsResult(False, f"{target} is not a Rackspace mailbox.")
-    except VendorError as exc:
-        return SettingsResult(False, f"Rackspace did not accept the change: {exc}")
 
 
 def _apply(api: RackspaceClient, mailbox: Mailbox, data: dict) -> SettingsResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from spamfilter_plugin.config_schema import SecretField, VendorSchema, email_or_empty
-from spamfilter_plugin.errors import VendorConflict, VendorError, VendorNotFound, VendorRejected
+from spamfilter_plugin.errors import VendorConflict, VendorNotFound, VendorRejected
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
 from spamfilter_plugin.vendors.spamport import ARCHIVE_DAYS, DEFAULT_URL, SPAMSCORES, SpamPortClient
@@ -158,8 +158,6 @@ def settings_submitted(vendor, scope, target, form):
     except VendorNotFound:
         return SettingsResult(False, f"{target.unicode_name} is not at SpamPort; it is added when the domain "
                                      "is created on this server.")
-    except VendorError as exc:
-        return SettingsResult(False, f"SpamPort did not accept the change: {exc}")
 
 
 def _save(api: SpamPortClient, domain: str, data: dict) -> SettingsResult:

@@ -24,7 +24,7 @@ import pluggy
 from . import ENTRY_POINT_GROUP, hookspecs
 from .config import Config, config_path, read_file
 from .config_schema import VendorSchema, validate_config
-from .errors import ConfigError, PluginError, SpamFilterError, VendorAuthError, VendorError
+from .errors import ConfigError, InvalidInput, PluginError, SpamFilterError, VendorAuthError, VendorError
 from .events import Domain, Event, Mailbox
 from .redaction import get_logger, redact
 
@@ -179,10 +179,6 @@ class Outcome:
     result: Any = None
     error: SpamFilterError | None = None
 
-    @property
-    def message(self) -> str:
-        return str(self.error) if self.error else "ok"
-
 
 class Runtime:
     """The validated config, the plugin manager and a context per enabled vendor."""
@@ -276,14 +272,19 @@ class Runtime:
     def settings_submitted(self, vendor: str, scope: str, target: Domain | Mailbox | None,
                            form: dict[str, str]) -> Any:
         """Hand a submitted form to *vendor* (the panel has checked the CSRF token, which is
-        removed here); any failure becomes an unsuccessful SettingsResult in plain words."""
+        removed here).  What the hook raises becomes an unsuccessful SettingsResult in plain
+        words: a refused value names its field; a vendor's refusal says nothing was changed
+        (and refused credentials suspend the vendor, as from any hook)."""
         from .templating import SettingsResult
 
         fields = {k: v for k, v in form.items() if k != "csrf_token"}
         out = self.call_isolated(vendor, "settings_submitted", scope=scope, target=target, form=fields)
         if out.ok:
             return out.result
-        return SettingsResult(False, str(out.error))
+        if isinstance(out.error, InvalidInput):
+            return SettingsResult(False, f"Nothing was changed: {out.error.message}",
+                                  errors={out.error.field: out.error.message})
+        return SettingsResult(False, f"Nothing was changed: {out.error}")
 
     def settings_fragments(self, scope: str, target: Domain | Mailbox | None, csrf_token: str) -> list:
         """Every vendor's fragments for a page; a failing vendor contributes none (logged)."""

@@ -35,7 +35,6 @@ from .redaction import Secret
 DB_NAME = "queue.sqlite3"
 KEY_NAME = "queue.key"
 STATES = ("pending", "leased", "done", "dead", "superseded")
-OPEN_STATES = ("pending", "leased")
 
 #: a new event of the key's hook supersedes undelivered (pending) earlier events of
 #: these hooks, for the same vendor and target

@@ -327,3 +327,14 @@ def test_domain_info_ignores_unknown_keys_and_refuses_missing_ones(message, ok):
             with pytest.raises(VendorResponseError) as err:
                 api.info("a.example")
             assert "transport" in str(err.value)
+
+
+def test_refused_login_from_a_settings_form_suspends_like_any_other(rt, spamport_sandbox):
+    one(rt, DomainCreated(domain="a.example"))
+    spamport_sandbox.emulator.blocked.add("127.0.0.1")
+    result = submit(rt, spamscore="low")
+    assert not result.ok and result.message.startswith("Nothing was changed:") and "info@spamport.com" in \
+        result.message
+    assert rt.contexts["spamport"].suspension() is not None
+    before = len(spamport_sandbox.emulator.requests)
+    assert not submit(rt, spamscore="low").ok and len(spamport_sandbox.emulator.requests) == before
