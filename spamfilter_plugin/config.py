@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .redaction import Secret
 
 DEFAULT_PATH = Path("/etc/spamfilter-plugin/config.toml")
 ENV_VAR = "SPAMFILTER_CONFIG"
@@ -124,6 +125,27 @@ def _join(path: Path, problems: list[str]) -> str:
     return f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems)
 
 
+
+
+def toml_value(value: Any) -> str:
+    """*value* written as a TOML value (secrets revealed: for writing config files only)."""
+    if isinstance(value, Secret):
+        value = value.reveal()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{text}"'
+
+
+def toml_table(name: str, table: dict[str, Any], prefix: str = "") -> list[str]:
+    """The lines of a ``[name]`` table; *prefix* ``"# "`` writes it commented out."""
+    return [f"{prefix}[{name}]"] + [f"{prefix}{k} = {toml_value(v)}" for k, v in table.items()]
 
 
 _SCHEMA_NAMES = {"SecretField", "VendorSchema", "GeneralSchema", "ResponseSchema", "validate_config",

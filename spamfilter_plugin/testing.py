@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from .config import toml_table
 from .errors import VendorAuthError, VendorUnavailable
 from .events import Domain, DomainCreated, DomainDeleted, DomainUpdated, Mailbox, MailboxAdded, MailboxDeleted, PasswordReset
 from .manager import Runtime, load_runtime
@@ -34,30 +35,15 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, Secret):
-        value = value.reveal()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
 def write_config(path: Path, general: dict[str, Any], vendors: dict[str, dict[str, Any]]) -> Path:
     """Write a config file (mode 0600) with the given tables; return its path.
 
     ``state_dir`` defaults to a ``state`` folder beside the file, so a test never
     touches the system's state directory."""
     general = {"state_dir": str(path.parent / "state"), **general}
-    lines = ["[general]"] + [f"{k} = {_toml_value(v)}" for k, v in general.items()]
+    lines = toml_table("general", general)
     for name, table in vendors.items():
-        lines += ["", f"[vendors.{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        lines += ["", *toml_table(f"vendors.{name}", table)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
     return path

@@ -159,3 +159,12 @@ def test_missing_ca_bundle(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_runtime(p)
     assert "[vendors.toy] ca_bundle: CA bundle /nonexistent.pem does not exist" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ['a"b\\c\nd', "sandbox-Pa55&#%+=", 12345, 2.5, True, ["x", 1], {"env": "X"}])
+def test_toml_value_round_trips(value):
+    import tomllib
+
+    from spamfilter_plugin.config import toml_value
+
+    assert tomllib.loads(f"k = {toml_value(value)}")["k"] == value

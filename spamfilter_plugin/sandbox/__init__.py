@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from ..config import toml_table
 from .base import FAULT_KINDS, Emulator, Faults
 from .rackspace import RackspaceEmulator
 from .server import LoopbackServer
@@ -111,16 +112,13 @@ class Sandbox:
         from ..manager import installed_vendors
 
         installed = installed_vendors()
-        lines = ["# spamfilter-plugin sandbox: public test credentials, loopback only", "[general]",
-                 f'state_dir = "{state_dir}"', 'mail_host = "mail.example.net"']
+        lines = ["# spamfilter-plugin sandbox: public test credentials, loopback only",
+                 *toml_table("general", {"state_dir": state_dir, "mail_host": "mail.example.net"})]
         for name, running in self.running.items():
-            prefix = "" if name in installed else "# "
             lines.append("")
-            if prefix:
+            if name not in installed:
                 lines.append(f"# no {name} vendor plugin is installed; its emulator answers at {running.url}")
-            lines.append(f"{prefix}[vendors.{name}]")
-            for key, value in running.config_table().items():
-                lines.append(prefix + (f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"'))
+            lines += toml_table(f"vendors.{name}", running.config_table(), "" if name in installed else "# ")
         return "\n".join(lines) + "\n"
 
     def configure_faults(self, **settings: Any) -> None:
