@@ -125,15 +125,13 @@ class Worker:
             stats.add(delivery)
         return stats
 
-    def run_forever(self, stop: threading.Event, poll: float = 1.0) -> Stats:
-        """Deliver as rows come due, until *stop* is set."""
-        stats = Stats()
+    def run_forever(self, stop: threading.Event, poll: float = 1.0) -> None:
+        """Deliver as rows come due, until *stop* is set.  Keeps nothing per delivery in
+        memory (a long-running daemon); progress goes to ``on_delivery`` and the log."""
         while not stop.is_set():
-            drained = self.drain(stop=stop)
-            for d in drained.deliveries:
-                stats.add(d)
+            while not stop.is_set() and self.run_one() is not None:
+                pass
             due = self.queue.next_due()
             wait = poll if due is None else min(poll, max(0.0, due - self.clock()))
             stop.wait(max(wait, 0.01))
-        return stats
 

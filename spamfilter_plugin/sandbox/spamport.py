@@ -32,6 +32,9 @@ FUNCTIONS = ("add", "remove", "login", "info", "get_domains", "new_password", "s
              "set_report_to", "set_filter", "set_spamscore", "set_greylist")
 OUTDATED = "Outdated version of Spamport_API. Please upgrade via https://github.com/jordenc/SpamPort"
 LOGIN_CODE_TTL = 60
+#: functions that set one field: function -> (field, valid values)
+FIELD_SETTERS = {"set_filter": ("noscan", ("0", "1")), "set_spamscore": ("spamscore", SPAMSCORES),
+                 "set_greylist": ("greylist", ("0", "1"))}
 
 
 class Failure(Exception):
@@ -138,6 +141,8 @@ class SpamPortEmulator(Emulator):
                 return failure("Invalid domain name supplied")
             if domain not in self.domains:
                 return failure("Domain not found")
+            if function in FIELD_SETTERS:
+                return self._set_field(domain, f, *FIELD_SETTERS[function])
             return getattr(self, f"_{function}")(domain, f)
         except Failure as exc:
             return failure(str(exc))
@@ -216,22 +221,11 @@ class SpamPortEmulator(Emulator):
         self.domains[domain].update(report_to=report_to, weekly="1" if f.get("weekly") == "1" else "0")
         return ok("Domain updated")
 
-    def _set_filter(self, domain: str, f: dict[str, str]) -> Reply:
-        if f.get("noscan") not in ("0", "1"):
+    def _set_field(self, domain: str, f: dict[str, str], field: str, allowed: tuple[str, ...]) -> Reply:
+        """set_filter, set_spamscore, set_greylist: one field, one set of valid values."""
+        if f.get(field) not in allowed:
             raise Failure("Unknown error")
-        self.domains[domain]["noscan"] = f["noscan"]
-        return ok("Domain updated")
-
-    def _set_spamscore(self, domain: str, f: dict[str, str]) -> Reply:
-        if f.get("spamscore") not in SPAMSCORES:
-            raise Failure("Unknown error")
-        self.domains[domain]["spamscore"] = f["spamscore"]
-        return ok("Domain updated")
-
-    def _set_greylist(self, domain: str, f: dict[str, str]) -> Reply:
-        if f.get("greylist") not in ("0", "1"):
-            raise Failure("Unknown error")
-        self.domains[domain]["greylist"] = f["greylist"]
+        self.domains[domain][field] = f[field]
         return ok("Domain updated")
 
     def _login_page(self, req: Request) -> Reply:
