@@ -211,12 +211,12 @@ class Queue:
     def enqueue(self, event: Event, vendors: Iterable[str]) -> list[int]:
         """Write one row per vendor, superseding what the event makes pointless; one transaction."""
         vendors = list(vendors)
-        db = self.db  # creates state_dir (0700) before the key file goes into it
+        self.db  # connecting creates state_dir (0700) before the key file goes into it
         payload = json.dumps(event.to_dict())
         password = getattr(event, "password", None)
         sealed = self.box.seal(password.reveal()) if password is not None and vendors else None
         now, ids = self.clock(), []
-        with _Transaction(db):
+        with self._tx() as db:
             for vendor in vendors:
                 older = SUPERSEDES.get(event.hook)
                 if older:

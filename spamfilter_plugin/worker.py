@@ -34,19 +34,25 @@ class Delivery:
 
 @dataclass
 class Stats:
-    done: int = 0
-    dead: int = 0
-    retrying: int = 0
     deliveries: list[Delivery] = field(default_factory=list)
 
     def add(self, delivery: Delivery) -> None:
         self.deliveries.append(delivery)
-        if delivery.final_state == "done":
-            self.done += 1
-        elif delivery.final_state == "dead":
-            self.dead += 1
-        elif delivery.final_state == "pending":
-            self.retrying += 1
+
+    def _count(self, state: str) -> int:
+        return sum(1 for d in self.deliveries if d.final_state == state)
+
+    @property
+    def done(self) -> int:
+        return self._count("done")
+
+    @property
+    def dead(self) -> int:
+        return self._count("dead")
+
+    @property
+    def retrying(self) -> int:
+        return self._count("pending")
 
 
 class Worker:
