@@ -29,25 +29,43 @@ def timed(cmd: list[str], env: dict) -> float:
 
 def summary(values: list[float]) -> dict:
     values = sorted(values)
-    return {"median_ms": round(statistics.median(values), 1),
-            "p95_ms": round(values[int(len(values) * 0.95) - 1], 1), "min_ms": round(values[0], 1)}
+    return {
+        "median_ms": round(statistics.median(values), 1),
+        "p95_ms": round(values[int(len(values) * 0.95) - 1], 1),
+        "min_ms": round(values[0], 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    spamfilter = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+    spamfilter = shutil.which("spamfilter") or os.path.join(
+        os.path.dirname(sys.executable), "spamfilter"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "config.toml"
-        cfg.write_text(f'[general]\nstate_dir = "{tmp}/state"\nmail_host = "mx.example.net"\n\n'
-                       '[vendors.spamport]\napi_url = "http://127.0.0.1:9/api"\nusername = "u"\npassword = "p"\n\n'
-                       '[vendors.rackspace]\napi_url = "http://127.0.0.1:9/v1"\ncustomer_id = "1"\n'
-                       'user_key = "k"\nsecret_key = "s"\n')
+        cfg.write_text(
+            f'[general]\nstate_dir = "{tmp}/state"\nmail_host = "mx.example.net"\n\n'
+            '[vendors.spamport]\napi_url = "http://127.0.0.1:9/api"\nusername = "u"\npassword = '
+            '"p"\n\n'
+            '[vendors.rackspace]\napi_url = "http://127.0.0.1:9/v1"\ncustomer_id = "1"\n'
+            'user_key = "k"\nsecret_key = "s"\n'
+        )
         cfg.chmod(0o600)
         env = dict(os.environ)
-        env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files; let them be written
-        emit_cmd = [spamfilter, "--config", str(cfg), "emit", "domain-created", "--domain", "bench.example"]
+        env.pop(
+            "PYTHONDONTWRITEBYTECODE", None
+        )  # an installed package has its .pyc files; let them be written
+        emit_cmd = [
+            spamfilter,
+            "--config",
+            str(cfg),
+            "emit",
+            "domain-created",
+            "--domain",
+            "bench.example",
+        ]
         for _ in range(2):  # warm the capability cache and the bytecode
             subprocess.run(emit_cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         bare = [timed([sys.executable, "-c", "pass"], env) for _ in range(args.runs)]
@@ -64,14 +82,25 @@ def main() -> None:
             start = time.perf_counter()
             emit(DomainCreated(domain=f"in{i}.example"), cfg)
             inproc.append((time.perf_counter() - start) * 1000)
-        heavy = subprocess.run([sys.executable, "-c", "import sys, spamfilter_plugin.cli, spamfilter_plugin.queue, "
-                                "spamfilter_plugin.events; print(sorted(m for m in ('requests', 'jinja2', "
-                                "'marshmallow', 'pluggy', 'cryptography', 'urllib3') if m in sys.modules))"],
-                               capture_output=True, text=True, check=True, cwd=tmp).stdout.strip()
+        heavy = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, spamfilter_plugin.cli, spamfilter_plugin.queue, "
+                "spamfilter_plugin.events; print(sorted(m for m in ('requests', 'jinja2', "
+                "'marshmallow', 'pluggy', 'cryptography', 'urllib3') if m in sys.modules))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp,
+        ).stdout.strip()
     result = {
         "python -c pass": summary(bare),
         "spamfilter emit (fresh process, queued)": summary(hook),
-        "overhead over bare python, median ms": round(statistics.median(hook) - statistics.median(bare), 1),
+        "overhead over bare python, median ms": round(
+            statistics.median(hook) - statistics.median(bare), 1
+        ),
         "queue.emit() in process": summary(inproc),
         "max RSS of an emit process, MiB": round(max(before, max_rss) / 1024, 1),
         "heavy modules imported on the emit path": heavy,

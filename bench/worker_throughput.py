@@ -19,15 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from queue_helpers import sandbox_config  # noqa: E402
+from queue_helpers import sandbox_config
 
-from spamfilter_plugin.events import DomainCreated, MailboxAdded  # noqa: E402
-from spamfilter_plugin.manager import load_runtime  # noqa: E402
-from spamfilter_plugin.queue import Queue, emit  # noqa: E402
-from spamfilter_plugin.sandbox import Sandbox  # noqa: E402
-from spamfilter_plugin.worker import Worker  # noqa: E402
+from spamfilter_plugin.events import DomainCreated, MailboxAdded
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.queue import Queue, emit
+from spamfilter_plugin.sandbox import Sandbox
+from spamfilter_plugin.worker import Worker
 
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(
+    os.path.dirname(sys.executable), "spamfilter"
+)
 
 
 def fill(cfg: Path, n: int, prefix: str) -> None:
@@ -44,32 +46,61 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     results = {}
-    with Sandbox(vendors=["spamport", "rackspace"]) as sandbox, tempfile.TemporaryDirectory() as tmp:
+    with (
+        Sandbox(vendors=["spamport", "rackspace"]) as sandbox,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         sandbox["spamport"].emulator.license_limit = 10**9
-        sandbox["rackspace"].emulator.seed_data({"rate_limit": 10**9, "mailboxes": [
-            {"domain": "example.com", "mailbox": f"user{i}"} for i in range(50)]})
+        sandbox["rackspace"].emulator.seed_data(
+            {
+                "rate_limit": 10**9,
+                "mailboxes": [{"domain": "example.com", "mailbox": f"user{i}"} for i in range(50)],
+            }
+        )
         # one worker, in process
-        cfg = sandbox_config(Path(tmp), sandbox, name="one.toml",
-                             general={"state_dir": f"{tmp}/one"}, rackspace={"rate_limit": 10000})
+        cfg = sandbox_config(
+            Path(tmp),
+            sandbox,
+            name="one.toml",
+            general={"state_dir": f"{tmp}/one"},
+            rackspace={"rate_limit": 10000},
+        )
         fill(cfg, args.events, "one")
         start = time.perf_counter()
         stats = Worker(load_runtime(cfg)).drain()
         elapsed = time.perf_counter() - start
-        results["one worker"] = {"events": stats.done, "seconds": round(elapsed, 2),
-                                 "events_per_second": round(stats.done / elapsed, 1)}
+        results["one worker"] = {
+            "events": stats.done,
+            "seconds": round(elapsed, 2),
+            "events_per_second": round(stats.done / elapsed, 1),
+        }
         # several worker processes on one queue
-        cfg = sandbox_config(Path(tmp), sandbox, name="many.toml",
-                             general={"state_dir": f"{tmp}/many"}, rackspace={"rate_limit": 10000})
+        cfg = sandbox_config(
+            Path(tmp),
+            sandbox,
+            name="many.toml",
+            general={"state_dir": f"{tmp}/many"},
+            rackspace={"rate_limit": 10000},
+        )
         fill(cfg, args.events, "many")
         start = time.perf_counter()
-        procs = [subprocess.Popen([SPAMFILTER, "--config", str(cfg), "worker", "--drain"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(args.workers)]
+        procs = [
+            subprocess.Popen(
+                [SPAMFILTER, "--config", str(cfg), "worker", "--drain"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(args.workers)
+        ]
         for p in procs:
             p.wait()
         elapsed = time.perf_counter() - start
         done = Queue(Path(tmp) / "many").counts()["done"]
-        results[f"{args.workers} worker processes"] = {"events": done, "seconds": round(elapsed, 2),
-                                                       "events_per_second": round(done / elapsed, 1)}
+        results[f"{args.workers} worker processes"] = {
+            "events": done,
+            "seconds": round(elapsed, 2),
+            "events_per_second": round(done / elapsed, 1),
+        }
     results["machine"] = f"{os.cpu_count()} cores"
     print(json.dumps(results, indent=2))
 

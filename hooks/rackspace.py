@@ -31,8 +31,12 @@ LEVELS = (
     ("exclusive", "Exclusive: like on, and only senders and IPs on the safelists are delivered"),
     ("off", "Off: no filtering; this also stops sending spam to the domain quarantine"),
 )
-LIST_TITLES = {"blocklist": "Blocked senders", "ipblocklist": "Blocked IPs", "safelist": "Safe senders",
-               "ipsafelist": "Safe IPs"}
+LIST_TITLES = {
+    "blocklist": "Blocked senders",
+    "ipblocklist": "Blocked IPs",
+    "safelist": "Safe senders",
+    "ipsafelist": "Safe IPs",
+}
 
 
 _email_or_empty = email_or_empty("quarantineowner")
@@ -42,20 +46,33 @@ class RackspaceSchema(VendorSchema):
     """``[vendors.rackspace]``: the account, signing, throttling and new-mailbox defaults."""
 
     api_url = fields.Url(schemes={"http", "https"}, require_tld=False, load_default=DEFAULT_URL)
-    customer_id = fields.String(required=True, validate=validate.Regexp(r"^\d+$", error="must be the numeric "
-                                "customer account number"))
+    customer_id = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^\d+$", error="must be the numeric customer account number"),
+    )
     user_key = SecretField(required=True)
     secret_key = SecretField(required=True)
     user_agent = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
     timestamp_timezone = fields.String(load_default="UTC")
-    list_names = fields.String(load_default="current", validate=validate.OneOf(
-        ("current", "legacy"), error="must be current (blocklist, ipblocklist) or legacy (blacklist, ipblacklist)"))
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "xml"), error="must be json or xml"))
-    rate_limit = fields.Integer(load_default=60, validate=validate.Range(1, 10000, error="must be between 1 and "
-                                "10000 requests per minute"))
+    list_names = fields.String(
+        load_default="current",
+        validate=validate.OneOf(
+            ("current", "legacy"),
+            error="must be current (blocklist, ipblocklist) or legacy (blacklist, ipblacklist)",
+        ),
+    )
+    format = fields.String(
+        load_default="json", validate=validate.OneOf(("json", "xml"), error="must be json or xml")
+    )
+    rate_limit = fields.Integer(
+        load_default=60,
+        validate=validate.Range(1, 10000, error="must be between 1 and 10000 requests per minute"),
+    )
     check_mailbox = fields.String(load_default=None, validate=_email_or_empty)
-    filterlevel = fields.String(load_default="on", validate=validate.OneOf(FILTER_LEVELS, error="must be on, off "
-                                "or exclusive"))
+    filterlevel = fields.String(
+        load_default="on",
+        validate=validate.OneOf(FILTER_LEVELS, error="must be on, off or exclusive"),
+    )
     sendtodomainquarantine = fields.Boolean(load_default=False)
     quarantineowner = fields.String(load_default="", validate=_email_or_empty)
 
@@ -65,12 +82,18 @@ class RackspaceSchema(VendorSchema):
             try:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ValidationError(f"{value!r} is not a time zone name (UTC, Europe/London, ...)") from None
+                raise ValidationError(
+                    f"{value!r} is not a time zone name (UTC, Europe/London, ...)"
+                ) from None
 
 
 class MailboxForm(Schema):
-    action = fields.String(required=True, validate=validate.OneOf(("settings", "add", "remove", "bulk")))
-    filterlevel = fields.String(validate=validate.OneOf(FILTER_LEVELS, error="choose on, exclusive or off"))
+    action = fields.String(
+        required=True, validate=validate.OneOf(("settings", "add", "remove", "bulk"))
+    )
+    filterlevel = fields.String(
+        validate=validate.OneOf(FILTER_LEVELS, error="choose on, exclusive or off")
+    )
     sendtodomainquarantine = fields.Boolean()
     quarantineowner = fields.String(validate=_email_or_empty)
     list = fields.String(validate=validate.OneOf(LISTS, error="choose one of the four lists"))
@@ -84,9 +107,16 @@ def client(vendor) -> RackspaceClient:
 
     def make() -> RackspaceClient:
         http = vendor.http(agent=cfg["user_agent"]) if cfg["user_agent"] else vendor.http()
-        return RackspaceClient(http, cfg["customer_id"], cfg["user_key"], cfg["secret_key"],
-                               timestamp_timezone=cfg["timestamp_timezone"], legacy_names=cfg["list_names"] == "legacy",
-                               fmt=cfg["format"], rate_limit=cfg["rate_limit"])
+        return RackspaceClient(
+            http,
+            cfg["customer_id"],
+            cfg["user_key"],
+            cfg["secret_key"],
+            timestamp_timezone=cfg["timestamp_timezone"],
+            legacy_names=cfg["list_names"] == "legacy",
+            fmt=cfg["format"],
+            rate_limit=cfg["rate_limit"],
+        )
 
     return vendor.cached("client", make)
 
@@ -112,9 +142,12 @@ def vendor_check(vendor):
 @hookimpl
 def mailbox_added(vendor, event):
     cfg = vendor.config
-    client(vendor).edit_settings(event.mailbox, cfg["filterlevel"],
-                                 send_to_domain_quarantine=cfg["sendtodomainquarantine"],
-                                 quarantine_owner=cfg["quarantineowner"] or None)
+    client(vendor).edit_settings(
+        event.mailbox,
+        cfg["filterlevel"],
+        send_to_domain_quarantine=cfg["sendtodomainquarantine"],
+        quarantine_owner=cfg["quarantineowner"] or None,
+    )
     return {"message": f"spam filter level {cfg['filterlevel']}"}
 
 
@@ -128,9 +161,21 @@ def settings_fragments(vendor, scope, target, csrf_token):
         lists = {name: api.list_entries(target, name) for name in LISTS}
     except VendorNotFound:
         settings, lists = None, {}
-    return Fragment(NAME, "mailbox", f"Spam filter for {target}",
-                    render_fragment(NAME, "mailbox", mailbox=target, settings=settings, lists=lists, levels=LEVELS,
-                                    list_titles=LIST_TITLES, csrf_token=csrf_token))
+    return Fragment(
+        NAME,
+        "mailbox",
+        f"Spam filter for {target}",
+        render_fragment(
+            NAME,
+            "mailbox",
+            mailbox=target,
+            settings=settings,
+            lists=lists,
+            levels=LEVELS,
+            list_titles=LIST_TITLES,
+            csrf_token=csrf_token,
+        ),
+    )
 
 
 @hookimpl
@@ -152,8 +197,13 @@ def _apply(api: RackspaceClient, mailbox: Mailbox, data: dict) -> SettingsResult
         if "filterlevel" not in data:
             raise ValidationError({"filterlevel": ["choose on, exclusive or off"]})
         owner = data.get("quarantineowner")
-        api.edit_settings(mailbox, data["filterlevel"], send_to_domain_quarantine=data.get("sendtodomainquarantine"),
-                          quarantine_owner=owner or None, remove_quarantine_owner=owner == "")
+        api.edit_settings(
+            mailbox,
+            data["filterlevel"],
+            send_to_domain_quarantine=data.get("sendtodomainquarantine"),
+            quarantine_owner=owner or None,
+            remove_quarantine_owner=owner == "",
+        )
         return SettingsResult(True, "Spam settings saved.", changed=("settings",))
     if "list" not in data:
         raise ValidationError({"list": ["choose one of the four lists"]})
@@ -163,7 +213,13 @@ def _apply(api: RackspaceClient, mailbox: Mailbox, data: dict) -> SettingsResult
         (api.add_entry if action == "add" else api.delete_entry)(mailbox, name, entry)
         verb = "added to" if action == "add" else "removed from"
         return SettingsResult(True, f"{entry} {verb} {title}.", changed=(name,))
-    add, remove = split_entries(data.get("add_entries", "")), split_entries(data.get("remove_entries", ""))
+    add, remove = (
+        split_entries(data.get("add_entries", "")),
+        split_entries(data.get("remove_entries", "")),
+    )
     api.edit_list(mailbox, name, add=add, remove=remove)
-    return SettingsResult(True, f"{title.capitalize()}: {len(add)} added, {len(remove)} removed in one edit.",
-                          changed=(name,))
+    return SettingsResult(
+        True,
+        f"{title.capitalize()}: {len(add)} added, {len(remove)} removed in one edit.",
+        changed=(name,),
+    )

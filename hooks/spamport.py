@@ -32,12 +32,20 @@ class SpamPortSchema(VendorSchema):
     """``[vendors.spamport]``: credentials, and the defaults for new domains."""
 
     api_url = fields.Url(schemes={"http", "https"}, require_tld=False, load_default=DEFAULT_URL)
-    username = fields.String(required=True, validate=validate.Length(min=1, error="must not be empty"))
+    username = fields.String(
+        required=True, validate=validate.Length(min=1, error="must not be empty")
+    )
     password = SecretField(required=True)
-    archive = fields.Integer(load_default=14, validate=validate.OneOf(ARCHIVE_DAYS, error="must be 14 or 365 "
-                             "(365 needs a SpamPort mail archiving licence)"))
-    spamscore = fields.String(load_default="normal", validate=validate.OneOf(SPAMSCORES, error="must be one of: "
-                              "{choices}"))
+    archive = fields.Integer(
+        load_default=14,
+        validate=validate.OneOf(
+            ARCHIVE_DAYS, error="must be 14 or 365 (365 needs a SpamPort mail archiving licence)"
+        ),
+    )
+    spamscore = fields.String(
+        load_default="normal",
+        validate=validate.OneOf(SPAMSCORES, error="must be one of: {choices}"),
+    )
     greylist = fields.Boolean(load_default=False)
     noscan = fields.Boolean(load_default=False)
     report_to = fields.String(load_default="", validate=_email_or_empty)
@@ -49,12 +57,18 @@ class DomainForm(Schema):
 
     action = fields.String(load_default="save", validate=validate.OneOf(("save", "login")))
     filter = fields.Boolean(load_default=None)
-    spamscore = fields.String(load_default=None, validate=validate.OneOf(SPAMSCORES, error="choose one of the "
-                              "listed strictness levels"))
+    spamscore = fields.String(
+        load_default=None,
+        validate=validate.OneOf(SPAMSCORES, error="choose one of the listed strictness levels"),
+    )
     greylist = fields.Boolean(load_default=None)
     report_to = fields.String(load_default=None, validate=_email_or_empty)
-    report_frequency = fields.String(load_default=None, validate=validate.OneOf(("daily", "weekly")))
-    report_frequency_shown = fields.String(load_default=None, validate=validate.OneOf(("daily", "weekly")))
+    report_frequency = fields.String(
+        load_default=None, validate=validate.OneOf(("daily", "weekly"))
+    )
+    report_frequency_shown = fields.String(
+        load_default=None, validate=validate.OneOf(("daily", "weekly"))
+    )
 
     @validates("report_to")
     def _strip(self, value, **kwargs):  # marshmallow 4: validators raise, never return False
@@ -64,7 +78,9 @@ class DomainForm(Schema):
 
 def client(vendor) -> SpamPortClient:
     cfg = vendor.config
-    return vendor.cached("client", lambda: SpamPortClient(vendor.http(), cfg["username"], cfg["password"]))
+    return vendor.cached(
+        "client", lambda: SpamPortClient(vendor.http(), cfg["username"], cfg["password"])
+    )
 
 
 @hookimpl
@@ -74,14 +90,19 @@ def vendor_config_schema():
 
 @hookimpl
 def vendor_check(vendor):
-    return f"authenticated as {vendor.config['username']}; {len(client(vendor).get_domains())} domains"
+    return (
+        f"authenticated as {vendor.config['username']}; {len(client(vendor).get_domains())} domains"
+    )
 
 
 def _destination(vendor, event) -> str:
     destination = event.destination or vendor.general.mail_host
     if not destination:
-        raise VendorRejected(NAME, f"no destination for {event.domain}: set general.mail_host in the config, "
-                                   "or give the event a destination")
+        raise VendorRejected(
+            NAME,
+            f"no destination for {event.domain}: set general.mail_host in the config, "
+            "or give the event a destination",
+        )
     return destination
 
 
@@ -89,9 +110,16 @@ def _destination(vendor, event) -> str:
 def domain_created(vendor, event):
     cfg, destination = vendor.config, _destination(vendor, event)
     try:
-        client(vendor).add(event.domain.name, destination, archive=cfg["archive"], report_to=cfg["report_to"],
-                           weekly=cfg["weekly"], noscan=cfg["noscan"], spamscore=cfg["spamscore"],
-                           greylist=cfg["greylist"])
+        client(vendor).add(
+            event.domain.name,
+            destination,
+            archive=cfg["archive"],
+            report_to=cfg["report_to"],
+            weekly=cfg["weekly"],
+            noscan=cfg["noscan"],
+            spamscore=cfg["spamscore"],
+            greylist=cfg["greylist"],
+        )
     except VendorConflict:
         client(vendor).set_outgoing(event.domain.name, destination)
         return {"message": f"already at SpamPort; destination set to {destination}"}
@@ -128,16 +156,30 @@ def inventory_domains(vendor):
 def settings_fragments(vendor, scope, target, csrf_token):
     if scope == "admin":
         domains = client(vendor).get_domains()
-        return Fragment(NAME, "admin", "SpamPort domains",
-                        render_fragment(NAME, "admin", domains=domains, csrf_token=csrf_token))
+        return Fragment(
+            NAME,
+            "admin",
+            "SpamPort domains",
+            render_fragment(NAME, "admin", domains=domains, csrf_token=csrf_token),
+        )
     if scope == "domain":
         try:
             info = client(vendor).info(target.name)
         except VendorNotFound:
             info = None
-        return Fragment(NAME, "domain", f"SpamPort for {target.unicode_name}",
-                        render_fragment(NAME, "domain", domain=target, info=info, strictness=STRICTNESS,
-                                        csrf_token=csrf_token))
+        return Fragment(
+            NAME,
+            "domain",
+            f"SpamPort for {target.unicode_name}",
+            render_fragment(
+                NAME,
+                "domain",
+                domain=target,
+                info=info,
+                strictness=STRICTNESS,
+                csrf_token=csrf_token,
+            ),
+        )
     return None
 
 
@@ -152,12 +194,18 @@ def settings_submitted(vendor, scope, target, form):
     api = client(vendor)
     try:
         if data["action"] == "login":
-            return SettingsResult(True, "Opening SpamPort (the link works for one minute).",
-                                  redirect=api.login_url(target.name))
+            return SettingsResult(
+                True,
+                "Opening SpamPort (the link works for one minute).",
+                redirect=api.login_url(target.name),
+            )
         return _save(api, target.name, data)
     except VendorNotFound:
-        return SettingsResult(False, f"{target.unicode_name} is not at SpamPort; it is added when the domain "
-                                     "is created on this server.")
+        return SettingsResult(
+            False,
+            f"{target.unicode_name} is not at SpamPort; it is added when the domain "
+            "is created on this server.",
+        )
 
 
 def _save(api: SpamPortClient, domain: str, data: dict) -> SettingsResult:

@@ -12,10 +12,11 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
-from .config import ENV_VAR, DEFAULT_PATH
+from .config import DEFAULT_PATH, ENV_VAR
 from .errors import InvalidInput, SpamFilterError
 from .events import BY_CLI_NAME, DomainCreated, DomainDeleted, DomainUpdated, PasswordReset
 from .redaction import MASK, Secret, redact, redacting_handler
@@ -30,61 +31,101 @@ class CliError(Exception):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spamfilter",
-        description="Provision inbound spam filtering for the domains and mailboxes of a hosting panel.",
+        description="Provision inbound spam filtering for the domains and mailboxes of a hosting "
+        "panel.",
         epilog=f"The config file is --config, else ${ENV_VAR}, else {DEFAULT_PATH}. "
         "Exit status: 0 ok, 1 a vendor failed, 2 bad input or configuration.",
     )
     p.add_argument("--version", action="version", version=f"spamfilter-plugin {__version__}")
     p.add_argument("--config", metavar="PATH", help="the TOML config file")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for HTTP details)")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-vv for HTTP details)"
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    c = sub.add_parser("check", help="validate the config and prove each vendor's credentials work",
-                       description="Validate the config file, then make one cheap authenticated call per "
-                       "enabled vendor. Exit 0 when all succeed, 1 when a vendor fails, 2 for a bad config.")
+    c = sub.add_parser(
+        "check",
+        help="validate the config and prove each vendor's credentials work",
+        description="Validate the config file, then make one cheap authenticated call per "
+        "enabled vendor. Exit 0 when all succeed, 1 when a vendor fails, 2 for a bad config.",
+    )
     c.add_argument("--json", action="store_true", help="print a JSON document instead of text")
     c.set_defaults(func=cmd_check)
 
-    v = sub.add_parser("vendors", help="list the installed vendors and which are enabled",
-                       description="List the vendor plugins installed in this environment, and which the "
-                       "config enables (a [vendors.NAME] table enables NAME).")
+    v = sub.add_parser(
+        "vendors",
+        help="list the installed vendors and which are enabled",
+        description="List the vendor plugins installed in this environment, and which the "
+        "config enables (a [vendors.NAME] table enables NAME).",
+    )
     v.add_argument("--json", action="store_true", help="print a JSON document instead of text")
     v.set_defaults(func=cmd_vendors)
 
-    e = sub.add_parser("emit", help="queue a panel event (domain created, ...) for every enabled vendor",
-                       description="Queue one lifecycle event for every enabled vendor that handles it and return "
-                       "at once; the worker delivers it. With --now, deliver it at once and wait for the result "
-                       "(what fails is retried by the worker later). Each vendor is handled on its own.")
+    e = sub.add_parser(
+        "emit",
+        help="queue a panel event (domain created, ...) for every enabled vendor",
+        description="Queue one lifecycle event for every enabled vendor that handles it and return "
+        "at once; the worker delivers it. With --now, deliver it at once and wait for the result "
+        "(what fails is retried by the worker later). Each vendor is handled on its own.",
+    )
     e.add_argument("event", choices=sorted(BY_CLI_NAME), help="what happened")
     e.add_argument("--domain", help="the domain (Unicode or punycode)")
     e.add_argument("--mailbox", help="the mailbox address, user@example.com")
-    e.add_argument("--destination", help="host name or IP that receives clean mail "
-                   "(domain-created: optional, default general.mail_host; domain-updated: required)")
-    e.add_argument("--password-stdin", action="store_true",
-                   help="password-reset: read the new password from the first line of standard input "
-                   "(without it the vendor generates one)")
-    e.add_argument("--now", action="store_true", help="deliver at once and wait for each vendor's result")
+    e.add_argument(
+        "--destination",
+        help="host name or IP that receives clean mail "
+        "(domain-created: optional, default general.mail_host; domain-updated: required)",
+    )
+    e.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="password-reset: read the new password from the first line of standard input "
+        "(without it the vendor generates one)",
+    )
+    e.add_argument(
+        "--now", action="store_true", help="deliver at once and wait for each vendor's result"
+    )
     e.add_argument("--json", action="store_true", help="print a JSON document instead of text")
     e.set_defaults(func=cmd_emit)
 
-    w = sub.add_parser("worker", help="deliver queued events to the vendors",
-                       description="Deliver queued events: claim each due row, call that vendor, retry temporary "
-                       "failures with backoff, and mark permanent ones dead. Without options it runs until "
-                       "SIGTERM or Ctrl-C. Several workers may run at once.")
+    w = sub.add_parser(
+        "worker",
+        help="deliver queued events to the vendors",
+        description="Deliver queued events: claim each due row, call that vendor, retry temporary "
+        "failures with backoff, and mark permanent ones dead. Without options it runs until "
+        "SIGTERM or Ctrl-C. Several workers may run at once.",
+    )
     mode = w.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="deliver at most one due event, then exit")
-    mode.add_argument("--drain", action="store_true",
-                      help="deliver everything due now, then exit; exit status 1 if any event ended dead")
-    mode.add_argument("--systemd-unit", action="store_true",
-                      help="print a systemd unit that runs this worker with this config, and exit")
-    w.add_argument("--poll", type=float, default=1.0, metavar="SECONDS", help="how often to look for work (default 1)")
+    mode.add_argument(
+        "--once", action="store_true", help="deliver at most one due event, then exit"
+    )
+    mode.add_argument(
+        "--drain",
+        action="store_true",
+        help="deliver everything due now, then exit; exit status 1 if any event ended dead",
+    )
+    mode.add_argument(
+        "--systemd-unit",
+        action="store_true",
+        help="print a systemd unit that runs this worker with this config, and exit",
+    )
+    w.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to look for work (default 1)",
+    )
     w.set_defaults(func=cmd_worker)
 
-    q = sub.add_parser("queue", help="inspect and manage queued events",
-                       description="Inspect and manage the delivery queue. States: pending (waiting or retrying), "
-                       "leased (being delivered), done, dead (failed permanently; retry after fixing the cause), "
-                       "superseded (made pointless by a later event).")
+    q = sub.add_parser(
+        "queue",
+        help="inspect and manage queued events",
+        description="Inspect and manage the delivery queue. States: pending (waiting or retrying), "
+        "leased (being delivered), done, dead (failed permanently; retry after fixing the cause), "
+        "superseded (made pointless by a later event).",
+    )
     qsub = q.add_subparsers(dest="queue_command", metavar="ACTION")
     qsub.required = True
     ql = qsub.add_parser("list", help="list queue rows, newest first")
@@ -105,24 +146,54 @@ def _parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_queue)
 
     s = sub.add_parser(
-        "sandbox", help="serve the vendor emulators on loopback for tests and demos",
-        description="Serve an emulator of each vendor API on loopback, one port each (spamport on PORT, "
-        "spamwall PORT+1, spambarrier PORT+2, tornevall PORT+3, rackspace PORT+4; PORT 0 picks free ports), "
+        "sandbox",
+        help="serve the vendor emulators on loopback for tests and demos",
+        description="Serve an emulator of each vendor API on loopback, one port each (spamport on "
+        "PORT, "
+        "spamwall PORT+1, spambarrier PORT+2, tornevall PORT+3, rackspace PORT+4; PORT 0 picks "
+        "free ports), "
         "and print a config file pointing the vendors at them. Runs until interrupted.",
-        epilog="Fault kinds: error (503), html (502 HTML page), timeout (no answer), reset (connection reset), "
+        epilog="Fault kinds: error (503), html (502 HTML page), timeout (no answer), reset "
+        "(connection reset), "
         "reset_after (processed, then reset), truncate (body cut short), malformed (garbage body). "
-        "While running, GET/POST <root>/_sandbox/state|requests|reset|faults|seed control each emulator.")
-    s.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
+        "While running, GET/POST <root>/_sandbox/state|requests|reset|faults|seed control each "
+        "emulator.",
+    )
+    s.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)"
+    )
     s.add_argument("--port", type=int, default=0, help="first port (default 0: free ports)")
-    s.add_argument("--vendor", action="append", metavar="NAME", help="serve only this vendor (repeatable)")
-    s.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
-    s.add_argument("--jitter", type=float, default=0.0, metavar="SECONDS", help="add up to this much random delay")
-    s.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
-                   help="give this share (0..1) of requests a fault, e.g. --fault error=0.1 (repeatable)")
-    s.add_argument("--hang-seconds", type=float, default=30.0, metavar="SECONDS",
-                   help="how long a timeout fault stays silent (default 30)")
+    s.add_argument(
+        "--vendor", action="append", metavar="NAME", help="serve only this vendor (repeatable)"
+    )
+    s.add_argument(
+        "--latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer"
+    )
+    s.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="add up to this much random delay",
+    )
+    s.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="give this share (0..1) of requests a fault, e.g. --fault error=0.1 (repeatable)",
+    )
+    s.add_argument(
+        "--hang-seconds",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a timeout fault stays silent (default 30)",
+    )
     s.add_argument("--seed", type=int, default=0, help="random seed of the fault draws (default 0)")
-    s.add_argument("--write-config", metavar="PATH", help="also write the config to PATH (mode 0600)")
+    s.add_argument(
+        "--write-config", metavar="PATH", help="also write the config to PATH (mode 0600)"
+    )
     s.add_argument("--json", action="store_true", help="print the URLs and config tables as JSON")
     s.set_defaults(func=cmd_sandbox)
     return p
@@ -164,9 +235,13 @@ def _print_outcomes(outcomes, as_json: bool, extra: dict | None = None) -> int:
         doc = dict(extra or {})
         doc["ok"] = not failed
         doc["vendors"] = [
-            {"vendor": o.vendor, "ok": o.ok, "result": _public(o.result),
-             "error": str(o.error) if o.error else None,
-             "error_type": type(o.error).__name__ if o.error else None}
+            {
+                "vendor": o.vendor,
+                "ok": o.ok,
+                "result": _public(o.result),
+                "error": str(o.error) if o.error else None,
+                "error_type": type(o.error).__name__ if o.error else None,
+            }
             for o in outcomes
         ]
         print(json.dumps(doc, indent=2))
@@ -183,7 +258,10 @@ def _print_outcomes(outcomes, as_json: bool, extra: dict | None = None) -> int:
 def cmd_check(args) -> int:
     rt = _runtime(args)
     if not rt.vendors:
-        print(f"{rt.config.path}: valid; no vendor is enabled (add a [vendors.NAME] table)", file=sys.stderr)
+        print(
+            f"{rt.config.path}: valid; no vendor is enabled (add a [vendors.NAME] table)",
+            file=sys.stderr,
+        )
     outcomes = [rt.check(v) for v in rt.vendors]
     if not args.json:
         print(f"{rt.config.path}: valid")
@@ -205,13 +283,15 @@ def cmd_vendors(args) -> int:
     for name in sorted(set(installed) | set(enabled)):
         ep = installed.get(name)
         dist = ep.dist if ep is not None else None
-        rows.append({
-            "name": name,
-            "installed": ep is not None,
-            "enabled": name in enabled,
-            "module": ep.value if ep is not None else None,
-            "distribution": f"{dist.name} {dist.version}" if dist is not None else None,
-        })
+        rows.append(
+            {
+                "name": name,
+                "installed": ep is not None,
+                "enabled": name in enabled,
+                "module": ep.value if ep is not None else None,
+                "distribution": f"{dist.name} {dist.version}" if dist is not None else None,
+            }
+        )
     if args.json:
         print(json.dumps({"vendors": rows, "config_error": note}, indent=2))
         return EXIT_OK
@@ -272,8 +352,10 @@ def cmd_emit(args) -> int:
         if args.json:
             print(json.dumps({"event": event.to_dict(), "queued": receipt.rows}, indent=2))
         elif receipt.rows:
-            print(f"queued {args.event} for {', '.join(receipt.rows)} "
-                  f"(rows {', '.join(str(i) for i in receipt.rows.values())})")
+            print(
+                f"queued {args.event} for {', '.join(receipt.rows)} "
+                f"(rows {', '.join(str(i) for i in receipt.rows.values())})"
+            )
         else:
             print(f"no enabled vendor handles {args.event}; nothing to do")
         return EXIT_OK
@@ -289,11 +371,17 @@ def cmd_emit(args) -> int:
     outcomes = [d.outcome for d in deliveries]
     waiting = [v for v, i in receipt.rows.items() if i not in {d.row.id for d in deliveries}]
     for vendor in waiting:
-        print(f"{vendor}: queued behind an earlier event for {event.target}; the worker will deliver it",
-              file=sys.stderr)
+        print(
+            f"{vendor}: queued behind an earlier event for {event.target}; the worker will "
+            "deliver it",
+            file=sys.stderr,
+        )
     for d in deliveries:
         if not d.outcome.ok and d.final_state == "pending":
-            print(f"{d.row.vendor}: will be retried by the worker (queue row {d.row.id})", file=sys.stderr)
+            print(
+                f"{d.row.vendor}: will be retried by the worker (queue row {d.row.id})",
+                file=sys.stderr,
+            )
     return _print_outcomes(outcomes, args.json, {"event": event.to_dict(), "queued": receipt.rows})
 
 
@@ -311,9 +399,15 @@ def systemd_unit(exe: str, config: str, state_dir: str) -> str:
     """The shipped unit file with this installation's executable, config and state paths."""
     from importlib import resources
 
-    unit = resources.files("spamfilter_plugin.systemd").joinpath("spamfilter-worker.service").read_text("utf-8")
-    unit = unit.replace("/usr/local/bin/spamfilter --config /etc/spamfilter-plugin/config.toml",
-                        f"{exe} --config {config}")
+    unit = (
+        resources.files("spamfilter_plugin.systemd")
+        .joinpath("spamfilter-worker.service")
+        .read_text("utf-8")
+    )
+    unit = unit.replace(
+        "/usr/local/bin/spamfilter --config /etc/spamfilter-plugin/config.toml",
+        f"{exe} --config {config}",
+    )
     return unit.replace("ReadWritePaths=/var/lib/spamfilter-plugin", f"ReadWritePaths={state_dir}")
 
 
@@ -324,14 +418,24 @@ def cmd_worker(args) -> int:
     if args.systemd_unit:
         import shutil
 
-        exe = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
-        print(systemd_unit(os.path.abspath(exe), str(rt.config.path.resolve()), str(rt.config.general.state_dir)),
-              end="")
+        exe = shutil.which("spamfilter") or os.path.join(
+            os.path.dirname(sys.executable), "spamfilter"
+        )
+        print(
+            systemd_unit(
+                os.path.abspath(exe),
+                str(rt.config.path.resolve()),
+                str(rt.config.general.state_dir),
+            ),
+            end="",
+        )
         return EXIT_OK
 
     def report(d):
         state = "done" if d.outcome.ok else f"{d.final_state}: {d.outcome.error}"
-        print(f"row {d.row.id} {d.row.vendor} {d.row.hook} {d.row.target}: {state}", file=sys.stderr)
+        print(
+            f"row {d.row.id} {d.row.vendor} {d.row.hook} {d.row.target}: {state}", file=sys.stderr
+        )
 
     worker = Worker(rt, on_delivery=report)
     if args.once:
@@ -342,7 +446,10 @@ def cmd_worker(args) -> int:
         return EXIT_VENDOR if delivery.final_state == "dead" else EXIT_OK
     if args.drain:
         stats = worker.drain(stop=_stop_event())
-        print(f"delivered {stats.done}, retrying later {stats.retrying}, dead {stats.dead}", file=sys.stderr)
+        print(
+            f"delivered {stats.done}, retrying later {stats.retrying}, dead {stats.dead}",
+            file=sys.stderr,
+        )
         return EXIT_VENDOR if stats.dead else EXIT_OK
     print(f"spamfilter: worker {worker.owner} running on {worker.queue.path}", file=sys.stderr)
     worker.run_forever(_stop_event(), poll=args.poll)
@@ -352,7 +459,8 @@ def cmd_worker(args) -> int:
 def _row_line(r) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
     error = f"  {r.last_error}" if r.last_error and r.state != "done" else ""
-    return f"{r.id:>6} {r.state:<10} {r.vendor:<12} {r.hook:<16} {r.target:<36} {when} x{r.attempts}{error}"
+    head = f"{r.id:>6} {r.state:<10} {r.vendor:<12} {r.hook:<16} {r.target:<36}"
+    return f"{head} {when} x{r.attempts}{error}"
 
 
 def cmd_queue(args) -> int:
@@ -365,7 +473,12 @@ def cmd_queue(args) -> int:
     if action == "list":
         rows = queue.rows(state=args.state, vendor=args.vendor, limit=args.limit)
         if args.json:
-            print(json.dumps({"counts": queue.counts(), "rows": [_public(r.to_dict()) for r in rows]}, indent=2))
+            print(
+                json.dumps(
+                    {"counts": queue.counts(), "rows": [_public(r.to_dict()) for r in rows]},
+                    indent=2,
+                )
+            )
         else:
             print("  ".join(f"{k} {v}" for k, v in queue.counts().items()))
             for r in rows:
@@ -382,9 +495,14 @@ def cmd_queue(args) -> int:
             for key, value in doc.items():
                 if key in ("created_at", "updated_at", "next_at", "lease_until") and value:
                     value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
-                print(f"{key:<12} {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+                print(
+                    f"{key:<12} {json.dumps(value) if isinstance(value, (dict, list)) else value}"
+                )
             if row.result and "***" in row.result.values():
-                print("(*** values are stored encrypted; the panel reads them through Queue.secret_result)")
+                print(
+                    "(*** values are stored encrypted; the panel reads them through "
+                    "Queue.secret_result)"
+                )
         return EXIT_OK
     if action == "retry":
         if args.all_dead == (args.id is not None):
@@ -392,7 +510,11 @@ def cmd_queue(args) -> int:
         count = queue.retry_all_dead() if args.all_dead else int(queue.retry(args.id))
         if not args.all_dead and not count:
             raise CliError(f"id: row {args.id} is not dead (only dead rows can be retried)")
-        print(json.dumps({"retried": count}) if args.json else f"{count} row{'s' * (count != 1)} pending again")
+        print(
+            json.dumps({"retried": count})
+            if args.json
+            else f"{count} row{'s' * (count != 1)} pending again"
+        )
         return EXIT_OK
     if action == "drop":
         if not queue.drop(args.id):
@@ -400,7 +522,9 @@ def cmd_queue(args) -> int:
         print(json.dumps({"dropped": args.id}) if args.json else f"row {args.id} dropped")
         return EXIT_OK
     count = queue.purge(args.older_than * 86400)
-    print(json.dumps({"purged": count}) if args.json else f"{count} old done/superseded rows deleted")
+    print(
+        json.dumps({"purged": count}) if args.json else f"{count} old done/superseded rows deleted"
+    )
     return EXIT_OK
 
 
@@ -411,7 +535,9 @@ def _fault_rates(specs: list[str]) -> dict[str, float]:
     for spec in specs:
         kind, sep, rate = spec.partition("=")
         if not sep or kind not in FAULT_KINDS:
-            raise CliError(f"--fault {spec}: write KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
+            raise CliError(
+                f"--fault {spec}: write KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}"
+            )
         try:
             rates[kind] = float(rate)
         except ValueError:
@@ -433,11 +559,17 @@ def cmd_sandbox(args) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
-        raise CliError(f"--port {args.port}: cannot listen ({exc.strerror}); choose another port or 0") from None
+        raise CliError(
+            f"--port {args.port}: cannot listen ({exc.strerror}); choose another port or 0"
+        ) from None
     try:
         try:
-            sandbox.configure_faults(latency=args.latency, jitter=args.jitter, hang_seconds=args.hang_seconds,
-                                     rates=rates)
+            sandbox.configure_faults(
+                latency=args.latency,
+                jitter=args.jitter,
+                hang_seconds=args.hang_seconds,
+                rates=rates,
+            )
         except ValueError as exc:
             raise CliError(str(exc)) from None
         snippet = sandbox.config_snippet()
@@ -446,13 +578,23 @@ def cmd_sandbox(args) -> int:
             path.write_text(snippet, encoding="utf-8")
             path.chmod(0o600)
         if args.json:
-            print(json.dumps({name: {"root": r.root, **r.config_table()} for name, r in sandbox.running.items()},
-                             indent=2))
+            print(
+                json.dumps(
+                    {
+                        name: {"root": r.root, **r.config_table()}
+                        for name, r in sandbox.running.items()
+                    },
+                    indent=2,
+                )
+            )
         else:
             print(snippet, end="")
         sys.stdout.flush()
         for name, running in sandbox.running.items():
-            print(f"spamfilter: sandbox {name} on {running.root} (api_url {running.url})", file=sys.stderr)
+            print(
+                f"spamfilter: sandbox {name} on {running.root} (api_url {running.url})",
+                file=sys.stderr,
+            )
         print("spamfilter: sandbox running; press Ctrl-C to stop", file=sys.stderr)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

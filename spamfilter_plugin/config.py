@@ -102,16 +102,22 @@ def read_file(path: Path) -> RawConfig:
             f"or point --config or ${ENV_VAR} at it"
         ) from None
     except PermissionError:
-        raise ConfigError(f"config file {path} is not readable by this user; run as root or fix its owner") from None
+        raise ConfigError(
+            f"config file {path} is not readable by this user; run as root or fix its owner"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     problems = []
     for key, value in data.items():
         if key not in ("general", "vendors"):
-            problems.append(f"[{key}]: unknown table; the file has [general] and [vendors.<name>] tables only")
+            problems.append(
+                f"[{key}]: unknown table; the file has [general] and [vendors.<name>] tables only"
+            )
         elif not isinstance(value, dict):
             problems.append(f"{key}: must be a table, written [{key}]")
-    for name, table in (data.get("vendors") or {}).items() if isinstance(data.get("vendors"), dict) else ():
+    for name, table in (
+        (data.get("vendors") or {}).items() if isinstance(data.get("vendors"), dict) else ()
+    ):
         if not isinstance(table, dict):
             problems.append(f"[vendors] {name}: must be a table, written [vendors.{name}]")
     if problems:
@@ -123,8 +129,6 @@ def _join(path: Path, problems: list[str]) -> str:
     if len(problems) == 1:
         return f"{path}: {problems[0]}"
     return f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems)
-
-
 
 
 def toml_value(value: Any) -> str:
@@ -139,7 +143,13 @@ def toml_value(value: Any) -> str:
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    text = (
+        str(value)
+        .replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
     return f'"{text}"'
 
 
@@ -148,8 +158,14 @@ def toml_table(name: str, table: dict[str, Any], prefix: str = "") -> list[str]:
     return [f"{prefix}[{name}]"] + [f"{prefix}{k} = {toml_value(v)}" for k, v in table.items()]
 
 
-_SCHEMA_NAMES = {"SecretField", "VendorSchema", "GeneralSchema", "ResponseSchema", "validate_config",
-                 "literal_secret_keys"}
+_SCHEMA_NAMES = {
+    "SecretField",
+    "VendorSchema",
+    "GeneralSchema",
+    "ResponseSchema",
+    "validate_config",
+    "literal_secret_keys",
+}
 
 
 def __getattr__(name: str):

@@ -5,8 +5,9 @@ table, the key and the fix for every problem."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
 
@@ -22,21 +23,23 @@ class SecretField(fields.Field):
     Deserialises to a :class:`~spamfilter_plugin.redaction.Secret`.
     """
 
-    default_error_messages = {
+    default_error_messages: ClassVar[dict[str, str]] = {
         "invalid": 'give a string, {{ env = "VARIABLE" }} or {{ file = "/path/to/file" }}',
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> Secret:
         if isinstance(value, str):
             if not value:
-                raise ValidationError("is empty; give the secret, or { env = \"VARIABLE\" }")
+                raise ValidationError('is empty; give the secret, or { env = "VARIABLE" }')
             return Secret(value)
         if isinstance(value, Mapping) and len(value) == 1:
-            (kind, ref), = value.items()
+            ((kind, ref),) = value.items()
             if kind == "env" and isinstance(ref, str):
                 found = os.environ.get(ref)
                 if not found:
-                    raise ValidationError(f"environment variable {ref} is not set (or empty); export it")
+                    raise ValidationError(
+                        f"environment variable {ref} is not set (or empty); export it"
+                    )
                 return Secret(found)
             if kind == "file" and isinstance(ref, str):
                 path = Path(ref)
@@ -44,7 +47,9 @@ class SecretField(fields.Field):
                     loose = _loose_mode(path)
                     text = path.read_text(encoding="utf-8")
                 except OSError as exc:
-                    raise ValidationError(f"cannot read secret file {ref}: {exc.strerror}") from None
+                    raise ValidationError(
+                        f"cannot read secret file {ref}: {exc.strerror}"
+                    ) from None
                 if loose:
                     raise ValidationError(
                         f"secret file {ref} is readable by group or others; run: chmod 600 {ref}"
@@ -65,8 +70,9 @@ def email_or_empty(field: str):
             try:
                 normalise_email(value, field)
             except InvalidInput:
-                raise ValidationError(f"{value!r} is not an e-mail address (info@example.com), "
-                                      "or leave it empty") from None
+                raise ValidationError(
+                    f"{value!r} is not an e-mail address (info@example.com), or leave it empty"
+                ) from None
 
     check.__name__ = f"email_or_empty_{field}"
     return check
@@ -96,11 +102,14 @@ class VendorSchema(Schema):
     read_timeout = fields.Float(load_default=30.0, validate=_positive("read_timeout"))
     deadline = fields.Float(load_default=60.0, validate=_positive("deadline"))
     retries = fields.Integer(
-        load_default=3, validate=validate.Range(0, 10, error="must be between 0 and 10 (got {input})")
+        load_default=3,
+        validate=validate.Range(0, 10, error="must be between 0 and 10 (got {input})"),
     )
     max_response_bytes = fields.Integer(
         load_default=5 * 1024 * 1024,
-        validate=validate.Range(1024, 512 * 1024 * 1024, error="must be between 1024 and 536870912"),
+        validate=validate.Range(
+            1024, 512 * 1024 * 1024, error="must be between 1024 and 536870912"
+        ),
     )
     ca_bundle = fields.String(load_default=None)
 
@@ -118,13 +127,16 @@ class GeneralSchema(Schema):
     mail_host = fields.String(load_default=None)
     log_level = fields.String(
         load_default="info",
-        validate=validate.OneOf(["debug", "info", "warning", "error"], error="must be one of: {choices}"),
+        validate=validate.OneOf(
+            ["debug", "info", "warning", "error"], error="must be one of: {choices}"
+        ),
     )
     lease_seconds = fields.Float(load_default=300.0, validate=_positive("lease_seconds"))
     retry_base = fields.Float(load_default=10.0, validate=_positive("retry_base"))
     retry_cap = fields.Float(load_default=3600.0, validate=_positive("retry_cap"))
     max_attempts = fields.Integer(
-        load_default=30, validate=validate.Range(1, 1000, error="must be between 1 and 1000 (got {input})")
+        load_default=30,
+        validate=validate.Range(1, 1000, error="must be between 1 and 1000 (got {input})"),
     )
 
     @validates("mail_host")
@@ -191,8 +203,10 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         lease = general.get("lease_seconds", 300.0)
         if table.get("deadline", 0) >= lease:
             problems.append(
-                f"[vendors.{name}] deadline: {table['deadline']:g}s is not shorter than [general] lease_seconds "
-                f"({lease:g}s); a slow call could be delivered twice. Lower the deadline or raise lease_seconds"
+                f"[vendors.{name}] deadline: {table['deadline']:g}s is not shorter than [general] "
+                "lease_seconds "
+                f"({lease:g}s); a slow call could be delivered twice. Lower the deadline or raise "
+                "lease_seconds"
             )
     if literal and raw.loose_permissions:
         problems.append(
@@ -205,7 +219,9 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         path=raw.path,
         general=GeneralConfig(
             state_dir=Path(general["state_dir"]),
-            mail_host=normalise_host(general["mail_host"], "mail_host") if general["mail_host"] else None,
+            mail_host=normalise_host(general["mail_host"], "mail_host")
+            if general["mail_host"]
+            else None,
             log_level=general["log_level"],
             lease_seconds=general["lease_seconds"],
             retry_base=general["retry_base"],

@@ -122,6 +122,8 @@ class VendorTLSError(VendorUnavailable):
 class VendorRateLimited(VendorUnavailable):
     """The vendor asked us to slow down; ``retry_after`` is its hint in seconds."""
 
-    def __init__(self, vendor: str, message: str, *, retry_after: float | None = None, **kw) -> None:
+    def __init__(
+        self, vendor: str, message: str, *, retry_after: float | None = None, **kw
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(vendor, message, **kw)

@@ -15,7 +15,7 @@ import ipaddress
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import idna
@@ -37,7 +37,9 @@ def normalise_domain(value: object, field_name: str = "domain") -> str:
         raise InvalidInput(field_name, "a domain name is required, e.g. example.com")
     name = value.strip().rstrip(".")
     if any(c.isspace() for c in name) or "/" in name or "@" in name or ":" in name:
-        raise InvalidInput(field_name, f"{value!r} is not a domain name (give a name like example.com)")
+        raise InvalidInput(
+            field_name, f"{value!r} is not a domain name (give a name like example.com)"
+        )
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError) as exc:
@@ -97,7 +99,9 @@ def normalise_host(value: object, field_name: str = "destination") -> str:
 def normalise_email(value: object, field_name: str = "mailbox") -> str:
     """Return ``local@domain`` with the domain as lower-case IDNA, or raise InvalidInput."""
     if not isinstance(value, str) or "@" not in value:
-        raise InvalidInput(field_name, f"{value!r} is not an e-mail address (give user@example.com)")
+        raise InvalidInput(
+            field_name, f"{value!r} is not an e-mail address (give user@example.com)"
+        )
     local, _, domain = value.strip().rpartition("@")
     if not local or len(local) > 64 or not _LOCAL.match(local):
         raise InvalidInput(field_name, f"{value!r} has an invalid part before the @")
@@ -131,7 +135,9 @@ class Domain:
 
 @dataclass(frozen=True)
 class Mailbox:
-    """A mailbox (e-mail account) on the panel.  ``address`` is ``local@domain`` with an IDNA domain."""
+    """A mailbox (e-mail account) on the panel.
+
+    ``address`` is ``local@domain`` with an IDNA domain."""
 
     address: str
 
@@ -155,7 +161,7 @@ def _new_id() -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -311,7 +317,9 @@ class PasswordReset(Event):
         if self.domain is not None:
             _coerce(self, "domain", Domain)
         if (self.domain is None) == (self.mailbox is None):
-            raise InvalidInput("domain", "a password reset names either a domain or a mailbox, not both")
+            raise InvalidInput(
+                "domain", "a password reset names either a domain or a mailbox, not both"
+            )
         if self.password is not None and not isinstance(self.password, Secret):
             if not isinstance(self.password, str) or not self.password:
                 raise InvalidInput("password", "the new password must be a non-empty string")

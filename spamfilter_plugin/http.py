@@ -21,8 +21,9 @@ import json as jsonlib
 import random
 import time
 import xml.etree.ElementTree as stdlib_et
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import defusedxml
@@ -77,7 +78,7 @@ class HttpPolicy:
     retry_statuses: frozenset[int] = RETRY_STATUSES
 
     @classmethod
-    def from_config(cls, table: Mapping[str, Any]) -> "HttpPolicy":
+    def from_config(cls, table: Mapping[str, Any]) -> HttpPolicy:
         keys = ("connect_timeout", "read_timeout", "deadline", "max_response_bytes", "retries")
         return cls(**{k: table[k] for k in keys if table.get(k) is not None})
 
@@ -131,10 +132,15 @@ def parse_xml(vendor: str, body: bytes | str, *, status: int | None = None) -> s
         return safe_et.fromstring(body, forbid_dtd=True)
     except defusedxml.DefusedXmlException as exc:
         raise VendorResponseError(
-            vendor, f"sent an XML document we refuse to parse ({type(exc).__name__})", status=status, body=body
+            vendor,
+            f"sent an XML document we refuse to parse ({type(exc).__name__})",
+            status=status,
+            body=body,
         ) from None
     except (stdlib_et.ParseError, ValueError, RecursionError) as exc:
-        raise VendorResponseError(vendor, f"sent malformed XML ({exc})", status=status, body=body) from None
+        raise VendorResponseError(
+            vendor, f"sent malformed XML ({exc})", status=status, body=body
+        ) from None
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -160,28 +166,45 @@ def classify_status(resp: Response) -> VendorError | None:
     if 300 <= status < 400:
         where = resp.headers.get("Location", "?")
         return VendorResponseError(
-            vendor, f"answered with a redirect to {where}, which is not followed; correct api_url",
-            status=status, body=resp.body,
+            vendor,
+            f"answered with a redirect to {where}, which is not followed; correct api_url",
+            status=status,
+            body=resp.body,
         )
     if status in (401, 403):
         return VendorAuthError(
-            vendor, f"refused the credentials (HTTP {status}); fix them in the config and run "
-            "'spamfilter check'", status=status, body=resp.body,
+            vendor,
+            f"refused the credentials (HTTP {status}); fix them in the config and run "
+            "'spamfilter check'",
+            status=status,
+            body=resp.body,
         )
     if status == 404:
-        return VendorNotFound(vendor, f"not found (HTTP 404): {snippet}", status=status, body=resp.body)
+        return VendorNotFound(
+            vendor, f"not found (HTTP 404): {snippet}", status=status, body=resp.body
+        )
     if status == 409:
-        return VendorConflict(vendor, f"already exists (HTTP 409): {snippet}", status=status, body=resp.body)
+        return VendorConflict(
+            vendor, f"already exists (HTTP 409): {snippet}", status=status, body=resp.body
+        )
     if status == 429:
         return VendorRateLimited(
-            vendor, "asked us to slow down (HTTP 429)", status=status, body=resp.body,
+            vendor,
+            "asked us to slow down (HTTP 429)",
+            status=status,
+            body=resp.body,
             retry_after=_retry_after(resp.headers),
         )
     if status >= 500:
         return VendorUnavailable(
-            vendor, f"had a server error (HTTP {status}); will be retried", status=status, body=resp.body
+            vendor,
+            f"had a server error (HTTP {status}); will be retried",
+            status=status,
+            body=resp.body,
         )
-    return VendorRejected(vendor, f"rejected the request (HTTP {status}): {snippet}", status=status, body=resp.body)
+    return VendorRejected(
+        vendor, f"rejected the request (HTTP {status}): {snippet}", status=status, body=resp.body
+    )
 
 
 def _redact_url(url: str) -> str:
@@ -222,10 +245,12 @@ class HttpClient:
         self.session.headers["User-Agent"] = self.agent or user_agent(self.vendor)
 
     @classmethod
-    def from_config(cls, vendor: str, table: Mapping[str, Any], **kwargs: Any) -> "HttpClient":
+    def from_config(cls, vendor: str, table: Mapping[str, Any], **kwargs: Any) -> HttpClient:
         """A client for a validated ``[vendors.X]`` table."""
         if not table.get("api_url"):
-            raise ConfigError("missing; add api_url = \"https://...\"", location=f"[vendors.{vendor}] api_url")
+            raise ConfigError(
+                'missing; add api_url = "https://..."', location=f"[vendors.{vendor}] api_url"
+            )
         return cls(
             vendor=vendor,
             base_url=table["api_url"],
@@ -278,9 +303,13 @@ class HttpClient:
                 resp = None
             log.debug(
                 "%s: %s %s -> %s in %.3fs (attempt %d/%d)",
-                self.vendor, method, _redact_url(url),
+                self.vendor,
+                method,
+                _redact_url(url),
                 resp.status if resp is not None else type(error).__name__,
-                self.clock() - started, attempt, attempts,
+                self.clock() - started,
+                attempt,
+                attempts,
             )
             if error is None:
                 return resp  # type: ignore[return-value]
@@ -290,7 +319,14 @@ class HttpClient:
             delay = policy.backoff(attempt, self.rng(), getattr(error, "retry_after", None))
             if self.clock() - started + delay >= policy.deadline:
                 break
-            log.info("%s: %s; retrying in %.2fs (attempt %d/%d)", self.vendor, error, delay, attempt, attempts)
+            log.info(
+                "%s: %s; retrying in %.2fs (attempt %d/%d)",
+                self.vendor,
+                error,
+                delay,
+                attempt,
+                attempts,
+            )
             self.sleep(delay)
         if last is None:
             last = VendorTimeout(self.vendor, f"no answer within the {policy.deadline:g}s deadline")
@@ -308,32 +344,51 @@ class HttpClient:
         timeout = (min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining))
         try:
             raw = self.session.request(
-                method, url, params=params, data=data, json=json, headers=headers,
-                timeout=timeout, allow_redirects=False, stream=True,
+                method,
+                url,
+                params=params,
+                data=data,
+                json=json,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
                 # explicit, or requests would let $REQUESTS_CA_BUNDLE replace ca_bundle
                 verify=self.session.verify,
             )
         except requests.exceptions.SSLError as exc:
             raise VendorTLSError(
-                vendor, f"TLS verification failed for {_redact_url(url)} ({type(exc).__name__}); "
-                "fix the vendor's certificate trust or set ca_bundle"
+                vendor,
+                f"TLS verification failed for {_redact_url(url)} ({type(exc).__name__}); "
+                "fix the vendor's certificate trust or set ca_bundle",
             ) from None
         except requests.exceptions.ConnectTimeout:
             raise VendorTimeout(vendor, f"could not connect within {timeout[0]:g}s") from None
         except requests.exceptions.ReadTimeout:
             raise VendorTimeout(vendor, f"sent no answer within {timeout[1]:g}s") from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema) as exc:
-            raise VendorRejected(vendor, f"api_url is not usable ({exc}); correct it in the config") from None
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            raise VendorRejected(
+                vendor, f"api_url is not usable ({exc}); correct it in the config"
+            ) from None
         except requests.exceptions.RequestException as exc:
-            raise VendorUnavailable(vendor, f"could not be reached ({type(exc).__name__})") from None
+            raise VendorUnavailable(
+                vendor, f"could not be reached ({type(exc).__name__})"
+            ) from None
         try:
             body = self._read_body(raw, started)
         finally:
             raw.close()
         return Response(
-            vendor=vendor, status=raw.status_code, headers=dict(raw.headers), body=body,
-            url=url, elapsed=self.clock() - started,
+            vendor=vendor,
+            status=raw.status_code,
+            headers=dict(raw.headers),
+            body=body,
+            url=url,
+            elapsed=self.clock() - started,
         )
 
     def _read_body(self, raw: requests.Response, started: float) -> bytes:
@@ -341,7 +396,8 @@ class HttpClient:
         declared = raw.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise ResponseTooLarge(
-                vendor, f"announced a {declared}-byte answer, over the {cap}-byte cap (max_response_bytes)",
+                vendor,
+                f"announced a {declared}-byte answer, over the {cap}-byte cap (max_response_bytes)",
                 status=raw.status_code,
             )
         chunks, total = [], 0
@@ -350,16 +406,21 @@ class HttpClient:
                 total += len(chunk)
                 if total > cap:
                     raise ResponseTooLarge(
-                        vendor, f"sent more than the {cap}-byte cap (max_response_bytes)",
-                        status=raw.status_code, body=b"".join(chunks)[:1024],
+                        vendor,
+                        f"sent more than the {cap}-byte cap (max_response_bytes)",
+                        status=raw.status_code,
+                        body=b"".join(chunks)[:1024],
                     )
                 if self.clock() - started > policy.deadline:
-                    raise VendorTimeout(vendor, f"answer did not complete within the {policy.deadline:g}s deadline")
+                    raise VendorTimeout(
+                        vendor, f"answer did not complete within the {policy.deadline:g}s deadline"
+                    )
                 chunks.append(chunk)
         except requests.exceptions.ReadTimeout:
             raise VendorTimeout(vendor, "stopped sending in the middle of the answer") from None
         except requests.exceptions.RequestException as exc:
             raise VendorUnavailable(
-                vendor, f"broke off the answer ({type(exc).__name__}: connection reset or truncated body)"
+                vendor,
+                f"broke off the answer ({type(exc).__name__}: connection reset or truncated body)",
             ) from None
         return b"".join(chunks)

@@ -14,17 +14,25 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
 from . import ENTRY_POINT_GROUP, hookspecs
 from .config import Config, config_path, read_file
 from .config_schema import VendorSchema, validate_config
-from .errors import ConfigError, InvalidInput, PluginError, SpamFilterError, VendorAuthError, VendorError
+from .errors import (
+    ConfigError,
+    InvalidInput,
+    PluginError,
+    SpamFilterError,
+    VendorAuthError,
+    VendorError,
+)
 from .events import Domain, Event, Mailbox
 from .redaction import get_logger, redact
 
@@ -46,7 +54,9 @@ def installed_vendors() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def build_manager(enabled: Iterable[str], *, plugins: Iterable[tuple[str, object]] = ()) -> pluggy.PluginManager:
+def build_manager(
+    enabled: Iterable[str], *, plugins: Iterable[tuple[str, object]] = ()
+) -> pluggy.PluginManager:
     """A plugin manager with only the *enabled* vendors loaded.
 
     :param enabled: vendor names (``[vendors.X]`` tables of the config).
@@ -97,9 +107,13 @@ class PanelServices:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
 
-    def publish_dns_record(self, domain: Domain, record_type: str, name: str, value: str) -> bool | None:
+    def publish_dns_record(
+        self, domain: Domain, record_type: str, name: str, value: str
+    ) -> bool | None:
         """Ask the panel adapter to publish a record; None when no adapter manages DNS."""
-        return self._pm.hook.publish_dns_record(domain=domain, record_type=record_type, name=name, value=value)
+        return self._pm.hook.publish_dns_record(
+            domain=domain, record_type=record_type, name=name, value=value
+        )
 
 
 @dataclass
@@ -157,11 +171,20 @@ class VendorContext:
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"reason": redact(reason), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}))
+            tmp.write_text(
+                json.dumps(
+                    {"reason": redact(reason), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+                )
+            )
             os.chmod(tmp, 0o600)
             os.replace(tmp, path)
         except OSError as exc:
-            log.error("%s: cannot record the suspension in %s (%s); fix state_dir", self.name, path, exc.strerror)
+            log.error(
+                "%s: cannot record the suspension in %s (%s); fix state_dir",
+                self.name,
+                path,
+                exc.strerror,
+            )
 
     def resume(self) -> None:
         try:
@@ -233,15 +256,27 @@ class Runtime:
         ctx = self.contexts[vendor]
         suspended = ctx.suspension() if hook != "vendor_check" else None
         if suspended is not None:
-            return Outcome(vendor, False, error=VendorAuthError(
-                vendor, f"calls are suspended since {suspended.get('since')} after refused credentials "
-                f"({suspended.get('reason')}); fix the credentials or the block at the vendor, then run "
-                "'spamfilter check' to resume"))
+            return Outcome(
+                vendor,
+                False,
+                error=VendorAuthError(
+                    vendor,
+                    f"calls are suspended since {suspended.get('since')} after refused credentials "
+                    f"({suspended.get('reason')}); fix the credentials or the block at the "
+                    "vendor, then run "
+                    "'spamfilter check' to resume",
+                ),
+            )
         try:
             result = self.call(vendor, hook, **kwargs)
         except VendorAuthError as exc:
-            log.error("%s: %s: %s; suspending calls to %s until 'spamfilter check' succeeds", vendor, hook, exc,
-                      vendor)
+            log.error(
+                "%s: %s: %s; suspending calls to %s until 'spamfilter check' succeeds",
+                vendor,
+                hook,
+                exc,
+                vendor,
+            )
             ctx.suspend(str(exc))
             return Outcome(vendor, False, error=exc)
         except SpamFilterError as exc:
@@ -249,7 +284,11 @@ class Runtime:
             return Outcome(vendor, False, error=exc)
         except Exception as exc:  # a plugin bug must not stop the other vendors
             log.error("%s: %s crashed", vendor, hook, exc_info=True)
-            return Outcome(vendor, False, error=VendorError(vendor, f"{hook} crashed: {type(exc).__name__}: {exc}"))
+            return Outcome(
+                vendor,
+                False,
+                error=VendorError(vendor, f"{hook} crashed: {type(exc).__name__}: {exc}"),
+            )
         return Outcome(vendor, True, result=result)
 
     def deliver(self, event: Event, vendors: Iterable[str] | None = None) -> list[Outcome]:
@@ -269,8 +308,9 @@ class Runtime:
             out.result = f"{out.result}; suspension lifted"
         return out
 
-    def settings_submitted(self, vendor: str, scope: str, target: Domain | Mailbox | None,
-                           form: dict[str, str]) -> Any:
+    def settings_submitted(
+        self, vendor: str, scope: str, target: Domain | Mailbox | None, form: dict[str, str]
+    ) -> Any:
         """Hand a submitted form to *vendor* (the panel has checked the CSRF token, which is
         removed here).  What the hook raises becomes an unsuccessful SettingsResult in plain
         words: a refused value names its field; a vendor's refusal says nothing was changed
@@ -278,32 +318,47 @@ class Runtime:
         from .templating import SettingsResult
 
         fields = {k: v for k, v in form.items() if k != "csrf_token"}
-        out = self.call_isolated(vendor, "settings_submitted", scope=scope, target=target, form=fields)
+        out = self.call_isolated(
+            vendor, "settings_submitted", scope=scope, target=target, form=fields
+        )
         if out.ok:
             return out.result
         if isinstance(out.error, InvalidInput):
-            return SettingsResult(False, f"Nothing was changed: {out.error.message}",
-                                  errors={out.error.field: out.error.message})
+            return SettingsResult(
+                False,
+                f"Nothing was changed: {out.error.message}",
+                errors={out.error.field: out.error.message},
+            )
         return SettingsResult(False, f"Nothing was changed: {out.error}")
 
-    def settings_fragments(self, scope: str, target: Domain | Mailbox | None, csrf_token: str) -> list:
+    def settings_fragments(
+        self, scope: str, target: Domain | Mailbox | None, csrf_token: str
+    ) -> list:
         """Every vendor's fragments for a page; a failing vendor contributes none (logged)."""
         if scope not in hookspecs.SCOPES:
-            raise ConfigError(f"unknown settings scope {scope!r}; one of {', '.join(hookspecs.SCOPES)}")
+            raise ConfigError(
+                f"unknown settings scope {scope!r}; one of {', '.join(hookspecs.SCOPES)}"
+            )
         fragments = []
         for name in self.handlers("settings_fragments"):
-            out = self.call_isolated(name, "settings_fragments", scope=scope, target=target, csrf_token=csrf_token)
+            out = self.call_isolated(
+                name, "settings_fragments", scope=scope, target=target, csrf_token=csrf_token
+            )
             if out.ok and out.result:
                 fragments.extend(out.result if isinstance(out.result, list) else [out.result])
         return fragments
 
 
-def load_runtime(path: str | Path | None = None, *, plugins: Iterable[tuple[str, object]] = ()) -> Runtime:
+def load_runtime(
+    path: str | Path | None = None, *, plugins: Iterable[tuple[str, object]] = ()
+) -> Runtime:
     """Read the config file, load the enabled vendors and validate every table."""
     raw = read_file(config_path(path))
     for name in raw.enabled_vendors:
         if not VENDOR_NAME.match(name):
-            raise ConfigError(f"[vendors.{name}]: vendor names are lower-case letters, digits and _")
+            raise ConfigError(
+                f"[vendors.{name}]: vendor names are lower-case letters, digits and _"
+            )
     pm = build_manager(raw.enabled_vendors, plugins=plugins)
     schemas = {}
     for name in raw.enabled_vendors:
@@ -314,6 +369,9 @@ def load_runtime(path: str | Path | None = None, *, plugins: Iterable[tuple[str,
     runtime = Runtime(validate_config(raw, schemas), pm)
     from .queue import write_capabilities
 
-    write_capabilities(runtime.config.general.state_dir, raw.path,
-                       {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors})
+    write_capabilities(
+        runtime.config.general.state_dir,
+        raw.path,
+        {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors},
+    )
     return runtime

@@ -24,9 +24,10 @@ import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import ConfigError, SpamFilterError
 from .events import Event, event_from_dict
@@ -89,8 +90,10 @@ class SecretBox:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 if os.stat(self.path).st_mode & 0o077:
-                    raise ConfigError(f"queue key {self.path} is readable by group or others; run: "
-                                      f"chmod 600 {self.path}") from None
+                    raise ConfigError(
+                        f"queue key {self.path} is readable by group or others; run: "
+                        f"chmod 600 {self.path}"
+                    ) from None
                 key = self.path.read_bytes().strip()
             else:
                 key = Fernet.generate_key()
@@ -110,7 +113,9 @@ class SecretBox:
         try:
             return self._load().decrypt(bytes(blob)).decode("utf-8")
         except InvalidToken:
-            raise ConfigError(f"a stored secret cannot be decrypted with {self.path}; was the key replaced?") from None
+            raise ConfigError(
+                f"a stored secret cannot be decrypted with {self.path}; was the key replaced?"
+            ) from None
 
 
 @dataclass
@@ -134,17 +139,30 @@ class Row:
     result: dict[str, Any] | None
 
     @classmethod
-    def from_db(cls, r: sqlite3.Row) -> "Row":
-        return cls(id=r["id"], event_id=r["event_id"], vendor=r["vendor"], hook=r["hook"], target=r["target"],
-                   payload=json.loads(r["payload"]), has_secret=r["secret"] is not None, state=r["state"],
-                   attempts=r["attempts"], next_at=r["next_at"], lease_until=r["lease_until"],
-                   lease_owner=r["lease_owner"], created_at=r["created_at"], updated_at=r["updated_at"],
-                   last_error=r["last_error"], error_type=r["error_type"],
-                   result=json.loads(r["result"]) if r["result"] else None)
+    def from_db(cls, r: sqlite3.Row) -> Row:
+        return cls(
+            id=r["id"],
+            event_id=r["event_id"],
+            vendor=r["vendor"],
+            hook=r["hook"],
+            target=r["target"],
+            payload=json.loads(r["payload"]),
+            has_secret=r["secret"] is not None,
+            state=r["state"],
+            attempts=r["attempts"],
+            next_at=r["next_at"],
+            lease_until=r["lease_until"],
+            lease_owner=r["lease_owner"],
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+            last_error=r["last_error"],
+            error_type=r["error_type"],
+            result=json.loads(r["result"]) if r["result"] else None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, no secrets (secret result values show as ``"***"``)."""
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__.items())
 
 
 def _split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
@@ -184,8 +202,10 @@ class Queue:
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         except OSError as exc:
-            raise ConfigError(f"cannot create the queue in {self.state_dir} ({exc.strerror}); set [general] "
-                              "state_dir to a directory this user can write") from None
+            raise ConfigError(
+                f"cannot create the queue in {self.state_dir} ({exc.strerror}); set [general] "
+                "state_dir to a directory this user can write"
+            ) from None
         old = os.umask(0o077)  # the -wal and -shm files too
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -211,7 +231,7 @@ class Queue:
     def enqueue(self, event: Event, vendors: Iterable[str]) -> list[int]:
         """Write one row per vendor, superseding what the event makes pointless; one transaction."""
         vendors = list(vendors)
-        self.db  # connecting creates state_dir (0700) before the key file goes into it
+        _ = self.db  # connecting creates state_dir (0700) before the key file goes into it
         payload = json.dumps(event.to_dict())
         password = getattr(event, "password", None)
         sealed = self.box.seal(password.reveal()) if password is not None and vendors else None
@@ -223,40 +243,70 @@ class Queue:
                     marks = ",".join("?" * len(older))
                     db.execute(
                         f"UPDATE events SET state='superseded', secret=NULL, updated_at=?, "
-                        f"last_error='superseded by a later ' || ? WHERE vendor=? AND target=? AND state='pending' "
-                        f"AND hook IN ({marks})", (now, event.hook, vendor, event.target_key, *older))
+                        "last_error='superseded by a later ' || ? WHERE vendor=? AND target=? "
+                        "AND state='pending' "
+                        f"AND hook IN ({marks})",
+                        (now, event.hook, vendor, event.target_key, *older),
+                    )
                 cur = db.execute(
-                    "INSERT INTO events (event_id, vendor, hook, target, payload, secret, next_at, created_at, "
+                    "INSERT INTO events (event_id, vendor, hook, target, payload, secret, "
+                    "next_at, created_at, "
                     "updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (event.id, vendor, event.hook, event.target_key, payload, sealed, now, now, now))
+                    (
+                        event.id,
+                        vendor,
+                        event.hook,
+                        event.target_key,
+                        payload,
+                        sealed,
+                        now,
+                        now,
+                        now,
+                    ),
+                )
                 ids.append(cur.lastrowid)
         return ids
 
-    def claim(self, owner: str, lease_seconds: float, *, exclude: Iterable[str] = (),
-              only: Iterable[int] | None = None, ignore_schedule: bool = False) -> tuple[Row, str] | None:
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude: Iterable[str] = (),
+        only: Iterable[int] | None = None,
+        ignore_schedule: bool = False,
+    ) -> tuple[Row, str] | None:
         """Lease the oldest deliverable row; return it with its lease token, or None."""
         now = self.clock()
         exclude = list(exclude)
-        where = ["((e.state='pending' AND (e.next_at <= :now OR :ignore)) OR (e.state='leased' "
-                 "AND e.lease_until < :now))",
-                 "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target AND p.id < e.id "
-                 "AND p.state IN ('pending','leased'))"]
+        where = [
+            "((e.state='pending' AND (e.next_at <= :now OR :ignore)) OR (e.state='leased' "
+            "AND e.lease_until < :now))",
+            "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target AND "
+            "p.id < e.id "
+            "AND p.state IN ('pending','leased'))",
+        ]
         params: dict[str, Any] = {"now": now, "ignore": 1 if ignore_schedule else 0}
         if exclude:
-            where.append(f"e.vendor NOT IN ({','.join(':x%d' % i for i in range(len(exclude)))})")
+            where.append(f"e.vendor NOT IN ({','.join(f':x{i}' for i in range(len(exclude)))})")
             params.update({f"x{i}": v for i, v in enumerate(exclude)})
         if only is not None:
             ids = list(only) or [-1]
-            where.append(f"e.id IN ({','.join(':o%d' % i for i in range(len(ids)))})")
+            where.append(f"e.id IN ({','.join(f':o{i}' for i in range(len(ids)))})")
             params.update({f"o{i}": v for i, v in enumerate(ids)})
         token = f"{owner}:{uuid.uuid4().hex[:12]}"
         with self._tx() as db:
-            found = db.execute(f"SELECT id FROM events e WHERE {' AND '.join(where)} ORDER BY e.id LIMIT 1",
-                               params).fetchone()
+            found = db.execute(
+                f"SELECT id FROM events e WHERE {' AND '.join(where)} ORDER BY e.id LIMIT 1", params
+            ).fetchone()
             if found is None:
                 return None
-            db.execute("UPDATE events SET state='leased', lease_until=?, lease_owner=?, attempts=attempts+1, "
-                       "updated_at=? WHERE id=?", (now + lease_seconds, token, now, found["id"]))
+            db.execute(
+                "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
+                "attempts=attempts+1, "
+                "updated_at=? WHERE id=?",
+                (now + lease_seconds, token, now, found["id"]),
+            )
             row = db.execute("SELECT * FROM events WHERE id=?", (found["id"],)).fetchone()
         return Row.from_db(row), token
 
@@ -264,7 +314,9 @@ class Queue:
         """Rebuild the row's event, decrypting its password if it has one."""
         password = None
         if row.has_secret:
-            blob = self.db.execute("SELECT secret FROM events WHERE id=?", (row.id,)).fetchone()["secret"]
+            blob = self.db.execute("SELECT secret FROM events WHERE id=?", (row.id,)).fetchone()[
+                "secret"
+            ]
             if blob is not None:
                 password = Secret(self.box.open(blob))
         return event_from_dict(row.payload, password=password)
@@ -275,25 +327,40 @@ class Queue:
         sealed = self.box.seal(json.dumps(secrets)) if secrets else None
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, updated_at=?, "
-                "result=?, result_secret=?, last_error=NULL, error_type=NULL WHERE id=? AND lease_owner=?",
-                (self.clock(), json.dumps(public) if public is not None else None, sealed, row.id, token))
+                "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, "
+                "updated_at=?, "
+                "result=?, result_secret=?, last_error=NULL, error_type=NULL WHERE id=? AND "
+                "lease_owner=?",
+                (
+                    self.clock(),
+                    json.dumps(public) if public is not None else None,
+                    sealed,
+                    row.id,
+                    token,
+                ),
+            )
         return cur.rowcount == 1
 
-    def fail(self, row: Row, token: str, error: SpamFilterError, retry_at: float | None, note: str = "") -> bool:
+    def fail(
+        self, row: Row, token: str, error: SpamFilterError, retry_at: float | None, note: str = ""
+    ) -> bool:
         """Record a failure: back to pending until *retry_at*, or dead (secret wiped) when None."""
         now, message = self.clock(), note + str(error)
         with self._tx() as db:
             if retry_at is None:
                 cur = db.execute(
-                    "UPDATE events SET state='dead', secret=NULL, lease_until=NULL, lease_owner=NULL, updated_at=?, "
+                    "UPDATE events SET state='dead', secret=NULL, lease_until=NULL, "
+                    "lease_owner=NULL, updated_at=?, "
                     "last_error=?, error_type=? WHERE id=? AND lease_owner=?",
-                    (now, message, type(error).__name__, row.id, token))
+                    (now, message, type(error).__name__, row.id, token),
+                )
             else:
                 cur = db.execute(
-                    "UPDATE events SET state='pending', next_at=?, lease_until=NULL, lease_owner=NULL, updated_at=?, "
+                    "UPDATE events SET state='pending', next_at=?, lease_until=NULL, "
+                    "lease_owner=NULL, updated_at=?, "
                     "last_error=?, error_type=? WHERE id=? AND lease_owner=?",
-                    (retry_at, now, message, type(error).__name__, row.id, token))
+                    (retry_at, now, message, type(error).__name__, row.id, token),
+                )
         return cur.rowcount == 1
 
     # -- reading and admin ---------------------------------------------------------
@@ -309,7 +376,9 @@ class Queue:
             return {}
         return {k: Secret(v) for k, v in json.loads(self.box.open(r["result_secret"])).items()}
 
-    def rows(self, *, state: str | None = None, vendor: str | None = None, limit: int = 100) -> list[Row]:
+    def rows(
+        self, *, state: str | None = None, vendor: str | None = None, limit: int = 100
+    ) -> list[Row]:
         where, params = [], []
         if state:
             where.append("state=?")
@@ -317,45 +386,66 @@ class Queue:
         if vendor:
             where.append("vendor=?")
             params.append(vendor)
-        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        sql = (
+            "SELECT * FROM events"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY id DESC LIMIT ?"
+        )
         return [Row.from_db(r) for r in self.db.execute(sql, (*params, limit))]
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATES}
-        out.update({r["state"]: r["n"] for r in self.db.execute("SELECT state, count(*) n FROM events GROUP BY state")})
+        out = dict.fromkeys(STATES, 0)
+        out.update(
+            {
+                r["state"]: r["n"]
+                for r in self.db.execute("SELECT state, count(*) n FROM events GROUP BY state")
+            }
+        )
         return out
 
     def next_due(self) -> float | None:
-        r = self.db.execute("SELECT min(CASE WHEN state='pending' THEN next_at ELSE lease_until END) t FROM events "
-                            "WHERE state IN ('pending','leased')").fetchone()
+        r = self.db.execute(
+            "SELECT min(CASE WHEN state='pending' THEN next_at ELSE lease_until END) t FROM events "
+            "WHERE state IN ('pending','leased')"
+        ).fetchone()
         return r["t"]
 
     def retry(self, row_id: int) -> bool:
         """Make a dead row pending again, due now.  Its password, if it had one, is gone:
         a dead password reset is retried without it (the vendor generates one)."""
         with self._tx() as db:
-            cur = db.execute("UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
-                             "WHERE id=? AND state='dead'", (self.clock(), self.clock(), row_id))
+            cur = db.execute(
+                "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
+                "WHERE id=? AND state='dead'",
+                (self.clock(), self.clock(), row_id),
+            )
         return cur.rowcount == 1
 
     def retry_all_dead(self) -> int:
         with self._tx() as db:
-            cur = db.execute("UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
-                             "WHERE state='dead'", (self.clock(), self.clock()))
+            cur = db.execute(
+                "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
+                "WHERE state='dead'",
+                (self.clock(), self.clock()),
+            )
         return cur.rowcount
 
     def drop(self, row_id: int) -> bool:
         """Delete a row that is not being delivered right now."""
         with self._tx() as db:
-            cur = db.execute("DELETE FROM events WHERE id=? AND NOT (state='leased' AND lease_until >= ?)",
-                             (row_id, self.clock()))
+            cur = db.execute(
+                "DELETE FROM events WHERE id=? AND NOT (state='leased' AND lease_until >= ?)",
+                (row_id, self.clock()),
+            )
         return cur.rowcount == 1
 
     def purge(self, older_than_seconds: float) -> int:
         """Delete done and superseded rows older than the given age."""
         with self._tx() as db:
-            cur = db.execute("DELETE FROM events WHERE state IN ('done','superseded') AND updated_at < ?",
-                             (self.clock() - older_than_seconds,))
+            cur = db.execute(
+                "DELETE FROM events WHERE state IN ('done','superseded') AND updated_at < ?",
+                (self.clock() - older_than_seconds,),
+            )
         return cur.rowcount
 
 
@@ -392,7 +482,9 @@ def _fingerprint(config_file: Path) -> str:
 
 
 def write_capabilities(state_dir: Path, config_file: Path, handlers: dict[str, list[str]]) -> None:
-    """Record which enabled vendor handles which hook (read by :func:`emit` without loading plugins)."""
+    """Record which enabled vendor handles which hook.
+
+    :func:`emit` reads it without loading plugins."""
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = state_dir / (CAPABILITIES + ".tmp")
@@ -429,4 +521,4 @@ def emit(event: Event, config: str | os.PathLike | None = None) -> Receipt:
         ids = queue.enqueue(event, vendors)
     finally:
         queue.close()
-    return Receipt(event, dict(zip(vendors, ids)))
+    return Receipt(event, dict(zip(vendors, ids, strict=False)))

@@ -33,6 +33,7 @@ SECRET_NAMES = (
     "authorization",
 )
 
+
 @functools.cache
 def _patterns() -> tuple[re.Pattern[str], ...]:
     """The name-based patterns, compiled on first use (not on the panel-hook path's import)."""
@@ -97,10 +98,10 @@ class Secret:
     def __bool__(self) -> bool:
         return bool(self._value)
 
-    def __copy__(self) -> "Secret":
+    def __copy__(self) -> Secret:
         return self
 
-    def __deepcopy__(self, memo: dict) -> "Secret":
+    def __deepcopy__(self, memo: dict) -> Secret:
         return self
 
     def __reduce__(self):  # pickling would leak the value into queues or caches
@@ -153,7 +154,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string must not hide the record
+        except Exception:  # noqa: BLE001 - a broken format string must not hide the record
             message = f"{record.msg!r} {record.args!r}"
         record.msg = redact(message)
         record.args = None

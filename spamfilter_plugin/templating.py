@@ -47,7 +47,7 @@ class SettingsResult:
     redirect: str | None = None
 
     @classmethod
-    def invalid(cls, messages: dict) -> "SettingsResult":
+    def invalid(cls, messages: dict) -> SettingsResult:
         """The answer to a form that failed validation: one message per field."""
         errors = {k: (v[0] if isinstance(v, list) else str(v)) for k, v in messages.items()}
         return cls(False, "Please correct the highlighted fields.", errors=errors)
@@ -94,7 +94,10 @@ def render_fragment(vendor: str, name: str, **context) -> Markup:
     """
     for field_name, value in (("vendor", vendor), ("template", name)):
         if not _NAME.match(value):
-            raise InvalidInput(field_name, f"{value!r} is not a template name (lower-case letters, digits, - and _)")
+            raise InvalidInput(
+                field_name,
+                f"{value!r} is not a template name (lower-case letters, digits, - and _)",
+            )
     template = environment().get_template(f"{vendor}/{name}.html.j2")
     return Markup(template.render(vendor=vendor, **context))
 

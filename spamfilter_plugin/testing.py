@@ -19,7 +19,16 @@ import pytest
 
 from .config import toml_table
 from .errors import VendorAuthError, VendorUnavailable
-from .events import Domain, DomainCreated, DomainDeleted, DomainUpdated, Mailbox, MailboxAdded, MailboxDeleted, PasswordReset
+from .events import (
+    Domain,
+    DomainCreated,
+    DomainDeleted,
+    DomainUpdated,
+    Mailbox,
+    MailboxAdded,
+    MailboxDeleted,
+    PasswordReset,
+)
 from .manager import Runtime, load_runtime
 from .redaction import Secret
 from .sandbox.server import AbortConnection, LoopbackServer
@@ -81,7 +90,9 @@ class VendorContract:
     def vendor_table(self, url: str) -> dict[str, Any]:  # pragma: no cover - always overridden
         raise NotImplementedError
 
-    def bad_credentials_table(self, url: str) -> dict[str, Any]:  # pragma: no cover - always overridden
+    def bad_credentials_table(
+        self, url: str
+    ) -> dict[str, Any]:  # pragma: no cover - always overridden
         raise NotImplementedError
 
     # -- helpers ------------------------------------------------------------
@@ -188,11 +199,18 @@ class VendorContract:
         self.require(runtime, "settings_fragments")
         token = "csrf-<contract>"
         fragments = []
-        for scope, target in (("admin", None), ("domain", Domain(self.domain)), ("mailbox", Mailbox(self.mailbox))):
-            out = runtime.call_isolated(self.vendor_name, "settings_fragments", scope=scope, target=target,
-                                        csrf_token=token)
+        for scope, target in (
+            ("admin", None),
+            ("domain", Domain(self.domain)),
+            ("mailbox", Mailbox(self.mailbox)),
+        ):
+            out = runtime.call_isolated(
+                self.vendor_name, "settings_fragments", scope=scope, target=target, csrf_token=token
+            )
             assert out.ok, out.error
-            fragments += out.result if isinstance(out.result, list) else [out.result] if out.result else []
+            fragments += (
+                out.result if isinstance(out.result, list) else [out.result] if out.result else []
+            )
         assert fragments
         for frag in fragments:
             html = str(frag.html)

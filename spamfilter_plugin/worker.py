@@ -14,8 +14,8 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from .errors import SpamFilterError, VendorError
 from .manager import Outcome, Runtime
@@ -56,9 +56,16 @@ class Stats:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, queue: Queue | None = None, *, owner: str | None = None,
-                 clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random,
-                 on_delivery: Callable[[Delivery], None] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        queue: Queue | None = None,
+        *,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        on_delivery: Callable[[Delivery], None] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.general = runtime.config.general
         self.queue = queue or Queue(self.general.state_dir, clock=clock)
@@ -74,16 +81,26 @@ class Worker:
     def _suspended(self) -> list[str]:
         return [name for name, ctx in self.runtime.contexts.items() if ctx.suspension() is not None]
 
-    def run_one(self, *, only: Iterable[int] | None = None, ignore_schedule: bool = False) -> Delivery | None:
+    def run_one(
+        self, *, only: Iterable[int] | None = None, ignore_schedule: bool = False
+    ) -> Delivery | None:
         """Claim and deliver one row; None when nothing is deliverable now."""
-        claimed = self.queue.claim(self.owner, self.general.lease_seconds, exclude=self._suspended(), only=only,
-                                   ignore_schedule=ignore_schedule)
+        claimed = self.queue.claim(
+            self.owner,
+            self.general.lease_seconds,
+            exclude=self._suspended(),
+            only=only,
+            ignore_schedule=ignore_schedule,
+        )
         if claimed is None:
             return None
         row, token = claimed
         if row.vendor not in self.runtime.contexts:
-            error = VendorError(row.vendor, f"vendor {row.vendor!r} is no longer enabled; add [vendors.{row.vendor}] "
-                                "back and retry the row, or drop it")
+            error = VendorError(
+                row.vendor,
+                f"vendor {row.vendor!r} is no longer enabled; add [vendors.{row.vendor}] "
+                "back and retry the row, or drop it",
+            )
             outcome = Outcome(row.vendor, False, error=error)
         else:
             try:
@@ -94,8 +111,15 @@ class Worker:
                 outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
         state = self._record(row, token, outcome)
         delivery = Delivery(row, outcome, state)
-        log.debug("queue row %d (%s %s %s, attempt %d): %s", row.id, row.vendor, row.hook, row.target, row.attempts,
-                 "done" if outcome.ok else f"{state}: {outcome.error}")
+        log.debug(
+            "queue row %d (%s %s %s, attempt %d): %s",
+            row.id,
+            row.vendor,
+            row.hook,
+            row.target,
+            row.attempts,
+            "done" if outcome.ok else f"{state}: {outcome.error}",
+        )
         if self.on_delivery is not None:
             self.on_delivery(delivery)
         return delivery
@@ -115,12 +139,20 @@ class Worker:
                 retry_at, state = self.clock() + self.backoff(row.attempts), "pending"
             ok = self.queue.fail(row, token, error, retry_at, note=note)
         if not ok:
-            log.warning("queue row %d: the lease expired during delivery and another worker took it over", row.id)
+            log.warning(
+                "queue row %d: the lease expired during delivery and another worker took it over",
+                row.id,
+            )
             return "lost"
         return state
 
-    def drain(self, *, only: Iterable[int] | None = None, ignore_schedule: bool = False,
-              stop: threading.Event | None = None) -> Stats:
+    def drain(
+        self,
+        *,
+        only: Iterable[int] | None = None,
+        ignore_schedule: bool = False,
+        stop: threading.Event | None = None,
+    ) -> Stats:
         """Deliver until nothing is deliverable now."""
         stats = Stats()
         only = list(only) if only is not None else None
@@ -140,4 +172,3 @@ class Worker:
             due = self.queue.next_due()
             wait = poll if due is None else min(poll, max(0.0, due - self.clock()))
             stop.wait(max(wait, 0.01))
-

@@ -13,12 +13,20 @@ import time
 
 from queue_helpers import sandbox_config
 
-from spamfilter_plugin.events import DomainCreated, DomainDeleted, DomainUpdated, MailboxAdded, PasswordReset
+from spamfilter_plugin.events import (
+    DomainCreated,
+    DomainDeleted,
+    DomainUpdated,
+    MailboxAdded,
+    PasswordReset,
+)
 from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.queue import Queue, emit
 from spamfilter_plugin.worker import Worker
 
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(
+    os.path.dirname(sys.executable), "spamfilter"
+)
 FAULTS = {"error": 0.05, "html": 0.02, "reset": 0.03, "reset_after": 0.03, "timeout": 0.01}
 MAILBOXES = [f"user{i}" for i in range(40)]
 
@@ -31,7 +39,11 @@ def make_events(rng):
     while len(events) < 1000:
         d = rng.choice(domains)
         if present.get(d) is None:
-            dest = f"192.0.2.{rng.randint(1, 250)}" if rng.random() < 0.5 else f"mx{rng.randint(1, 9)}.{d}"
+            dest = (
+                f"192.0.2.{rng.randint(1, 250)}"
+                if rng.random() < 0.5
+                else f"mx{rng.randint(1, 9)}.{d}"
+            )
             events.append(DomainCreated(domain=d, destination=dest))
             present[d] = dest
         else:
@@ -51,22 +63,33 @@ def make_events(rng):
 
 
 def start_worker(cfg):
-    return subprocess.Popen([SPAMFILTER, "--config", str(cfg), "worker", "--poll", "0.05"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [SPAMFILTER, "--config", str(cfg), "worker", "--poll", "0.05"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_no_event_is_lost_under_faults_and_worker_kills(tmp_path, sandbox):
     rng = random.Random(20261121)
     spamport, rackspace = sandbox["spamport"].emulator, sandbox["rackspace"].emulator
     spamport.seed_data({"license_limit": 10000, "archive_license_limit": 10000})
-    rackspace.seed_data({"rate_limit": 100000, "mailboxes": [{"domain": "example.com", "mailbox": m}
-                                                             for m in MAILBOXES]})
+    rackspace.seed_data(
+        {
+            "rate_limit": 100000,
+            "mailboxes": [{"domain": "example.com", "mailbox": m} for m in MAILBOXES],
+        }
+    )
     for emulator in (spamport, rackspace):
         emulator.faults.configure(rates=FAULTS, hang_seconds=0.6, seed=7)
     http = {"retries": 0, "connect_timeout": 0.5, "read_timeout": 0.3, "deadline": 1.0}
-    cfg = sandbox_config(tmp_path, sandbox, general={"lease_seconds": 1.5, "max_attempts": 1000,
-                                                     "retry_base": 0.02, "retry_cap": 0.2},
-                         spamport=http, rackspace=http)
+    cfg = sandbox_config(
+        tmp_path,
+        sandbox,
+        general={"lease_seconds": 1.5, "max_attempts": 1000, "retry_base": 0.02, "retry_cap": 0.2},
+        spamport=http,
+        rackspace=http,
+    )
     events, expected_domains = make_events(rng)
     assert len(events) >= 1000
 
@@ -106,7 +129,9 @@ def test_no_event_is_lost_under_faults_and_worker_kills(tmp_path, sandbox):
 
     counts = queue.counts()
     assert counts["pending"] == counts["leased"] == counts["dead"] == 0, counts
-    assert counts["done"] + counts["superseded"] == sum(1 for _ in events)  # one row per event (one vendor each)
+    assert counts["done"] + counts["superseded"] == sum(
+        1 for _ in events
+    )  # one row per event (one vendor each)
     faulted = [r for r in spamport.requests + rackspace.requests if r["fault"]]
     assert len(faulted) > 50, "the run saw too few faults to prove anything"
     assert {r["fault"] for r in faulted} >= {"error", "reset", "reset_after", "timeout"}

@@ -12,11 +12,15 @@ import toyvendor_plugin
 from spamfilter_plugin import __version__
 from spamfilter_plugin.testing import write_config
 
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(
+    os.path.dirname(sys.executable), "spamfilter"
+)
 
 
 def run(env, *args, stdin=None):
-    proc = subprocess.run([SPAMFILTER, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [SPAMFILTER, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -54,7 +58,9 @@ def test_check_succeeds(cli_env, toy_config):
 
 
 def test_check_reports_bad_credentials(cli_env, tmp_path, toy_emulator):
-    cfg = write_config(tmp_path / "c.toml", {}, {"toy": {"api_url": toy_emulator.url, "token": "wrong-tok-9"}})
+    cfg = write_config(
+        tmp_path / "c.toml", {}, {"toy": {"api_url": toy_emulator.url, "token": "wrong-tok-9"}}
+    )
     code, out, err = run(cli_env, "--config", str(cfg), "check", "--json")
     assert code == 1
     doc = json.loads(out)
@@ -85,8 +91,19 @@ def test_config_from_environment_variable(cli_env, toy_config):
 
 
 def test_emit_domain_created_delivers_to_the_vendor(cli_env, toy_config, toy_emulator):
-    code, out, err = run(cli_env, "--config", str(toy_config), "emit", "domain-created",
-                         "--domain", "Bücher.example", "--destination", "192.0.2.9", "--now", "--json")
+    code, out, err = run(
+        cli_env,
+        "--config",
+        str(toy_config),
+        "emit",
+        "domain-created",
+        "--domain",
+        "Bücher.example",
+        "--destination",
+        "192.0.2.9",
+        "--now",
+        "--json",
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["event"]["domain"] == "xn--bcher-kva.example"
@@ -95,52 +112,84 @@ def test_emit_domain_created_delivers_to_the_vendor(cli_env, toy_config, toy_emu
 
 
 def test_emit_reports_each_vendor_and_exits_1_when_one_fails(cli_env, tmp_path, toy_emulator):
-    cfg = write_config(tmp_path / "c.toml", {}, {
-        "crashy": {}, "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}})
-    code, out, _ = run(cli_env, "--config", str(cfg), "emit", "domain-created", "--domain", "both.example",
-                         "--now")
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {},
+        {"crashy": {}, "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}},
+    )
+    code, out, _ = run(
+        cli_env, "--config", str(cfg), "emit", "domain-created", "--domain", "both.example", "--now"
+    )
     assert code == 1
     assert "crashy: FAILED" in out and "toy: ok" in out
     assert "both.example" in toy_emulator.state.domains
 
 
 def test_emit_password_reset_reads_stdin_and_never_prints_it(cli_env, toy_config):
-    code, out, err = run(cli_env, "--config", str(toy_config), "-vv", "emit", "password-reset",
-                         "--mailbox", "a@example.com", "--password-stdin", "--now", stdin="N3w&Pass#word\n")
+    code, out, err = run(
+        cli_env,
+        "--config",
+        str(toy_config),
+        "-vv",
+        "emit",
+        "password-reset",
+        "--mailbox",
+        "a@example.com",
+        "--password-stdin",
+        "--now",
+        stdin="N3w&Pass#word\n",
+    )
     assert code == 0, err
     assert "toy: ok" in out and "***" in out
     assert "N3w&Pass#word" not in out + err and "N3w%26Pass%23word" not in out + err
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["emit", "domain-created"], "domain-created needs --domain"),
-    (["emit", "domain-created", "--domain", "bad_domain!.com"], "domain: "),
-    (["emit", "domain-updated", "--domain", "a.example"], "needs --destination"),
-    (["emit", "domain-updated", "--domain", "a.example", "--destination", "999.1.1.1"], "destination: "),
-    (["emit", "mailbox-added", "--mailbox", "not-an-address"], "mailbox: "),
-    (["emit", "mailbox-added", "--domain", "a.example"], "needs --mailbox"),
-    (["emit", "password-reset", "--domain", "a.example", "--mailbox", "b@a.example"], "exactly one"),
-    (["emit", "domain-deleted", "--domain", "a.example", "--password-stdin"], "does not apply"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["emit", "domain-created"], "domain-created needs --domain"),
+        (["emit", "domain-created", "--domain", "bad_domain!.com"], "domain: "),
+        (["emit", "domain-updated", "--domain", "a.example"], "needs --destination"),
+        (
+            ["emit", "domain-updated", "--domain", "a.example", "--destination", "999.1.1.1"],
+            "destination: ",
+        ),
+        (["emit", "mailbox-added", "--mailbox", "not-an-address"], "mailbox: "),
+        (["emit", "mailbox-added", "--domain", "a.example"], "needs --mailbox"),
+        (
+            ["emit", "password-reset", "--domain", "a.example", "--mailbox", "b@a.example"],
+            "exactly one",
+        ),
+        (["emit", "domain-deleted", "--domain", "a.example", "--password-stdin"], "does not apply"),
+    ],
+)
 def test_emit_bad_input_exits_2_naming_the_field(cli_env, toy_config, args, needle):
-    code, out, err = run(cli_env, "--config", str(toy_config), *args)
+    code, _out, err = run(cli_env, "--config", str(toy_config), *args)
     assert code == 2
     assert needle in err and len(err.strip().splitlines()) == 1
 
 
 def test_emit_unknown_event_is_a_usage_error(cli_env, toy_config):
-    code, _, err = run(cli_env, "--config", str(toy_config), "emit", "domain-exploded", "--domain", "a.example")
+    code, _, err = run(
+        cli_env, "--config", str(toy_config), "emit", "domain-exploded", "--domain", "a.example"
+    )
     assert code == 2 and "invalid choice" in err
 
 
 def test_log_level_from_config_and_verbose_flag(cli_env, tmp_path, toy_emulator):
-    cfg = write_config(tmp_path / "c.toml", {"log_level": "debug"},
-                       {"toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}})
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {"log_level": "debug"},
+        {"toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}},
+    )
     code, _, err = run(cli_env, "--config", str(cfg), "check")
     assert code == 0 and "GET http://127.0.0.1" in err and "DEBUG" in err
     assert toyvendor_plugin.TOKEN not in err
-    cfg = write_config(tmp_path / "c.toml", {"log_level": "error"},
-                       {"toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}})
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {"log_level": "error"},
+        {"toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN}},
+    )
     code, _, err = run(cli_env, "--config", str(cfg), "check")
     assert code == 0 and err == ""
     code, _, err = run(cli_env, "--config", str(cfg), "-vv", "check")

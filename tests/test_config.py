@@ -40,7 +40,11 @@ def test_valid_config_loads_with_defaults_and_secrets(tmp_path):
     assert rt.config.general.mail_host == "mail.example.net"
     table = rt.config.vendors["toy"]
     assert isinstance(table["token"], Secret) and table["token"].reveal() == "tok-literal-1"
-    assert table["retries"] == 3 and table["connect_timeout"] == 5.0 and table["strict_default"] is False
+    assert (
+        table["retries"] == 3
+        and table["connect_timeout"] == 5.0
+        and table["strict_default"] is False
+    )
     assert rt.vendors == ["toy"]
 
 
@@ -72,7 +76,9 @@ def test_missing_required_key(tmp_path):
 
 
 def test_several_problems_are_all_reported(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
 [general]
 mail_host = "not a host"
 log_level = "loud"
@@ -81,14 +87,19 @@ api_url = "ftp://x"
 token = "t"
 retries = 99
 read_timeout = 0
-""")
+""",
+    )
     with pytest.raises(ConfigError) as info:
         load_runtime(p)
     msg = str(info.value)
     assert "5 problems" in msg
-    for fragment in ("[general] mail_host", "[general] log_level: must be one of",
-                     "[vendors.toy] api_url", "[vendors.toy] retries: must be between 0 and 10",
-                     "[vendors.toy] read_timeout: must be greater than 0"):
+    for fragment in (
+        "[general] mail_host",
+        "[general] log_level: must be one of",
+        "[vendors.toy] api_url",
+        "[vendors.toy] retries: must be between 0 and 10",
+        "[vendors.toy] read_timeout: must be greater than 0",
+    ):
         assert fragment in msg
 
 
@@ -155,13 +166,17 @@ def test_malformed_secret_reference(tmp_path):
 
 
 def test_missing_ca_bundle(tmp_path):
-    p = write(tmp_path, GOOD.format(state=tmp_path, token='"t"') + 'ca_bundle = "/nonexistent.pem"\n')
+    p = write(
+        tmp_path, GOOD.format(state=tmp_path, token='"t"') + 'ca_bundle = "/nonexistent.pem"\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_runtime(p)
     assert "[vendors.toy] ca_bundle: CA bundle /nonexistent.pem does not exist" in str(info.value)
 
 
-@pytest.mark.parametrize("value", ['a"b\\c\nd', "sandbox-Pa55&#%+=", 12345, 2.5, True, ["x", 1], {"env": "X"}])
+@pytest.mark.parametrize(
+    "value", ['a"b\\c\nd', "sandbox-Pa55&#%+=", 12345, 2.5, True, ["x", 1], {"env": "X"}]
+)
 def test_toml_value_round_trips(value):
     import tomllib
 

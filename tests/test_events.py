@@ -17,23 +17,40 @@ from spamfilter_plugin.events import (
 from spamfilter_plugin.redaction import Secret
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("Example.COM", "example.com"),
-    ("example.com.", "example.com"),
-    (" example.com ", "example.com"),
-    ("Bücher.example", "xn--bcher-kva.example"),
-    ("xn--bcher-kva.example", "xn--bcher-kva.example"),
-    ("ÉCOLE.fr", "xn--cole-9oa.fr"),
-    ("sub.domain-1.co.uk", "sub.domain-1.co.uk"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("Example.COM", "example.com"),
+        ("example.com.", "example.com"),
+        (" example.com ", "example.com"),
+        ("Bücher.example", "xn--bcher-kva.example"),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("ÉCOLE.fr", "xn--cole-9oa.fr"),
+        ("sub.domain-1.co.uk", "sub.domain-1.co.uk"),
+    ],
+)
 def test_domains_are_lowercase_idna(raw, expected):
     assert Domain(raw).name == expected
 
 
-@pytest.mark.parametrize("raw", [
-    "", "localhost", "-bad.com", "bad-.com", "exa mple.com", "a..com", "example.123",
-    "user@example.com", "http://example.com", "x" * 64 + ".com", ("a" * 60 + ".") * 5 + "com", None, 42,
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "localhost",
+        "-bad.com",
+        "bad-.com",
+        "exa mple.com",
+        "a..com",
+        "example.123",
+        "user@example.com",
+        "http://example.com",
+        "x" * 64 + ".com",
+        ("a" * 60 + ".") * 5 + "com",
+        None,
+        42,
+    ],
+)
 def test_bad_domains_name_the_field(raw):
     with pytest.raises(InvalidInput) as info:
         DomainCreated(domain=raw)
@@ -45,10 +62,13 @@ def test_unicode_name_round_trips():
     assert Domain("bücher.example").unicode_name == "bücher.example"
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("Alice@Bücher.Example", "Alice@xn--bcher-kva.example"),
-    ("first.last+tag@example.com", "first.last+tag@example.com"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("Alice@Bücher.Example", "Alice@xn--bcher-kva.example"),
+        ("first.last+tag@example.com", "first.last+tag@example.com"),
+    ],
+)
 def test_mailboxes(raw, expected):
     mb = Mailbox(raw)
     assert mb.address == expected
@@ -56,18 +76,34 @@ def test_mailboxes(raw, expected):
     assert mb.local_part == expected.split("@")[0]
 
 
-@pytest.mark.parametrize("raw", ["alice", "@example.com", "a..b@example.com", ".a@example.com",
-                                 "alice@", "alice@bad_domain.com", "a b@example.com", "x" * 65 + "@example.com"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "alice",
+        "@example.com",
+        "a..b@example.com",
+        ".a@example.com",
+        "alice@",
+        "alice@bad_domain.com",
+        "a b@example.com",
+        "x" * 65 + "@example.com",
+    ],
+)
 def test_bad_mailboxes_name_the_field(raw):
     with pytest.raises(InvalidInput) as info:
         MailboxAdded(mailbox=raw)
     assert info.value.field == "mailbox"
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("192.0.2.1", "192.0.2.1"), ("2001:DB8::1", "2001:db8::1"), ("[2001:db8::1]", "2001:db8::1"),
-    ("Mail.Example.NET", "mail.example.net"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:DB8::1", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("Mail.Example.NET", "mail.example.net"),
+    ],
+)
 def test_destinations(raw, expected):
     assert DomainUpdated(domain="example.com", destination=raw).destination == expected
 
@@ -121,8 +157,14 @@ def test_round_trip_through_dicts_for_every_event_type():
     ]
     for event in samples:
         assert event_from_dict(event.to_dict()) == event
-    assert set(BY_CLI_NAME) == {"domain-created", "domain-deleted", "domain-updated", "mailbox-added",
-                                "mailbox-deleted", "password-reset"}
+    assert set(BY_CLI_NAME) == {
+        "domain-created",
+        "domain-deleted",
+        "domain-updated",
+        "mailbox-added",
+        "mailbox-deleted",
+        "password-reset",
+    }
 
 
 def test_unknown_event_kind_is_refused():

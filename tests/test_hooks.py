@@ -59,8 +59,12 @@ def test_hook_vendor_check(rt, toy_emulator):
 def test_hook_domain_created(rt, toy_emulator, panel):
     result = rt.call("toy", "domain_created", event=DomainCreated(domain="Made.example"))
     assert toy_emulator.state.domains["made.example"]["destination"] == "mail.provider.example"
-    assert result["dns_records"][0] == {"type": "TXT", "name": "_toy.made.example",
-                                        "value": "toy-verify-12", "published": True}
+    assert result["dns_records"][0] == {
+        "type": "TXT",
+        "name": "_toy.made.example",
+        "value": "toy-verify-12",
+        "published": True,
+    }
     assert panel.published == [("made.example", "TXT", "_toy.made.example", "toy-verify-12")]
 
 
@@ -74,7 +78,11 @@ def test_hook_domain_deleted(rt, toy_emulator):
 
 def test_hook_domain_updated(rt, toy_emulator):
     toy_emulator.state.domains["moved.example"] = {"destination": "old.example"}
-    rt.call("toy", "domain_updated", event=DomainUpdated(domain="moved.example", destination="2001:db8::25"))
+    rt.call(
+        "toy",
+        "domain_updated",
+        event=DomainUpdated(domain="moved.example", destination="2001:db8::25"),
+    )
     assert toy_emulator.state.domains["moved.example"]["destination"] == "2001:db8::25"
 
 
@@ -94,14 +102,17 @@ def test_hook_mailbox_deleted(rt, toy_emulator):
 def test_hook_password_reset(rt):
     generated = rt.call("toy", "password_reset", event=PasswordReset(domain="example.com"))
     assert isinstance(generated["password"], Secret) and len(generated["password"].reveal()) >= 12
-    chosen = rt.call("toy", "password_reset",
-                     event=PasswordReset(mailbox="a@example.com", password=Secret("Chosen&pw#1")))
+    chosen = rt.call(
+        "toy",
+        "password_reset",
+        event=PasswordReset(mailbox="a@example.com", password=Secret("Chosen&pw#1")),
+    )
     assert chosen["password"].reveal() == "Chosen&pw#1"
 
 
 def test_hook_settings_fragments(rt, toy_emulator):
     toy_emulator.state.domains["shown.example"] = {"destination": "<b>evil</b>", "strict": True}
-    frags = rt.settings_fragments("domain", Domain("shown.example"), csrf_token="tok\"en")
+    frags = rt.settings_fragments("domain", Domain("shown.example"), csrf_token='tok"en')
     assert len(frags) == 1 and isinstance(frags[0], Fragment)
     html = str(frags[0].html)
     assert "&lt;b&gt;evil&lt;/b&gt;" in html and "<b>evil" not in html
@@ -114,12 +125,22 @@ def test_hook_settings_fragments(rt, toy_emulator):
 
 def test_hook_settings_submitted(rt, toy_emulator):
     toy_emulator.state.domains["form.example"] = {"destination": "x.example", "strict": False}
-    ok = rt.call("toy", "settings_submitted", scope="domain", target=Domain("form.example"),
-                 form={"strict": "1"})
+    ok = rt.call(
+        "toy",
+        "settings_submitted",
+        scope="domain",
+        target=Domain("form.example"),
+        form={"strict": "1"},
+    )
     assert ok == SettingsResult(True, "Saved.", changed=("strict",))
     assert toy_emulator.state.domains["form.example"]["strict"] is True
-    bad = rt.call("toy", "settings_submitted", scope="domain", target=Domain("form.example"),
-                  form={"strict": "maybe"})
+    bad = rt.call(
+        "toy",
+        "settings_submitted",
+        scope="domain",
+        target=Domain("form.example"),
+        form={"strict": "maybe"},
+    )
     assert not bad.ok and "strict" in bad.errors
 
 

@@ -19,9 +19,9 @@ from spamfilter_plugin.errors import (
     VendorRejected,
     VendorResponseError,
     VendorTimeout,
+    VendorTLSError,
     VendorUnavailable,
 )
-from spamfilter_plugin.errors import VendorTLSError
 from spamfilter_plugin.http import HttpClient, HttpPolicy, parse_xml, quote_segment
 from spamfilter_plugin.redaction import Secret
 from spamfilter_plugin.testing import AbortConnection, LoopbackServer, closed_port_url
@@ -40,9 +40,15 @@ class Script:
         size = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(size) if size else b""
         with self.lock:
-            self.seen.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
-                              "query": environ.get("QUERY_STRING", ""), "body": body,
-                              "headers": {k: v for k, v in environ.items() if k.startswith("HTTP_")}})
+            self.seen.append(
+                {
+                    "method": environ["REQUEST_METHOD"],
+                    "path": environ["PATH_INFO"],
+                    "query": environ.get("QUERY_STRING", ""),
+                    "body": body,
+                    "headers": {k: v for k, v in environ.items() if k.startswith("HTTP_")},
+                }
+            )
             action = self.actions.pop(0) if len(self.actions) > 1 else self.actions[0]
         return action(self, environ, start_response)
 
@@ -54,6 +60,7 @@ def reply(status=200, body=b"{}", headers=(), length=True):
             hdrs.append(("Content-Length", str(len(body))))
         start_response(status if isinstance(status, str) else f"{status} X", hdrs)
         return [body]
+
     return action
 
 
@@ -62,6 +69,7 @@ def hang(seconds):
         script.server.hang(seconds)
         start_response("200 OK", [("Content-Length", "2")])
         return [b"{}"]
+
     return action
 
 
@@ -98,8 +106,13 @@ class Sleeps(list):
 def client(url, *, sleeps=None, rnd=1.0, **policy):
     policy.setdefault("connect_timeout", 2.0)
     policy.setdefault("read_timeout", 2.0)
-    return HttpClient("testvendor", url, policy=HttpPolicy(**policy), sleep=sleeps if sleeps is not None else Sleeps(),
-                      rng=lambda: rnd)
+    return HttpClient(
+        "testvendor",
+        url,
+        policy=HttpPolicy(**policy),
+        sleep=sleeps if sleeps is not None else Sleeps(),
+        rng=lambda: rnd,
+    )
 
 
 def test_success_sends_versioned_user_agent_and_returns_body(serve):
@@ -133,14 +146,14 @@ def test_backoff_is_jittered_and_capped():
 
 
 def test_retry_after_is_honoured_on_429(serve):
-    script, server = serve(reply(429, headers=[("Retry-After", "3")]), reply(200, b"[]"))
+    _script, server = serve(reply(429, headers=[("Retry-After", "3")]), reply(200, b"[]"))
     sleeps = Sleeps()
     resp = client(server.url, sleeps=sleeps, rnd=0.0).request("GET")
     assert resp.attempts == 2 and sleeps == [3.0]
 
 
 def test_rate_limit_error_when_retries_run_out(serve):
-    script, server = serve(reply(429, headers=[("Retry-After", "1")]))
+    _script, server = serve(reply(429, headers=[("Retry-After", "1")]))
     with pytest.raises(VendorRateLimited) as info:
         client(server.url, retries=1).request("GET")
     assert info.value.retry_after == 1.0 and not info.value.permanent
@@ -162,7 +175,9 @@ def test_auth_errors_are_never_retried(serve, status):
     assert info.value.permanent and "spamfilter check" in str(info.value)
 
 
-@pytest.mark.parametrize("status,error", [(400, VendorRejected), (404, VendorNotFound), (500, VendorUnavailable)])
+@pytest.mark.parametrize(
+    "status,error", [(400, VendorRejected), (404, VendorNotFound), (500, VendorUnavailable)]
+)
 def test_other_statuses_are_typed_and_not_retried_here(serve, status, error):
     script, server = serve(reply(status, b"nope"))
     with pytest.raises(error):
@@ -180,8 +195,11 @@ def test_read_timeout_is_retried_then_raised(serve):
 def test_overall_deadline_bounds_all_attempts(serve):
     script, server = serve(hang(5))
     with pytest.raises(VendorTimeout):
-        HttpClient("testvendor", server.url,
-                   policy=HttpPolicy(read_timeout=0.3, deadline=0.5, retries=10, backoff_base=0.01)).request("GET")
+        HttpClient(
+            "testvendor",
+            server.url,
+            policy=HttpPolicy(read_timeout=0.3, deadline=0.5, retries=10, backoff_base=0.01),
+        ).request("GET")
     assert 1 <= len(script.seen) <= 2  # the deadline, not the retry count, stopped it
 
 
@@ -193,7 +211,7 @@ def test_connection_refused_is_unavailable_and_retried():
 
 
 def test_connection_reset_is_retried(serve):
-    script, server = serve(reset, reply(200, b"{}"))
+    _script, server = serve(reset, reply(200, b"{}"))
     assert client(server.url).request("GET").attempts == 2
 
 
@@ -215,14 +233,15 @@ def test_size_cap_while_streaming_without_length(serve):
     def stream(script, environ, start_response):
         start_response("200 OK", [])
         return (b"y" * 1024 for _ in range(64))
-    script, server = serve(stream)
+
+    _script, server = serve(stream)
     with pytest.raises(ResponseTooLarge):
         client(server.url, max_response_bytes=8192).request("GET")
 
 
 def test_size_cap_counts_decompressed_bytes(serve):
     bomb = gzip.compress(b"0" * 2_000_000)
-    script, server = serve(reply(200, bomb, headers=[("Content-Encoding", "gzip")]))
+    _script, server = serve(reply(200, bomb, headers=[("Content-Encoding", "gzip")]))
     assert len(bomb) < 10_000
     with pytest.raises(ResponseTooLarge):
         client(server.url, max_response_bytes=100_000).request("GET")
@@ -237,7 +256,7 @@ def test_redirects_are_not_followed(serve):
 
 
 def test_malformed_json_keeps_the_body(serve):
-    script, server = serve(reply(200, b"<html>Service Unavailable</html>"))
+    _script, server = serve(reply(200, b"<html>Service Unavailable</html>"))
     resp = client(server.url).request("GET")
     with pytest.raises(VendorResponseError) as info:
         resp.json()
@@ -246,7 +265,8 @@ def test_malformed_json_keeps_the_body(serve):
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!DOCTYPE lolz [<!ENTITY lol "lol">
+<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
 <Result><Code>&lol3;</Code></Result>"""
 
@@ -254,9 +274,11 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 <!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><Result><Message>&xxe;</Message></Result>"""
 
 
-@pytest.mark.parametrize("doc", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["entity-expansion", "external-entity"])
+@pytest.mark.parametrize(
+    "doc", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["entity-expansion", "external-entity"]
+)
 def test_hostile_xml_is_refused_with_the_body_kept(serve, doc):
-    script, server = serve(reply(200, doc))
+    _script, server = serve(reply(200, doc))
     resp = client(server.url).request("GET")
     with pytest.raises(VendorResponseError) as info:
         resp.xml()
@@ -296,8 +318,11 @@ def test_secrets_absent_from_logs_and_errors(serve, caplog):
     script, server = serve(echo_body)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(VendorRejected) as info:
-        client(server.url).request("POST", params={"token": "q-token-123"},
-                                   data={"username": "me", "password": secret.reveal()})
+        client(server.url).request(
+            "POST",
+            params={"token": "q-token-123"},
+            data={"username": "me", "password": secret.reveal()},
+        )
     assert b"pa%26ss%23w%25o%2Brd%3DZq9" in script.seen[0]["body"]  # it was sent, encoded
     text = str(info.value) + (info.value.body or "") + caplog.text
     for form in ("pa&ss#w%o+rd=Zq9", "pa%26ss%23w%25o%2Brd%3DZq9", "q-token-123"):
@@ -329,17 +354,30 @@ def self_signed(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+    (d / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
     return ctx, str(d / "cert.pem")
@@ -347,7 +385,7 @@ def self_signed(tmp_path_factory):
 
 def test_tls_is_verified_and_not_retried(serve, self_signed):
     ctx, cert = self_signed
-    script, server = serve(reply(200, b'"secure"'), ssl_context=ctx)
+    _script, server = serve(reply(200, b'"secure"'), ssl_context=ctx)
     sleeps = Sleeps()
     with pytest.raises(VendorTLSError) as info:
         client(server.url, sleeps=sleeps, retries=3).request("GET")

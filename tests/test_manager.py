@@ -54,10 +54,14 @@ def test_top_level_hooks_package_is_never_imported():
 
 
 def test_a_failing_vendor_never_stops_the_others(tmp_path, toy_emulator, caplog):
-    path = write_config(tmp_path / "c.toml", {"state_dir": str(tmp_path)}, {
-        "crashy": {},
-        "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN},
-    })
+    path = write_config(
+        tmp_path / "c.toml",
+        {"state_dir": str(tmp_path)},
+        {
+            "crashy": {},
+            "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN},
+        },
+    )
     rt = load_runtime(path)
     assert rt.handlers("domain_created") == ["crashy", "toy"]  # crashy is called first
     with caplog.at_level(logging.ERROR):
@@ -93,8 +97,11 @@ def test_registered_plugins_join_enabled_vendors(tmp_path):
 def test_refused_credentials_suspend_the_vendor_until_check_succeeds(tmp_path, toy_emulator):
     from spamfilter_plugin.errors import VendorAuthError
 
-    path = write_config(tmp_path / "c.toml", {}, {
-        "toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN, "retries": 3}})
+    path = write_config(
+        tmp_path / "c.toml",
+        {},
+        {"toy": {"api_url": toy_emulator.url, "token": toyvendor_plugin.TOKEN, "retries": 3}},
+    )
     rt = load_runtime(path)
     toy_emulator.state.token = "rotated-at-vendor"
     (first,) = rt.deliver(DomainCreated(domain="a.example"))
@@ -104,7 +111,11 @@ def test_refused_credentials_suspend_the_vendor_until_check_succeeds(tmp_path, t
     assert oct(suspended.stat().st_mode & 0o777) == "0o600"
     # another process (a fresh runtime) sees the suspension and makes no call
     (second,) = load_runtime(path).deliver(DomainCreated(domain="b.example"))
-    assert not second.ok and "suspended" in str(second.error) and "spamfilter check" in str(second.error)
+    assert (
+        not second.ok
+        and "suspended" in str(second.error)
+        and "spamfilter check" in str(second.error)
+    )
     assert len(toy_emulator.state.requests) == 1
     # check still calls (the admin's action) and reports the failure while the token is wrong
     assert not rt.check("toy").ok and len(toy_emulator.state.requests) == 2

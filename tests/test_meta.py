@@ -10,7 +10,8 @@ from spamfilter_plugin import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(
-    name for name, fn in vars(hookspecs).items()
+    name
+    for name, fn in vars(hookspecs).items()
     if inspect.isfunction(fn) and hasattr(fn, hookspecs.PROJECT + "_spec")
 )
 
@@ -21,9 +22,20 @@ def signature(name):
 
 
 def test_hookspecs_are_discovered():
-    assert {"domain_created", "domain_deleted", "domain_updated", "mailbox_added", "mailbox_deleted",
-            "password_reset", "settings_fragments", "settings_submitted", "inventory_domains",
-            "publish_dns_record", "vendor_check", "vendor_config_schema"} == set(HOOKS)
+    assert {
+        "domain_created",
+        "domain_deleted",
+        "domain_updated",
+        "mailbox_added",
+        "mailbox_deleted",
+        "password_reset",
+        "settings_fragments",
+        "settings_submitted",
+        "inventory_domains",
+        "publish_dns_record",
+        "vendor_check",
+        "vendor_config_schema",
+    } == set(HOOKS)
 
 
 @pytest.mark.parametrize("name", HOOKS)
@@ -44,8 +56,14 @@ def test_hook_has_a_docstring_and_no_body(name):
     fn = getattr(hookspecs, name)
     assert fn.__doc__ and len(fn.__doc__.strip()) > 40
     opts = getattr(fn, hookspecs.PROJECT + "_spec")
-    if name in ("domain_created", "domain_deleted", "domain_updated", "mailbox_added", "mailbox_deleted",
-                "password_reset"):
+    if name in (
+        "domain_created",
+        "domain_deleted",
+        "domain_updated",
+        "mailbox_added",
+        "mailbox_deleted",
+        "password_reset",
+    ):
         assert not opts.get("firstresult"), "lifecycle hooks are never firstresult"
     if opts.get("firstresult"):
         assert "Stops at first non-None result" in fn.__doc__

@@ -15,25 +15,54 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
-    for item in ("setup.cfg", "pyproject.toml", "README.md", "spamfilter_plugin", "hooks", "templates"):
+    for item in (
+        "setup.cfg",
+        "pyproject.toml",
+        "README.md",
+        "spamfilter_plugin",
+        "hooks",
+        "templates",
+    ):
         path = ROOT / item
         if path.is_dir():
-            shutil.copytree(path, src / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                path, src / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
         else:
             shutil.copy2(path, src / item)
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(out), str(src)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (whl,) = out.glob("spamfilter_plugin-*.whl")
     return zipfile.ZipFile(whl)
 
 
 def test_wheel_contains_templates_and_hooks(wheel):
     names = set(wheel.namelist())
-    for required in ("spamfilter_plugin/hooks/__init__.py", "spamfilter_plugin/templates/__init__.py",
-                     "spamfilter_plugin/templates/_macros.html.j2", "spamfilter_plugin/templates/style.css",
-                     "spamfilter_plugin/hookspecs.py", "spamfilter_plugin/py.typed",
-                     "spamfilter_plugin/systemd/spamfilter-worker.service"):
+    for required in (
+        "spamfilter_plugin/hooks/__init__.py",
+        "spamfilter_plugin/templates/__init__.py",
+        "spamfilter_plugin/templates/_macros.html.j2",
+        "spamfilter_plugin/templates/style.css",
+        "spamfilter_plugin/hookspecs.py",
+        "spamfilter_plugin/py.typed",
+        "spamfilter_plugin/systemd/spamfilter-worker.service",
+    ):
         assert required in names
     for src in (ROOT / "templates").rglob("*.j2"):
         assert f"spamfilter_plugin/templates/{src.relative_to(ROOT / 'templates')}" in names

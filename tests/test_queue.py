@@ -42,24 +42,33 @@ def test_emit_writes_one_row_per_vendor_that_handles_the_event(cfg, tmp_path):
 
 
 def test_emit_uses_the_capability_cache_without_loading_plugins(cfg, tmp_path, monkeypatch):
-    emit(DomainCreated(domain="a.example"), cfg)  # the first call may load plugins and writes the cache
+    emit(
+        DomainCreated(domain="a.example"), cfg
+    )  # the first call may load plugins and writes the cache
     import spamfilter_plugin.manager as manager
 
-    monkeypatch.setattr(manager, "load_runtime", lambda *a, **k: pytest.fail("emit loaded the plugins"))
+    monkeypatch.setattr(
+        manager, "load_runtime", lambda *a, **k: pytest.fail("emit loaded the plugins")
+    )
     assert list(emit(DomainCreated(domain="b.example"), cfg).rows) == ["spamport"]
 
 
 def test_a_changed_config_refreshes_the_cache(cfg, tmp_path, sandbox):
     emit(DomainCreated(domain="a.example"), cfg)
-    text = cfg.read_text().replace("[vendors.spamport]", "[vendors.toy]\napi_url = \"http://127.0.0.1:9\"\n"
-                                   "token = \"t\"\ndeadline = 2.0\n\n[vendors.spamport]")
+    text = cfg.read_text().replace(
+        "[vendors.spamport]",
+        '[vendors.toy]\napi_url = "http://127.0.0.1:9"\n'
+        'token = "t"\ndeadline = 2.0\n\n[vendors.spamport]',
+    )
     cfg.write_text(text)
     assert sorted(emit(DomainCreated(domain="b.example"), cfg).rows) == ["spamport", "toy"]
 
 
 def test_files_are_private(cfg, tmp_path):
-    emit(PasswordReset(mailbox="alex.smith@example.com", password="S3cret-pw!"), sandbox_config(
-        tmp_path, {"spamport": _Fake(), "rackspace": _Fake()}, name="other.toml"))
+    emit(
+        PasswordReset(mailbox="alex.smith@example.com", password="S3cret-pw!"),
+        sandbox_config(tmp_path, {"spamport": _Fake(), "rackspace": _Fake()}, name="other.toml"),
+    )
     state = tmp_path / "state"
     for name in (DB_NAME, KEY_NAME):
         assert stat.S_IMODE(os.stat(state / name).st_mode) == 0o600, name
@@ -76,13 +85,15 @@ def test_no_plaintext_password_in_the_database_files(queue, tmp_path):
     queue.enqueue(PasswordReset(mailbox="b@a.example", password=password), ["toy"])
     raw = b"".join(p.read_bytes() for p in (tmp_path / "state").glob(DB_NAME + "*"))
     assert raw and password.encode() not in raw
-    row, token = queue.claim("w", 30)
+    row, _token = queue.claim("w", 30)
     assert queue.event_of(row).password.reveal() == password
 
 
 def test_password_is_wiped_when_done_dead_or_superseded(queue):
-    ids = [queue.enqueue(PasswordReset(mailbox=f"u{i}@a.example", password="pw-123456"), ["v"])[0]
-           for i in range(2)]
+    ids = [
+        queue.enqueue(PasswordReset(mailbox=f"u{i}@a.example", password="pw-123456"), ["v"])[0]
+        for i in range(2)
+    ]
     row, token = queue.claim("w", 30)
     queue.complete(row, token)
     row, token = queue.claim("w", 30)
@@ -119,16 +130,42 @@ def test_a_dead_row_does_not_block_its_target(queue):
     assert queue.claim("w", 30)[0].id == later
 
 
-@pytest.mark.parametrize("events,expected", [
-    ([DomainCreated(domain="a.example"), DomainDeleted(domain="a.example")], ["superseded", "pending"]),
-    ([DomainCreated(domain="a.example"), DomainUpdated(domain="a.example", destination="192.0.2.1"),
-      DomainDeleted(domain="a.example")], ["superseded", "superseded", "pending"]),
-    ([DomainUpdated(domain="a.example", destination="192.0.2.1"),
-      DomainUpdated(domain="a.example", destination="192.0.2.2")], ["superseded", "pending"]),
-    ([DomainDeleted(domain="a.example"), DomainCreated(domain="a.example")], ["pending", "pending"]),
-    ([MailboxAdded(mailbox="u@a.example"), MailboxDeleted(mailbox="u@a.example")], ["superseded", "pending"]),
-    ([DomainCreated(domain="a.example"), DomainDeleted(domain="b.example")], ["pending", "pending"]),
-])
+@pytest.mark.parametrize(
+    "events,expected",
+    [
+        (
+            [DomainCreated(domain="a.example"), DomainDeleted(domain="a.example")],
+            ["superseded", "pending"],
+        ),
+        (
+            [
+                DomainCreated(domain="a.example"),
+                DomainUpdated(domain="a.example", destination="192.0.2.1"),
+                DomainDeleted(domain="a.example"),
+            ],
+            ["superseded", "superseded", "pending"],
+        ),
+        (
+            [
+                DomainUpdated(domain="a.example", destination="192.0.2.1"),
+                DomainUpdated(domain="a.example", destination="192.0.2.2"),
+            ],
+            ["superseded", "pending"],
+        ),
+        (
+            [DomainDeleted(domain="a.example"), DomainCreated(domain="a.example")],
+            ["pending", "pending"],
+        ),
+        (
+            [MailboxAdded(mailbox="u@a.example"), MailboxDeleted(mailbox="u@a.example")],
+            ["superseded", "pending"],
+        ),
+        (
+            [DomainCreated(domain="a.example"), DomainDeleted(domain="b.example")],
+            ["pending", "pending"],
+        ),
+    ],
+)
 def test_superseding(queue, events, expected):
     for event in events:
         queue.enqueue(event, ["v"])
@@ -137,7 +174,7 @@ def test_superseding(queue, events, expected):
 
 def test_leased_rows_are_never_superseded(queue):
     queue.enqueue(DomainCreated(domain="a.example"), ["v"])
-    row, token = queue.claim("w", 30)
+    row, _token = queue.claim("w", 30)
     queue.enqueue(DomainDeleted(domain="a.example"), ["v"])
     assert queue.get(row.id).state == "leased"
 

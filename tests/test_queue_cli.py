@@ -9,7 +9,9 @@ import sys
 import pytest
 from queue_helpers import sandbox_config
 
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(
+    os.path.dirname(sys.executable), "spamfilter"
+)
 
 
 @pytest.fixture
@@ -18,8 +20,13 @@ def cfg(tmp_path, sandbox):
 
 
 def run(cfg, *args, stdin=None):
-    proc = subprocess.run([SPAMFILTER, "--config", str(cfg), *args], input=stdin, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -27,9 +34,13 @@ def test_emit_queues_without_calling_the_vendor(cfg, sandbox):
     code, out, _ = run(cfg, "emit", "domain-created", "--domain", "q.example")
     assert code == 0 and out.startswith("queued domain-created for spamport (rows ")
     assert sandbox["spamport"].emulator.requests == []
-    code, out, _ = run(cfg, "emit", "mailbox-added", "--mailbox", "alex.smith@example.com", "--json")
+    code, out, _ = run(
+        cfg, "emit", "mailbox-added", "--mailbox", "alex.smith@example.com", "--json"
+    )
     doc = json.loads(out)
-    assert list(doc["queued"]) == ["rackspace"] and doc["event"]["mailbox"] == "alex.smith@example.com"
+    assert (
+        list(doc["queued"]) == ["rackspace"] and doc["event"]["mailbox"] == "alex.smith@example.com"
+    )
 
 
 def test_emit_while_the_vendor_is_down_loses_nothing(tmp_path, sandbox):
@@ -42,7 +53,11 @@ def test_emit_while_the_vendor_is_down_loses_nothing(tmp_path, sandbox):
     assert "down.example" not in sandbox["spamport"].emulator.domains  # not due yet: backoff
     code, out, _ = run(cfg, "queue", "list", "--json")
     (row,) = json.loads(out)["rows"]
-    assert row["state"] == "pending" and row["attempts"] == 1 and row["error_type"] == "VendorUnavailable"
+    assert (
+        row["state"] == "pending"
+        and row["attempts"] == 1
+        and row["error_type"] == "VendorUnavailable"
+    )
     assert len(sandbox["spamport"].emulator.requests) == 1
 
 
@@ -54,7 +69,11 @@ def test_worker_drain_delivers_and_exits_1_when_something_died(cfg, sandbox):
     assert code == 1 and "delivered 1, retrying later 0, dead 1" in err
     assert "row 2 spamport domain_created domain:over.example: dead:" in err
     code, out, _ = run(cfg, "queue", "list", "--state", "dead")
-    assert "over.example" in out and "licence is fully used" in out and "ok.example" not in out.split("\n", 1)[1]
+    assert (
+        "over.example" in out
+        and "licence is fully used" in out
+        and "ok.example" not in out.split("\n", 1)[1]
+    )
 
 
 def test_worker_once(cfg, sandbox):
@@ -72,13 +91,18 @@ def test_queue_show_retry_drop(cfg, sandbox):
     run(cfg, "worker", "--drain")
     code, out, _ = run(cfg, "queue", "show", "1", "--json")
     doc = json.loads(out)
-    assert doc["state"] == "dead" and doc["payload"]["domain"] == "a.example" and doc["attempts"] == 1
+    assert (
+        doc["state"] == "dead" and doc["payload"]["domain"] == "a.example" and doc["attempts"] == 1
+    )
     code, out, _ = run(cfg, "queue", "show", "1")
     assert "state        dead" in out and "VendorRejected" in out
     assert run(cfg, "queue", "retry", "1")[0] == 0
     assert run(cfg, "queue", "retry", "1")[0] == 2  # not dead any more
     sandbox["spamport"].emulator.seed_data({"license_limit": 10})
-    assert run(cfg, "worker", "--drain")[0] == 0 and "a.example" in sandbox["spamport"].emulator.domains
+    assert (
+        run(cfg, "worker", "--drain")[0] == 0
+        and "a.example" in sandbox["spamport"].emulator.domains
+    )
     assert json.loads(run(cfg, "queue", "retry", "--all-dead", "--json")[1]) == {"retried": 0}
     code, _, err = run(cfg, "queue", "retry")
     assert code == 2 and "needs a row id or --all-dead" in err
@@ -90,10 +114,14 @@ def test_queue_show_retry_drop(cfg, sandbox):
 def test_generated_password_is_stored_but_never_printed(cfg, sandbox):
     run(cfg, "emit", "domain-created", "--domain", "a.example")
     run(cfg, "emit", "password-reset", "--domain", "a.example")
-    code, out, err = run(cfg, "worker", "--drain")
+    code, out, _err = run(cfg, "worker", "--drain")
     assert code == 0
     password = sandbox["spamport"].emulator.domain_passwords["a.example"]
-    for args in (["queue", "show", "2"], ["queue", "show", "2", "--json"], ["queue", "list", "--json"]):
+    for args in (
+        ["queue", "show", "2"],
+        ["queue", "show", "2", "--json"],
+        ["queue", "list", "--json"],
+    ):
         code, out, _ = run(cfg, *args)
         assert password not in out
     assert '"password": "***"' in run(cfg, "queue", "show", "2", "--json")[1]
@@ -103,8 +131,15 @@ def test_generated_password_is_stored_but_never_printed(cfg, sandbox):
 
 
 def test_password_from_stdin_is_queued_encrypted(cfg, sandbox, tmp_path):
-    code, _, _ = run(cfg, "emit", "password-reset", "--mailbox", "alex.smith@example.com", "--password-stdin",
-                     stdin="Queued-Pa55!\n")
+    code, _, _ = run(
+        cfg,
+        "emit",
+        "password-reset",
+        "--mailbox",
+        "alex.smith@example.com",
+        "--password-stdin",
+        stdin="Queued-Pa55!\n",
+    )
     assert code == 0
     raw = b"".join(p.read_bytes() for p in (tmp_path / "state").glob("queue.sqlite3*"))
     assert b"Queued-Pa55!" not in raw

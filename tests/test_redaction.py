@@ -22,12 +22,18 @@ def test_known_secrets_are_masked_in_any_encoding():
     assert redact(text) == f"plain {MASK}, quoted {MASK}, plus {MASK}"
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("username=bob&password=x1&function=add", f"username=bob&password={MASK}&function=add"),
-    ('{"user_id": 1, "api_token": "abc\\"def", "x": 2}', f'{{"user_id": 1, "api_token": "{MASK}", "x": 2}}'),
-    ("X-Api-Signature: key:2001:sig=", f"X-Api-Signature: {MASK}"),
-    ("command=change_user_password&newpass=zz", f"command=change_user_password&newpass={MASK}"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("username=bob&password=x1&function=add", f"username=bob&password={MASK}&function=add"),
+        (
+            '{"user_id": 1, "api_token": "abc\\"def", "x": 2}',
+            f'{{"user_id": 1, "api_token": "{MASK}", "x": 2}}',
+        ),
+        ("X-Api-Signature: key:2001:sig=", f"X-Api-Signature: {MASK}"),
+        ("command=change_user_password&newpass=zz", f"command=change_user_password&newpass={MASK}"),
+    ],
+)
 def test_named_secret_values_are_masked(text, expected):
     assert redact(text) == expected
 

@@ -24,8 +24,13 @@ def test_undefined_names_fail():
 def test_render_fragment_escapes_and_carries_csrf():
     from spamfilter_plugin.events import Domain
 
-    html = render_fragment("toy", "domain", domain=Domain("x.example"), info={"destination": '"><img src=x>'},
-                           csrf_token="abc")
+    html = render_fragment(
+        "toy",
+        "domain",
+        domain=Domain("x.example"),
+        info={"destination": '"><img src=x>'},
+        csrf_token="abc",
+    )
     assert isinstance(html, Markup)
     assert '"><img' not in html and "&#34;&gt;&lt;img src=x&gt;" in html
     assert '<input type="hidden" name="csrf_token" value="abc">' in html
@@ -34,7 +39,9 @@ def test_render_fragment_escapes_and_carries_csrf():
 
 def test_macros_require_the_csrf_token():
     env = environment()
-    tpl = env.from_string('{% import "_macros.html.j2" as ui %}{% call ui.form("a", csrf_token) %}x{% endcall %}')
+    tpl = env.from_string(
+        '{% import "_macros.html.j2" as ui %}{% call ui.form("a", csrf_token) %}x{% endcall %}'
+    )
     with pytest.raises(jinja2.UndefinedError):
         tpl.render()
     assert 'value="t1"' in tpl.render(csrf_token="t1")

@@ -35,11 +35,13 @@ def test_delivers_to_each_vendor_and_stores_results(cfg, sandbox):
     assert sandbox["spamport"].emulator.domains["a.example"]["transport"] == "smtp:192.0.2.5"
     box = sandbox["rackspace"].emulator.mailboxes[("12345678", "example.com", "alex.smith")]
     assert box["settings"]["filterLevel"] == "exclusive"
-    reset_row = [d.row for d in stats.deliveries if d.row.hook == "password_reset"][0]
+    reset_row = next(d.row for d in stats.deliveries if d.row.hook == "password_reset")
     stored = w.queue.get(reset_row.id)
     assert stored.result == {"password": "***"}
-    assert w.queue.secret_result(reset_row.id)["password"].reveal() == \
-        sandbox["spamport"].emulator.domain_passwords["a.example"]
+    assert (
+        w.queue.secret_result(reset_row.id)["password"].reveal()
+        == sandbox["spamport"].emulator.domain_passwords["a.example"]
+    )
 
 
 def test_temporary_failure_is_retried_with_backoff(cfg, sandbox):
@@ -49,7 +51,9 @@ def test_temporary_failure_is_retried_with_backoff(cfg, sandbox):
     first = w.run_one()
     assert first.final_state == "pending" and not first.outcome.ok
     row = w.queue.get(row_id)
-    assert row.attempts == 1 and row.next_at > row.updated_at and row.error_type == "VendorUnavailable"
+    assert (
+        row.attempts == 1 and row.next_at > row.updated_at and row.error_type == "VendorUnavailable"
+    )
     stats = w.drain(ignore_schedule=True)
     assert stats.done == 1 and w.queue.get(row_id).attempts == 3
 
@@ -70,7 +74,11 @@ def test_gives_up_after_max_attempts(tmp_path, sandbox):
     stats = worker(cfg).drain(ignore_schedule=True)
     assert stats.dead == 1
     row = Queue(tmp_path / "state").get(row_id)
-    assert row.state == "dead" and row.attempts == 2 and row.last_error.startswith("gave up after 2 attempts")
+    assert (
+        row.state == "dead"
+        and row.attempts == 2
+        and row.last_error.startswith("gave up after 2 attempts")
+    )
 
 
 def test_auth_error_is_dead_after_one_attempt_and_suspends_only_that_vendor(tmp_path, sandbox):
@@ -81,7 +89,11 @@ def test_auth_error_is_dead_after_one_attempt_and_suspends_only_that_vendor(tmp_
     w = worker(cfg)
     stats = w.drain(ignore_schedule=True)
     q = w.queue
-    assert q.get(first).state == "dead" and q.get(first).attempts == 1 and q.get(first).error_type == "VendorAuthError"
+    assert (
+        q.get(first).state == "dead"
+        and q.get(first).attempts == 1
+        and q.get(first).error_type == "VendorAuthError"
+    )
     assert len(sandbox["spamport"].emulator.requests) == 1
     assert q.get(second).state == "pending" and q.get(second).attempts == 0  # waits, untouched
     assert q.get(mailbox).state == "done"  # other vendors go on
@@ -101,7 +113,11 @@ def test_permanent_vendor_error_is_dead_with_the_reason(cfg, sandbox):
     w = worker(cfg)
     assert w.drain().dead == 1
     row = w.queue.get(row_id)
-    assert row.attempts == 1 and row.error_type == "VendorRejected" and "licence is fully used" in row.last_error
+    assert (
+        row.attempts == 1
+        and row.error_type == "VendorRejected"
+        and "licence is fully used" in row.last_error
+    )
 
 
 DRAIN = """
@@ -125,11 +141,18 @@ for i in range(start, start + count):
 def run_parallel(script, argvs):
     # run from a neutral directory: from the checkout, 'python -c' would import the source tree
     # instead of the installed package
-    procs = [subprocess.Popen([sys.executable, "-c", script, *map(str, argv)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(str(argv[0])))
-             for argv in argvs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *map(str, argv)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=os.path.dirname(str(argv[0])),
+        )
+        for argv in argvs
+    ]
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs, strict=False):
         assert p.returncode == 0, err
     return [out for out, _ in outs]
 

@@ -8,8 +8,9 @@ each, and prints the config that points the vendors at them.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from ..config import toml_table
 from .base import FAULT_KINDS, Emulator, Faults
@@ -60,15 +61,22 @@ class Sandbox:
     :param vendors: which emulators to serve (default: all five).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, vendors: Iterable[str] | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        vendors: Iterable[str] | None = None,
+        seed: int = 0,
+    ) -> None:
         try:
             loopback = ipaddress.ip_address(host).is_loopback
         except ValueError:
             loopback = host == "localhost"
         if not loopback:
-            raise ValueError(f"host: {host} is not a loopback address; the sandbox serves 127.0.0.1 or ::1 only "
-                             "(its credentials are public)")
+            raise ValueError(
+                f"host: {host} is not a loopback address; the sandbox serves 127.0.0.1 or ::1 only "
+                "(its credentials are public)"
+            )
         names = list(vendors) if vendors else list(EMULATORS)
         unknown = [n for n in names if n not in EMULATORS]
         if unknown:
@@ -79,12 +87,14 @@ class Sandbox:
         self.names = names
         self.running: dict[str, Running] = {}
 
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         try:
             for name in self.names:
                 offset = list(EMULATORS).index(name)
                 emulator = EMULATORS[name](seed=self.seed)
-                server = LoopbackServer(emulator, host=self.host, port=self.port + offset if self.port else 0)
+                server = LoopbackServer(
+                    emulator, host=self.host, port=self.port + offset if self.port else 0
+                )
                 server.start()
                 self.running[name] = Running(name, emulator, server)
         except OSError:
@@ -97,7 +107,7 @@ class Sandbox:
             running.server.stop()
         self.running.clear()
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -112,13 +122,19 @@ class Sandbox:
         from ..manager import installed_vendors
 
         installed = installed_vendors()
-        lines = ["# spamfilter-plugin sandbox: public test credentials, loopback only",
-                 *toml_table("general", {"state_dir": state_dir, "mail_host": "mail.example.net"})]
+        lines = [
+            "# spamfilter-plugin sandbox: public test credentials, loopback only",
+            *toml_table("general", {"state_dir": state_dir, "mail_host": "mail.example.net"}),
+        ]
         for name, running in self.running.items():
             lines.append("")
             if name not in installed:
-                lines.append(f"# no {name} vendor plugin is installed; its emulator answers at {running.url}")
-            lines += toml_table(f"vendors.{name}", running.config_table(), "" if name in installed else "# ")
+                lines.append(
+                    f"# no {name} vendor plugin is installed; its emulator answers at {running.url}"
+                )
+            lines += toml_table(
+                f"vendors.{name}", running.config_table(), "" if name in installed else "# "
+            )
         return "\n".join(lines) + "\n"
 
     def configure_faults(self, **settings: Any) -> None:

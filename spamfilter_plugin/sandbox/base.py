@@ -14,8 +14,9 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from ..redaction import Secret, redact
@@ -44,11 +45,13 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def json(cls, doc: Any, status: int = 200) -> "Reply":
+    def json(cls, doc: Any, status: int = 200) -> Reply:
         return cls(status, json.dumps(doc).encode(), "application/json")
 
     @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8") -> "Reply":
+    def text(
+        cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8"
+    ) -> Reply:
         return cls(status, text.encode(), content_type)
 
 
@@ -62,10 +65,12 @@ class Request:
     remote_addr: str
 
     @classmethod
-    def from_environ(cls, environ: dict) -> "Request":
+    def from_environ(cls, environ: dict) -> Request:
         size = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(size) if size > 0 else b""
-        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        headers = {
+            k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")
+        }
         if environ.get("CONTENT_TYPE"):
             headers["Content-Type"] = environ["CONTENT_TYPE"]
         path = environ.get("PATH_INFO", "") or "/"
@@ -74,7 +79,12 @@ class Request:
         return cls(
             method=environ["REQUEST_METHOD"].upper(),
             path=path,
-            query={k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()},
+            query={
+                k: v[0]
+                for k, v in parse_qs(
+                    environ.get("QUERY_STRING", ""), keep_blank_values=True
+                ).items()
+            },
             headers=headers,
             body=body,
             remote_addr=environ.get("REMOTE_ADDR", ""),
@@ -115,21 +125,36 @@ class Faults:
         self.queue: deque[str] = deque()
         self.rng = random.Random(self.seed)
 
-    def configure(self, *, latency: float | None = None, jitter: float | None = None,
-                  hang_seconds: float | None = None, rates: dict[str, float] | None = None,
-                  queue: Iterable[str] | None = None, seed: int | None = None) -> None:
+    def configure(
+        self,
+        *,
+        latency: float | None = None,
+        jitter: float | None = None,
+        hang_seconds: float | None = None,
+        rates: dict[str, float] | None = None,
+        queue: Iterable[str] | None = None,
+        seed: int | None = None,
+    ) -> None:
         """Change settings; unknown kinds or rates outside 0..1 raise ValueError naming them."""
-        for name, value in (("latency", latency), ("jitter", jitter), ("hang_seconds", hang_seconds)):
+        for name, value in (
+            ("latency", latency),
+            ("jitter", jitter),
+            ("hang_seconds", hang_seconds),
+        ):
             if value is not None and (not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name}: must be a number of seconds >= 0")
         for kind, rate in (rates or {}).items():
             if kind not in FAULT_KINDS:
-                raise ValueError(f"rates: unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+                raise ValueError(
+                    f"rates: unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}"
+                )
             if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
                 raise ValueError(f"rates.{kind}: must be between 0 and 1")
         for kind in queue or ():
             if kind not in FAULT_KINDS:
-                raise ValueError(f"queue: unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+                raise ValueError(
+                    f"queue: unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}"
+                )
         if seed is not None:
             self.seed = seed
             self.rng = random.Random(seed)
@@ -157,13 +182,21 @@ class Faults:
         return self.latency + (self.rng.random() * self.jitter if self.jitter else 0.0)
 
     def describe(self) -> dict[str, Any]:
-        return {"latency": self.latency, "jitter": self.jitter, "hang_seconds": self.hang_seconds,
-                "rates": dict(self.rates), "queue": list(self.queue), "seed": self.seed}
+        return {
+            "latency": self.latency,
+            "jitter": self.jitter,
+            "hang_seconds": self.hang_seconds,
+            "rates": dict(self.rates),
+            "queue": list(self.queue),
+            "seed": self.seed,
+        }
 
 
 HTML_ERROR = b"""<!DOCTYPE html>
 <html><head><title>502 Bad Gateway</title></head>
-<body><h1>Bad Gateway</h1><p>The proxy server received an invalid response from an upstream server.</p></body></html>
+<body><h1>Bad Gateway</h1>
+<p>The proxy server received an invalid response from an upstream server.</p>
+</body></html>
 """
 
 
@@ -176,10 +209,20 @@ class Emulator:
     api_path: ClassVar[str] = ""
     #: the reason phrases we send
     REASONS: ClassVar[dict[int, str]] = {
-        200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-        403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-        409: "Conflict", 415: "Unsupported Media Type", 500: "Internal Server Error",
-        502: "Bad Gateway", 503: "Service Unavailable",
+        200: "OK",
+        201: "Created",
+        204: "No Content",
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        406: "Not Acceptable",
+        409: "Conflict",
+        415: "Unsupported Media Type",
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
     }
 
     def __init__(self, *, seed: int = 0, clock: Callable[[], float] = time.time) -> None:
@@ -246,8 +289,15 @@ class Emulator:
         delay = self.faults.delay()
         if delay:
             self._stopping.wait(delay)
-        entry = {"method": req.method, "path": req.path, "query": redact(req.query),
-                 "body": redact(req.body[:4096]), "fault": kind, "status": None, "time": self.clock()}
+        entry = {
+            "method": req.method,
+            "path": req.path,
+            "query": redact(req.query),
+            "body": redact(req.body[:4096]),
+            "fault": kind,
+            "status": None,
+            "time": self.clock(),
+        }
         with self.lock:
             self.requests.append(entry)
         if kind == "timeout":
@@ -265,29 +315,39 @@ class Emulator:
                     reply = self.handle(req)
                 except AbortConnection:
                     raise
-                except Exception as exc:  # an emulator bug must show, not hang the client
+                except Exception as exc:  # noqa: BLE001 - an emulator bug must show, not hang the client
                     reply = Reply.text(f"emulator error: {type(exc).__name__}: {exc}", 500)
         entry["status"] = reply.status
         if kind == "reset_after":
             raise AbortConnection()
         if kind == "malformed":
-            reply = Reply(200, reply.body[: max(1, len(reply.body) // 2)] + b"\x00}{<<garbage", reply.content_type)
+            reply = Reply(
+                200,
+                reply.body[: max(1, len(reply.body) // 2)] + b"\x00}{<<garbage",
+                reply.content_type,
+            )
         if kind == "truncate":
             full = len(reply.body) + 64
             return self._send(start_response, reply, declared_length=full)
         return self._send(start_response, reply)
 
-    def _send(self, start_response: Callable, reply: Reply, declared_length: int | None = None) -> list[bytes]:
+    def _send(
+        self, start_response: Callable, reply: Reply, declared_length: int | None = None
+    ) -> list[bytes]:
         reason = self.REASONS.get(reply.status, "Status")
         length = declared_length if declared_length is not None else len(reply.body)
-        headers = [("Content-Type", reply.content_type), ("Content-Length", str(length)), *reply.headers]
+        headers = [
+            ("Content-Type", reply.content_type),
+            ("Content-Length", str(length)),
+            *reply.headers,
+        ]
         start_response(f"{reply.status} {reason}", headers)
         return [reply.body]
 
     # -- control endpoints: /_sandbox/state|requests|reset|faults|seed ----------
 
     def _control(self, req: Request) -> Reply:
-        action = req.path[len(CONTROL_PREFIX) + 1:].strip("/")
+        action = req.path[len(CONTROL_PREFIX) + 1 :].strip("/")
         try:
             if action == "state" and req.method == "GET":
                 with self.lock:
@@ -312,5 +372,10 @@ class Emulator:
                     return Reply.json(self.snapshot())
         except (ValueError, TypeError) as exc:
             return Reply.json({"error": str(exc)}, 400)
-        return Reply.json({"error": f"unknown control {req.method} {req.path}; use GET state|requests|faults, "
-                                    "POST reset|faults|seed"}, 404)
+        return Reply.json(
+            {
+                "error": f"unknown control {req.method} {req.path}; use GET state|requests|faults, "
+                "POST reset|faults|seed"
+            },
+            404,
+        )

@@ -33,7 +33,9 @@ def _one(name):
     def fixture(sandbox):
         return sandbox[name]
 
-    fixture.__doc__ = f"The {name} emulator (reset), with .url for api_url and .emulator for its state."
+    fixture.__doc__ = (
+        f"The {name} emulator (reset), with .url for api_url and .emulator for its state."
+    )
     return fixture
 
 

@@ -25,7 +25,7 @@ import datetime as dt
 import hashlib
 import re
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
@@ -46,7 +46,9 @@ LISTS = {
     "safelist": ("safelist", "safelist", "safelist", "address"),
     "ipsafelist": ("ipsafelist", "safelist", "ipSafelist", "ip"),
 }
-_PATH = re.compile(r"^/v1/customers/([^/]+)/domains/([^/]+)/ex/mailboxes/([^/]+)/spam/([a-z]+)(?:/(.+))?$")
+_PATH = re.compile(
+    r"^/v1/customers/([^/]+)/domains/([^/]+)/ex/mailboxes/([^/]+)/spam/([a-z]+)(?:/(.+))?$"
+)
 _WILD_LABEL = re.compile(r"^[a-z0-9%]([a-z0-9%-]{0,61}[a-z0-9%])?$")
 _TLD = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$|^xn--[a-z0-9-]+$")
 _XMLNS = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"'
@@ -59,8 +61,12 @@ def signature(user_key: str, user_agent: str, timestamp: str, secret_key: str) -
 
 
 class Fault(Exception):
-    KINDS = {400: "badRequestFault", 403: "unauthorizedFault", 404: "itemNotFoundFault",
-             405: "methodNotAllowedFault"}
+    KINDS: ClassVar[dict[int, str]] = {
+        400: "badRequestFault",
+        403: "unauthorizedFault",
+        404: "itemNotFoundFault",
+        405: "methodNotAllowedFault",
+    }
 
     def __init__(self, status: int, message: str) -> None:
         self.status, self.message = status, message
@@ -89,7 +95,12 @@ def valid_ip_entry(entry: str) -> bool:
     for octet in octets:
         if octet == "%":
             seen_wild = True
-        elif seen_wild or not octet.isdigit() or int(octet) > 255 or (len(octet) > 1 and octet[0] == "0"):
+        elif (
+            seen_wild
+            or not octet.isdigit()
+            or int(octet) > 255
+            or (len(octet) > 1 and octet[0] == "0")
+        ):
             return False
     return True
 
@@ -99,8 +110,15 @@ class RackspaceEmulator(Emulator):
     api_path = "/v1"
     settings = ("rate_limit", "tolerance")
 
-    def __init__(self, *, keys: dict[str, str] | None = None, rate_limit: int = 60, tolerance: float = 300,
-                 timestamp_timezone: str = "UTC", **kw) -> None:
+    def __init__(
+        self,
+        *,
+        keys: dict[str, str] | None = None,
+        rate_limit: int = 60,
+        tolerance: float = 300,
+        timestamp_timezone: str = "UTC",
+        **kw,
+    ) -> None:
         self.keys = {k: self.secret(v) for k, v in (keys or {USER_KEY: SECRET_KEY}).items()}
         self.rate_limit = rate_limit
         self.tolerance = tolerance
@@ -115,7 +133,11 @@ class RackspaceEmulator(Emulator):
 
     def add_mailbox(self, customer: str, domain: str, mailbox: str) -> None:
         self.mailboxes[(customer, domain.lower(), mailbox.lower())] = {
-            "settings": {"filterLevel": "on", "sendToDomainQuarantine": False, "quarantineOwner": ""},
+            "settings": {
+                "filterLevel": "on",
+                "sendToDomainQuarantine": False,
+                "quarantineOwner": "",
+            },
             "lists": {"blocklist": [], "ipblocklist": [], "safelist": [], "ipsafelist": []},
         }
 
@@ -133,13 +155,16 @@ class RackspaceEmulator(Emulator):
             raise ValueError(f"unknown seed keys: {', '.join(sorted(data))}")
 
     def snapshot(self) -> dict[str, Any]:
-        return {"mailboxes": {"/".join(k): v for k, v in self.mailboxes.items()}, "rate_limit": self.rate_limit,
-                "tolerance": self.tolerance}
+        return {
+            "mailboxes": {"/".join(k): v for k, v in self.mailboxes.items()},
+            "rate_limit": self.rate_limit,
+            "tolerance": self.tolerance,
+        }
 
     # -- authentication and throttling -----------------------------------------
 
     def _now(self) -> dt.datetime:
-        zone = dt.timezone.utc
+        zone = dt.UTC
         if self.timestamp_timezone != "UTC":
             from zoneinfo import ZoneInfo
 
@@ -158,7 +183,9 @@ class RackspaceEmulator(Emulator):
             raise Fault(403, "Authentication failed: timestamp must be YYYYMMDDHHmmss") from None
         if len(stamp) != 14 or abs((self._now() - when).total_seconds()) > self.tolerance:
             raise Fault(403, "Authentication failed: timestamp is outside the allowed window")
-        expected = signature(user_key, req.headers.get("User-Agent", ""), stamp, self.keys[user_key])
+        expected = signature(
+            user_key, req.headers.get("User-Agent", ""), stamp, self.keys[user_key]
+        )
         if sig != expected:
             raise Fault(403, "Authentication failed: signature does not match")
         window = self.recent.setdefault(user_key, deque())
@@ -179,20 +206,31 @@ class RackspaceEmulator(Emulator):
     def _fault(self, req: Request, fault: Fault) -> Reply:
         kind = Fault.KINDS.get(fault.status, "serviceFault")
         if self._wants_json(req):
-            return Reply.json({kind: {"message": fault.message, "code": fault.status}}, fault.status)
-        body = (f'<?xml version="1.0" encoding="utf-8"?>\n<{kind} xmlns="http://fault.common.api.rackspace.com/">'
-                f"<message>{escape(fault.message)}</message><code>{fault.status}</code></{kind}>")
+            return Reply.json(
+                {kind: {"message": fault.message, "code": fault.status}}, fault.status
+            )
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?>\n<{kind} xmlns="http://fault.common.api.rackspace.com/">'
+            f"<message>{escape(fault.message)}</message><code>{fault.status}</code></{kind}>"
+        )
         return Reply(fault.status, body.encode(), "text/xml; charset=utf-8")
 
     def _settings_reply(self, req: Request, s: dict[str, Any]) -> Reply:
         if self._wants_json(req):
             return Reply.json(s)
-        owner = f"<quarantineOwner>{escape(s['quarantineOwner'])}</quarantineOwner>" if s["quarantineOwner"] \
+        owner = (
+            f"<quarantineOwner>{escape(s['quarantineOwner'])}</quarantineOwner>"
+            if s["quarantineOwner"]
             else "<quarantineOwner />"
-        body = (f'<?xml version="1.0" encoding="utf-8"?>\n<MailboxSpamSettings {_XMLNS} '
-                f'xmlns="urn:xml:MailboxSpamSettings">\n  <filterLevel>{s["filterLevel"]}</filterLevel>\n'
-                f'  <sendToDomainQuarantine>{str(s["sendToDomainQuarantine"]).lower()}</sendToDomainQuarantine>\n'
-                f"  {owner}\n</MailboxSpamSettings>")
+        )
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?>\n<MailboxSpamSettings {_XMLNS} '
+            'xmlns="urn:xml:MailboxSpamSettings">\n  '
+            f"<filterLevel>{s['filterLevel']}</filterLevel>\n"
+            "  "
+            f"<sendToDomainQuarantine>{str(s['sendToDomainQuarantine']).lower()}</sendToDomainQuarantine>\n"
+            f"  {owner}\n</MailboxSpamSettings>"
+        )
         return Reply(200, body.encode(), "text/xml; charset=utf-8")
 
     def _list_reply(self, req: Request, url_name: str, entries: list[str]) -> Reply:
@@ -200,8 +238,10 @@ class RackspaceEmulator(Emulator):
             return Reply.json({"addresses": entries})
         _, _, root, item = LISTS[url_name]
         rows = "".join(f"\n    <{item}>{escape(e)}</{item}>" for e in entries)
-        body = (f'<?xml version="1.0" encoding="utf-8"?>\n<{root} {_XMLNS} xmlns="urn:xml:{root}">\n'
-                f"  <addresses>{rows}\n  </addresses>\n</{root}>")
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?>\n<{root} {_XMLNS} xmlns="urn:xml:{root}">\n'
+            f"  <addresses>{rows}\n  </addresses>\n</{root}>"
+        )
         return Reply(200, body.encode(), "text/xml; charset=utf-8")
 
     # -- the API -------------------------------------------------------------------
@@ -225,7 +265,12 @@ class RackspaceEmulator(Emulator):
             return self._fault(req, fault)
 
     def _fields(self, req: Request) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(req.body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        return {
+            k: v[0]
+            for k, v in parse_qs(
+                req.body.decode("utf-8", "replace"), keep_blank_values=True
+            ).items()
+        }
 
     def _settings(self, req: Request, box: dict[str, Any]) -> Reply:
         settings = box["settings"]
@@ -253,7 +298,9 @@ class RackspaceEmulator(Emulator):
         box["settings"] = new
         return Reply(200, b"", "text/plain")
 
-    def _list(self, req: Request, box: dict[str, Any], url_name: str, entry: str | None, domain: str) -> Reply:
+    def _list(
+        self, req: Request, box: dict[str, Any], url_name: str, entry: str | None, domain: str
+    ) -> Reply:
         storage, word, _, item = LISTS[url_name]
         entries: list[str] = box["lists"][storage]
         is_ip_list = item == "ip"
@@ -267,8 +314,11 @@ class RackspaceEmulator(Emulator):
             if not valid_address_entry(value):
                 raise Fault(400, f"invalid email address: {value}")
             if adding and storage == "blocklist" and value.lstrip("@") == domain:
-                raise Fault(400, f"Adding {value} would {'blacklist' if word == 'blacklist' else 'block'} "
-                                 "the current domain")
+                raise Fault(
+                    400,
+                    f"Adding {value} would {'blacklist' if word == 'blacklist' else 'block'} "
+                    "the current domain",
+                )
             return value
 
         if entry is None:

@@ -12,8 +12,9 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from socketserver import ThreadingMixIn
-from typing import Any, Callable
+from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from .base import AbortConnection
@@ -54,8 +55,9 @@ class _RequestHandler(WSGIRequestHandler):
         self.raw_requestline = self.rfile.readline(65537)
         if len(self.raw_requestline) > 65536 or not self.parse_request():
             return
-        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                                 multithread=True)
+        handler = _ServerHandler(
+            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+        )
         handler.request_handler = self
         handler.http_version = "1.1"
         try:
@@ -76,7 +78,9 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 class LoopbackServer:
     """Serve *app* on 127.0.0.1; use as a context manager or call start()/stop()."""
 
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0, ssl_context=None) -> None:
+    def __init__(
+        self, app: Callable, host: str = "127.0.0.1", port: int = 0, ssl_context=None
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -90,15 +94,19 @@ class LoopbackServer:
         scheme = "https" if self.ssl_context is not None else "http"
         return f"{scheme}://{self.host}:{self.port}"
 
-    def start(self) -> "LoopbackServer":
+    def start(self) -> LoopbackServer:
         server = _ThreadingServer((self.host, self.port), _RequestHandler)
         server.set_app(self.app)
         if self.ssl_context is not None:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"loopback-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"loopback-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -117,7 +125,7 @@ class LoopbackServer:
         """Block the current request for *seconds*, or until the server stops."""
         self._stopping.wait(seconds)
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -77,8 +77,13 @@ class SpamBarrierEmulator(Emulator):
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "domains": {n: {k: v for k, v in d.items() if k != "password"} for n, d in self.domains.items()},
-            "dns": self.dns, "quarantine": self.quarantine, "resent": self.resent, "whitelist": self.whitelist,
+            "domains": {
+                n: {k: v for k, v in d.items() if k != "password"} for n, d in self.domains.items()
+            },
+            "dns": self.dns,
+            "quarantine": self.quarantine,
+            "resent": self.resent,
+            "whitelist": self.whitelist,
         }
 
     # -- the API -------------------------------------------------------------
@@ -87,32 +92,43 @@ class SpamBarrierEmulator(Emulator):
         if req.path not in ("/api", "/api/"):
             return Reply.text("Not Found", 404, "text/html; charset=utf-8")
         if req.method != "POST":
-            return Reply(405, b'{"result":"error","error":{"code":"invalid_request","message":"POST only"}}',
-                         headers=[("Allow", "POST")])
+            return Reply(
+                405,
+                b'{"result":"error","error":{"code":"invalid_request","message":"POST only"}}',
+                headers=[("Allow", "POST")],
+            )
         try:
             try:
                 doc = req.json()
             except ValueError:
                 raise Fail("invalid_request", "the request body is not JSON") from None
-            if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict) or not isinstance(
-                    doc.get("method"), str):
+            if (
+                not isinstance(doc, dict)
+                or not isinstance(doc.get("params"), dict)
+                or not isinstance(doc.get("method"), str)
+            ):
                 raise Fail("invalid_request", 'the body must be {"method": "...", "params": {...}}')
             params = doc["params"]
-            if str(params.get("user_id")) != str(self.user_id) or params.get("api_token") != self.api_token:
+            if (
+                str(params.get("user_id")) != str(self.user_id)
+                or params.get("api_token") != self.api_token
+            ):
                 raise Fail("authentication_failed", "user_id or api_token is wrong")
             handler = getattr(self, "m_" + doc["method"].replace("-", "_"), None)
             if handler is None:
                 raise Fail("unknown_method", f"unknown method: {doc['method']}")
             return handler(params)
         except Fail as exc:
-            return Reply.json({"result": "error", "error": {"code": exc.code, "message": exc.message}})
+            return Reply.json(
+                {"result": "error", "error": {"code": exc.code, "message": exc.message}}
+            )
 
     @staticmethod
     def need(params: dict, name: str, kind: type | tuple = str) -> Any:
         if params.get(name) is None:
             raise Fail("missing_parameter", f"missing parameter: {name}")
         value = params[name]
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise Fail("invalid_parameter", f"invalid parameter: {name}")
         return value
 
@@ -140,10 +156,18 @@ class SpamBarrierEmulator(Emulator):
         return {"host": host, "username": username, "password": password}
 
     def m_get_domains(self, params):
-        rows = [{"id": str(d["id"]), "name": n, "host": d["host"], "has_authentication": d["username"] is not None,
-                 "confirmed": d["confirmed"], "created": str(d["created"]),
-                 "quarantine_mail_count": len(self._quarantine(n))}
-                for n, d in sorted(self.domains.items())]
+        rows = [
+            {
+                "id": str(d["id"]),
+                "name": n,
+                "host": d["host"],
+                "has_authentication": d["username"] is not None,
+                "confirmed": d["confirmed"],
+                "created": str(d["created"]),
+                "quarantine_mail_count": len(self._quarantine(n)),
+            }
+            for n, d in sorted(self.domains.items())
+        ]
         return success({"count": len(rows), "domains": rows})
 
     def m_add_domain(self, params):
@@ -153,11 +177,25 @@ class SpamBarrierEmulator(Emulator):
             raise Fail("domain_exists", f"domain already exists: {name}")
         domain_id = self.next_id
         self.next_id += 1
-        self.domains[name] = dict(fields, id=domain_id, confirmed=False, created=int(self.clock()),
-                                  txt=f"spambarrier-verify-{domain_id}",
-                                  filter={"spam_treatment": "quarantine", "spam_threshold": 5,
-                                          "virus_treatment": "quarantine", "greylisting": 0})
-        return success({"domain_id": domain_id, "txt_record_for_confirmation": f"spambarrier-verify-{domain_id}"})
+        self.domains[name] = dict(
+            fields,
+            id=domain_id,
+            confirmed=False,
+            created=int(self.clock()),
+            txt=f"spambarrier-verify-{domain_id}",
+            filter={
+                "spam_treatment": "quarantine",
+                "spam_threshold": 5,
+                "virus_treatment": "quarantine",
+                "greylisting": 0,
+            },
+        )
+        return success(
+            {
+                "domain_id": domain_id,
+                "txt_record_for_confirmation": f"spambarrier-verify-{domain_id}",
+            }
+        )
 
     def m_edit_domain(self, params):
         name = self._domain(params)
@@ -188,15 +226,22 @@ class SpamBarrierEmulator(Emulator):
         greylisting = self.need(params, "greylisting", int)
         if greylisting not in (0, 1):
             raise Fail("invalid_parameter", "greylisting must be 0 or 1")
-        self.domains[name]["filter"] = {"spam_treatment": spam, "spam_threshold": threshold,
-                                        "virus_treatment": virus, "greylisting": greylisting}
+        self.domains[name]["filter"] = {
+            "spam_treatment": spam,
+            "spam_threshold": threshold,
+            "virus_treatment": virus,
+            "greylisting": greylisting,
+        }
         return success(with_params=False)
 
     def m_confirm_txt_record(self, params):
         name = self._domain(params)
         if self.domains[name]["txt"] not in self.dns.get(name, []):
-            raise Fail("txt_record_not_found",
-                       f"TXT record {self.domains[name]['txt']} not found at {name}; publish it and try again")
+            raise Fail(
+                "txt_record_not_found",
+                f"TXT record {self.domains[name]['txt']} not found at {name}; publish it and try "
+                "again",
+            )
         self.domains[name]["confirmed"] = True
         return success(with_params=False)
 
@@ -205,11 +250,16 @@ class SpamBarrierEmulator(Emulator):
             count = _digest(name, "count") % 4 + 2
             base = 1363209203
             self.quarantine[name] = [
-                {"message_id": str(98765 + i), "from": f"sender{i}@spam-source{i}.example",
-                 "to": f"user{i % 2}@{name}", "subject": f"Offer number {i} for {name}",
-                 "date": str(base + i * 3600), "seen": "false",
-                 "body": f"From: sender{i}@spam-source{i}.example\r\nTo: user{i % 2}@{name}\r\n"
-                         f"Subject: Offer number {i} for {name}\r\n\r\nBuy now.\r\n"}
+                {
+                    "message_id": str(98765 + i),
+                    "from": f"sender{i}@spam-source{i}.example",
+                    "to": f"user{i % 2}@{name}",
+                    "subject": f"Offer number {i} for {name}",
+                    "date": str(base + i * 3600),
+                    "seen": "false",
+                    "body": f"From: sender{i}@spam-source{i}.example\r\nTo: user{i % 2}@{name}\r\n"
+                    f"Subject: Offer number {i} for {name}\r\n\r\nBuy now.\r\n",
+                }
                 for i in range(count)
             ]
         return self.quarantine[name]
@@ -264,16 +314,27 @@ class SpamBarrierEmulator(Emulator):
         for label in labels:
             h = _digest(name, label)
             spam, virus, passed = h % 7, (h >> 8) % 2, (h >> 16) % 11
-            values = {"total_count": spam + virus + passed, "pass_count": passed, "spam_count": spam,
-                      "virus_count": virus}
+            values = {
+                "total_count": spam + virus + passed,
+                "pass_count": passed,
+                "spam_count": spam,
+                "virus_count": virus,
+            }
             for k, v in values.items():
                 totals[k] += v
             intervals.append({"label": label, "values": {k: str(v) for k, v in values.items()}})
         size = 3086
-        return success({"intervals": intervals, "total": {
-            "statistics": {k: str(v) for k, v in totals.items()},
-            "totalTraffic": totals["total_count"] * size, "passedTraffic": totals["pass_count"] * size,
-            "savedTraffic": (totals["spam_count"] + totals["virus_count"]) * size}})
+        return success(
+            {
+                "intervals": intervals,
+                "total": {
+                    "statistics": {k: str(v) for k, v in totals.items()},
+                    "totalTraffic": totals["total_count"] * size,
+                    "passedTraffic": totals["pass_count"] * size,
+                    "savedTraffic": (totals["spam_count"] + totals["virus_count"]) * size,
+                },
+            }
+        )
 
     def m_get_whitelistentries(self, params):
         return success({"entries": self.whitelist.get(self._domain(params), [])})
@@ -285,9 +346,14 @@ class SpamBarrierEmulator(Emulator):
             raise Fail("invalid_parameter", f"invalid from: {sender}")
         if not is_email(recipient) or recipient.rpartition("@")[2].lower() != name:
             raise Fail("invalid_parameter", f"invalid to: {recipient} (an address at {name})")
-        self.whitelist.setdefault(name, []).append({
-            "id": str(self.next_entry_id), "from": sender, "to": recipient,
-            "created": dt.datetime.fromtimestamp(self.clock()).strftime("%d.%m.%Y %H:%M:%S")})
+        self.whitelist.setdefault(name, []).append(
+            {
+                "id": str(self.next_entry_id),
+                "from": sender,
+                "to": recipient,
+                "created": dt.datetime.fromtimestamp(self.clock()).strftime("%d.%m.%Y %H:%M:%S"),
+            }
+        )
         self.next_entry_id += 1
         return success([])
 

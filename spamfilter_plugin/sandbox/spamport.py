@@ -3,7 +3,8 @@
 Written from the SpamPort API document.  Where the document is silent the
 emulator's choice is stated here and in README "Sandbox":
 
-* a wrong username/password answers ``{"message":"Invalid username or password","status":"failure"}``
+* a wrong username/password answers
+  ``{"message":"Invalid username or password","status":"failure"}``
   (the document lists no message for it); after ``block_after`` (5) of them from
   one IP, every request from that IP answers ``Login blocked``, even with good
   credentials, until the emulator is reset;
@@ -28,13 +29,29 @@ VERSION = "1.8"
 USERNAME = "sandbox"
 PASSWORD = "sandbox-Pa55&#%+="
 SPAMSCORES = ("veryhigh", "high", "normal", "low", "verylow")
-FUNCTIONS = ("add", "remove", "login", "info", "get_domains", "new_password", "set_outgoing",
-             "set_report_to", "set_filter", "set_spamscore", "set_greylist")
-OUTDATED = "Outdated version of Spamport_API. Please upgrade via https://github.com/jordenc/SpamPort"
+FUNCTIONS = (
+    "add",
+    "remove",
+    "login",
+    "info",
+    "get_domains",
+    "new_password",
+    "set_outgoing",
+    "set_report_to",
+    "set_filter",
+    "set_spamscore",
+    "set_greylist",
+)
+OUTDATED = (
+    "Outdated version of Spamport_API. Please upgrade via https://github.com/jordenc/SpamPort"
+)
 LOGIN_CODE_TTL = 60
 #: functions that set one field: function -> (field, valid values)
-FIELD_SETTERS = {"set_filter": ("noscan", ("0", "1")), "set_spamscore": ("spamscore", SPAMSCORES),
-                 "set_greylist": ("greylist", ("0", "1"))}
+FIELD_SETTERS = {
+    "set_filter": ("noscan", ("0", "1")),
+    "set_spamscore": ("spamscore", SPAMSCORES),
+    "set_greylist": ("greylist", ("0", "1")),
+}
 
 
 class Failure(Exception):
@@ -54,8 +71,16 @@ class SpamPortEmulator(Emulator):
     api_path = "/api"
     settings = ("block_after", "license_limit", "archive_license_limit")
 
-    def __init__(self, *, username: str = USERNAME, password: str = PASSWORD, block_after: int = 5,
-                 license_limit: int = 100, archive_license_limit: int = 10, **kw) -> None:
+    def __init__(
+        self,
+        *,
+        username: str = USERNAME,
+        password: str = PASSWORD,
+        block_after: int = 5,
+        license_limit: int = 100,
+        archive_license_limit: int = 10,
+        **kw,
+    ) -> None:
         self.username = username
         self.password = self.secret(password)
         self.block_after = block_after
@@ -71,8 +96,13 @@ class SpamPortEmulator(Emulator):
         self.domain_passwords: dict[str, str] = {}
 
     def snapshot(self) -> dict[str, Any]:
-        return {"domains": self.domains, "blocked_ips": sorted(self.blocked), "failures": self.failures,
-                "license_limit": self.license_limit, "archive_license_limit": self.archive_license_limit}
+        return {
+            "domains": self.domains,
+            "blocked_ips": sorted(self.blocked),
+            "failures": self.failures,
+            "license_limit": self.license_limit,
+            "archive_license_limit": self.archive_license_limit,
+        }
 
     def credentials(self) -> dict[str, Any]:
         return {"username": self.username, "password": self.password}
@@ -90,10 +120,20 @@ class SpamPortEmulator(Emulator):
             raise ValueError(f"unknown seed keys: {', '.join(sorted(data))}")
 
     @staticmethod
-    def _new_domain(name: str, transport: str = "mail.example.net", **fields: Any) -> dict[str, Any]:
-        record = {"domain": name, "transport": f"smtp:[{transport}]" if ":" in transport else f"smtp:{transport}",
-                  "added": dt.date.today().isoformat(), "report_to": "", "weekly": "0", "archive": "14",
-                  "spamscore": "normal", "noscan": "0", "greylist": "0"}
+    def _new_domain(
+        name: str, transport: str = "mail.example.net", **fields: Any
+    ) -> dict[str, Any]:
+        record = {
+            "domain": name,
+            "transport": f"smtp:[{transport}]" if ":" in transport else f"smtp:{transport}",
+            "added": dt.date.today().isoformat(),
+            "report_to": "",
+            "weekly": "0",
+            "archive": "14",
+            "spamscore": "normal",
+            "noscan": "0",
+            "greylist": "0",
+        }
         record.update({k: str(v) for k, v in fields.items()})
         return record
 
@@ -128,8 +168,12 @@ class SpamPortEmulator(Emulator):
         if function == "get_domains":
             if not self.domains:
                 return failure("No domains found")
-            return ok([{k: d[k] for k in ("domain", "transport", "added", "report_to")}
-                       for d in sorted(self.domains.values(), key=lambda d: d["domain"])])
+            return ok(
+                [
+                    {k: d[k] for k in ("domain", "transport", "added", "report_to")}
+                    for d in sorted(self.domains.values(), key=lambda d: d["domain"])
+                ]
+            )
         domain = f.get("domain", "")
         if not domain:
             return failure("No domain supplied")
@@ -184,11 +228,23 @@ class SpamPortEmulator(Emulator):
             return failure(f"Domain already exists: {domain}")
         if len(self.domains) >= self.license_limit:
             return failure("License fully used")
-        if archive == "365" and sum(d["archive"] == "365" for d in self.domains.values()) >= self.archive_license_limit:
+        if (
+            archive == "365"
+            and sum(d["archive"] == "365" for d in self.domains.values())
+            >= self.archive_license_limit
+        ):
             return failure("Archive license fully used")
-        self.domains[domain] = {"domain": domain, "transport": transport, "added": dt.date.today().isoformat(),
-                                "report_to": report_to, "weekly": weekly, "archive": archive,
-                                "spamscore": spamscore, "noscan": noscan, "greylist": greylist}
+        self.domains[domain] = {
+            "domain": domain,
+            "transport": transport,
+            "added": dt.date.today().isoformat(),
+            "report_to": report_to,
+            "weekly": weekly,
+            "archive": archive,
+            "spamscore": spamscore,
+            "noscan": noscan,
+            "greylist": greylist,
+        }
         return ok("Domain added successfully")
 
     def _remove(self, domain: str, f: dict[str, str]) -> Reply:
@@ -203,7 +259,20 @@ class SpamPortEmulator(Emulator):
 
     def _info(self, domain: str, f: dict[str, str]) -> Reply:
         d = self.domains[domain]
-        return ok({k: d[k] for k in ("domain", "transport", "added", "report_to", "spamscore", "noscan", "greylist")})
+        return ok(
+            {
+                k: d[k]
+                for k in (
+                    "domain",
+                    "transport",
+                    "added",
+                    "report_to",
+                    "spamscore",
+                    "noscan",
+                    "greylist",
+                )
+            }
+        )
 
     def _new_password(self, domain: str, f: dict[str, str]) -> Reply:
         password = self.secret(secrets.token_urlsafe(12))
@@ -211,17 +280,23 @@ class SpamPortEmulator(Emulator):
         return ok(password)
 
     def _set_outgoing(self, domain: str, f: dict[str, str]) -> Reply:
-        self.domains[domain]["transport"] = self._transport(f.get("outgoing", ""), f.get("transport"))
+        self.domains[domain]["transport"] = self._transport(
+            f.get("outgoing", ""), f.get("transport")
+        )
         return ok("Domain updated")
 
     def _set_report_to(self, domain: str, f: dict[str, str]) -> Reply:
         report_to = f.get("report_to", "")
         if report_to and not is_email(report_to):
             raise Failure(f"Invalid reporting mail address supplied: {report_to}")
-        self.domains[domain].update(report_to=report_to, weekly="1" if f.get("weekly") == "1" else "0")
+        self.domains[domain].update(
+            report_to=report_to, weekly="1" if f.get("weekly") == "1" else "0"
+        )
         return ok("Domain updated")
 
-    def _set_field(self, domain: str, f: dict[str, str], field: str, allowed: tuple[str, ...]) -> Reply:
+    def _set_field(
+        self, domain: str, f: dict[str, str], field: str, allowed: tuple[str, ...]
+    ) -> Reply:
         """set_filter, set_spamscore, set_greylist: one field, one set of valid values."""
         if f.get(field) not in allowed:
             raise Failure("Unknown error")
@@ -235,7 +310,13 @@ class SpamPortEmulator(Emulator):
         _, domain, code = parts
         found = self.login_codes.pop(code, None)
         if found is None or found[0] != domain or found[1] < self.clock():
-            return Reply.text("<html><body>Login link expired or invalid</body></html>", 403,
-                              "text/html; charset=utf-8")
-        return Reply.text(f"<html><body>Logged in to SpamPort for {domain}</body></html>", 200,
-                          "text/html; charset=utf-8")
+            return Reply.text(
+                "<html><body>Login link expired or invalid</body></html>",
+                403,
+                "text/html; charset=utf-8",
+            )
+        return Reply.text(
+            f"<html><body>Logged in to SpamPort for {domain}</body></html>",
+            200,
+            "text/html; charset=utf-8",
+        )

@@ -30,10 +30,23 @@ ADMIN = ("admin", "sandbox-admin-Pw1")
 DOMAIN_ADMIN = ("domainadmin", "sandbox-domainadmin-Pw1", "example.com")
 USER = ("user@example.com", "sandbox-user-Pw1")
 
-ADMIN_ONLY = {"list_domains", "add_domain", "change_domain", "delete_domain", "add_spam_bypass",
-              "add_rbl_bypass", "del_spam_bypass", "del_rbl_bypass", "verification_method",
-              "set_verification_method", "recipient_add", "recipient_del", "recipients_clear",
-              "recipients_list", "recipients_transport_sync"}
+ADMIN_ONLY = {
+    "list_domains",
+    "add_domain",
+    "change_domain",
+    "delete_domain",
+    "add_spam_bypass",
+    "add_rbl_bypass",
+    "del_spam_bypass",
+    "del_rbl_bypass",
+    "verification_method",
+    "set_verification_method",
+    "recipient_add",
+    "recipient_del",
+    "recipients_clear",
+    "recipients_list",
+    "recipients_transport_sync",
+}
 USER_ADMIN = {"list_users", "add_user", "change_user", "delete_user"}
 SCORE_LEVELS = ("spam_tag_level", "spam_tag2_level", "spam_kill_level")
 SCORE_DEFAULTS = {"spam_tag_level": "2.0", "spam_tag2_level": "6.31", "spam_kill_level": "6.9"}
@@ -57,7 +70,9 @@ def result(code: int, message: str | None = None, payload: str = "") -> Reply:
 
 def element(tag: str, items: list[dict[str, Any]], item_tag: str) -> str:
     rows = "".join(
-        f"<{item_tag}>" + "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in item.items()) + f"</{item_tag}>"
+        f"<{item_tag}>"
+        + "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in item.items())
+        + f"</{item_tag}>"
         for item in items
     )
     return f"<{tag}>{rows}</{tag}>"
@@ -80,34 +95,64 @@ class SpamWallEmulator(Emulator):
         self.next_recipient_id = 1
         self.scores: dict[str, dict[str, str]] = {}
 
-    def add_account(self, username: str, password: str, role: str, *, domain: str | None = None,
-                    email: str | None = None, full_name: str = "") -> None:
+    def add_account(
+        self,
+        username: str,
+        password: str,
+        role: str,
+        *,
+        domain: str | None = None,
+        email: str | None = None,
+        full_name: str = "",
+    ) -> None:
         if role not in ("admin", "domain_admin", "user"):
             raise ValueError("role: one of admin, domain_admin, user")
-        email = email or (username if "@" in username else f"{username}@{domain or 'localhost.localdomain'}")
-        self.accounts[username] = {"password": self.secret(password), "role": role,
-                                   "domain": domain or email.rpartition("@")[2], "email": email,
-                                   "full_name": full_name, "last_login": ""}
+        email = email or (
+            username if "@" in username else f"{username}@{domain or 'localhost.localdomain'}"
+        )
+        self.accounts[username] = {
+            "password": self.secret(password),
+            "role": role,
+            "domain": domain or email.rpartition("@")[2],
+            "email": email,
+            "full_name": full_name,
+            "last_login": "",
+        }
 
     def credentials(self) -> dict[str, Any]:
         return {"username": ADMIN[0], "password": ADMIN[1]}
 
     def seed_data(self, data: dict[str, Any]) -> None:
         for acct in data.pop("accounts", []):
-            self.add_account(acct["username"], acct["password"], acct.get("role", "user"),
-                             domain=acct.get("domain"), email=acct.get("email"), full_name=acct.get("full_name", ""))
+            self.add_account(
+                acct["username"],
+                acct["password"],
+                acct.get("role", "user"),
+                domain=acct.get("domain"),
+                email=acct.get("email"),
+                full_name=acct.get("full_name", ""),
+            )
         for name, fields in data.pop("domains", {}).items():
-            self.domains[name] = {"Host": name, "Type": "smtp", "IP": fields.get("ip", "192.0.2.1"),
-                                  "Port": str(fields.get("port", 25))}
+            self.domains[name] = {
+                "Host": name,
+                "Type": "smtp",
+                "IP": fields.get("ip", "192.0.2.1"),
+                "Port": str(fields.get("port", 25)),
+            }
         if data:
             raise ValueError(f"unknown seed keys: {', '.join(sorted(data))}")
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "domains": self.domains,
-            "accounts": {u: {k: v for k, v in a.items() if k != "password"} for u, a in self.accounts.items()},
-            "lists": self.lists, "bypass": self.bypass, "verification_method": self.verification,
-            "recipients": self.recipients, "scores": self.scores,
+            "accounts": {
+                u: {k: v for k, v in a.items() if k != "password"} for u, a in self.accounts.items()
+            },
+            "lists": self.lists,
+            "bypass": self.bypass,
+            "verification_method": self.verification,
+            "recipients": self.recipients,
+            "scores": self.scores,
         }
 
     # -- the API -----------------------------------------------------------
@@ -121,7 +166,9 @@ class SpamWallEmulator(Emulator):
             return result(401, "Login details were invalid")
         account["last_login"] = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         command = req.query.get("command", "")
-        handler = getattr(self, f"cmd_{command}", None) if re.fullmatch(r"[a-z0-9_]+", command) else None
+        handler = (
+            getattr(self, f"cmd_{command}", None) if re.fullmatch(r"[a-z0-9_]+", command) else None
+        )
         if handler is None:
             return result(400, f"Unknown command: {command}" if command else "No command given")
         if command in ADMIN_ONLY and account["role"] != "admin":
@@ -140,7 +187,10 @@ class SpamWallEmulator(Emulator):
 
     # 4.1 domains
     def cmd_list_domains(self, q, acct):
-        return result(200, payload=element("Domains", [self.domains[d] for d in sorted(self.domains)], "Domain"))
+        return result(
+            200,
+            payload=element("Domains", [self.domains[d] for d in sorted(self.domains)], "Domain"),
+        )
 
     def _domain_args(self, q) -> tuple[str, str, str]:
         name, ip, port = self.need(q, "name", "ip", "port")
@@ -177,11 +227,20 @@ class SpamWallEmulator(Emulator):
 
     # 4.2 users
     def _may_manage(self, acct, domain: str) -> bool:
-        return acct["role"] == "admin" or (acct["role"] == "domain_admin" and acct["domain"] == domain)
+        return acct["role"] == "admin" or (
+            acct["role"] == "domain_admin" and acct["domain"] == domain
+        )
 
     def _user_rows(self, users):
-        return [{"Username": u, "Name": a["full_name"], "Email": a["email"], "Last_login": a["last_login"]}
-                for u, a in users]
+        return [
+            {
+                "Username": u,
+                "Name": a["full_name"],
+                "Email": a["email"],
+                "Last_login": a["last_login"],
+            }
+            for u, a in users
+        ]
 
     def cmd_list_users(self, q, acct):
         (user,) = self.need(q, "user")
@@ -198,8 +257,12 @@ class SpamWallEmulator(Emulator):
         return result(200, payload=element("Users", self._user_rows(users), "User"))
 
     def cmd_add_user(self, q, acct):
-        username, password, email, full_name = self.need(q, "username", "password", "email", "full_name")
-        if acct["role"] == "user" or (is_email(email) and not self._may_manage(acct, email.rpartition("@")[2])):
+        username, password, email, full_name = self.need(
+            q, "username", "password", "email", "full_name"
+        )
+        if acct["role"] == "user" or (
+            is_email(email) and not self._may_manage(acct, email.rpartition("@")[2])
+        ):
             raise Answer(403, "Insufficient access to specified domain")
         if not is_email(email):
             raise Answer(406, "Invalid Email")
@@ -211,7 +274,9 @@ class SpamWallEmulator(Emulator):
     def _target(self, acct, user: str, message: str) -> dict[str, Any]:
         target = self.accounts.get(user)
         allowed = target is not None and (
-            user == self._name_of(acct) or (target["role"] == "user" and self._may_manage(acct, target["domain"])))
+            user == self._name_of(acct)
+            or (target["role"] == "user" and self._may_manage(acct, target["domain"]))
+        )
         if not allowed:
             raise Answer(403, message)
         return target
@@ -222,7 +287,11 @@ class SpamWallEmulator(Emulator):
     def cmd_change_user(self, q, acct):
         user, username, email, full_name = self.need(q, "user", "username", "email", "full_name")
         target = self._target(acct, user, "Insufficient access to specified username")
-        if is_email(email) and not self._may_manage(acct, email.rpartition("@")[2]) and user != self._name_of(acct):
+        if (
+            is_email(email)
+            and not self._may_manage(acct, email.rpartition("@")[2])
+            and user != self._name_of(acct)
+        ):
             raise Answer(403, "Insufficient access to specified domain")
         if not is_email(email):
             raise Answer(406, "Invalid Email")
@@ -248,7 +317,9 @@ class SpamWallEmulator(Emulator):
 
     # 4.3 white/black lists
     def _scope(self, acct) -> str:
-        return {"admin": "global", "domain_admin": acct["domain"]}.get(acct["role"]) or self._name_of(acct)
+        return {"admin": "global", "domain_admin": acct["domain"]}.get(
+            acct["role"]
+        ) or self._name_of(acct)
 
     def _list(self, acct, which: str) -> list[str]:
         return self.lists.setdefault(self._scope(acct), {"whitelist": [], "blacklist": []})[which]
@@ -289,19 +360,27 @@ class SpamWallEmulator(Emulator):
     def _bypass_add(self, q, which):
         ip, full = self.need(q, "ip", "full")
         full_ip = full in ("1", "true")
-        valid = is_ip(ip) if full_ip else bool(re.fullmatch(r"(\d{1,3}\.){0,3}\d{1,3}\.?", ip)) and all(
-            int(p) <= 255 for p in ip.strip(".").split("."))
+        valid = (
+            is_ip(ip)
+            if full_ip
+            else bool(re.fullmatch(r"(\d{1,3}\.){0,3}\d{1,3}\.?", ip))
+            and all(int(p) <= 255 for p in ip.strip(".").split("."))
+        )
         if not valid:
             raise Answer(406, "Not a valid IP")
         if ip in self.bypass[which]:
-            raise Answer(406, f"Entry already in {which.upper() if which == 'rbl' else 'Spam'} bypass list")
+            raise Answer(
+                406, f"Entry already in {which.upper() if which == 'rbl' else 'Spam'} bypass list"
+            )
         self.bypass[which][ip] = {"full": "1" if full_ip else "0"}
         return result(200, "IP added to Trusted IP list successfully")
 
     def _bypass_del(self, q, which):
         (ip,) = self.need(q, "ip")
         if ip not in self.bypass[which]:
-            raise Answer(406, f"Entry not in {which.upper() if which == 'rbl' else 'Spam'} bypass list")
+            raise Answer(
+                406, f"Entry not in {which.upper() if which == 'rbl' else 'Spam'} bypass list"
+            )
         del self.bypass[which][ip]
         return result(200, "IP removed from Trusted IP list successfully")
 

@@ -27,55 +27,97 @@ from .validate import is_domain, is_email
 
 API_USER = "sandbox"
 API_KEY = "sandbox-tornevall-key-0123456789"
-ACCOUNTS = {"test@tornevall-domain.com": "sandbox-mail-Pw1", "other@tornevall-domain.com": "sandbox-mail-Pw2"}
+ACCOUNTS = {
+    "test@tornevall-domain.com": "sandbox-mail-Pw1",
+    "other@tornevall-domain.com": "sandbox-mail-Pw2",
+}
 PREFIX = "/3.0/spamassassin"
 
 DEFAULT_PREFERENCES = {
-    "bayes_auto_learn": "1", "fold_headers": "1", "normalize_charset": "1", "ok_languages": "sv se en",
-    "ok_locales": "sv se en", "report_safe": "2", "rewrite_header": "Subject [SPAMASSASSIN]",
-    "skip_rbl_checks": "0", "use_auto_whitelist": "1", "use_bayes": "1", "use_pyzor": "1", "use_razor2": "1",
+    "bayes_auto_learn": "1",
+    "fold_headers": "1",
+    "normalize_charset": "1",
+    "ok_languages": "sv se en",
+    "ok_locales": "sv se en",
+    "report_safe": "2",
+    "rewrite_header": "Subject [SPAMASSASSIN]",
+    "skip_rbl_checks": "0",
+    "use_auto_whitelist": "1",
+    "use_bayes": "1",
+    "use_pyzor": "1",
+    "use_razor2": "1",
     "required_hits": "5",
 }
 DESCRIPTIONS = {
-    "bayes_auto_learn": "Whether SpamAssassin should automatically feed high-scoring mails (or low-scoring mails, "
-                        "for non-spam) into its learning systems",
-    "fold_headers": "By default, headers added by SpamAssassin will be whitespace folded. In other words, they will "
-                    "be broken up into multiple lines instead of one very long one and each continuation line will "
-                    "have a tabulator prepended to mark it as a continuation of the preceding one.",
-    "normalize_charset": "Whether to decode non- UTF-8 and non-ASCII textual parts and recode them to UTF-8 before "
-                         "the text is given over to rules processing",
-    "ok_languages": "This option is used to specify which languages are considered okay for incoming mail. "
-                    "SpamAssassin will try to detect the language used in the message text.",
-    "ok_locales": "This option is used to specify which locales are considered OK for incoming mail. Mail using "
-                  "the character sets that are allowed by this option will not be marked as possibly being spam "
-                  "in a foreign language.",
-    "report_safe": "0=Flagged spam: SpamAssassin will only add X-Spam-header in original message\n1=Flagged spam: "
-                   "SpamAssassin will create a new report with original message inside\n2=Flagged spam: "
-                   "SpamAssassin will attach original message as plain message. This setting may be required for "
-                   "safety reasons on certain broken mail clients that automatically load attachments without any "
-                   "action by the user. This setting may also make it somewhat more difficult to extract or view "
-                   "the original message.",
+    "bayes_auto_learn": "Whether SpamAssassin should automatically feed high-scoring mails (or "
+    "low-scoring mails, "
+    "for non-spam) into its learning systems",
+    "fold_headers": "By default, headers added by SpamAssassin will be whitespace folded. In "
+    "other words, they will "
+    "be broken up into multiple lines instead of one very long one and each continuation line will "
+    "have a tabulator prepended to mark it as a continuation of the preceding one.",
+    "normalize_charset": "Whether to decode non- UTF-8 and non-ASCII textual parts and recode "
+    "them to UTF-8 before "
+    "the text is given over to rules processing",
+    "ok_languages": "This option is used to specify which languages are considered okay for "
+    "incoming mail. "
+    "SpamAssassin will try to detect the language used in the message text.",
+    "ok_locales": "This option is used to specify which locales are considered OK for incoming "
+    "mail. Mail using "
+    "the character sets that are allowed by this option will not be marked as possibly being spam "
+    "in a foreign language.",
+    "report_safe": "0=Flagged spam: SpamAssassin will only add X-Spam-header in original "
+    "message\n1=Flagged spam: "
+    "SpamAssassin will create a new report with original message inside\n2=Flagged spam: "
+    "SpamAssassin will attach original message as plain message. This setting may be required for "
+    "safety reasons on certain broken mail clients that automatically load attachments without any "
+    "action by the user. This setting may also make it somewhat more difficult to extract or view "
+    "the original message.",
     "rewrite_header": "Adds a specific string to the mail when spam is detected",
-    "skip_rbl_checks": "By default, SpamAssassin will run RBL (blacklist) checks. You need spam? Then you should "
-                       "skip the checks.",
-    "use_auto_whitelist": "Whether to use auto-whitelists. Auto-whitelists track the long-term average score for "
-                          "each sender and then shift the score of new messages toward that long-term average.",
-    "use_bayes": "Whether to use the naive-Bayesian-style classifier built into SpamAssassin. This is a master "
-                 "on/off switch for all Bayes-related operations",
+    "skip_rbl_checks": "By default, SpamAssassin will run RBL (blacklist) checks. You need spam? "
+    "Then you should "
+    "skip the checks.",
+    "use_auto_whitelist": "Whether to use auto-whitelists. Auto-whitelists track the long-term "
+    "average score for "
+    "each sender and then shift the score of new messages toward that long-term average.",
+    "use_bayes": "Whether to use the naive-Bayesian-style classifier built into SpamAssassin. "
+    "This is a master "
+    "on/off switch for all Bayes-related operations",
     "use_pyzor": "Not described",
     "use_razor2": "Not described",
 }
 BOOLEANS = {
-    "bayes_auto_learn": "1", "fold_headers": "1", "normalize_charset": "1", "ok_languages": "0", "ok_locales": "0",
-    "report_safe": "0", "rewrite_header": "0", "skip_rbl_checks": "1", "use_auto_whitelist": "1", "use_bayes": "1",
-    "use_pyzor": "1", "use_razor2": "1",
+    "bayes_auto_learn": "1",
+    "fold_headers": "1",
+    "normalize_charset": "1",
+    "ok_languages": "0",
+    "ok_locales": "0",
+    "report_safe": "0",
+    "rewrite_header": "0",
+    "skip_rbl_checks": "1",
+    "use_auto_whitelist": "1",
+    "use_bayes": "1",
+    "use_pyzor": "1",
+    "use_razor2": "1",
 }
 STRICT = {"bayes_auto_learn": "1", "use_auto_whitelist": "1"}
 GLOBAL_WHITELIST_HOSTS = ("eff.org", "facebookmail.com", "jetbrains.com", "youtube.com")
-GLOBAL_BLACKLIST = ["*@fritt-val.se", "*@nam-mail.com", "*@spinxdigitalmedia.com", "*@sverigeerbjudanden.com",
-                    "*@tilbud-nu.net", "*yachtmarket*", "d.green@virgin.net"]
-USER_WHITELIST = {"test@tornevall-domain.com": ["*@*.whitelisted.com", "*@marvel.com",
-                                                "tomas.tornevall@second.domain.com"]}
+GLOBAL_BLACKLIST = [
+    "*@fritt-val.se",
+    "*@nam-mail.com",
+    "*@spinxdigitalmedia.com",
+    "*@sverigeerbjudanden.com",
+    "*@tilbud-nu.net",
+    "*yachtmarket*",
+    "d.green@virgin.net",
+]
+USER_WHITELIST = {
+    "test@tornevall-domain.com": [
+        "*@*.whitelisted.com",
+        "*@marvel.com",
+        "tomas.tornevall@second.domain.com",
+    ]
+}
 _MASK = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@(\*\.)?[A-Za-z0-9*.-]+$")
 _LANGS = re.compile(r"^(all|[a-z]{2}( [a-z]{2})*)$")
 
@@ -94,7 +136,9 @@ class TornevallEmulator(Emulator):
     api_path = PREFIX
     settings = ("auth_scheme",)
 
-    def __init__(self, *, auth_scheme: str = "bearer", api_user: str = API_USER, api_key: str = API_KEY, **kw):
+    def __init__(
+        self, *, auth_scheme: str = "bearer", api_user: str = API_USER, api_key: str = API_KEY, **kw
+    ):
         if auth_scheme not in ("bearer", "header", "basic"):
             raise ValueError("auth_scheme: one of bearer, header, basic")
         self.auth_scheme = auth_scheme
@@ -127,9 +171,14 @@ class TornevallEmulator(Emulator):
             raise ValueError(f"unknown seed keys: {', '.join(sorted(data))}")
 
     def snapshot(self) -> dict[str, Any]:
-        return {"accounts": sorted(self.accounts), "global_whitelist": self.global_whitelist,
-                "global_blacklist": self.global_blacklist, "user_whitelists": self.user_whitelists,
-                "preferences": self.preferences, "auth_scheme": self.auth_scheme}
+        return {
+            "accounts": sorted(self.accounts),
+            "global_whitelist": self.global_whitelist,
+            "global_blacklist": self.global_blacklist,
+            "user_whitelists": self.user_whitelists,
+            "preferences": self.preferences,
+            "auth_scheme": self.auth_scheme,
+        }
 
     def _authenticated(self, req: Request) -> bool:
         if self.auth_scheme == "bearer":
@@ -144,7 +193,7 @@ class TornevallEmulator(Emulator):
     def handle(self, req: Request) -> Reply:
         if not req.path.startswith(PREFIX + "/"):
             return self._error(404, "Unknown endpoint")
-        verb = req.path[len(PREFIX) + 1:].strip("/")
+        verb = req.path[len(PREFIX) + 1 :].strip("/")
         try:
             if req.method != "POST":
                 raise Raise(405, "Use POST")
@@ -246,7 +295,12 @@ class TornevallEmulator(Emulator):
     def v_getSpamAssassinOptions(self, params):
         email = self._account(params)
         prefs = dict(DEFAULT_PREFERENCES, **self.preferences.get(email, {}))
-        return {"preferences": prefs, "descriptions": DESCRIPTIONS, "booleans": BOOLEANS, "strict": STRICT}
+        return {
+            "preferences": prefs,
+            "descriptions": DESCRIPTIONS,
+            "booleans": BOOLEANS,
+            "strict": STRICT,
+        }
 
     def v_updateSpamAssassinOption(self, params):
         email = self._account(params)
@@ -263,7 +317,9 @@ class TornevallEmulator(Emulator):
         if pref == "required_hits" and not re.fullmatch(r"-?\d{1,3}(\.\d{1,2})?", value):
             raise Raise(400, "Invalid value for required_hits: must be a number like 5 or 4.5")
         if pref in ("ok_languages", "ok_locales") and not _LANGS.match(value):
-            raise Raise(400, f"Invalid value for {pref}: two-letter codes separated by spaces, or all")
+            raise Raise(
+                400, f"Invalid value for {pref}: two-letter codes separated by spaces, or all"
+            )
         if pref == "rewrite_header" and (not value.startswith("Subject ") or len(value) > 200):
             raise Raise(400, "Invalid value for rewrite_header: must look like 'Subject [SPAM]'")
         self.preferences.setdefault(email, {})[pref] = value

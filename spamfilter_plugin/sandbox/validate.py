@@ -15,7 +15,9 @@ def is_domain(value: str) -> bool:
     if not value or len(value) > 253 or value != value.strip():
         return False
     labels = value.lower().split(".")
-    return len(labels) >= 2 and all(_LABEL.match(lbl) for lbl in labels) and not labels[-1].isdigit()
+    return (
+        len(labels) >= 2 and all(_LABEL.match(lbl) for lbl in labels) and not labels[-1].isdigit()
+    )
 
 
 def is_ip(value: str) -> bool:
@@ -28,4 +30,10 @@ def is_ip(value: str) -> bool:
 
 def is_email(value: str) -> bool:
     local, at, domain = (value or "").rpartition("@")
-    return bool(at) and bool(local) and len(local) <= 64 and bool(_LOCAL.match(local)) and is_domain(domain)
+    return (
+        bool(at)
+        and bool(local)
+        and len(local) <= 64
+        and bool(_LOCAL.match(local))
+        and is_domain(domain)
+    )

@@ -17,15 +17,23 @@ import hashlib
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields
 
 from ..config_schema import ResponseSchema
-from ..errors import InvalidInput, VendorAuthError, VendorError, VendorNotFound, VendorRateLimited, VendorRejected
-from ..errors import VendorResponseError
+from ..errors import (
+    InvalidInput,
+    VendorAuthError,
+    VendorError,
+    VendorNotFound,
+    VendorRateLimited,
+    VendorRejected,
+    VendorResponseError,
+)
 from ..events import Mailbox, normalise_email, normalise_ip
 from ..http import HttpClient, Response, quote_segment
 from ..redaction import Secret
@@ -47,8 +55,12 @@ def signature(user_key: str, user_agent: str, timestamp: str, secret_key: str) -
 class RateLimiter:
     """At most ``per_minute`` requests in any 60 seconds; ``acquire()`` waits for a slot."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.per_minute, self.clock, self.sleep = per_minute, clock, sleep
         self.sent: deque[float] = deque()
         self.lock = threading.Lock()
@@ -84,12 +96,24 @@ def limiter_for(user_key: str, per_minute: int) -> RateLimiter:
 
 def _wildcard_domain(value: str, field: str) -> str:
     labels = value.split(".")
-    if len(labels) < 2 or "%" in labels[-1] or not labels[-1].isalpha() and not labels[-1].startswith("xn--"):
-        raise InvalidInput(field, f"{value!r}: a domain needs a top-level domain without wildcards (@%.example.com)")
+    if (
+        len(labels) < 2
+        or "%" in labels[-1]
+        or (not labels[-1].isalpha() and not labels[-1].startswith("xn--"))
+    ):
+        raise InvalidInput(
+            field,
+            f"{value!r}: a domain needs a top-level domain without wildcards (@%.example.com)",
+        )
     for label in labels:
         bare = label.replace("%", "a")
-        if not bare or len(bare) > 63 or not all(c.isalnum() or c == "-" for c in bare) or bare[0] == "-" \
-                or bare[-1] == "-":
+        if (
+            not bare
+            or len(bare) > 63
+            or not all(c.isalnum() or c == "-" for c in bare)
+            or bare[0] == "-"
+            or bare[-1] == "-"
+        ):
             raise InvalidInput(field, f"{value!r} has an invalid label {label!r}")
     return value
 
@@ -106,13 +130,17 @@ def validate_entry(list_name: str, value: str) -> str:
         if "%" in text and ":" not in text:
             first_wild = octets.index("%") if "%" in octets else -1
             if len(octets) != 4 or first_wild < 1 or any(o != "%" for o in octets[first_wild:]):
-                raise InvalidInput(list_name, f"{value!r}: '%' may only replace trailing octets (216.12.34.%)")
+                raise InvalidInput(
+                    list_name, f"{value!r}: '%' may only replace trailing octets (216.12.34.%)"
+                )
             normalise_ip(".".join(o if o != "%" else "0" for o in octets), list_name)
             return text
         return normalise_ip(text, list_name)
     if "@" in text and not text.startswith("@"):
         if "%" in text:
-            raise InvalidInput(list_name, f"{value!r}: wildcards are allowed in domains only, not in addresses")
+            raise InvalidInput(
+                list_name, f"{value!r}: wildcards are allowed in domains only, not in addresses"
+            )
         return normalise_email(text, list_name)
     domain = text[1:] if text.startswith("@") else text
     _wildcard_domain(domain, list_name)
@@ -129,9 +157,9 @@ def split_entries(text: str) -> list[str]:
 class _SettingsSchema(ResponseSchema):
     """The JSON settings document (unknown keys ignored)."""
 
-    filterLevel = fields.String(required=True)  # noqa: N815 - the API's own key
-    sendToDomainQuarantine = fields.Boolean(load_default=False)  # noqa: N815
-    quarantineOwner = fields.String(load_default="", allow_none=True)  # noqa: N815
+    filterLevel = fields.String(required=True)
+    sendToDomainQuarantine = fields.Boolean(load_default=False)
+    quarantineOwner = fields.String(load_default="", allow_none=True)
 
 
 @dataclass(frozen=True)
@@ -174,13 +202,23 @@ class RackspaceClient:
     :param rate_limit: requests per minute for this account (shared by every client of it).
     """
 
-    def __init__(self, http: HttpClient, customer_id: str, user_key: Secret, secret_key: Secret, *,
-                 timestamp_timezone: str = "UTC", legacy_names: bool = False, fmt: str = "json",
-                 rate_limit: int = 60, now: Callable[[], float] = time.time,
-                 limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        customer_id: str,
+        user_key: Secret,
+        secret_key: Secret,
+        *,
+        timestamp_timezone: str = "UTC",
+        legacy_names: bool = False,
+        fmt: str = "json",
+        rate_limit: int = 60,
+        now: Callable[[], float] = time.time,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.http, self.customer_id = http, str(customer_id)
         self.user_key, self.secret_key = user_key, secret_key
-        self.zone = dt.timezone.utc if timestamp_timezone == "UTC" else ZoneInfo(timestamp_timezone)
+        self.zone = dt.UTC if timestamp_timezone == "UTC" else ZoneInfo(timestamp_timezone)
         self.legacy_names, self.fmt, self.now = legacy_names, fmt, now
         self.limiter = limiter or limiter_for(user_key.reveal(), rate_limit)
         http.before_send = self._sign
@@ -203,21 +241,40 @@ class RackspaceClient:
             return None
         message = _fault_message(resp)
         if resp.status == 403 and THROTTLED.lower() in message.lower():
-            return VendorRateLimited(VENDOR, "Rackspace throttled us (Exceeded request limits); retrying later",
-                                     status=403, body=resp.body)
+            return VendorRateLimited(
+                VENDOR,
+                "Rackspace throttled us (Exceeded request limits); retrying later",
+                status=403,
+                body=resp.body,
+            )
         if resp.status in (401, 403):
-            return VendorAuthError(VENDOR, f"Rackspace refused the signature ({message}); check user_key, "
-                                   "secret_key, user_agent and that this server's clock is right",
-                                   status=resp.status, body=resp.body)
+            return VendorAuthError(
+                VENDOR,
+                f"Rackspace refused the signature ({message}); check user_key, "
+                "secret_key, user_agent and that this server's clock is right",
+                status=resp.status,
+                body=resp.body,
+            )
         if resp.status == 404 or (resp.status == 400 and " is not found on the " in message):
             return VendorNotFound(VENDOR, message, status=resp.status, body=resp.body)
         if resp.status == 400:
-            return VendorRejected(VENDOR, f"Rackspace refused the request: {message}", status=400, body=resp.body)
+            return VendorRejected(
+                VENDOR, f"Rackspace refused the request: {message}", status=400, body=resp.body
+            )
         return None
 
     def _path(self, mailbox: Mailbox, *rest: str) -> str:
-        segments = ["customers", self.customer_id, "domains", mailbox.domain.name, "ex", "mailboxes",
-                    mailbox.local_part, "spam", *rest]
+        segments = [
+            "customers",
+            self.customer_id,
+            "domains",
+            mailbox.domain.name,
+            "ex",
+            "mailboxes",
+            mailbox.local_part,
+            "spam",
+            *rest,
+        ]
         return "/".join(quote_segment(s) for s in segments)
 
     def _list_name(self, list_name: str) -> str:
@@ -233,17 +290,31 @@ class RackspaceClient:
             try:
                 doc = _SettingsSchema().load(resp.json())
             except ValidationError as exc:
-                raise VendorResponseError(VENDOR, f"answered settings we cannot read ({exc.messages})",
-                                          body=resp.body) from None
-            return SpamSettings(doc["filterLevel"], doc["sendToDomainQuarantine"], doc["quarantineOwner"] or "")
+                raise VendorResponseError(
+                    VENDOR, f"answered settings we cannot read ({exc.messages})", body=resp.body
+                ) from None
+            return SpamSettings(
+                doc["filterLevel"], doc["sendToDomainQuarantine"], doc["quarantineOwner"] or ""
+            )
         root = resp.xml()
         level = _text(root, "filterLevel")
         if not level:
-            raise VendorResponseError(VENDOR, "answered settings without filterLevel", body=resp.body)
-        return SpamSettings(level, _text(root, "sendToDomainQuarantine") == "true", _text(root, "quarantineOwner"))
+            raise VendorResponseError(
+                VENDOR, "answered settings without filterLevel", body=resp.body
+            )
+        return SpamSettings(
+            level, _text(root, "sendToDomainQuarantine") == "true", _text(root, "quarantineOwner")
+        )
 
-    def edit_settings(self, mailbox: Mailbox, filter_level: str, *, send_to_domain_quarantine: bool | None = None,
-                      quarantine_owner: str | None = None, remove_quarantine_owner: bool = False) -> None:
+    def edit_settings(
+        self,
+        mailbox: Mailbox,
+        filter_level: str,
+        *,
+        send_to_domain_quarantine: bool | None = None,
+        quarantine_owner: str | None = None,
+        remove_quarantine_owner: bool = False,
+    ) -> None:
         """Change the settings; ``filter_level`` is always sent (the API requires it)."""
         if filter_level not in FILTER_LEVELS:
             raise InvalidInput("filterlevel", f"{filter_level!r}: must be on, off or exclusive")
@@ -263,7 +334,9 @@ class RackspaceClient:
         if self.fmt == "json":
             doc = resp.json()
             if not isinstance(doc, dict) or not isinstance(doc.get("addresses"), list):
-                raise VendorResponseError(VENDOR, "answered a list without addresses", body=resp.body)
+                raise VendorResponseError(
+                    VENDOR, "answered a list without addresses", body=resp.body
+                )
             return [str(a) for a in doc["addresses"]]
         root = resp.xml()
         holder = root.find("{*}addresses")
@@ -283,7 +356,9 @@ class RackspaceClient:
         except VendorNotFound:
             pass
 
-    def edit_list(self, mailbox: Mailbox, list_name: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+    def edit_list(
+        self, mailbox: Mailbox, list_name: str, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> None:
         """One bulk edit (addList/removeList); every entry is checked before anything is sent."""
         add = [validate_entry(list_name, e) for e in add]
         remove = [validate_entry(list_name, e) for e in remove]

@@ -43,36 +43,69 @@ class SpamPortLoginBlocked(VendorAuthError):
 # Documented failure messages -> (error class, what to tell the admin).  Matched
 # exactly, or by prefix for the ones that end with the offending value.
 _EXACT: dict[str, tuple[type[VendorError], str]] = {
-    "No username supplied": (VendorAuthError, "no username was sent; set username in [vendors.spamport]"),
-    "No password supplied": (VendorAuthError, "no password was sent; set password in [vendors.spamport]"),
-    "Login blocked": (SpamPortLoginBlocked, "SpamPort blocked this server's IP after repeated login failures; "
-                      "fix the credentials, ask info@spamport.com to unblock the IP, then run 'spamfilter check'"),
+    "No username supplied": (
+        VendorAuthError,
+        "no username was sent; set username in [vendors.spamport]",
+    ),
+    "No password supplied": (
+        VendorAuthError,
+        "no password was sent; set password in [vendors.spamport]",
+    ),
+    "Login blocked": (
+        SpamPortLoginBlocked,
+        "SpamPort blocked this server's IP after repeated login failures; "
+        "fix the credentials, ask info@spamport.com to unblock the IP, then run 'spamfilter check'",
+    ),
     "No domain supplied": (VendorRejected, "no domain was sent"),
     "Invalid domain name supplied": (VendorRejected, "SpamPort refused the domain name"),
     "Domain not found": (VendorNotFound, "the domain is not in the SpamPort account"),
-    "License fully used": (VendorRejected, "the SpamPort licence is fully used; extend it or remove domains"),
-    "Archive license fully used": (VendorRejected, "the SpamPort archiving licence is fully used; extend it or set "
-                                   "archive = 14"),
-    "transport_type can be either 'hostname' or 'ip'": (VendorRejected, "SpamPort refused the transport type"),
+    "License fully used": (
+        VendorRejected,
+        "the SpamPort licence is fully used; extend it or remove domains",
+    ),
+    "Archive license fully used": (
+        VendorRejected,
+        "the SpamPort archiving licence is fully used; extend it or set archive = 14",
+    ),
+    "transport_type can be either 'hostname' or 'ip'": (
+        VendorRejected,
+        "SpamPort refused the transport type",
+    ),
     "No domains found": (VendorNotFound, "the SpamPort account holds no domains"),
-    "Unknown error": (VendorUnavailable, "SpamPort reported an unknown error; it will be tried again later"),
-    "Unknown action": (VendorRejected, "SpamPort did not recognise the function; upgrade spamfilter-plugin"),
+    "Unknown error": (
+        VendorUnavailable,
+        "SpamPort reported an unknown error; it will be tried again later",
+    ),
+    "Unknown action": (
+        VendorRejected,
+        "SpamPort did not recognise the function; upgrade spamfilter-plugin",
+    ),
 }
 _PREFIX: dict[str, tuple[type[VendorError], str]] = {
-    "Outdated version of Spamport_API": (VendorRejected, f"SpamPort no longer supports API version {API_VERSION}; "
-                                         "upgrade spamfilter-plugin"),
+    "Outdated version of Spamport_API": (
+        VendorRejected,
+        f"SpamPort no longer supports API version {API_VERSION}; upgrade spamfilter-plugin",
+    ),
     "Invalid domain: ": (VendorRejected, "SpamPort refused the domain"),
     "Invalid transport: ": (VendorRejected, "SpamPort refused the destination mail server"),
     "Domain already exists: ": (VendorConflict, "the domain is already in the SpamPort account"),
-    "Invalid data for archiving": (VendorRejected, "SpamPort refused the archive period (14 or 365 days)"),
-    "Invalid reporting mail address supplied: ": (VendorRejected, "SpamPort refused the report address"),
+    "Invalid data for archiving": (
+        VendorRejected,
+        "SpamPort refused the archive period (14 or 365 days)",
+    ),
+    "Invalid reporting mail address supplied: ": (
+        VendorRejected,
+        "SpamPort refused the report address",
+    ),
 }
 # Bad credentials: SpamPort's document lists no message for them, so anything
 # that speaks of the login is taken as refused credentials (never retried).
 _AUTHISH = re.compile(r"(?i)\b(password|username|login|credential|authenticat|unauthori[sz]ed)")
 
 
-def error_for(message: str, status: int | None = None, body: bytes | str | None = None) -> VendorError:
+def error_for(
+    message: str, status: int | None = None, body: bytes | str | None = None
+) -> VendorError:
     """The typed error for a SpamPort failure message."""
     found = _EXACT.get(message)
     if found is None:
@@ -88,13 +121,23 @@ def error_for(message: str, status: int | None = None, body: bytes | str | None 
 
 
 def _classify(resp: Response) -> VendorError | None:
-    """Read the envelope of a 200 answer: failures become typed errors, the rest is left to http.py."""
+    """Read the envelope of a 200 answer.
+
+    Failures become typed errors; the rest is left to http.py."""
     if resp.status != 200:
         return None
     doc = resp.json()
-    if not isinstance(doc, dict) or doc.get("status") not in ("success", "failure") or "message" not in doc:
-        return VendorResponseError(VENDOR, "answered with JSON that is not SpamPort's {message, status} envelope",
-                                   status=resp.status, body=resp.body)
+    if (
+        not isinstance(doc, dict)
+        or doc.get("status") not in ("success", "failure")
+        or "message" not in doc
+    ):
+        return VendorResponseError(
+            VENDOR,
+            "answered with JSON that is not SpamPort's {message, status} envelope",
+            status=resp.status,
+            body=resp.body,
+        )
     if doc["status"] == "failure":
         return error_for(str(doc["message"]), resp.status, resp.body)
     return None
@@ -122,12 +165,13 @@ class DomainInfo:
         return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
     @classmethod
-    def from_api(cls, data: Any) -> "DomainInfo":
+    def from_api(cls, data: Any) -> DomainInfo:
         try:
             fields_ = _DomainInfoSchema().load(data)
         except ValidationError as exc:
-            raise VendorResponseError(VENDOR, f"answered domain info we cannot read ({exc.messages})",
-                                      body=str(data)) from None
+            raise VendorResponseError(
+                VENDOR, f"answered domain info we cannot read ({exc.messages})", body=str(data)
+            ) from None
         return cls(**fields_)
 
 
@@ -168,24 +212,47 @@ class SpamPortClient:
         self.password = password
 
     def _call(self, function: str, **fields: Any) -> Any:
-        data = {"username": self.username, "password": self.password.reveal(), "version": API_VERSION,
-                "function": function}
+        data = {
+            "username": self.username,
+            "password": self.password.reveal(),
+            "version": API_VERSION,
+            "function": function,
+        }
         data.update({k: v for k, v in fields.items() if v is not None})
         return self.http.request("POST", data=data).json()["message"]
 
-    def add(self, domain: str, destination: str, *, archive: int = 14, report_to: str = "", weekly: bool = False,
-            noscan: bool = False, spamscore: str = "normal", greylist: bool = False) -> None:
+    def add(
+        self,
+        domain: str,
+        destination: str,
+        *,
+        archive: int = 14,
+        report_to: str = "",
+        weekly: bool = False,
+        noscan: bool = False,
+        spamscore: str = "normal",
+        greylist: bool = False,
+    ) -> None:
         """Add a domain with all its settings in one call."""
         if archive not in ARCHIVE_DAYS:
             raise VendorRejected(VENDOR, f"archive must be 14 or 365 days, not {archive}")
         if spamscore not in SPAMSCORES:
-            raise VendorRejected(VENDOR, f"spamscore must be one of {', '.join(SPAMSCORES)}, not {spamscore!r}")
+            raise VendorRejected(
+                VENDOR, f"spamscore must be one of {', '.join(SPAMSCORES)}, not {spamscore!r}"
+            )
         destination = normalise_host(destination, "destination")
-        self._call("add", domain=normalise_domain(domain), transport=destination,
-                   transport_type=transport_type(destination), archive=str(archive),
-                   report_to=normalise_email(report_to, "report_to") if report_to else "",
-                   weekly="1" if weekly else "0", noscan="1" if noscan else "0", spamscore=spamscore,
-                   greylist="1" if greylist else "0")
+        self._call(
+            "add",
+            domain=normalise_domain(domain),
+            transport=destination,
+            transport_type=transport_type(destination),
+            archive=str(archive),
+            report_to=normalise_email(report_to, "report_to") if report_to else "",
+            weekly="1" if weekly else "0",
+            noscan="1" if noscan else "0",
+            spamscore=spamscore,
+            greylist="1" if greylist else "0",
+        )
 
     def remove(self, domain: str) -> None:
         """Remove a domain and all its archived mail (cannot be undone)."""
@@ -221,14 +288,21 @@ class SpamPortClient:
 
     def set_outgoing(self, domain: str, destination: str) -> None:
         destination = normalise_host(destination, "destination")
-        self._call("set_outgoing", domain=normalise_domain(domain), outgoing=destination,
-                   transport=transport_type(destination))
+        self._call(
+            "set_outgoing",
+            domain=normalise_domain(domain),
+            outgoing=destination,
+            transport=transport_type(destination),
+        )
 
     def set_report_to(self, domain: str, report_to: str, weekly: bool = False) -> None:
         """Send reports to *report_to* (empty disables them), daily or weekly."""
-        self._call("set_report_to", domain=normalise_domain(domain),
-                   report_to=normalise_email(report_to, "report_to") if report_to else "",
-                   weekly="1" if weekly else "0")
+        self._call(
+            "set_report_to",
+            domain=normalise_domain(domain),
+            report_to=normalise_email(report_to, "report_to") if report_to else "",
+            weekly="1" if weekly else "0",
+        )
 
     def set_filter(self, domain: str, enabled: bool) -> None:
         """Turn the spam filter on or off (SpamPort's ``noscan`` is the inverse)."""
@@ -236,8 +310,12 @@ class SpamPortClient:
 
     def set_spamscore(self, domain: str, spamscore: str) -> None:
         if spamscore not in SPAMSCORES:
-            raise VendorRejected(VENDOR, f"spamscore must be one of {', '.join(SPAMSCORES)}, not {spamscore!r}")
+            raise VendorRejected(
+                VENDOR, f"spamscore must be one of {', '.join(SPAMSCORES)}, not {spamscore!r}"
+            )
         self._call("set_spamscore", domain=normalise_domain(domain), spamscore=spamscore)
 
     def set_greylist(self, domain: str, enabled: bool) -> None:
-        self._call("set_greylist", domain=normalise_domain(domain), greylist="1" if enabled else "0")
+        self._call(
+            "set_greylist", domain=normalise_domain(domain), greylist="1" if enabled else "0"
+        )

@@ -1,4 +1,5 @@
-"""The Rackspace mailbox spam emulator, driven with raw signed HTTP written from the API document."""
+"""The Rackspace mailbox spam emulator, driven with raw signed HTTP written from the API
+document."""
 
 import datetime as dt
 import xml.etree.ElementTree as ET
@@ -13,26 +14,49 @@ BASE = "/customers/12345678/domains/example.com/ex/mailboxes/alex.smith/spam"
 
 
 def test_published_signature_vector():
-    published = "eGbq9/2hcZsRlr1JV1PiRackspace Management Interface20010308143725QHOvchm/40czXhJ1OxfxK7jDHr3t"
-    user_key, timestamp, secret = "eGbq9/2hcZsRlr1JV1Pi", "20010308143725", "QHOvchm/40czXhJ1OxfxK7jDHr3t"
+    published = (
+        "eGbq9/2hcZsRlr1JV1PiRackspace Management Interface"
+        "20010308143725QHOvchm/40czXhJ1OxfxK7jDHr3t"
+    )
+    user_key, timestamp, secret = (
+        "eGbq9/2hcZsRlr1JV1Pi",
+        "20010308143725",
+        "QHOvchm/40czXhJ1OxfxK7jDHr3t",
+    )
     assert user_key + UA + timestamp + secret == published
     assert signature(user_key, UA, timestamp, secret) == "46VIwd66mOFGG8IkbgnLlXnfnkU="
 
 
 def stamp(offset=0):
-    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset)).strftime("%Y%m%d%H%M%S")
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)).strftime("%Y%m%d%H%M%S")
 
 
 @pytest.fixture
 def rs(rackspace_sandbox):
-    def call(method, path, *, fmt="json", data=None, user_agent=UA, sign_agent=None, offset=0, secret=SECRET_KEY,
-             key=USER_KEY, signed=True):
+    def call(
+        method,
+        path,
+        *,
+        fmt="json",
+        data=None,
+        user_agent=UA,
+        sign_agent=None,
+        offset=0,
+        secret=SECRET_KEY,
+        key=USER_KEY,
+        signed=True,
+    ):
         ts = stamp(offset)
-        headers = {"User-Agent": user_agent, "Accept": "application/json" if fmt == "json" else "text/xml"}
+        headers = {
+            "User-Agent": user_agent,
+            "Accept": "application/json" if fmt == "json" else "text/xml",
+        }
         if signed:
             sig = signature(key, user_agent if sign_agent is None else sign_agent, ts, secret)
             headers["X-Api-Signature"] = f"{key}:{ts}:{sig}"
-        return requests.request(method, rackspace_sandbox.url + path, data=data, headers=headers, timeout=5)
+        return requests.request(
+            method, rackspace_sandbox.url + path, data=data, headers=headers, timeout=5
+        )
 
     call.sandbox = rackspace_sandbox
     return call
@@ -49,23 +73,45 @@ def fault(resp, status, message=None):
 
 def test_settings_show_json_and_xml(rs):
     resp = rs("GET", f"{BASE}/settings")
-    assert resp.json() == {"filterLevel": "on", "sendToDomainQuarantine": False, "quarantineOwner": ""}
+    assert resp.json() == {
+        "filterLevel": "on",
+        "sendToDomainQuarantine": False,
+        "quarantineOwner": "",
+    }
     resp = rs("GET", f"{BASE}/settings", fmt="xml")
     assert resp.headers["Content-Type"].startswith("text/xml")
     root = ET.fromstring(resp.content)
     ns = "{urn:xml:MailboxSpamSettings}"
     assert root.tag == f"{ns}MailboxSpamSettings"
-    assert root.findtext(f"{ns}filterLevel") == "on" and root.findtext(f"{ns}sendToDomainQuarantine") == "false"
+    assert (
+        root.findtext(f"{ns}filterLevel") == "on"
+        and root.findtext(f"{ns}sendToDomainQuarantine") == "false"
+    )
     assert root.find(f"{ns}quarantineOwner") is not None
 
 
 def test_settings_edit_rules(rs):
-    assert rs("PUT", f"{BASE}/settings", data={"filterlevel": "exclusive", "sendtodomainquarantine": "true",
-                                               "quarantineowner": "boss@example.com"}).status_code == 200
-    assert rs("GET", f"{BASE}/settings").json() == {"filterLevel": "exclusive", "sendToDomainQuarantine": True,
-                                                    "quarantineOwner": "boss@example.com"}
+    assert (
+        rs(
+            "PUT",
+            f"{BASE}/settings",
+            data={
+                "filterlevel": "exclusive",
+                "sendtodomainquarantine": "true",
+                "quarantineowner": "boss@example.com",
+            },
+        ).status_code
+        == 200
+    )
+    assert rs("GET", f"{BASE}/settings").json() == {
+        "filterLevel": "exclusive",
+        "sendToDomainQuarantine": True,
+        "quarantineOwner": "boss@example.com",
+    }
     assert rs("PUT", f"{BASE}/settings", data={"filterlevel": "off"}).status_code == 200
-    assert rs("GET", f"{BASE}/settings").json()["sendToDomainQuarantine"] is False  # "off" forces false
+    assert (
+        rs("GET", f"{BASE}/settings").json()["sendToDomainQuarantine"] is False
+    )  # "off" forces false
     rs("PUT", f"{BASE}/settings", data={"filterlevel": "on", "removeQuarantineOwner": "true"})
     assert rs("GET", f"{BASE}/settings").json()["quarantineOwner"] == ""
 
@@ -73,19 +119,26 @@ def test_settings_edit_rules(rs):
 def test_settings_errors(rs):
     msg = "Invalid filterLevel, input must be: on/off/exclusive"
     fault(rs("PUT", f"{BASE}/settings", data={"filterlevel": "max"}), 400, msg)
-    fault(rs("PUT", f"{BASE}/settings", data={"sendtodomainquarantine": "true"}), 400, msg)  # filterlevel required
+    fault(
+        rs("PUT", f"{BASE}/settings", data={"sendtodomainquarantine": "true"}), 400, msg
+    )  # filterlevel required
     fault(rs("POST", f"{BASE}/settings", data={"filterlevel": "on"}), 405)
-    fault(rs("GET", "/customers/12345678/domains/example.com/ex/mailboxes/nobody/spam/settings"), 404)
+    fault(
+        rs("GET", "/customers/12345678/domains/example.com/ex/mailboxes/nobody/spam/settings"), 404
+    )
 
 
-@pytest.mark.parametrize("name,root,item,entry", [
-    ("blacklist", "blacklist", "address", "name1@spam.com"),
-    ("blocklist", "blocklist", "address", "name1@spam.com"),
-    ("safelist", "safelist", "address", "name1@notspam.com"),
-    ("ipblacklist", "ipBlacklist", "ip", "216.12.34.1"),
-    ("ipblocklist", "ipBlocklist", "ip", "216.12.34.1"),
-    ("ipsafelist", "ipSafelist", "ip", "192.168.0.1"),
-])
+@pytest.mark.parametrize(
+    "name,root,item,entry",
+    [
+        ("blacklist", "blacklist", "address", "name1@spam.com"),
+        ("blocklist", "blocklist", "address", "name1@spam.com"),
+        ("safelist", "safelist", "address", "name1@notspam.com"),
+        ("ipblacklist", "ipBlacklist", "ip", "216.12.34.1"),
+        ("ipblocklist", "ipBlocklist", "ip", "216.12.34.1"),
+        ("ipsafelist", "ipSafelist", "ip", "192.168.0.1"),
+    ],
+)
 def test_list_index_add_delete_in_json_and_xml(rs, name, root, item, entry):
     assert rs("GET", f"{BASE}/{name}").json() == {"addresses": []}
     assert rs("POST", f"{BASE}/{name}/{entry}", data={}).status_code == 200
@@ -110,9 +163,21 @@ def test_legacy_and_new_list_names_share_one_list(rs):
 def test_address_entry_rules(rs):
     fault(rs("POST", f"{BASE}/blacklist/abc"), 400, "invalid email address: abc")
     fault(rs("POST", f"{BASE}/safelist/abc"), 400, "invalid email address: abc")
-    fault(rs("POST", f"{BASE}/blacklist/example.com"), 400, "Adding example.com would blacklist the current domain")
-    fault(rs("POST", f"{BASE}/blacklist/@example.com"), 400, "Adding @example.com would blacklist the current domain")
-    fault(rs("POST", f"{BASE}/blocklist/example.com"), 400, "Adding example.com would block the current domain")
+    fault(
+        rs("POST", f"{BASE}/blacklist/example.com"),
+        400,
+        "Adding example.com would blacklist the current domain",
+    )
+    fault(
+        rs("POST", f"{BASE}/blacklist/@example.com"),
+        400,
+        "Adding @example.com would blacklist the current domain",
+    )
+    fault(
+        rs("POST", f"{BASE}/blocklist/example.com"),
+        400,
+        "Adding example.com would block the current domain",
+    )
     assert rs("POST", f"{BASE}/safelist/example.com").status_code == 200  # safelisting it is fine
     fault(rs("POST", f"{BASE}/blacklist/@example.%25"), 400, "invalid email address: @example.%")
     fault(rs("POST", f"{BASE}/blacklist/a%25@example.org"), 400)  # no wildcards in addresses
@@ -130,14 +195,27 @@ def test_ip_entry_rules(rs):
 
 def test_bulk_edit(rs):
     rs("POST", f"{BASE}/blacklist/@examp%25.com")
-    resp = rs("PUT", f"{BASE}/blacklist", data={"addList": "@%.example.org,abc@example.org",
-                                                "removeList": "@examp%.com"})
+    resp = rs(
+        "PUT",
+        f"{BASE}/blacklist",
+        data={"addList": "@%.example.org,abc@example.org", "removeList": "@examp%.com"},
+    )
     assert resp.status_code == 200
-    assert rs("GET", f"{BASE}/blacklist").json() == {"addresses": ["@%.example.org", "abc@example.org"]}
-    resp = rs("PUT", f"{BASE}/ipblacklist", data={"addList": "216.12.34.%,216.12.%.%", "removeList": "216.%.%.%"})
+    assert rs("GET", f"{BASE}/blacklist").json() == {
+        "addresses": ["@%.example.org", "abc@example.org"]
+    }
+    resp = rs(
+        "PUT",
+        f"{BASE}/ipblacklist",
+        data={"addList": "216.12.34.%,216.12.%.%", "removeList": "216.%.%.%"},
+    )
     assert resp.status_code == 200
     assert rs("GET", f"{BASE}/ipblacklist").json() == {"addresses": ["216.12.34.%", "216.12.%.%"]}
-    fault(rs("PUT", f"{BASE}/safelist", data={"addList": "good@x.org,bad"}), 400, "invalid email address: bad")
+    fault(
+        rs("PUT", f"{BASE}/safelist", data={"addList": "good@x.org,bad"}),
+        400,
+        "invalid email address: bad",
+    )
     assert rs("GET", f"{BASE}/safelist").json() == {"addresses": []}  # all or nothing
     fault(rs("PUT", f"{BASE}/safelist", data={}), 400)
 

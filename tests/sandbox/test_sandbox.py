@@ -17,7 +17,9 @@ import requests
 from spamfilter_plugin.sandbox import EMULATORS, FAULT_KINDS, Sandbox
 from spamfilter_plugin.sandbox.spamport import PASSWORD, USERNAME
 
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(
+    os.path.dirname(sys.executable), "spamfilter"
+)
 FORM = {"username": USERNAME, "password": PASSWORD, "version": "1.8", "function": "get_domains"}
 
 
@@ -45,26 +47,49 @@ def test_error_faults_on_every_emulator(sandbox, name, kind):
     resp = requests.post(running.url, data=FORM, timeout=5)
     assert resp.status_code == (503 if kind == "error" else 502)
     if kind == "html":
-        assert resp.headers["Content-Type"].startswith("text/html") and "<h1>Bad Gateway</h1>" in resp.text
+        assert (
+            resp.headers["Content-Type"].startswith("text/html")
+            and "<h1>Bad Gateway</h1>" in resp.text
+        )
     assert control(running, "requests").json()[-1]["fault"] == kind
 
 
 def test_reset_fault_drops_the_connection_without_processing(spamport_sandbox):
     control(spamport_sandbox, "faults", {"queue": ["reset"]})
     with pytest.raises(requests.ConnectionError):
-        requests.post(spamport_sandbox.url, data=dict(FORM, function="add", domain="a.example",
-                                                      transport="m.example.com", transport_type="hostname",
-                                                      archive="14"), timeout=5)
+        requests.post(
+            spamport_sandbox.url,
+            data=dict(
+                FORM,
+                function="add",
+                domain="a.example",
+                transport="m.example.com",
+                transport_type="hostname",
+                archive="14",
+            ),
+            timeout=5,
+        )
     assert spamport_sandbox.emulator.domains == {}
 
 
 def test_reset_after_processes_then_drops_the_reply(spamport_sandbox):
     control(spamport_sandbox, "faults", {"queue": ["reset_after"]})
     with pytest.raises(requests.ConnectionError):
-        requests.post(spamport_sandbox.url, data=dict(FORM, function="add", domain="a.example",
-                                                      transport="m.example.com", transport_type="hostname",
-                                                      archive="14"), timeout=5)
-    assert "a.example" in spamport_sandbox.emulator.domains  # the change happened; only the answer was lost
+        requests.post(
+            spamport_sandbox.url,
+            data=dict(
+                FORM,
+                function="add",
+                domain="a.example",
+                transport="m.example.com",
+                transport_type="hostname",
+                archive="14",
+            ),
+            timeout=5,
+        )
+    assert (
+        "a.example" in spamport_sandbox.emulator.domains
+    )  # the change happened; only the answer was lost
 
 
 def test_truncated_body(spamport_sandbox):
@@ -98,7 +123,9 @@ def test_rates_are_seeded_and_repeatable(spamport_sandbox):
     def run():
         control(spamport_sandbox, "reset")
         control(spamport_sandbox, "faults", {"rates": {"error": 0.3}, "seed": 7})
-        return [requests.post(spamport_sandbox.url, data=FORM, timeout=5).status_code for _ in range(40)]
+        return [
+            requests.post(spamport_sandbox.url, data=FORM, timeout=5).status_code for _ in range(40)
+        ]
 
     first = run()
     assert first == run()
@@ -115,7 +142,15 @@ def test_fault_settings_are_validated(spamport_sandbox):
     resp = control(spamport_sandbox, "seed", {"bogus": 1})
     assert resp.status_code == 400 and "bogus" in resp.json()["error"]
     assert control(spamport_sandbox, "nothing").status_code == 404
-    assert set(FAULT_KINDS) == {"error", "html", "timeout", "reset", "reset_after", "truncate", "malformed"}
+    assert set(FAULT_KINDS) == {
+        "error",
+        "html",
+        "timeout",
+        "reset",
+        "reset_after",
+        "truncate",
+        "malformed",
+    }
 
 
 def test_faults_can_be_cleared(spamport_sandbox):
@@ -154,9 +189,22 @@ def test_sandbox_config_snippet_loads_and_checks(tmp_path):
 
 def test_cli_serves_prints_config_and_stops_on_sigterm(tmp_path):
     out_cfg = tmp_path / "sandbox.toml"
-    proc = subprocess.Popen([SPAMFILTER, "sandbox", "--json", "--fault", "error=1", "--vendor", "spamport",
-                             "--write-config", str(out_cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            SPAMFILTER,
+            "sandbox",
+            "--json",
+            "--fault",
+            "error=1",
+            "--vendor",
+            "spamport",
+            "--write-config",
+            str(out_cfg),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 20)
         assert ready, "the sandbox printed nothing"
@@ -167,7 +215,9 @@ def test_cli_serves_prints_config_and_stops_on_sigterm(tmp_path):
         doc = json.loads(text)
         url = doc["spamport"]["api_url"]
         assert doc["spamport"]["username"] == USERNAME
-        assert requests.post(url, data=FORM, timeout=5).status_code == 503  # --fault error=1 applied
+        assert (
+            requests.post(url, data=FORM, timeout=5).status_code == 503
+        )  # --fault error=1 applied
         assert oct(out_cfg.stat().st_mode & 0o777) == "0o600" and url in out_cfg.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -175,28 +225,40 @@ def test_cli_serves_prints_config_and_stops_on_sigterm(tmp_path):
     assert proc.returncode == 0
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--host", "192.0.2.1"], "host: 192.0.2.1 is not a loopback address"),
-    (["--fault", "meteor=1"], "--fault meteor=1"),
-    (["--fault", "error=lots"], "RATE must be a number"),
-    (["--vendor", "spamprot"], "vendor: unknown spamprot"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--host", "192.0.2.1"], "host: 192.0.2.1 is not a loopback address"),
+        (["--fault", "meteor=1"], "--fault meteor=1"),
+        (["--fault", "error=lots"], "RATE must be a number"),
+        (["--vendor", "spamprot"], "vendor: unknown spamprot"),
+    ],
+)
 def test_cli_bad_options_exit_2(args, needle):
-    proc = subprocess.run([SPAMFILTER, "sandbox", *args], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [SPAMFILTER, "sandbox", *args], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 2 and needle in proc.stderr
 
 
 def test_fixtures_reach_other_test_suites(tmp_path):
     """A user's own suite gets the fixtures through the pytest11 entry point, with no conftest."""
-    (tmp_path / "test_user.py").write_text(textwrap.dedent("""
+    (tmp_path / "test_user.py").write_text(
+        textwrap.dedent("""
         import requests
 
         def test_uses_the_sandbox(spamport_sandbox, sandbox):
             resp = requests.post(spamport_sandbox.url, data={"username": "x"}, timeout=5)
             assert resp.json() == {"message": "No password supplied", "status": "failure"}
             assert sandbox["rackspace"].url.endswith("/v1")
-    """))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    """)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout

@@ -22,21 +22,37 @@ def err(code):
     def check(answer):
         assert answer["result"] == "error" and answer["error"]["code"] == code, answer
         return True
+
     return check
 
 
 def test_add_get_edit_delete_domain(sb):
-    added = sb("add-domain", domain="example.org", host="mail-server.example.org", username=None, password=None)
-    assert added == {"result": "success",
-                     "params": {"domain_id": 54321, "txt_record_for_confirmation": "spambarrier-verify-54321"}}
+    added = sb(
+        "add-domain",
+        domain="example.org",
+        host="mail-server.example.org",
+        username=None,
+        password=None,
+    )
+    assert added == {
+        "result": "success",
+        "params": {"domain_id": 54321, "txt_record_for_confirmation": "spambarrier-verify-54321"},
+    }
     listed = sb("get-domains")
     assert listed["result"] == "success" and listed["params"]["count"] == 1
     (d,) = listed["params"]["domains"]
-    assert d["id"] == "54321" and d["name"] == "example.org" and d["host"] == "mail-server.example.org"
+    assert (
+        d["id"] == "54321" and d["name"] == "example.org" and d["host"] == "mail-server.example.org"
+    )
     assert d["has_authentication"] is False and d["confirmed"] is False
     assert d["created"].isdigit() and isinstance(d["quarantine_mail_count"], int)
-    assert sb("edit-domain", domain="example.org", host="192.0.2.8", username="auth@example.org",
-              password="nesgihwehg12094") == {"result": "success"}
+    assert sb(
+        "edit-domain",
+        domain="example.org",
+        host="192.0.2.8",
+        username="auth@example.org",
+        password="nesgihwehg12094",
+    ) == {"result": "success"}
     assert sb("get-domains")["params"]["domains"][0]["has_authentication"] is True
     assert sb("delete-domain", domain="example.org") == {"result": "success"}
     assert sb("get-domains")["params"] == {"count": 0, "domains": []}
@@ -46,35 +62,69 @@ def test_domain_errors(sb):
     sb("add-domain", domain="example.org", host="mx.example.org")
     assert err("domain_exists")(sb("add-domain", domain="example.org", host="mx.example.org"))
     assert err("domain_not_found")(sb("delete-domain", domain="absent.example"))
-    assert err("domain_not_found")(sb("edit-domain", domain="absent.example", host="mx.example.org"))
+    assert err("domain_not_found")(
+        sb("edit-domain", domain="absent.example", host="mx.example.org")
+    )
     assert err("invalid_parameter")(sb("add-domain", domain="not a domain", host="mx.example.org"))
     assert err("invalid_parameter")(sb("add-domain", domain="b.example", host="not a host"))
     assert err("missing_parameter")(sb("add-domain", domain="b.example"))
-    assert err("invalid_parameter")(sb("add-domain", domain="b.example", host="mx.example.org", username="u"))
+    assert err("invalid_parameter")(
+        sb("add-domain", domain="b.example", host="mx.example.org", username="u")
+    )
 
 
 def test_txt_record_confirmation_needs_the_published_record(sb):
-    txt = sb("add-domain", domain="example.org", host="mx.example.org")["params"]["txt_record_for_confirmation"]
+    txt = sb("add-domain", domain="example.org", host="mx.example.org")["params"][
+        "txt_record_for_confirmation"
+    ]
     assert err("txt_record_not_found")(sb("confirm-txt-record", domain="example.org"))
-    requests.post(f"{sb.sandbox.root}/_sandbox/seed", json={"dns": {"example.org": [txt]}}, timeout=5)
+    requests.post(
+        f"{sb.sandbox.root}/_sandbox/seed", json={"dns": {"example.org": [txt]}}, timeout=5
+    )
     assert sb("confirm-txt-record", domain="example.org") == {"result": "success"}
     assert sb("get-domains")["params"]["domains"][0]["confirmed"] is True
 
 
 def test_filter_settings(sb):
     sb("add-domain", domain="example.org", host="mx.example.org")
-    assert sb("get-filter-settings", domain="example.org") == {"result": "success", "params": {
-        "spam_treatment": "quarantine", "spam_threshold": 5, "virus_treatment": "quarantine", "greylisting": 0}}
-    assert sb("set-filter-settings", domain="example.org", spam_treatment="reject", spam_threshold=7,
-              virus_treatment="reject", greylisting=0) == {"result": "success"}
+    assert sb("get-filter-settings", domain="example.org") == {
+        "result": "success",
+        "params": {
+            "spam_treatment": "quarantine",
+            "spam_threshold": 5,
+            "virus_treatment": "quarantine",
+            "greylisting": 0,
+        },
+    }
+    assert sb(
+        "set-filter-settings",
+        domain="example.org",
+        spam_treatment="reject",
+        spam_threshold=7,
+        virus_treatment="reject",
+        greylisting=0,
+    ) == {"result": "success"}
     assert sb("get-filter-settings", domain="example.org")["params"]["spam_threshold"] == 7
 
 
-@pytest.mark.parametrize("change", [{"spam_treatment": "delete"}, {"virus_treatment": "tag"},
-                                    {"greylisting": 2}, {"spam_threshold": "high"}, {"spam_threshold": -1}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"spam_treatment": "delete"},
+        {"virus_treatment": "tag"},
+        {"greylisting": 2},
+        {"spam_threshold": "high"},
+        {"spam_threshold": -1},
+    ],
+)
 def test_filter_setting_values_are_checked(sb, change):
     sb("add-domain", domain="example.org", host="mx.example.org")
-    params = dict(spam_treatment="tag", spam_threshold=5, virus_treatment="quarantine", greylisting=1)
+    params = {
+        "spam_treatment": "tag",
+        "spam_threshold": 5,
+        "virus_treatment": "quarantine",
+        "greylisting": 1,
+    }
     params.update(change)
     assert err("invalid_parameter")(sb("set-filter-settings", domain="example.org", **params))
 
@@ -89,21 +139,30 @@ def test_quarantine_is_seeded_deterministically_and_manageable(sb):
     requests.post(f"{sb.sandbox.root}/_sandbox/reset", timeout=5)
     sb("add-domain", domain="example.org", host="mx.example.org")
     assert sb("get-quarantine", domain="example.org")["params"] == first  # deterministic
-    assert sb("resend-quarantine-message", domain="example.org", message_id=int(msg["message_id"])) == {
-        "result": "success", "params": {}}
+    assert sb(
+        "resend-quarantine-message", domain="example.org", message_id=int(msg["message_id"])
+    ) == {"result": "success", "params": {}}
     assert sb.sandbox.emulator.resent == [("example.org", msg["message_id"])]
     second = first["messages"][1]["message_id"]
     assert sb("delete-quarantine-message", domain="example.org", message_id=second) == {
-        "result": "success", "params": {}}
+        "result": "success",
+        "params": {},
+    }
     assert sb("get-quarantine", domain="example.org")["params"]["count"] == first["count"] - 2
-    assert err("message_not_found")(sb("delete-quarantine-message", domain="example.org", message_id=second))
+    assert err("message_not_found")(
+        sb("delete-quarantine-message", domain="example.org", message_id=second)
+    )
     assert sb("get-domains")["params"]["domains"][0]["quarantine_mail_count"] == first["count"] - 2
 
 
 def test_statistics(sb):
     sb("add-domain", domain="example.org", host="mx.example.org")
-    stats = sb("get-domain-statistics", domain="example.org", **{"from": "2015-01-01", "to": "2015-01-02"},
-               interval="day")["params"]
+    stats = sb(
+        "get-domain-statistics",
+        domain="example.org",
+        **{"from": "2015-01-01", "to": "2015-01-02"},
+        interval="day",
+    )["params"]
     assert [i["label"] for i in stats["intervals"]] == ["2015-01-01", "2015-01-02"]
     total = sum(int(i["values"]["total_count"]) for i in stats["intervals"])
     assert stats["total"]["statistics"]["total_count"] == str(total)
@@ -111,35 +170,80 @@ def test_statistics(sb):
         v = {k: int(x) for k, x in i["values"].items()}
         assert v["total_count"] == v["pass_count"] + v["spam_count"] + v["virus_count"]
     assert stats["total"]["totalTraffic"] >= stats["total"]["passedTraffic"] >= 0
-    again = sb("get-domain-statistics", domain="example.org", **{"from": "2015-01-01", "to": "2015-01-02"},
-               interval="day")["params"]
+    again = sb(
+        "get-domain-statistics",
+        domain="example.org",
+        **{"from": "2015-01-01", "to": "2015-01-02"},
+        interval="day",
+    )["params"]
     assert again == stats
-    hours = sb("get-domain-statistics", domain="example.org", **{"from": "2015-01-01", "to": "2015-01-01"},
-               interval="hour")["params"]["intervals"]
+    hours = sb(
+        "get-domain-statistics",
+        domain="example.org",
+        **{"from": "2015-01-01", "to": "2015-01-01"},
+        interval="hour",
+    )["params"]["intervals"]
     assert len(hours) == 24
-    months = sb("get-domain-statistics", domain="example.org", **{"from": "2015-01-20", "to": "2015-03-02"},
-                interval="month")["params"]["intervals"]
+    months = sb(
+        "get-domain-statistics",
+        domain="example.org",
+        **{"from": "2015-01-20", "to": "2015-03-02"},
+        interval="month",
+    )["params"]["intervals"]
     assert [m["label"] for m in months] == ["2015-01", "2015-02", "2015-03"]
-    assert err("invalid_parameter")(sb("get-domain-statistics", domain="example.org",
-                                       **{"from": "01.01.2015", "to": "2015-01-02"}, interval="day"))
-    assert err("invalid_parameter")(sb("get-domain-statistics", domain="example.org",
-                                       **{"from": "2015-01-01", "to": "2015-01-02"}, interval="week"))
+    assert err("invalid_parameter")(
+        sb(
+            "get-domain-statistics",
+            domain="example.org",
+            **{"from": "01.01.2015", "to": "2015-01-02"},
+            interval="day",
+        )
+    )
+    assert err("invalid_parameter")(
+        sb(
+            "get-domain-statistics",
+            domain="example.org",
+            **{"from": "2015-01-01", "to": "2015-01-02"},
+            interval="week",
+        )
+    )
 
 
 def test_whitelist_entries(sb):
     sb("add-domain", domain="example.org", host="mx.example.org")
-    assert sb("get-whitelistentries", domain="example.org") == {"result": "success", "params": {"entries": []}}
-    assert sb("add-whitelistentry", domain="example.org", **{"from": "customer@domain.com"},
-              to="test@example.org") == {"result": "success", "params": []}
+    assert sb("get-whitelistentries", domain="example.org") == {
+        "result": "success",
+        "params": {"entries": []},
+    }
+    assert sb(
+        "add-whitelistentry",
+        domain="example.org",
+        **{"from": "customer@domain.com"},
+        to="test@example.org",
+    ) == {"result": "success", "params": []}
     (entry,) = sb("get-whitelistentries", domain="example.org")["params"]["entries"]
-    assert entry["id"] == "123456789" and entry["from"] == "customer@domain.com" and entry["to"] == "test@example.org"
+    assert (
+        entry["id"] == "123456789"
+        and entry["from"] == "customer@domain.com"
+        and entry["to"] == "test@example.org"
+    )
     assert len(entry["created"]) == len("04.01.2021 15:38:17")
-    assert sb("delete-whitelistentry", domain="example.org", id=123456789) == {"result": "success", "params": []}
+    assert sb("delete-whitelistentry", domain="example.org", id=123456789) == {
+        "result": "success",
+        "params": [],
+    }
     assert err("entry_not_found")(sb("delete-whitelistentry", domain="example.org", id=123456789))
-    assert err("invalid_parameter")(sb("add-whitelistentry", domain="example.org", **{"from": "x y"},
-                                       to="test@example.org"))
-    assert err("invalid_parameter")(sb("add-whitelistentry", domain="example.org", **{"from": "a@b.com"},
-                                       to="test@elsewhere.org"))
+    assert err("invalid_parameter")(
+        sb("add-whitelistentry", domain="example.org", **{"from": "x y"}, to="test@example.org")
+    )
+    assert err("invalid_parameter")(
+        sb(
+            "add-whitelistentry",
+            domain="example.org",
+            **{"from": "a@b.com"},
+            to="test@elsewhere.org",
+        )
+    )
 
 
 def test_authentication_and_envelope_errors(sb):

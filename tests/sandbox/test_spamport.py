@@ -24,8 +24,17 @@ def sp(spamport_sandbox):
 
 
 def add(sp, domain="example.com", **over):
-    fields = dict(domain=domain, transport="mail.example.com", transport_type="hostname", archive="14",
-                  report_to="", weekly="0", noscan="0", spamscore="normal", greylist="0")
+    fields = {
+        "domain": domain,
+        "transport": "mail.example.com",
+        "transport_type": "hostname",
+        "archive": "14",
+        "report_to": "",
+        "weekly": "0",
+        "noscan": "0",
+        "spamscore": "normal",
+        "greylist": "0",
+    }
     fields.update(over)
     return sp("add", **fields)
 
@@ -39,13 +48,23 @@ def fail(message):
 
 
 def test_add_info_and_get_domains(sp):
-    assert add(sp, "example.com", report_to="info@example.com", greylist="1") == ok("Domain added successfully")
-    assert add(sp, "second.example", transport="2001:db8::25", transport_type="ip") == ok("Domain added successfully")
+    assert add(sp, "example.com", report_to="info@example.com", greylist="1") == ok(
+        "Domain added successfully"
+    )
+    assert add(sp, "second.example", transport="2001:db8::25", transport_type="ip") == ok(
+        "Domain added successfully"
+    )
     info = sp("info", domain="example.com")
     assert info["status"] == "success"
-    assert info["message"] == {"domain": "example.com", "transport": "smtp:mail.example.com",
-                               "added": info["message"]["added"], "report_to": "info@example.com",
-                               "spamscore": "normal", "noscan": "0", "greylist": "1"}
+    assert info["message"] == {
+        "domain": "example.com",
+        "transport": "smtp:mail.example.com",
+        "added": info["message"]["added"],
+        "report_to": "info@example.com",
+        "spamscore": "normal",
+        "noscan": "0",
+        "greylist": "1",
+    }
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", info["message"]["added"])
     listed = sp("get_domains")["message"]
     assert [d["domain"] for d in listed] == ["example.com", "second.example"]
@@ -78,14 +97,20 @@ def test_login_code_expires_after_a_minute(sp):
     real = emulator.clock
     emulator.clock = lambda: real() + 61
     try:
-        assert requests.get(f"{sp.sandbox.root}/login/example.com/{code}", timeout=5).status_code == 403
+        assert (
+            requests.get(f"{sp.sandbox.root}/login/example.com/{code}", timeout=5).status_code
+            == 403
+        )
     finally:
         emulator.clock = real
 
 
 def test_new_password(sp):
     add(sp)
-    first, second = sp("new_password", domain="example.com"), sp("new_password", domain="example.com")
+    first, second = (
+        sp("new_password", domain="example.com"),
+        sp("new_password", domain="example.com"),
+    )
     assert first["status"] == second["status"] == "success"
     assert len(first["message"]) >= 12 and first["message"] != second["message"]
 
@@ -94,7 +119,9 @@ def test_setters(sp):
     add(sp)
     updated = ok("Domain updated")
     assert sp("set_outgoing", domain="example.com", outgoing="192.0.2.5", transport="ip") == updated
-    assert sp("set_report_to", domain="example.com", report_to="r@example.com", weekly="1") == updated
+    assert (
+        sp("set_report_to", domain="example.com", report_to="r@example.com", weekly="1") == updated
+    )
     assert sp("set_filter", domain="example.com", noscan="1") == updated
     assert sp("set_spamscore", domain="example.com", spamscore="veryhigh") == updated
     assert sp("set_greylist", domain="example.com", greylist="1") == updated
@@ -102,12 +129,26 @@ def test_setters(sp):
     assert info["transport"] == "smtp:192.0.2.5" and info["report_to"] == "r@example.com"
     assert (info["noscan"], info["spamscore"], info["greylist"]) == ("1", "veryhigh", "1")
     assert sp.sandbox.emulator.domains["example.com"]["weekly"] == "1"
-    assert sp("set_report_to", domain="example.com", report_to="") == updated  # empty disables reports
+    assert (
+        sp("set_report_to", domain="example.com", report_to="") == updated
+    )  # empty disables reports
     assert sp("info", domain="example.com")["message"]["report_to"] == ""
 
 
-@pytest.mark.parametrize("function", ["remove", "login", "info", "new_password", "set_outgoing", "set_report_to",
-                                      "set_filter", "set_spamscore", "set_greylist"])
+@pytest.mark.parametrize(
+    "function",
+    [
+        "remove",
+        "login",
+        "info",
+        "new_password",
+        "set_outgoing",
+        "set_report_to",
+        "set_filter",
+        "set_spamscore",
+        "set_greylist",
+    ],
+)
 def test_domain_functions_on_unknown_and_missing_domains(sp, function):
     assert sp(function, domain="absent.example") == fail("Domain not found")
     assert sp(function) == fail("No domain supplied")
@@ -144,20 +185,30 @@ def test_add_errors(sp):
     add(sp)
     assert add(sp) == fail("Domain already exists: example.com")
     assert add(sp, "bad_domain!") == fail("Invalid domain: bad_domain!")
-    assert add(sp, "x.example", transport_type="mx") == fail("transport_type can be either 'hostname' or 'ip'")
+    assert add(sp, "x.example", transport_type="mx") == fail(
+        "transport_type can be either 'hostname' or 'ip'"
+    )
     assert add(sp, "x.example", transport="mail.example.com", transport_type="ip") == fail(
-        "Invalid transport: mail.example.com")
+        "Invalid transport: mail.example.com"
+    )
     assert add(sp, "x.example", transport="") == fail("Invalid transport: ")
-    assert add(sp, "x.example", archive="30") == fail("Invalid data for archiving (must be 14 or 365): 30")
-    assert add(sp, "x.example", report_to="nobody") == fail("Invalid reporting mail address supplied: nobody")
+    assert add(sp, "x.example", archive="30") == fail(
+        "Invalid data for archiving (must be 14 or 365): 30"
+    )
+    assert add(sp, "x.example", report_to="nobody") == fail(
+        "Invalid reporting mail address supplied: nobody"
+    )
     assert add(sp, "x.example", spamscore="extreme") == fail("Unknown error")
     assert add(sp, "x.example", noscan="2") == fail("Unknown error")
     assert "x.example" not in sp.sandbox.emulator.domains
 
 
 def test_licences(sp):
-    requests.post(f"{sp.sandbox.root}/_sandbox/seed", json={"license_limit": 2, "archive_license_limit": 1},
-                  timeout=5)
+    requests.post(
+        f"{sp.sandbox.root}/_sandbox/seed",
+        json={"license_limit": 2, "archive_license_limit": 1},
+        timeout=5,
+    )
     assert add(sp, "a.example", archive="365") == ok("Domain added successfully")
     assert add(sp, "b.example", archive="365") == fail("Archive license fully used")
     assert add(sp, "b.example") == ok("Domain added successfully")
@@ -167,11 +218,14 @@ def test_licences(sp):
 def test_setter_errors(sp):
     add(sp)
     assert sp("set_outgoing", domain="example.com", outgoing="m.example", transport="x") == fail(
-        "transport_type can be either 'hostname' or 'ip'")
+        "transport_type can be either 'hostname' or 'ip'"
+    )
     assert sp("set_outgoing", domain="example.com", outgoing="999.1.1.1", transport="ip") == fail(
-        "Invalid transport: 999.1.1.1")
+        "Invalid transport: 999.1.1.1"
+    )
     assert sp("set_report_to", domain="example.com", report_to="bad@") == fail(
-        "Invalid reporting mail address supplied: bad@")
+        "Invalid reporting mail address supplied: bad@"
+    )
     assert sp("set_filter", domain="example.com", noscan="yes") == fail("Unknown error")
     assert sp("set_spamscore", domain="example.com", spamscore="max") == fail("Unknown error")
     assert sp("set_greylist", domain="example.com") == fail("Unknown error")

@@ -12,7 +12,9 @@ EMAIL = "test@tornevall-domain.com"
 def tv(tornevall_sandbox):
     def call(verb, *, headers=None, **params):
         hdrs = {"Authorization": f"Bearer {API_KEY}"} if headers is None else headers
-        return requests.post(f"{tornevall_sandbox.url}/{verb}", json=params, headers=hdrs, timeout=5)
+        return requests.post(
+            f"{tornevall_sandbox.url}/{verb}", json=params, headers=hdrs, timeout=5
+        )
 
     call.sandbox = tornevall_sandbox
     return call
@@ -33,47 +35,93 @@ def error(resp, status):
 
 def test_user_whitelist_matches_the_document_example(tv):
     assert answer(tv("getUserWhiteList", email=EMAIL), "getUserWhiteList") == [
-        "*@*.whitelisted.com", "*@marvel.com", "tomas.tornevall@second.domain.com"]
+        "*@*.whitelisted.com",
+        "*@marvel.com",
+        "tomas.tornevall@second.domain.com",
+    ]
 
 
 def test_global_lists(tv):
     assert answer(tv("getGlobalWhiteList"), "getGlobalWhiteList") == [
-        "*@*.eff.org", "*@*.facebookmail.com", "*@*.jetbrains.com", "*@*.youtube.com",
-        "*@eff.org", "*@facebookmail.com", "*@jetbrains.com", "*@youtube.com"]
+        "*@*.eff.org",
+        "*@*.facebookmail.com",
+        "*@*.jetbrains.com",
+        "*@*.youtube.com",
+        "*@eff.org",
+        "*@facebookmail.com",
+        "*@jetbrains.com",
+        "*@youtube.com",
+    ]
     assert "*yachtmarket*" in answer(tv("getGlobalBlackListSender"), "getGlobalBlackListSender")
 
 
 def test_global_whitelist_hosts_come_in_pairs(tv):
-    assert answer(tv("setGlobalWhitelistHost", host="example.net"), "setGlobalWhitelistHost") is True
+    assert (
+        answer(tv("setGlobalWhitelistHost", host="example.net"), "setGlobalWhitelistHost") is True
+    )
     listed = answer(tv("getGlobalWhiteList"), "getGlobalWhiteList")
     assert "*@example.net" in listed and "*@*.example.net" in listed
-    assert answer(tv("setGlobalWhitelistHost", host="example.net"), "setGlobalWhitelistHost") is False
-    assert answer(tv("delGlobalWhitelistHost", host="example.net"), "delGlobalWhitelistHost") is True
+    assert (
+        answer(tv("setGlobalWhitelistHost", host="example.net"), "setGlobalWhitelistHost") is False
+    )
+    assert (
+        answer(tv("delGlobalWhitelistHost", host="example.net"), "delGlobalWhitelistHost") is True
+    )
     listed = answer(tv("getGlobalWhiteList"), "getGlobalWhiteList")
     assert "*@example.net" not in listed and "*@*.example.net" not in listed
-    assert answer(tv("delGlobalWhitelistHost", host="example.net"), "delGlobalWhitelistHost") is False
+    assert (
+        answer(tv("delGlobalWhitelistHost", host="example.net"), "delGlobalWhitelistHost") is False
+    )
     assert "host" in error(tv("setGlobalWhitelistHost", host="not a host"), 400)
     assert error(tv("setGlobalWhitelistHost"), 400) == "Missing parameter: host"
 
 
 def test_verify_account(tv):
-    assert answer(tv("verifyAccount", email=EMAIL, password=ACCOUNTS[EMAIL]), "verifyAccount") is True
+    assert (
+        answer(tv("verifyAccount", email=EMAIL, password=ACCOUNTS[EMAIL]), "verifyAccount") is True
+    )
     assert answer(tv("verifyAccount", email=EMAIL, password="wrong"), "verifyAccount") is False
-    assert answer(tv("verifyAccount", email="nobody@x.example", password="x"), "verifyAccount") is False
+    assert (
+        answer(tv("verifyAccount", email="nobody@x.example", password="x"), "verifyAccount")
+        is False
+    )
     assert error(tv("verifyAccount", email=EMAIL), 400) == "Missing parameter: password"
 
 
 def test_address_whitelist(tv):
-    assert answer(tv("setAddressWhiteList", email=EMAIL, emailmask="*@*.domain.com"), "setAddressWhiteList") is True
-    assert answer(tv("setAddressWhiteList", email=EMAIL, emailmask="*@*.domain.com"), "setAddressWhiteList") is False
+    assert (
+        answer(
+            tv("setAddressWhiteList", email=EMAIL, emailmask="*@*.domain.com"),
+            "setAddressWhiteList",
+        )
+        is True
+    )
+    assert (
+        answer(
+            tv("setAddressWhiteList", email=EMAIL, emailmask="*@*.domain.com"),
+            "setAddressWhiteList",
+        )
+        is False
+    )
     assert "*@*.domain.com" in answer(tv("getUserWhiteList", email=EMAIL), "getUserWhiteList")
-    assert answer(tv("removeAddressWhiteList", email=EMAIL, emailmask="*@*.domain.com"),
-                  "removeAddressWhiteList") is True
-    assert answer(tv("removeAddressWhiteList", email=EMAIL, emailmask="*@*.domain.com"),
-                  "removeAddressWhiteList") is False
+    assert (
+        answer(
+            tv("removeAddressWhiteList", email=EMAIL, emailmask="*@*.domain.com"),
+            "removeAddressWhiteList",
+        )
+        is True
+    )
+    assert (
+        answer(
+            tv("removeAddressWhiteList", email=EMAIL, emailmask="*@*.domain.com"),
+            "removeAddressWhiteList",
+        )
+        is False
+    )
     assert "emailmask" in error(tv("setAddressWhiteList", email=EMAIL, emailmask="no mask"), 400)
-    assert error(tv("setAddressWhiteList", email="nobody@x.example", emailmask="*@a.com"), 404).startswith(
-        "No such account")
+    assert error(
+        tv("setAddressWhiteList", email="nobody@x.example", emailmask="*@a.com"), 404
+    ).startswith("No such account")
 
 
 def test_spamassassin_options_structure(tv):
@@ -86,23 +134,46 @@ def test_spamassassin_options_structure(tv):
 
 
 def test_update_option(tv):
-    assert answer(tv("updateSpamAssassinOption", email=EMAIL, preference="required_hits", value="4.5"),
-                  "updateSpamAssassinOption") is True
-    assert answer(tv("updateSpamAssassinOption", email=EMAIL, preference="use_bayes", value="0"),
-                  "updateSpamAssassinOption") is True
-    prefs = answer(tv("getSpamAssassinOptions", email=EMAIL), "getSpamAssassinOptions")["preferences"]
+    assert (
+        answer(
+            tv("updateSpamAssassinOption", email=EMAIL, preference="required_hits", value="4.5"),
+            "updateSpamAssassinOption",
+        )
+        is True
+    )
+    assert (
+        answer(
+            tv("updateSpamAssassinOption", email=EMAIL, preference="use_bayes", value="0"),
+            "updateSpamAssassinOption",
+        )
+        is True
+    )
+    prefs = answer(tv("getSpamAssassinOptions", email=EMAIL), "getSpamAssassinOptions")[
+        "preferences"
+    ]
     assert prefs["required_hits"] == "4.5" and prefs["use_bayes"] == "0"
-    other = answer(tv("getSpamAssassinOptions", email="other@tornevall-domain.com"), "getSpamAssassinOptions")
+    other = answer(
+        tv("getSpamAssassinOptions", email="other@tornevall-domain.com"), "getSpamAssassinOptions"
+    )
     assert other["preferences"]["required_hits"] == "5"  # per address
 
 
-@pytest.mark.parametrize("pref,value,status", [
-    ("bayes_auto_learn", "0", 403), ("use_auto_whitelist", "1", 403),  # strict: refused on update
-    ("use_bayes", "yes", 400), ("report_safe", "3", 400), ("required_hits", "lots", 400),
-    ("ok_locales", "Swedish!", 400), ("no_such_pref", "1", 400),
-])
+@pytest.mark.parametrize(
+    "pref,value,status",
+    [
+        ("bayes_auto_learn", "0", 403),
+        ("use_auto_whitelist", "1", 403),  # strict: refused on update
+        ("use_bayes", "yes", 400),
+        ("report_safe", "3", 400),
+        ("required_hits", "lots", 400),
+        ("ok_locales", "Swedish!", 400),
+        ("no_such_pref", "1", 400),
+    ],
+)
 def test_update_option_refusals(tv, pref, value, status):
-    message = error(tv("updateSpamAssassinOption", email=EMAIL, preference=pref, value=value), status)
+    message = error(
+        tv("updateSpamAssassinOption", email=EMAIL, preference=pref, value=value), status
+    )
     assert pref in message
 
 
@@ -114,21 +185,34 @@ def test_authentication_schemes(tv):
     assert answer(tv("getGlobalWhiteList", headers={"X-Api-Key": API_KEY}), "getGlobalWhiteList")
     assert error(tv("getGlobalWhiteList"), 401)
     emulator.seed_data({"auth_scheme": "basic"})
-    resp = requests.post(f"{tv.sandbox.url}/getGlobalWhiteList", auth=(API_USER, API_KEY), json={}, timeout=5)
+    resp = requests.post(
+        f"{tv.sandbox.url}/getGlobalWhiteList", auth=(API_USER, API_KEY), json={}, timeout=5
+    )
     assert answer(resp, "getGlobalWhiteList")
 
 
 def test_unknown_verb_method_and_body(tv):
     assert error(tv("getEverything"), 404) == "Unknown verb: getEverything"
-    resp = requests.get(f"{tv.sandbox.url}/getGlobalWhiteList", headers={"Authorization": f"Bearer {API_KEY}"},
-                        timeout=5)
+    resp = requests.get(
+        f"{tv.sandbox.url}/getGlobalWhiteList",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=5,
+    )
     assert error(resp, 405)
-    resp = requests.post(f"{tv.sandbox.url}/getUserWhiteList", data=b"{oops", timeout=5,
-                         headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    resp = requests.post(
+        f"{tv.sandbox.url}/getUserWhiteList",
+        data=b"{oops",
+        timeout=5,
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+    )
     assert error(resp, 400) == "The request body is not JSON"
 
 
 def test_form_encoded_bodies_are_accepted(tv):
-    resp = requests.post(f"{tv.sandbox.url}/getUserWhiteList", data={"email": EMAIL}, timeout=5,
-                         headers={"Authorization": f"Bearer {API_KEY}"})
+    resp = requests.post(
+        f"{tv.sandbox.url}/getUserWhiteList",
+        data={"email": EMAIL},
+        timeout=5,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    )
     assert "*@marvel.com" in answer(resp, "getUserWhiteList")

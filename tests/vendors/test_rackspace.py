@@ -22,19 +22,32 @@ class TestRackspace(VendorContract):
 
     @pytest.fixture
     def emulator(self, rackspace_sandbox):
-        rackspace_sandbox.emulator.seed_data({"mailboxes": [{"domain": "contract-example.com", "mailbox": "alice"}]})
+        rackspace_sandbox.emulator.seed_data(
+            {"mailboxes": [{"domain": "contract-example.com", "mailbox": "alice"}]}
+        )
         return rackspace_sandbox
 
     def vendor_table(self, url):
-        return {"api_url": url, "customer_id": CUSTOMER, "user_key": USER_KEY, "secret_key": SECRET_KEY}
+        return {
+            "api_url": url,
+            "customer_id": CUSTOMER,
+            "user_key": USER_KEY,
+            "secret_key": SECRET_KEY,
+        }
 
     def bad_credentials_table(self, url):
         return dict(self.vendor_table(url), secret_key="not-the-secret")
 
 
 def runtime(tmp_path, sandbox, **over):
-    table = {"api_url": sandbox.url, "customer_id": CUSTOMER, "user_key": USER_KEY, "secret_key": SECRET_KEY,
-             "rate_limit": 1000, **over}
+    table = {
+        "api_url": sandbox.url,
+        "customer_id": CUSTOMER,
+        "user_key": USER_KEY,
+        "secret_key": SECRET_KEY,
+        "rate_limit": 1000,
+        **over,
+    }
     return load_runtime(write_config(tmp_path / "c.toml", {}, {"rackspace": table}))
 
 
@@ -50,8 +63,15 @@ def api(rt):
 
 
 def test_signature_vector():
-    assert signature("eGbq9/2hcZsRlr1JV1Pi", "Rackspace Management Interface", "20010308143725",
-                     "QHOvchm/40czXhJ1OxfxK7jDHr3t") == "46VIwd66mOFGG8IkbgnLlXnfnkU="
+    assert (
+        signature(
+            "eGbq9/2hcZsRlr1JV1Pi",
+            "Rackspace Management Interface",
+            "20010308143725",
+            "QHOvchm/40czXhJ1OxfxK7jDHr3t",
+        )
+        == "46VIwd66mOFGG8IkbgnLlXnfnkU="
+    )
 
 
 def test_signatures_are_accepted_and_the_hashed_agent_is_the_one_sent(tmp_path, rackspace_sandbox):
@@ -61,18 +81,32 @@ def test_signatures_are_accepted_and_the_hashed_agent_is_the_one_sent(tmp_path, 
 
 
 def test_mailbox_added_applies_the_default_settings(tmp_path, rackspace_sandbox):
-    rt = runtime(tmp_path, rackspace_sandbox, filterlevel="exclusive", sendtodomainquarantine=True,
-                 quarantineowner="boss@example.com")
+    rt = runtime(
+        tmp_path,
+        rackspace_sandbox,
+        filterlevel="exclusive",
+        sendtodomainquarantine=True,
+        quarantineowner="boss@example.com",
+    )
     (out,) = rt.deliver(MailboxAdded(mailbox="Alex.Smith@Example.com"))
     assert out.ok, out.error
     box = rackspace_sandbox.emulator.mailboxes[("12345678", "example.com", "alex.smith")]
-    assert box["settings"] == {"filterLevel": "exclusive", "sendToDomainQuarantine": True,
-                               "quarantineOwner": "boss@example.com"}
+    assert box["settings"] == {
+        "filterLevel": "exclusive",
+        "sendToDomainQuarantine": True,
+        "quarantineOwner": "boss@example.com",
+    }
 
 
 def test_only_mailbox_added_is_handled(rt):
     assert rt.handlers("mailbox_added") == ["rackspace"]
-    for hook in ("domain_created", "domain_deleted", "domain_updated", "mailbox_deleted", "password_reset"):
+    for hook in (
+        "domain_created",
+        "domain_deleted",
+        "domain_updated",
+        "mailbox_deleted",
+        "password_reset",
+    ):
         assert not rt.handles("rackspace", hook)
 
 
@@ -106,10 +140,14 @@ def test_throttling_is_retried_and_resigned_but_auth_403_is_not(tmp_path, racksp
     client.http.before_send = lambda h: (sign(h), stamps.append(h["X-Api-Signature"]))
     client.http.sleep = lambda s: shift.__setitem__(0, shift[0] + 61)  # backoff: a minute passes
     client.get_settings(ALEX)
-    assert client.get_settings(ALEX).filter_level == "on"  # second call throttled once, then retried
+    assert (
+        client.get_settings(ALEX).filter_level == "on"
+    )  # second call throttled once, then retried
     statuses = [r["status"] for r in emulator.requests]
     assert statuses == [200, 403, 200]
-    assert len(stamps) == 3 and stamps[1] != stamps[2]  # the retry was signed afresh, a minute later
+    assert (
+        len(stamps) == 3 and stamps[1] != stamps[2]
+    )  # the retry was signed afresh, a minute later
     emulator.clock = base
     client.now = __import__("time").time
     client.secret_key = Secret("wrong")
@@ -167,23 +205,35 @@ def test_rate_limiter_is_shared_by_threads():
     assert len(limiter.sent) <= 3 and now[0] >= 60
 
 
-@pytest.mark.parametrize("list_name,value,expected", [
-    ("blocklist", "Spam@Example.org", "spam@example.org"),
-    ("blocklist", "@%.example.com", "@%.example.com"),
-    ("safelist", "examp%.com", "examp%.com"),
-    ("ipblocklist", "216.12.34.%", "216.12.34.%"),
-    ("ipsafelist", "216.%.%.%", "216.%.%.%"),
-    ("ipsafelist", "2001:DB8::1", "2001:db8::1"),
-])
+@pytest.mark.parametrize(
+    "list_name,value,expected",
+    [
+        ("blocklist", "Spam@Example.org", "spam@example.org"),
+        ("blocklist", "@%.example.com", "@%.example.com"),
+        ("safelist", "examp%.com", "examp%.com"),
+        ("ipblocklist", "216.12.34.%", "216.12.34.%"),
+        ("ipsafelist", "216.%.%.%", "216.%.%.%"),
+        ("ipsafelist", "2001:DB8::1", "2001:db8::1"),
+    ],
+)
 def test_valid_entries(list_name, value, expected):
     assert validate_entry(list_name, value) == expected
 
 
-@pytest.mark.parametrize("list_name,value", [
-    ("blocklist", "@example.%"), ("blocklist", "@example.c%m"), ("safelist", "a%b@example.com"),
-    ("safelist", "abc"), ("ipblocklist", "216.%.34.1"), ("ipblocklist", "%.%.%.%"), ("ipsafelist", "123"),
-    ("ipsafelist", "300.1.1.%"), ("ipsafelist", "216.12.34"),
-])
+@pytest.mark.parametrize(
+    "list_name,value",
+    [
+        ("blocklist", "@example.%"),
+        ("blocklist", "@example.c%m"),
+        ("safelist", "a%b@example.com"),
+        ("safelist", "abc"),
+        ("ipblocklist", "216.%.34.1"),
+        ("ipblocklist", "%.%.%.%"),
+        ("ipsafelist", "123"),
+        ("ipsafelist", "300.1.1.%"),
+        ("ipsafelist", "216.12.34"),
+    ],
+)
 def test_invalid_entries_are_refused_before_sending(list_name, value):
     with pytest.raises(InvalidInput) as info:
         validate_entry(list_name, value)
@@ -194,13 +244,22 @@ def test_invalid_entries_are_refused_before_sending(list_name, value):
 @pytest.mark.parametrize("names", ["current", "legacy"])
 def test_every_call_in_json_and_xml_with_both_list_namings(tmp_path, rackspace_sandbox, fmt, names):
     client = api(runtime(tmp_path, rackspace_sandbox, format=fmt, list_names=names))
-    client.edit_settings(ALEX, "on", send_to_domain_quarantine=True, quarantine_owner="q@example.com")
-    assert client.get_settings(ALEX).__dict__ == {"filter_level": "on", "send_to_domain_quarantine": True,
-                                                  "quarantine_owner": "q@example.com"}
+    client.edit_settings(
+        ALEX, "on", send_to_domain_quarantine=True, quarantine_owner="q@example.com"
+    )
+    assert client.get_settings(ALEX).__dict__ == {
+        "filter_level": "on",
+        "send_to_domain_quarantine": True,
+        "quarantine_owner": "q@example.com",
+    }
     client.edit_settings(ALEX, "off")
     assert client.get_settings(ALEX).send_to_domain_quarantine is False  # off forces it
-    for list_name, entry in (("blocklist", "@%.spam.example"), ("ipblocklist", "216.12.%.%"),
-                             ("safelist", "friend@example.org"), ("ipsafelist", "192.0.2.1")):
+    for list_name, entry in (
+        ("blocklist", "@%.spam.example"),
+        ("ipblocklist", "216.12.%.%"),
+        ("safelist", "friend@example.org"),
+        ("ipsafelist", "192.0.2.1"),
+    ):
         client.add_entry(ALEX, list_name, entry)
         assert client.list_entries(ALEX, list_name) == [entry]
         client.delete_entry(ALEX, list_name, entry)
@@ -209,14 +268,20 @@ def test_every_call_in_json_and_xml_with_both_list_namings(tmp_path, rackspace_s
     client.edit_list(ALEX, "blocklist", add=["@%.example.org", "abc@example.org"])
     client.edit_list(ALEX, "blocklist", add=["x@y.org"], remove=["@%.example.org"])
     assert client.list_entries(ALEX, "blocklist") == ["abc@example.org", "x@y.org"]
-    paths = {r["path"].split("/spam/")[1].split("/")[0] for r in rackspace_sandbox.emulator.requests}
-    assert ("blacklist" in paths) is (names == "legacy") and ("blocklist" in paths) is (names == "current")
+    paths = {
+        r["path"].split("/spam/")[1].split("/")[0] for r in rackspace_sandbox.emulator.requests
+    }
+    assert ("blacklist" in paths) is (names == "legacy") and ("blocklist" in paths) is (
+        names == "current"
+    )
 
 
 def test_path_segments_are_percent_encoded(tmp_path, rackspace_sandbox):
     client = api(runtime(tmp_path, rackspace_sandbox))
     client.add_entry(ALEX, "blocklist", "@%.spam.example")
-    assert rackspace_sandbox.emulator.requests[-1]["path"].endswith("/spam/blocklist/@%.spam.example")
+    assert rackspace_sandbox.emulator.requests[-1]["path"].endswith(
+        "/spam/blocklist/@%.spam.example"
+    )
 
 
 def test_unknown_mailbox_and_config_errors(tmp_path, rackspace_sandbox):
@@ -231,8 +296,13 @@ def test_unknown_mailbox_and_config_errors(tmp_path, rackspace_sandbox):
 
 
 def test_check_without_and_with_a_probe_mailbox(tmp_path, rackspace_sandbox):
-    assert runtime(tmp_path, rackspace_sandbox).check("rackspace").result == "authenticated as customer 12345678"
-    out = runtime(tmp_path, rackspace_sandbox, check_mailbox="jane.doe@example.com").check("rackspace")
+    assert (
+        runtime(tmp_path, rackspace_sandbox).check("rackspace").result
+        == "authenticated as customer 12345678"
+    )
+    out = runtime(tmp_path, rackspace_sandbox, check_mailbox="jane.doe@example.com").check(
+        "rackspace"
+    )
     assert out.result == "authenticated; jane.doe@example.com filter level on"
 
 
@@ -253,8 +323,9 @@ def submit(rt, **form):
 
 
 def test_mailbox_page_renders_levels_lists_and_forms(rt, rackspace_sandbox):
-    rackspace_sandbox.emulator.mailboxes[("12345678", "example.com", "alex.smith")]["lists"]["safelist"].append(
-        "<b>@x.org")
+    rackspace_sandbox.emulator.mailboxes[("12345678", "example.com", "alex.smith")]["lists"][
+        "safelist"
+    ].append("<b>@x.org")
     html = page(rt)
     assert "only senders and IPs on the safelists are delivered" in html
     assert "stops sending spam to the domain quarantine" in html
@@ -267,13 +338,23 @@ def test_mailbox_page_renders_levels_lists_and_forms(rt, rackspace_sandbox):
 
 
 def test_submit_settings(rt, rackspace_sandbox):
-    result = submit(rt, action="settings", filterlevel="exclusive", sendtodomainquarantine="1",
-                    quarantineowner="boss@example.com")
+    result = submit(
+        rt,
+        action="settings",
+        filterlevel="exclusive",
+        sendtodomainquarantine="1",
+        quarantineowner="boss@example.com",
+    )
     assert result.ok
     box = rackspace_sandbox.emulator.mailboxes[("12345678", "example.com", "alex.smith")]
-    assert box["settings"] == {"filterLevel": "exclusive", "sendToDomainQuarantine": True,
-                               "quarantineOwner": "boss@example.com"}
-    assert submit(rt, action="settings", filterlevel="on", sendtodomainquarantine="0", quarantineowner="").ok
+    assert box["settings"] == {
+        "filterLevel": "exclusive",
+        "sendToDomainQuarantine": True,
+        "quarantineOwner": "boss@example.com",
+    }
+    assert submit(
+        rt, action="settings", filterlevel="on", sendtodomainquarantine="0", quarantineowner=""
+    ).ok
     assert box["settings"]["quarantineOwner"] == ""
     bad = submit(rt, action="settings", filterlevel="max")
     assert not bad.ok and "filterlevel" in bad.errors
@@ -286,8 +367,13 @@ def test_submit_add_remove_and_bulk(rt, rackspace_sandbox):
     assert submit(rt, action="remove", list="ipblocklist", entry="216.12.34.%").ok
     assert box["ipblocklist"] == []
     before = len(rackspace_sandbox.emulator.requests)
-    result = submit(rt, action="bulk", list="blocklist", add_entries="@%.spam.org\nabc@spam.org, x@y.org",
-                    remove_entries="")
+    result = submit(
+        rt,
+        action="bulk",
+        list="blocklist",
+        add_entries="@%.spam.org\nabc@spam.org, x@y.org",
+        remove_entries="",
+    )
     assert result.ok and "3 added" in result.message
     assert len(rackspace_sandbox.emulator.requests) == before + 1  # one addList edit
     assert box["blocklist"] == ["@%.spam.org", "abc@spam.org", "x@y.org"]

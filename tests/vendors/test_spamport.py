@@ -12,7 +12,13 @@ from spamfilter_plugin.errors import (
     VendorResponseError,
     VendorUnavailable,
 )
-from spamfilter_plugin.events import Domain, DomainCreated, DomainDeleted, DomainUpdated, PasswordReset
+from spamfilter_plugin.events import (
+    Domain,
+    DomainCreated,
+    DomainDeleted,
+    DomainUpdated,
+    PasswordReset,
+)
 from spamfilter_plugin.redaction import Secret
 from spamfilter_plugin.sandbox.spamport import PASSWORD, USERNAME
 from spamfilter_plugin.templating import SettingsResult
@@ -39,9 +45,19 @@ class TestSpamPort(VendorContract):
 def rt(tmp_path, spamport_sandbox):
     from spamfilter_plugin.manager import load_runtime
 
-    table = {"api_url": spamport_sandbox.url, "username": USERNAME, "password": PASSWORD, "retries": 2,
-             "greylist": True, "spamscore": "high", "report_to": "abuse@provider.example", "weekly": True}
-    return load_runtime(write_config(tmp_path / "c.toml", {"mail_host": "mx.provider.example"}, {"spamport": table}))
+    table = {
+        "api_url": spamport_sandbox.url,
+        "username": USERNAME,
+        "password": PASSWORD,
+        "retries": 2,
+        "greylist": True,
+        "spamscore": "high",
+        "report_to": "abuse@provider.example",
+        "weekly": True,
+    }
+    return load_runtime(
+        write_config(tmp_path / "c.toml", {"mail_host": "mx.provider.example"}, {"spamport": table})
+    )
 
 
 def functions(sandbox):
@@ -63,8 +79,14 @@ def test_domain_created_adds_with_every_default_in_one_call(rt, spamport_sandbox
     assert out.ok, out.error
     assert functions(spamport_sandbox) == ["add"]
     d = spamport_sandbox.emulator.domains["xn--bcher-kva.example"]
-    assert (d["transport"], d["greylist"], d["spamscore"], d["report_to"], d["weekly"], d["archive"]) == (
-        "smtp:mx.provider.example", "1", "high", "abuse@provider.example", "1", "14")
+    assert (
+        d["transport"],
+        d["greylist"],
+        d["spamscore"],
+        d["report_to"],
+        d["weekly"],
+        d["archive"],
+    ) == ("smtp:mx.provider.example", "1", "high", "abuse@provider.example", "1", "14")
 
 
 def test_ip_destination_is_sent_as_transport_type_ip(rt, spamport_sandbox):
@@ -93,8 +115,19 @@ def test_lost_reply_is_retried_and_still_ends_right(rt, spamport_sandbox):
 def test_no_destination_anywhere_is_a_clear_error(tmp_path, spamport_sandbox):
     from spamfilter_plugin.manager import load_runtime
 
-    rt = load_runtime(write_config(tmp_path / "c.toml", {}, {"spamport": {
-        "api_url": spamport_sandbox.url, "username": USERNAME, "password": PASSWORD}}))
+    rt = load_runtime(
+        write_config(
+            tmp_path / "c.toml",
+            {},
+            {
+                "spamport": {
+                    "api_url": spamport_sandbox.url,
+                    "username": USERNAME,
+                    "password": PASSWORD,
+                }
+            },
+        )
+    )
     out = one(rt, DomainCreated(domain="a.example"))
     assert isinstance(out.error, VendorRejected) and "general.mail_host" in str(out.error)
     assert spamport_sandbox.emulator.requests == []
@@ -125,14 +158,28 @@ def test_password_reset_of_a_mailbox_calls_nothing(rt, spamport_sandbox):
 
 
 def test_mailbox_events_are_not_handled(rt):
-    assert not rt.handles("spamport", "mailbox_added") and not rt.handles("spamport", "mailbox_deleted")
+    assert not rt.handles("spamport", "mailbox_added") and not rt.handles(
+        "spamport", "mailbox_deleted"
+    )
 
 
 def test_bad_credentials_make_exactly_one_request_then_none(tmp_path, spamport_sandbox):
     from spamfilter_plugin.manager import load_runtime
 
-    rt = load_runtime(write_config(tmp_path / "c.toml", {"mail_host": "mx.example.net"}, {"spamport": {
-        "api_url": spamport_sandbox.url, "username": USERNAME, "password": "wrong-pw", "retries": 5}}))
+    rt = load_runtime(
+        write_config(
+            tmp_path / "c.toml",
+            {"mail_host": "mx.example.net"},
+            {
+                "spamport": {
+                    "api_url": spamport_sandbox.url,
+                    "username": USERNAME,
+                    "password": "wrong-pw",
+                    "retries": 5,
+                }
+            },
+        )
+    )
     first = one(rt, DomainCreated(domain="a.example"))
     assert isinstance(first.error, VendorAuthError)
     for name in ("b.example", "c.example", "d.example", "e.example", "f.example"):
@@ -153,28 +200,34 @@ def test_login_blocked_is_never_retried_and_suspends(rt, spamport_sandbox):
     assert one(rt, DomainCreated(domain="b.example")).ok
 
 
-@pytest.mark.parametrize("message,cls", [
-    ("No username supplied", VendorAuthError),
-    ("No password supplied", VendorAuthError),
-    ("Login blocked", SpamPortLoginBlocked),
-    ("Invalid username or password", VendorAuthError),
-    ("No domain supplied", VendorRejected),
-    ("Outdated version of Spamport_API. Please upgrade via https://github.com/jordenc/SpamPort", VendorRejected),
-    ("Invalid domain name supplied", VendorRejected),
-    ("Domain not found", VendorNotFound),
-    ("License fully used", VendorRejected),
-    ("Archive license fully used", VendorRejected),
-    ("transport_type can be either 'hostname' or 'ip'", VendorRejected),
-    ("Invalid domain: bad!", VendorRejected),
-    ("Invalid transport: x y", VendorRejected),
-    ("Domain already exists: a.example", VendorConflict),
-    ("Invalid data for archiving (must be 14 or 365): 30", VendorRejected),
-    ("Invalid reporting mail address supplied: nobody", VendorRejected),
-    ("No domains found", VendorNotFound),
-    ("Unknown error", VendorUnavailable),
-    ("Unknown action", VendorRejected),
-    ("Something new SpamPort says", VendorRejected),
-])
+@pytest.mark.parametrize(
+    "message,cls",
+    [
+        ("No username supplied", VendorAuthError),
+        ("No password supplied", VendorAuthError),
+        ("Login blocked", SpamPortLoginBlocked),
+        ("Invalid username or password", VendorAuthError),
+        ("No domain supplied", VendorRejected),
+        (
+            "Outdated version of Spamport_API. Please upgrade via https://github.com/jordenc/SpamPort",
+            VendorRejected,
+        ),
+        ("Invalid domain name supplied", VendorRejected),
+        ("Domain not found", VendorNotFound),
+        ("License fully used", VendorRejected),
+        ("Archive license fully used", VendorRejected),
+        ("transport_type can be either 'hostname' or 'ip'", VendorRejected),
+        ("Invalid domain: bad!", VendorRejected),
+        ("Invalid transport: x y", VendorRejected),
+        ("Domain already exists: a.example", VendorConflict),
+        ("Invalid data for archiving (must be 14 or 365): 30", VendorRejected),
+        ("Invalid reporting mail address supplied: nobody", VendorRejected),
+        ("No domains found", VendorNotFound),
+        ("Unknown error", VendorUnavailable),
+        ("Unknown action", VendorRejected),
+        ("Something new SpamPort says", VendorRejected),
+    ],
+)
 def test_every_documented_message_has_a_typed_error(message, cls):
     error = error_for(message)
     assert type(error) is cls
@@ -210,7 +263,9 @@ def test_non_json_and_foreign_json_replies(body):
     from spamfilter_plugin.vendors.spamport import SpamPortClient
 
     def app(environ, start_response):
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
     with LoopbackServer(app) as server:
@@ -225,7 +280,9 @@ def test_login_url_is_fetched_on_click_and_works_once(rt, spamport_sandbox):
     frags = rt.settings_fragments("domain", Domain("a.example"), csrf_token="tok")
     assert "login" not in functions(spamport_sandbox)  # never at render
     assert 'value="login"' in str(frags[0].html)
-    result = rt.settings_submitted("spamport", "domain", Domain("a.example"), {"csrf_token": "tok", "action": "login"})
+    result = rt.settings_submitted(
+        "spamport", "domain", Domain("a.example"), {"csrf_token": "tok", "action": "login"}
+    )
     assert result.ok and result.redirect.startswith(f"{spamport_sandbox.root}/login/a.example/")
     assert requests.get(result.redirect, timeout=5).status_code == 200
     assert requests.get(result.redirect, timeout=5).status_code == 403
@@ -260,33 +317,57 @@ def test_admin_fragment_lists_every_domain(rt):
 
 
 def submit(rt, **form):
-    return rt.settings_submitted("spamport", "domain", Domain("a.example"), {"csrf_token": "t", **form})
+    return rt.settings_submitted(
+        "spamport", "domain", Domain("a.example"), {"csrf_token": "t", **form}
+    )
 
 
 def test_submit_sends_only_what_changed(rt, spamport_sandbox):
     one(rt, DomainCreated(domain="a.example"))
     spamport_sandbox.emulator.requests.clear()
-    result = submit(rt, action="save", filter="1", spamscore="high", greylist="1",
-                    report_to="abuse@provider.example", report_frequency="daily", report_frequency_shown="daily")
+    result = submit(
+        rt,
+        action="save",
+        filter="1",
+        spamscore="high",
+        greylist="1",
+        report_to="abuse@provider.example",
+        report_frequency="daily",
+        report_frequency_shown="daily",
+    )
     assert result == SettingsResult(True, "Nothing changed.")
     assert functions(spamport_sandbox) == ["info"]
     spamport_sandbox.emulator.requests.clear()
-    result = submit(rt, action="save", filter="0", spamscore="verylow", greylist="1",
-                    report_to="", report_frequency="weekly", report_frequency_shown="daily")
+    result = submit(
+        rt,
+        action="save",
+        filter="0",
+        spamscore="verylow",
+        greylist="1",
+        report_to="",
+        report_frequency="weekly",
+        report_frequency_shown="daily",
+    )
     assert result.ok and result.changed == ("filter", "spamscore", "report_to")
     assert functions(spamport_sandbox) == ["info", "set_filter", "set_spamscore", "set_report_to"]
     d = spamport_sandbox.emulator.domains["a.example"]
     assert (d["noscan"], d["spamscore"], d["greylist"], d["report_to"]) == ("1", "verylow", "1", "")
     result = submit(rt, greylist="0")
-    assert result.changed == ("greylist",) and spamport_sandbox.emulator.domains["a.example"]["greylist"] == "0"
+    assert (
+        result.changed == ("greylist",)
+        and spamport_sandbox.emulator.domains["a.example"]["greylist"] == "0"
+    )
 
 
-@pytest.mark.parametrize("form,field", [
-    ({"spamscore": "extreme"}, "spamscore"),
-    ({"report_to": "not-an-address"}, "report_to"),
-    ({"filter": "maybe"}, "filter"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "form,field",
+    [
+        ({"spamscore": "extreme"}, "spamscore"),
+        ({"report_to": "not-an-address"}, "report_to"),
+        ({"filter": "maybe"}, "filter"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_submit_refuses_bad_input_naming_the_field(rt, spamport_sandbox, form, field):
     one(rt, DomainCreated(domain="a.example"))
     spamport_sandbox.emulator.requests.clear()
@@ -300,11 +381,25 @@ def test_submit_reports_the_vendor_error_in_plain_words(rt):
     assert not result.ok and "not at SpamPort" in result.message
 
 
-@pytest.mark.parametrize("message,ok", [
-    ({"domain": "a.example", "transport": "smtp:[2001:db8::1]", "added": "2016-10-05", "report_to": None,
-      "spamscore": "low", "noscan": "1", "greylist": 0, "new_field_from_spamport": "x"}, True),
-    ({"domain": "a.example", "added": "2016-10-05"}, False),
-])
+@pytest.mark.parametrize(
+    "message,ok",
+    [
+        (
+            {
+                "domain": "a.example",
+                "transport": "smtp:[2001:db8::1]",
+                "added": "2016-10-05",
+                "report_to": None,
+                "spamscore": "low",
+                "noscan": "1",
+                "greylist": 0,
+                "new_field_from_spamport": "x",
+            },
+            True,
+        ),
+        ({"domain": "a.example", "added": "2016-10-05"}, False),
+    ],
+)
 def test_domain_info_ignores_unknown_keys_and_refuses_missing_ones(message, ok):
     import json
 
@@ -315,14 +410,21 @@ def test_domain_info_ignores_unknown_keys_and_refuses_missing_ones(message, ok):
     body = json.dumps({"message": message, "status": "success"}).encode()
 
     def app(environ, start_response):
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
     with LoopbackServer(app) as server:
         api = SpamPortClient(HttpClient("spamport", server.url), USERNAME, Secret(PASSWORD))
         if ok:
             info = api.info("a.example")
-            assert (info.destination, info.report_to, info.noscan, info.greylist) == ("2001:db8::1", "", True, False)
+            assert (info.destination, info.report_to, info.noscan, info.greylist) == (
+                "2001:db8::1",
+                "",
+                True,
+                False,
+            )
         else:
             with pytest.raises(VendorResponseError) as err:
                 api.info("a.example")
@@ -333,8 +435,11 @@ def test_refused_login_from_a_settings_form_suspends_like_any_other(rt, spamport
     one(rt, DomainCreated(domain="a.example"))
     spamport_sandbox.emulator.blocked.add("127.0.0.1")
     result = submit(rt, spamscore="low")
-    assert not result.ok and result.message.startswith("Nothing was changed:") and "info@spamport.com" in \
-        result.message
+    assert (
+        not result.ok
+        and result.message.startswith("Nothing was changed:")
+        and "info@spamport.com" in result.message
+    )
     assert rt.contexts["spamport"].suspension() is not None
     before = len(spamport_sandbox.emulator.requests)
     assert not submit(rt, spamscore="low").ok and len(spamport_sandbox.emulator.requests) == before

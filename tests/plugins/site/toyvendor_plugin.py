@@ -17,7 +17,12 @@ from spamfilter_plugin.config import SecretField, VendorSchema
 from spamfilter_plugin.errors import VendorConflict, VendorNotFound
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.redaction import Secret
-from spamfilter_plugin.templating import Fragment, SettingsResult, add_template_loader, render_fragment
+from spamfilter_plugin.templating import (
+    Fragment,
+    SettingsResult,
+    add_template_loader,
+    render_fragment,
+)
 
 add_template_loader(FileSystemLoader(str(Path(__file__).with_name("toy_templates"))))
 
@@ -28,7 +33,8 @@ TOKEN = "toy-token-S3cret!&#%+="
 
 
 class ToyEmulator:
-    """WSGI app: GET /whoami, GET /domains, PUT|PATCH|DELETE /domains/<name>, POST /passwords/<name>."""
+    """WSGI app: GET /whoami, GET /domains, PUT|PATCH|DELETE /domains/<name>,
+    POST /passwords/<name>."""
 
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
@@ -68,16 +74,26 @@ class ToyEmulator:
                 if method == "GET":
                     return self._send(start_response, 200, self.domains[name])
         if len(parts) == 2 and parts[0] == "passwords" and method == "POST":
-            return self._send(start_response, 200, {"password": body.get("password") or secrets.token_urlsafe(9)})
+            return self._send(
+                start_response, 200, {"password": body.get("password") or secrets.token_urlsafe(9)}
+            )
         return self._send(start_response, 404, {"error": "no such endpoint"})
 
     @staticmethod
     def _send(start_response, status, doc):
         body = b"" if doc is None else json.dumps(doc).encode()
-        reason = {200: "OK", 201: "Created", 204: "No Content", 401: "Unauthorized", 404: "Not Found",
-                  409: "Conflict"}[status]
-        start_response(f"{status} {reason}", [("Content-Type", "application/json"),
-                                              ("Content-Length", str(len(body)))])
+        reason = {
+            200: "OK",
+            201: "Created",
+            204: "No Content",
+            401: "Unauthorized",
+            404: "Not Found",
+            409: "Conflict",
+        }[status]
+        start_response(
+            f"{status} {reason}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
         return [body]
 
 
@@ -117,13 +133,23 @@ def vendor_check(vendor):
 def domain_created(vendor, event):
     destination = event.destination or vendor.general.mail_host
     try:
-        answer = _client(vendor).request("PUT", f"domains/{event.domain}", json={"destination": destination}).json()
+        answer = (
+            _client(vendor)
+            .request("PUT", f"domains/{event.domain}", json={"destination": destination})
+            .json()
+        )
     except VendorConflict:
-        _client(vendor).request("PATCH", f"domains/{event.domain}", json={"destination": destination})
+        _client(vendor).request(
+            "PATCH", f"domains/{event.domain}", json={"destination": destination}
+        )
         return {"message": "already present; destination brought up to date"}
     name = f"_toy.{event.domain}"
     published = vendor.panel.publish_dns_record(event.domain, "TXT", name, answer["txt"])
-    return {"dns_records": [{"type": "TXT", "name": name, "value": answer["txt"], "published": published}]}
+    return {
+        "dns_records": [
+            {"type": "TXT", "name": name, "value": answer["txt"], "published": published}
+        ]
+    }
 
 
 @hookimpl
@@ -136,7 +162,9 @@ def domain_deleted(vendor, event):
 
 @hookimpl
 def domain_updated(vendor, event):
-    _client(vendor).request("PATCH", f"domains/{event.domain}", json={"destination": event.destination})
+    _client(vendor).request(
+        "PATCH", f"domains/{event.domain}", json={"destination": event.destination}
+    )
 
 
 @hookimpl
@@ -165,12 +193,24 @@ def inventory_domains(vendor):
 def settings_fragments(vendor, scope, target, csrf_token):
     if scope == "admin":
         domains = inventory_domains(vendor)
-        return Fragment("toy", "admin", "Toy domains",
-                        render_fragment("toy", "admin", domains=domains, csrf_token=csrf_token))
+        return Fragment(
+            "toy",
+            "admin",
+            "Toy domains",
+            render_fragment("toy", "admin", domains=domains, csrf_token=csrf_token),
+        )
     if scope == "domain":
-        info = _client(vendor).request("GET", f"domains/{target}").json() if target.name in inventory_domains(vendor) else {}
-        return Fragment("toy", "domain", f"Toy filter for {target.unicode_name}",
-                        render_fragment("toy", "domain", domain=target, info=info, csrf_token=csrf_token))
+        info = (
+            _client(vendor).request("GET", f"domains/{target}").json()
+            if target.name in inventory_domains(vendor)
+            else {}
+        )
+        return Fragment(
+            "toy",
+            "domain",
+            f"Toy filter for {target.unicode_name}",
+            render_fragment("toy", "domain", domain=target, info=info, csrf_token=csrf_token),
+        )
     return None
 
 
@@ -179,6 +219,8 @@ def settings_submitted(vendor, scope, target, form):
     try:
         data = DomainForm().load(form)
     except ValidationError as exc:
-        return SettingsResult(False, "Please correct the form.", errors={k: v[0] for k, v in exc.messages.items()})
+        return SettingsResult(
+            False, "Please correct the form.", errors={k: v[0] for k, v in exc.messages.items()}
+        )
     _client(vendor).request("PATCH", f"domains/{target}", json=data)
     return SettingsResult(True, "Saved.", changed=tuple(sorted(data)))
