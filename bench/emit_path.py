@@ -74,8 +74,8 @@ def main() -> None:
         subprocess.run(emit_cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
+        from spamfilter_plugin.emit import emit
         from spamfilter_plugin.events import DomainCreated
-        from spamfilter_plugin.queue import emit
 
         inproc = []
         for i in range(200):
@@ -86,7 +86,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                "import sys, spamfilter_plugin.cli, spamfilter_plugin.queue, "
+                "import sys, spamfilter_plugin.cli, spamfilter_plugin.emit, "
                 "spamfilter_plugin.events; print(sorted(m for m in ('requests', 'jinja2', "
                 "'marshmallow', 'pluggy', 'cryptography', 'urllib3') if m in sys.modules))",
             ],

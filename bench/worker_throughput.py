@@ -21,9 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from queue_helpers import sandbox_config
 
+from spamfilter_plugin.emit import emit
 from spamfilter_plugin.events import DomainCreated, MailboxAdded
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue, emit
+from spamfilter_plugin.queue import Queue
 from spamfilter_plugin.sandbox import Sandbox
 from spamfilter_plugin.worker import Worker
 

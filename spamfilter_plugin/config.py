@@ -17,9 +17,12 @@ the key and the fix.  A secret may be a literal string, ``{ env = "NAME" }`` or
 ``{ file = "/path" }``; a file holding a literal secret (or a secret file) that
 the group or others can read is refused with the ``chmod`` to run.
 
-This module is light (the panel-hook path reads the file through it); the
-marshmallow schemas live in :mod:`.config_schema` and are re-exported here on
-first use (``from spamfilter_plugin.config import VendorSchema`` works).
+This module is light (the panel-hook path reads the file through it) and
+imports nothing above :mod:`.errors` and :mod:`.redaction`; the marshmallow
+schemas live in :mod:`.config_schema`, which builds on this module (never the
+other way round).  The defaults of every key are defined here once:
+:class:`GeneralConfig` for ``[general]`` and :data:`HTTP_DEFAULTS` for the keys
+every ``[vendors.X]`` table shares.
 """
 
 from __future__ import annotations
@@ -49,8 +52,20 @@ def config_path(cli_value: str | os.PathLike | None = None) -> Path:
     return DEFAULT_PATH
 
 
-def _loose_mode(path: Path) -> int:
+def loose_mode(path: Path) -> int:
+    """The group and other permission bits of *path* (0 when it is private)."""
     return stat.S_IMODE(path.stat().st_mode) & 0o077
+
+
+#: defaults of the HTTP keys every ``[vendors.X]`` table accepts (the one place they are set;
+#: the schema and :class:`~spamfilter_plugin.http.HttpPolicy` both read them from here)
+HTTP_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 5.0,
+    "read_timeout": 30.0,
+    "deadline": 60.0,
+    "retries": 3,
+    "max_response_bytes": 5 * 1024 * 1024,
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,13 @@ class RawConfig:
     def enabled_vendors(self) -> list[str]:
         return sorted(self.vendor_tables)
 
+    @property
+    def state_dir(self) -> Path:
+        """``[general] state_dir`` as written, or its default (read before validation, for the
+        light paths that only need the queue)."""
+        general = self.data.get("general") or {}
+        return Path(general.get("state_dir", GeneralConfig.state_dir))
+
 
 @dataclass(frozen=True)
 class Config:
@@ -95,7 +117,7 @@ def read_file(path: Path) -> RawConfig:
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-        loose = bool(_loose_mode(path))
+        loose = bool(loose_mode(path))
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} does not exist; create it (see README, 'Configuration'), "
@@ -121,11 +143,12 @@ def read_file(path: Path) -> RawConfig:
         if not isinstance(table, dict):
             problems.append(f"[vendors] {name}: must be a table, written [vendors.{name}]")
     if problems:
-        raise ConfigError(_join(path, problems))
+        raise ConfigError(join_problems(path, problems))
     return RawConfig(path=path, data=data, loose_permissions=loose)
 
 
-def _join(path: Path, problems: list[str]) -> str:
+def join_problems(path: Path, problems: list[str]) -> str:
+    """One message for the problems found in the file at *path*."""
     if len(problems) == 1:
         return f"{path}: {problems[0]}"
     return f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems)
@@ -156,21 +179,3 @@ def toml_value(value: Any) -> str:
 def toml_table(name: str, table: dict[str, Any], prefix: str = "") -> list[str]:
     """The lines of a ``[name]`` table; *prefix* ``"# "`` writes it commented out."""
     return [f"{prefix}[{name}]"] + [f"{prefix}{k} = {toml_value(v)}" for k, v in table.items()]
-
-
-_SCHEMA_NAMES = {
-    "SecretField",
-    "VendorSchema",
-    "GeneralSchema",
-    "ResponseSchema",
-    "validate_config",
-    "literal_secret_keys",
-}
-
-
-def __getattr__(name: str):
-    if name in _SCHEMA_NAMES:
-        from . import config_schema
-
-        return getattr(config_schema, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

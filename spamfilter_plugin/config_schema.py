@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
 
-from .config import DEFAULT_STATE_DIR, Config, GeneralConfig, RawConfig, _join, _loose_mode
+from .config import HTTP_DEFAULTS, Config, GeneralConfig, RawConfig, join_problems, loose_mode
 from .errors import ConfigError, InvalidInput
 from .events import normalise_host
 from .redaction import Secret
@@ -44,7 +44,7 @@ class SecretField(fields.Field):
             if kind == "file" and isinstance(ref, str):
                 path = Path(ref)
                 try:
-                    loose = _loose_mode(path)
+                    loose = loose_mode(path)
                     text = path.read_text(encoding="utf-8")
                 except OSError as exc:
                     raise ValidationError(
@@ -98,15 +98,19 @@ class VendorSchema(Schema):
         unknown = RAISE
 
     api_url = fields.Url(schemes={"http", "https"}, require_tld=False)
-    connect_timeout = fields.Float(load_default=5.0, validate=_positive("connect_timeout"))
-    read_timeout = fields.Float(load_default=30.0, validate=_positive("read_timeout"))
-    deadline = fields.Float(load_default=60.0, validate=_positive("deadline"))
+    connect_timeout = fields.Float(
+        load_default=HTTP_DEFAULTS["connect_timeout"], validate=_positive("connect_timeout")
+    )
+    read_timeout = fields.Float(
+        load_default=HTTP_DEFAULTS["read_timeout"], validate=_positive("read_timeout")
+    )
+    deadline = fields.Float(load_default=HTTP_DEFAULTS["deadline"], validate=_positive("deadline"))
     retries = fields.Integer(
-        load_default=3,
+        load_default=HTTP_DEFAULTS["retries"],
         validate=validate.Range(0, 10, error="must be between 0 and 10 (got {input})"),
     )
     max_response_bytes = fields.Integer(
-        load_default=5 * 1024 * 1024,
+        load_default=HTTP_DEFAULTS["max_response_bytes"],
         validate=validate.Range(
             1024, 512 * 1024 * 1024, error="must be between 1024 and 536870912"
         ),
@@ -119,23 +123,28 @@ class VendorSchema(Schema):
             raise ValidationError(f"CA bundle {value} does not exist; give the path of a PEM file")
 
 
+_GENERAL = GeneralConfig()  # the defaults
+
+
 class GeneralSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    state_dir = fields.String(load_default=DEFAULT_STATE_DIR)
+    state_dir = fields.String(load_default=str(_GENERAL.state_dir))
     mail_host = fields.String(load_default=None)
     log_level = fields.String(
-        load_default="info",
+        load_default=_GENERAL.log_level,
         validate=validate.OneOf(
             ["debug", "info", "warning", "error"], error="must be one of: {choices}"
         ),
     )
-    lease_seconds = fields.Float(load_default=300.0, validate=_positive("lease_seconds"))
-    retry_base = fields.Float(load_default=10.0, validate=_positive("retry_base"))
-    retry_cap = fields.Float(load_default=3600.0, validate=_positive("retry_cap"))
+    lease_seconds = fields.Float(
+        load_default=_GENERAL.lease_seconds, validate=_positive("lease_seconds")
+    )
+    retry_base = fields.Float(load_default=_GENERAL.retry_base, validate=_positive("retry_base"))
+    retry_cap = fields.Float(load_default=_GENERAL.retry_cap, validate=_positive("retry_cap"))
     max_attempts = fields.Integer(
-        load_default=30,
+        load_default=_GENERAL.max_attempts,
         validate=validate.Range(1, 1000, error="must be between 1 and 1000 (got {input})"),
     )
 
@@ -200,7 +209,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
             problems += _describe(f"[vendors.{name}]", exc.messages, schema)  # type: ignore[arg-type]
         literal += [f"[vendors.{name}] {k}" for k in literal_secret_keys(schema, table)]
     for name, table in vendors.items():
-        lease = general.get("lease_seconds", 300.0)
+        lease = general.get("lease_seconds", _GENERAL.lease_seconds)
         if table.get("deadline", 0) >= lease:
             problems.append(
                 f"[vendors.{name}] deadline: {table['deadline']:g}s is not shorter than [general] "
@@ -214,7 +223,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
             f"run: chmod 600 {raw.path}  (or move the secret to {{ env = ... }} / {{ file = ... }})"
         )
     if problems:
-        raise ConfigError(_join(raw.path, problems))
+        raise ConfigError(join_problems(raw.path, problems))
     return Config(
         path=raw.path,
         general=GeneralConfig(

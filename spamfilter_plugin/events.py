@@ -346,6 +346,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 )
 BY_HOOK: dict[str, type[Event]] = {cls.hook: cls for cls in EVENT_TYPES}
 BY_CLI_NAME: dict[str, type[Event]] = {cls.cli_name: cls for cls in EVENT_TYPES}
+#: the lifecycle hooks, one per event type
+LIFECYCLE_HOOKS: tuple[str, ...] = tuple(BY_HOOK)
 
 
 def event_from_dict(data: dict[str, Any], password: Secret | None = None) -> Event:

@@ -31,6 +31,7 @@ import defusedxml.ElementTree as safe_et
 import requests
 
 from . import __version__
+from .config import HTTP_DEFAULTS
 from .errors import (
     ConfigError,
     ResponseTooLarge,
@@ -68,19 +69,18 @@ def quote_segment(value: str) -> str:
 class HttpPolicy:
     """Timeouts, caps and the retry policy of one client (see the ``[vendors.X]`` keys)."""
 
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    deadline: float = 60.0
-    max_response_bytes: int = 5 * 1024 * 1024
-    retries: int = 3
+    connect_timeout: float = HTTP_DEFAULTS["connect_timeout"]
+    read_timeout: float = HTTP_DEFAULTS["read_timeout"]
+    deadline: float = HTTP_DEFAULTS["deadline"]
+    max_response_bytes: int = HTTP_DEFAULTS["max_response_bytes"]
+    retries: int = HTTP_DEFAULTS["retries"]
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     retry_statuses: frozenset[int] = RETRY_STATUSES
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any]) -> HttpPolicy:
-        keys = ("connect_timeout", "read_timeout", "deadline", "max_response_bytes", "retries")
-        return cls(**{k: table[k] for k in keys if table.get(k) is not None})
+        return cls(**{k: table[k] for k in HTTP_DEFAULTS if table.get(k) is not None})
 
     def backoff(self, attempt: int, rnd: float, retry_after: float | None = None) -> float:
         """Delay before retry number *attempt* (1-based): full jitter over an

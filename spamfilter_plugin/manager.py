@@ -39,14 +39,6 @@ from .redaction import get_logger, redact
 log = get_logger(__name__)
 
 VENDOR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-LIFECYCLE_HOOKS = (
-    "domain_created",
-    "domain_deleted",
-    "domain_updated",
-    "mailbox_added",
-    "mailbox_deleted",
-    "password_reset",
-)
 
 
 def installed_vendors() -> dict[str, EntryPoint]:
@@ -366,12 +358,4 @@ def load_runtime(
         others = [p for p in pm.get_plugins() if p is not plugin]
         schema = pm.subset_hook_caller("vendor_config_schema", remove_plugins=others)()
         schemas[name] = schema or VendorSchema
-    runtime = Runtime(validate_config(raw, schemas), pm)
-    from .queue import write_capabilities
-
-    write_capabilities(
-        runtime.config.general.state_dir,
-        raw.path,
-        {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors},
-    )
-    return runtime
+    return Runtime(validate_config(raw, schemas), pm)

@@ -1,9 +1,9 @@
 """The delivery queue: a transactional outbox in SQLite under ``general.state_dir``.
 
-:func:`emit` is what a panel hook calls: it writes one row per enabled vendor that
-handles the event, in one transaction, and returns in milliseconds; it imports
-no HTTP, template or schema library.  Workers (:mod:`.worker`) claim rows with a
-lease, deliver them, and record the outcome.
+This is the store, and it imports nothing above :mod:`.errors`, :mod:`.events` and
+:mod:`.redaction`.  :func:`spamfilter_plugin.emit.emit` (what a panel hook calls)
+writes rows through :meth:`Queue.enqueue`; workers (:mod:`.worker`) claim rows
+with a lease, deliver them, and record the outcome.
 
 * Durability: WAL journal, ``synchronous=FULL``; the database and the key file are
   created 0600 in a 0700 directory.
@@ -461,64 +461,3 @@ class _Transaction:
 
     def __exit__(self, exc_type, *rest) -> None:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-# -- the panel-hook entry -----------------------------------------------------------
-
-CAPABILITIES = "capabilities.json"
-
-
-@dataclass
-class Receipt:
-    event: Event
-    rows: dict[str, int]  # vendor -> row id
-
-
-def _fingerprint(config_file: Path) -> str:
-    from . import __version__
-
-    st = config_file.stat()
-    return f"{__version__}:{config_file.resolve()}:{st.st_mtime_ns}:{st.st_size}"
-
-
-def write_capabilities(state_dir: Path, config_file: Path, handlers: dict[str, list[str]]) -> None:
-    """Record which enabled vendor handles which hook.
-
-    :func:`emit` reads it without loading plugins."""
-    try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = state_dir / (CAPABILITIES + ".tmp")
-        tmp.write_text(json.dumps({"fingerprint": _fingerprint(config_file), "handlers": handlers}))
-        os.replace(tmp, state_dir / CAPABILITIES)
-    except OSError:
-        pass  # only a cache: emit falls back to loading the plugins
-
-
-def _handlers(config_file: Path, state_dir: Path, hook: str) -> list[str]:
-    try:
-        cached = json.loads((state_dir / CAPABILITIES).read_text())
-        if cached.get("fingerprint") == _fingerprint(config_file):
-            return sorted(v for v, hooks in cached["handlers"].items() if hook in hooks)
-    except (OSError, ValueError, KeyError, AttributeError):
-        pass
-    from .manager import load_runtime  # slow path: loads plugins, then refreshes the cache
-
-    runtime = load_runtime(config_file)
-    return runtime.handlers(hook)
-
-
-def emit(event: Event, config: str | os.PathLike | None = None) -> Receipt:
-    """Queue *event* for every enabled vendor that handles it; return at once.
-
-    The call a panel hook makes.  It never contacts a vendor."""
-    from .config import DEFAULT_STATE_DIR, config_path, read_file
-
-    raw = read_file(config_path(config))
-    state_dir = Path((raw.data.get("general") or {}).get("state_dir", DEFAULT_STATE_DIR))
-    vendors = _handlers(raw.path, state_dir, event.hook)
-    queue = Queue(state_dir)
-    try:
-        ids = queue.enqueue(event, vendors)
-    finally:
-        queue.close()
-    return Receipt(event, dict(zip(vendors, ids, strict=False)))

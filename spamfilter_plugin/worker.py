@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .errors import SpamFilterError, VendorError
 from .manager import Outcome, Runtime
-from .queue import Queue, Row
+from .queue import STATES, Queue, Row
 from .redaction import get_logger
 
 log = get_logger(__name__)
@@ -27,9 +27,21 @@ log = get_logger(__name__)
 
 @dataclass
 class Delivery:
+    """One delivery attempt: the row as claimed, what the vendor made of it, and the state the
+    row is in afterwards (one of the queue's :data:`~spamfilter_plugin.queue.STATES`).
+
+    ``lease_lost`` is True when the lease expired during the call and another worker took the
+    row over; this worker's outcome was then not recorded, and ``final_state`` is what the row
+    holds now."""
+
     row: Row
     outcome: Outcome
-    final_state: str  # done, dead, pending (will retry) or lost (lease taken over)
+    final_state: str
+    lease_lost: bool = False
+
+    def __post_init__(self) -> None:
+        if self.final_state not in STATES:
+            raise ValueError(f"final_state: {self.final_state!r} is not a queue state ({STATES})")
 
 
 @dataclass
@@ -40,7 +52,7 @@ class Stats:
         self.deliveries.append(delivery)
 
     def _count(self, state: str) -> int:
-        return sum(1 for d in self.deliveries if d.final_state == state)
+        return sum(1 for d in self.deliveries if d.final_state == state and not d.lease_lost)
 
     @property
     def done(self) -> int:
@@ -51,7 +63,8 @@ class Stats:
         return self._count("dead")
 
     @property
-    def retrying(self) -> int:
+    def pending(self) -> int:
+        """Rows this worker left pending: they failed temporarily and will be retried."""
         return self._count("pending")
 
 
@@ -110,7 +123,11 @@ class Worker:
             else:
                 outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
         state = self._record(row, token, outcome)
-        delivery = Delivery(row, outcome, state)
+        if state is None:  # the lease was taken over: report the row as it is now
+            current = self.queue.get(row.id)
+            delivery = Delivery(row, outcome, current.state if current else "leased", True)
+        else:
+            delivery = Delivery(row, outcome, state)
         log.debug(
             "queue row %d (%s %s %s, attempt %d): %s",
             row.id,
@@ -124,7 +141,8 @@ class Worker:
             self.on_delivery(delivery)
         return delivery
 
-    def _record(self, row: Row, token: str, outcome: Outcome) -> str:
+    def _record(self, row: Row, token: str, outcome: Outcome) -> str | None:
+        """Write the outcome under the lease; the row's new state, or None if the lease was lost."""
         if outcome.ok:
             ok, state = self.queue.complete(row, token, outcome.result), "done"
         else:
@@ -143,8 +161,20 @@ class Worker:
                 "queue row %d: the lease expired during delivery and another worker took it over",
                 row.id,
             )
-            return "lost"
+            return None
         return state
+
+    def deliver_now(self, row_ids: Iterable[int]) -> list[Delivery]:
+        """One attempt for each of these rows at once, whatever their schedule (``emit --now``).
+
+        A row queued behind an earlier, undelivered event of its target is not attempted
+        (order comes first) and is left, like every failure, to the worker."""
+        deliveries = []
+        for row_id in row_ids:
+            delivery = self.run_one(only=[row_id], ignore_schedule=True)
+            if delivery is not None:
+                deliveries.append(delivery)
+        return deliveries
 
     def drain(
         self,

@@ -13,6 +13,7 @@ import time
 
 from queue_helpers import sandbox_config
 
+from spamfilter_plugin.emit import emit
 from spamfilter_plugin.events import (
     DomainCreated,
     DomainDeleted,
@@ -21,7 +22,7 @@ from spamfilter_plugin.events import (
     PasswordReset,
 )
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue, emit
+from spamfilter_plugin.queue import Queue
 from spamfilter_plugin.worker import Worker
 
 SPAMFILTER = shutil.which("spamfilter") or os.path.join(

@@ -6,6 +6,7 @@ import stat
 import pytest
 from queue_helpers import sandbox_config
 
+from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import VendorUnavailable
 from spamfilter_plugin.events import (
     DomainCreated,
@@ -15,7 +16,7 @@ from spamfilter_plugin.events import (
     MailboxDeleted,
     PasswordReset,
 )
-from spamfilter_plugin.queue import DB_NAME, KEY_NAME, Queue, emit
+from spamfilter_plugin.queue import DB_NAME, KEY_NAME, Queue
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ import threading
 import pytest
 from queue_helpers import sandbox_config
 
+from spamfilter_plugin.emit import emit
 from spamfilter_plugin.events import DomainCreated, MailboxAdded, PasswordReset
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue, emit
+from spamfilter_plugin.queue import Queue
 from spamfilter_plugin.worker import Worker
 
 
@@ -31,7 +32,7 @@ def test_delivers_to_each_vendor_and_stores_results(cfg, sandbox):
     emit(PasswordReset(domain="a.example"), cfg)
     w = worker(cfg)
     stats = w.drain()
-    assert (stats.done, stats.dead, stats.retrying) == (3, 0, 0)
+    assert (stats.done, stats.dead, stats.pending) == (3, 0, 0)
     assert sandbox["spamport"].emulator.domains["a.example"]["transport"] == "smtp:192.0.2.5"
     box = sandbox["rackspace"].emulator.mailboxes[("12345678", "example.com", "alex.smith")]
     assert box["settings"]["filterLevel"] == "exclusive"
@@ -131,7 +132,7 @@ print(json.dumps([d.row.id for d in stats.deliveries]))
 EMIT = """
 import sys
 from spamfilter_plugin.events import DomainCreated
-from spamfilter_plugin.queue import emit
+from spamfilter_plugin.emit import emit
 start, count = int(sys.argv[2]), int(sys.argv[3])
 for i in range(start, start + count):
     emit(DomainCreated(domain=f"p{i}.example"), sys.argv[1])

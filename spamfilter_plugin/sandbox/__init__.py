@@ -1,7 +1,10 @@
 """Vendor emulators served over loopback HTTP, for tests, the demo and users' own tests.
 
-Each vendor has one WSGI emulator (``sandbox/<vendor>.py``) written from the
-vendor's API document.  :class:`Sandbox` serves them on ``127.0.0.1``, one port
+Each vendor has one WSGI emulator written from the vendor's API document (the
+built-in vendors' in ``sandbox/<vendor>.py``), registered under the entry-point
+group ``spamfilter_plugin.emulators`` with the vendor's name, so a third-party
+vendor's emulator is served, configured and offered as a pytest fixture just as
+the built-in ones are.  :class:`Sandbox` serves them on ``127.0.0.1``, one port
 each, and prints the config that points the vendors at them.
 """
 
@@ -10,27 +13,39 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
+from .. import EMULATOR_ENTRY_POINT_GROUP
 from ..config import toml_table
 from .base import FAULT_KINDS, Emulator, Faults
-from .rackspace import RackspaceEmulator
 from .server import LoopbackServer
-from .spambarrier import SpamBarrierEmulator
-from .spamport import SpamPortEmulator
-from .spamwall import SpamWallEmulator
-from .tornevall import TornevallEmulator
 
-#: vendor name -> emulator class, in port order
-EMULATORS: dict[str, type[Emulator]] = {
-    "spamport": SpamPortEmulator,
-    "spamwall": SpamWallEmulator,
-    "spambarrier": SpamBarrierEmulator,
-    "tornevall": TornevallEmulator,
-    "rackspace": RackspaceEmulator,
-}
+__all__ = ["FAULT_KINDS", "Emulator", "Faults", "Running", "Sandbox", "emulators"]
 
-__all__ = ["EMULATORS", "FAULT_KINDS", "Emulator", "Faults", "Running", "Sandbox"]
+
+def emulators() -> dict[str, type[Emulator]]:
+    """The installed emulators (entry-point group ``spamfilter_plugin.emulators``), by vendor
+    name, in port order: those that declare a ``port_offset`` by it, then the rest by name.
+
+    Loading an emulator loads no vendor plugin: the sandbox serves the emulator of a vendor
+    whose plugin is not installed as well as any other."""
+    found: dict[str, type[Emulator]] = {}
+    for ep in entry_points(group=EMULATOR_ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Emulator)):
+            raise TypeError(
+                f"entry point {ep.name} = {ep.value} in {EMULATOR_ENTRY_POINT_GROUP} is not an "
+                "Emulator subclass"
+            )
+        found.setdefault(ep.name, cls)
+    unset = float("inf")
+
+    def order(name: str) -> tuple[float, str]:
+        offset = found[name].port_offset
+        return (unset if offset is None else offset, name)
+
+    return {name: found[name] for name in sorted(found, key=order)}
 
 
 @dataclass
@@ -56,9 +71,9 @@ class Running:
 class Sandbox:
     """Serve the emulators on loopback, one port each.
 
-    :param port: the first port (``spamport`` gets it, the next vendors the
-        following ports in the order of :data:`EMULATORS`); 0 picks free ports.
-    :param vendors: which emulators to serve (default: all five).
+    :param port: the first port; each emulator gets ``port`` plus its place in the order
+        of :func:`emulators`; 0 picks free ports.
+    :param vendors: which emulators to serve (default: every installed one).
     """
 
     def __init__(
@@ -77,11 +92,15 @@ class Sandbox:
                 f"host: {host} is not a loopback address; the sandbox serves 127.0.0.1 or ::1 only "
                 "(its credentials are public)"
             )
-        names = list(vendors) if vendors else list(EMULATORS)
-        unknown = [n for n in names if n not in EMULATORS]
+        known = emulators()
+        names = list(vendors) if vendors else list(known)
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(f"vendor: unknown {', '.join(unknown)}; one of {', '.join(EMULATORS)}")
-        if not 0 <= port <= 65535 - len(EMULATORS):
+            raise ValueError(
+                f"vendor: unknown {', '.join(unknown)}; no emulator of that name is installed "
+                f"(installed: {', '.join(known)})"
+            )
+        if not 0 <= port <= 65535 - len(known):
             raise ValueError(f"port: {port} is out of range")
         self.host, self.port, self.seed = host, port, seed
         self.names = names
@@ -89,9 +108,11 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         try:
+            known = emulators()
+            order = list(known)
             for name in self.names:
-                offset = list(EMULATORS).index(name)
-                emulator = EMULATORS[name](seed=self.seed)
+                offset = order.index(name)
+                emulator = known[name](seed=self.seed)
                 server = LoopbackServer(
                     emulator, host=self.host, port=self.port + offset if self.port else 0
                 )

@@ -207,6 +207,9 @@ class Emulator:
     name: ClassVar[str] = ""
     #: the path of the API under the server root (the config's api_url is root + this)
     api_path: ClassVar[str] = ""
+    #: where ``spamfilter sandbox --port N`` serves it (N + offset); None: after those that
+    #: set one, in name order
+    port_offset: ClassVar[int | None] = None
     #: the reason phrases we send
     REASONS: ClassVar[dict[int, str]] = {
         200: "OK",

@@ -1,17 +1,21 @@
-"""pytest fixtures for the vendor emulators (registered through the ``pytest11``
-entry point, so any test suite with spamfilter-plugin installed has them).
+"""pytest fixtures for the vendor emulators (registered through the ``pytest11`` entry
+point, so any test suite with spamfilter-plugin installed has them).
 
-* ``sandbox``: all five emulators, started once per session on free loopback
-  ports and reset before each test; ``sandbox["spamport"].url`` is the
-  ``api_url``, ``.emulator`` the state, request log and fault settings;
-* ``spamport_sandbox``, ``spamwall_sandbox``, ``spambarrier_sandbox``,
-  ``tornevall_sandbox``, ``rackspace_sandbox``: one emulator each (same servers).
+* ``sandbox``: every installed emulator, started once per session on free loopback
+  ports and reset before each test; ``sandbox["spamport"].url`` is the ``api_url``,
+  ``.emulator`` the state, request log and fault settings;
+* ``<name>_sandbox`` (``spamport_sandbox``, ``rackspace_sandbox``, ...): one emulator
+  each (the same servers), for every emulator registered under the entry-point group
+  ``spamfilter_plugin.emulators`` when pytest starts, third-party ones included.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import pytest
 
+from .. import EMULATOR_ENTRY_POINT_GROUP
 from . import Sandbox
 
 
@@ -39,8 +43,8 @@ def _one(name):
     return fixture
 
 
-spamport_sandbox = _one("spamport")
-spamwall_sandbox = _one("spamwall")
-spambarrier_sandbox = _one("spambarrier")
-tornevall_sandbox = _one("tornevall")
-rackspace_sandbox = _one("rackspace")
+# One fixture per registered emulator; only names are read here, nothing is imported.
+for _ep in entry_points(group=EMULATOR_ENTRY_POINT_GROUP):
+    if _ep.name.isidentifier():
+        globals().setdefault(f"{_ep.name}_sandbox", _one(_ep.name))
+del _ep

@@ -107,6 +107,7 @@ def valid_ip_entry(entry: str) -> bool:
 
 class RackspaceEmulator(Emulator):
     name = "rackspace"
+    port_offset = 4
     api_path = "/v1"
     settings = ("rate_limit", "tolerance")
 

@@ -50,6 +50,7 @@ def _digest(*parts: Any) -> int:
 
 class SpamBarrierEmulator(Emulator):
     name = "spambarrier"
+    port_offset = 2
     api_path = "/api/"
 
     def __init__(self, *, user_id: int = USER_ID, api_token: str = API_TOKEN, **kw) -> None:

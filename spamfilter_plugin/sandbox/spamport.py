@@ -68,6 +68,7 @@ def failure(message: str) -> Reply:
 
 class SpamPortEmulator(Emulator):
     name = "spamport"
+    port_offset = 0
     api_path = "/api"
     settings = ("block_after", "license_limit", "archive_license_limit")
 

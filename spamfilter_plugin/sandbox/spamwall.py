@@ -80,6 +80,7 @@ def element(tag: str, items: list[dict[str, Any]], item_tag: str) -> str:
 
 class SpamWallEmulator(Emulator):
     name = "spamwall"
+    port_offset = 1
     api_path = "/api/api.php"
 
     def initial_state(self) -> None:

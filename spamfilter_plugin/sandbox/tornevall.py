@@ -133,6 +133,7 @@ def _pair(host: str) -> tuple[str, str]:
 
 class TornevallEmulator(Emulator):
     name = "tornevall"
+    port_offset = 3
     api_path = PREFIX
     settings = ("auth_scheme",)
 

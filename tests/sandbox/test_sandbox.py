@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from spamfilter_plugin.sandbox import EMULATORS, FAULT_KINDS, Sandbox
+from spamfilter_plugin.sandbox import FAULT_KINDS, Sandbox, emulators
 from spamfilter_plugin.sandbox.spamport import PASSWORD, USERNAME
 
 SPAMFILTER = shutil.which("spamfilter") or os.path.join(
@@ -28,7 +28,7 @@ def control(running, action, payload=None, method=None):
     return requests.request(method, f"{running.root}/_sandbox/{action}", json=payload, timeout=5)
 
 
-@pytest.mark.parametrize("name", list(EMULATORS))
+@pytest.mark.parametrize("name", list(emulators()))
 def test_every_emulator_has_state_request_log_and_reset(sandbox, name):
     running = sandbox[name]
     requests.post(running.url + "/anything", data=b"password=hunter22&x=1", timeout=5)
@@ -39,7 +39,7 @@ def test_every_emulator_has_state_request_log_and_reset(sandbox, name):
     assert control(running, "requests").json() == []
 
 
-@pytest.mark.parametrize("name", list(EMULATORS))
+@pytest.mark.parametrize("name", list(emulators()))
 @pytest.mark.parametrize("kind", ["error", "html"])
 def test_error_faults_on_every_emulator(sandbox, name, kind):
     running = sandbox[name]
@@ -175,10 +175,10 @@ def test_sandbox_config_snippet_loads_and_checks(tmp_path):
     with Sandbox() as sb:
         snippet = sb.config_snippet(state_dir=str(tmp_path / "state"))
         doc = tomllib.loads(snippet)
-        assert set(doc["vendors"]) == set(EMULATORS) & set(installed_vendors())
+        assert set(doc["vendors"]) == set(emulators()) & set(installed_vendors())
         assert doc["vendors"]["spamport"]["password"] == PASSWORD
         assert doc["vendors"]["rackspace"]["api_url"].endswith("/v1")
-        for name in set(EMULATORS) - set(installed_vendors()):
+        for name in set(emulators()) - set(installed_vendors()):
             assert f"# [vendors.{name}]" in snippet
         cfg = tmp_path / "sandbox.toml"
         cfg.write_text(snippet)

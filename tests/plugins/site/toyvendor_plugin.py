@@ -4,19 +4,18 @@ plugin author would write one, through the public interface only."""
 
 from __future__ import annotations
 
-import json
 import secrets
-import threading
 from pathlib import Path
 from urllib.parse import unquote
 
 from jinja2 import FileSystemLoader
 from marshmallow import Schema, ValidationError, fields, validate
 
-from spamfilter_plugin.config import SecretField, VendorSchema
+from spamfilter_plugin.config_schema import SecretField, VendorSchema
 from spamfilter_plugin.errors import VendorConflict, VendorNotFound
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.redaction import Secret
+from spamfilter_plugin.sandbox.base import Emulator, Reply, Request
 from spamfilter_plugin.templating import (
     Fragment,
     SettingsResult,
@@ -32,69 +31,58 @@ TOKEN = "toy-token-S3cret!&#%+="
 # ----------------------------------------------------------------- emulator
 
 
-class ToyEmulator:
-    """WSGI app: GET /whoami, GET /domains, PUT|PATCH|DELETE /domains/<name>,
-    POST /passwords/<name>."""
+class ToyEmulator(Emulator):
+    """GET /whoami, GET /domains, PUT|PATCH|GET|DELETE /domains/<name>,
+    POST /passwords/<name>; bearer token.  Registered under ``spamfilter_plugin.emulators``
+    as ``toy``, so ``spamfilter sandbox`` and the pytest fixtures serve it."""
 
-    def __init__(self, token: str = TOKEN) -> None:
+    name = "toy"
+    api_path = ""
+    settings = ("token",)
+
+    def __init__(self, token: str = TOKEN, **kwargs) -> None:
         self.token = token
+        super().__init__(**kwargs)
+
+    def initial_state(self) -> None:
         self.domains: dict[str, dict] = {}
-        self.requests: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
 
-    def __call__(self, environ, start_response):
-        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        with self.lock:
-            self.requests.append((method, path))
-        if environ.get("HTTP_AUTHORIZATION") != f"Bearer {self.token}":
-            return self._send(start_response, 401, {"error": "bad token"})
-        size = int(environ.get("CONTENT_LENGTH") or 0)
-        body = json.loads(environ["wsgi.input"].read(size) or b"{}") if size else {}
-        parts = [unquote(p) for p in path.strip("/").split("/")]
-        if parts == ["whoami"] and method == "GET":
-            return self._send(start_response, 200, {"account": "acme"})
-        if parts == ["domains"] and method == "GET":
-            return self._send(start_response, 200, {"domains": sorted(self.domains)})
+    def snapshot(self) -> dict:
+        return {"domains": self.domains}
+
+    def credentials(self) -> dict:
+        return {"token": self.token}
+
+    def handle(self, req: Request) -> Reply:
+        if req.headers.get("Authorization") != f"Bearer {self.token}":
+            return Reply.json({"error": "bad token"}, 401)
+        body = req.json() if req.body else {}
+        parts = [unquote(p) for p in req.path.strip("/").split("/")]
+        if parts == ["whoami"] and req.method == "GET":
+            return Reply.json({"account": "acme"})
+        if parts == ["domains"] and req.method == "GET":
+            return Reply.json({"domains": sorted(self.domains)})
         if len(parts) == 2 and parts[0] == "domains":
-            name = parts[1]
-            with self.lock:
-                if method == "PUT":
-                    if name in self.domains:
-                        return self._send(start_response, 409, {"error": f"{name} exists"})
-                    self.domains[name] = {"destination": body.get("destination"), "strict": False}
-                    return self._send(start_response, 201, {"txt": f"toy-verify-{len(name)}"})
-                if name not in self.domains:
-                    return self._send(start_response, 404, {"error": f"{name} not found"})
-                if method == "PATCH":
-                    self.domains[name].update(body)
-                    return self._send(start_response, 200, self.domains[name])
-                if method == "DELETE":
-                    del self.domains[name]
-                    return self._send(start_response, 204, None)
-                if method == "GET":
-                    return self._send(start_response, 200, self.domains[name])
-        if len(parts) == 2 and parts[0] == "passwords" and method == "POST":
-            return self._send(
-                start_response, 200, {"password": body.get("password") or secrets.token_urlsafe(9)}
-            )
-        return self._send(start_response, 404, {"error": "no such endpoint"})
+            return self._domain(req.method, parts[1], body)
+        if len(parts) == 2 and parts[0] == "passwords" and req.method == "POST":
+            return Reply.json({"password": body.get("password") or secrets.token_urlsafe(9)})
+        return Reply.json({"error": "no such endpoint"}, 404)
 
-    @staticmethod
-    def _send(start_response, status, doc):
-        body = b"" if doc is None else json.dumps(doc).encode()
-        reason = {
-            200: "OK",
-            201: "Created",
-            204: "No Content",
-            401: "Unauthorized",
-            404: "Not Found",
-            409: "Conflict",
-        }[status]
-        start_response(
-            f"{status} {reason}",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-        )
-        return [body]
+    def _domain(self, method: str, name: str, body: dict) -> Reply:
+        if method == "PUT":
+            if name in self.domains:
+                return Reply.json({"error": f"{name} exists"}, 409)
+            self.domains[name] = {"destination": body.get("destination"), "strict": False}
+            return Reply.json({"txt": f"toy-verify-{len(name)}"}, 201)
+        if name not in self.domains:
+            return Reply.json({"error": f"{name} not found"}, 404)
+        if method == "PATCH":
+            self.domains[name].update(body)
+            return Reply.json(self.domains[name])
+        if method == "DELETE":
+            del self.domains[name]
+            return Reply(204)
+        return Reply.json(self.domains[name])
 
 
 # ----------------------------------------------------------------- plugin

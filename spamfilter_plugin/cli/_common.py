@@ -1,0 +1,90 @@
+"""What every command module shares: exit codes, the usage error, loading the runtime,
+and printing results with secrets masked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from ..redaction import MASK, Secret, redact
+
+EXIT_OK, EXIT_VENDOR, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A one-line reason to stop with exit status 2 (name the option or value at fault)."""
+
+
+def runtime(args):
+    """Load the config and the enabled vendors, apply ``general.log_level`` (unless -v was
+    given), and refresh the capability cache that ``emit`` reads."""
+    from ..emit import refresh_capabilities
+    from ..manager import load_runtime
+
+    rt = load_runtime(args.config)
+    if not args.verbose:  # -v/-vv on the command line win over general.log_level
+        logging.getLogger().setLevel(rt.config.general.log_level.upper())
+    refresh_capabilities(rt)
+    return rt
+
+
+def public(value: Any) -> Any:
+    """A result made safe to print: secrets masked, objects turned into strings."""
+    if isinstance(value, Secret):
+        return MASK
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(value)
+
+
+def print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2))
+
+
+def print_outcomes(outcomes, as_json: bool, extra: dict | None = None) -> int:
+    """One line (or one JSON entry) per vendor; EXIT_VENDOR when any failed."""
+    failed = [o for o in outcomes if not o.ok]
+    if as_json:
+        doc = dict(extra or {})
+        doc["ok"] = not failed
+        doc["vendors"] = [
+            {
+                "vendor": o.vendor,
+                "ok": o.ok,
+                "result": public(o.result),
+                "error": str(o.error) if o.error else None,
+                "error_type": type(o.error).__name__ if o.error else None,
+            }
+            for o in outcomes
+        ]
+        print_json(doc)
+    else:
+        for o in outcomes:
+            if o.ok:
+                detail = public(o.result)
+                shown = f" ({detail})" if detail not in (None, "", {}) else ""
+                print(f"{o.vendor}: ok{shown}")
+            else:
+                print(f"{o.vendor}: FAILED: {o.error}")
+    return EXIT_VENDOR if failed else EXIT_OK
+
+
+def stop_event() -> threading.Event:
+    """An event set by SIGTERM or Ctrl-C, for commands that run until stopped."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def note(message: str) -> None:
+    """Progress and notes go to standard error, so standard output stays parseable."""
+    print(message, file=sys.stderr)

@@ -1,0 +1,77 @@
+"""``spamfilter check`` and ``spamfilter vendors``: is the config valid, do the credentials
+work, which vendors are installed and enabled."""
+
+from __future__ import annotations
+
+from ..errors import SpamFilterError
+from ._common import EXIT_OK, note, print_json, print_outcomes, runtime
+
+
+def register(sub) -> None:
+    c = sub.add_parser(
+        "check",
+        help="validate the config and prove each vendor's credentials work",
+        description="Validate the config file, then make one cheap authenticated call per "
+        "enabled vendor. A vendor suspended after refused credentials is resumed when its "
+        "check succeeds. Exit 0 when all succeed, 1 when a vendor fails, 2 for a bad config.",
+    )
+    c.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+    c.set_defaults(func=cmd_check)
+
+    v = sub.add_parser(
+        "vendors",
+        help="list the installed vendors and which are enabled",
+        description="List the vendor plugins installed in this environment, and which the "
+        "config enables (a [vendors.NAME] table enables NAME).",
+    )
+    v.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+    v.set_defaults(func=cmd_vendors)
+
+
+def cmd_check(args) -> int:
+    rt = runtime(args)
+    if not rt.vendors:
+        note(f"{rt.config.path}: valid; no vendor is enabled (add a [vendors.NAME] table)")
+    outcomes = [rt.check(v) for v in rt.vendors]
+    if not args.json:
+        print(f"{rt.config.path}: valid")
+    return print_outcomes(outcomes, args.json, {"config": str(rt.config.path)})
+
+
+def cmd_vendors(args) -> int:
+    from ..config import config_path, read_file
+    from ..manager import installed_vendors
+
+    installed = installed_vendors()
+    enabled: list[str] = []
+    problem = None
+    try:
+        enabled = read_file(config_path(args.config)).enabled_vendors
+    except SpamFilterError as exc:
+        problem = str(exc)
+    rows = []
+    for name in sorted(set(installed) | set(enabled)):
+        ep = installed.get(name)
+        dist = ep.dist if ep is not None else None
+        rows.append(
+            {
+                "name": name,
+                "installed": ep is not None,
+                "enabled": name in enabled,
+                "module": ep.value if ep is not None else None,
+                "distribution": f"{dist.name} {dist.version}" if dist is not None else None,
+            }
+        )
+    if args.json:
+        print_json({"vendors": rows, "config_error": problem})
+        return EXIT_OK
+    if problem:
+        note(f"spamfilter: note: {problem}")
+    if not rows:
+        print("no vendor plugins are installed")
+    for r in rows:
+        state = "enabled" if r["enabled"] else "disabled"
+        if not r["installed"]:
+            state = "enabled in config but NOT INSTALLED"
+        print(f"{r['name']:<14} {state:<10} {r['distribution'] or ''}")
+    return EXIT_OK

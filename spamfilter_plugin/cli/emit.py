@@ -1,0 +1,109 @@
+"""``spamfilter emit``: queue a panel event for every enabled vendor that handles it
+(what a panel hook runs); ``--now`` also delivers it and waits."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..events import BY_CLI_NAME, DomainCreated, DomainDeleted, DomainUpdated, PasswordReset
+from ..redaction import Secret
+from ._common import EXIT_OK, CliError, note, print_json, print_outcomes, runtime
+
+
+def register(sub) -> None:
+    e = sub.add_parser(
+        "emit",
+        help="queue a panel event (domain created, ...) for every enabled vendor",
+        description="Queue one lifecycle event for every enabled vendor that handles it and "
+        "return at once; the worker delivers it. With --now, deliver it at once and wait for "
+        "the result (what fails is retried by the worker later). Each vendor is handled on "
+        "its own.",
+    )
+    e.add_argument("event", choices=sorted(BY_CLI_NAME), help="what happened")
+    e.add_argument("--domain", help="the domain (Unicode or punycode)")
+    e.add_argument("--mailbox", help="the mailbox address, user@example.com")
+    e.add_argument(
+        "--destination",
+        help="host name or IP that receives clean mail "
+        "(domain-created: optional, default general.mail_host; domain-updated: required)",
+    )
+    e.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="password-reset: read the new password from the first line of standard input "
+        "(without it the vendor generates one)",
+    )
+    e.add_argument(
+        "--now", action="store_true", help="deliver at once and wait for each vendor's result"
+    )
+    e.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+    e.set_defaults(func=cmd_emit)
+
+
+def build_event(args):
+    """The event the options describe; CliError naming the option when they do not fit."""
+    cls = BY_CLI_NAME[args.event]
+    needs_domain = cls in (DomainCreated, DomainDeleted, DomainUpdated)
+    if needs_domain and not args.domain:
+        raise CliError(f"{args.event} needs --domain")
+    if cls is PasswordReset:
+        if bool(args.domain) == bool(args.mailbox):
+            raise CliError("password-reset needs exactly one of --domain or --mailbox")
+    elif not needs_domain and not args.mailbox:
+        raise CliError(f"{args.event} needs --mailbox")
+    if args.destination and cls not in (DomainCreated, DomainUpdated):
+        raise CliError(f"--destination does not apply to {args.event}")
+    if cls is DomainUpdated and not args.destination:
+        raise CliError("domain-updated needs --destination (the new mail host)")
+    if args.password_stdin and cls is not PasswordReset:
+        raise CliError(f"--password-stdin does not apply to {args.event}")
+    kwargs: dict[str, Any] = {}
+    if cls is PasswordReset:
+        if args.domain:
+            kwargs["domain"] = args.domain
+        else:
+            kwargs["mailbox"] = args.mailbox
+        if args.password_stdin:
+            line = sys.stdin.readline().rstrip("\r\n")
+            if not line:
+                raise CliError("--password-stdin: standard input held no password")
+            kwargs["password"] = Secret(line)
+    elif needs_domain:
+        kwargs["domain"] = args.domain
+        if args.destination:
+            kwargs["destination"] = args.destination
+    else:
+        kwargs["mailbox"] = args.mailbox
+    return cls(**kwargs)
+
+
+def cmd_emit(args) -> int:
+    from ..emit import emit
+
+    event = build_event(args)
+    receipt = emit(event, args.config)
+    if not args.now:
+        if args.json:
+            print_json({"event": event.to_dict(), "queued": receipt.rows})
+        elif receipt.rows:
+            rows = ", ".join(str(i) for i in receipt.rows.values())
+            print(f"queued {args.event} for {', '.join(receipt.rows)} (rows {rows})")
+        else:
+            print(f"no enabled vendor handles {args.event}; nothing to do")
+        return EXIT_OK
+    from ..worker import Worker
+
+    deliveries = Worker(runtime(args)).deliver_now(receipt.rows.values())
+    delivered = {d.row.id for d in deliveries}
+    for vendor, row_id in receipt.rows.items():
+        if row_id not in delivered:
+            note(
+                f"{vendor}: queued behind an earlier event for {event.target}; "
+                "the worker will deliver it"
+            )
+    for d in deliveries:
+        if not d.outcome.ok and d.final_state == "pending":
+            note(f"{d.row.vendor}: will be retried by the worker (queue row {d.row.id})")
+    outcomes = [d.outcome for d in deliveries]
+    return print_outcomes(outcomes, args.json, {"event": event.to_dict(), "queued": receipt.rows})

@@ -1,0 +1,122 @@
+"""``spamfilter queue``: inspect and manage the delivery queue (list, show, retry, drop,
+purge), each with ``--json``."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from ..queue import STATES
+from ._common import EXIT_OK, CliError, print_json, public
+
+TIMES = ("created_at", "updated_at", "next_at", "lease_until")
+
+
+def register(sub) -> None:
+    q = sub.add_parser(
+        "queue",
+        help="inspect and manage queued events",
+        description="Inspect and manage the delivery queue. States: pending (waiting or "
+        "retrying), leased (being delivered), done, dead (failed permanently; retry after "
+        "fixing the cause), superseded (made pointless by a later event).",
+    )
+    qsub = q.add_subparsers(dest="queue_command", metavar="ACTION")
+    qsub.required = True
+    ql = qsub.add_parser("list", help="list queue rows, newest first")
+    ql.add_argument("--state", choices=STATES)
+    ql.add_argument("--vendor")
+    ql.add_argument("--limit", type=int, default=50)
+    ql.set_defaults(action=_list)
+    qs = qsub.add_parser("show", help="show one row, with its result and last error")
+    qs.add_argument("id", type=int)
+    qs.set_defaults(action=_show)
+    qr = qsub.add_parser("retry", help="make a dead row (or every dead row) pending again")
+    qr.add_argument("id", type=int, nargs="?")
+    qr.add_argument("--all-dead", action="store_true", help="retry every dead row")
+    qr.set_defaults(action=_retry)
+    qd = qsub.add_parser("drop", help="delete a row that is not being delivered")
+    qd.add_argument("id", type=int)
+    qd.set_defaults(action=_drop)
+    qp = qsub.add_parser("purge", help="delete done and superseded rows older than some days")
+    qp.add_argument("--older-than", type=float, default=30, metavar="DAYS", help="default 30")
+    qp.set_defaults(action=_purge)
+    for sp in (ql, qs, qr, qd, qp):
+        sp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    q.set_defaults(func=cmd_queue)
+
+
+def cmd_queue(args) -> int:
+    from ..config import config_path, read_file
+    from ..queue import Queue
+
+    queue = Queue(read_file(config_path(args.config)).state_dir)
+    try:
+        return args.action(queue, args)
+    finally:
+        queue.close()
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def _row_line(r) -> str:
+    error = f"  {r.last_error}" if r.last_error and r.state != "done" else ""
+    head = f"{r.id:>6} {r.state:<10} {r.vendor:<12} {r.hook:<16} {r.target:<36}"
+    return f"{head} {_when(r.created_at)} x{r.attempts}{error}"
+
+
+def _list(queue, args) -> int:
+    rows = queue.rows(state=args.state, vendor=args.vendor, limit=args.limit)
+    if args.json:
+        print_json({"counts": queue.counts(), "rows": [public(r.to_dict()) for r in rows]})
+        return EXIT_OK
+    print("  ".join(f"{k} {v}" for k, v in queue.counts().items()))
+    for r in rows:
+        print(_row_line(r))
+    return EXIT_OK
+
+
+def _show(queue, args) -> int:
+    row = queue.get(args.id)
+    if row is None:
+        raise CliError(f"id: no queue row {args.id}")
+    doc = public(row.to_dict())
+    if args.json:
+        print_json(doc)
+        return EXIT_OK
+    for key, value in doc.items():
+        if key in TIMES and value:
+            value = _when(value)
+        print(f"{key:<12} {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    if row.result and "***" in row.result.values():
+        print("(*** values are stored encrypted; the panel reads them through Queue.secret_result)")
+    return EXIT_OK
+
+
+def _retry(queue, args) -> int:
+    if args.all_dead == (args.id is not None):
+        raise CliError("queue retry needs a row id or --all-dead (not both)")
+    count = queue.retry_all_dead() if args.all_dead else int(queue.retry(args.id))
+    if not args.all_dead and not count:
+        raise CliError(f"id: row {args.id} is not dead (only dead rows can be retried)")
+    if args.json:
+        print_json({"retried": count})
+    else:
+        print(f"{count} row{'s' * (count != 1)} pending again")
+    return EXIT_OK
+
+
+def _drop(queue, args) -> int:
+    if not queue.drop(args.id):
+        raise CliError(f"id: row {args.id} does not exist or is being delivered right now")
+    print(json.dumps({"dropped": args.id}) if args.json else f"row {args.id} dropped")
+    return EXIT_OK
+
+
+def _purge(queue, args) -> int:
+    count = queue.purge(args.older_than * 86400)
+    print(
+        json.dumps({"purged": count}) if args.json else f"{count} old done/superseded rows deleted"
+    )
+    return EXIT_OK

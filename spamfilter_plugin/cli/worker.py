@@ -1,0 +1,100 @@
+"""``spamfilter worker``: deliver queued events (once, until drained, or until stopped), or
+print the systemd unit that runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from importlib import resources
+from string import Template
+
+from ._common import EXIT_OK, EXIT_VENDOR, note, runtime, stop_event
+
+#: the placeholders of the shipped unit template, all of which must be in it
+UNIT_PLACEHOLDERS = frozenset({"exe", "config", "state_dir"})
+
+
+def register(sub) -> None:
+    w = sub.add_parser(
+        "worker",
+        help="deliver queued events to the vendors",
+        description="Deliver queued events: claim each due row, call that vendor, retry "
+        "temporary failures with backoff, and mark permanent ones dead. Without options it "
+        "runs until SIGTERM or Ctrl-C. Several workers may run at once.",
+    )
+    mode = w.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--once", action="store_true", help="deliver at most one due event, then exit"
+    )
+    mode.add_argument(
+        "--drain",
+        action="store_true",
+        help="deliver everything due now, then exit; exit status 1 if any event ended dead",
+    )
+    mode.add_argument(
+        "--systemd-unit",
+        action="store_true",
+        help="print a systemd unit that runs this worker with this config, and exit",
+    )
+    w.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to look for work (default 1)",
+    )
+    w.set_defaults(func=cmd_worker)
+
+
+def unit_template() -> Template:
+    """The unit file shipped as package data, a :class:`string.Template`."""
+    path = resources.files("spamfilter_plugin.systemd").joinpath("spamfilter-worker.service")
+    return Template(path.read_text("utf-8"))
+
+
+def _unit_word(value: str) -> str:
+    """A path as one word of a unit file (quoted when it holds spaces)."""
+    if any(c.isspace() for c in value) or '"' in value:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+def systemd_unit(exe: str, config: str, state_dir: str) -> str:
+    """The shipped unit with this installation's executable, config file and state directory."""
+    values = {"exe": exe, "config": config, "state_dir": state_dir}
+    return unit_template().substitute({k: _unit_word(v) for k, v in values.items()})
+
+
+def cmd_worker(args) -> int:
+    from ..worker import Worker
+
+    rt = runtime(args)
+    if args.systemd_unit:
+        exe = shutil.which("spamfilter") or os.path.join(
+            os.path.dirname(sys.executable), "spamfilter"
+        )
+        unit = systemd_unit(
+            os.path.abspath(exe), str(rt.config.path.resolve()), str(rt.config.general.state_dir)
+        )
+        print(unit, end="")
+        return EXIT_OK
+
+    def report(d):
+        state = "done" if d.outcome.ok else f"{d.final_state}: {d.outcome.error}"
+        note(f"row {d.row.id} {d.row.vendor} {d.row.hook} {d.row.target}: {state}")
+
+    worker = Worker(rt, on_delivery=report)
+    if args.once:
+        delivery = worker.run_one()
+        if delivery is None:
+            note("nothing due")
+            return EXIT_OK
+        return EXIT_VENDOR if delivery.final_state == "dead" else EXIT_OK
+    if args.drain:
+        stats = worker.drain(stop=stop_event())
+        note(f"delivered {stats.done}, retrying later {stats.pending}, dead {stats.dead}")
+        return EXIT_VENDOR if stats.dead else EXIT_OK
+    note(f"spamfilter: worker {worker.owner} running on {worker.queue.path}")
+    worker.run_forever(stop_event(), poll=args.poll)
+    return EXIT_OK
