@@ -194,3 +194,38 @@ def test_log_level_from_config_and_verbose_flag(cli_env, tmp_path, toy_emulator)
     assert code == 0 and err == ""
     code, _, err = run(cli_env, "--config", str(cfg), "-vv", "check")
     assert "GET http://127.0.0.1" in err
+
+
+def test_a_new_command_is_a_new_module(tmp_path, monkeypatch):
+    from spamfilter_plugin import cli
+
+    (tmp_path / "hello.py").write_text(
+        "def register(sub):\n"
+        "    p = sub.add_parser('hello', help='say hello')\n"
+        "    p.set_defaults(func=lambda args: 7)\n"
+    )
+    (tmp_path / "_helper.py").write_text("raise RuntimeError('helpers are not commands')\n")
+    monkeypatch.setattr(cli, "__path__", [*cli.__path__, str(tmp_path)])
+    try:
+        assert "hello" in cli.command_modules() and "_helper" not in cli.command_modules()
+        assert cli.main(["hello"]) == 7
+    finally:
+        sys.modules.pop("spamfilter_plugin.cli.hello", None)
+    for name in ("check", "emit", "queue", "sandbox", "worker"):
+        assert name in cli.command_modules()
+
+
+def test_systemd_unit_template_keeps_its_placeholders():
+    from spamfilter_plugin.cli.worker import UNIT_PLACEHOLDERS, systemd_unit, unit_template
+
+    assert set(unit_template().get_identifiers()) == UNIT_PLACEHOLDERS
+    unit = systemd_unit("/opt/sf bin/spamfilter", "/etc/sf/config.toml", "/var/lib/sf")
+    assert 'ExecStart="/opt/sf bin/spamfilter" --config /etc/sf/config.toml worker' in unit
+    assert "ReadWritePaths=/var/lib/sf" in unit and "$" not in unit
+
+
+def test_sandbox_lists_and_serves_a_third_party_emulator(cli_env):
+    code, out, _ = run(cli_env, "sandbox", "--list", "--json")
+    assert code == 0
+    names = [e["name"] for e in json.loads(out)["emulators"]]
+    assert names == ["spamport", "spamwall", "spambarrier", "tornevall", "rackspace", "toy"]

@@ -62,6 +62,8 @@ def test_wheel_contains_templates_and_hooks(wheel):
         "spamfilter_plugin/hookspecs.py",
         "spamfilter_plugin/py.typed",
         "spamfilter_plugin/systemd/spamfilter-worker.service",
+        "spamfilter_plugin/cli/__init__.py",
+        "spamfilter_plugin/cli/emit.py",
     ):
         assert required in names
     for src in (ROOT / "templates").rglob("*.j2"):
@@ -79,3 +81,27 @@ def test_wheel_metadata(wheel):
     assert "Requires-Python: >=3.11" in meta
     eps = wheel.read(meta_name.replace("METADATA", "entry_points.txt")).decode()
     assert "spamfilter = spamfilter_plugin.cli:main" in eps
+    assert "[spamfilter_plugin.emulators]" in eps
+    for src in (ROOT / "spamfilter_plugin" / "sandbox").glob("*.py"):
+        text = src.read_text()
+        if "(Emulator):" in text:  # every built-in emulator is registered by its vendor's name
+            assert f"{src.stem} = spamfilter_plugin.sandbox.{src.stem}:" in eps
+
+
+def test_python_m_pytest_from_the_checkout_finds_hooks_and_templates(tmp_path):
+    """``python -m pytest`` puts the checkout first on sys.path, ahead of the install: the
+    checkout's package must then find hooks/ and templates/ as the installed one does."""
+    code = (
+        "import spamfilter_plugin, spamfilter_plugin.hooks.spamport as h, "
+        "spamfilter_plugin.templating as t; "
+        "print(spamfilter_plugin.__file__); print(h.__file__); "
+        "print('spamport/domain.html.j2' in t.environment().list_templates())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    package, hook, template_found = proc.stdout.split()
+    assert Path(package) == ROOT / "spamfilter_plugin" / "__init__.py"
+    assert Path(hook) == ROOT / "hooks" / "spamport.py"
+    assert template_found == "True"

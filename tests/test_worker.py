@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from queue_helpers import sandbox_config
@@ -193,3 +194,36 @@ def test_run_forever_stops_on_request(cfg, sandbox):
     stop.set()
     thread.join(timeout=10)
     assert not thread.is_alive() and "live.example" in sandbox["spamport"].emulator.domains
+
+
+def test_deliver_now_attempts_each_row_once_in_order(cfg, sandbox):
+    sandbox["spamport"].emulator.faults.configure(queue=["error"])
+    first = emit(DomainCreated(domain="now.example"), cfg).rows["spamport"]
+    second = emit(DomainCreated(domain="other.example"), cfg).rows["spamport"]
+    w = worker(cfg)
+    deliveries = w.deliver_now([first, second])
+    assert [(d.row.id, d.final_state) for d in deliveries] == [(first, "pending"), (second, "done")]
+    assert w.queue.get(first).attempts == 1  # one attempt, the retry is the worker's
+    # a row behind an undelivered earlier event of its target is left for the worker
+    behind = emit(DomainCreated(domain="now.example", destination="192.0.2.8"), cfg).rows
+    assert w.deliver_now([behind["spamport"]]) == []
+    assert w.queue.get(behind["spamport"]).state == "pending"
+
+
+def test_a_lost_lease_is_reported_with_the_rows_real_state(cfg, sandbox):
+    (row_id,) = emit(DomainCreated(domain="slow.example"), cfg).rows.values()
+    clock = [time.time()]
+    w = worker(cfg, clock=lambda: clock[0])
+    w.general = type(w.general)(**{**w.general.__dict__, "lease_seconds": 5.0})
+    other = worker(cfg, owner="other", clock=lambda: clock[0])
+    original = w.runtime.call_isolated
+
+    def slow_call(*args, **kwargs):  # the lease runs out and another worker claims the row
+        clock[0] += 10
+        other.queue.claim("other", 300)
+        return original(*args, **kwargs)
+
+    w.runtime.call_isolated = slow_call
+    delivery = w.run_one()
+    assert delivery.lease_lost and delivery.final_state == "leased"
+    assert w.queue.get(row_id).lease_owner.startswith("other")

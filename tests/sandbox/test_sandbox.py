@@ -176,6 +176,7 @@ def test_sandbox_config_snippet_loads_and_checks(tmp_path):
         snippet = sb.config_snippet(state_dir=str(tmp_path / "state"))
         doc = tomllib.loads(snippet)
         assert set(doc["vendors"]) == set(emulators()) & set(installed_vendors())
+        assert "toy" in doc["vendors"]  # a third-party emulator, registered by entry point
         assert doc["vendors"]["spamport"]["password"] == PASSWORD
         assert doc["vendors"]["rackspace"]["api_url"].endswith("/v1")
         for name in set(emulators()) - set(installed_vendors()):
