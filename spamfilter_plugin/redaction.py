@@ -10,7 +10,6 @@ exception messages, stored response bodies and CLI output all pass through it.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import threading
@@ -18,34 +17,51 @@ from urllib.parse import quote, quote_plus
 
 MASK = "***"
 
-# Parameter names whose values are always hidden, whatever the value.
-SECRET_NAMES = (
-    "password",
-    "passwd",
-    "newpass",
-    "api_token",
-    "token",
-    "secret",
-    "secret_key",
-    "user_key",
-    "api_key",
-    "x-api-signature",
-    "authorization",
-)
+# Parameter names whose values are always hidden, whatever the value (any vendor's).  A
+# vendor adds the names of its own secret-bearing parameters and headers with
+# register_name(); the host names no vendor.
+SECRET_NAMES = ("password", "passwd", "token", "secret", "api_key")
+SECRET_HEADERS = ("authorization",)
+
+_names: set[str] = set(SECRET_NAMES)
+_headers: set[str] = set(SECRET_HEADERS)
+_name_patterns: tuple[re.Pattern[str], ...] | None = None
 
 
-@functools.cache
+def register_name(name: str, *, header: bool = False) -> None:
+    """Hide the value of every parameter or JSON key called *name* (any case), everywhere
+    :func:`redact` looks; with ``header=True``, also of the HTTP header *name*.
+
+    A vendor calls this for the names its API uses for secrets (a signature header, a
+    ``newpass`` field), so its values stay out of logs, errors and request logs even when
+    they are not known in advance."""
+    global _name_patterns
+    with _lock:
+        _names.add(name.lower())
+        if header:
+            _headers.add(name.lower())
+        _name_patterns = None
+
+
 def _patterns() -> tuple[re.Pattern[str], ...]:
     """The name-based patterns, compiled on first use (not on the panel-hook path's import)."""
-    names = "|".join(re.escape(n) for n in SECRET_NAMES)
-    return (
-        # form / query encoded: password=abc&...
-        re.compile(rf"(?i)(\b(?:{names})=)([^&\s]+)"),
-        # JSON: "password": "abc"
-        re.compile(rf'(?i)("(?:{names})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
-        # headers: Authorization: Bearer abc / X-Api-Signature: a:b:c
-        re.compile(r"(?i)(\b(?:authorization|x-api-signature):\s*)(.+?)(?=$|[\r\n\"',}])", re.M),
-    )
+    global _name_patterns
+    patterns = _name_patterns
+    if patterns is not None:
+        return patterns
+    with _lock:
+        names = "|".join(re.escape(n) for n in sorted(_names))
+        headers = "|".join(re.escape(n) for n in sorted(_headers))
+        patterns = (
+            # form / query encoded: password=abc&...
+            re.compile(rf"(?i)(\b(?:{names})=)([^&\s]+)"),
+            # JSON: "password": "abc"
+            re.compile(rf'(?i)("(?:{names})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
+            # headers: Authorization: Bearer abc
+            re.compile(rf"(?i)(\b(?:{headers}):\s*)(.+?)(?=$|[\r\n\"',}}])", re.M),
+        )
+        _name_patterns = patterns
+    return patterns
 
 
 _lock = threading.Lock()

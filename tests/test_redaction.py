@@ -4,7 +4,14 @@ import pickle
 
 import pytest
 
-from spamfilter_plugin.redaction import MASK, Secret, get_logger, redact, redacting_handler
+from spamfilter_plugin.redaction import (
+    MASK,
+    Secret,
+    get_logger,
+    redact,
+    redacting_handler,
+    register_name,
+)
 
 
 def test_secret_hides_itself():
@@ -35,7 +42,30 @@ def test_known_secrets_are_masked_in_any_encoding():
     ],
 )
 def test_named_secret_values_are_masked(text, expected):
+    # the vendors' own names, registered as their modules do (spambarrier's api_token,
+    # Rackspace's signature header, SpamWall's newpass)
+    register_name("api_token")
+    register_name("X-Api-Signature", header=True)
+    register_name("newpass")
     assert redact(text) == expected
+
+
+def test_a_vendor_registers_its_secret_names():
+    text = 'acme_code=k1&x=1\nX-Acme-Sig: s2\n{"acme_code": "k3"}'
+    assert redact(text) == text  # the host knows no vendor's names
+    register_name("acme_code")
+    register_name("X-Acme-Sig", header=True)
+    assert redact(text) == f'acme_code={MASK}&x=1\nX-Acme-Sig: {MASK}\n{{"acme_code": "{MASK}"}}'
+
+
+def test_the_built_in_vendors_register_their_names():
+    import spamfilter_plugin.sandbox.spamwall
+    import spamfilter_plugin.vendors.rackspace  # noqa: F401
+
+    assert redact("X-Api-Signature: k:1:s") == f"X-Api-Signature: {MASK}"
+    assert redact("user_key=a&secret_key=b&newpass=c") == (
+        f"user_key={MASK}&secret_key={MASK}&newpass={MASK}"
+    )
 
 
 def test_short_secrets_are_not_substituted_everywhere():

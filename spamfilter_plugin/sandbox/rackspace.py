@@ -29,8 +29,13 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from ..redaction import register_name
 from .base import Emulator, Reply, Request
 from .validate import is_email, is_ip
+
+register_name("X-Api-Signature", header=True)
+register_name("user_key")
+register_name("secret_key")
 
 CUSTOMER = "12345678"
 USER_KEY = "sandbox-rackspace-user-key"

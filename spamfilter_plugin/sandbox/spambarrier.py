@@ -22,8 +22,11 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from ..redaction import register_name
 from .base import Emulator, Reply, Request
 from .validate import is_domain, is_email, is_ip
+
+register_name("api_token")
 
 USER_ID = 12345
 API_TOKEN = "sandbox-spambarrier-token-0123456789"

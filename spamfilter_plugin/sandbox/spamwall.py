@@ -23,8 +23,11 @@ import re
 from typing import Any
 from xml.sax.saxutils import escape
 
+from ..redaction import register_name
 from .base import Emulator, Reply, Request
 from .validate import is_domain, is_email, is_ip
+
+register_name("newpass")  # change_user_password's new password
 
 ADMIN = ("admin", "sandbox-admin-Pw1")
 DOMAIN_ADMIN = ("domainadmin", "sandbox-domainadmin-Pw1", "example.com")

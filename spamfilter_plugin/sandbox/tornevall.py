@@ -22,8 +22,11 @@ import copy
 import re
 from typing import Any
 
+from ..redaction import register_name
 from .base import Emulator, Reply, Request
 from .validate import is_domain, is_email
+
+register_name("X-Api-Key", header=True)  # the "header" authentication scheme
 
 API_USER = "sandbox"
 API_KEY = "sandbox-tornevall-key-0123456789"

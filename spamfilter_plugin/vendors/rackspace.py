@@ -36,7 +36,12 @@ from ..errors import (
 )
 from ..events import Mailbox, normalise_email, normalise_ip
 from ..http import HttpClient, Response, quote_segment
-from ..redaction import Secret
+from ..redaction import Secret, register_name
+
+# Rackspace's secret-bearing names: the signature header and the key fields.
+register_name("X-Api-Signature", header=True)
+register_name("user_key")
+register_name("secret_key")
 
 VENDOR = "rackspace"
 DEFAULT_URL = "https://api.emailsrvr.com/v1"
