@@ -20,12 +20,12 @@ from spamfilter_plugin.vendors.rackspace import (
     DEFAULT_URL,
     FILTER_LEVELS,
     LISTS,
+    VENDOR,
     RackspaceClient,
     split_entries,
     validate_entry,
 )
 
-NAME = "rackspace"
 LEVELS = (
     ("on", "On: spam goes to quarantine (the mailbox's, or the domain's if chosen below)"),
     ("exclusive", "Exclusive: like on, and only senders and IPs on the safelists are delivered"),
@@ -162,11 +162,11 @@ def settings_fragments(vendor, scope, target, csrf_token):
     except VendorNotFound:
         settings, lists = None, {}
     return Fragment(
-        NAME,
+        VENDOR,
         "mailbox",
         f"Spam filter for {target}",
         render_fragment(
-            NAME,
+            VENDOR,
             "mailbox",
             mailbox=target,
             settings=settings,

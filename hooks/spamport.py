@@ -13,9 +13,14 @@ from spamfilter_plugin.config_schema import SecretField, VendorSchema, email_or_
 from spamfilter_plugin.errors import VendorConflict, VendorNotFound, VendorRejected
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
-from spamfilter_plugin.vendors.spamport import ARCHIVE_DAYS, DEFAULT_URL, SPAMSCORES, SpamPortClient
+from spamfilter_plugin.vendors.spamport import (
+    ARCHIVE_DAYS,
+    DEFAULT_URL,
+    SPAMSCORES,
+    VENDOR,
+    SpamPortClient,
+)
 
-NAME = "spamport"
 STRICTNESS = (
     ("veryhigh", "Very high: the biggest chance of blocking legitimate mail"),
     ("high", "High"),
@@ -99,7 +104,7 @@ def _destination(vendor, event) -> str:
     destination = event.destination or vendor.general.mail_host
     if not destination:
         raise VendorRejected(
-            NAME,
+            VENDOR,
             f"no destination for {event.domain}: set general.mail_host in the config, "
             "or give the event a destination",
         )
@@ -157,10 +162,10 @@ def settings_fragments(vendor, scope, target, csrf_token):
     if scope == "admin":
         domains = client(vendor).get_domains()
         return Fragment(
-            NAME,
+            VENDOR,
             "admin",
             "SpamPort domains",
-            render_fragment(NAME, "admin", domains=domains, csrf_token=csrf_token),
+            render_fragment(VENDOR, "admin", domains=domains, csrf_token=csrf_token),
         )
     if scope == "domain":
         try:
@@ -168,11 +173,11 @@ def settings_fragments(vendor, scope, target, csrf_token):
         except VendorNotFound:
             info = None
         return Fragment(
-            NAME,
+            VENDOR,
             "domain",
             f"SpamPort for {target.unicode_name}",
             render_fragment(
-                NAME,
+                VENDOR,
                 "domain",
                 domain=target,
                 info=info,

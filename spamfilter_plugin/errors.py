@@ -59,7 +59,12 @@ class VendorError(SpamFilterError):
     :param message: what failed and what to do about it.
     :param status: the HTTP status, or None when no response arrived.
     :param body: the response body, kept (redacted, truncated) for diagnosis.
+    :param retry: whether the HTTP layer may repeat the call at once: True, False, or None
+        (the default) to let it decide from the kind of error and the HTTP status.  This is
+        about the call in hand; whether a later delivery can help is :attr:`permanent`.
     """
+
+    retry: bool | None = None
 
     def __init__(
         self,
@@ -68,9 +73,12 @@ class VendorError(SpamFilterError):
         *,
         status: int | None = None,
         body: str | bytes | None = None,
+        retry: bool | None = None,
     ) -> None:
         self.vendor = vendor
         self.status = status
+        if retry is not None:
+            self.retry = retry
         if isinstance(body, bytes):
             body = body.decode("utf-8", "replace")
         self.body = redact(body[:BODY_KEEP]) if body is not None else None
@@ -113,14 +121,20 @@ class VendorUnavailable(VendorError):
 class VendorTimeout(VendorUnavailable):
     """No (complete) answer arrived within the timeouts or the overall deadline."""
 
+    retry = True
+
 
 class VendorTLSError(VendorUnavailable):
     """TLS verification failed.  Not retried at once: it needs an admin (``ca_bundle``)
     or the vendor to fix the certificate; a later delivery may succeed."""
 
+    retry = False
+
 
 class VendorRateLimited(VendorUnavailable):
     """The vendor asked us to slow down; ``retry_after`` is its hint in seconds."""
+
+    retry = True
 
     def __init__(
         self, vendor: str, message: str, *, retry_after: float | None = None, **kw

@@ -333,11 +333,13 @@ class HttpClient:
         raise last
 
     def _retryable(self, error: VendorError) -> bool:
-        if not isinstance(error, VendorUnavailable) or isinstance(error, VendorTLSError):
+        """An error that says whether to retry is obeyed; otherwise temporary failures
+        without an answer, or with a retryable status, are retried."""
+        if error.retry is not None:
+            return error.retry
+        if not isinstance(error, VendorUnavailable):
             return False
-        if isinstance(error, (VendorRateLimited, VendorTimeout)) or error.status is None:
-            return True
-        return error.status in self.policy.retry_statuses
+        return error.status is None or error.status in self.policy.retry_statuses
 
     def _attempt(self, method, url, params, data, json, headers, remaining, started) -> Response:
         policy, vendor = self.policy, self.vendor

@@ -393,3 +393,21 @@ def test_tls_is_verified_and_not_retried(serve, self_signed):
     trusted = HttpClient("testvendor", server.url, ca_bundle=cert)
     assert trusted.session.verify == cert
     assert trusted.request("GET").json() == "secure"
+
+
+@pytest.mark.parametrize(
+    "status,retry,attempts",
+    [
+        (503, False, 1),  # a 503 the vendor's classifier marks as not to be repeated at once
+        (200, True, 3),  # a 200 answer the classifier marks as retryable
+        (200, None, 1),  # no say: a reported failure in a 200 answer is not an HTTP fault
+        (503, None, 3),  # no say: a 503 is retried by status
+    ],
+)
+def test_an_error_says_whether_it_is_retried(serve, status, retry, attempts):
+    script, server = serve(reply(status, b"{}"))
+    http = client(server.url, retries=2)
+    http.classify = lambda r: VendorUnavailable("testvendor", "busy", status=r.status, retry=retry)
+    with pytest.raises(VendorUnavailable):
+        http.request("GET")
+    assert len(script.seen) == attempts

@@ -114,10 +114,11 @@ def error_for(
         cls = VendorAuthError if _AUTHISH.search(message) else VendorRejected
         found = (cls, "SpamPort refused the request")
     cls, advice = found
-    error = cls(VENDOR, f"{advice} (SpamPort said: {message})", status=status, body=body)
-    if cls is VendorUnavailable:
-        error.status = 200  # a reported failure, not a transport fault: no immediate HTTP retry
-    return error
+    # a failure SpamPort reports is an answer, not a transport fault: never repeated at once
+    # (a temporary one, "Unknown error", is left to a later delivery)
+    return cls(
+        VENDOR, f"{advice} (SpamPort said: {message})", status=status, body=body, retry=False
+    )
 
 
 def _classify(resp: Response) -> VendorError | None:
