@@ -4,7 +4,8 @@
 Every request must carry ``X-Api-Signature: <UserKey>:<YYYYMMDDHHmmss>:<Base64(SHA1(UserKey +
 UserAgent + Timestamp + SecretKey))>`` where UserAgent is the request's own User-Agent
 header, byte for byte.  A timestamp further than ``tolerance`` seconds (300) from the
-emulator's clock, read in ``timestamp_timezone`` (UTC), or a bad signature answers 403;
+emulator's clock, read in ``timestamp_timezone`` (UTC; seedable, like the client's
+setting, for clients that sign in another zone), or a bad signature answers 403;
 more than ``rate_limit`` requests (60) per user key within a minute answer 403
 "Exceeded request limits".
 
@@ -16,6 +17,8 @@ body; adding an entry already on a list succeeds; a bulk ``removeList`` skips en
 not on the list; address-list entries are an address (``a@b.com``, no wildcards) or a
 domain (``b.com`` / ``@b.com``, ``%`` wildcards allowed in any label but the TLD);
 IP-list entries are IPv4 with ``%`` only in trailing octets, or IPv6 without wildcards.
+Form field names are matched case-insensitively: the document mixes ``filterlevel`` and
+``removeQuarantineOwner``, and real clients send ``filterLevel``.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class RackspaceEmulator(Emulator):
     name = "rackspace"
     port_offset = 4
     api_path = "/v1"
-    settings = ("rate_limit", "tolerance")
+    settings = ("rate_limit", "tolerance", "timestamp_timezone")
 
     def __init__(
         self,
@@ -157,6 +160,18 @@ class RackspaceEmulator(Emulator):
         for key in ("rate_limit", "tolerance"):
             if key in data:
                 setattr(self, key, data.pop(key))
+        if "timestamp_timezone" in data:
+            zone = str(data.pop("timestamp_timezone"))
+            if zone != "UTC":
+                from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+                try:
+                    ZoneInfo(zone)
+                except (ZoneInfoNotFoundError, ValueError):
+                    raise ValueError(
+                        f"timestamp_timezone: {zone!r} is not a time zone name"
+                    ) from None
+            self.timestamp_timezone = zone
         if data:
             raise ValueError(f"unknown seed keys: {', '.join(sorted(data))}")
 
@@ -165,6 +180,7 @@ class RackspaceEmulator(Emulator):
             "mailboxes": {"/".join(k): v for k, v in self.mailboxes.items()},
             "rate_limit": self.rate_limit,
             "tolerance": self.tolerance,
+            "timestamp_timezone": self.timestamp_timezone,
         }
 
     # -- authentication and throttling -----------------------------------------
@@ -271,12 +287,11 @@ class RackspaceEmulator(Emulator):
             return self._fault(req, fault)
 
     def _fields(self, req: Request) -> dict[str, str]:
-        return {
-            k: v[0]
-            for k, v in parse_qs(
-                req.body.decode("utf-8", "replace"), keep_blank_values=True
-            ).items()
-        }
+        """The form fields, keyed by their lower-case names: field names are matched
+        case-insensitively (the document itself writes filterlevel and
+        removeQuarantineOwner, real clients and Rackspace's sibling pages filterLevel)."""
+        body = req.body.decode("utf-8", "replace")
+        return {k.lower(): v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
     def _settings(self, req: Request, box: dict[str, Any]) -> Reply:
         settings = box["settings"]
@@ -297,7 +312,7 @@ class RackspaceEmulator(Emulator):
             if not is_email(f["quarantineowner"]):
                 raise Fault(400, f"invalid email address: {f['quarantineowner']}")
             new["quarantineOwner"] = f["quarantineowner"]
-        if f.get("removeQuarantineOwner", "").lower() == "true":
+        if f.get("removequarantineowner", "").lower() == "true":
             new["quarantineOwner"] = ""
         if level == "off":
             new["sendToDomainQuarantine"] = False
@@ -333,10 +348,10 @@ class RackspaceEmulator(Emulator):
             if req.method != "PUT":
                 raise Fault(405, "The Index operation only supports GET; Edit uses PUT")
             f = self._fields(req)
-            if "addList" not in f and "removeList" not in f:
+            if "addlist" not in f and "removelist" not in f:
                 raise Fault(400, "addList or removeList is required")
-            add = [check(v, True) for v in f.get("addList", "").split(",") if v.strip()]
-            remove = [check(v, False) for v in f.get("removeList", "").split(",") if v.strip()]
+            add = [check(v, True) for v in f.get("addlist", "").split(",") if v.strip()]
+            remove = [check(v, False) for v in f.get("removelist", "").split(",") if v.strip()]
             for value in add:
                 if value not in entries:
                     entries.append(value)

@@ -8,7 +8,11 @@ emulator's choice is stated here and in README "Sandbox":
   (the document lists no message for it); after ``block_after`` (5) of them from
   one IP, every request from that IP answers ``Login blocked``, even with good
   credentials, until the emulator is reset;
-* a ``version`` other than ``1.8`` answers the documented "Outdated version" error;
+* ``version`` 1.6 to 1.8 is accepted: the document lists 1.8 and promises backwards
+  compatibility, and the PHP class it links (jordenc/SpamPort) sends 1.7 (1.6 added
+  set_filter and set_spamscore, 1.7 greylisting and weekly reports); a version below
+  ``min_version`` (default 1.6, seedable), above 1.8 or missing answers the documented
+  "Outdated version" error;
 * invalid values the document gives no message for (``noscan``, ``greylist``,
   ``spamscore``) answer ``Unknown error``;
 * ``add`` reports a bad domain as ``Invalid domain: <domain>``, the other
@@ -25,7 +29,8 @@ from typing import Any
 from .base import Emulator, Reply, Request
 from .validate import is_domain, is_email, is_ip
 
-VERSION = "1.8"
+VERSION = "1.8"  # the newest version, the document's
+MIN_VERSION = "1.6"  # the oldest accepted by default
 USERNAME = "sandbox"
 PASSWORD = "sandbox-Pa55&#%+="
 SPAMSCORES = ("veryhigh", "high", "normal", "low", "verylow")
@@ -58,6 +63,14 @@ class Failure(Exception):
     pass
 
 
+def _version(text: str) -> tuple[int, ...] | None:
+    """``"1.7"`` as ``(1, 7)``; None when it is not a dotted number."""
+    parts = text.strip().split(".")
+    if not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
 def ok(message: Any) -> Reply:
     return Reply.json({"message": message, "status": "success"})
 
@@ -70,7 +83,7 @@ class SpamPortEmulator(Emulator):
     name = "spamport"
     port_offset = 0
     api_path = "/api"
-    settings = ("block_after", "license_limit", "archive_license_limit")
+    settings = ("block_after", "license_limit", "archive_license_limit", "min_version")
 
     def __init__(
         self,
@@ -80,8 +93,10 @@ class SpamPortEmulator(Emulator):
         block_after: int = 5,
         license_limit: int = 100,
         archive_license_limit: int = 10,
+        min_version: str = MIN_VERSION,
         **kw,
     ) -> None:
+        self.min_version = min_version
         self.username = username
         self.password = self.secret(password)
         self.block_after = block_after
@@ -103,6 +118,7 @@ class SpamPortEmulator(Emulator):
             "failures": self.failures,
             "license_limit": self.license_limit,
             "archive_license_limit": self.archive_license_limit,
+            "min_version": self.min_version,
         }
 
     def credentials(self) -> dict[str, Any]:
@@ -112,6 +128,11 @@ class SpamPortEmulator(Emulator):
         for key in ("license_limit", "archive_license_limit", "block_after"):
             if key in data:
                 setattr(self, key, int(data.pop(key)))
+        if "min_version" in data:
+            value = str(data.pop("min_version"))
+            if _version(value) is None:
+                raise ValueError(f"min_version: {value!r} is not a version like 1.7")
+            self.min_version = value
         if data.pop("unblock", False):
             self.blocked.clear()
             self.failures.clear()
@@ -161,7 +182,8 @@ class SpamPortEmulator(Emulator):
                 self.blocked.add(ip)
             return failure("Invalid username or password")
         self.failures.pop(ip, None)
-        if f.get("version") != VERSION:
+        version = _version(f.get("version", ""))
+        if version is None or not _version(self.min_version) <= version <= _version(VERSION):
             return failure(OUTDATED)
         function = f.get("function", "")
         if function not in FUNCTIONS:

@@ -3,6 +3,7 @@ document."""
 
 import datetime as dt
 import xml.etree.ElementTree as ET
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -254,3 +255,37 @@ def test_xml_faults(rs):
     assert resp.status_code == 400
     root = ET.fromstring(resp.content)
     assert root.tag.endswith("badRequestFault") and root.findtext("{*}code") == "400"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"filterLevel": "exclusive", "sendToDomainQuarantine": "true"},  # real clients' spelling
+        {"FILTERLEVEL": "exclusive", "SendToDomainQuarantine": "TRUE"},
+    ],
+)
+def test_form_field_names_are_matched_case_insensitively(rs, fields):
+    assert rs("PUT", f"{BASE}/settings", data=fields).status_code == 200
+    settings = rs("GET", f"{BASE}/settings").json()
+    assert settings["filterLevel"] == "exclusive" and settings["sendToDomainQuarantine"] is True
+    resp = rs("PUT", f"{BASE}/blocklist", data={"AddList": "spam@spam.example"})
+    assert resp.status_code == 200
+    assert "spam@spam.example" in rs("GET", f"{BASE}/blocklist").json()["addresses"]
+
+
+def test_signature_timestamp_zone_is_configurable(rs):
+    emulator = rs.sandbox.emulator
+    zone = ZoneInfo("Asia/Kolkata")  # UTC+05:30, far outside the 300 s window
+    local = dt.datetime.now(zone).strftime("%Y%m%d%H%M%S")
+    utc_offset = int(
+        (
+            dt.datetime.strptime(local, "%Y%m%d%H%M%S")
+            - dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        ).total_seconds()
+    )
+    fault(rs("GET", f"{BASE}/settings", offset=utc_offset), 403)  # signed in local time
+    emulator.seed_data({"timestamp_timezone": "Asia/Kolkata"})
+    assert rs("GET", f"{BASE}/settings", offset=utc_offset).status_code == 200
+    assert emulator.snapshot()["timestamp_timezone"] == "Asia/Kolkata"
+    with pytest.raises(ValueError, match="timestamp_timezone"):
+        emulator.seed_data({"timestamp_timezone": "Mars/Olympus"})

@@ -161,8 +161,24 @@ def test_missing_credentials(sp):
 
 
 def test_outdated_version(sp):
-    assert sp("get_domains", version="1.7") == fail(OUTDATED)
+    assert sp("get_domains", version="1.5") == fail(OUTDATED)
+    assert sp("get_domains", version="1.9") == fail(OUTDATED)
+    assert sp("get_domains", version="one") == fail(OUTDATED)
     assert sp("get_domains", version=None) == fail(OUTDATED)
+
+
+@pytest.mark.parametrize("version", ["1.6", "1.7", "1.8"])
+def test_versions_real_clients_send_are_accepted(sp, version):
+    # the PHP class the document links sends 1.7; the document promises compatibility
+    assert sp("get_domains", version=version) == fail("No domains found")
+
+
+def test_minimum_version_is_configurable(spamport_sandbox, sp):
+    spamport_sandbox.emulator.seed_data({"min_version": "1.8"})
+    assert sp("get_domains", version="1.7") == fail(OUTDATED)
+    assert sp("get_domains", version="1.8") == fail("No domains found")
+    with pytest.raises(ValueError, match="min_version"):
+        spamport_sandbox.emulator.seed_data({"min_version": "latest"})
 
 
 def test_unknown_action(sp):
@@ -247,3 +263,24 @@ def test_request_log_redacts_the_password(sp):
     assert log[-1]["path"] == "/api" and "function=get_domains" in log[-1]["body"]
     text = str(log)
     assert PASSWORD not in text and "sandbox-Pa55" not in text
+
+
+def test_a_request_shaped_like_the_linked_php_class_is_accepted(sp):
+    # addDomain() of the PHP class the document links, with its defaults: version 1.7, a
+    # plugin field, and PHP's false sent as empty noscan, greylist and report_to
+    answer = sp(
+        "add",
+        version="1.7",
+        plugin="phpclass",
+        domain="php.example",
+        transport="mail.php.example",
+        transport_type="hostname",
+        archive="14",
+        report_to="",
+        noscan="",
+        spamscore="normal",
+        greylist="",
+        weekly="0",
+    )
+    assert answer["status"] == "success", answer
+    assert sp.sandbox.emulator.domains["php.example"]["noscan"] == "0"
