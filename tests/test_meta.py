@@ -1,7 +1,9 @@
 """Every hook is documented in README with its exact signature, and tested."""
 
+import ast
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -51,10 +53,27 @@ def test_hook_has_a_test(name):
     assert re.search(rf"^def test_hook_{name}\(", tests, re.M), f"no test_hook_{name} in tests/"
 
 
+def body_problem(fn) -> str | None:
+    """Why *fn* is not a bodiless hookspec (only a docstring), or None."""
+    (node,) = ast.parse(textwrap.dedent(inspect.getsource(fn))).body
+    body = node.body
+    if not (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        return "it has no docstring"
+    if len(body) > 1:
+        return f"it has a body after its docstring (line {body[1].lineno})"
+    return None
+
+
 @pytest.mark.parametrize("name", HOOKS)
 def test_hook_has_a_docstring_and_no_body(name):
     fn = getattr(hookspecs, name)
     assert fn.__doc__ and len(fn.__doc__.strip()) > 40
+    assert body_problem(fn) is None, f"{name}: {body_problem(fn)}"
     opts = getattr(fn, hookspecs.PROJECT + "_spec")
     if name in (
         "domain_created",
@@ -67,3 +86,23 @@ def test_hook_has_a_docstring_and_no_body(name):
         assert not opts.get("firstresult"), "lifecycle hooks are never firstresult"
     if opts.get("firstresult"):
         assert "Stops at first non-None result" in fn.__doc__
+
+
+def _with_body(vendor):
+    """A hookspec-like function with a body."""
+    return vendor.name
+
+
+def _with_pass(vendor):
+    """A hookspec-like function that says pass."""
+    pass
+
+
+def _bodiless(vendor):
+    """A proper hookspec."""
+
+
+def test_the_body_check_can_fail():
+    assert "body" in body_problem(_with_body)
+    assert "body" in body_problem(_with_pass)
+    assert body_problem(_bodiless) is None

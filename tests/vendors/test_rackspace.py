@@ -1,6 +1,7 @@
 """Rackspace end to end: the shared contract, then signing, throttling, validation,
 JSON and XML modes and the mailbox page, against the emulator over HTTP."""
 
+import copy
 import threading
 
 import pytest
@@ -27,16 +28,25 @@ class TestRackspace(VendorContract):
         )
         return rackspace_sandbox
 
-    def vendor_table(self, url):
+    def bad_credentials_table(self, url):
+        return dict(self.vendor_table(url), secret_key="not-the-secret")
+
+    def vendor_table(self, url):  # defaults that differ from a new mailbox's, to be seen
         return {
             "api_url": url,
             "customer_id": CUSTOMER,
             "user_key": USER_KEY,
             "secret_key": SECRET_KEY,
+            "filterlevel": "exclusive",
+            "sendtodomainquarantine": True,
         }
 
-    def bad_credentials_table(self, url):
-        return dict(self.vendor_table(url), secret_key="not-the-secret")
+    def held(self, emulator, target):
+        if not isinstance(target, Mailbox):
+            return None  # Rackspace holds domains itself
+        key = (CUSTOMER, target.domain.name, target.local_part)
+        box = emulator.emulator.mailboxes.get(key)
+        return None if box is None else {"settings": copy.deepcopy(box)}
 
 
 def runtime(tmp_path, sandbox, **over):

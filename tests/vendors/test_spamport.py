@@ -17,6 +17,7 @@ from spamfilter_plugin.events import (
     DomainCreated,
     DomainDeleted,
     DomainUpdated,
+    Mailbox,
     PasswordReset,
 )
 from spamfilter_plugin.redaction import Secret
@@ -39,6 +40,19 @@ class TestSpamPort(VendorContract):
 
     def bad_credentials_table(self, url):
         return {"api_url": url, "username": USERNAME, "password": "wrong-Pa55"}
+
+    def held(self, emulator, target):
+        if not isinstance(target, Domain):
+            return None  # SpamPort has no mailboxes
+        record = emulator.emulator.domains.get(target.name)
+        if record is None:
+            return None
+        host = record["transport"].removeprefix("smtp:").strip("[]")
+        password = emulator.emulator.domain_passwords.get(target.name)
+        return {"destination": host, "password": password, "settings": record}
+
+    def no_op(self, event):
+        return isinstance(event.target, Mailbox)  # SpamPort filters per domain
 
 
 @pytest.fixture

@@ -4,23 +4,8 @@ This proves the contract harness itself works end to end (entry point ->
 manager -> hookimpl -> HttpClient -> loopback emulator) before real vendors
 subclass it."""
 
-import pytest
-import toyvendor_plugin
-
-from spamfilter_plugin.testing import LoopbackServer, VendorContract
+from toy_contract import ToyContract
 
 
-class TestToy(VendorContract):
-    vendor_name = "toy"
-    secrets = (toyvendor_plugin.TOKEN,)
-
-    @pytest.fixture
-    def emulator(self):
-        with LoopbackServer(toyvendor_plugin.ToyEmulator()) as server:
-            yield server
-
-    def vendor_table(self, url):
-        return {"api_url": url, "token": toyvendor_plugin.TOKEN}
-
-    def bad_credentials_table(self, url):
-        return {"api_url": url, "token": "wrong-token"}
+class TestToy(ToyContract):
+    """Every contract check, against the toy vendor."""

@@ -46,6 +46,7 @@ class ToyEmulator(Emulator):
 
     def initial_state(self) -> None:
         self.domains: dict[str, dict] = {}
+        self.passwords: dict[str, str] = {}  # by domain or mailbox
 
     def snapshot(self) -> dict:
         return {"domains": self.domains}
@@ -65,7 +66,9 @@ class ToyEmulator(Emulator):
         if len(parts) == 2 and parts[0] == "domains":
             return self._domain(req.method, parts[1], body)
         if len(parts) == 2 and parts[0] == "passwords" and req.method == "POST":
-            return Reply.json({"password": body.get("password") or secrets.token_urlsafe(9)})
+            password = body.get("password") or secrets.token_urlsafe(9)
+            self.passwords[parts[1]] = password
+            return Reply.json({"password": password})
         return Reply.json({"error": "no such endpoint"}, 404)
 
     def _domain(self, method: str, name: str, body: dict) -> Reply:
