@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import pkgutil
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,8 +29,13 @@ __all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_VENDOR", "CliError", "build_parser", "
 
 
 def command_modules() -> list[str]:
-    """The command modules of this package, by name."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    """The command modules of this package, by name (read from its folders; pkgutil would
+    cost the panel-hook path milliseconds)."""
+    names = set()
+    for folder in __path__:
+        with os.scandir(folder) as entries:
+            names.update(e.name[:-3] for e in entries if e.name.endswith(".py"))
+    return sorted(n for n in names if not n.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,12 +4,13 @@ print the systemd unit that runs it."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-from importlib import resources
-from string import Template
+from typing import TYPE_CHECKING
 
 from ._common import EXIT_OK, EXIT_VENDOR, note, runtime, stop_event
+
+if TYPE_CHECKING:
+    from string import Template
 
 #: the placeholders of the shipped unit template, all of which must be in it
 UNIT_PLACEHOLDERS = frozenset({"exe", "config", "state_dir"})
@@ -49,6 +50,9 @@ def register(sub) -> None:
 
 def unit_template() -> Template:
     """The unit file shipped as package data, a :class:`string.Template`."""
+    from importlib import resources
+    from string import Template
+
     path = resources.files("spamfilter_plugin.systemd").joinpath("spamfilter-worker.service")
     return Template(path.read_text("utf-8"))
 
@@ -71,6 +75,8 @@ def cmd_worker(args) -> int:
 
     rt = runtime(args)
     if args.systemd_unit:
+        import shutil
+
         exe = shutil.which("spamfilter") or os.path.join(
             os.path.dirname(sys.executable), "spamfilter"
         )
