@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from spamfilter_plugin import hookspecs
+from spamfilter_plugin.events import LIFECYCLE_HOOKS
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(
@@ -75,14 +76,7 @@ def test_hook_has_a_docstring_and_no_body(name):
     assert fn.__doc__ and len(fn.__doc__.strip()) > 40
     assert body_problem(fn) is None, f"{name}: {body_problem(fn)}"
     opts = getattr(fn, hookspecs.PROJECT + "_spec")
-    if name in (
-        "domain_created",
-        "domain_deleted",
-        "domain_updated",
-        "mailbox_added",
-        "mailbox_deleted",
-        "password_reset",
-    ):
+    if name in LIFECYCLE_HOOKS:
         assert not opts.get("firstresult"), "lifecycle hooks are never firstresult"
     if opts.get("firstresult"):
         assert "Stops at first non-None result" in fn.__doc__

@@ -56,20 +56,22 @@ def reset_without_storing(vendor, event):
     return {"password": event.password or Secret("made-up-password-1")}
 
 
-@hookimpl
-def fragment_without_form(vendor, scope, target, csrf_token):
-    if scope != "domain":
-        return None
-    html = '<div class="sfp-fragment"><input name="strict" type="checkbox"></div>'
-    return Fragment("toy", "domain", "Toy", html)
+def domain_fragment(html):
+    """A settings_fragments hook answering the domain page with *html*."""
+
+    @hookimpl
+    def settings_fragments(vendor, scope, target, csrf_token):
+        return Fragment("toy", "domain", "Toy", html) if scope == "domain" else None
+
+    return settings_fragments
 
 
-@hookimpl
-def form_without_token(vendor, scope, target, csrf_token):
-    if scope != "domain":
-        return None
-    html = '<div class="sfp-fragment"><form method="post"><input name="strict"></form></div>'
-    return Fragment("toy", "domain", "Toy", html)
+fragment_without_form = domain_fragment(
+    '<div class="sfp-fragment"><input name="strict" type="checkbox"></div>'
+)
+form_without_token = domain_fragment(
+    '<div class="sfp-fragment"><form method="post"><input name="strict"></form></div>'
+)
 
 
 BROKEN = {
