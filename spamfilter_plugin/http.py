@@ -148,7 +148,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone accepts "²"
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -411,3 +411,12 @@ def test_an_error_says_whether_it_is_retried(serve, status, retry, attempts):
     with pytest.raises(VendorUnavailable):
         http.request("GET")
     assert len(script.seen) == attempts
+
+
+@pytest.mark.parametrize("value", ["²", "1e9", "-5", "Thu, 99 Foo 2026", "999999999999999999999"])
+def test_a_hostile_retry_after_is_ignored_not_fatal(serve, value):
+    script, server = serve(reply(429, headers=[("Retry-After", value)]), reply(200, b"[]"))
+    sleeps = Sleeps()
+    resp = client(server.url, sleeps=sleeps, rnd=0.0).request("GET")
+    assert resp.attempts == 2 and len(script.seen) == 2
+    assert all(0 <= s <= 30 for s in sleeps)  # never more than the backoff cap

@@ -104,6 +104,10 @@ class Request:
         return json.loads(self.body.decode("utf-8"))
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class Faults:
     """Fault injection settings of one emulator.
 
@@ -135,20 +139,27 @@ class Faults:
         queue: Iterable[str] | None = None,
         seed: int | None = None,
     ) -> None:
-        """Change settings; unknown kinds or rates outside 0..1 raise ValueError naming them."""
+        """Change settings; a value of the wrong kind, an unknown fault kind or a rate
+        outside 0..1 raises ValueError naming the field, and nothing is changed."""
         for name, value in (
             ("latency", latency),
             ("jitter", jitter),
             ("hang_seconds", hang_seconds),
         ):
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            if value is not None and (not _number(value) or value < 0):
                 raise ValueError(f"{name}: must be a number of seconds >= 0")
+        if rates is not None and not isinstance(rates, dict):
+            raise ValueError('rates: must be an object of fault kind to rate, {"error": 0.1}')
+        if queue is not None and (isinstance(queue, str) or not isinstance(queue, (list, tuple))):
+            raise ValueError('queue: must be a list of fault kinds, ["reset", "error"]')
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError("seed: must be an integer")
         for kind, rate in (rates or {}).items():
             if kind not in FAULT_KINDS:
                 raise ValueError(
                     f"rates: unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}"
                 )
-            if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            if not _number(rate) or not 0 <= rate <= 1:
                 raise ValueError(f"rates.{kind}: must be between 0 and 1")
         for kind in queue or ():
             if kind not in FAULT_KINDS:
@@ -365,6 +376,8 @@ class Emulator:
                 return Reply.json(self.faults.describe())
             if action == "faults" and req.method == "POST":
                 doc = req.json() if req.body else {}
+                if not isinstance(doc, dict):
+                    raise ValueError("the body must be a JSON object of fault settings")
                 if doc.pop("clear", False):
                     self.faults.clear()
                 self.faults.configure(**doc)

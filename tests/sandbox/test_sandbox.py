@@ -263,3 +263,23 @@ def test_fixtures_reach_other_test_suites(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"rates": "abc"},
+        {"rates": ["error"]},
+        {"queue": "error"},
+        {"queue": 5},
+        {"latency": "x"},
+        {"seed": "x"},
+        {"bogus": 1},
+        ["not", "an", "object"],
+    ],
+)
+def test_bad_fault_settings_answer_400_naming_the_field(spamport_sandbox, payload):
+    resp = control(spamport_sandbox, "faults", payload)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]
+    assert control(spamport_sandbox, "faults").json()["rates"] == {}  # nothing was changed
