@@ -86,23 +86,39 @@ class SecretBox:
         if self._fernet is None:
             from cryptography.fernet import Fernet
 
+            if not self.path.exists():
+                self._create(Fernet.generate_key())
+            if os.stat(self.path).st_mode & 0o077:
+                raise ConfigError(
+                    f"queue key {self.path} is readable by group or others; run: "
+                    f"chmod 600 {self.path}"
+                )
+            key = self.path.read_bytes().strip()
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                if os.stat(self.path).st_mode & 0o077:
-                    raise ConfigError(
-                        f"queue key {self.path} is readable by group or others; run: "
-                        f"chmod 600 {self.path}"
-                    ) from None
-                key = self.path.read_bytes().strip()
-            else:
-                key = Fernet.generate_key()
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(key + b"\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            self._fernet = Fernet(key)
+                self._fernet = Fernet(key)
+            except ValueError:
+                raise ConfigError(
+                    f"queue key {self.path} is empty or damaged; if no queued event holds a "
+                    "secret, delete it (a new one is made), else restore it from a backup"
+                ) from None
         return self._fernet
+
+    def _create(self, key: bytes) -> None:
+        """Write the key to a private temporary file, then link it into place: the key
+        file appears complete or not at all, and the first of racing processes wins."""
+        tmp = self.path.with_name(f".{KEY_NAME}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def seal(self, text: str) -> bytes:
         return self._load().encrypt(text.encode("utf-8"))

@@ -231,3 +231,45 @@ def test_key_file_with_loose_permissions_is_refused(queue, tmp_path):
     with pytest.raises(ConfigError) as info:
         fresh.enqueue(PasswordReset(domain="a.example", password="pw-123456"), ["v"])
     assert f"chmod 600 {key}" in str(info.value)
+
+
+RACE = """
+import sys
+from spamfilter_plugin.queue import SecretBox
+box = SecretBox(sys.argv[1])
+sealed = box.seal("pw")
+print(box.path.read_bytes().strip().decode(), box.open(sealed))
+"""
+
+
+def test_the_first_key_is_created_atomically_under_a_race(tmp_path):
+    import subprocess
+    import sys
+
+    for round_ in range(6):
+        state = tmp_path / f"round{round_}"
+        state.mkdir(mode=0o700)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", RACE, str(state)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(12)
+        ]
+        results = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), [err for _, err in results if err][:1]
+        keys = {out.split()[0] for out, _ in results}
+        assert len(keys) == 1 and all(out.split()[1] == "pw" for out, _ in results)
+
+
+def test_an_empty_or_corrupt_key_is_a_clear_error(tmp_path):
+    from spamfilter_plugin.errors import ConfigError
+    from spamfilter_plugin.queue import SecretBox
+
+    key = tmp_path / KEY_NAME
+    key.write_bytes(b"")
+    key.chmod(0o600)
+    with pytest.raises(ConfigError, match=str(key)):
+        SecretBox(tmp_path).seal("x")
