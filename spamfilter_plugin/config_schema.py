@@ -5,13 +5,14 @@ table, the key and the fix for every problem."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
 
-from .config import HTTP_DEFAULTS, Config, GeneralConfig, RawConfig, join_problems, loose_mode
+from .config import HTTP_DEFAULTS, Config, GeneralConfig, RawConfig, join_problems
 from .errors import ConfigError, InvalidInput
 from .events import normalise_host
 from .redaction import Secret
@@ -42,23 +43,51 @@ class SecretField(fields.Field):
                     )
                 return Secret(found)
             if kind == "file" and isinstance(ref, str):
-                path = Path(ref)
-                try:
-                    loose = loose_mode(path)
-                    text = path.read_text(encoding="utf-8")
-                except OSError as exc:
-                    raise ValidationError(
-                        f"cannot read secret file {ref}: {exc.strerror}"
-                    ) from None
-                if loose:
-                    raise ValidationError(
-                        f"secret file {ref} is readable by group or others; run: chmod 600 {ref}"
-                    )
-                text = text.rstrip("\r\n")
-                if not text:
-                    raise ValidationError(f"secret file {ref} is empty")
-                return Secret(text)
+                return Secret(read_secret_file(ref))
         raise self.make_error("invalid")
+
+
+#: the longest secret a ``{ file = ... }`` reference may hold
+MAX_SECRET_BYTES = 4096
+
+
+def read_secret_file(ref: str) -> str:
+    """The first line of the secret file *ref*.  Its type and permissions are checked
+    before anything is read (a FIFO would hang, a device never end), and the line read is
+    bounded."""
+    try:
+        st = os.stat(ref)
+    except OSError as exc:
+        raise ValidationError(f"cannot read secret file {ref}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValidationError(
+            f"secret file {ref} is not a regular file; give the path of a file holding the secret"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise ValidationError(
+            f"secret file {ref} is readable by group or others; run: chmod 600 {ref}"
+        )
+    try:
+        # O_NONBLOCK: if the path was swapped for a FIFO since the check, do not wait on it
+        fd = os.open(ref, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ValidationError(f"secret file {ref} is not a regular file")
+            line = fh.readline(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise ValidationError(f"cannot read secret file {ref}: {exc.strerror}") from None
+    if len(line) > MAX_SECRET_BYTES:
+        raise ValidationError(
+            f"secret file {ref}: the first line is too long (over {MAX_SECRET_BYTES} bytes); "
+            "put the secret alone on the first line"
+        )
+    try:
+        text = line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ValidationError(f"secret file {ref}: the first line is not UTF-8 text") from None
+    if not text:
+        raise ValidationError(f"secret file {ref} is empty (the secret is its first line)")
+    return text
 
 
 def email_or_empty(field: str):

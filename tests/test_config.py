@@ -1,3 +1,8 @@
+import builtins
+import io
+import os
+from pathlib import Path
+
 import pytest
 
 from spamfilter_plugin.config import DEFAULT_PATH, config_path
@@ -183,3 +188,54 @@ def test_toml_value_round_trips(value):
     from spamfilter_plugin.config import toml_value
 
     assert tomllib.loads(f"k = {toml_value(value)}")["k"] == value
+
+
+def test_file_secret_is_its_first_line(tmp_path):
+    secret = tmp_path / "token.txt"
+    secret.write_text("first-line-789\r\nsecond line, a comment\n")
+    secret.chmod(0o600)
+    rt = load_runtime(good(tmp_path, token=f'{{ file = "{secret}" }}'))
+    assert rt.config.vendors["toy"]["token"].reveal() == "first-line-789"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_file_secret_must_be_a_regular_file(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path, 0o600)  # reading it would wait for a writer forever
+    elif kind == "device":
+        path = Path("/dev/zero")  # reading it to the end never ends
+    else:
+        path = tmp_path / "dir"
+        path.mkdir(mode=0o700)
+    with pytest.raises(ConfigError) as info:
+        load_runtime(good(tmp_path, token=f'{{ file = "{path}" }}'))
+    assert f"secret file {path} is not a regular file" in str(info.value)
+
+
+def test_file_secret_permissions_are_checked_before_reading(tmp_path, monkeypatch):
+    secret = tmp_path / "token.txt"
+    secret.write_text("from-file-456\n")
+    secret.chmod(0o644)
+    opened = []
+
+    def spy(real):
+        def opener(path, *args, **kwargs):
+            opened.append(str(path))
+            return real(path, *args, **kwargs)
+
+        return opener
+
+    for module, name in ((os, "open"), (io, "open"), (builtins, "open")):
+        monkeypatch.setattr(module, name, spy(getattr(module, name)))
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_runtime(good(tmp_path, token=f'{{ file = "{secret}" }}'))
+    assert str(secret) not in opened
+
+
+def test_a_huge_first_line_is_refused(tmp_path):
+    secret = tmp_path / "token.txt"
+    secret.write_bytes(b"x" * 100_000)
+    secret.chmod(0o600)
+    with pytest.raises(ConfigError, match="too long"):
+        load_runtime(good(tmp_path, token=f'{{ file = "{secret}" }}'))
