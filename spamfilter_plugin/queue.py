@@ -10,8 +10,9 @@ with a lease, deliver them, and record the outcome.
 * Ordering: a row is claimable only when no earlier row for the same vendor and
   target (``domain:x`` / ``mailbox:a@x``) is pending or leased, so each target's
   events reach each vendor in order, while other targets go on.
-* Superseding: a new event may make undelivered earlier ones pointless (see
-  :data:`SUPERSEDES`); those rows end ``superseded`` and are never delivered.
+* Superseding: a new event may make undelivered (pending or dead) earlier ones
+  pointless (see :data:`SUPERSEDES`); those rows end ``superseded`` and are never
+  delivered, nor retried.
 * Secrets: a password travelling with an event is encrypted with a key kept in its
   own 0600 file (Fernet: AES-128-CBC and HMAC-SHA256) and wiped from the row once
   the row is done, dead or superseded.  Secrets in results are encrypted too.
@@ -260,7 +261,9 @@ class Queue:
                     db.execute(
                         f"UPDATE events SET state='superseded', secret=NULL, updated_at=?, "
                         "last_error='superseded by a later ' || ? WHERE vendor=? AND target=? "
-                        "AND state='pending' "
+                        # dead rows too: retrying them later must never redo what a later
+                        # event undid (a creation after its deletion)
+                        "AND state IN ('pending','dead') "
                         f"AND hook IN ({marks})",
                         (now, event.hook, vendor, event.target_key, *older),
                     )

@@ -273,3 +273,17 @@ def test_an_empty_or_corrupt_key_is_a_clear_error(tmp_path):
     key.chmod(0o600)
     with pytest.raises(ConfigError, match=str(key)):
         SecretBox(tmp_path).seal("x")
+
+
+def test_a_later_deletion_supersedes_a_dead_creation(queue):
+    from spamfilter_plugin.errors import VendorRejected
+
+    (created,) = queue.enqueue(DomainCreated(domain="full.example"), ["v"])
+    row, token = queue.claim("w", 30)
+    queue.fail(row, token, VendorRejected("v", "licence fully used"), None)
+    assert queue.get(created).state == "dead"
+    (deleted,) = queue.enqueue(DomainDeleted(domain="full.example"), ["v"])
+    assert queue.get(created).state == "superseded"
+    assert queue.retry_all_dead() == 0 and not queue.retry(created)
+    row, _ = queue.claim("w", 30)
+    assert row.id == deleted  # the deletion goes on; the creation never comes back
