@@ -28,6 +28,16 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 
 
+def _no_control(value: str, field_name: str) -> None:
+    """Refuse control characters anywhere in *value* (line breaks split logs and headers)."""
+    for c in value:
+        o = ord(c)
+        if o < 32 or 127 <= o < 160 or o in (0x2028, 0x2029):
+            raise InvalidInput(
+                field_name, f"{value!r} contains a control character (U+{o:04X}); remove it"
+            )
+
+
 def normalise_domain(value: object, field_name: str = "domain") -> str:
     """Return *value* as a lower-case IDNA domain name, or raise InvalidInput.
 
@@ -35,7 +45,10 @@ def normalise_domain(value: object, field_name: str = "domain") -> str:
     """
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(field_name, "a domain name is required, e.g. example.com")
-    name = value.strip().rstrip(".")
+    _no_control(value, field_name)
+    name = value.strip()
+    if name.endswith("."):  # one trailing dot (the root) is fine; "example.com.." is not
+        name = name[:-1]
     if any(c.isspace() for c in name) or "/" in name or "@" in name or ":" in name:
         raise InvalidInput(
             field_name, f"{value!r} is not a domain name (give a name like example.com)"
@@ -51,7 +64,7 @@ def normalise_domain(value: object, field_name: str = "domain") -> str:
     if len(ascii_name) > 253:
         raise InvalidInput(field_name, f"{value!r} is longer than 253 characters")
     for label in labels:
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise InvalidInput(
                 field_name,
                 f"{value!r} has an invalid label {label!r} (letters, digits and inner hyphens, "
@@ -66,7 +79,14 @@ def normalise_ip(value: object, field_name: str = "ip") -> str:
     """Return *value* as a canonical IPv4/IPv6 address string, or raise InvalidInput."""
     if not isinstance(value, str):
         raise InvalidInput(field_name, "an IP address is required, e.g. 192.0.2.10")
+    _no_control(value, field_name)
     text = value.strip()
+    if "%" in text:
+        raise InvalidInput(
+            field_name,
+            f"{value!r} has a zone id (%...), which only means something on this machine; "
+            "give an address the vendor can reach",
+        )
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     try:
@@ -86,6 +106,10 @@ def is_ip(value: str) -> bool:
 
 def normalise_host(value: object, field_name: str = "destination") -> str:
     """A mail host: an IP literal (canonicalised) or a host name (lower-case IDNA)."""
+    if isinstance(value, str):
+        _no_control(value, field_name)
+        if "%" in value and ":" in value:
+            normalise_ip(value, field_name)  # an IPv6 zone id: refused with its reason
     if isinstance(value, str) and is_ip(value):
         return normalise_ip(value, field_name)
     try:
@@ -102,8 +126,9 @@ def normalise_email(value: object, field_name: str = "mailbox") -> str:
         raise InvalidInput(
             field_name, f"{value!r} is not an e-mail address (give user@example.com)"
         )
+    _no_control(value, field_name)
     local, _, domain = value.strip().rpartition("@")
-    if not local or len(local) > 64 or not _LOCAL.match(local):
+    if not local or len(local) > 64 or not _LOCAL.fullmatch(local):
         raise InvalidInput(field_name, f"{value!r} has an invalid part before the @")
     try:
         domain = normalise_domain(domain, field_name)

@@ -149,6 +149,13 @@ def test_emit_password_reset_reads_stdin_and_never_prints_it(cli_env, toy_config
     [
         (["emit", "domain-created"], "domain-created needs --domain"),
         (["emit", "domain-created", "--domain", "bad_domain!.com"], "domain: "),
+        (["emit", "domain-created", "--domain", "-bad.com"], "domain: '-bad.com'"),
+        (["emit", "domain-created", "--domain", "example.com.."], "domain: "),
+        (["emit", "mailbox-added", "--mailbox", "alex.smith\n@example.com"], "control character"),
+        (
+            ["emit", "domain-created", "--domain", "a.example", "--destination", "fe80::1%eth0"],
+            "zone id",
+        ),
         (["emit", "domain-updated", "--domain", "a.example"], "needs --destination"),
         (
             ["emit", "domain-updated", "--domain", "a.example", "--destination", "999.1.1.1"],

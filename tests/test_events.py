@@ -11,6 +11,8 @@ from spamfilter_plugin.events import (
     MailboxAdded,
     PasswordReset,
     event_from_dict,
+    normalise_domain,
+    normalise_email,
     normalise_host,
     normalise_ip,
 )
@@ -171,3 +173,28 @@ def test_unknown_event_kind_is_refused():
     with pytest.raises(InvalidInput) as info:
         event_from_dict({"event": "domain_exploded"})
     assert info.value.field == "event"
+
+
+@pytest.mark.parametrize(
+    "func,value,field",
+    [
+        (normalise_host, "fe80::1%eth0", "destination"),  # a zone id no vendor can route to
+        (normalise_host, "fe80::1%eth0\r\nX-Evil: 1;$(reboot) <b>", "destination"),
+        (normalise_ip, "fe80::1%1", "ip"),
+        (normalise_email, "alex.smith\n@example.com", "mailbox"),
+        (normalise_email, "alex\x00smith@example.com", "mailbox"),
+        (normalise_domain, "example.com..", "domain"),
+        (normalise_domain, "example.com\n", "domain"),
+        (normalise_domain, "exa\u0085mple.com", "domain"),
+        (normalise_host, "mail.example.com\t", "destination"),
+    ],
+)
+def test_control_characters_zone_ids_and_stray_dots_are_refused(func, value, field):
+    with pytest.raises(InvalidInput) as info:
+        func(value, field)
+    assert info.value.field == field
+    assert "\n" not in str(info.value) and "\r" not in str(info.value)
+
+
+def test_one_trailing_dot_is_still_fine():
+    assert normalise_domain("Example.COM.") == "example.com"

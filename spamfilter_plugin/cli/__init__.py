@@ -23,7 +23,7 @@ from .. import __version__
 from ..config import DEFAULT_PATH, ENV_VAR
 from ..errors import InvalidInput, SpamFilterError
 from ..redaction import redact, redacting_handler
-from ._common import EXIT_OK, EXIT_USAGE, EXIT_VENDOR, CliError
+from ._common import EXIT_OK, EXIT_USAGE, EXIT_VENDOR, CliError, join_dashed_values
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_VENDOR", "CliError", "build_parser", "main"]
 
@@ -68,6 +68,7 @@ def _setup_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = join_dashed_values(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -14,6 +14,25 @@ from ..redaction import MASK, Secret, redact
 
 EXIT_OK, EXIT_VENDOR, EXIT_USAGE = 0, 1, 2
 
+#: options whose value is checked by our own validation, which names the field, even when
+#: it starts with "-" (argparse would take "--domain -bad.com" for a missing value)
+DASHED_VALUES = frozenset({"--domain", "--mailbox", "--destination"})
+
+
+def join_dashed_values(argv: list[str]) -> list[str]:
+    """``--domain -bad.com`` becomes ``--domain=-bad.com``, so the value reaches validation."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in DASHED_VALUES and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            if not argv[i + 1].startswith("--"):
+                out.append(f"{argv[i]}={argv[i + 1]}")
+                i += 2
+                continue
+        out.append(argv[i])
+        i += 1
+    return out
+
 
 class CliError(Exception):
     """A one-line reason to stop with exit status 2 (name the option or value at fault)."""

@@ -16,7 +16,9 @@ def is_domain(value: str) -> bool:
         return False
     labels = value.lower().split(".")
     return (
-        len(labels) >= 2 and all(_LABEL.match(lbl) for lbl in labels) and not labels[-1].isdigit()
+        len(labels) >= 2
+        and all(_LABEL.fullmatch(lbl) for lbl in labels)
+        and not labels[-1].isdigit()
     )
 
 
@@ -34,6 +36,6 @@ def is_email(value: str) -> bool:
         bool(at)
         and bool(local)
         and len(local) <= 64
-        and bool(_LOCAL.match(local))
+        and bool(_LOCAL.fullmatch(local))
         and is_domain(domain)
     )
