@@ -420,6 +420,14 @@ class HttpClient:
                 chunks.append(chunk)
         except requests.exceptions.ReadTimeout:
             raise VendorTimeout(vendor, "stopped sending in the middle of the answer") from None
+        except requests.exceptions.ContentDecodingError:
+            encoding = raw.headers.get("Content-Encoding", "?")[:100]
+            raise VendorResponseError(
+                vendor,
+                f"sent an answer that cannot be decoded (Content-Encoding: {encoding}); "
+                "it is refused, not retried",
+                status=raw.status_code,
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise VendorUnavailable(
                 vendor,

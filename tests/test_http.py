@@ -420,3 +420,14 @@ def test_a_hostile_retry_after_is_ignored_not_fatal(serve, value):
     resp = client(server.url, sleeps=sleeps, rnd=0.0).request("GET")
     assert resp.attempts == 2 and len(script.seen) == 2
     assert all(0 <= s <= 30 for s in sleeps)  # never more than the backoff cap
+
+
+def test_stacked_compression_is_an_answer_error_not_a_reset(serve):
+    body = b'{"ok": true}'
+    for _ in range(10):
+        body = gzip.compress(body)
+    encoding = ", ".join(["gzip"] * 10)
+    script, server = serve(reply(200, body, headers=[("Content-Encoding", encoding)]))
+    with pytest.raises(VendorResponseError) as info:
+        client(server.url).request("GET")
+    assert "cannot be decoded" in str(info.value) and len(script.seen) == 1

@@ -36,6 +36,10 @@ SPAMSCORES = ("veryhigh", "high", "normal", "low", "verylow")
 ARCHIVE_DAYS = (14, 365)
 
 
+#: what a login code may be before it goes into the login URL (no /, .., %, CR or LF)
+_LOGIN_CODE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 class SpamPortLoginBlocked(VendorAuthError):
     """SpamPort blocked this server's IP after too many failed logins."""
 
@@ -267,6 +271,11 @@ class SpamPortClient:
         """Fetch a login code and build the documented login URL (valid one minute)."""
         domain = normalise_domain(domain)
         code = self.login(domain)
+        if not _LOGIN_CODE.fullmatch(code):
+            raise VendorResponseError(
+                VENDOR, "answered login with a code that is not letters, digits, - or _; "
+                "no login link was made",
+            )
         parts = urlsplit(self.http.base_url)
         return urlunsplit((parts.scheme, parts.netloc, f"/login/{domain}/{code}", "", ""))
 

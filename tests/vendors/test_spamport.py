@@ -457,3 +457,25 @@ def test_refused_login_from_a_settings_form_suspends_like_any_other(rt, spamport
     assert rt.contexts["spamport"].suspension() is not None
     before = len(spamport_sandbox.emulator.requests)
     assert not submit(rt, spamscore="low").ok and len(spamport_sandbox.emulator.requests) == before
+
+
+@pytest.mark.parametrize("code", ["../../admin", "abc\r\nSet-Cookie: x=1", "a/b", "%2e%2e", ""])
+def test_a_hostile_login_code_never_reaches_the_redirect(code):
+    import json as jsonlib
+
+    from spamfilter_plugin.errors import VendorResponseError
+    from spamfilter_plugin.http import HttpClient
+    from spamfilter_plugin.testing import LoopbackServer
+    from spamfilter_plugin.vendors.spamport import SpamPortClient
+
+    def hostile(environ, start_response):
+        body = jsonlib.dumps({"message": code, "status": "success"}).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    with LoopbackServer(hostile) as server:
+        api = SpamPortClient(HttpClient("spamport", server.url + "/api"), "u", Secret("p-w-1"))
+        with pytest.raises(VendorResponseError):
+            api.login_url("example.com")
