@@ -241,24 +241,30 @@ class Runtime:
             return result
         return result[0] if len(result) == 1 else (result or None)
 
+    def suspended(self, vendor: str) -> Outcome | None:
+        """The failed Outcome that says why calls to *vendor* are suspended, or None."""
+        suspended = self.contexts[vendor].suspension()
+        if suspended is None:
+            return None
+        return Outcome(
+            vendor,
+            False,
+            error=VendorAuthError(
+                vendor,
+                f"calls are suspended since {suspended.get('since')} after refused credentials "
+                f"({suspended.get('reason')}); fix the credentials or the block at the vendor, "
+                "then run 'spamfilter check' to resume",
+            ),
+        )
+
     def call_isolated(self, vendor: str, hook: str, **kwargs: Any) -> Outcome:
         """Like :meth:`call`, but any failure becomes an unsuccessful Outcome (logged, redacted).
 
         A suspended vendor is not called at all; an authentication failure suspends it."""
         ctx = self.contexts[vendor]
-        suspended = ctx.suspension() if hook != "vendor_check" else None
+        suspended = self.suspended(vendor) if hook != "vendor_check" else None
         if suspended is not None:
-            return Outcome(
-                vendor,
-                False,
-                error=VendorAuthError(
-                    vendor,
-                    f"calls are suspended since {suspended.get('since')} after refused credentials "
-                    f"({suspended.get('reason')}); fix the credentials or the block at the "
-                    "vendor, then run "
-                    "'spamfilter check' to resume",
-                ),
-            )
+            return suspended
         try:
             result = self.call(vendor, hook, **kwargs)
         except VendorAuthError as exc:

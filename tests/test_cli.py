@@ -236,3 +236,31 @@ def test_sandbox_lists_and_serves_a_third_party_emulator(cli_env):
     assert code == 0
     names = [e["name"] for e in json.loads(out)["emulators"]]
     assert names == ["spamport", "spamwall", "spambarrier", "tornevall", "rackspace", "toy"]
+
+
+def test_emit_now_names_a_suspension_and_exits_1(cli_env, tmp_path, toy_emulator):
+    cfg = write_config(
+        tmp_path / "c.toml", {}, {"toy": {"api_url": toy_emulator.url, "token": "wrong-tok-1"}}
+    )
+    code, out, _ = run(
+        cli_env, "--config", str(cfg), "emit", "domain-created", "--domain", "a.example", "--now"
+    )
+    assert code == 1 and "toy: FAILED" in out  # refused: the vendor is now suspended
+    sent = len(toy_emulator.state.requests)
+    code, out, err = run(
+        cli_env,
+        "--config",
+        str(cfg),
+        "emit",
+        "domain-created",
+        "--domain",
+        "b.example",
+        "--now",
+        "--json",
+    )
+    doc = json.loads(out)
+    assert code == 1 and not doc["ok"]
+    (vendor,) = doc["vendors"]
+    assert vendor["vendor"] == "toy" and "suspended" in vendor["error"]
+    assert "queued behind" not in err and "suspended" in err
+    assert len(toy_emulator.state.requests) == sent  # nothing was sent while suspended

@@ -94,10 +94,18 @@ def cmd_emit(args) -> int:
         return EXIT_OK
     from ..worker import Worker
 
-    deliveries = Worker(runtime(args)).deliver_now(receipt.rows.values())
+    rt = runtime(args)
+    deliveries = Worker(rt).deliver_now(receipt.rows.values())
     delivered = {d.row.id for d in deliveries}
+    outcomes = [d.outcome for d in deliveries]
     for vendor, row_id in receipt.rows.items():
-        if row_id not in delivered:
+        if row_id in delivered:
+            continue
+        suspended = rt.suspended(vendor) if vendor in rt.contexts else None
+        if suspended is not None:  # not attempted: say why, and count it as a failure
+            outcomes.append(suspended)
+            note(f"{vendor}: not delivered, left queued (row {row_id}): {suspended.error}")
+        else:
             note(
                 f"{vendor}: queued behind an earlier event for {event.target}; "
                 "the worker will deliver it"
@@ -105,5 +113,4 @@ def cmd_emit(args) -> int:
     for d in deliveries:
         if not d.outcome.ok and d.final_state == "pending":
             note(f"{d.row.vendor}: will be retried by the worker (queue row {d.row.id})")
-    outcomes = [d.outcome for d in deliveries]
     return print_outcomes(outcomes, args.json, {"event": event.to_dict(), "queued": receipt.rows})

@@ -273,7 +273,8 @@ class SpamPortClient:
         code = self.login(domain)
         if not _LOGIN_CODE.fullmatch(code):
             raise VendorResponseError(
-                VENDOR, "answered login with a code that is not letters, digits, - or _; "
+                VENDOR,
+                "answered login with a code that is not letters, digits, - or _; "
                 "no login link was made",
             )
         parts = urlsplit(self.http.base_url)
