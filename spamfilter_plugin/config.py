@@ -57,6 +57,18 @@ def loose_mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode) & 0o077
 
 
+def state_dir_problem(value: Any) -> str | None:
+    """Why *value* cannot be ``state_dir`` (a relative path would name a different
+    directory for each command's working directory), or None."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be an absolute path, e.g. /var/lib/spamfilter-plugin"
+    if not os.path.isabs(value):
+        return f"{value!r} is relative; give an absolute path, e.g. /var/lib/spamfilter-plugin"
+    if any(ord(c) < 32 for c in value):
+        return "must not contain control characters"
+    return None
+
+
 #: defaults of the HTTP keys every ``[vendors.X]`` table accepts (the one place they are set;
 #: the schema and :class:`~spamfilter_plugin.http.HttpPolicy` both read them from here)
 HTTP_DEFAULTS: dict[str, Any] = {
@@ -99,9 +111,12 @@ class RawConfig:
 
     @property
     def state_dir(self) -> Path:
-        """``[general] state_dir`` as written, or its default (read before validation, for the
-        light paths that only need the queue)."""
+        """``[general] state_dir``, or its default (read without the schemas, for the light
+        paths that only need the queue; checked as the schema checks it)."""
         general = self.data.get("general") or {}
+        problem = state_dir_problem(general.get("state_dir", str(GeneralConfig.state_dir)))
+        if problem:
+            raise ConfigError(f"{self.path}: [general] state_dir: {problem}")
         return Path(general.get("state_dir", GeneralConfig.state_dir))
 
 

@@ -12,7 +12,14 @@ from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
 
-from .config import HTTP_DEFAULTS, Config, GeneralConfig, RawConfig, join_problems
+from .config import (
+    HTTP_DEFAULTS,
+    Config,
+    GeneralConfig,
+    RawConfig,
+    join_problems,
+    state_dir_problem,
+)
 from .errors import ConfigError, InvalidInput
 from .events import normalise_host
 from .redaction import Secret
@@ -159,7 +166,10 @@ class GeneralSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    state_dir = fields.String(load_default=str(_GENERAL.state_dir))
+    state_dir = fields.String(
+        load_default=str(_GENERAL.state_dir),
+        error_messages={"invalid": "must be an absolute path, e.g. /var/lib/spamfilter-plugin"},
+    )
     mail_host = fields.String(load_default=None)
     log_level = fields.String(
         load_default=_GENERAL.log_level,
@@ -176,6 +186,12 @@ class GeneralSchema(Schema):
         load_default=_GENERAL.max_attempts,
         validate=validate.Range(1, 1000, error="must be between 1 and 1000 (got {input})"),
     )
+
+    @validates("state_dir")
+    def _state_dir(self, value: str, **kwargs) -> None:
+        problem = state_dir_problem(value)
+        if problem:
+            raise ValidationError(problem)
 
     @validates("mail_host")
     def _host(self, value: str | None, **kwargs) -> None:

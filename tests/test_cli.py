@@ -264,3 +264,19 @@ def test_emit_now_names_a_suspension_and_exits_1(cli_env, tmp_path, toy_emulator
     assert vendor["vendor"] == "toy" and "suspended" in vendor["error"]
     assert "queued behind" not in err and "suspended" in err
     assert len(toy_emulator.state.requests) == sent  # nothing was sent while suspended
+
+
+@pytest.mark.parametrize("state_dir", ['"spool"', '""', "5", '"./state"'])
+@pytest.mark.parametrize(
+    "command", [["emit", "domain-created", "--domain", "a.example"], ["queue", "list"], ["check"]]
+)
+def test_a_relative_or_empty_state_dir_is_refused_by_every_command(
+    cli_env, tmp_path, state_dir, command
+):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[general]\nstate_dir = {state_dir}\n")
+    cfg.chmod(0o600)
+    code, _out, err = run(cli_env, "--config", str(cfg), *command)
+    assert code == 2, err
+    assert "[general] state_dir" in err and "absolute path" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
