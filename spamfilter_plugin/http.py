@@ -109,14 +109,17 @@ class Response:
         return self.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
-        """The body as JSON, or VendorResponseError (with the body) when it is not JSON."""
+        """The body as JSON (a leading UTF-8 BOM is allowed), or VendorResponseError when it
+        is not JSON.  The message never quotes the body, which may hold a secret the vendor
+        has just made; the (redacted) body stays on the error for a debugger."""
         try:
-            return jsonlib.loads(self.body.decode("utf-8"))
+            return jsonlib.loads(self.body.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError, RecursionError):
+            kind = self.headers.get("Content-Type", "no Content-Type")[:60]
             raise VendorResponseError(
                 self.vendor,
                 f"answered HTTP {self.status} with a body that is not JSON "
-                f"(starts {self.body[:60]!r}); check api_url points at the API",
+                f"({len(self.body)} bytes, {kind}); check api_url points at the API",
                 status=self.status,
                 body=self.body,
             ) from None

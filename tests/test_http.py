@@ -431,3 +431,14 @@ def test_stacked_compression_is_an_answer_error_not_a_reset(serve):
     with pytest.raises(VendorResponseError) as info:
         client(server.url).request("GET")
     assert "cannot be decoded" in str(info.value) and len(script.seen) == 1
+
+
+def test_a_bom_before_json_is_accepted_and_a_bad_body_is_never_quoted(serve):
+    _script, server = serve(
+        reply(200, b'\xef\xbb\xbf{"ok": true}'), reply(200, b"Zq9-secret-ish junk")
+    )
+    assert client(server.url).request("GET").json() == {"ok": True}
+    resp = client(server.url).request("GET")
+    with pytest.raises(VendorResponseError) as info:
+        resp.json()
+    assert "Zq9" not in str(info.value) and "19 bytes" in str(info.value)

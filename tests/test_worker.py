@@ -227,3 +227,19 @@ def test_a_lost_lease_is_reported_with_the_rows_real_state(cfg, sandbox):
     delivery = w.run_one()
     assert delivery.lease_lost and delivery.final_state == "leased"
     assert w.queue.get(row_id).lease_owner.startswith("other")
+
+
+def test_a_garbled_answer_to_new_password_never_leaks_the_password(cfg, sandbox, caplog):
+    (row_id,) = [
+        i for v, i in emit(PasswordReset(domain="pw.example"), cfg).rows.items() if v == "spamport"
+    ]
+    sandbox["spamport"].emulator.seed_data({"domains": {"pw.example": {}}})
+    sandbox["spamport"].emulator.faults.configure(queue=["malformed"])
+    w = worker(cfg)
+    w.drain()
+    password = sandbox["spamport"].emulator.domain_passwords["pw.example"]  # it was changed
+    row = w.queue.get(row_id)
+    assert row.state == "dead", row.last_error
+    for text in (row.last_error, caplog.text):
+        assert password[:6] not in text and password[-6:] not in text
+    assert "may have changed" in row.last_error and "password-reset" in row.last_error

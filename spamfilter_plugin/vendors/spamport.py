@@ -294,8 +294,23 @@ class SpamPortClient:
         return [DomainInfo.from_api(r) for r in rows]
 
     def new_password(self, domain: str) -> Secret:
-        """Generate a new password for the domain's SpamPort login; returned as a Secret."""
-        return Secret(str(self._call("new_password", domain=normalise_domain(domain))))
+        """Generate a new password for the domain's SpamPort login; returned as a Secret.
+
+        The answer carries the new password, so it is a secret as a whole: an answer we
+        cannot read is never quoted, and the error says the password may have changed."""
+        domain = normalise_domain(domain)
+        try:
+            return Secret(str(self._call("new_password", domain=domain)))
+        except VendorResponseError as exc:
+            if exc.body:
+                Secret(exc.body)  # whatever it held is masked from here on
+            raise VendorResponseError(
+                VENDOR,
+                f"answered new_password for {domain} with something we cannot read, so the "
+                "new password is unknown; SpamPort may have changed the domain's password. "
+                f"Ask for a new one: spamfilter emit password-reset --domain {domain}",
+                status=exc.status,
+            ) from None
 
     def set_outgoing(self, domain: str, destination: str) -> None:
         destination = normalise_host(destination, "destination")
