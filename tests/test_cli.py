@@ -280,3 +280,24 @@ def test_a_relative_or_empty_state_dir_is_refused_by_every_command(
     assert code == 2, err
     assert "[general] state_dir" in err and "absolute path" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_password_stdin_that_is_not_utf8_is_a_clear_error(cli_env, toy_config):
+    proc = subprocess.run(
+        [
+            SPAMFILTER,
+            "--config",
+            str(toy_config),
+            "emit",
+            "password-reset",
+            "--domain",
+            "a.example",
+            "--password-stdin",
+        ],
+        env=cli_env,
+        input=b"\xff\xfepass\n",
+        capture_output=True,
+        timeout=60,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "not UTF-8" in err and "Traceback" not in err

@@ -65,7 +65,13 @@ def build_event(args):
         else:
             kwargs["mailbox"] = args.mailbox
         if args.password_stdin:
-            line = sys.stdin.readline().rstrip("\r\n")
+            raw = sys.stdin.buffer.readline(65536)
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise CliError(
+                    "--password-stdin: standard input is not UTF-8 text; send the password as UTF-8"
+                ) from None
             if not line:
                 raise CliError("--password-stdin: standard input held no password")
             kwargs["password"] = Secret(line)
