@@ -48,6 +48,15 @@ class InvalidInput(SpamFilterError, ValueError):
         super().__init__(f"{field}: {message}")
 
 
+class QueueError(SpamFilterError):
+    """The queue database cannot be used (damaged, unreadable, disk full); the message names
+    the file and the fix.  ``temporary`` is True when waiting can help (a full disk, a lock)."""
+
+    def __init__(self, message: str, *, temporary: bool = False) -> None:
+        self.temporary = temporary
+        super().__init__(message)
+
+
 class PluginError(SpamFilterError):
     """A vendor plugin is missing, broken or implements a hook that does not exist."""
 

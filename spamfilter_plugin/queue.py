@@ -20,6 +20,7 @@ with a lease, deliver them, and record the outcome.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SpamFilterError
+from .errors import ConfigError, QueueError, SpamFilterError
 from .events import Event, event_from_dict
 from .redaction import Secret
 
@@ -197,8 +198,47 @@ def _split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
     return public, secrets
 
 
+def _queue_error(path: Path, exc: sqlite3.Error) -> QueueError:
+    """A database failure as one line naming the file, the cause and the fix."""
+    text = str(exc).lower()
+    if "disk is full" in text or "disk i/o" in text:
+        return QueueError(
+            f"the queue {path} cannot be written: the disk is full (or failing); free space "
+            "there, then try again",
+            temporary=True,
+        )
+    if "locked" in text or "busy" in text:
+        return QueueError(
+            f"the queue {path} is locked by another process; try again", temporary=True
+        )
+    if "readonly" in text or "unable to open" in text or "permission" in text:
+        return QueueError(
+            f"the queue {path} cannot be opened for writing by this user ({exc}); run the "
+            "command as the user that owns state_dir, or fix the owner of that directory"
+        )
+    return QueueError(
+        f"the queue {path} is damaged ({exc}); stop the workers, move the file aside and its "
+        "-wal and -shm files with it, then run the command again (a new, empty queue is made)"
+    )
+
+
+def _translated(method):
+    """Turn sqlite3 errors raised by a Queue method into a QueueError."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _queue_error(self.path, exc) from None
+
+    return wrapper
+
+
 class Queue:
-    """The outbox in ``state_dir``.  One connection per instance; safe across processes."""
+    """The outbox in ``state_dir``.  One connection per instance; safe across processes.
+
+    A database that cannot be used raises :class:`~spamfilter_plugin.errors.QueueError`."""
 
     def __init__(self, state_dir: str | os.PathLike, *, clock=time.time) -> None:
         self.state_dir = Path(state_dir)
@@ -245,6 +285,7 @@ class Queue:
 
     # -- writing -----------------------------------------------------------------
 
+    @_translated
     def enqueue(self, event: Event, vendors: Iterable[str]) -> list[int]:
         """Write one row per vendor, superseding what the event makes pointless; one transaction."""
         vendors = list(vendors)
@@ -286,6 +327,7 @@ class Queue:
                 ids.append(cur.lastrowid)
         return ids
 
+    @_translated
     def claim(
         self,
         owner: str,
@@ -329,6 +371,7 @@ class Queue:
             row = db.execute("SELECT * FROM events WHERE id=?", (found["id"],)).fetchone()
         return Row.from_db(row), token
 
+    @_translated
     def event_of(self, row: Row) -> Event:
         """Rebuild the row's event, decrypting its password if it has one."""
         password = None
@@ -340,6 +383,7 @@ class Queue:
                 password = Secret(self.box.open(blob))
         return event_from_dict(row.payload, password=password)
 
+    @_translated
     def complete(self, row: Row, token: str, result: Any = None) -> bool:
         """Mark a leased row done (and wipe its secret); False if the lease was lost."""
         public, secrets = _split_result(result)
@@ -360,6 +404,7 @@ class Queue:
             )
         return cur.rowcount == 1
 
+    @_translated
     def fail(
         self, row: Row, token: str, error: SpamFilterError, retry_at: float | None, note: str = ""
     ) -> bool:
@@ -384,10 +429,12 @@ class Queue:
 
     # -- reading and admin ---------------------------------------------------------
 
+    @_translated
     def get(self, row_id: int) -> Row | None:
         r = self.db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
         return Row.from_db(r) if r else None
 
+    @_translated
     def secret_result(self, row_id: int) -> dict[str, Secret]:
         """The secret parts of a row's result (a generated password, say), decrypted."""
         r = self.db.execute("SELECT result_secret FROM events WHERE id=?", (row_id,)).fetchone()
@@ -395,6 +442,7 @@ class Queue:
             return {}
         return {k: Secret(v) for k, v in json.loads(self.box.open(r["result_secret"])).items()}
 
+    @_translated
     def rows(
         self, *, state: str | None = None, vendor: str | None = None, limit: int = 100
     ) -> list[Row]:
@@ -412,6 +460,7 @@ class Queue:
         )
         return [Row.from_db(r) for r in self.db.execute(sql, (*params, limit))]
 
+    @_translated
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
         out.update(
@@ -422,6 +471,7 @@ class Queue:
         )
         return out
 
+    @_translated
     def next_due(self) -> float | None:
         r = self.db.execute(
             "SELECT min(CASE WHEN state='pending' THEN next_at ELSE lease_until END) t FROM events "
@@ -429,6 +479,7 @@ class Queue:
         ).fetchone()
         return r["t"]
 
+    @_translated
     def retry(self, row_id: int) -> bool:
         """Make a dead row pending again, due now.  Its password, if it had one, is gone:
         a dead password reset is retried without it (the vendor generates one)."""
@@ -440,6 +491,7 @@ class Queue:
             )
         return cur.rowcount == 1
 
+    @_translated
     def retry_all_dead(self) -> int:
         with self._tx() as db:
             cur = db.execute(
@@ -449,6 +501,7 @@ class Queue:
             )
         return cur.rowcount
 
+    @_translated
     def drop(self, row_id: int) -> bool:
         """Delete a row that is not being delivered right now."""
         with self._tx() as db:
@@ -458,6 +511,7 @@ class Queue:
             )
         return cur.rowcount == 1
 
+    @_translated
     def purge(self, older_than_seconds: float) -> int:
         """Delete done and superseded rows older than the given age."""
         with self._tx() as db:

@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .errors import SpamFilterError, VendorError
+from .errors import QueueError, SpamFilterError, VendorError
 from .manager import Outcome, Runtime
 from .queue import STATES, Queue, Row
 from .redaction import get_logger
 
 log = get_logger(__name__)
+
+#: seconds a running worker waits after the queue could not be written (a full disk)
+QUEUE_WAIT = 10.0
 
 
 @dataclass
@@ -197,8 +200,17 @@ class Worker:
         """Deliver as rows come due, until *stop* is set.  Keeps nothing per delivery in
         memory (a long-running daemon); progress goes to ``on_delivery`` and the log."""
         while not stop.is_set():
-            while not stop.is_set() and self.run_one() is not None:
-                pass
-            due = self.queue.next_due()
+            try:
+                while not stop.is_set() and self.run_one() is not None:
+                    pass
+                due = self.queue.next_due()
+            except QueueError as exc:
+                if not exc.temporary:
+                    raise
+                # a full disk or a held lock: nothing is lost (an unrecorded delivery's lease
+                # runs out and it is delivered again); wait and try again
+                log.error("%s; the worker waits %.0fs and tries again", exc, QUEUE_WAIT)
+                stop.wait(QUEUE_WAIT)
+                continue
             wait = poll if due is None else min(poll, max(0.0, due - self.clock()))
             stop.wait(max(wait, 0.01))

@@ -156,3 +156,60 @@ def test_queue_purge(cfg):
     run(cfg, "emit", "domain-created", "--domain", "a.example")
     run(cfg, "worker", "--drain")
     assert json.loads(run(cfg, "queue", "purge", "--older-than", "0", "--json")[1]) == {"purged": 1}
+
+
+def test_a_damaged_queue_is_one_clear_line_not_a_traceback(cfg):
+    state = cfg.parent / "state"
+    state.mkdir(mode=0o700, exist_ok=True)
+    (state / "queue.sqlite3").write_bytes(b"this is not a database" * 100)
+    for args in (["emit", "domain-created", "--domain", "a.example"], ["queue", "list"]):
+        code, _, err = run(cfg, *args)
+        assert code == 2 and "Traceback" not in err, err
+        assert "queue.sqlite3 is damaged" in err and "move the file aside" in err
+        assert len(err.strip().splitlines()) == 1
+
+
+FULL_DISK = """
+import resource, signal, sys
+from spamfilter_plugin.emit import emit
+from spamfilter_plugin.events import DomainCreated
+emit(DomainCreated(domain="first.example"), sys.argv[1])  # the database exists, then the disk fills
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+from spamfilter_plugin.cli import main
+sys.exit(main(["--config", sys.argv[1], "emit", "domain-created", "--domain", "b.example"]))
+"""
+
+
+def test_a_full_disk_is_one_clear_line(cfg):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(cfg)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "disk is full" in proc.stderr and "free space" in proc.stderr
+
+
+def test_a_worker_waits_out_a_full_disk(cfg, monkeypatch):
+    import threading
+
+    from spamfilter_plugin import worker as worker_module
+    from spamfilter_plugin.errors import QueueError
+    from spamfilter_plugin.manager import load_runtime
+
+    w = worker_module.Worker(load_runtime(cfg))
+    calls = []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) >= 3:
+            stop.set()
+        raise QueueError("the queue x cannot be written: the disk is full", temporary=True)
+
+    stop = threading.Event()
+    monkeypatch.setattr(worker_module, "QUEUE_WAIT", 0.01)
+    monkeypatch.setattr(w, "run_one", full)
+    w.run_forever(stop, poll=0.01)  # returns when stopped; the full disk never crashed it
+    assert len(calls) >= 3
