@@ -52,7 +52,7 @@ def config_path(cli_value: str | os.PathLike | None = None) -> Path:
     return DEFAULT_PATH
 
 
-def loose_mode(path: Path) -> int:
+def _loose_mode(path: Path) -> int:
     """The group and other permission bits of *path* (0 when it is private)."""
     return stat.S_IMODE(path.stat().st_mode) & 0o077
 
@@ -113,11 +113,11 @@ class RawConfig:
     def state_dir(self) -> Path:
         """``[general] state_dir``, or its default (read without the schemas, for the light
         paths that only need the queue; checked as the schema checks it)."""
-        general = self.data.get("general") or {}
-        problem = state_dir_problem(general.get("state_dir", str(GeneralConfig.state_dir)))
+        value = (self.data.get("general") or {}).get("state_dir", str(GeneralConfig.state_dir))
+        problem = state_dir_problem(value)
         if problem:
             raise ConfigError(f"{self.path}: [general] state_dir: {problem}")
-        return Path(general.get("state_dir", GeneralConfig.state_dir))
+        return Path(value)
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def read_file(path: Path) -> RawConfig:
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-        loose = bool(loose_mode(path))
+        loose = bool(_loose_mode(path))
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} does not exist; create it (see README, 'Configuration'), "

@@ -257,10 +257,9 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         lease = general.get("lease_seconds", _GENERAL.lease_seconds)
         if table.get("deadline", 0) >= lease:
             problems.append(
-                f"[vendors.{name}] deadline: {table['deadline']:g}s is not shorter than [general] "
-                "lease_seconds "
-                f"({lease:g}s); a slow call could be delivered twice. Lower the deadline or raise "
-                "lease_seconds"
+                f"[vendors.{name}] deadline: {table['deadline']:g}s is not shorter than "
+                f"[general] lease_seconds ({lease:g}s); a slow call could be delivered twice. "
+                "Lower the deadline or raise lease_seconds"
             )
     if literal and raw.loose_permissions:
         problems.append(

@@ -108,10 +108,10 @@ def normalise_host(value: object, field_name: str = "destination") -> str:
     """A mail host: an IP literal (canonicalised) or a host name (lower-case IDNA)."""
     if isinstance(value, str):
         _no_control(value, field_name)
-        if "%" in value and ":" in value:
-            normalise_ip(value, field_name)  # an IPv6 zone id: refused with its reason
-    if isinstance(value, str) and is_ip(value):
-        return normalise_ip(value, field_name)
+        if ":" in value:  # no host name has one: an IPv6 literal, with its own error if bad
+            return normalise_ip(value, field_name)
+        if is_ip(value):
+            return normalise_ip(value, field_name)
     try:
         return normalise_domain(value, field_name)
     except InvalidInput as exc:

@@ -180,7 +180,7 @@ class Row:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, no secrets (secret result values show as ``"***"``)."""
-        return dict(self.__dict__.items())
+        return dict(self.__dict__)
 
 
 def _split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
@@ -310,8 +310,7 @@ class Queue:
                     )
                 cur = db.execute(
                     "INSERT INTO events (event_id, vendor, hook, target, payload, secret, "
-                    "next_at, created_at, "
-                    "updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    "next_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         event.id,
                         vendor,
@@ -343,9 +342,8 @@ class Queue:
         where = [
             "((e.state='pending' AND (e.next_at <= :now OR :ignore)) OR (e.state='leased' "
             "AND e.lease_until < :now))",
-            "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target AND "
-            "p.id < e.id "
-            "AND p.state IN ('pending','leased'))",
+            "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
+            "AND p.id < e.id AND p.state IN ('pending','leased'))",
         ]
         params: dict[str, Any] = {"now": now, "ignore": 1 if ignore_schedule else 0}
         if exclude:
@@ -364,8 +362,7 @@ class Queue:
                 return None
             db.execute(
                 "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
-                "attempts=attempts+1, "
-                "updated_at=? WHERE id=?",
+                "attempts=attempts+1, updated_at=? WHERE id=?",
                 (now + lease_seconds, token, now, found["id"]),
             )
             row = db.execute("SELECT * FROM events WHERE id=?", (found["id"],)).fetchone()
@@ -391,9 +388,8 @@ class Queue:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, "
-                "updated_at=?, "
-                "result=?, result_secret=?, last_error=NULL, error_type=NULL WHERE id=? AND "
-                "lease_owner=?",
+                "updated_at=?, result=?, result_secret=?, last_error=NULL, error_type=NULL "
+                "WHERE id=? AND lease_owner=?",
                 (
                     self.clock(),
                     json.dumps(public) if public is not None else None,
@@ -414,15 +410,15 @@ class Queue:
             if retry_at is None:
                 cur = db.execute(
                     "UPDATE events SET state='dead', secret=NULL, lease_until=NULL, "
-                    "lease_owner=NULL, updated_at=?, "
-                    "last_error=?, error_type=? WHERE id=? AND lease_owner=?",
+                    "lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
+                    "WHERE id=? AND lease_owner=?",
                     (now, message, type(error).__name__, row.id, token),
                 )
             else:
                 cur = db.execute(
                     "UPDATE events SET state='pending', next_at=?, lease_until=NULL, "
-                    "lease_owner=NULL, updated_at=?, "
-                    "last_error=?, error_type=? WHERE id=? AND lease_owner=?",
+                    "lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
+                    "WHERE id=? AND lease_owner=?",
                     (retry_at, now, message, type(error).__name__, row.id, token),
                 )
         return cur.rowcount == 1

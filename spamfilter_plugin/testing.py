@@ -10,6 +10,7 @@ real plugin manager, its real client and real HTTP against its emulator.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -317,6 +318,4 @@ CONTROL = re.compile(r"<(input|select|textarea|button)\b", re.I)
 
 def json_escaped(text: str) -> str:
     """*text* as JSON writes it by default (non-ASCII as \\uXXXX), without the quotes."""
-    import json
-
     return json.dumps(text)[1:-1]

@@ -24,11 +24,11 @@ def join_dashed_values(argv: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(argv):
-        if argv[i] in DASHED_VALUES and i + 1 < len(argv) and argv[i + 1].startswith("-"):
-            if not argv[i + 1].startswith("--"):
-                out.append(f"{argv[i]}={argv[i + 1]}")
-                i += 2
-                continue
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if argv[i] in DASHED_VALUES and value.startswith("-") and not value.startswith("--"):
+            out.append(f"{argv[i]}={value}")
+            i += 2
+            continue
         out.append(argv[i])
         i += 1
     return out

@@ -100,10 +100,8 @@ def _retry(queue, args) -> int:
     count = queue.retry_all_dead() if args.all_dead else int(queue.retry(args.id))
     if not args.all_dead and not count:
         raise CliError(f"id: row {args.id} is not dead (only dead rows can be retried)")
-    if args.json:
-        print_json({"retried": count})
-    else:
-        print(f"{count} row{'s' * (count != 1)} pending again")
+    text = f"{count} row{'s' * (count != 1)} pending again"
+    print(json.dumps({"retried": count}) if args.json else text)
     return EXIT_OK
 
 

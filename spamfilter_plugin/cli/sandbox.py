@@ -3,7 +3,6 @@ that points the vendors at them."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -135,7 +134,7 @@ def cmd_sandbox(args) -> int:
             doc = {
                 name: {"root": r.root, **r.config_table()} for name, r in sandbox.running.items()
             }
-            print(json.dumps(doc, indent=2))
+            print_json(doc)
         else:
             print(snippet, end="")
         sys.stdout.flush()
