@@ -19,6 +19,8 @@ from __future__ import annotations
 import email.utils
 import json as jsonlib
 import random
+import socket
+import threading
 import time
 import xml.etree.ElementTree as stdlib_et
 from collections.abc import Callable, Mapping
@@ -29,8 +31,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import defusedxml
 import defusedxml.ElementTree as safe_et
 import requests
+import urllib3.connection
+import urllib3.connectionpool
+from requests.adapters import HTTPAdapter
 
-from . import __version__
+from . import __version__, deadline
 from .config import HTTP_DEFAULTS
 from .errors import (
     ConfigError,
@@ -210,6 +215,108 @@ def classify_status(resp: Response) -> VendorError | None:
     )
 
 
+# -- the watchdog that makes the deadline hold while a socket is blocked ---------------
+
+_current = threading.local()
+
+
+class _Watch:
+    """Bounds one attempt: when its time is up, every socket the attempt opened or used
+    is shut down, so a read blocked on a server that drips bytes returns at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watch:
+        _current.watch = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        _current.watch = None
+
+    def add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._socks.append(sock)
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            socks = list(self._socks)
+        for sock in socks:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watch = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.add(sock)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # a kept-alive connection, used again
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter, with connections the watchdog can shut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
 def _redact_url(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
@@ -244,6 +351,9 @@ class HttpClient:
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
+        adapter = _WatchedAdapter()
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         self.session.verify = self.ca_bundle or True
         self.session.headers["User-Agent"] = self.agent or user_agent(self.vendor)
 
@@ -291,12 +401,12 @@ class HttpClient:
         attempts = policy.retries + 1
         last: VendorError | None = None
         for attempt in range(1, attempts + 1):
-            remaining = policy.deadline - (self.clock() - started)
-            if remaining <= 0:
-                break
             hdrs = dict(headers or {})
             if self.before_send is not None:
-                self.before_send(hdrs)
+                self.before_send(hdrs)  # may wait (a rate limiter): the deadline counts it
+            remaining = self._left(started)
+            if remaining <= 0:
+                break
             try:
                 resp = self._attempt(method, url, params, data, json, hdrs, remaining, started)
                 resp.attempts = attempt
@@ -320,7 +430,7 @@ class HttpClient:
             if not self._retryable(error) or attempt == attempts:
                 break
             delay = policy.backoff(attempt, self.rng(), getattr(error, "retry_after", None))
-            if self.clock() - started + delay >= policy.deadline:
+            if delay >= self._left(started):
                 break
             log.info(
                 "%s: %s; retrying in %.2fs (attempt %d/%d)",
@@ -335,6 +445,11 @@ class HttpClient:
             last = VendorTimeout(self.vendor, f"no answer within the {policy.deadline:g}s deadline")
         raise last
 
+    def _left(self, started: float) -> float:
+        """Seconds left for this call: its own deadline, or less when the delivery it is part
+        of (:mod:`~spamfilter_plugin.deadline`) must end sooner."""
+        return deadline.bounded(self.policy.deadline - (self.clock() - started))
+
     def _retryable(self, error: VendorError) -> bool:
         """An error that says whether to retry is obeyed; otherwise temporary failures
         without an answer, or with a retryable status, are retried."""
@@ -345,6 +460,25 @@ class HttpClient:
         return error.status is None or error.status in self.policy.retry_statuses
 
     def _attempt(self, method, url, params, data, json, headers, remaining, started) -> Response:
+        """One attempt, over within *remaining* seconds whatever the server does."""
+        with _Watch(remaining) as watch:
+            try:
+                resp = self._exchange(method, url, params, data, json, headers, remaining, started)
+            except VendorError:
+                if not watch.fired:
+                    raise
+                resp = None
+        # a shut socket can look like a short but complete answer: once the watchdog has
+        # fired, nothing read in this attempt is trusted
+        if watch.fired:
+            raise VendorTimeout(
+                self.vendor,
+                f"did not complete its answer within the {remaining:.3g}s left of the "
+                "deadline; the connection was closed",
+            )
+        return resp
+
+    def _exchange(self, method, url, params, data, json, headers, remaining, started) -> Response:
         policy, vendor = self.policy, self.vendor
         timeout = (min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining))
         try:
@@ -384,7 +518,7 @@ class HttpClient:
                 vendor, f"could not be reached ({type(exc).__name__})"
             ) from None
         try:
-            body = self._read_body(raw, started)
+            body = self._read_body(raw)
         finally:
             raw.close()
         return Response(
@@ -396,8 +530,8 @@ class HttpClient:
             elapsed=self.clock() - started,
         )
 
-    def _read_body(self, raw: requests.Response, started: float) -> bytes:
-        policy, vendor, cap = self.policy, self.vendor, self.policy.max_response_bytes
+    def _read_body(self, raw: requests.Response) -> bytes:
+        vendor, cap = self.vendor, self.policy.max_response_bytes
         declared = raw.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise ResponseTooLarge(
@@ -415,10 +549,6 @@ class HttpClient:
                         f"sent more than the {cap}-byte cap (max_response_bytes)",
                         status=raw.status_code,
                         body=b"".join(chunks)[:1024],
-                    )
-                if self.clock() - started > policy.deadline:
-                    raise VendorTimeout(
-                        vendor, f"answer did not complete within the {policy.deadline:g}s deadline"
                     )
                 chunks.append(chunk)
         except requests.exceptions.ReadTimeout:

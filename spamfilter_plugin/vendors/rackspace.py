@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields
 
+from .. import deadline
 from ..config_schema import ResponseSchema
 from ..errors import (
     InvalidInput,
@@ -71,7 +72,9 @@ class RateLimiter:
         self.lock = threading.Lock()
 
     def acquire(self) -> float:
-        """Take a slot; return how long it waited."""
+        """Take a slot; return how long it waited.  Inside a delivery
+        (:mod:`~spamfilter_plugin.deadline`) it never waits past the delivery's end: it
+        raises VendorRateLimited instead, and the event is retried later."""
         waited = 0.0
         while True:
             with self.lock:
@@ -82,6 +85,13 @@ class RateLimiter:
                     self.sent.append(now)
                     return waited
                 delay = self.sent[0] + 60 - now
+            if deadline.bounded(delay) < delay:
+                raise VendorRateLimited(
+                    VENDOR,
+                    f"no request slot within this delivery's time (rate_limit = "
+                    f"{self.per_minute} a minute); the event is retried later",
+                    retry=False,
+                )
             self.sleep(delay)
             waited += delay
 
