@@ -13,6 +13,11 @@ with a lease, deliver them, and record the outcome.
 * Superseding: a new event may make undelivered (pending or dead) earlier ones
   pointless (see :data:`SUPERSEDES`); those rows end ``superseded`` and are never
   delivered, nor retried.
+* Time: what orders or expires work (when a row is due, when a lease runs out) is kept
+  on the machine's monotonic clock, which every process shares and which an NTP step or
+  a changed wall clock does not move.  It restarts at boot, so the boot is recorded: in
+  the first process after a reboot, every lease is void and every pending row is due.
+  Wall-clock times (``created_at``, ``updated_at``) are for people and for ``purge``.
 * Secrets: a password travelling with an event is encrypted with a key kept in its
   own 0600 file (Fernet: AES-128-CBC and HMAC-SHA256) and wiped from the row once
   the row is done, dead or superseded.  Secrets in results are encrypted too.
@@ -72,7 +77,21 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_due ON events (state, next_at);
 CREATE INDEX IF NOT EXISTS events_order ON events (vendor, target, id);
 CREATE INDEX IF NOT EXISTS events_event ON events (event_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+#: where the kernel says which boot this is (Linux)
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+
+
+def boot_id() -> str:
+    """This boot's identity: the kernel's boot id, or else the boot time to ten minutes
+    (on systems without one, a wall clock stepped by more than that counts as a reboot)."""
+    try:
+        with open(BOOT_ID_FILE, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return f"booted-{round((time.time() - time.monotonic()) / 600)}"
 
 
 class SecretBox:
@@ -157,7 +176,8 @@ class Row:
     result: dict[str, Any] | None
 
     @classmethod
-    def from_db(cls, r: sqlite3.Row) -> Row:
+    def from_db(cls, r: sqlite3.Row, offset: float = 0.0) -> Row:
+        """A row from the database; *offset* turns its monotonic times into wall-clock ones."""
         return cls(
             id=r["id"],
             event_id=r["event_id"],
@@ -168,8 +188,8 @@ class Row:
             has_secret=r["secret"] is not None,
             state=r["state"],
             attempts=r["attempts"],
-            next_at=r["next_at"],
-            lease_until=r["lease_until"],
+            next_at=r["next_at"] + offset,
+            lease_until=r["lease_until"] + offset if r["lease_until"] is not None else None,
             lease_owner=r["lease_owner"],
             created_at=r["created_at"],
             updated_at=r["updated_at"],
@@ -179,7 +199,8 @@ class Row:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, no secrets (secret result values show as ``"***"``)."""
+        """JSON-safe, no secrets (secret result values show as ``"***"``).  Times are
+        wall-clock seconds since the epoch (``next_at`` and ``lease_until`` as of now)."""
         return dict(self.__dict__)
 
 
@@ -238,12 +259,25 @@ def _translated(method):
 class Queue:
     """The outbox in ``state_dir``.  One connection per instance; safe across processes.
 
-    A database that cannot be used raises :class:`~spamfilter_plugin.errors.QueueError`."""
+    A database that cannot be used raises :class:`~spamfilter_plugin.errors.QueueError`.
 
-    def __init__(self, state_dir: str | os.PathLike, *, clock=time.time) -> None:
+    :param clock: the wall clock (times shown to people).
+    :param monotonic: the clock that orders and expires work (machine-wide, never stepped).
+    :param boot: this boot's identity (default :func:`boot_id`).
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike,
+        *,
+        clock=time.time,
+        monotonic=time.monotonic,
+        boot: str | None = None,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / DB_NAME
-        self.clock = clock
+        self.clock, self.monotonic = clock, monotonic
+        self.boot = boot
         self.box = SecretBox(self.state_dir)
         self._db: sqlite3.Connection | None = None
 
@@ -271,9 +305,43 @@ class Queue:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=30000")
             db.executescript(SCHEMA)
+            self._settle_clock(db)
         finally:
             os.umask(old)
         return db
+
+    def _settle_clock(self, db: sqlite3.Connection) -> None:
+        """Make the stored monotonic times mean something on this boot (see the module doc)."""
+        boot = self.boot or boot_id()
+        stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if stored.get("boot") == boot:
+            return
+        with _Transaction(db):
+            stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if stored.get("boot") == boot:
+                return  # another process settled it first
+            mono = self.monotonic()
+            if "boot" not in stored:
+                # a queue from before times were monotonic: move its wall-clock times over
+                shift = mono - self.clock()
+                db.execute(
+                    "UPDATE events SET next_at=next_at+?, lease_until=lease_until+? "
+                    "WHERE state IN ('pending','leased')",
+                    (shift, shift),
+                )
+            else:
+                # a new boot: the monotonic clock restarted and every worker is gone
+                db.execute(
+                    "UPDATE events SET next_at=min(next_at, ?), "
+                    "lease_until=CASE WHEN lease_until IS NULL THEN NULL ELSE 0 END "
+                    "WHERE state IN ('pending','leased')",
+                    (mono,),
+                )
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot', ?)", (boot,))
+
+    def _offset(self) -> float:
+        """Add to a stored monotonic time to get a wall-clock one."""
+        return self.clock() - self.monotonic()
 
     def close(self) -> None:
         if self._db is not None:
@@ -293,7 +361,7 @@ class Queue:
         payload = json.dumps(event.to_dict())
         password = getattr(event, "password", None)
         sealed = self.box.seal(password.reveal()) if password is not None and vendors else None
-        now, ids = self.clock(), []
+        now, due, ids = self.clock(), self.monotonic(), []
         with self._tx() as db:
             for vendor in vendors:
                 older = SUPERSEDES.get(event.hook)
@@ -318,7 +386,7 @@ class Queue:
                         event.target_key,
                         payload,
                         sealed,
-                        now,
+                        due,
                         now,
                         now,
                     ),
@@ -337,7 +405,7 @@ class Queue:
         ignore_schedule: bool = False,
     ) -> tuple[Row, str] | None:
         """Lease the oldest deliverable row; return it with its lease token, or None."""
-        now = self.clock()
+        now, wall = self.monotonic(), self.clock()
         exclude = list(exclude)
         where = [
             "((e.state='pending' AND (e.next_at <= :now OR :ignore)) OR (e.state='leased' "
@@ -363,10 +431,10 @@ class Queue:
             db.execute(
                 "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
                 "attempts=attempts+1, updated_at=? WHERE id=?",
-                (now + lease_seconds, token, now, found["id"]),
+                (now + lease_seconds, token, wall, found["id"]),
             )
             row = db.execute("SELECT * FROM events WHERE id=?", (found["id"],)).fetchone()
-        return Row.from_db(row), token
+        return Row.from_db(row, wall - now), token
 
     @_translated
     def event_of(self, row: Row) -> Event:
@@ -402,24 +470,25 @@ class Queue:
 
     @_translated
     def fail(
-        self, row: Row, token: str, error: SpamFilterError, retry_at: float | None, note: str = ""
+        self, row: Row, token: str, error: SpamFilterError, retry_in: float | None, note: str = ""
     ) -> bool:
-        """Record a failure: back to pending until *retry_at*, or dead (secret wiped) when None."""
-        now, message = self.clock(), note + str(error)
+        """Record a failure: pending again in *retry_in* seconds, or dead (secret wiped) when
+        None.  False if the lease was lost."""
+        now, message, kind = self.clock(), note + str(error), type(error).__name__
         with self._tx() as db:
-            if retry_at is None:
+            if retry_in is None:
                 cur = db.execute(
                     "UPDATE events SET state='dead', secret=NULL, lease_until=NULL, "
                     "lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
                     "WHERE id=? AND lease_owner=?",
-                    (now, message, type(error).__name__, row.id, token),
+                    (now, message, kind, row.id, token),
                 )
             else:
                 cur = db.execute(
                     "UPDATE events SET state='pending', next_at=?, lease_until=NULL, "
                     "lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
                     "WHERE id=? AND lease_owner=?",
-                    (retry_at, now, message, type(error).__name__, row.id, token),
+                    (self.monotonic() + retry_in, now, message, kind, row.id, token),
                 )
         return cur.rowcount == 1
 
@@ -428,7 +497,7 @@ class Queue:
     @_translated
     def get(self, row_id: int) -> Row | None:
         r = self.db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
-        return Row.from_db(r) if r else None
+        return Row.from_db(r, self._offset()) if r else None
 
     @_translated
     def secret_result(self, row_id: int) -> dict[str, Secret]:
@@ -454,7 +523,8 @@ class Queue:
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY id DESC LIMIT ?"
         )
-        return [Row.from_db(r) for r in self.db.execute(sql, (*params, limit))]
+        offset = self._offset()
+        return [Row.from_db(r, offset) for r in self.db.execute(sql, (*params, limit))]
 
     @_translated
     def counts(self) -> dict[str, int]:
@@ -468,12 +538,13 @@ class Queue:
         return out
 
     @_translated
-    def next_due(self) -> float | None:
+    def next_due_in(self) -> float | None:
+        """Seconds until the next row comes due or a lease runs out (<= 0: now), or None."""
         r = self.db.execute(
             "SELECT min(CASE WHEN state='pending' THEN next_at ELSE lease_until END) t FROM events "
             "WHERE state IN ('pending','leased')"
         ).fetchone()
-        return r["t"]
+        return None if r["t"] is None else r["t"] - self.monotonic()
 
     @_translated
     def retry(self, row_id: int) -> bool:
@@ -483,7 +554,7 @@ class Queue:
             cur = db.execute(
                 "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
                 "WHERE id=? AND state='dead'",
-                (self.clock(), self.clock(), row_id),
+                (self.monotonic(), self.clock(), row_id),
             )
         return cur.rowcount == 1
 
@@ -493,7 +564,7 @@ class Queue:
             cur = db.execute(
                 "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
                 "WHERE state='dead'",
-                (self.clock(), self.clock()),
+                (self.monotonic(), self.clock()),
             )
         return cur.rowcount
 
@@ -503,7 +574,7 @@ class Queue:
         with self._tx() as db:
             cur = db.execute(
                 "DELETE FROM events WHERE id=? AND NOT (state='leased' AND lease_until >= ?)",
-                (row_id, self.clock()),
+                (row_id, self.monotonic()),
             )
         return cur.rowcount == 1
 

@@ -5,6 +5,12 @@ A temporary failure goes back to the queue with capped, jittered exponential bac
 ``general.max_attempts``; a permanent one (refused credentials, invalid data) is dead at
 once with the vendor's reason.  A worker killed at any moment loses nothing: its lease
 expires and the row is claimed again.  Rows of a suspended vendor are left waiting.
+
+A delivery, every call and every wait of its hook included, runs inside a
+:mod:`~spamfilter_plugin.deadline` scope of :data:`DELIVERY_SHARE` of the lease, so it is
+over before the lease runs out and no other worker can take the row while it is still
+being delivered; the rest of the lease is the margin for writing the outcome.  A worker
+whose lease was nevertheless taken over writes nothing (every write names its lease).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from . import deadline
 from .errors import QueueError, SpamFilterError, VendorError
 from .manager import Outcome, Runtime
 from .queue import STATES, Queue, Row
@@ -26,6 +33,9 @@ log = get_logger(__name__)
 
 #: seconds a running worker waits after the queue could not be written (a full disk)
 QUEUE_WAIT = 10.0
+
+#: the part of ``lease_seconds`` a delivery may take, every call and wait included
+DELIVERY_SHARE = 0.8
 
 
 @dataclass
@@ -78,15 +88,15 @@ class Worker:
         queue: Queue | None = None,
         *,
         owner: str | None = None,
-        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         on_delivery: Callable[[Delivery], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.general = runtime.config.general
-        self.queue = queue or Queue(self.general.state_dir, clock=clock)
+        self.queue = queue or Queue(self.general.state_dir, monotonic=monotonic)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.clock, self.rng = clock, rng
+        self.rng = rng
         self.on_delivery = on_delivery
 
     def backoff(self, attempts: int) -> float:
@@ -124,7 +134,8 @@ class Worker:
             except SpamFilterError as exc:
                 outcome = Outcome(row.vendor, False, error=exc)
             else:
-                outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
+                with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE):
+                    outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
         state = self._record(row, token, outcome)
         if state is None:  # the lease was taken over: report the row as it is now
             current = self.queue.get(row.id)
@@ -151,14 +162,14 @@ class Worker:
         else:
             error, note = outcome.error, ""
             if error.permanent:
-                retry_at, state = None, "dead"
+                retry_in, state = None, "dead"
             elif row.attempts >= self.general.max_attempts:
-                retry_at, state = None, "dead"
+                retry_in, state = None, "dead"
                 note = f"gave up after {row.attempts} attempts (general.max_attempts): "
                 log.error("queue row %d: %s%s", row.id, note, error)
             else:
-                retry_at, state = self.clock() + self.backoff(row.attempts), "pending"
-            ok = self.queue.fail(row, token, error, retry_at, note=note)
+                retry_in, state = self.backoff(row.attempts), "pending"
+            ok = self.queue.fail(row, token, error, retry_in, note=note)
         if not ok:
             log.warning(
                 "queue row %d: the lease expired during delivery and another worker took it over",
@@ -203,7 +214,7 @@ class Worker:
             try:
                 while not stop.is_set() and self.run_one() is not None:
                     pass
-                due = self.queue.next_due()
+                due_in = self.queue.next_due_in()
             except QueueError as exc:
                 if not exc.temporary:
                     raise
@@ -212,5 +223,5 @@ class Worker:
                 log.error("%s; the worker waits %.0fs and tries again", exc, QUEUE_WAIT)
                 stop.wait(QUEUE_WAIT)
                 continue
-            wait = poll if due is None else min(poll, max(0.0, due - self.clock()))
+            wait = poll if due_in is None else min(poll, max(0.0, due_in))
             stop.wait(max(wait, 0.01))

@@ -9,6 +9,7 @@ deliveries of the same thing were ever in flight at once.
 
 from __future__ import annotations
 
+import select
 import socket
 import socketserver
 import threading
@@ -47,13 +48,32 @@ class Visit:
             return False
         return True
 
+    def wait(self, seconds: float) -> bool:
+        """Wait *seconds*; False as soon as the client hangs up (or the server stops), so
+        ``ended`` is when the client gave up, not when the next write would notice."""
+        until = time.monotonic() + seconds
+        while not self.stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return True
+            readable, _, _ = select.select([self.conn], [], [], min(left, 0.05))
+            if readable:
+                try:
+                    if self.conn.recv(1, socket.MSG_PEEK) == b"":
+                        return False
+                except OSError:
+                    return False
+                time.sleep(min(left, 0.05))  # a pipelined byte: not a hang-up
+        return False
+
     def drip(self, data: bytes, interval: float, limit: float) -> None:
         """Write *data* one byte every *interval* seconds, for at most *limit* seconds."""
         until = time.monotonic() + limit
         for i in range(len(data)):
             if time.monotonic() > until or not self.send(data[i : i + 1]):
                 return
-            self.stop.wait(interval)
+            if not self.wait(interval):
+                return
 
 
 def answer(status: int = 200, body: bytes = b"{}", headers: dict[str, str] | None = None) -> Play:
@@ -71,8 +91,8 @@ def slow(seconds: float, then: Play) -> Play:
     """Think for *seconds* (latency), then play *then*."""
 
     def play(visit: Visit) -> None:
-        visit.stop.wait(seconds)
-        then(visit)
+        if visit.wait(seconds):
+            then(visit)
 
     return play
 

@@ -6,6 +6,13 @@ otherwise hold a call for its full 30 s), not speed targets."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -14,6 +21,10 @@ from hostile import HostileVendor, answer, drip_body, drip_headers, slow
 from spamfilter_plugin import deadline
 from spamfilter_plugin.errors import VendorRateLimited, VendorTimeout
 from spamfilter_plugin.http import HttpClient, HttpPolicy
+
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(
+    os.path.dirname(sys.executable), "spamfilter"
+)
 
 
 def client(url, **policy):
@@ -72,3 +83,113 @@ def test_a_rate_limited_call_that_cannot_start_in_time_is_refused_not_overrun():
         limiter.acquire()
     assert time.monotonic() - started < 1.0
     assert "rate_limit" in str(info.value)
+
+
+# -- whole deliveries: two workers never send the same thing at once ----------------------
+
+
+def spamport_config(tmp_path, url, *, general=None, **table):
+    from spamfilter_plugin.sandbox.spamport import PASSWORD, USERNAME
+    from spamfilter_plugin.testing import write_config
+
+    return write_config(
+        tmp_path / "config.toml",
+        {"mail_host": "mx.provider.example", "retry_base": 0.01, **(general or {})},
+        {
+            "spamport": {
+                "api_url": url,
+                "username": USERNAME,
+                "password": PASSWORD,
+                "retries": 0,
+                **table,
+            }
+        },
+    )
+
+
+def spamport_says(status: str, message: str, latency: float = 0.0):
+    body = json.dumps({"status": status, "message": message}).encode()
+    return slow(latency, answer(200, body)) if latency else answer(200, body)
+
+
+def two_workers(cfg, rounds: float):
+    """Run two workers, each its own runtime and queue connection, for *rounds* seconds."""
+    from spamfilter_plugin.manager import load_runtime
+    from spamfilter_plugin.worker import Worker
+
+    stop = threading.Event()
+    workers = [Worker(load_runtime(cfg), owner=f"w{i}") for i in (1, 2)]
+    threads = [threading.Thread(target=w.run_forever, args=(stop, 0.05)) for w in workers]
+    for t in threads:
+        t.start()
+    time.sleep(rounds)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    return workers
+
+
+def same_domain(visit):
+    """Requests about one domain: one delivery's calls, which must never overlap another's."""
+    return visit.form.get("domain")
+
+
+def test_add_then_set_outgoing_ends_inside_the_lease_and_is_never_sent_twice_at_once(tmp_path):
+    from spamfilter_plugin.emit import emit
+    from spamfilter_plugin.events import DomainCreated
+
+    plays = [
+        spamport_says("failure", "Domain already exists: slow.example", 2.5),
+        spamport_says("success", "Outgoing server changed", 2.5),
+    ]
+    with HostileVendor(*plays) as vendor:
+        cfg = spamport_config(tmp_path, vendor.url, general={"lease_seconds": 4.0}, deadline=3.0)
+        emit(DomainCreated(domain="slow.example", destination="192.0.2.7"), cfg)
+        two_workers(cfg, 9.0)
+    assert vendor.visits, "the vendor was never called"
+    assert vendor.overlapping(same_domain) == []
+
+
+def test_a_dripping_vendor_cannot_hold_a_delivery_past_its_lease(tmp_path):
+    from spamfilter_plugin.emit import emit
+    from spamfilter_plugin.events import DomainCreated
+    from spamfilter_plugin.queue import Queue
+
+    with HostileVendor(drip_body(0.2)) as vendor:
+        cfg = spamport_config(
+            tmp_path, vendor.url, general={"lease_seconds": 3.0}, deadline=2.5, read_timeout=1.0
+        )
+        (row_id,) = emit(DomainCreated(domain="drip.example"), cfg).rows.values()
+        two_workers(cfg, 7.0)
+    assert len(vendor.visits) >= 2  # tried again after each timeout...
+    assert vendor.overlapping(same_domain) == []  # ...but never by two workers at once
+    row = Queue(tmp_path / "state").get(row_id)
+    assert row.error_type == "VendorTimeout" and "deadline" in row.last_error
+
+
+def test_sigterm_stops_a_worker_stuck_on_a_dripping_vendor(tmp_path):
+    from spamfilter_plugin.emit import emit
+    from spamfilter_plugin.events import DomainCreated
+
+    with HostileVendor(drip_headers(0.2, limit=60)) as vendor:
+        cfg = spamport_config(
+            tmp_path, vendor.url, general={"lease_seconds": 10.0}, deadline=3.0, read_timeout=1.0
+        )
+        emit(DomainCreated(domain="drip.example"), cfg)
+        proc = subprocess.Popen(
+            [SPAMFILTER, "--config", str(cfg), "worker"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline_at = time.monotonic() + 20
+            while not vendor.visits and time.monotonic() < deadline_at:
+                time.sleep(0.05)
+            assert vendor.visits, "the worker never called the vendor"
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)  # the 3 s deadline, then a clean stop (not the 60 s drip)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, proc.stderr.read().decode()

@@ -2,6 +2,7 @@
 
 import os
 import stat
+import time
 
 import pytest
 from queue_helpers import sandbox_config
@@ -117,7 +118,7 @@ def test_same_target_is_delivered_in_order_other_targets_are_not_blocked(queue):
     row2, token2 = queue.claim("w", 30)
     assert row2.id == other  # a.example's second event waits for its first
     assert queue.claim("w", 30) is None
-    queue.fail(row, token, VendorUnavailable("v", "down"), retry_at=queue.clock() + 3600)
+    queue.fail(row, token, VendorUnavailable("v", "down"), retry_in=3600)
     assert queue.claim("w", 30) is None  # still waiting: the first is retrying later
     queue.complete(row2, token2)
     assert queue.get(second).state == "pending"
@@ -182,7 +183,7 @@ def test_leased_rows_are_never_superseded(queue):
 
 def test_expired_leases_are_claimed_again_and_the_old_holder_cannot_finish(tmp_path):
     now = [1000.0]
-    q = Queue(tmp_path / "s", clock=lambda: now[0])
+    q = Queue(tmp_path / "s", monotonic=lambda: now[0])
     q.enqueue(DomainCreated(domain="a.example"), ["v"])
     row, old = q.claim("w1", 10)
     assert q.claim("w2", 10) is None
@@ -287,3 +288,81 @@ def test_a_later_deletion_supersedes_a_dead_creation(queue):
     assert queue.retry_all_dead() == 0 and not queue.retry(created)
     row, _ = queue.claim("w", 30)
     assert row.id == deleted  # the deletion goes on; the creation never comes back
+
+
+# -- clock steps: what orders and expires work ignores the wall clock --------------------
+
+
+def test_an_emitter_whose_clock_is_a_day_ahead_does_not_delay_its_event(tmp_path):
+    ahead = Queue(tmp_path / "s", clock=lambda: time.time() + 86400)
+    (row_id,) = ahead.enqueue(DomainCreated(domain="a.example"), ["v"])
+    claimed = Queue(tmp_path / "s").claim("w", 30)
+    assert claimed is not None and claimed[0].id == row_id
+
+
+def test_a_worker_whose_clock_is_an_hour_ahead_cannot_take_a_live_lease(tmp_path):
+    q = Queue(tmp_path / "s")
+    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, token = q.claim("w1", 300)
+    ahead = Queue(tmp_path / "s", clock=lambda: time.time() + 3600)
+    assert ahead.claim("w2", 300) is None
+    assert ahead.drop(row.id) is False  # nor drop it as if it were not being delivered
+    assert q.complete(row, token)
+
+
+def test_a_wall_clock_stepped_back_does_not_hold_a_retry(tmp_path):
+    q = Queue(tmp_path / "s")
+    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, token = q.claim("w", 30)
+    q.fail(row, token, VendorUnavailable("v", "down"), 0.0)  # retry at once
+    behind = Queue(tmp_path / "s", clock=lambda: time.time() - 86400)
+    assert behind.claim("w", 30) is not None
+
+
+def test_after_a_reboot_leases_are_void_and_pending_rows_due(tmp_path):
+    mono = [5_000_000.0]  # a machine up for two months
+    before = Queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-1")
+    before.enqueue(DomainCreated(domain="a.example"), ["v"])
+    before.enqueue(DomainCreated(domain="b.example"), ["v"])
+    leased, _ = before.claim("w1", 300)
+    other, token = before.claim("w1", 300)
+    before.fail(other, token, VendorUnavailable("v", "down"), 600)
+    before.close()
+    mono[0] = 40.0  # rebooted: the monotonic clock starts again
+    after = Queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2")
+    first, _ = after.claim("w2", 300)
+    second, _ = after.claim("w2", 300)
+    assert {first.id, second.id} == {leased.id, other.id}
+    # the same boot again changes nothing: the new leases hold
+    assert Queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2").claim("w3", 1) is None
+
+
+def test_times_shown_are_wall_clock(tmp_path):
+    q = Queue(tmp_path / "s")
+    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, _ = q.claim("w", 300)
+    now = time.time()
+    assert abs(row.lease_until - (now + 300)) < 5 and abs(row.next_at - now) < 5
+    assert abs(q.get(row.id).lease_until - (now + 300)) < 5
+
+
+def test_a_queue_from_an_earlier_release_keeps_its_schedule_and_leases(tmp_path):
+    import sqlite3
+
+    q = Queue(tmp_path / "s")
+    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    q.enqueue(DomainCreated(domain="b.example"), ["v"])
+    q.close()
+    db = sqlite3.connect(tmp_path / "s" / DB_NAME)  # as an earlier release wrote it
+    db.execute("DROP TABLE meta")
+    now = time.time()
+    db.execute(
+        "UPDATE events SET state='leased', lease_until=?, lease_owner='w1' WHERE id=1", (now + 300,)
+    )
+    db.execute("UPDATE events SET next_at=? WHERE id=2", (now + 3600,))
+    db.commit()
+    db.close()
+    q = Queue(tmp_path / "s")
+    assert q.claim("w2", 30) is None  # the lease still holds, the retry is not yet due
+    assert abs(q.get(1).lease_until - (now + 300)) < 5
+    assert abs(q.get(2).next_at - (now + 3600)) < 5

@@ -212,10 +212,10 @@ def test_deliver_now_attempts_each_row_once_in_order(cfg, sandbox):
 
 def test_a_lost_lease_is_reported_with_the_rows_real_state(cfg, sandbox):
     (row_id,) = emit(DomainCreated(domain="slow.example"), cfg).rows.values()
-    clock = [time.time()]
-    w = worker(cfg, clock=lambda: clock[0])
+    clock = [time.monotonic()]
+    w = worker(cfg, monotonic=lambda: clock[0])
     w.general = type(w.general)(**{**w.general.__dict__, "lease_seconds": 5.0})
-    other = worker(cfg, owner="other", clock=lambda: clock[0])
+    other = worker(cfg, owner="other", monotonic=lambda: clock[0])
     original = w.runtime.call_isolated
 
     def slow_call(*args, **kwargs):  # the lease runs out and another worker claims the row
