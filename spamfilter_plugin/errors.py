@@ -150,3 +150,21 @@ class VendorRateLimited(VendorUnavailable):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(vendor, message, **kw)
+
+
+class VendorHeld(VendorError):
+    """The call was not sent because the vendor is held back: suspended after refused
+    credentials, or busy proving new credentials in another process.  Nothing reached the
+    vendor; the event waits (it does not count as an attempt)."""
+
+    permanent = False
+    retry = False
+
+
+class VendorSuspended(VendorHeld):
+    """Calls to the vendor are suspended after refused credentials, until an admin's
+    ``spamfilter check`` succeeds."""
+
+
+class VendorBusy(VendorHeld):
+    """Another delivery holds the vendor while its credentials are not yet proven."""

@@ -336,6 +336,9 @@ class HttpClient:
         (request signing that must be fresh on every retry).
     :param agent: the User-Agent header (default :func:`user_agent`).
     :param ca_bundle: a PEM file of extra trusted CAs; verification is never off.
+    :param admit: called just before each attempt is sent; raises to stop the call
+        (a vendor suspended meanwhile by another process, see :mod:`.guard`).
+    :param accepted: called when an answer is accepted (the credentials worked).
     """
 
     vendor: str
@@ -348,6 +351,8 @@ class HttpClient:
     sleep: Callable[[float], None] = time.sleep
     rng: Callable[[], float] = random.random
     clock: Callable[[], float] = time.monotonic
+    admit: Callable[[], None] | None = None
+    accepted: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
@@ -402,6 +407,8 @@ class HttpClient:
         last: VendorError | None = None
         for attempt in range(1, attempts + 1):
             hdrs = dict(headers or {})
+            if self.admit is not None:
+                self.admit()
             if self.before_send is not None:
                 self.before_send(hdrs)  # may wait (a rate limiter): the deadline counts it
             remaining = self._left(started)
@@ -425,6 +432,8 @@ class HttpClient:
                 attempts,
             )
             if error is None:
+                if self.accepted is not None:
+                    self.accepted()
                 return resp  # type: ignore[return-value]
             last = error
             if not self._retryable(error) or attempt == attempts:

@@ -10,10 +10,7 @@ another, and never fails the panel operation.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -32,6 +29,7 @@ from .errors import (
     SpamFilterError,
     VendorAuthError,
     VendorError,
+    VendorHeld,
 )
 from .events import Domain, Event, Mailbox
 from .redaction import get_logger, redact
@@ -133,6 +131,8 @@ class VendorContext:
         """A new :class:`~spamfilter_plugin.http.HttpClient` for this vendor's table."""
         from .http import HttpClient
 
+        kwargs.setdefault("admit", self.guard.admit)
+        kwargs.setdefault("accepted", self.guard.prove)
         return HttpClient.from_config(self.name, self.config, **kwargs)
 
     def cached(self, key: str, factory):
@@ -141,48 +141,27 @@ class VendorContext:
             self.cache[key] = factory()
         return self.cache[key]
 
-    # -- suspension after refused credentials --------------------------------
-    # Retrying refused credentials gets the server's IP blocked at some vendors,
-    # so after one authentication failure the vendor is suspended (in every
-    # process: the marker is a file in state_dir) until an admin's
-    # 'spamfilter check' succeeds.
+    # -- credentials: suspension, proof and the one-at-a-time lock (see guard.py) ------
 
     @property
-    def _suspension_file(self):
-        return Path(self.general.state_dir) / f"suspended-{self.name}.json"
+    def guard(self):
+        """This vendor's :class:`~spamfilter_plugin.guard.VendorGuard` (shared through
+        ``state_dir`` with every other process)."""
+        if "_guard" not in self.cache:
+            from .guard import VendorGuard
+
+            self.cache["_guard"] = VendorGuard(self.name, self.general.state_dir, self.config)
+        return self.cache["_guard"]
 
     def suspension(self) -> dict[str, Any] | None:
         """Why and since when calls to this vendor are suspended, or None."""
-        try:
-            return json.loads(self._suspension_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        return self.guard.suspension()
 
     def suspend(self, reason: str) -> None:
-        path = self._suspension_file
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(
-                json.dumps(
-                    {"reason": redact(reason), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-                )
-            )
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.error(
-                "%s: cannot record the suspension in %s (%s); fix state_dir",
-                self.name,
-                path,
-                exc.strerror,
-            )
+        self.guard.suspend(reason)
 
     def resume(self) -> None:
-        try:
-            self._suspension_file.unlink()
-        except FileNotFoundError:
-            pass
+        self.guard.resume()
 
 
 @dataclass
@@ -243,30 +222,28 @@ class Runtime:
 
     def suspended(self, vendor: str) -> Outcome | None:
         """The failed Outcome that says why calls to *vendor* are suspended, or None."""
-        suspended = self.contexts[vendor].suspension()
-        if suspended is None:
-            return None
-        return Outcome(
-            vendor,
-            False,
-            error=VendorAuthError(
-                vendor,
-                f"calls are suspended since {suspended.get('since')} after refused credentials "
-                f"({suspended.get('reason')}); fix the credentials or the block at the vendor, "
-                "then run 'spamfilter check' to resume",
-            ),
-        )
+        error = self.contexts[vendor].guard.suspended_error()
+        return None if error is None else Outcome(vendor, False, error=error)
 
     def call_isolated(self, vendor: str, hook: str, **kwargs: Any) -> Outcome:
         """Like :meth:`call`, but any failure becomes an unsuccessful Outcome (logged, redacted).
 
-        A suspended vendor is not called at all; an authentication failure suspends it."""
+        A suspended vendor is not called at all, and an authentication failure suspends it.
+        While its credentials are not proven, one call at a time runs across all processes
+        (:mod:`~spamfilter_plugin.guard`); a call held back fails with VendorHeld."""
         ctx = self.contexts[vendor]
-        suspended = self.suspended(vendor) if hook != "vendor_check" else None
-        if suspended is not None:
-            return suspended
+        guard = ctx.guard
         try:
-            result = self.call(vendor, hook, **kwargs)
+            if hook == "vendor_check":
+                with guard.checking(), guard.hold():
+                    result = self.call(vendor, hook, **kwargs)
+            else:
+                guard.admit()
+                with guard.hold():
+                    guard.admit()  # refused elsewhere while this one waited its turn
+                    result = self.call(vendor, hook, **kwargs)
+        except VendorHeld as exc:
+            return Outcome(vendor, False, error=exc)
         except VendorAuthError as exc:
             log.error(
                 "%s: %s: %s; suspending calls to %s until 'spamfilter check' succeeds",

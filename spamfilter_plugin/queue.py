@@ -492,6 +492,26 @@ class Queue:
                 )
         return cur.rowcount == 1
 
+    @_translated
+    def release(self, row: Row, token: str, error: SpamFilterError, retry_in: float) -> bool:
+        """Give a row back untried (nothing was sent): pending again in *retry_in* seconds,
+        the attempt not counted.  False if the lease was lost."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE events SET state='pending', next_at=?, attempts=max(attempts-1, 0), "
+                "lease_until=NULL, lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
+                "WHERE id=? AND lease_owner=?",
+                (
+                    self.monotonic() + retry_in,
+                    self.clock(),
+                    str(error),
+                    type(error).__name__,
+                    row.id,
+                    token,
+                ),
+            )
+        return cur.rowcount == 1
+
     # -- reading and admin ---------------------------------------------------------
 
     @_translated

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import deadline
-from .errors import QueueError, SpamFilterError, VendorError
+from .errors import QueueError, SpamFilterError, VendorError, VendorHeld
 from .manager import Outcome, Runtime
 from .queue import STATES, Queue, Row
 from .redaction import get_logger
@@ -36,6 +36,9 @@ QUEUE_WAIT = 10.0
 
 #: the part of ``lease_seconds`` a delivery may take, every call and wait included
 DELIVERY_SHARE = 0.8
+
+#: seconds before a row held back untried (the vendor busy proving credentials) comes due
+HELD_WAIT = 1.0
 
 
 @dataclass
@@ -159,6 +162,9 @@ class Worker:
         """Write the outcome under the lease; the row's new state, or None if the lease was lost."""
         if outcome.ok:
             ok, state = self.queue.complete(row, token, outcome.result), "done"
+        elif isinstance(outcome.error, VendorHeld):  # nothing was sent: not an attempt
+            retry_in = HELD_WAIT * (0.5 + self.rng())
+            ok, state = self.queue.release(row, token, outcome.error, retry_in), "pending"
         else:
             error, note = outcome.error, ""
             if error.permanent:

@@ -193,3 +193,65 @@ def test_sigterm_stops_a_worker_stuck_on_a_dripping_vendor(tmp_path):
                 proc.kill()
                 proc.wait()
     assert proc.returncode == 0, proc.stderr.read().decode()
+
+
+# -- refused credentials: one try in flight, however many workers -------------------------
+
+
+def n_workers(cfg, n: int, seconds: float):
+    from spamfilter_plugin.manager import load_runtime
+    from spamfilter_plugin.worker import Worker
+
+    stop = threading.Event()
+    workers = [Worker(load_runtime(cfg), owner=f"w{i}") for i in range(n)]
+    threads = [threading.Thread(target=w.run_forever, args=(stop, 0.05)) for w in workers]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    return workers
+
+
+def test_five_workers_with_a_wrong_password_send_one_login(tmp_path):
+    from spamfilter_plugin.emit import emit
+    from spamfilter_plugin.events import DomainCreated
+    from spamfilter_plugin.queue import Queue
+
+    with HostileVendor(spamport_says("failure", "Invalid login credentials", 0.5)) as vendor:
+        cfg = spamport_config(tmp_path, vendor.url, password="wrong")
+        rows = [emit(DomainCreated(domain=f"d{i}.example"), cfg).rows["spamport"] for i in range(5)]
+        n_workers(cfg, 5, 3.0)
+    assert len(vendor.visits) == 1, [v.form.get("domain") for v in vendor.visits]
+    queue = Queue(tmp_path / "state")
+    states = sorted(queue.get(r).state for r in rows)
+    assert states == ["dead", "pending", "pending", "pending", "pending"]
+    waiting = [queue.get(r) for r in rows if queue.get(r).state == "pending"]
+    assert all(r.attempts == 0 for r in waiting)  # held back untried: not an attempt
+
+
+def test_proven_credentials_let_deliveries_run_side_by_side_and_a_change_unproves_them(tmp_path):
+    from spamfilter_plugin.emit import emit
+    from spamfilter_plugin.events import DomainCreated
+
+    with HostileVendor(spamport_says("success", "Domain added", 0.6)) as vendor:
+        cfg = spamport_config(tmp_path, vendor.url)
+        emit(DomainCreated(domain="first.example"), cfg)
+        n_workers(cfg, 1, 1.5)  # proves the credentials
+        for i in range(3):
+            emit(DomainCreated(domain=f"d{i}.example"), cfg)
+        n_workers(cfg, 3, 2.0)
+        side_by_side = vendor.overlapping(lambda v: True)
+        assert side_by_side, "proven credentials should not serialise deliveries"
+        # a changed password is not proven: one delivery at a time again
+        cfg.write_text(cfg.read_text().replace("sandbox-", "changed-"))
+        before = len(vendor.visits)
+        for i in range(3):
+            emit(DomainCreated(domain=f"e{i}.example"), cfg)
+        n_workers(cfg, 3, 0.5)  # each worker claims one of them at once
+    changed = vendor.visits[before:]
+    assert len(changed) == 3
+    assert [
+        (a, b) for a in changed for b in changed if a is not b and a.began <= b.began < a.ended
+    ] == []  # one at a time

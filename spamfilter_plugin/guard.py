@@ -1,0 +1,202 @@
+"""What every process must know about one vendor before it sends anything.
+
+Refused credentials are dangerous to repeat (SpamPort blocks the server's IP after a few
+failed logins), so a vendor's credentials are either *proven* (a call with exactly this
+``[vendors.X]`` table has been accepted) or not:
+
+* while they are not proven (a new or changed table, or after a refusal), at most one
+  delivery to the vendor is in flight across all processes: it holds an exclusive lock
+  file in ``state_dir`` while it works;
+* a refusal suspends the vendor (a marker file in ``state_dir``) and forgets the proof;
+  the suspension is checked just before each request is sent, so a delivery in another
+  process stops before its next request;
+* an accepted call proves the table; from then on deliveries run side by side.
+
+An admin's ``spamfilter check`` that succeeds lifts the suspension (and proves the table).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import deadline
+from .errors import VendorBusy, VendorSuspended
+from .redaction import Secret, get_logger, redact
+
+log = get_logger(__name__)
+
+#: longest wait, in seconds, for another process proving the same vendor's credentials
+LOCK_WAIT = 10.0
+_POLL = 0.025
+
+
+def _canonical(table: Mapping[str, Any]) -> bytes:
+    def plain(value: Any) -> Any:
+        return value.reveal() if isinstance(value, Secret) else value
+
+    return json.dumps({k: plain(v) for k, v in table.items()}, sort_keys=True, default=str).encode()
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to *path* (0600) atomically."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+class VendorGuard:
+    """The suspension, proof and lock of one vendor, shared through ``state_dir``."""
+
+    def __init__(self, name: str, state_dir: str | os.PathLike, table: Mapping[str, Any]):
+        self.name = name
+        self.state_dir = Path(state_dir)
+        self._table = table
+        self._known_proven = False  # this process has seen the proof (or made it)
+        self._local = threading.local()
+
+    # -- files -------------------------------------------------------------------
+
+    @property
+    def suspension_file(self) -> Path:
+        return self.state_dir / f"suspended-{self.name}.json"
+
+    @property
+    def proof_file(self) -> Path:
+        return self.state_dir / f"proven-{self.name}.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / f"lock-{self.name}"
+
+    # -- suspension ----------------------------------------------------------------
+
+    def suspension(self) -> dict[str, Any] | None:
+        """Why and since when calls to this vendor are suspended, or None."""
+        try:
+            return json.loads(self.suspension_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def suspended_error(self) -> VendorSuspended | None:
+        found = self.suspension()
+        if found is None:
+            return None
+        return VendorSuspended(
+            self.name,
+            f"calls are suspended since {found.get('since')} after refused credentials "
+            f"({found.get('reason')}); fix the credentials or the block at the vendor, "
+            "then run 'spamfilter check' to resume",
+        )
+
+    def suspend(self, reason: str) -> None:
+        """Suspend calls in every process, and forget that the credentials were good."""
+        self.forget()
+        try:
+            _write_private(
+                self.suspension_file,
+                {"reason": redact(reason), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")},
+            )
+        except OSError as exc:
+            log.error(
+                "%s: cannot record the suspension in %s (%s); fix state_dir",
+                self.name,
+                self.suspension_file,
+                exc.strerror,
+            )
+
+    def resume(self) -> None:
+        self.suspension_file.unlink(missing_ok=True)
+
+    @contextmanager
+    def checking(self) -> Iterator[None]:
+        """Within this block (an admin's ``spamfilter check``), a suspension does not stop
+        requests: the check is how a suspended vendor is resumed."""
+        self._local.checking = True
+        try:
+            yield
+        finally:
+            self._local.checking = False
+
+    def admit(self) -> None:
+        """Called just before each request: raise VendorSuspended if another delivery (in
+        any process) has been refused since this one began."""
+        if getattr(self._local, "checking", False):
+            return
+        error = self.suspended_error()
+        if error is not None:
+            raise error
+
+    # -- proof -----------------------------------------------------------------------
+
+    def _fingerprint(self, salt: bytes) -> str:
+        return hashlib.blake2b(_canonical(self._table), key=salt, digest_size=32).hexdigest()
+
+    def proven(self) -> bool:
+        """True when a call with exactly this table has been accepted (and not refused since)."""
+        try:
+            stored = json.loads(self.proof_file.read_text(encoding="utf-8"))
+            salt = bytes.fromhex(stored["salt"])
+            proven = secrets.compare_digest(stored["fingerprint"], self._fingerprint(salt))
+        except (OSError, ValueError, KeyError, TypeError):
+            proven = False
+        self._known_proven = proven
+        return proven
+
+    def prove(self) -> None:
+        """An answer was accepted: this table's credentials are good."""
+        if self._known_proven:
+            return
+        salt = secrets.token_bytes(16)
+        try:
+            _write_private(
+                self.proof_file, {"salt": salt.hex(), "fingerprint": self._fingerprint(salt)}
+            )
+        except OSError:
+            return  # unproven is the safe side: deliveries keep going one at a time
+        self._known_proven = True
+
+    def forget(self) -> None:
+        self._known_proven = False
+        self.proof_file.unlink(missing_ok=True)
+
+    # -- the one-at-a-time lock ----------------------------------------------------------
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Around one delivery: exclusive across processes while the credentials are not
+        proven, free otherwise.  Raises VendorBusy when the lock is not had in time."""
+        if self.proven():
+            yield
+            return
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            until = time.monotonic() + deadline.bounded(LOCK_WAIT)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= until:
+                        raise VendorBusy(
+                            self.name,
+                            "another delivery is trying its credentials (new or changed, or "
+                            "refused before); this event waits its turn",
+                        ) from None
+                    time.sleep(_POLL)
+            yield  # released when the file is closed
+        finally:
+            os.close(fd)
