@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin.config_schema import SecretField, VendorSchema, email_or_empty
+from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber, email_or_empty
 from spamfilter_plugin.errors import VendorNotFound
 from spamfilter_plugin.events import Mailbox
 from spamfilter_plugin.hookspecs import hookimpl
@@ -64,7 +64,7 @@ class RackspaceSchema(VendorSchema):
     format = fields.String(
         load_default="json", validate=validate.OneOf(("json", "xml"), error="must be json or xml")
     )
-    rate_limit = fields.Integer(
+    rate_limit = WholeNumber(
         load_default=60,
         validate=validate.Range(1, 10000, error="must be between 1 and 10000 requests per minute"),
     )

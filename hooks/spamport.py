@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin.config_schema import SecretField, VendorSchema, email_or_empty
+from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber, email_or_empty
 from spamfilter_plugin.errors import VendorConflict, VendorNotFound, VendorRejected
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
@@ -41,7 +41,7 @@ class SpamPortSchema(VendorSchema):
         required=True, validate=validate.Length(min=1, error="must not be empty")
     )
     password = SecretField(required=True)
-    archive = fields.Integer(
+    archive = WholeNumber(
         load_default=14,
         validate=validate.OneOf(
             ARCHIVE_DAYS, error="must be 14 or 365 (365 needs a SpamPort mail archiving licence)"

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .errors import ConfigError
 from .redaction import Secret
 
@@ -52,9 +53,24 @@ def config_path(cli_value: str | os.PathLike | None = None) -> Path:
     return DEFAULT_PATH
 
 
-def _loose_mode(path: Path) -> int:
-    """The group and other permission bits of *path* (0 when it is private)."""
-    return stat.S_IMODE(path.stat().st_mode) & 0o077
+def _identity(st: os.stat_result) -> str:
+    """What a file's validation depends on: which file, its content (size and times: the
+    change time moves on chmod and chown too), its mode and its owner."""
+    return (
+        f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:"
+        f"{st.st_mode:o}:{st.st_uid}:{st.st_gid}"
+    )
+
+
+def _secret_files(data: dict[str, Any]) -> list[str]:
+    """The ``{ file = ... }`` secret references of every vendor table."""
+    vendors = data.get("vendors")
+    found = []
+    for table in vendors.values() if isinstance(vendors, dict) else ():
+        for value in table.values() if isinstance(table, dict) else ():
+            if isinstance(value, dict) and isinstance(value.get("file"), str):
+                found.append(value["file"])
+    return sorted(found)
 
 
 def state_dir_problem(value: Any) -> str | None:
@@ -100,6 +116,20 @@ class RawConfig:
     path: Path
     data: dict[str, Any]
     loose_permissions: bool
+    #: the identity of the file as read (see :attr:`fingerprint`)
+    identity: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """The key a validation of this file is cached on: the package version, the file's
+        identity as read (content, mode, owner), and that of each secret file it names."""
+        parts = [__version__, str(self.path.resolve()), self.identity]
+        for name in _secret_files(self.data):
+            try:
+                parts.append(f"{name}={_identity(os.stat(name))}")
+            except OSError:
+                parts.append(f"{name}=missing")
+        return "|".join(parts)
 
     @property
     def vendor_tables(self) -> dict[str, Any]:
@@ -125,14 +155,17 @@ class Config:
     path: Path
     general: GeneralConfig
     vendors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the :attr:`RawConfig.fingerprint` of what was validated
+    fingerprint: str = ""
 
 
 def read_file(path: Path) -> RawConfig:
     """Read and parse the TOML file; check only its syntax and top-level shape."""
     try:
         with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())  # the file that is read, whatever is renamed meanwhile
             data = tomllib.load(fh)
-        loose = bool(_loose_mode(path))
+        loose = bool(stat.S_IMODE(st.st_mode) & 0o077)
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} does not exist; create it (see README, 'Configuration'), "
@@ -159,7 +192,7 @@ def read_file(path: Path) -> RawConfig:
             problems.append(f"[vendors] {name}: must be a table, written [vendors.{name}]")
     if problems:
         raise ConfigError(join_problems(path, problems))
-    return RawConfig(path=path, data=data, loose_permissions=loose)
+    return RawConfig(path=path, data=data, loose_permissions=loose, identity=_identity(st))
 
 
 def join_problems(path: Path, problems: list[str]) -> str:

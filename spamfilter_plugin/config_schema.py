@@ -25,6 +25,17 @@ from .events import normalise_host
 from .redaction import Secret
 
 
+class WholeNumber(fields.Integer):
+    """An integer key: ``1.5`` is refused, not cut to 1."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid": "must be a whole number, without a decimal point",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+
 class SecretField(fields.Field):
     """A secret: a literal string, ``{env = "NAME"}`` or ``{file = "/path"}``.
 
@@ -141,11 +152,11 @@ class VendorSchema(Schema):
         load_default=HTTP_DEFAULTS["read_timeout"], validate=_positive("read_timeout")
     )
     deadline = fields.Float(load_default=HTTP_DEFAULTS["deadline"], validate=_positive("deadline"))
-    retries = fields.Integer(
+    retries = WholeNumber(
         load_default=HTTP_DEFAULTS["retries"],
         validate=validate.Range(0, 10, error="must be between 0 and 10 (got {input})"),
     )
-    max_response_bytes = fields.Integer(
+    max_response_bytes = WholeNumber(
         load_default=HTTP_DEFAULTS["max_response_bytes"],
         validate=validate.Range(
             1024, 512 * 1024 * 1024, error="must be between 1024 and 536870912"
@@ -182,7 +193,7 @@ class GeneralSchema(Schema):
     )
     retry_base = fields.Float(load_default=_GENERAL.retry_base, validate=_positive("retry_base"))
     retry_cap = fields.Float(load_default=_GENERAL.retry_cap, validate=_positive("retry_cap"))
-    max_attempts = fields.Integer(
+    max_attempts = WholeNumber(
         load_default=_GENERAL.max_attempts,
         validate=validate.Range(1, 1000, error="must be between 1 and 1000 (got {input})"),
     )
@@ -192,6 +203,11 @@ class GeneralSchema(Schema):
         problem = state_dir_problem(value)
         if problem:
             raise ValidationError(problem)
+        if os.path.exists(value) and not os.path.isdir(value):
+            raise ValidationError(
+                f"{value} is not a directory; point state_dir at a directory (it is made "
+                "if missing) or move that file away"
+            )
 
     @validates("mail_host")
     def _host(self, value: str | None, **kwargs) -> None:
@@ -270,6 +286,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         raise ConfigError(join_problems(raw.path, problems))
     return Config(
         path=raw.path,
+        fingerprint=raw.fingerprint,
         general=GeneralConfig(
             state_dir=Path(general["state_dir"]),
             mail_host=normalise_host(general["mail_host"], "mail_host")

@@ -1,12 +1,16 @@
 """The panel-hook entry: :func:`emit` queues an event and returns in milliseconds.
 
 It writes one queue row per enabled vendor that handles the event, in one
-transaction, and never contacts a vendor.  To know which vendors handle which
-hook without importing the plugins (and with them requests, Jinja2, marshmallow
-and pluggy), it reads a capability cache in ``state_dir``, written by
-:func:`refresh_capabilities` whenever the runtime is loaded and keyed by the
-config file's identity and the package version; when the cache is missing or
-stale, :func:`emit` loads the runtime once and refreshes it.
+transaction, and never contacts a vendor.
+
+Every command validates the config the same way (:func:`validated`): fully, by
+loading the runtime, unless a cache in ``state_dir`` says that this very file was
+validated.  The cache, written by :func:`refresh_capabilities` whenever a runtime
+is loaded, is keyed on what was validated (the package version, the file's
+content, mode and owner, and the secret files it names; see
+:attr:`~spamfilter_plugin.config.RawConfig.fingerprint`) and also records which
+vendor handles which hook, so the panel-hook path imports no plugin (and with
+them requests, Jinja2, marshmallow and pluggy) when nothing changed.
 """
 
 from __future__ import annotations
@@ -17,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__
-from .config import config_path, read_file
+from .config import RawConfig, config_path, read_file
 from .events import LIFECYCLE_HOOKS, Event
 from .queue import Queue
 
@@ -36,11 +39,6 @@ class Receipt:
     rows: dict[str, int]
 
 
-def _fingerprint(config_file: Path) -> str:
-    st = config_file.stat()
-    return f"{__version__}:{config_file.resolve()}:{st.st_mtime_ns}:{st.st_size}"
-
-
 def refresh_capabilities(runtime: Runtime) -> None:
     """Record which enabled vendor of *runtime* handles which lifecycle hook.
 
@@ -50,33 +48,38 @@ def refresh_capabilities(runtime: Runtime) -> None:
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = state_dir / (CAPABILITIES + ".tmp")
-        doc = {"fingerprint": _fingerprint(runtime.config.path), "handlers": handlers}
+        doc = {"fingerprint": runtime.config.fingerprint, "handlers": handlers}
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, state_dir / CAPABILITIES)
     except OSError:
         pass  # only a cache: emit falls back to loading the plugins
 
 
-def _handlers(config_file: Path, state_dir: Path, hook: str) -> list[str]:
+def validated(config: str | os.PathLike | None = None) -> tuple[RawConfig, dict[str, list[str]]]:
+    """The config file, validated, and the lifecycle hooks each enabled vendor handles.
+
+    The full validation runs (loading the plugins) unless the cache says this exact file
+    was validated; a ConfigError or PluginError names the problem and the fix."""
+    raw = read_file(config_path(config))
     try:
-        cached = json.loads((state_dir / CAPABILITIES).read_text())
-        if cached.get("fingerprint") == _fingerprint(config_file):
-            return sorted(v for v, hooks in cached["handlers"].items() if hook in hooks)
-    except (OSError, ValueError, KeyError, AttributeError):
+        cached = json.loads((raw.state_dir / CAPABILITIES).read_text())
+        if cached.get("fingerprint") == raw.fingerprint:
+            return raw, {v: list(hooks) for v, hooks in cached["handlers"].items()}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
         pass
     from .manager import load_runtime  # the slow path: loads the plugins
 
-    runtime = load_runtime(config_file)
+    runtime = load_runtime(raw.path)
     refresh_capabilities(runtime)
-    return runtime.handlers(hook)
+    return raw, {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors}
 
 
 def emit(event: Event, config: str | os.PathLike | None = None) -> Receipt:
     """Queue *event* for every enabled vendor that handles it; return at once.
 
     The call a panel hook makes.  It never contacts a vendor."""
-    raw = read_file(config_path(config))
-    vendors = _handlers(raw.path, raw.state_dir, event.hook)
+    raw, handlers = validated(config)
+    vendors = sorted(v for v, hooks in handlers.items() if event.hook in hooks)
     queue = Queue(raw.state_dir)
     try:
         ids = queue.enqueue(event, vendors)

@@ -239,3 +239,54 @@ def test_a_huge_first_line_is_refused(tmp_path):
     secret.chmod(0o600)
     with pytest.raises(ConfigError, match="too long"):
         load_runtime(good(tmp_path, token=f'{{ file = "{secret}" }}'))
+
+
+# -- one validation for every command, cached only on what it validated ------------------
+
+
+def test_emit_notices_a_chmod_even_when_the_content_did_not_change(tmp_path):
+    from spamfilter_plugin.emit import emit
+    from spamfilter_plugin.events import DomainCreated
+
+    cfg = good(tmp_path)
+    emit(DomainCreated(domain="a.example"), cfg)  # validated, and the result cached
+    cfg.chmod(0o644)  # same bytes, same mtime: only the mode changed
+    with pytest.raises(ConfigError) as info:
+        emit(DomainCreated(domain="b.example"), cfg)
+    assert f"chmod 600 {cfg}" in str(info.value)
+    cfg.chmod(0o600)
+    assert emit(DomainCreated(domain="b.example"), cfg).rows
+
+
+def test_the_queue_command_validates_the_config(tmp_path, cli_env):
+    import subprocess
+
+    from test_cli import SPAMFILTER
+
+    cfg = good(tmp_path)
+    text = cfg.read_text().replace('mail_host = "Mail.Example.NET"', "max_attempts = 1.5")
+    cfg.write_text(text)
+    proc = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), "queue", "list"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "[general] max_attempts" in proc.stderr and "whole number" in proc.stderr
+
+
+def test_max_attempts_must_be_a_whole_number(tmp_path):
+    cfg = good(tmp_path)
+    cfg.write_text(cfg.read_text().replace('mail_host = "Mail.Example.NET"', "max_attempts = 1.5"))
+    with pytest.raises(ConfigError) as info:
+        load_runtime(cfg)
+    assert "[general] max_attempts" in str(info.value) and "whole number" in str(info.value)
+
+
+def test_a_state_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "state").write_text("not a directory")
+    with pytest.raises(ConfigError) as info:
+        load_runtime(good(tmp_path))
+    assert "[general] state_dir" in str(info.value) and "not a directory" in str(info.value)

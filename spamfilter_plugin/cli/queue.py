@@ -46,10 +46,11 @@ def register(sub) -> None:
 
 
 def cmd_queue(args) -> int:
-    from ..config import config_path, read_file
+    from ..emit import validated
     from ..queue import Queue
 
-    queue = Queue(read_file(config_path(args.config)).state_dir)
+    raw, _ = validated(args.config)
+    queue = Queue(raw.state_dir)
     try:
         return args.action(queue, args)
     finally:
