@@ -17,6 +17,7 @@ the (redacted) body.
 from __future__ import annotations
 
 import email.utils
+import heapq
 import json as jsonlib
 import random
 import socket
@@ -226,18 +227,19 @@ class _Watch:
 
     def __init__(self, seconds: float) -> None:
         self.fired = False
+        self.done = False
+        self.at = time.monotonic() + max(seconds, 0.0)
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
-        self._timer.daemon = True
 
     def __enter__(self) -> _Watch:
         _current.watch = self
-        self._timer.start()
+        _watchdog.add(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self.done = True
         _current.watch = None
 
     def add(self, sock: socket.socket | None) -> None:
@@ -249,12 +251,53 @@ class _Watch:
         if fired:
             _shut(sock)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
+            if self.done:
+                return
             self.fired = True
             socks = list(self._socks)
         for sock in socks:
             _shut(sock)
+
+
+class _Watchdog:
+    """One thread per process that fires each watch when its time comes (a thread per
+    call would cost more than many a call to the sandbox)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._seq = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch) -> None:
+        with self._cond:
+            self._seq += 1
+            sooner = not self._heap or watch.at < self._heap[0][0]
+            heapq.heappush(self._heap, (watch.at, self._seq, watch))
+            if self._thread is None or not self._thread.is_alive():  # first use, or forked
+                self._thread = threading.Thread(
+                    target=self._run, name="spamfilter-http-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif sooner:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            due = []
+            with self._cond:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][0] <= now or self._heap[0][2].done):
+                    due.append(heapq.heappop(self._heap)[2])
+                if not due:
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+            for watch in due:
+                watch.fire()  # a no-op for the calls that ended in time
+
+
+_watchdog = _Watchdog()
 
 
 def _shut(sock: socket.socket) -> None:
