@@ -255,3 +255,37 @@ def test_proven_credentials_let_deliveries_run_side_by_side_and_a_change_unprove
     assert [
         (a, b) for a in changed for b in changed if a is not b and a.began <= b.began < a.ended
     ] == []  # one at a time
+
+
+# -- answers that carry a secret and are not what they claim ------------------------------
+
+GENERATED = "Gen3rated-Pw-7731"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"status": "success", "message": "' + GENERATED.encode() + b'"} <proxy junk>',
+        b'{"status": "success", "message": "' + GENERATED.encode(),  # truncated
+        b"\xff\xfe" + GENERATED.encode() + b"\x00",  # not UTF-8 at all
+        b"<html><body>200 OK: password set to " + GENERATED.encode() + b"</body></html>",
+    ],
+    ids=["junk-after-json", "truncated", "not-utf8", "html"],
+)
+def test_a_garbled_answer_that_holds_a_new_password_never_shows_it(tmp_path, caplog, body):
+    from spamfilter_plugin.emit import emit
+    from spamfilter_plugin.events import PasswordReset
+    from spamfilter_plugin.manager import load_runtime
+    from spamfilter_plugin.queue import Queue
+    from spamfilter_plugin.worker import Worker
+
+    caplog.set_level("DEBUG")
+    with HostileVendor(answer(200, body, {"Content-Type": "application/json"})) as vendor:
+        cfg = spamport_config(tmp_path, vendor.url)
+        (row_id,) = emit(PasswordReset(domain="pw.example"), cfg).rows.values()
+        delivery = Worker(load_runtime(cfg)).run_one()
+    assert vendor.visits and vendor.visits[0].form["function"] == "new_password"
+    row = Queue(tmp_path / "state").get(row_id)
+    shown = [str(delivery.outcome.error), row.last_error, json.dumps(row.to_dict()), caplog.text]
+    assert all(GENERATED not in text for text in shown)
+    assert "may have changed" in row.last_error and "password-reset" in row.last_error
