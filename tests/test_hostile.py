@@ -112,17 +112,17 @@ def spamport_says(status: str, message: str, latency: float = 0.0):
     return slow(latency, answer(200, body)) if latency else answer(200, body)
 
 
-def two_workers(cfg, rounds: float):
-    """Run two workers, each its own runtime and queue connection, for *rounds* seconds."""
+def n_workers(cfg, n: int, seconds: float):
+    """Run *n* workers, each its own runtime and queue connection, for *seconds*."""
     from spamfilter_plugin.manager import load_runtime
     from spamfilter_plugin.worker import Worker
 
     stop = threading.Event()
-    workers = [Worker(load_runtime(cfg), owner=f"w{i}") for i in (1, 2)]
+    workers = [Worker(load_runtime(cfg), owner=f"w{i}") for i in range(n)]
     threads = [threading.Thread(target=w.run_forever, args=(stop, 0.05)) for w in workers]
     for t in threads:
         t.start()
-    time.sleep(rounds)
+    time.sleep(seconds)
     stop.set()
     for t in threads:
         t.join(30)
@@ -145,7 +145,7 @@ def test_add_then_set_outgoing_ends_inside_the_lease_and_is_never_sent_twice_at_
     with HostileVendor(*plays) as vendor:
         cfg = spamport_config(tmp_path, vendor.url, general={"lease_seconds": 4.0}, deadline=3.0)
         emit(DomainCreated(domain="slow.example", destination="192.0.2.7"), cfg)
-        two_workers(cfg, 9.0)
+        n_workers(cfg, 2, 9.0)
     assert vendor.visits, "the vendor was never called"
     assert vendor.overlapping(same_domain) == []
 
@@ -160,7 +160,7 @@ def test_a_dripping_vendor_cannot_hold_a_delivery_past_its_lease(tmp_path):
             tmp_path, vendor.url, general={"lease_seconds": 3.0}, deadline=2.5, read_timeout=1.0
         )
         (row_id,) = emit(DomainCreated(domain="drip.example"), cfg).rows.values()
-        two_workers(cfg, 7.0)
+        n_workers(cfg, 2, 7.0)
     assert len(vendor.visits) >= 2  # tried again after each timeout...
     assert vendor.overlapping(same_domain) == []  # ...but never by two workers at once
     row = Queue(tmp_path / "state").get(row_id)
@@ -196,22 +196,6 @@ def test_sigterm_stops_a_worker_stuck_on_a_dripping_vendor(tmp_path):
 
 
 # -- refused credentials: one try in flight, however many workers -------------------------
-
-
-def n_workers(cfg, n: int, seconds: float):
-    from spamfilter_plugin.manager import load_runtime
-    from spamfilter_plugin.worker import Worker
-
-    stop = threading.Event()
-    workers = [Worker(load_runtime(cfg), owner=f"w{i}") for i in range(n)]
-    threads = [threading.Thread(target=w.run_forever, args=(stop, 0.05)) for w in workers]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join(30)
-    return workers
 
 
 def test_five_workers_with_a_wrong_password_send_one_login(tmp_path):
