@@ -240,12 +240,21 @@ def _describe(table: str, messages: dict[str, Any], schema: Schema) -> list[str]
 
 
 def literal_secret_keys(schema: Schema, table: Mapping[str, Any]) -> list[str]:
-    """The keys of *table* that hold a secret as a literal string."""
-    return [
-        name
-        for name, fld in schema.fields.items()
-        if isinstance(fld, SecretField) and isinstance(table.get(fld.data_key or name), str)
-    ]
+    """The keys of *table* that hold a secret as a literal string, nested tables included
+    (a ``fields.Dict`` of ``fields.Nested`` tables, like SpamWall's ``domain_admins``)."""
+    found = []
+    for name, fld in schema.fields.items():
+        key = fld.data_key or name
+        value = table.get(key)
+        if isinstance(fld, SecretField) and isinstance(value, str):
+            found.append(key)
+        nested = getattr(fld, "value_field", None)
+        if isinstance(fld, fields.Dict) and isinstance(nested, fields.Nested):
+            for sub, sub_table in (value or {}).items() if isinstance(value, Mapping) else ():
+                if isinstance(sub_table, Mapping):
+                    inner = nested.schema
+                    found += [f"{key}.{sub}.{k}" for k in literal_secret_keys(inner, sub_table)]
+    return found
 
 
 def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Config:

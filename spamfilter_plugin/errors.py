@@ -99,6 +99,12 @@ class VendorAuthError(VendorError):
     repeated bad logins get the server's IP blocked at some vendors."""
 
 
+class VendorForbidden(VendorError):
+    """The credentials are good, but this account may not do this (a domain admin asking
+    for another domain, a user for another user).  Permanent, and unlike refused
+    credentials it suspends nothing: the message names the account and the scope."""
+
+
 class VendorNotFound(VendorError):
     """The object (domain, mailbox, entry) does not exist at the vendor."""
 

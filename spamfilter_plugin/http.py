@@ -60,6 +60,10 @@ get_logger("urllib3.connectionpool")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
+#: what a ``classify`` function returns to take an answer as it is, whatever its HTTP status
+#: (a vendor that reports success or failure inside the document, not in the status)
+ACCEPT = VendorError("", "accepted by the vendor's classifier")
+
 
 def user_agent(vendor: str) -> str:
     """The versioned User-Agent sent to every vendor."""
@@ -372,8 +376,8 @@ class HttpClient:
     :param vendor: vendor name, used in errors and logs.
     :param base_url: the API's base URL (``api_url``).
     :param policy: timeouts, caps, retries.
-    :param classify: looks at each response first; returns an error, or None to
-        fall back on :func:`classify_status`.
+    :param classify: looks at each response first; returns an error, :data:`ACCEPT` to take
+        the answer whatever its status, or None to fall back on :func:`classify_status`.
     :param before_send: called with the headers dict before *each* attempt
         (request signing that must be fresh on every retry).
     :param agent: the User-Agent header (default :func:`user_agent`).
@@ -459,7 +463,8 @@ class HttpClient:
             try:
                 resp = self._attempt(method, url, params, data, json, hdrs, remaining, started)
                 resp.attempts = attempt
-                error = (self.classify(resp) if self.classify else None) or classify_status(resp)
+                verdict = self.classify(resp) if self.classify else None
+                error = None if verdict is ACCEPT else (verdict or classify_status(resp))
             except VendorError as exc:
                 error = exc
                 resp = None

@@ -153,6 +153,16 @@ class VendorContext:
             self.cache["_guard"] = VendorGuard(self.name, self.general.state_dir, self.config)
         return self.cache["_guard"]
 
+    @property
+    def vault(self):
+        """Credentials this vendor keeps to act for someone later, encrypted with the
+        queue's key (:class:`~spamfilter_plugin.vault.Vault`)."""
+        if "_vault" not in self.cache:
+            from .vault import Vault
+
+            self.cache["_vault"] = Vault(self.name, self.general.state_dir)
+        return self.cache["_vault"]
+
     def suspension(self) -> dict[str, Any] | None:
         """Why and since when calls to this vendor are suspended, or None."""
         return self.guard.suspension()

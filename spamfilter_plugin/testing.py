@@ -88,6 +88,9 @@ class VendorContract:
     idn_domain: ClassVar[str] = "bücher-contract.example"
     mailbox: ClassVar[str] = "alice@contract-example.com"
     destination: ClassVar[str] = "mail.contract-example.net"
+    #: ``general.mail_host`` of the contract's config (a vendor that resolves host names
+    #: to route mail sets an IP here and as ``destination``)
+    mail_host: ClassVar[str] = "mail.provider.example"
     secrets: ClassVar[tuple[str, ...]] = ()
     #: plugins to register directly, as ``(name, plugin)`` pairs (a vendor under test that
     #: is not installed); by default the installed entry point of ``vendor_name`` is used
@@ -123,7 +126,7 @@ class VendorContract:
     # -- helpers ------------------------------------------------------------
 
     def make_runtime(self, tmp_path: Path, table: dict[str, Any]) -> Runtime:
-        general = {"state_dir": str(tmp_path / "state"), "mail_host": "mail.provider.example"}
+        general = {"state_dir": str(tmp_path / "state"), "mail_host": self.mail_host}
         path = write_config(tmp_path / "config.toml", general, {self.vendor_name: table})
         return load_runtime(path, plugins=self.plugins)
 

@@ -1,0 +1,70 @@
+"""Credentials a vendor keeps to act for someone later (a SpamWall user's password, say).
+
+Each vendor has one file, ``state_dir/vault-<vendor>.json`` (0600 in the 0700 state
+directory), mapping a name (a mailbox address) to its secret encrypted with the queue's key
+(``state_dir/queue.key``, Fernet: AES-128-CBC and HMAC-SHA256).  No secret is ever in the
+file in plain text, nor in a log, a page or command output: :meth:`Vault.get` returns a
+:class:`~spamfilter_plugin.redaction.Secret`.  Writers take an exclusive lock on the file,
+and each write replaces it atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .queue import SecretBox
+from .redaction import Secret
+
+
+class Vault:
+    """The stored credentials of one vendor."""
+
+    def __init__(self, vendor: str, state_dir: str | os.PathLike) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / f"vault-{vendor}.json"
+        self._box = SecretBox(self.state_dir)
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @contextmanager
+    def _editing(self) -> Iterator[dict[str, str]]:
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = os.open(self.state_dir / f".{self.path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self._read()
+            yield data
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            os.close(lock)
+
+    def put(self, name: str, secret: Secret) -> None:
+        with self._editing() as data:
+            data[name] = self._box.seal(secret.reveal()).decode("ascii")
+
+    def get(self, name: str) -> Secret | None:
+        sealed = self._read().get(name)
+        return None if sealed is None else Secret(self._box.open(sealed.encode("ascii")))
+
+    def delete(self, name: str) -> None:
+        with self._editing() as data:
+            data.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted(self._read())
