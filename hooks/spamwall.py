@@ -104,10 +104,10 @@ class AdminForm(Schema):
     )
     name = fields.String()
     ip = fields.String()
-    port = WholeNumber(validate=validate.Range(1, 65535, error="must be a port, 1 to 65535"))
+    port = fields.Integer(validate=validate.Range(1, 65535, error="must be a port, 1 to 65535"))
     list = fields.String(validate=validate.OneOf(BYPASS, error="choose spam or rbl"))
     full = fields.Boolean(load_default=True)
-    method = WholeNumber(
+    method = fields.Integer(
         validate=validate.OneOf(tuple(VERIFICATION_METHODS), error="choose 1, 2 or 3")
     )
     email = fields.String()

@@ -211,7 +211,7 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     text = (
@@ -224,6 +224,14 @@ def toml_value(value: Any) -> str:
     return f'"{text}"'
 
 
+def toml_key(key: str) -> str:
+    """*key* bare when TOML allows it, else quoted (``"example.com"``)."""
+    bare = key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+    return key if bare else toml_value(key)
+
+
 def toml_table(name: str, table: dict[str, Any], prefix: str = "") -> list[str]:
     """The lines of a ``[name]`` table; *prefix* ``"# "`` writes it commented out."""
-    return [f"{prefix}[{name}]"] + [f"{prefix}{k} = {toml_value(v)}" for k, v in table.items()]
+    return [f"{prefix}[{name}]"] + [
+        f"{prefix}{toml_key(k)} = {toml_value(v)}" for k, v in table.items()
+    ]

@@ -145,7 +145,9 @@ class Sandbox:
         installed = installed_vendors()
         lines = [
             "# spamfilter-plugin sandbox: public test credentials, loopback only",
-            *toml_table("general", {"state_dir": state_dir, "mail_host": "mail.example.net"}),
+            # an IP (a documentation address): SpamWall routes domains to an IP, and a host
+            # name would have to resolve
+            *toml_table("general", {"state_dir": state_dir, "mail_host": "192.0.2.25"}),
         ]
         for name, running in self.running.items():
             lines.append("")

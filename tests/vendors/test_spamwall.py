@@ -86,6 +86,7 @@ def runtime_for(tmp_path, spamwall_sandbox):
             **table,
         }
         general = {"mail_host": "192.0.2.26", **(general or {})}
+        general = {k: v for k, v in general.items() if v is not None}
         return load_runtime(write_config(tmp_path / "c.toml", general, {"spamwall": vendor}))
 
     return make
@@ -120,7 +121,12 @@ def test_domain_commands_and_their_idempotent_answers(spamwall_sandbox):
     # the command in the query string, the credentials in the POST body, names as documented
     req = spamwall_sandbox.emulator.requests[0]
     assert req["query"] == str(
-        {"command": "add_domain", "name": "xn--bcher-kva.example", "ip": "192.0.2.5", "port": "2525"}
+        {
+            "command": "add_domain",
+            "name": "xn--bcher-kva.example",
+            "ip": "192.0.2.5",
+            "port": "2525",
+        }
     )
     assert "username=admin" in req["body"] and "password=" in req["body"]
 
@@ -172,7 +178,9 @@ def test_lists_bypass_recipients_and_scores(spamwall_sandbox):
     a.recipients_transport_sync()
     assert a.recipients_list() == []
     assert a.spam_levels() == {
-        "spam_tag_level": "2.0", "spam_tag2_level": "6.31", "spam_kill_level": "6.9"
+        "spam_tag_level": "2.0",
+        "spam_tag2_level": "6.31",
+        "spam_kill_level": "6.9",
     }
     a.set_spam_level("spam_kill_level", "8.5")
     assert a.spam_level("spam_kill_level") == "8.5"
@@ -241,3 +249,164 @@ def test_a_result_document_is_read_by_its_code_whatever_the_http_status():
     with HostileVendor(answer(403, body)) as vendor:
         client = SpamWallClient(HttpClient("spamwall", vendor.url), "admin", Secret("pw"))
         assert client.list_domains() == []
+
+
+# -- policy ------------------------------------------------------------------------------
+
+
+def test_domain_lifecycle_routes_resolves_and_cleans_up(runtime_for, spamwall_sandbox, monkeypatch):
+    import socket
+
+    real = socket.getaddrinfo
+
+    def resolver(host, *args, **kwargs):  # the system's resolver, with one known name
+        if host == "mail.a.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.77", 25))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    em = spamwall_sandbox.emulator
+    rt = runtime_for(destination_port=2525, sync_recipients=True)
+    api(spamwall_sandbox).set_verification_method(3)
+    assert one(rt, DomainCreated(domain="a.example", destination="mail.a.example")).ok
+    assert (
+        em.domains["a.example"]["IP"] == "192.0.2.77" and em.domains["a.example"]["Port"] == "2525"
+    )
+    assert one(rt, DomainCreated(domain="a.example", destination="192.0.2.7")).ok  # there: changed
+    assert em.domains["a.example"]["IP"] == "192.0.2.7"
+    assert one(rt, DomainUpdated(domain="b.example", destination="192.0.2.8")).ok  # absent: added
+    assert one(rt, MailboxAdded(mailbox="ann@a.example")).ok
+    assert "ann@a.example" in em.accounts and em.recipients[0]["address"] == "ann@a.example"
+    assert one(rt, DomainDeleted(domain="a.example")).ok
+    assert "a.example" not in em.domains and "ann@a.example" not in em.accounts
+    assert em.recipients == [] and rt.contexts["spamwall"].vault.get("ann@a.example") is None
+
+
+def test_a_destination_that_does_not_resolve_is_named(runtime_for, spamwall_sandbox):
+    out = one(runtime_for(), DomainCreated(domain="a.example", destination="mx.nowhere.invalid"))
+    assert not out.ok and "mx.nowhere.invalid" in str(out.error)
+    assert "does not resolve" in str(out.error) and spamwall_sandbox.emulator.domains == {}
+    rt = runtime_for(general={"mail_host": None}, destination_ip="192.0.2.99")
+    assert one(rt, DomainCreated(domain="c.example")).ok
+    assert spamwall_sandbox.emulator.domains["c.example"]["IP"] == "192.0.2.99"
+
+
+def test_mailbox_users_passwords_and_the_vault(rt, spamwall_sandbox, tmp_path):
+    em, vault = spamwall_sandbox.emulator, rt.contexts["spamwall"].vault
+    assert one(rt, MailboxAdded(mailbox="ann@a.example")).ok
+    generated = vault.get("ann@a.example")
+    assert em.accounts["ann@a.example"]["password"] == generated.reveal()
+    chosen = Secret("Panel-Chosen-Pw-77")
+    assert one(rt, PasswordReset(mailbox="ann@a.example", password=chosen)).ok
+    assert em.accounts["ann@a.example"]["password"] == chosen.reveal()
+    assert vault.get("ann@a.example").reveal() == chosen.reveal()
+    # never in plain text anywhere in the state directory
+    for path in (tmp_path / "state").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert chosen.reveal().encode() not in data and generated.reveal().encode() not in data
+    assert oct(vault.path.stat().st_mode & 0o777) == "0o600"
+    out = one(rt, PasswordReset(mailbox="ann@a.example"))  # no password given: one is made
+    assert out.ok and em.accounts["ann@a.example"]["password"] == out.result["password"].reveal()
+    assert one(rt, MailboxDeleted(mailbox="ann@a.example")).ok
+    assert "ann@a.example" not in em.accounts and vault.get("ann@a.example") is None
+    assert one(rt, MailboxDeleted(mailbox="ann@a.example")).ok  # gone already: a success
+
+
+def test_refused_permission_does_not_suspend_the_vendor(runtime_for, spamwall_sandbox):
+    rt = runtime_for(username=DOMAIN_ADMIN[0], password=DOMAIN_ADMIN[1])
+    out = one(rt, DomainCreated(domain="a.example", destination="192.0.2.1"))
+    assert isinstance(out.error, VendorForbidden) and "domainadmin" in str(out.error)
+    assert rt.contexts["spamwall"].suspension() is None
+
+
+# -- pages --------------------------------------------------------------------------------
+
+
+def submit(rt, scope, target, **form):
+    return rt.settings_submitted("spamwall", scope, target, {"csrf_token": "t", **form})
+
+
+def test_admin_page_renders_and_every_form_applies(rt, spamwall_sandbox):
+    em = spamwall_sandbox.emulator
+    one(rt, DomainCreated(domain="a.example", destination="192.0.2.7"))
+    (frag,) = rt.settings_fragments("admin", None, "tok-123")
+    assert "a.example" in frag.html and "192.0.2.7" in frag.html and "tok-123" in frag.html
+    assert submit(
+        rt, "admin", None, action="domain", name="a.example", ip="192.0.2.8", port="26"
+    ).ok
+    assert em.domains["a.example"]["IP"] == "192.0.2.8" and em.domains["a.example"]["Port"] == "26"
+    assert submit(rt, "admin", None, action="bypass_add", list="rbl", ip="192.0.2.", full="0").ok
+    assert em.bypass["rbl"] == {"192.0.2.": {"full": "0"}}
+    assert submit(rt, "admin", None, action="bypass_del", list="rbl", ip="192.0.2.").ok
+    assert submit(rt, "admin", None, action="verification", method="3").ok
+    assert em.verification == 3
+    assert submit(rt, "admin", None, action="recipient_add", email="ann@a.example").ok
+    assert "ann@a.example" in rt.settings_fragments("admin", None, "t")[0].html
+    assert submit(rt, "admin", None, action="recipient_del", email="ann@a.example").ok
+    assert em.recipients == []
+    out = submit(rt, "admin", None, action="levels", spam_kill_level="9.5", spam_tag_level="2.0")
+    assert (
+        out.ok
+        and out.changed == ("spam_kill_level",)
+        and em.scores["global"]["spam_kill_level"] == "9.5"
+    )
+    bad = submit(rt, "admin", None, action="levels", spam_kill_level="high")
+    assert not bad.ok and "spam_kill_level" in bad.errors
+    bad = submit(rt, "admin", None, action="domain", name="a.example", ip="nope", port="99999")
+    assert not bad.ok
+    refused = submit(
+        rt, "admin", None, action="domain", name="zz.example", ip="192.0.2.1", port="25"
+    )
+    assert not refused.ok and "not in domain list" in refused.message
+
+
+def test_domain_page_lists_users_and_changes_lists_as_the_domain_admin(
+    runtime_for, spamwall_sandbox
+):
+    em = spamwall_sandbox.emulator
+    plain = runtime_for()
+    (frag,) = plain.settings_fragments("domain", Domain("example.com"), "t")
+    assert "user@example.com" in frag.html and "domain admin account" in frag.html
+    assert not submit(
+        plain, "domain", Domain("example.com"), action="add", list="whitelist", email="a@b.example"
+    ).ok
+    rt = runtime_for(
+        domain_admins={"example.com": {"username": DOMAIN_ADMIN[0], "password": DOMAIN_ADMIN[1]}}
+    )
+    assert "Domain whitelist" in rt.settings_fragments("domain", Domain("example.com"), "t")[0].html
+    out = submit(
+        rt, "domain", Domain("example.com"), action="add", list="blacklist", email="x@bad.example"
+    )
+    assert out.ok and em.lists["example.com"]["blacklist"] == ["x@bad.example"]
+    assert submit(
+        rt,
+        "domain",
+        Domain("example.com"),
+        action="remove",
+        list="blacklist",
+        email="x@bad.example",
+    ).ok
+    assert em.lists["example.com"]["blacklist"] == []
+
+
+def test_mailbox_page_acts_as_the_user_with_only_admin_credentials_configured(rt, spamwall_sandbox):
+    em = spamwall_sandbox.emulator
+    box = Mailbox("ann@a.example")
+    (frag,) = rt.settings_fragments("mailbox", box, "t")
+    assert "no SpamWall account" in frag.html
+    assert not submit(
+        rt, "mailbox", box, action="add", list="whitelist", email="pal@example.org"
+    ).ok
+    one(rt, MailboxAdded(mailbox="ann@a.example"))
+    (frag,) = rt.settings_fragments("mailbox", box, "t")
+    assert "Your whitelist" in frag.html and "6.31" in frag.html
+    out = submit(rt, "mailbox", box, action="add", list="whitelist", email="pal@example.org")
+    assert out.ok and em.lists["ann@a.example"]["whitelist"] == ["pal@example.org"]
+    assert "global" not in em.lists  # the user's own list, not the admin's
+    assert submit(rt, "mailbox", box, action="levels", spam_tag2_level="5.5").ok
+    assert em.scores["ann@a.example"]["spam_tag2_level"] == "5.5"
+    assert submit(rt, "mailbox", box, action="remove", list="whitelist", email="pal@example.org").ok
+    assert em.lists["ann@a.example"]["whitelist"] == []
+    password = rt.contexts["spamwall"].vault.get("ann@a.example").reveal()
+    assert password not in frag.html
