@@ -12,7 +12,6 @@ recipient verification is method 3.
 from __future__ import annotations
 
 import secrets
-import socket
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
@@ -22,11 +21,11 @@ from spamfilter_plugin.errors import (
     VendorConflict,
     VendorNotFound,
     VendorRejected,
-    VendorUnavailable,
 )
-from spamfilter_plugin.events import is_ip, normalise_email, normalise_ip
+from spamfilter_plugin.events import normalise_email, normalise_ip
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.redaction import Secret
+from spamfilter_plugin.resolve import resolve_ip
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
 from spamfilter_plugin.vendors.spamwall import (
     BYPASS,
@@ -176,20 +175,13 @@ def destination_ip(vendor, destination: str | None) -> str:
     """The event's destination if an IP; else the host name (the event's, then
     ``general.mail_host``) resolved; else ``destination_ip``."""
     host = destination or vendor.general.mail_host
-    if host and is_ip(host):
-        return host
     if host:
-        try:
-            infos = socket.getaddrinfo(host, 25, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            cls = VendorUnavailable if exc.errno == socket.EAI_AGAIN else VendorRejected
-            raise cls(
-                VENDOR,
-                f"the destination host name {host} does not resolve ({exc.strerror}); fix its "
-                "DNS, give an IP as the destination, or set destination_ip in [vendors.spamwall]",
-            ) from None
-        addresses = sorted({i[4][0] for i in infos}, key=lambda a: (":" in a, a))
-        return addresses[0]
+        return resolve_ip(
+            VENDOR,
+            host,
+            "fix its DNS, give an IP as the destination, or set destination_ip in "
+            "[vendors.spamwall]",
+        )
     if vendor.config["destination_ip"]:
         return vendor.config["destination_ip"]
     raise VendorRejected(

@@ -370,22 +370,22 @@ def _port(port: int) -> int:
     return port
 
 
+def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise VendorRejected(VENDOR, f"{what} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 def _list(which: str) -> str:
-    if which not in LISTS:
-        raise VendorRejected(VENDOR, f"list must be whitelist or blacklist, not {which!r}")
-    return which
+    return _one_of(which, LISTS, "list")
 
 
 def _bypass(which: str) -> str:
-    if which not in BYPASS:
-        raise VendorRejected(VENDOR, f"bypass list must be spam or rbl, not {which!r}")
-    return which
+    return _one_of(which, BYPASS, "bypass list")
 
 
 def _level(level: str) -> str:
-    if level not in LEVELS:
-        raise VendorRejected(VENDOR, f"level must be one of {', '.join(LEVELS)}, not {level!r}")
-    return level
+    return _one_of(level, LEVELS, "level")
 
 
 _PARTIAL = re.compile(r"(\d{1,3}\.){1,3}")
