@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from .config import RawConfig, config_path, read_file
 from .events import LIFECYCLE_HOOKS, Event
+from .files import write_private_json
 from .queue import Queue
 
 if TYPE_CHECKING:
@@ -44,13 +45,9 @@ def refresh_capabilities(runtime: Runtime) -> None:
 
     Called by whoever loads the runtime (the CLI, and :func:`emit` on a cache miss)."""
     handlers = {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors}
-    state_dir = Path(runtime.config.general.state_dir)
+    doc = {"fingerprint": runtime.config.fingerprint, "handlers": handlers}
     try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = state_dir / (CAPABILITIES + ".tmp")
-        doc = {"fingerprint": runtime.config.fingerprint, "handlers": handlers}
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, state_dir / CAPABILITIES)
+        write_private_json(Path(runtime.config.general.state_dir) / CAPABILITIES, doc)
     except OSError:
         pass  # only a cache: emit falls back to loading the plugins
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from . import deadline
 from .errors import VendorBusy, VendorSuspended
+from .files import write_private_json
 from .redaction import Secret, get_logger, redact
 
 log = get_logger(__name__)
@@ -45,16 +46,6 @@ def _canonical(table: Mapping[str, Any]) -> bytes:
         return value.reveal() if isinstance(value, Secret) else value
 
     return json.dumps({k: plain(v) for k, v in table.items()}, sort_keys=True, default=str).encode()
-
-
-def _write_private(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to *path* (0600) atomically."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
 
 
 class VendorGuard:
@@ -105,7 +96,7 @@ class VendorGuard:
         """Suspend calls in every process, and forget that the credentials were good."""
         self.forget()
         try:
-            _write_private(
+            write_private_json(
                 self.suspension_file,
                 {"reason": redact(reason), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")},
             )
@@ -161,7 +152,7 @@ class VendorGuard:
             return
         salt = secrets.token_bytes(16)
         try:
-            _write_private(
+            write_private_json(
                 self.proof_file, {"salt": salt.hex(), "fingerprint": self._fingerprint(salt)}
             )
         except OSError:

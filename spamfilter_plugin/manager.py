@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -143,25 +144,21 @@ class VendorContext:
 
     # -- credentials: suspension, proof and the one-at-a-time lock (see guard.py) ------
 
-    @property
+    @cached_property
     def guard(self):
         """This vendor's :class:`~spamfilter_plugin.guard.VendorGuard` (shared through
         ``state_dir`` with every other process)."""
-        if "_guard" not in self.cache:
-            from .guard import VendorGuard
+        from .guard import VendorGuard
 
-            self.cache["_guard"] = VendorGuard(self.name, self.general.state_dir, self.config)
-        return self.cache["_guard"]
+        return VendorGuard(self.name, self.general.state_dir, self.config)
 
-    @property
+    @cached_property
     def vault(self):
         """Credentials this vendor keeps to act for someone later, encrypted with the
         queue's key (:class:`~spamfilter_plugin.vault.Vault`)."""
-        if "_vault" not in self.cache:
-            from .vault import Vault
+        from .vault import Vault
 
-            self.cache["_vault"] = Vault(self.name, self.general.state_dir)
-        return self.cache["_vault"]
+        return Vault(self.name, self.general.state_dir)
 
     def suspension(self) -> dict[str, Any] | None:
         """Why and since when calls to this vendor are suspended, or None."""
