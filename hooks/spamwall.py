@@ -15,9 +15,8 @@ import secrets
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber
+from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber, checked_by
 from spamfilter_plugin.errors import (
-    InvalidInput,
     VendorConflict,
     VendorNotFound,
     VendorRejected,
@@ -50,17 +49,6 @@ METHOD_TITLES = [
 ]
 
 
-def _ip(field: str):
-    def check(value: str | None) -> None:
-        if value is not None:
-            try:
-                normalise_ip(value, field)
-            except InvalidInput as exc:
-                raise ValidationError(exc.message.split(": ", 1)[-1]) from None
-
-    return check
-
-
 class DomainAdminSchema(Schema):
     username = fields.String(required=True, validate=validate.Length(min=1))
     password = SecretField(required=True)
@@ -78,7 +66,9 @@ class SpamWallSchema(VendorSchema):
     destination_port = WholeNumber(
         load_default=25, validate=validate.Range(1, 65535, error="must be a port, 1 to 65535")
     )
-    destination_ip = fields.String(load_default=None, validate=_ip("destination_ip"))
+    destination_ip = fields.String(
+        load_default=None, validate=checked_by(normalise_ip, "destination_ip")
+    )
     users = fields.Boolean(load_default=True)
     sync_recipients = fields.Boolean(load_default=False)
     domain_admins = fields.Dict(
@@ -86,7 +76,21 @@ class SpamWallSchema(VendorSchema):
     )
 
 
-class AdminForm(Schema):
+class _EmailAndScores(Schema):
+    """The fields the admin form and the list forms share."""
+
+    email = fields.String(validate=checked_by(normalise_email, "email"))
+    spam_tag_level = fields.String()
+    spam_tag2_level = fields.String()
+    spam_kill_level = fields.String()
+
+    @validates("spam_tag_level", "spam_tag2_level", "spam_kill_level")
+    def _score(self, value: str, **kwargs) -> None:
+        if not SCORE.fullmatch(value.strip()):
+            raise ValidationError("a number from -999 to 999, at most two decimals (6.31)")
+
+
+class AdminForm(_EmailAndScores):
     action = fields.String(
         required=True,
         validate=validate.OneOf(
@@ -109,40 +113,13 @@ class AdminForm(Schema):
     method = fields.Integer(
         validate=validate.OneOf(tuple(VERIFICATION_METHODS), error="choose 1, 2 or 3")
     )
-    email = fields.String()
-    spam_tag_level = fields.String()
-    spam_tag2_level = fields.String()
-    spam_kill_level = fields.String()
-
-    @validates("email")
-    def _email(self, value: str, **kwargs) -> None:
-        _check_email(value)
-
-    @validates("spam_tag_level", "spam_tag2_level", "spam_kill_level")
-    def _score(self, value: str, **kwargs) -> None:
-        if not SCORE.fullmatch(value.strip()):
-            raise ValidationError("a number from -999 to 999, at most two decimals (6.31)")
 
 
-class ListForm(Schema):
+class ListForm(_EmailAndScores):
     """A domain's or a user's lists, and (for a user) their spam levels."""
 
     action = fields.String(required=True, validate=validate.OneOf(("add", "remove", "levels")))
     list = fields.String(validate=validate.OneOf(LISTS, error="choose whitelist or blacklist"))
-    email = fields.String()
-    spam_tag_level = fields.String()
-    spam_tag2_level = fields.String()
-    spam_kill_level = fields.String()
-
-    _email = AdminForm._email
-    _score = AdminForm._score
-
-
-def _check_email(value: str) -> None:
-    try:
-        normalise_email(value, "email")
-    except InvalidInput as exc:
-        raise ValidationError(exc.message.split(": ", 1)[-1]) from None
 
 
 # -- clients: the admin, a domain admin, a user ------------------------------------------

@@ -108,21 +108,35 @@ def read_secret_file(ref: str) -> str:
     return text
 
 
+def checked_by(normalise, field: str, *, empty_ok: bool = False, hint: str = ""):
+    """A marshmallow validator made of one of :mod:`.events`' normalisers (``normalise_ip``,
+    ``normalise_email``...): what it refuses becomes a ValidationError in its own words, or
+    in *hint* (``{value!r}`` is filled in).  None passes; so does "" when *empty_ok*."""
+
+    def check(value: str | None) -> None:
+        if value is None or (empty_ok and value == ""):
+            return
+        try:
+            normalise(value, field)
+        except InvalidInput as exc:
+            raise ValidationError(
+                hint.format(value=value) if hint else exc.message.split(": ", 1)[-1]
+            ) from None
+
+    check.__name__ = f"checked_{field}"
+    return check
+
+
 def email_or_empty(field: str):
     """A marshmallow validator: an e-mail address, or the empty string (meaning none)."""
     from .events import normalise_email
 
-    def check(value: str) -> None:
-        if value:
-            try:
-                normalise_email(value, field)
-            except InvalidInput:
-                raise ValidationError(
-                    f"{value!r} is not an e-mail address (info@example.com), or leave it empty"
-                ) from None
-
-    check.__name__ = f"email_or_empty_{field}"
-    return check
+    return checked_by(
+        normalise_email,
+        field,
+        empty_ok=True,
+        hint="{value!r} is not an e-mail address (info@example.com), or leave it empty",
+    )
 
 
 def _positive(name: str):
@@ -181,7 +195,7 @@ class GeneralSchema(Schema):
         load_default=str(_GENERAL.state_dir),
         error_messages={"invalid": "must be an absolute path, e.g. /var/lib/spamfilter-plugin"},
     )
-    mail_host = fields.String(load_default=None)
+    mail_host = fields.String(load_default=None, validate=checked_by(normalise_host, "mail_host"))
     log_level = fields.String(
         load_default=_GENERAL.log_level,
         validate=validate.OneOf(
@@ -208,15 +222,6 @@ class GeneralSchema(Schema):
                 f"{value} is not a directory; point state_dir at a directory (it is made "
                 "if missing) or move that file away"
             )
-
-    @validates("mail_host")
-    def _host(self, value: str | None, **kwargs) -> None:
-        if value is None:
-            return
-        try:
-            normalise_host(value, "mail_host")
-        except InvalidInput as exc:
-            raise ValidationError(exc.message.split(": ", 1)[1]) from None
 
 
 def _describe(table: str, messages: dict[str, Any], schema: Schema) -> list[str]:
