@@ -145,13 +145,15 @@ def error_for(
 
 def _classify(resp: Response) -> VendorError | None:
     """A ``<Result>`` document is SpamWall's answer whatever the HTTP status: it is read by
-    its ``<Code>``.  Anything else is left to the HTTP status."""
-    if resp.body.lstrip()[:1] != b"<":
+    its ``<Code>`` (in :meth:`SpamWallClient.call`, which parses every accepted answer).
+    A 2xx answer needs no look here; anything else that is not such a document is left to
+    the HTTP status."""
+    if 200 <= resp.status < 300 or resp.body.lstrip()[:1] != b"<":
         return None
     try:
         doc = parse_xml(VENDOR, resp.body, status=resp.status)
-    except VendorResponseError as exc:
-        return exc if resp.status == 200 else None
+    except VendorResponseError:
+        return None
     return ACCEPT if doc.tag == "Result" else None
 
 
