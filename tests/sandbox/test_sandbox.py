@@ -21,6 +21,14 @@ SPAMFILTER = shutil.which("spamfilter") or os.path.join(
     os.path.dirname(sys.executable), "spamfilter"
 )
 FORM = {"username": USERNAME, "password": PASSWORD, "version": "1.8", "function": "get_domains"}
+ADD_FORM = dict(
+    FORM,
+    function="add",
+    domain="a.example",
+    transport="m.example.com",
+    transport_type="hostname",
+    archive="14",
+)
 
 
 def control(running, action, payload=None, method=None):
@@ -59,14 +67,7 @@ def test_reset_fault_drops_the_connection_without_processing(spamport_sandbox):
     with pytest.raises(requests.ConnectionError):
         requests.post(
             spamport_sandbox.url,
-            data=dict(
-                FORM,
-                function="add",
-                domain="a.example",
-                transport="m.example.com",
-                transport_type="hostname",
-                archive="14",
-            ),
+            data=ADD_FORM,
             timeout=5,
         )
     assert spamport_sandbox.emulator.domains == {}
@@ -77,14 +78,7 @@ def test_reset_after_processes_then_drops_the_reply(spamport_sandbox):
     with pytest.raises(requests.ConnectionError):
         requests.post(
             spamport_sandbox.url,
-            data=dict(
-                FORM,
-                function="add",
-                domain="a.example",
-                transport="m.example.com",
-                transport_type="hostname",
-                archive="14",
-            ),
+            data=ADD_FORM,
             timeout=5,
         )
     assert (
