@@ -158,6 +158,23 @@ class VendorRateLimited(VendorUnavailable):
         super().__init__(vendor, message, **kw)
 
 
+class VendorWaiting(VendorError):
+    """The vendor is waiting for something outside it to happen first (a DNS record to
+    become visible).  Raised by a queued step (:class:`~spamfilter_plugin.events.VendorStep`):
+    the worker tries the step again with its usual backoff, but no later than
+    ``retry_within`` seconds when given, and does not count these tries against
+    ``general.max_attempts``; the step itself decides when to stop waiting."""
+
+    permanent = False
+    retry = False
+
+    def __init__(
+        self, vendor: str, message: str, *, retry_within: float | None = None, **kw
+    ) -> None:
+        self.retry_within = retry_within
+        super().__init__(vendor, message, **kw)
+
+
 class VendorHeld(VendorError):
     """The call was not sent because the vendor is held back: suspended after refused
     credentials, or busy proving new credentials in another process.  Nothing reached the

@@ -355,6 +355,40 @@ class PasswordReset(Event):
         return self.mailbox if self.mailbox is not None else self.domain  # type: ignore[return-value]
 
 
+@dataclass(frozen=True, kw_only=True)
+class VendorStep(Event):
+    """A step a vendor queued for itself after one of its events succeeded (confirming a TXT
+    record once DNS has propagated, switching MX after a domain was accepted).  It is
+    delivered to that vendor only, through the ``vendor_step`` hook, in order with the
+    domain's events; while it waits to be tried again it holds no later event up.
+
+    ``step`` names what to do (the vendor's own word); ``data`` is JSON-safe and holds no
+    secret (it is stored in the queue in plain text and shown by ``spamfilter queue show``).
+    """
+
+    hook: ClassVar[str] = "vendor_step"
+    cli_name: ClassVar[str] = "vendor-step"
+    _payload_fields: ClassVar[tuple[str, ...]] = ("domain", "step", "data")
+
+    domain: Domain
+    step: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _coerce(self, "domain", Domain)
+        if not isinstance(self.step, str) or not _STEP.fullmatch(self.step):
+            raise InvalidInput("step", f"{self.step!r} is not a step name (a-z, 0-9 and _)")
+        if not isinstance(self.data, dict):
+            raise InvalidInput("data", "a step's data is a JSON object")
+
+    @property
+    def target(self) -> Domain:
+        return self.domain
+
+
+_STEP = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
 def _coerce(obj: Event, name: str, cls: type) -> None:
     value = getattr(obj, name)
     if not isinstance(value, cls):
@@ -369,10 +403,11 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MailboxDeleted,
     PasswordReset,
 )
-BY_HOOK: dict[str, type[Event]] = {cls.hook: cls for cls in EVENT_TYPES}
+#: every event a queue row can hold: the panel's events and the vendors' own steps
+BY_HOOK: dict[str, type[Event]] = {cls.hook: cls for cls in (*EVENT_TYPES, VendorStep)}
 BY_CLI_NAME: dict[str, type[Event]] = {cls.cli_name: cls for cls in EVENT_TYPES}
-#: the lifecycle hooks, one per event type
-LIFECYCLE_HOOKS: tuple[str, ...] = tuple(BY_HOOK)
+#: the lifecycle hooks, one per event type a panel reports
+LIFECYCLE_HOOKS: tuple[str, ...] = tuple(cls.hook for cls in EVENT_TYPES)
 
 
 def event_from_dict(data: dict[str, Any], password: Secret | None = None) -> Event:

@@ -5,8 +5,11 @@ Imports only the standard library: the panel-hook path (the capability cache) us
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +29,35 @@ def write_private_json(path: Path, data: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class JsonStore:
+    """A JSON object in a private file (0600 in the 0700 state directory) that several
+    processes share: readers see a whole version (each write replaces the file atomically),
+    and writers take turns on an exclusive lock, so no edit is lost."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any]:
+        """The stored object; empty when there is none yet (or it is not an object)."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @contextmanager
+    def editing(self) -> Iterator[dict[str, Any]]:
+        """The stored object under the lock; what the block leaves in it is written back."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = os.open(
+            self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self.read()
+            yield data
+            write_private_json(self.path, data)
+        finally:
+            os.close(lock)

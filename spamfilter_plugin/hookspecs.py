@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         MailboxAdded,
         MailboxDeleted,
         PasswordReset,
+        VendorStep,
     )
     from .manager import VendorContext
     from .templating import Fragment, SettingsResult
@@ -141,6 +142,22 @@ def password_reset(vendor: VendorContext, event: PasswordReset) -> dict[str, Any
     """
 
 
+@hookspec
+def vendor_step(vendor: VendorContext, event: VendorStep) -> dict[str, Any] | None:
+    """Carry out a step this vendor queued for itself.
+
+    A lifecycle hook queues a step by returning ``{"steps": [VendorStep(...)]}``; the worker
+    writes the steps to the queue in the same transaction that records the event done, so
+    a step is never lost and the event's own work is never repeated for it.  A step raises
+    :class:`~spamfilter_plugin.errors.VendorWaiting` while what it waits for (a DNS record
+    becoming visible) has not happened: it is tried again with backoff, these tries not
+    counted against ``general.max_attempts``, so the step decides when to give up.
+
+    :param vendor: the vendor's context.
+    :param event: the step; ``event.step`` names it, ``event.data`` is what its hook queued.
+    """
+
+
 # -------------------------------------------------------------------------
 # Settings pages
 # -------------------------------------------------------------------------
@@ -152,6 +169,7 @@ def settings_fragments(
     scope: str,
     target: Domain | Mailbox | None,
     csrf_token: str,
+    query: dict[str, str],
 ) -> Fragment | list[Fragment] | None:
     """Render this vendor's settings fragments for a page.
 
@@ -159,6 +177,9 @@ def settings_fragments(
     :param scope: ``"admin"``, ``"domain"`` or ``"mailbox"``.
     :param target: the domain or mailbox the page is about (None for ``admin``).
     :param csrf_token: the panel's CSRF token; every form must carry it.
+    :param query: the page's query parameters: what the user chose to look at (a range of
+        statistics, say) through a ``method="get"`` form.  Untrusted: validate it as a form,
+        and show a bad value's message rather than fail the page.
     :return: one fragment, a list of them, or None when the vendor has nothing
         for this scope.  Render with :func:`spamfilter_plugin.templating.render_fragment`.
     """

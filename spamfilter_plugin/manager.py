@@ -160,6 +160,15 @@ class VendorContext:
 
         return Vault(self.name, self.general.state_dir)
 
+    @cached_property
+    def state(self):
+        """What this vendor remembers between calls and processes that is not a secret (a
+        domain's verification record, say): a :class:`~spamfilter_plugin.files.JsonStore` in
+        ``state_dir/state-<vendor>.json``; read with ``read()``, change with ``editing()``."""
+        from .files import JsonStore
+
+        return JsonStore(Path(self.general.state_dir) / f"state-{self.name}.json")
+
     def suspension(self) -> dict[str, Any] | None:
         """Why and since when calls to this vendor are suspended, or None."""
         return self.guard.suspension()
@@ -314,9 +323,14 @@ class Runtime:
         return SettingsResult(False, f"Nothing was changed: {out.error}")
 
     def settings_fragments(
-        self, scope: str, target: Domain | Mailbox | None, csrf_token: str
+        self,
+        scope: str,
+        target: Domain | Mailbox | None,
+        csrf_token: str,
+        query: dict[str, str] | None = None,
     ) -> list:
-        """Every vendor's fragments for a page; a failing vendor contributes none (logged)."""
+        """Every vendor's fragments for a page; a failing vendor contributes none (logged).
+        *query* is the page's query string, as a dict (see the hook)."""
         if scope not in hookspecs.SCOPES:
             raise ConfigError(
                 f"unknown settings scope {scope!r}; one of {', '.join(hookspecs.SCOPES)}"
@@ -324,7 +338,12 @@ class Runtime:
         fragments = []
         for name in self.handlers("settings_fragments"):
             out = self.call_isolated(
-                name, "settings_fragments", scope=scope, target=target, csrf_token=csrf_token
+                name,
+                "settings_fragments",
+                scope=scope,
+                target=target,
+                csrf_token=csrf_token,
+                query=dict(query or {}),
             )
             if out.ok and out.result:
                 fragments.extend(out.result if isinstance(out.result, list) else [out.result])

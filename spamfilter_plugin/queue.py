@@ -47,11 +47,14 @@ STATES = ("pending", "leased", "done", "dead", "superseded")
 #: a new event of the key's hook supersedes undelivered (pending) earlier events of
 #: these hooks, for the same vendor and target
 SUPERSEDES: dict[str, tuple[str, ...]] = {
-    "domain_deleted": ("domain_created", "domain_updated", "password_reset"),
+    "domain_deleted": ("domain_created", "domain_updated", "password_reset", "vendor_step"),
     "domain_updated": ("domain_updated",),
     "mailbox_deleted": ("mailbox_added", "password_reset"),
     "password_reset": ("password_reset",),
 }
+
+#: the hook of the steps vendors queue for themselves (:class:`~.events.VendorStep`)
+STEP_HOOK = "vendor_step"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -358,41 +361,51 @@ class Queue:
         """Write one row per vendor, superseding what the event makes pointless; one transaction."""
         vendors = list(vendors)
         _ = self.db  # connecting creates state_dir (0700) before the key file goes into it
-        payload = json.dumps(event.to_dict())
         password = getattr(event, "password", None)
         sealed = self.box.seal(password.reveal()) if password is not None and vendors else None
-        now, due, ids = self.clock(), self.monotonic(), []
         with self._tx() as db:
-            for vendor in vendors:
-                older = SUPERSEDES.get(event.hook)
-                if older:
-                    marks = ",".join("?" * len(older))
-                    db.execute(
-                        f"UPDATE events SET state='superseded', secret=NULL, updated_at=?, "
-                        "last_error='superseded by a later ' || ? WHERE vendor=? AND target=? "
-                        # dead rows too: retrying them later must never redo what a later
-                        # event undid (a creation after its deletion)
-                        "AND state IN ('pending','dead') "
-                        f"AND hook IN ({marks})",
-                        (now, event.hook, vendor, event.target_key, *older),
-                    )
-                cur = db.execute(
-                    "INSERT INTO events (event_id, vendor, hook, target, payload, secret, "
-                    "next_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        event.id,
-                        vendor,
-                        event.hook,
-                        event.target_key,
-                        payload,
-                        sealed,
-                        due,
-                        now,
-                        now,
-                    ),
-                )
-                ids.append(cur.lastrowid)
-        return ids
+            return [self._insert(db, event, vendor, sealed) for vendor in vendors]
+
+    def _insert(self, db: sqlite3.Connection, event: Event, vendor: str, sealed: Any) -> int:
+        """Supersede what *event* makes pointless for *vendor*, then add its row (inside the
+        caller's transaction)."""
+        now = self.clock()
+        older = SUPERSEDES.get(event.hook)
+        if older:
+            marks = ",".join("?" * len(older))
+            db.execute(
+                "UPDATE events SET state='superseded', secret=NULL, updated_at=?, "
+                "last_error='superseded by a later ' || ? WHERE vendor=? AND target=? "
+                # dead rows too: retrying them later must never redo what a later
+                # event undid (a creation after its deletion)
+                "AND state IN ('pending','dead') "
+                f"AND hook IN ({marks})",
+                (now, event.hook, vendor, event.target_key, *older),
+            )
+        if event.hook == STEP_HOOK:  # a newer step of the same name replaces a waiting one
+            db.execute(
+                "UPDATE events SET state='superseded', updated_at=?, "
+                "last_error='superseded by a newer step of the same name' WHERE vendor=? "
+                "AND target=? AND hook=? AND state IN ('pending','dead') "
+                "AND json_extract(payload, '$.step')=?",
+                (now, vendor, event.target_key, STEP_HOOK, event.step),  # type: ignore[attr-defined]
+            )
+        cur = db.execute(
+            "INSERT INTO events (event_id, vendor, hook, target, payload, secret, "
+            "next_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                event.id,
+                vendor,
+                event.hook,
+                event.target_key,
+                json.dumps(event.to_dict()),
+                sealed,
+                self.monotonic(),
+                now,
+                now,
+            ),
+        )
+        return cur.lastrowid
 
     @_translated
     def claim(
@@ -410,10 +423,12 @@ class Queue:
         where = [
             "((e.state='pending' AND (e.next_at <= :now OR :ignore)) OR (e.state='leased' "
             "AND e.lease_until < :now))",
+            # a step waiting to be tried again holds no later event up
             "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
-            "AND p.id < e.id AND p.state IN ('pending','leased'))",
+            "AND p.id < e.id AND (p.state='leased' OR (p.state='pending' AND p.hook != :step)))",
         ]
         params: dict[str, Any] = {"now": now, "ignore": 1 if ignore_schedule else 0}
+        params["step"] = STEP_HOOK
         if exclude:
             where.append(f"e.vendor NOT IN ({','.join(f':x{i}' for i in range(len(exclude)))})")
             params.update({f"x{i}": v for i, v in enumerate(exclude)})
@@ -449,11 +464,21 @@ class Queue:
         return event_from_dict(row.payload, password=password)
 
     @_translated
-    def complete(self, row: Row, token: str, result: Any = None) -> bool:
-        """Mark a leased row done (and wipe its secret); False if the lease was lost."""
+    def complete(
+        self, row: Row, token: str, result: Any = None, steps: Iterable[Event] = ()
+    ) -> bool:
+        """Mark a leased row done (and wipe its secret), and queue the *steps* its vendor
+        asked for, in one transaction; False (and nothing written) if the lease was lost."""
         public, secrets = _split_result(result)
         sealed = self.box.seal(json.dumps(secrets)) if secrets else None
         with self._tx() as db:
+            held = db.execute(
+                "SELECT 1 FROM events WHERE id=? AND lease_owner=?", (row.id, token)
+            ).fetchone()
+            if held is None:
+                return False
+            for step in steps:
+                self._insert(db, step, row.vendor, None)
             cur = db.execute(
                 "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, "
                 "updated_at=?, result=?, result_secret=?, last_error=NULL, error_type=NULL "

@@ -292,7 +292,12 @@ class VendorContract:
             ("mailbox", Mailbox(self.mailbox)),
         ):
             out = runtime.call_isolated(
-                self.vendor_name, "settings_fragments", scope=scope, target=target, csrf_token=token
+                self.vendor_name,
+                "settings_fragments",
+                scope=scope,
+                target=target,
+                csrf_token=token,
+                query={},
             )
             assert out.ok, out.error
             fragments += (

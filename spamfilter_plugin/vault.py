@@ -5,19 +5,15 @@ directory), mapping a name (a mailbox address) to its secret encrypted with the 
 (``state_dir/queue.key``, Fernet: AES-128-CBC and HMAC-SHA256).  No secret is ever in the
 file in plain text, nor in a log, a page or command output: :meth:`Vault.get` returns a
 :class:`~spamfilter_plugin.redaction.Secret`.  Writers take an exclusive lock on the file,
-and each write replaces it atomically.
+and each write replaces it atomically (:class:`~spamfilter_plugin.files.JsonStore`).
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from .files import write_private_json
+from .files import JsonStore
 from .queue import SecretBox
 from .redaction import Secret
 
@@ -28,38 +24,20 @@ class Vault:
     def __init__(self, vendor: str, state_dir: str | os.PathLike) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / f"vault-{vendor}.json"
+        self._store = JsonStore(self.path)
         self._box = SecretBox(self.state_dir)
 
-    def _read(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    @contextmanager
-    def _editing(self) -> Iterator[dict[str, str]]:
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = os.open(self.state_dir / f".{self.path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            data = self._read()
-            yield data
-            write_private_json(self.path, data)
-        finally:
-            os.close(lock)
-
     def put(self, name: str, secret: Secret) -> None:
-        with self._editing() as data:
+        with self._store.editing() as data:
             data[name] = self._box.seal(secret.reveal()).decode("ascii")
 
     def get(self, name: str) -> Secret | None:
-        sealed = self._read().get(name)
+        sealed = self._store.read().get(name)
         return None if sealed is None else Secret(self._box.open(sealed.encode("ascii")))
 
     def delete(self, name: str) -> None:
-        with self._editing() as data:
+        with self._store.editing() as data:
             data.pop(name, None)
 
     def names(self) -> list[str]:
-        return sorted(self._read())
+        return sorted(self._store.read())

@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import deadline
-from .errors import QueueError, SpamFilterError, VendorError, VendorHeld
+from .errors import QueueError, SpamFilterError, VendorError, VendorHeld, VendorWaiting
+from .events import VendorStep
 from .manager import Outcome, Runtime
 from .queue import STATES, Queue, Row
 from .redaction import get_logger
@@ -84,6 +85,29 @@ class Stats:
         return self._count("pending")
 
 
+def split_steps(result):
+    """(the result to record, the steps it asks to queue): ``steps`` in a hook's result are
+    :class:`~spamfilter_plugin.events.VendorStep` objects, recorded by name only."""
+    if not isinstance(result, dict) or "steps" not in result:
+        return result, []
+    steps = list(result["steps"] or [])
+    return {**result, "steps": [s.step for s in steps]}, steps
+
+
+def _bad_steps(vendor: str, result) -> VendorError | None:
+    """Why a hook's ``steps`` cannot be queued, or None."""
+    if not isinstance(result, dict) or "steps" not in result:
+        return None
+    steps = result["steps"]
+    if steps is not None and (
+        not isinstance(steps, (list, tuple)) or not all(isinstance(s, VendorStep) for s in steps)
+    ):
+        return VendorError(
+            vendor, f"a hook returned steps that are not VendorStep objects: {steps!r}"
+        )
+    return None
+
+
 class Worker:
     def __init__(
         self,
@@ -139,6 +163,9 @@ class Worker:
             else:
                 with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE):
                     outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
+                bad = _bad_steps(row.vendor, outcome.result) if outcome.ok else None
+                if bad is not None:
+                    outcome = Outcome(row.vendor, False, error=bad)
         state = self._record(row, token, outcome)
         if state is None:  # the lease was taken over: report the row as it is now
             current = self.queue.get(row.id)
@@ -161,13 +188,18 @@ class Worker:
     def _record(self, row: Row, token: str, outcome: Outcome) -> str | None:
         """Write the outcome under the lease; the row's new state, or None if the lease was lost."""
         if outcome.ok:
-            ok, state = self.queue.complete(row, token, outcome.result), "done"
+            result, steps = split_steps(outcome.result)
+            ok, state = self.queue.complete(row, token, result, steps), "done"
         elif isinstance(outcome.error, VendorHeld):  # nothing was sent: not an attempt
             retry_in = HELD_WAIT * (0.5 + self.rng())
             ok, state = self.queue.release(row, token, outcome.error, retry_in), "pending"
         else:
             error, note = outcome.error, ""
-            if error.permanent:
+            if isinstance(error, VendorWaiting):  # the step decides when to stop waiting
+                retry_in, state = self.backoff(row.attempts), "pending"
+                if error.retry_within is not None:
+                    retry_in = max(0.0, min(retry_in, error.retry_within))
+            elif error.permanent:
                 retry_in, state = None, "dead"
             elif row.attempts >= self.general.max_attempts:
                 retry_in, state = None, "dead"

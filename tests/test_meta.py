@@ -38,6 +38,7 @@ def test_hookspecs_are_discovered():
         "publish_dns_record",
         "vendor_check",
         "vendor_config_schema",
+        "vendor_step",
     } == set(HOOKS)
 
 

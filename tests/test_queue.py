@@ -16,6 +16,7 @@ from spamfilter_plugin.events import (
     MailboxAdded,
     MailboxDeleted,
     PasswordReset,
+    VendorStep,
 )
 from spamfilter_plugin.queue import DB_NAME, KEY_NAME, Queue
 
@@ -366,3 +367,73 @@ def test_a_queue_from_an_earlier_release_keeps_its_schedule_and_leases(tmp_path)
     assert q.claim("w2", 30) is None  # the lease still holds, the retry is not yet due
     assert abs(q.get(1).lease_until - (now + 300)) < 5
     assert abs(q.get(2).next_at - (now + 3600)) < 5
+
+
+# -- steps a vendor queues for itself ------------------------------------------------------
+
+
+def _step(name="confirm_txt", domain="a.example", **data):
+    return VendorStep(domain=domain, step=name, data=data)
+
+
+def test_a_completed_row_queues_its_steps_in_the_same_write(queue):
+    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, token = queue.claim("w", 30)
+    assert queue.complete(row, token, {"steps": ["confirm_txt"]}, [_step(value="rec-1")])
+    step_row = next(r for r in queue.rows() if r.hook == "vendor_step")
+    assert (step_row.vendor, step_row.target, step_row.state) == ("v", "domain:a.example", "pending")
+    event = queue.event_of(step_row)
+    assert isinstance(event, VendorStep) and event.data == {"value": "rec-1"}
+    assert queue.get(row.id).result == {"steps": ["confirm_txt"]}
+
+
+def test_a_lost_lease_queues_no_step(tmp_path):
+    now = [1000.0]
+    q = Queue(tmp_path / "s", monotonic=lambda: now[0])
+    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, old = q.claim("w1", 10)
+    now[0] += 11
+    q.claim("w2", 10)
+    assert not q.complete(row, old, None, [_step()])
+    assert [r.hook for r in q.rows()] == ["domain_created"]
+
+
+def test_a_waiting_step_holds_no_later_event_up_but_a_running_one_does(queue):
+    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, token = queue.claim("w", 30)
+    queue.complete(row, token, None, [_step()])
+    step_row, step_token = queue.claim("w", 30)
+    assert step_row.hook == "vendor_step"
+    later = queue.enqueue(DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
+    assert queue.claim("w", 30) is None  # the step is being tried: the update waits
+    queue.fail(step_row, step_token, VendorUnavailable("v", "not yet"), retry_in=3600)
+    assert queue.claim("w", 30)[0].id == later  # waiting for an hour: the update goes on
+
+
+def test_a_step_waits_for_the_events_before_it(queue):
+    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, token = queue.claim("w", 30)
+    update = queue.enqueue(DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
+    queue.complete(row, token, None, [_step()])
+    assert queue.claim("w", 30)[0].id == update
+
+
+def test_a_deletion_supersedes_waiting_steps_and_a_newer_step_replaces_one(queue):
+    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, token = queue.claim("w", 30)
+    queue.complete(row, token, None, [_step(value="old"), _step("switch_mx")])
+    again = queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    row, token = queue.claim("w", 30, only=again)
+    queue.complete(row, token, None, [_step(value="new")])
+    states = {
+        (r.payload["step"], r.payload["data"].get("value")): r.state
+        for r in queue.rows()
+        if r.hook == "vendor_step"
+    }
+    assert states == {
+        ("confirm_txt", "old"): "superseded",
+        ("switch_mx", None): "pending",
+        ("confirm_txt", "new"): "pending",
+    }
+    queue.enqueue(DomainDeleted(domain="a.example"), ["v"])
+    assert {r.state for r in queue.rows() if r.hook == "vendor_step"} == {"superseded"}
