@@ -1,13 +1,21 @@
 """spambarrier emulator: ``POST /api/`` with a JSON ``{"method", "params"}`` body,
 ``user_id``/``api_token`` in ``params``; answers ``{"result": "success", ...}``.
 
-The document shows only successes.  The emulator answers failures with HTTP 200
-and ``{"result": "error", "error": {"code": <code>, "message": <text>}}``, where
-``code`` is one of: ``authentication_failed``, ``unknown_method``,
-``invalid_request`` (body not JSON or not the envelope), ``missing_parameter``,
-``invalid_parameter``, ``domain_exists``, ``domain_not_found``,
-``txt_record_not_found``, ``message_not_found``, ``entry_not_found``.
+The document shows only successes.  spambarrier's own PHP client reads a failure as
+``{"result": "error", "params": {"message": <text>}}``, so the emulator answers failures
+with HTTP 200 in that shape, a machine-readable ``code`` beside the message:
+``authentication_failed``, ``unknown_method``, ``invalid_request`` (body not JSON or not
+the envelope), ``missing_parameter``, ``invalid_parameter``, ``domain_exists``,
+``domain_not_found``, ``txt_record_not_found``, ``message_not_found``, ``entry_not_found``.
+Seeding ``{"error_shape": "error"}`` answers ``{"result": "error", "error": {"code",
+"message"}}`` instead, and ``"message_only"`` the PHP client's shape with no code at all.
 A request that is not a POST gets HTTP 405.
+
+Where the document and the vendor's client disagree, both are accepted: ``greylisting``
+as ``0``/``1`` (the document) or ``false``/``true`` (the vendor's README), and the
+whitelist methods spelled ``get-whitelistentries`` (the document) or
+``get-whitelist-entries`` (the client).  Seeding ``{"whitelist_spelling": "document"}`` or
+``"client"`` makes the server know only that spelling.
 
 ``confirm-txt-record`` succeeds once the TXT record returned by ``add-domain``
 has been published in the sandbox's DNS (``POST /_sandbox/seed`` with
@@ -33,6 +41,13 @@ API_TOKEN = "sandbox-spambarrier-token-0123456789"
 SPAM_TREATMENTS = ("reject", "quarantine", "tag")
 VIRUS_TREATMENTS = ("reject", "quarantine")
 INTERVALS = ("hour", "day", "month")
+ERROR_SHAPES = ("params", "error", "message_only")
+#: the whitelist methods as the document spells them -> as the vendor's client does
+WHITELIST_SPELLINGS = {
+    "get-whitelistentries": "get-whitelist-entries",
+    "add-whitelistentry": "add-whitelist-entry",
+    "delete-whitelistentry": "delete-whitelist-entry",
+}
 
 
 class Fail(Exception):
@@ -69,13 +84,43 @@ class SpamBarrierEmulator(Emulator):
         self.resent: list[tuple[str, str]] = []
         self.whitelist: dict[str, list[dict[str, Any]]] = {}
         self.next_entry_id = 123456789
+        self.error_shape = "params"
+        self.whitelist_spelling = "both"
 
     def credentials(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "api_token": self.api_token}
 
     def seed_data(self, data: dict[str, Any]) -> None:
+        """``dns`` ({name: [TXT values]}, added), ``dns_remove`` ({name: [values]}),
+        ``quarantine`` ({domain: [messages]}, replacing the generated ones), ``error_shape``
+        and ``whitelist_spelling``."""
         for name, values in data.pop("dns", {}).items():
             self.dns.setdefault(name.lower(), []).extend(values)
+        for name, values in data.pop("dns_remove", {}).items():
+            self.dns[name.lower()] = [v for v in self.dns.get(name.lower(), []) if v not in values]
+        for name, messages in data.pop("quarantine", {}).items():
+            self.quarantine[name.lower()] = [
+                {
+                    "message_id": str(m["message_id"]),
+                    "from": m.get("from", "sender@spam.example"),
+                    "to": m.get("to", f"user@{name.lower()}"),
+                    "subject": m.get("subject", ""),
+                    "date": str(m.get("date", 1363209203)),
+                    "seen": m.get("seen", "false"),
+                    "body": m.get("body", ""),
+                }
+                for m in messages
+            ]
+        if "error_shape" in data:
+            shape = data.pop("error_shape")
+            if shape not in ERROR_SHAPES:
+                raise ValueError(f"error_shape: one of {', '.join(ERROR_SHAPES)}")
+            self.error_shape = shape
+        if "whitelist_spelling" in data:
+            spelling = data.pop("whitelist_spelling")
+            if spelling not in ("both", "document", "client"):
+                raise ValueError("whitelist_spelling: one of both, document, client")
+            self.whitelist_spelling = spelling
         if data:
             raise ValueError(f"unknown seed keys: {', '.join(sorted(data))}")
 
@@ -96,11 +141,8 @@ class SpamBarrierEmulator(Emulator):
         if req.path not in ("/api", "/api/"):
             return Reply.text("Not Found", 404, "text/html; charset=utf-8")
         if req.method != "POST":
-            return Reply(
-                405,
-                b'{"result":"error","error":{"code":"invalid_request","message":"POST only"}}',
-                headers=[("Allow", "POST")],
-            )
+            reply = self.failure(Fail("invalid_request", "POST only"))
+            return Reply(405, reply.body, headers=[("Allow", "POST")])
         try:
             try:
                 doc = req.json()
@@ -118,14 +160,33 @@ class SpamBarrierEmulator(Emulator):
                 or params.get("api_token") != self.api_token
             ):
                 raise Fail("authentication_failed", "user_id or api_token is wrong")
-            handler = getattr(self, "m_" + doc["method"].replace("-", "_"), None)
+            handler = self.handler(doc["method"])
             if handler is None:
                 raise Fail("unknown_method", f"unknown method: {doc['method']}")
             return handler(params)
         except Fail as exc:
+            return self.failure(exc)
+
+    def failure(self, exc: Fail) -> Reply:
+        if self.error_shape == "error":
             return Reply.json(
                 {"result": "error", "error": {"code": exc.code, "message": exc.message}}
             )
+        params = {"message": exc.message}
+        if self.error_shape == "params":
+            params["code"] = exc.code
+        return Reply.json({"result": "error", "params": params})
+
+    def handler(self, method: str):
+        """The method's handler, under either whitelist spelling the server knows."""
+        client_spelling = {v: k for k, v in WHITELIST_SPELLINGS.items()}
+        if method in client_spelling:
+            if self.whitelist_spelling == "document":
+                return None
+            method = client_spelling[method]
+        elif method in WHITELIST_SPELLINGS and self.whitelist_spelling == "client":
+            return None
+        return getattr(self, "m_" + method.replace("-", "_"), None)
 
     @staticmethod
     def need(params: dict, name: str, kind: type | tuple = str) -> Any:
@@ -227,9 +288,12 @@ class SpamBarrierEmulator(Emulator):
         virus = self.need(params, "virus_treatment")
         if virus not in VIRUS_TREATMENTS:
             raise Fail("invalid_parameter", "virus_treatment must be reject or quarantine")
-        greylisting = self.need(params, "greylisting", int)
-        if greylisting not in (0, 1):
-            raise Fail("invalid_parameter", "greylisting must be 0 or 1")
+        greylisting = params.get("greylisting")
+        if greylisting is None:
+            raise Fail("missing_parameter", "missing parameter: greylisting")
+        if greylisting not in (0, 1):  # 0/1 as the document sends, false/true as the README
+            raise Fail("invalid_parameter", "greylisting must be 0 or 1 (or false or true)")
+        greylisting = int(greylisting)
         self.domains[name]["filter"] = {
             "spam_treatment": spam,
             "spam_threshold": threshold,

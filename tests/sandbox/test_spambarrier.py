@@ -20,7 +20,8 @@ def sb(spambarrier_sandbox):
 
 def err(code):
     def check(answer):
-        assert answer["result"] == "error" and answer["error"]["code"] == code, answer
+        assert answer["result"] == "error" and answer["params"]["code"] == code, answer
+        assert answer["params"]["message"]
         return True
 
     return check
@@ -261,3 +262,49 @@ def test_request_log_hides_the_token(sb):
     sb("get-domains")
     log = requests.get(f"{sb.sandbox.root}/_sandbox/requests", timeout=5).json()
     assert '"method": "get-domains"' in log[-1]["body"] and API_TOKEN not in str(log)
+
+
+def test_greylisting_is_taken_as_the_document_and_the_vendor_readme_send_it(sb):
+    sb("add-domain", domain="example.org", host="mx.example.org")
+    common = {"spam_treatment": "tag", "spam_threshold": 6, "virus_treatment": "reject"}
+    for sent, stored in ((True, 1), (0, 0), (False, 0), (1, 1)):
+        assert sb("set-filter-settings", domain="example.org", greylisting=sent, **common) == {
+            "result": "success"
+        }
+        assert sb("get-filter-settings", domain="example.org")["params"]["greylisting"] == stored
+
+
+def _seed(sb, **data):
+    requests.post(f"{sb.sandbox.root}/_sandbox/seed", json=data, timeout=5).raise_for_status()
+
+
+def test_the_whitelist_methods_answer_under_both_spellings_unless_seeded_otherwise(sb):
+    sb("add-domain", domain="example.org", host="mx.example.org")
+    entry = {"domain": "example.org", "from": "a@b.example", "to": "u@example.org"}
+    assert sb("add-whitelist-entry", **entry)["result"] == "success"
+    assert len(sb("get-whitelistentries", domain="example.org")["params"]["entries"]) == 1
+    assert len(sb("get-whitelist-entries", domain="example.org")["params"]["entries"]) == 1
+    _seed(sb, whitelist_spelling="client")
+    assert err("unknown_method")(sb("get-whitelistentries", domain="example.org"))
+    assert sb("get-whitelist-entries", domain="example.org")["result"] == "success"
+    _seed(sb, whitelist_spelling="document")
+    assert err("unknown_method")(sb("delete-whitelist-entry", domain="example.org", id=1))
+    assert sb("get-whitelistentries", domain="example.org")["result"] == "success"
+
+
+def test_the_error_shape_can_be_the_error_object_or_the_message_alone(sb):
+    _seed(sb, error_shape="error")
+    answer = sb("delete-domain", domain="nowhere.example")
+    assert answer["result"] == "error" and answer["error"]["code"] == "domain_not_found"
+    assert "params" not in answer
+    _seed(sb, error_shape="message_only")
+    answer = sb("delete-domain", domain="nowhere.example")
+    assert answer == {"result": "error", "params": {"message": "domain not found: nowhere.example"}}
+
+
+def test_the_vendor_clients_get_quarantine_with_its_empty_options_is_answered(sb):
+    sb("add-domain", domain="example.org", host="mx.example.org", username=None, password=None)
+    options = dict.fromkeys(
+        ("from", "to", "sort", "sortReverse", "search_from", "search_to", "search_subject")
+    )
+    assert sb("get-quarantine", domain="example.org", **options)["params"]["count"] >= 2
