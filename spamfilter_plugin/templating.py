@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 
@@ -70,7 +71,17 @@ def make_environment(*extra_loaders) -> Environment:
         keep_trailing_newline=False,
     )
     env.globals["css_prefix"] = CSS_PREFIX
+    env.filters["sfp_time"] = format_time
     return env
+
+
+def format_time(stamp: float | int | str) -> str:
+    """A Unix time as ``2026-11-21 14:05 UTC`` (a page's viewers may be anywhere)."""
+    try:
+        when = datetime.fromtimestamp(float(stamp), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(stamp)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 _extra_loaders: list = []

@@ -381,7 +381,11 @@ def test_a_completed_row_queues_its_steps_in_the_same_write(queue):
     row, token = queue.claim("w", 30)
     assert queue.complete(row, token, {"steps": ["confirm_txt"]}, [_step(value="rec-1")])
     step_row = next(r for r in queue.rows() if r.hook == "vendor_step")
-    assert (step_row.vendor, step_row.target, step_row.state) == ("v", "domain:a.example", "pending")
+    assert (step_row.vendor, step_row.target, step_row.state) == (
+        "v",
+        "domain:a.example",
+        "pending",
+    )
     event = queue.event_of(step_row)
     assert isinstance(event, VendorStep) and event.data == {"value": "rec-1"}
     assert queue.get(row.id).result == {"steps": ["confirm_txt"]}

@@ -21,7 +21,8 @@ whitelist methods spelled ``get-whitelistentries`` (the document) or
 has been published in the sandbox's DNS (``POST /_sandbox/seed`` with
 ``{"dns": {"example.org": ["spambarrier-verify-54321"]}}``; the record is
 looked up at the domain itself).  Quarantine messages and statistics are
-generated deterministically from the domain name.
+generated deterministically from the domain name; there is no mail before the day the
+domain was added.
 """
 
 from __future__ import annotations
@@ -367,20 +368,24 @@ class SpamBarrierEmulator(Emulator):
             raise Fail("invalid_parameter", "interval must be hour, day or month")
         if end < start or (end - start).days > 366:
             raise Fail("invalid_parameter", "to must be on or after from, at most 366 days later")
-        labels: list[str] = []
+        # (label, the last day it covers); no mail before the domain was added
+        labels: list[tuple[str, dt.date]] = []
         day = start
         while day <= end:
             if interval == "hour":
-                labels += [f"{day.isoformat()} {h:02d}:00" for h in range(24)]
+                labels += [(f"{day.isoformat()} {h:02d}:00", day) for h in range(24)]
             elif interval == "day":
-                labels.append(day.isoformat())
-            elif day.strftime("%Y-%m") not in labels:
-                labels.append(day.strftime("%Y-%m"))
+                labels.append((day.isoformat(), day))
+            elif not labels or labels[-1][0] != day.strftime("%Y-%m"):
+                labels.append((day.strftime("%Y-%m"), day))
+            else:
+                labels[-1] = (labels[-1][0], day)
             day += dt.timedelta(days=1)
+        added = dt.date.fromtimestamp(self.domains[name]["created"])
         totals = {"total_count": 0, "pass_count": 0, "spam_count": 0, "virus_count": 0}
         intervals = []
-        for label in labels:
-            h = _digest(name, label)
+        for label, last in labels:
+            h = _digest(name, label) if last >= added else 0
             spam, virus, passed = h % 7, (h >> 8) % 2, (h >> 16) % 11
             values = {
                 "total_count": spam + virus + passed,

@@ -177,11 +177,13 @@ def test_throttling_error_when_retries_run_out(tmp_path, rackspace_sandbox):
     assert not info.value.permanent
 
 
-def test_client_rate_limiter_keeps_bulk_work_under_the_limit(tmp_path, rackspace_sandbox):
+def test_client_rate_limiter_keeps_bulk_work_under_the_limit(
+    tmp_path, rackspace_sandbox, monkeypatch
+):
     emulator = rackspace_sandbox.emulator
     emulator.seed_data({"rate_limit": 5})
     now = [emulator.clock()]
-    emulator.clock = lambda: now[0]
+    monkeypatch.setattr(emulator, "clock", lambda: now[0])  # the shared emulator's, restored
     waits = []
 
     def sleep(seconds):
