@@ -15,16 +15,21 @@ import time
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from spamfilter_plugin import txt_proof
 from spamfilter_plugin.charts import stacked_bars
-from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber
+from spamfilter_plugin.config_schema import (
+    SecretField,
+    VendorSchema,
+    WholeNumber,
+    required_for_action,
+)
 from spamfilter_plugin.errors import (
     VendorConflict,
     VendorNotFound,
     VendorRejected,
-    VendorWaiting,
 )
-from spamfilter_plugin.events import Domain, VendorStep
 from spamfilter_plugin.hookspecs import hookimpl
+from spamfilter_plugin.http import plain_http_problem
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
 from spamfilter_plugin.vendors.spambarrier import (
     DEFAULT_URL,
@@ -34,10 +39,8 @@ from spamfilter_plugin.vendors.spambarrier import (
     VIRUS_TREATMENTS,
     FilterSettings,
     SpamBarrierClient,
-    http_problem,
 )
 
-STEP = "confirm_txt"
 TREATMENTS = {
     "reject": "Reject: refused while it is being delivered; the sender is told",
     "quarantine": "Quarantine: kept at spambarrier, where it can be read and released",
@@ -78,7 +81,7 @@ class SpamBarrierSchema(VendorSchema):
 
     @validates("api_url")
     def _https(self, value: str, **kwargs) -> None:
-        problem = http_problem(value)
+        problem = plain_http_problem(value, DEFAULT_URL)
         if problem:
             raise ValidationError(problem)
 
@@ -159,26 +162,6 @@ def client(vendor) -> SpamBarrierClient:
     )
 
 
-def verification(vendor, name: str) -> dict | None:
-    return vendor.state.read().get("domains", {}).get(name)
-
-
-def _note(vendor, name: str, **changes) -> dict:
-    """Update (or with ``forget=True`` drop) what is known of *name*'s verification."""
-    with vendor.state.editing() as state:
-        domains = state.setdefault("domains", {})
-        if changes.pop("forget", False):
-            domains.pop(name, None)
-            return {}
-        entry = domains.setdefault(name, {})
-        entry.update(changes, updated=time.time())
-        return dict(entry)
-
-
-def _record(name: str, value: str) -> dict:
-    return {"type": "TXT", "name": name, "value": value}
-
-
 def _destination(vendor, event) -> str:
     host = event.destination or vendor.general.mail_host
     if not host:
@@ -222,45 +205,28 @@ def inventory_domains(vendor):
 @hookimpl
 def domain_created(vendor, event):
     api, name, host = client(vendor), event.domain.name, _destination(vendor, event)
+    txt = None
     try:
         txt = api.add_domain(name, host, *_auth(vendor)).txt_record
-        _note(vendor, name, state="pending", record=_record(name, txt), since=time.time())
     except VendorConflict:  # there already: bring its destination up to date
         api.edit_domain(name, host, *_auth(vendor))
     api.set_filter_settings(name, defaults(vendor))
-    known = verification(vendor, name) or {}
+    rec = txt_proof.record(name, txt) if txt else txt_proof.known(vendor, name).get("record")
     if any(d.name == name and d.confirmed for d in api.get_domains()):
-        _note(vendor, name, state="verified", checked=time.time())
+        txt_proof.note(vendor, name, state="verified", checked=time.time())
         return {"message": f"{name} is filtered and verified; mail goes to {host}"}
-    if not known.get("record"):
-        _note(vendor, name, state="unverified", record=None)
+    if rec is None:
+        txt_proof.note(vendor, name, state="unverified", record=None)
         return {
             "message": f"{name} was at spambarrier already, not verified, and its TXT record is "
             "not known here: take it from spambarrier's panel, publish it, then use Verify now"
         }
-    return _publish_and_confirm(vendor, name, known["record"], host)
+    result = txt_proof.start(vendor, name, rec, api.confirm_txt_record, _hours(vendor))
+    return dict(result, message=f"{name} is filtered; mail goes to {host}; {result['message']}")
 
 
-def _publish_and_confirm(vendor, name: str, record: dict, host: str) -> dict:
-    published = vendor.panel.publish_dns_record(
-        Domain(name), "TXT", record["name"], record["value"]
-    )
-    shown = dict(record, published=published)
-    if client(vendor).confirm_txt_record(name):
-        _note(vendor, name, state="verified", checked=time.time(), published=published)
-        return {"message": f"{name} is filtered and verified; mail goes to {host}"}
-    until = time.time() + vendor.config["verify_hours"] * 3600
-    _note(vendor, name, state="pending", published=published, until=until, checks=1)
-    how = (
-        "the panel published it"
-        if published
-        else "publish it in the domain's DNS (the panel could not)"
-    )
-    return {
-        "message": f"{name} is filtered; it is verified once its TXT record is visible ({how})",
-        "dns_records": [shown],
-        "steps": [VendorStep(domain=name, step=STEP, data={"record": record, "until": until})],
-    }
+def _hours(vendor) -> float:
+    return vendor.config["verify_hours"]
 
 
 @hookimpl
@@ -276,42 +242,19 @@ def domain_updated(vendor, event):
 @hookimpl
 def domain_deleted(vendor, event):
     client(vendor).delete_domain(event.domain.name)
-    _note(vendor, event.domain.name, forget=True)
+    txt_proof.forget(vendor, event.domain.name)
     return {"message": f"{event.domain.name} is no longer filtered"}
 
 
 @hookimpl
 def vendor_step(vendor, event):
-    if event.step != STEP:
+    if event.step != txt_proof.STEP:
         raise VendorRejected(VENDOR, f"no step named {event.step!r}; drop the queue row")
-    name, record, until = event.domain.name, event.data["record"], float(event.data["until"])
     try:
-        visible = client(vendor).confirm_txt_record(name)
+        return txt_proof.step(vendor, event, client(vendor).confirm_txt_record, _hours(vendor))
     except VendorNotFound:
-        _note(vendor, name, forget=True)
-        return {"message": f"{name} is no longer at spambarrier; nothing to verify"}
-    now, known = time.time(), verification(vendor, name) or {}
-    checks = known.get("checks", 0) + 1
-    if visible:
-        _note(vendor, name, state="verified", checked=now, checks=checks)
-        return {"message": f"{name} is verified (TXT record found after {checks} checks)"}
-    wanted = f'{record["name"]}. TXT "{record["value"]}"'
-    if now >= until:
-        _note(vendor, name, state="unverified", checked=now, checks=checks)
-        return {
-            "message": f"{name} is left unverified: its TXT record ({wanted}) was not visible "
-            f"after {vendor.config['verify_hours']:g} h; publish it and use Verify now on the "
-            "domain page",
-            "dns_records": [record],
-        }
-    _note(vendor, name, state="pending", checked=now, checks=checks)
-    stamp = dt.datetime.fromtimestamp(until, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    raise VendorWaiting(
-        VENDOR,
-        f"the TXT record of {name} is not visible yet: {wanted}; checked again with backoff "
-        f"until {stamp}",
-        retry_within=until - now,
-    )
+        txt_proof.forget(vendor, event.domain.name)
+        return {"message": f"{event.domain.name} is no longer at spambarrier; nothing to verify"}
 
 
 # -- settings pages ------------------------------------------------------------------
@@ -389,7 +332,7 @@ def settings_fragments(vendor, scope, target, csrf_token, query):
             "domain",
             listed=listed,
             settings=api.get_filter_settings(domain.name),
-            verification=verification(vendor, domain.name) or {},
+            verification=txt_proof.known(vendor, domain.name),
             **page,
         )
         frags.append(Fragment(VENDOR, "domain", f"spambarrier for {domain.unicode_name}", html))
@@ -425,13 +368,6 @@ def settings_submitted(vendor, scope, target, form):
         return SettingsResult.invalid(exc.messages)
 
 
-def _need(data: dict, *names: str) -> list:
-    missing = {n: ["required for this action"] for n in names if data.get(n) in (None, "")}
-    if missing:
-        raise ValidationError(missing)
-    return [data[n] for n in names]
-
-
 def _apply(vendor, name: str, mailbox: str | None, data: dict) -> SettingsResult:
     api, action = client(vendor), data["action"]
     if action in ("filter", "verify") and mailbox is not None:
@@ -443,17 +379,10 @@ def _apply(vendor, name: str, mailbox: str | None, data: dict) -> SettingsResult
         api.set_filter_settings(name, FilterSettings(**settings))
         return SettingsResult(True, "Filter settings saved.", changed=("filter",))
     if action == "verify":
-        if api.confirm_txt_record(name):
-            _note(vendor, name, state="verified", checked=time.time())
-            return SettingsResult(True, f"{name} is verified.", changed=("verification",))
-        known = verification(vendor, name) or {}
-        record = known.get("record")
-        wanted = f' ({record["name"]}. TXT "{record["value"]}")' if record else ""
-        return SettingsResult(
-            False, f"spambarrier cannot see the TXT record{wanted} yet; DNS can take hours."
-        )
+        ok, message = txt_proof.verify_now(vendor, name, api.confirm_txt_record)
+        return SettingsResult(ok, message, changed=("verification",) if ok else ())
     if action in ("resend", "delete_message"):
-        (message_id,) = _need(data, "message_id")
+        (message_id,) = required_for_action(data, "message_id")
         messages = api.get_quarantine(name)
         found = next((m for m in messages if m.message_id == message_id), None)
         if found is None or (mailbox and not _mine(mailbox, found.recipient)):
@@ -466,15 +395,15 @@ def _apply(vendor, name: str, mailbox: str | None, data: dict) -> SettingsResult
         api.delete_quarantine_message(name, message_id)
         return SettingsResult(True, "The message is deleted.", changed=("quarantine",))
     if action == "whitelist_add":
-        (sender,) = _need(data, "sender")
-        recipient = mailbox or _need(data, "recipient")[0]
+        (sender,) = required_for_action(data, "sender")
+        recipient = mailbox or required_for_action(data, "recipient")[0]
         if recipient.rpartition("@")[2].lower() != name:
             raise ValidationError({"recipient": [f"an address at {name}"]})
         api.add_whitelist_entry(name, sender, recipient)
         return SettingsResult(
             True, f"Mail from {sender} to {recipient} is let through.", changed=("whitelist",)
         )
-    (entry_id,) = _need(data, "entry_id")
+    (entry_id,) = required_for_action(data, "entry_id")
     entries = api.get_whitelist_entries(name)
     found = next((e for e in entries if e.id == entry_id), None)
     if found is None or (mailbox and not _mine(mailbox, found.recipient)):

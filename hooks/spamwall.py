@@ -15,7 +15,13 @@ import secrets
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber, checked_by
+from spamfilter_plugin.config_schema import (
+    SecretField,
+    VendorSchema,
+    WholeNumber,
+    checked_by,
+    required_for_action,
+)
 from spamfilter_plugin.errors import (
     VendorConflict,
     VendorNotFound,
@@ -330,13 +336,6 @@ def settings_submitted(vendor, scope, target, form):
         return SettingsResult.invalid(exc.messages)
 
 
-def _need(data: dict, *names: str) -> list:
-    missing = {n: ["required for this action"] for n in names if data.get(n) in (None, "")}
-    if missing:
-        raise ValidationError(missing)
-    return [data[n] for n in names]
-
-
 def _save_levels(api: SpamWallClient, data: dict) -> SettingsResult:
     current, changed = api.spam_levels(), []
     for level in LEVELS:
@@ -352,7 +351,7 @@ def _save_levels(api: SpamWallClient, data: dict) -> SettingsResult:
 def _lists(api: SpamWallClient, data: dict, whose: str) -> SettingsResult:
     if data["action"] == "levels":
         return _save_levels(api, data)
-    which, email = _need(data, "list", "email")
+    which, email = required_for_action(data, "list", "email")
     if data["action"] == "add":
         api.list_add(which, email)
         return SettingsResult(True, f"{email} is on {whose} {which}.", changed=(which,))
@@ -363,13 +362,13 @@ def _lists(api: SpamWallClient, data: dict, whose: str) -> SettingsResult:
 def _admin(api: SpamWallClient, data: dict) -> SettingsResult:
     action = data["action"]
     if action == "domain":
-        name, ip, port = _need(data, "name", "ip", "port")
+        name, ip, port = required_for_action(data, "name", "ip", "port")
         api.change_domain(name, ip, port)
         return SettingsResult(
             True, f"Mail for {name} goes to {ip} port {port}.", changed=("domain",)
         )
     if action in ("bypass_add", "bypass_del"):
-        which, ip = _need(data, "list", "ip")
+        which, ip = required_for_action(data, "list", "ip")
         title = "spam check" if which == "spam" else "RBL check"
         if action == "bypass_add":
             api.add_bypass(which, ip, full=data["full"])
@@ -377,13 +376,13 @@ def _admin(api: SpamWallClient, data: dict) -> SettingsResult:
         api.del_bypass(which, ip)
         return SettingsResult(True, f"{ip} no longer bypasses the {title}.", changed=("bypass",))
     if action == "verification":
-        (method,) = _need(data, "method")
+        (method,) = required_for_action(data, "method")
         api.set_verification_method(method)
         return SettingsResult(
             True, f"Recipient verification: {VERIFICATION_METHODS[method]}.", changed=("method",)
         )
     if action in ("recipient_add", "recipient_del"):
-        (email,) = _need(data, "email")
+        (email,) = required_for_action(data, "email")
         (api.recipient_add if action == "recipient_add" else api.recipient_del)(email)
         verb = "is" if action == "recipient_add" else "is not"
         return SettingsResult(

@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+)
 
 from .config import (
     HTTP_DEFAULTS,
@@ -20,7 +29,7 @@ from .config import (
     join_problems,
     state_dir_problem,
 )
-from .errors import ConfigError, InvalidInput
+from .errors import ConfigError, InvalidInput, VendorResponseError
 from .events import normalise_host
 from .redaction import Secret
 
@@ -317,7 +326,40 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
 
 
 class ResponseSchema(Schema):
-    """Base for schemas that read vendor responses: unknown keys are ignored."""
+    """Base for schemas that read vendor responses: unknown keys are ignored.  With
+    ``into`` set to a class (a dataclass), each loaded object is made into one, its fields
+    given by name."""
 
     class Meta:
         unknown = EXCLUDE
+
+    into: ClassVar[type | None] = None
+
+    @post_load
+    def _into(self, data: dict, **kwargs) -> Any:
+        return self.into(**data) if self.into is not None else data
+
+
+def read_response(
+    vendor: str, schema: Schema, data: Any, what: str, *, many: bool = False, body: Any = None
+) -> Any:
+    """*data* (a vendor's parsed answer) loaded by *schema*; an answer that does not fit is a
+    VendorResponseError saying which fields, with the answer kept on the error."""
+    try:
+        return schema.load(data, many=many)
+    except (ValidationError, TypeError) as exc:
+        detail = exc.messages if isinstance(exc, ValidationError) else exc
+        raise VendorResponseError(
+            vendor,
+            f"answered {what} we cannot read ({detail})",
+            body=body if body is not None else str(data),
+        ) from None
+
+
+def required_for_action(data: dict, *names: str) -> list:
+    """The values of *names* in a loaded form, or a ValidationError naming each one that is
+    missing or empty (fields only some of a form's actions need)."""
+    missing = {n: ["required for this action"] for n in names if data.get(n) in (None, "")}
+    if missing:
+        raise ValidationError(missing)
+    return [data[n] for n in names]

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from marshmallow import ValidationError, fields
+from marshmallow import fields
 
 from .. import deadline
-from ..config_schema import ResponseSchema
+from ..config_schema import ResponseSchema, read_response
 from ..errors import (
     InvalidInput,
     VendorAuthError,
@@ -302,12 +302,7 @@ class RackspaceClient:
     def get_settings(self, mailbox: Mailbox) -> SpamSettings:
         resp = self.http.request("GET", self._path(mailbox, "settings"))
         if self.fmt == "json":
-            try:
-                doc = _SettingsSchema().load(resp.json())
-            except ValidationError as exc:
-                raise VendorResponseError(
-                    VENDOR, f"answered settings we cannot read ({exc.messages})", body=resp.body
-                ) from None
+            doc = read_response(VENDOR, _SettingsSchema(), resp.json(), "settings", body=resp.body)
             return SpamSettings(
                 doc["filterLevel"], doc["sendToDomainQuarantine"], doc["quarantineOwner"] or ""
             )

@@ -21,15 +21,13 @@ address (an emulator on this machine).
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from marshmallow import ValidationError, fields, post_load
+from marshmallow import fields, post_load
 
-from ..config_schema import ResponseSchema
+from ..config_schema import ResponseSchema, read_response
 from ..errors import (
     ConfigError,
     VendorAuthError,
@@ -40,7 +38,7 @@ from ..errors import (
     VendorResponseError,
 )
 from ..events import normalise_domain, normalise_email, normalise_host
-from ..http import ACCEPT, HttpClient, Response
+from ..http import ACCEPT, HttpClient, Response, plain_http_problem
 from ..redaction import Secret, register_name
 
 VENDOR = "spambarrier"
@@ -55,24 +53,6 @@ SPELLINGS = {
 }
 
 register_name("api_token")
-
-
-def http_problem(url: str) -> str | None:
-    """Why *url* may not be the API's address (plain HTTP to anything but loopback), or None."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return None
-    host = (parts.hostname or "").lower()
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme == "http" and loopback:
-        return None
-    return (
-        f"{url} is not HTTPS: spambarrier's API is reached only over HTTPS (plain http:// is "
-        f"for an emulator on a loopback address); use {DEFAULT_URL}"
-    )
 
 
 # -- what the API answers ------------------------------------------------------------
@@ -140,6 +120,7 @@ class WhitelistEntry:
 
 
 class _Domain(ResponseSchema):
+    into = SbDomain
     id = fields.String(required=True)
     name = fields.String(required=True)
     host = fields.String(load_default="")
@@ -148,23 +129,17 @@ class _Domain(ResponseSchema):
     created = fields.Integer(load_default=0)
     quarantine_mail_count = fields.Integer(load_default=0)
 
-    @post_load
-    def _make(self, data, **kwargs):
-        return SbDomain(**data)
-
 
 class _Filter(ResponseSchema):
+    into = FilterSettings
     spam_treatment = fields.String(required=True)
     spam_threshold = fields.Float(required=True)
     virus_treatment = fields.String(required=True)
     greylisting = fields.Boolean(required=True)
 
-    @post_load
-    def _make(self, data, **kwargs):
-        return FilterSettings(**data)
-
 
 class _Message(ResponseSchema):
+    into = QuarantineMessage
     message_id = fields.String(required=True)
     sender = fields.String(data_key="from", load_default="")
     recipient = fields.String(data_key="to", load_default="")
@@ -172,10 +147,6 @@ class _Message(ResponseSchema):
     date = fields.Integer(load_default=0)
     seen = fields.Boolean(load_default=False)
     body = fields.String(load_default="")
-
-    @post_load
-    def _make(self, data, **kwargs):
-        return QuarantineMessage(**data)
 
 
 class _Counts(ResponseSchema):
@@ -218,24 +189,15 @@ class _Statistics(ResponseSchema):
 
 
 class _Entry(ResponseSchema):
+    into = WhitelistEntry
     id = fields.String(required=True)
     sender = fields.String(data_key="from", required=True)
     recipient = fields.String(data_key="to", required=True)
     created = fields.String(load_default="")
 
-    @post_load
-    def _make(self, data, **kwargs):
-        return WhitelistEntry(**data)
-
 
 def _read(schema: ResponseSchema, data: Any, method: str, *, many: bool = False) -> Any:
-    try:
-        return schema.load(data, many=many)
-    except (ValidationError, TypeError) as exc:
-        detail = exc.messages if isinstance(exc, ValidationError) else exc
-        raise VendorResponseError(
-            VENDOR, f"answered {method} with data we cannot read ({detail})", body=str(data)
-        ) from None
+    return read_response(VENDOR, schema, data, method, many=many)
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -316,7 +278,7 @@ class SpamBarrierClient:
         spelling: str | None = None,
         on_spelling: Callable[[str], None] | None = None,
     ) -> None:
-        problem = http_problem(http.base_url)
+        problem = plain_http_problem(http.base_url, DEFAULT_URL)
         if problem:
             raise ConfigError(problem, location="[vendors.spambarrier] api_url")
         self.http, self.user_id, self.api_token = http, user_id, api_token

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from marshmallow import ValidationError, fields, post_load
+from marshmallow import fields, post_load
 
-from ..config_schema import ResponseSchema
+from ..config_schema import ResponseSchema, read_response
 from ..errors import (
     VendorAuthError,
     VendorConflict,
@@ -171,13 +171,7 @@ class DomainInfo:
 
     @classmethod
     def from_api(cls, data: Any) -> DomainInfo:
-        try:
-            fields_ = _DomainInfoSchema().load(data)
-        except ValidationError as exc:
-            raise VendorResponseError(
-                VENDOR, f"answered domain info we cannot read ({exc.messages})", body=str(data)
-            ) from None
-        return cls(**fields_)
+        return cls(**read_response(VENDOR, _DomainInfoSchema(), data, "domain info"))
 
 
 def _flag(value: Any) -> bool | None:
