@@ -236,6 +236,22 @@ class Runtime:
             return result
         return result[0] if len(result) == 1 else (result or None)
 
+    def _suspending(self, ctx: VendorContext, hook: str, kwargs: dict[str, Any]) -> Any:
+        """Call *hook*; refused credentials suspend the vendor before the caller lets go of
+        the vendor's lock, so a delivery waiting for it sees the suspension and sends nothing."""
+        try:
+            return self.call(ctx.name, hook, **kwargs)
+        except VendorAuthError as exc:
+            log.error(
+                "%s: %s: %s; suspending calls to %s until 'spamfilter check' succeeds",
+                ctx.name,
+                hook,
+                exc,
+                ctx.name,
+            )
+            ctx.suspend(str(exc))
+            raise
+
     def suspended(self, vendor: str) -> Outcome | None:
         """The failed Outcome that says why calls to *vendor* are suspended, or None."""
         error = self.contexts[vendor].guard.suspended_error()
@@ -252,23 +268,15 @@ class Runtime:
         try:
             if hook == "vendor_check":
                 with guard.checking(), guard.hold():
-                    result = self.call(vendor, hook, **kwargs)
+                    result = self._suspending(ctx, hook, kwargs)
             else:
                 guard.admit()
                 with guard.hold():
                     guard.admit()  # refused elsewhere while this one waited its turn
-                    result = self.call(vendor, hook, **kwargs)
+                    result = self._suspending(ctx, hook, kwargs)
         except VendorHeld as exc:
             return Outcome(vendor, False, error=exc)
         except VendorAuthError as exc:
-            log.error(
-                "%s: %s: %s; suspending calls to %s until 'spamfilter check' succeeds",
-                vendor,
-                hook,
-                exc,
-                vendor,
-            )
-            ctx.suspend(str(exc))
             return Outcome(vendor, False, error=exc)
         except SpamFilterError as exc:
             log.warning("%s: %s failed: %s", vendor, hook, exc)
