@@ -162,16 +162,6 @@ def client(vendor) -> SpamBarrierClient:
     )
 
 
-def _destination(vendor, event) -> str:
-    host = event.destination or vendor.general.mail_host
-    if not host:
-        raise VendorRejected(
-            VENDOR,
-            "no destination: give the event a destination, or set general.mail_host",
-        )
-    return host
-
-
 def _auth(vendor) -> tuple:
     return vendor.config["smtp_username"], vendor.config["smtp_password"]
 
@@ -204,7 +194,7 @@ def inventory_domains(vendor):
 
 @hookimpl
 def domain_created(vendor, event):
-    api, name, host = client(vendor), event.domain.name, _destination(vendor, event)
+    api, name, host = client(vendor), event.domain.name, vendor.destination(event)
     txt = None
     try:
         txt = api.add_domain(name, host, *_auth(vendor)).txt_record

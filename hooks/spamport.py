@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber, email_or_empty
-from spamfilter_plugin.errors import VendorConflict, VendorNotFound, VendorRejected
+from spamfilter_plugin.errors import VendorConflict, VendorNotFound
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
 from spamfilter_plugin.vendors.spamport import (
@@ -100,20 +100,9 @@ def vendor_check(vendor):
     )
 
 
-def _destination(vendor, event) -> str:
-    destination = event.destination or vendor.general.mail_host
-    if not destination:
-        raise VendorRejected(
-            VENDOR,
-            f"no destination for {event.domain}: set general.mail_host in the config, "
-            "or give the event a destination",
-        )
-    return destination
-
-
 @hookimpl
 def domain_created(vendor, event):
-    cfg, destination = vendor.config, _destination(vendor, event)
+    cfg, destination = vendor.config, vendor.destination(event)
     try:
         client(vendor).add(
             event.domain.name,

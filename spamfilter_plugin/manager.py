@@ -31,6 +31,7 @@ from .errors import (
     VendorAuthError,
     VendorError,
     VendorHeld,
+    VendorRejected,
 )
 from .events import Domain, Event, Mailbox
 from .redaction import get_logger, redact
@@ -135,6 +136,18 @@ class VendorContext:
         kwargs.setdefault("admit", self.guard.admit)
         kwargs.setdefault("accepted", self.guard.prove)
         return HttpClient.from_config(self.name, self.config, **kwargs)
+
+    def destination(self, event) -> str:
+        """Where the domain's clean mail goes: the event's destination, else
+        ``general.mail_host``; VendorRejected naming both fixes when neither is set."""
+        host = getattr(event, "destination", None) or self.general.mail_host
+        if not host:
+            raise VendorRejected(
+                self.name,
+                f"no destination for {event.domain}: give the event a destination, or set "
+                "general.mail_host in the config",
+            )
+        return host
 
     def cached(self, key: str, factory):
         """``cache[key]``, made by ``factory()`` the first time."""

@@ -85,27 +85,18 @@ class Stats:
         return self._count("pending")
 
 
-def split_steps(result):
+def split_steps(vendor: str, result) -> tuple:
     """(the result to record, the steps it asks to queue): ``steps`` in a hook's result are
-    :class:`~spamfilter_plugin.events.VendorStep` objects, recorded by name only."""
+    :class:`~spamfilter_plugin.events.VendorStep` objects, recorded by name only.  Anything
+    else there is a VendorError (a plugin bug), so nothing half-understood is queued."""
     if not isinstance(result, dict) or "steps" not in result:
         return result, []
-    steps = list(result["steps"] or [])
-    return {**result, "steps": [s.step for s in steps]}, steps
-
-
-def _bad_steps(vendor: str, result) -> VendorError | None:
-    """Why a hook's ``steps`` cannot be queued, or None."""
-    if not isinstance(result, dict) or "steps" not in result:
-        return None
-    steps = result["steps"]
-    if steps is not None and (
-        not isinstance(steps, (list, tuple)) or not all(isinstance(s, VendorStep) for s in steps)
-    ):
-        return VendorError(
+    steps = result["steps"] or []
+    if not isinstance(steps, (list, tuple)) or not all(isinstance(s, VendorStep) for s in steps):
+        raise VendorError(
             vendor, f"a hook returned steps that are not VendorStep objects: {steps!r}"
         )
-    return None
+    return {**result, "steps": [s.step for s in steps]}, list(steps)
 
 
 class Worker:
@@ -163,10 +154,13 @@ class Worker:
             else:
                 with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE):
                     outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
-                bad = _bad_steps(row.vendor, outcome.result) if outcome.ok else None
-                if bad is not None:
-                    outcome = Outcome(row.vendor, False, error=bad)
-        state = self._record(row, token, outcome)
+        recorded, steps = outcome.result, []
+        if outcome.ok:
+            try:
+                recorded, steps = split_steps(row.vendor, outcome.result)
+            except VendorError as exc:
+                outcome = Outcome(row.vendor, False, error=exc)
+        state = self._record(row, token, outcome, recorded, steps)
         if state is None:  # the lease was taken over: report the row as it is now
             current = self.queue.get(row.id)
             delivery = Delivery(row, outcome, current.state if current else "leased", True)
@@ -185,10 +179,9 @@ class Worker:
             self.on_delivery(delivery)
         return delivery
 
-    def _record(self, row: Row, token: str, outcome: Outcome) -> str | None:
+    def _record(self, row: Row, token: str, outcome: Outcome, result=None, steps=()) -> str | None:
         """Write the outcome under the lease; the row's new state, or None if the lease was lost."""
         if outcome.ok:
-            result, steps = split_steps(outcome.result)
             ok, state = self.queue.complete(row, token, result, steps), "done"
         elif isinstance(outcome.error, VendorHeld):  # nothing was sent: not an attempt
             retry_in = HELD_WAIT * (0.5 + self.rng())

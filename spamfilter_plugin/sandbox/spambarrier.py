@@ -49,6 +49,7 @@ WHITELIST_SPELLINGS = {
     "add-whitelistentry": "add-whitelist-entry",
     "delete-whitelistentry": "delete-whitelist-entry",
 }
+AS_DOCUMENTED = {v: k for k, v in WHITELIST_SPELLINGS.items()}
 
 
 class Fail(Exception):
@@ -180,11 +181,10 @@ class SpamBarrierEmulator(Emulator):
 
     def handler(self, method: str):
         """The method's handler, under either whitelist spelling the server knows."""
-        client_spelling = {v: k for k, v in WHITELIST_SPELLINGS.items()}
-        if method in client_spelling:
+        if method in AS_DOCUMENTED:
             if self.whitelist_spelling == "document":
                 return None
-            method = client_spelling[method]
+            method = AS_DOCUMENTED[method]
         elif method in WHITELIST_SPELLINGS and self.whitelist_spelling == "client":
             return None
         return getattr(self, "m_" + method.replace("-", "_"), None)

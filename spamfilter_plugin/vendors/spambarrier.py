@@ -196,10 +196,6 @@ class _Entry(ResponseSchema):
     created = fields.String(load_default="")
 
 
-def _read(schema: ResponseSchema, data: Any, method: str, *, many: bool = False) -> Any:
-    return read_response(VENDOR, schema, data, method, many=many)
-
-
 # -- errors ---------------------------------------------------------------------------
 
 
@@ -321,7 +317,7 @@ class SpamBarrierClient:
             raise VendorResponseError(
                 VENDOR, "answered get-domains without domains", body=str(found)
             )
-        return _read(_Domain(), rows, "get-domains", many=True)
+        return read_response(VENDOR, _Domain(), rows, "get-domains", many=True)
 
     def add_domain(
         self, domain: str, host: str, username: str | None = None, password: Secret | None = None
@@ -368,7 +364,7 @@ class SpamBarrierClient:
 
     def get_filter_settings(self, domain: str) -> FilterSettings:
         found = self.call("get-filter-settings", domain=normalise_domain(domain))
-        return _read(_Filter(), found, "get-filter-settings")
+        return read_response(VENDOR, _Filter(), found, "get-filter-settings")
 
     def set_filter_settings(self, domain: str, settings: FilterSettings) -> None:
         """Greylisting is sent as ``0``/``1``, as the document's example does."""
@@ -390,7 +386,7 @@ class SpamBarrierClient:
 
     def get_quarantine(self, domain: str) -> list[QuarantineMessage]:
         rows = self._listing("get-quarantine", domain, "messages")
-        return _read(_Message(), rows, "get-quarantine", many=True)
+        return read_response(VENDOR, _Message(), rows, "get-quarantine", many=True)
 
     def resend_quarantine_message(self, domain: str, message_id: str) -> None:
         self.call(
@@ -416,7 +412,7 @@ class SpamBarrierClient:
             domain=normalise_domain(domain),
             **{"from": start.isoformat(), "to": end.isoformat(), "interval": interval},
         )
-        return _read(_Statistics(), found, "get-domain-statistics")
+        return read_response(VENDOR, _Statistics(), found, "get-domain-statistics")
 
     # -- whitelist -------------------------------------------------------------------
 
@@ -445,7 +441,7 @@ class SpamBarrierClient:
             raise VendorResponseError(
                 VENDOR, "answered the whitelist without entries", body=str(found)
             )
-        return _read(_Entry(), rows, "get-whitelistentries", many=True)
+        return read_response(VENDOR, _Entry(), rows, "get-whitelistentries", many=True)
 
     def add_whitelist_entry(self, domain: str, sender: str, recipient: str) -> None:
         """Let mail from *sender* (an address or a domain) to *recipient* (an address at
