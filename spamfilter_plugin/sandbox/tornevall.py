@@ -1,18 +1,26 @@
 """Tornevall SpamAssassin emulator: ``POST /3.0/spamassassin/<verb>`` with a JSON
-body (form-encoded is accepted too); answers ``{"<verb>Response": ...}``.
+body (form-encoded is accepted too).
 
-The document says only that special API permissions are required.  The
-emulator's authentication scheme is configurable (``auth_scheme``):
+Where the document is silent, Tornevall's own generic client (``torneApi()`` in
+Tornevall/tornevall-wp-dnsbl ``includes/api.php``) is the evidence followed:
 
-* ``bearer`` (default): ``Authorization: Bearer <api_key>``;
-* ``header``: ``X-Api-Key: <api_key>``;
-* ``basic``: HTTP Basic with ``<api_user>:<api_key>``.
+* authentication (``auth_scheme``): ``basic`` (default), HTTP Basic with the application
+  id and key, as that client sends; ``bearer`` (``Authorization: Bearer <api_key>``) and
+  ``header`` (``X-Api-Key: <api_key>``) stay available;
+* answers (``answer_shape``): ``response`` (default) wraps the document's object in a
+  top-level ``response`` key, ``{"response": {"<verb>Response": ...}}``, which is where
+  that client reads it; ``document`` answers ``{"<verb>Response": ...}`` as the document
+  shows;
+* an exception is ``{"errors": {"code": <status>, "faultstring": <text>}}`` with that HTTP
+  status (the client reads ``errors.code`` and ``faultstring``); ``error_field`` =
+  ``message`` names the text ``message`` instead.
 
-"true/false/exception" verbs answer ``{"<verb>Response": true}`` or ``false``;
-an exception is an HTTP error status with ``{"errors": {"code": <status>,
-"message": <text>}}``: 401 bad credentials, 400 missing or invalid parameter,
-403 a strict preference, 404 unknown verb or e-mail account, 405 not POST.
-Only accounts hosted here (seeded) have per-address settings.
+"true/false/exception" verbs answer ``true`` or ``false``: ``false`` when the intent is met
+already (a host or mask that is there, or not there) or when the verb is seeded to refuse
+(``{"refuse": ["setAddressWhiteList"]}``, which answers false and changes nothing).
+Exceptions: 401 bad credentials, 400 missing or invalid parameter, 403 a strict
+preference, 404 unknown verb or e-mail account, 405 not POST.  Only accounts hosted here
+(seeded) have per-address settings.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from .validate import is_domain, is_email
 
 register_name("X-Api-Key", header=True)  # the "header" authentication scheme
 
-API_USER = "sandbox"
+APPLICATION = "sandbox-app"
 API_KEY = "sandbox-tornevall-key-0123456789"
 ACCOUNTS = {
     "test@tornevall-domain.com": "sandbox-mail-Pw1",
@@ -125,6 +133,16 @@ _MASK = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@(\*\.)?[A-Za-z0-9*.-]+$")
 _LANGS = re.compile(r"^(all|[a-z]{2}( [a-z]{2})*)$")
 
 
+AUTH_SCHEMES = ("basic", "bearer", "header")
+ANSWER_SHAPES = ("response", "document")
+
+
+def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: one of {', '.join(choices)}")
+    return value
+
+
 class Raise(Exception):
     def __init__(self, status: int, message: str) -> None:
         self.status, self.message = status, message
@@ -138,15 +156,21 @@ class TornevallEmulator(Emulator):
     name = "tornevall"
     port_offset = 3
     api_path = PREFIX
-    settings = ("auth_scheme",)
+    settings = ("auth_scheme", "answer_shape", "error_field")
 
     def __init__(
-        self, *, auth_scheme: str = "bearer", api_user: str = API_USER, api_key: str = API_KEY, **kw
+        self,
+        *,
+        auth_scheme: str = "basic",
+        answer_shape: str = "response",
+        application: str = APPLICATION,
+        api_key: str = API_KEY,
+        **kw,
     ):
-        if auth_scheme not in ("bearer", "header", "basic"):
-            raise ValueError("auth_scheme: one of bearer, header, basic")
-        self.auth_scheme = auth_scheme
-        self.api_user = api_user
+        self.auth_scheme = _one_of("auth_scheme", auth_scheme, AUTH_SCHEMES)
+        self.answer_shape = _one_of("answer_shape", answer_shape, ANSWER_SHAPES)
+        self.error_field = "faultstring"
+        self.application = application
         self.api_key = self.secret(api_key)
         super().__init__(**kw)
 
@@ -156,21 +180,30 @@ class TornevallEmulator(Emulator):
         self.global_blacklist = list(GLOBAL_BLACKLIST)
         self.user_whitelists = copy.deepcopy(USER_WHITELIST)
         self.preferences: dict[str, dict[str, str]] = {}
+        self.refuse: set[str] = set()
 
     def credentials(self) -> dict[str, Any]:
         creds: dict[str, Any] = {"api_key": self.api_key, "auth_scheme": self.auth_scheme}
         if self.auth_scheme == "basic":
-            creds["api_user"] = self.api_user
+            creds["application"] = self.application
         return creds
 
     def seed_data(self, data: dict[str, Any]) -> None:
         for email, password in data.pop("accounts", {}).items():
             self.accounts[email.lower()] = self.secret(password)
+        for email in data.pop("remove_accounts", []):
+            self.accounts.pop(email.lower(), None)
         if "auth_scheme" in data:
-            scheme = data.pop("auth_scheme")
-            if scheme not in ("bearer", "header", "basic"):
-                raise ValueError("auth_scheme: one of bearer, header, basic")
-            self.auth_scheme = scheme
+            self.auth_scheme = _one_of("auth_scheme", data.pop("auth_scheme"), AUTH_SCHEMES)
+        if "answer_shape" in data:
+            self.answer_shape = _one_of("answer_shape", data.pop("answer_shape"), ANSWER_SHAPES)
+        if "error_field" in data:
+            field = data.pop("error_field")
+            self.error_field = _one_of("error_field", field, ("faultstring", "message"))
+        refuse = data.pop("refuse", [])
+        if not isinstance(refuse, list) or not all(isinstance(v, str) for v in refuse):
+            raise ValueError("refuse: a list of verbs")
+        self.refuse |= set(refuse)
         if data:
             raise ValueError(f"unknown seed keys: {', '.join(sorted(data))}")
 
@@ -182,6 +215,7 @@ class TornevallEmulator(Emulator):
             "user_whitelists": self.user_whitelists,
             "preferences": self.preferences,
             "auth_scheme": self.auth_scheme,
+            "answer_shape": self.answer_shape,
         }
 
     def _authenticated(self, req: Request) -> bool:
@@ -189,7 +223,7 @@ class TornevallEmulator(Emulator):
             return req.headers.get("Authorization") == f"Bearer {self.api_key}"
         if self.auth_scheme == "header":
             return req.headers.get("X-Api-Key") == self.api_key
-        expected = base64.b64encode(f"{self.api_user}:{self.api_key}".encode()).decode()
+        expected = base64.b64encode(f"{self.application}:{self.api_key}".encode()).decode()
         return req.headers.get("Authorization") == f"Basic {expected}"
 
     # -- the API -------------------------------------------------------------
@@ -215,13 +249,17 @@ class TornevallEmulator(Emulator):
                     raise Raise(400, "The request body is not JSON") from None
                 if not isinstance(params, dict):
                     raise Raise(400, "The request body must be a JSON object")
-            return Reply.json({f"{verb}Response": handler(params)})
+            if verb in self.refuse:
+                return self._answer({f"{verb}Response": False})
+            return self._answer({f"{verb}Response": handler(params)})
         except Raise as exc:
             return self._error(exc.status, exc.message)
 
-    @staticmethod
-    def _error(status: int, message: str) -> Reply:
-        return Reply.json({"errors": {"code": status, "message": message}}, status)
+    def _answer(self, doc: dict) -> Reply:
+        return Reply.json({"response": doc} if self.answer_shape == "response" else doc)
+
+    def _error(self, status: int, message: str) -> Reply:
+        return Reply.json({"errors": {"code": status, self.error_field: message}}, status)
 
     @staticmethod
     def need(params: dict, name: str) -> str:

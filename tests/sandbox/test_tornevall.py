@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from spamfilter_plugin.sandbox.tornevall import ACCOUNTS, API_KEY, API_USER
+from spamfilter_plugin.sandbox.tornevall import ACCOUNTS, API_KEY, APPLICATION
 
 EMAIL = "test@tornevall-domain.com"
 
@@ -11,9 +11,9 @@ EMAIL = "test@tornevall-domain.com"
 @pytest.fixture
 def tv(tornevall_sandbox):
     def call(verb, *, headers=None, **params):
-        hdrs = {"Authorization": f"Bearer {API_KEY}"} if headers is None else headers
+        auth = (APPLICATION, API_KEY) if headers is None else None
         return requests.post(
-            f"{tornevall_sandbox.url}/{verb}", json=params, headers=hdrs, timeout=5
+            f"{tornevall_sandbox.url}/{verb}", json=params, headers=headers, auth=auth, timeout=5
         )
 
     call.sandbox = tornevall_sandbox
@@ -21,16 +21,19 @@ def tv(tornevall_sandbox):
 
 
 def answer(resp, verb):
+    """The verb's answer, from the default shape: wrapped in ``response``, as Tornevall's
+    own client reads it."""
     assert resp.status_code == 200, resp.text
     doc = resp.json()
-    assert list(doc) == [f"{verb}Response"]
-    return doc[f"{verb}Response"]
+    assert list(doc) == ["response"]
+    assert list(doc["response"]) == [f"{verb}Response"]
+    return doc["response"][f"{verb}Response"]
 
 
 def error(resp, status):
     assert resp.status_code == status, resp.text
     assert resp.json()["errors"]["code"] == status
-    return resp.json()["errors"]["message"]
+    return resp.json()["errors"]["faultstring"]
 
 
 def test_user_whitelist_matches_the_document_example(tv):
@@ -178,32 +181,54 @@ def test_update_option_refusals(tv, pref, value, status):
 
 
 def test_authentication_schemes(tv):
+    """Basic with the application id and key by default, as Tornevall's own client sends;
+    bearer and header on request."""
     assert error(tv("getGlobalWhiteList", headers={}), 401)
-    assert error(tv("getGlobalWhiteList", headers={"Authorization": "Bearer wrong"}), 401)
+    wrong = requests.post(
+        f"{tv.sandbox.url}/getGlobalWhiteList", auth=(APPLICATION, "wrong"), json={}, timeout=5
+    )
+    assert error(wrong, 401)
+    bearer = {"Authorization": f"Bearer {API_KEY}"}
+    assert error(tv("getGlobalWhiteList", headers=bearer), 401)
     emulator = tv.sandbox.emulator
     emulator.seed_data({"auth_scheme": "header"})
     assert answer(tv("getGlobalWhiteList", headers={"X-Api-Key": API_KEY}), "getGlobalWhiteList")
     assert error(tv("getGlobalWhiteList"), 401)
-    emulator.seed_data({"auth_scheme": "basic"})
-    resp = requests.post(
-        f"{tv.sandbox.url}/getGlobalWhiteList", auth=(API_USER, API_KEY), json={}, timeout=5
-    )
-    assert answer(resp, "getGlobalWhiteList")
+    emulator.seed_data({"auth_scheme": "bearer"})
+    assert answer(tv("getGlobalWhiteList", headers=bearer), "getGlobalWhiteList")
+    assert error(tv("getGlobalWhiteList"), 401)
+    with pytest.raises(ValueError, match="auth_scheme"):
+        emulator.seed_data({"auth_scheme": "digest"})
+
+
+def test_document_shape_and_message_errors_on_request(tv):
+    tv.sandbox.emulator.seed_data({"answer_shape": "document", "error_field": "message"})
+    resp = tv("getUserWhiteList", email=EMAIL)
+    assert list(resp.json()) == ["getUserWhiteListResponse"]
+    resp = tv("getUserWhiteList", email="nobody@x.example")
+    assert resp.status_code == 404
+    assert resp.json() == {"errors": {"code": 404, "message": "No such account: nobody@x.example"}}
+
+
+def test_a_refusing_verb_answers_false_and_changes_nothing(tv):
+    tv.sandbox.emulator.seed_data({"refuse": ["setAddressWhiteList"]})
+    resp = tv("setAddressWhiteList", email=EMAIL, emailmask="*@new.example")
+    assert answer(resp, "setAddressWhiteList") is False
+    assert "*@new.example" not in answer(tv("getUserWhiteList", email=EMAIL), "getUserWhiteList")
 
 
 def test_unknown_verb_method_and_body(tv):
     assert error(tv("getEverything"), 404) == "Unknown verb: getEverything"
     resp = requests.get(
-        f"{tv.sandbox.url}/getGlobalWhiteList",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        timeout=5,
+        f"{tv.sandbox.url}/getGlobalWhiteList", auth=(APPLICATION, API_KEY), timeout=5
     )
     assert error(resp, 405)
     resp = requests.post(
         f"{tv.sandbox.url}/getUserWhiteList",
         data=b"{oops",
         timeout=5,
-        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        auth=(APPLICATION, API_KEY),
+        headers={"Content-Type": "application/json"},
     )
     assert error(resp, 400) == "The request body is not JSON"
 
@@ -213,6 +238,6 @@ def test_form_encoded_bodies_are_accepted(tv):
         f"{tv.sandbox.url}/getUserWhiteList",
         data={"email": EMAIL},
         timeout=5,
-        headers={"Authorization": f"Bearer {API_KEY}"},
+        auth=(APPLICATION, API_KEY),
     )
     assert "*@marvel.com" in answer(resp, "getUserWhiteList")
