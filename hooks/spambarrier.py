@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from spamfilter_plugin import txt_proof
 from spamfilter_plugin.charts import stacked_bars
@@ -21,6 +21,7 @@ from spamfilter_plugin.config_schema import (
     SecretField,
     VendorSchema,
     WholeNumber,
+    https_url,
     required_for_action,
 )
 from spamfilter_plugin.errors import (
@@ -29,7 +30,6 @@ from spamfilter_plugin.errors import (
     VendorRejected,
 )
 from spamfilter_plugin.hookspecs import hookimpl
-from spamfilter_plugin.http import plain_http_problem
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
 from spamfilter_plugin.vendors.spambarrier import (
     DEFAULT_URL,
@@ -57,7 +57,7 @@ class SpamBarrierSchema(VendorSchema):
     """``[vendors.spambarrier]``: the account, the defaults for new domains, SMTP
     authentication at the destination, and how long to wait for a TXT record."""
 
-    api_url = fields.Url(schemes={"http", "https"}, require_tld=False, load_default=DEFAULT_URL)
+    api_url = https_url(DEFAULT_URL)
     user_id = WholeNumber(required=True, validate=validate.Range(min=1, error="must be 1 or more"))
     api_token = SecretField(required=True)
     spam_treatment = fields.String(
@@ -78,12 +78,6 @@ class SpamBarrierSchema(VendorSchema):
             0, 24 * 30, min_inclusive=False, error="must be over 0, at most 720"
         ),
     )
-
-    @validates("api_url")
-    def _https(self, value: str, **kwargs) -> None:
-        problem = plain_http_problem(value, DEFAULT_URL)
-        if problem:
-            raise ValidationError(problem)
 
     @validates_schema
     def _smtp_pair(self, data: dict, **kwargs) -> None:

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import time
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from spamfilter_plugin.config_schema import SecretField, VendorSchema, checked_by, email_or_empty
+from spamfilter_plugin.config_schema import (
+    SecretField,
+    VendorSchema,
+    checked_by,
+    email_or_empty,
+    https_url,
+)
 from spamfilter_plugin.errors import VendorNotFound, VendorRejected
 from spamfilter_plugin.events import normalise_domain
 from spamfilter_plugin.hookspecs import hookimpl
-from spamfilter_plugin.http import plain_http_problem
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
 from spamfilter_plugin.vendors.tornevall import (
     AUTH_SCHEMES,
@@ -57,7 +62,7 @@ class TornevallSchema(VendorSchema):
     """``[vendors.tornevall]``: the application's credentials, new-mailbox preferences and
     what deletions do."""
 
-    api_url = fields.Url(schemes={"http", "https"}, require_tld=False, load_default=DEFAULT_URL)
+    api_url = https_url(DEFAULT_URL)
     auth_scheme = fields.String(
         load_default="basic",
         validate=validate.OneOf(
@@ -69,12 +74,6 @@ class TornevallSchema(VendorSchema):
     preferences = Preferences(keys=fields.String(), load_default=dict)
     clear_on_delete = fields.Boolean(load_default=False)
     check_mailbox = fields.String(load_default=None, validate=email_or_empty("check_mailbox"))
-
-    @validates("api_url")
-    def _https(self, value: str, **kwargs) -> None:
-        problem = plain_http_problem(value, DEFAULT_URL)
-        if problem:
-            raise ValidationError(problem)
 
     @validates_schema
     def _application(self, data: dict, **kwargs) -> None:

@@ -136,6 +136,22 @@ def checked_by(normalise, field: str, *, empty_ok: bool = False, hint: str = "")
     return check
 
 
+def https_url(default: str) -> fields.Url:
+    """``api_url`` of a vendor reached only over HTTPS: *default* when absent; a plain
+    ``http://`` URL is refused unless it is a loopback address (where an emulator runs)."""
+
+    def check(value: str) -> None:
+        from .http import plain_http_problem
+
+        problem = plain_http_problem(value, default)
+        if problem:
+            raise ValidationError(problem)
+
+    return fields.Url(
+        schemes={"http", "https"}, require_tld=False, load_default=default, validate=check
+    )
+
+
 def email_or_empty(field: str):
     """A marshmallow validator: an e-mail address, or the empty string (meaning none)."""
     from .events import normalise_email
