@@ -155,6 +155,8 @@ class Config:
     path: Path
     general: GeneralConfig
     vendors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the ``[panel]`` table with its defaults (see :mod:`.panels`), or None without one
+    panel: dict[str, str] | None = None
     #: the :attr:`RawConfig.fingerprint` of what was validated
     fingerprint: str = ""
 
@@ -179,9 +181,10 @@ def read_file(path: Path) -> RawConfig:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     problems = []
     for key, value in data.items():
-        if key not in ("general", "vendors"):
+        if key not in ("general", "panel", "vendors"):
             problems.append(
-                f"[{key}]: unknown table; the file has [general] and [vendors.<name>] tables only"
+                f"[{key}]: unknown table; the file has [general], [panel] and [vendors.<name>] "
+                "tables only"
             )
         elif not isinstance(value, dict):
             problems.append(f"{key}: must be a table, written [{key}]")

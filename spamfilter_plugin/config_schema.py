@@ -316,6 +316,14 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
                 f"[general] lease_seconds ({lease:g}s); a slow call could be delivered twice. "
                 "Lower the deadline or raise lease_seconds"
             )
+    panel = None
+    if "panel" in raw.data:
+        from .panels import settings
+
+        try:
+            panel = settings(raw.data["panel"])
+        except ValueError as exc:
+            problems.append(f"[panel] {exc}")
     if literal and raw.loose_permissions:
         problems.append(
             f"holds a literal secret ({', '.join(literal)}) but is readable by group or others; "
@@ -338,6 +346,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
             max_attempts=general["max_attempts"],
         ),
         vendors=vendors,
+        panel=panel,
     )
 
 

@@ -67,8 +67,35 @@ def _setup_logging(verbosity: int) -> None:
     root.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
 
 
+def _panel_hook(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """``(config, [panel, args...])`` when *argv* is a ``panel-hook`` call that needs no
+    help text; None otherwise.  Such a call skips the parser, for the panel's sake."""
+    config, i = None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            config, i = argv[i + 1], i + 2
+        elif arg.startswith("--config="):
+            config, i = arg.split("=", 1)[1], i + 1
+        elif arg in ("-v", "-vv", "--verbose"):
+            i += 1
+        else:
+            break
+    rest = argv[i:]
+    if rest[:1] != ["panel-hook"] or len(rest) < 2 or {"-h", "--help"} & set(rest):
+        return None
+    return config, rest[1:]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = join_dashed_values(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    hook = _panel_hook(argv)
+    if hook is not None:
+        from ..panels.hook import run
+
+        config, (panel, *rest) = hook
+        return run(panel, rest, config=config)
+    argv = join_dashed_values(argv)
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -1,0 +1,190 @@
+"""Panel adapters: each turns one panel's native hook into our events, knows that panel's
+records, and answers the panel in its convention.
+
+One interface for all four panels (:class:`Panel`): the events of a payload
+(:meth:`Panel.events`), the domains of an account, the owner of a domain, the mailboxes
+of a domain where the panel keeps them in files, and the panel's reply.  An adapter
+returns plain ``(hook, fields)`` pairs (:class:`Found`); the entry
+(:mod:`.hook`) turns them into events and queues them.
+
+The ``[panel]`` table (:func:`settings`): ``kind``, ``root`` (the panel's files are read
+under it; ``/`` on a real server, a fake tree in tests and the demo),
+``secondary_domains`` (``protect`` or ``skip``: addon, parked/alias/pointer and sub
+domains) and the panel commands the adapter runs, with their documented defaults.
+
+This package imports only the standard library (and :mod:`..events`' normalisers when
+a payload is read), so the panel's wait stays short.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+KINDS = ("cpanel", "directadmin", "plesk", "virtualmin")
+SECONDARY = ("protect", "skip")
+
+#: each panel's commands and files, with their documented defaults (README, per panel)
+DEFAULTS = {
+    "cpanel": {"manage_hooks": "/usr/local/cpanel/bin/manage_hooks"},
+    "directadmin": {"scripts_dir": "/usr/local/directadmin/scripts/custom"},
+    "plesk": {"plesk": "/usr/sbin/plesk"},
+    "virtualmin": {},
+}
+COMMON = {"root": "/", "secondary_domains": "protect", "hook_command": ""}
+
+
+class PayloadError(ValueError):
+    """A payload the adapter cannot use; ``field`` names what is missing or wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class Found:
+    """What a payload means: ``events`` as ``(hook, fields)`` pairs (a ``password`` field
+    is the plain-text password, to be sealed by the queue), or none with ``note`` saying
+    why it is not an event."""
+
+    __slots__ = ("events", "note", "what")
+
+    def __init__(self, what: str, events=(), note: str = "") -> None:
+        self.what, self.events, self.note = what, list(events), note
+
+    def __repr__(self) -> str:  # never the password
+        shown = [(h, {k: v for k, v in f.items() if k != "password"}) for h, f in self.events]
+        return f"Found({self.what!r}, {shown!r}, note={self.note!r})"
+
+
+def settings(table: dict | None, kind: str | None = None) -> dict:
+    """The ``[panel]`` table with its defaults; ValueError naming the key and the fix."""
+    table = dict(table or {})
+    kind = table.get("kind", kind)
+    if kind not in KINDS:
+        raise ValueError(f"kind: must be one of {', '.join(KINDS)}, not {kind!r}")
+    known = {"kind", *COMMON, *DEFAULTS[kind]}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]}: unknown key for a {kind} panel; known keys: {', '.join(sorted(known))}"
+        )
+    out = {"kind": kind, **COMMON, **DEFAULTS[kind], **table}
+    for key, value in out.items():
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: must be a string")
+    if not os.path.isabs(out["root"]):
+        raise ValueError(f"root: {out['root']!r} is relative; give an absolute path such as /")
+    if out["secondary_domains"] not in SECONDARY:
+        raise ValueError("secondary_domains: must be protect (the default) or skip")
+    return out
+
+
+def load(kind: str, table: dict | None = None) -> Panel:
+    """The adapter for *kind*, configured by a ``[panel]`` table."""
+    conf = settings(table, kind)
+    module = importlib.import_module(f"{__name__}.{conf['kind']}")
+    return module.ADAPTER(conf)
+
+
+class Panel:
+    """One panel's adapter.  Subclasses set ``name`` and implement :meth:`events`."""
+
+    name = ""
+    #: whether the panel shows what the hook prints (so it prints nothing)
+    quiet = True
+
+    def __init__(self, conf: dict) -> None:
+        self.conf = conf
+        self.root = conf["root"]
+        self.protect_secondary = conf["secondary_domains"] == "protect"
+
+    # -- reading a payload ---------------------------------------------------------
+
+    def events(self, argv: list[str], env: dict, stdin: str) -> Found:
+        """What the panel's call (its arguments, environment and standard input) means."""
+        raise NotImplementedError
+
+    def reply(self, ok: bool, message: str) -> tuple[str, int]:
+        """The line to print (empty: nothing) and the exit status.  Always 0: a hook never
+        fails the panel's action."""
+        return "", 0
+
+    # -- the panel's records -----------------------------------------------------------
+
+    def path(self, *parts: str) -> str:
+        """A panel file's path under ``root``."""
+        return os.path.join(self.root, *(p.lstrip("/") for p in parts))
+
+    def domains_of(self, account: str) -> list[str]:
+        """Every domain of the panel account *account* (main, addon, parked, sub)."""
+        raise NotImplementedError(f"{self.name} does not keep an account's domains in files")
+
+    def owner_of(self, domain: str) -> str | None:
+        """The account that owns *domain*, or None."""
+        raise NotImplementedError(f"{self.name} does not keep domain owners in files")
+
+    def mailboxes_of(self, domain: str) -> list[str] | None:
+        """The mailboxes of *domain*, where the panel keeps them in files; None otherwise."""
+        return None
+
+    # -- helpers for the adapters ---------------------------------------------------
+
+    def secondary(self, what: str, hook: str, domain: str) -> Found:
+        """A secondary domain's event (addon, parked/alias/pointer, sub), or a note that
+        ``secondary_domains = "skip"`` leaves it alone."""
+        if not self.protect_secondary:
+            return Found(what, note=f"{domain}: secondary domains are skipped (secondary_domains)")
+        return Found(what, [(hook, {"domain": domain_name(domain, "domain")})])
+
+    def read_lines(self, *parts: str) -> list[str]:
+        """The lines of a panel file (none when it does not exist)."""
+        try:
+            with open(self.path(*parts), encoding="utf-8", errors="replace") as fh:
+                return [line.rstrip("\n") for line in fh]
+        except FileNotFoundError:
+            return []
+
+
+def domain_name(value, field: str) -> str:
+    """*value* as a lower-case IDNA domain; PayloadError naming *field* otherwise."""
+    from ..events import normalise_domain
+
+    if not isinstance(value, str) or not value.strip():
+        raise PayloadError(field, "missing")
+    try:
+        return normalise_domain(value.strip(), field)
+    except ValueError as exc:
+        raise PayloadError(field, str(exc).split(": ", 1)[-1]) from None
+
+
+def address(local, domain, field: str) -> str:
+    """A mailbox address from a local part (or a full address) and a domain."""
+    from ..events import normalise_email
+
+    if not isinstance(local, str) or not local.strip():
+        raise PayloadError(field, "missing")
+    local = local.strip()
+    if "@" not in local:
+        local = f"{local}@{domain_name(domain, 'domain')}"
+    try:
+        return normalise_email(local, field)
+    except ValueError as exc:
+        raise PayloadError(field, str(exc).split(": ", 1)[-1]) from None
+
+
+def created(domain: str) -> tuple[str, dict]:
+    return ("domain_created", {"domain": domain})
+
+
+def deleted(domain: str) -> tuple[str, dict]:
+    return ("domain_deleted", {"domain": domain})
+
+
+def mailbox_events(hook: str, mailbox: str, password: str | None = None) -> list[tuple[str, dict]]:
+    """A mailbox event; a new mailbox with the panel's plain-text password is followed by a
+    password reset carrying it, so vendors that keep a login get the panel's password."""
+    out = [(hook, {"mailbox": mailbox})]
+    if password:
+        out.append(("password_reset", {"mailbox": mailbox, "password": password}))
+    return out

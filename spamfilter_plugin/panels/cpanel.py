@@ -1,0 +1,245 @@
+"""cPanel & WHM: Standardized Hooks.
+
+The panel writes one JSON document to the script's standard input (``context``,
+``data``, ``hook``; ``data`` may be absent) and reads one line back, ``1 <message>``
+(``0 <reason>`` from a non-blocking hook is logged in cPanel's error log, and blocks
+nothing).  Whostmgr events run as root; ``Cpanel``-category (API 2 / UAPI) events run as
+the cPanel user unless the hook asks for ``escalateprivs``, which :data:`HOOKS` does.
+
+The panel's records: ``/etc/userdomains`` (``domain: user``) and
+``/var/cpanel/users/<user>`` (``DNS=`` the main domain); mailboxes in
+``/home/<user>/etc/<domain>/passwd``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import (
+    Found,
+    Panel,
+    PayloadError,
+    address,
+    created,
+    deleted,
+    domain_name,
+    mailbox_events,
+)
+
+#: what ``--describe`` lists: (category, event, stage); Cpanel-category ones escalate
+HOOKS = (
+    ("Whostmgr", "Accounts::Create", "post"),
+    ("Whostmgr", "Accounts::Remove", "pre"),
+    ("Whostmgr", "Accounts::Modify", "post"),
+    ("Whostmgr", "ParkAdmin::park", "post"),
+    ("Whostmgr", "ParkAdmin::unpark", "post"),
+    ("Whostmgr", "Domain::addsubdomain", "post"),
+    ("Whostmgr", "Domain::delsubdomain", "post"),
+    ("Cpanel", "Api2::AddonDomain::addaddondomain", "post"),
+    ("Cpanel", "Api2::AddonDomain::deladdondomain", "post"),
+    ("Cpanel", "UAPI::Email::add_pop", "post"),
+    ("Cpanel", "UAPI::Email::delete_pop", "post"),
+    ("Cpanel", "UAPI::Email::passwd_pop", "post"),
+    ("Cpanel", "Api2::Email::addpop", "post"),
+    ("Cpanel", "Api2::Email::delpop", "post"),
+    ("Cpanel", "Api2::Email::passwdpop", "post"),
+)
+
+
+def _flag(value) -> bool:
+    """A cPanel number, which may come as a JSON number or a string."""
+    return str(value).strip() not in ("", "0", "None", "False", "false")
+
+
+def _api2_failed(data: dict) -> bool:
+    """API 2 post hooks run even when the call failed: ``output[0].result`` says."""
+    output = data.get("output")
+    if isinstance(output, list) and output and isinstance(output[0], dict):
+        return not _flag(output[0].get("result", 1))
+    return False
+
+
+def _dotted(value) -> str:
+    """An API 2 deletion's ``label_rootdomain`` form as a domain name (``_`` is never part
+    of a host name, so every ``_`` is a dot)."""
+    return value.replace("_", ".") if isinstance(value, str) else value
+
+
+class CPanel(Panel):
+    name = "cpanel"
+    quiet = False
+
+    def reply(self, ok: bool, message: str) -> tuple[str, int]:
+        text = " ".join(message.split())[:300] or ("queued" if ok else "not queued")
+        return f"{1 if ok else 0} {text}", 0
+
+    def describe(self, command: str) -> list[dict]:
+        """The hooks to register (``manage_hooks add script`` runs ``--describe``)."""
+        return [
+            {
+                "category": category,
+                "event": event,
+                "stage": stage,
+                "exectype": "script",
+                "hook": command,
+                **({"escalateprivs": 1} if category == "Cpanel" else {}),
+            }
+            for category, event, stage in HOOKS
+        ]
+
+    # -- records -------------------------------------------------------------------
+
+    def _userdomains(self) -> list[tuple[str, str]]:
+        pairs = []
+        for line in self.read_lines("etc/userdomains"):
+            domain, sep, user = line.partition(":")
+            if sep and domain.strip() and domain.strip() != "*":
+                pairs.append((domain.strip().lower(), user.strip()))
+        return pairs
+
+    def domains_of(self, account: str) -> list[str]:
+        return sorted({d for d, u in self._userdomains() if u == account})
+
+    def owner_of(self, domain: str) -> str | None:
+        return next((u for d, u in self._userdomains() if d == domain), None)
+
+    def main_domain(self, user: str) -> str | None:
+        for line in self.read_lines("var/cpanel/users", user):
+            if line.startswith("DNS="):
+                return line[4:].strip() or None
+        return None
+
+    def mailboxes_of(self, domain: str) -> list[str] | None:
+        user = self.owner_of(domain)
+        if user is None:
+            return None
+        locals_ = [
+            line.split(":", 1)[0] for line in self.read_lines("home", user, "etc", domain, "passwd")
+        ]
+        return sorted(f"{local}@{domain}" for local in locals_ if local)
+
+    # -- events --------------------------------------------------------------------
+
+    def events(self, argv: list[str], env: dict, stdin: str) -> Found:
+        try:
+            payload = json.loads(stdin or "")
+        except ValueError:
+            raise PayloadError("stdin", "is not the JSON document cPanel sends") from None
+        if not isinstance(payload, dict):
+            raise PayloadError("stdin", "is not a JSON object with context, data and hook")
+        ctx = payload.get("context")
+        hook = payload.get("hook") if isinstance(payload.get("hook"), dict) else {}
+        if isinstance(ctx, dict):
+            category, event, stage = ctx.get("category"), ctx.get("event"), ctx.get("stage")
+        elif isinstance(ctx, str):  # the documentation's table shows it as a string
+            category, event, stage = None, ctx, hook.get("stage")
+        else:
+            raise PayloadError("context", "missing; cannot tell which event this is")
+        if not isinstance(event, str) or not event:
+            raise PayloadError("context.event", "missing")
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        what = f"{category or '?'}/{event} {stage or '?'}"
+        handler = _HANDLERS.get((event, stage))
+        if handler is None:
+            return Found(what, note="not an event spamfilter-plugin acts on")
+        return handler(self, what, data)
+
+    # -- one method per hooked event -------------------------------------------------
+
+    def account_created(self, what, data):
+        return Found(what, [created(domain_name(data.get("domain"), "data.domain"))])
+
+    def account_removed(self, what, data):
+        user = data.get("user")
+        if not isinstance(user, str) or not user:
+            raise PayloadError("data.user", "missing")
+        domains = self.domains_of(user)
+        if not domains:
+            return Found(what, note=f"account {user} has no domains in /etc/userdomains")
+        return Found(what, [deleted(d) for d in domains])
+
+    def account_modified(self, what, data):
+        old, new = data.get("domain"), data.get("newdomain") or data.get("DNS")
+        if not new or not old or str(new).lower() == str(old).lower():
+            return Found(what, note="the account's domain did not change")
+        return Found(
+            what,
+            [deleted(domain_name(old, "data.domain")), created(domain_name(new, "data.newdomain"))],
+        )
+
+    def parked(self, what, data):
+        return self.secondary(what, "domain_created", data.get("new_domain"))
+
+    def unparked(self, what, data):
+        return self.secondary(what, "domain_deleted", data.get("domain"))
+
+
+# -- handlers made per event: (adapter, what, data) -> Found ---------------------------
+
+
+def _subdomain(hook):
+    def handle(self, what, data):
+        name = data.get("subdomain")
+        if isinstance(name, str) and "." not in name and data.get("rootdomain"):
+            name = f"{name}.{data['rootdomain']}"
+        return self.secondary(what, hook, name)
+
+    return handle
+
+
+def _addon(hook, key):
+    def handle(self, what, data):
+        args = data.get("args") if isinstance(data.get("args"), dict) else {}
+        if _api2_failed(data):
+            return Found(what, note="the API 2 call failed; nothing changed")
+        return self.secondary(what, hook, _dotted(args.get(key)))
+
+    return handle
+
+
+def _mailbox(hook, api2=False):
+    def handle(self, what, data):
+        args = data.get("args") if isinstance(data.get("args"), dict) else {}
+        if api2 and _api2_failed(data):
+            return Found(what, note="the API 2 call failed; nothing changed")
+        local, domain = args.get("email"), args.get("domain")
+        if isinstance(local, str) and "@" not in local and not domain:
+            domain = self.main_domain(str(data.get("user", "")))
+            if not domain:
+                raise PayloadError(
+                    "args.domain", "missing, and the account's main domain is unknown"
+                )
+        mailbox = address(local, domain, "args.email")
+        password = args.get("password") if isinstance(args.get("password"), str) else None
+        if hook == "password_reset":
+            if not password:
+                return Found(what, note=f"{mailbox}: no plain-text password in the payload")
+            return Found(what, [("password_reset", {"mailbox": mailbox, "password": password})])
+        return Found(
+            what, mailbox_events(hook, mailbox, password if hook == "mailbox_added" else None)
+        )
+
+    return handle
+
+
+_HANDLERS = {
+    ("Accounts::Create", "post"): CPanel.account_created,
+    ("Accounts::Remove", "pre"): CPanel.account_removed,
+    ("Accounts::Modify", "post"): CPanel.account_modified,
+    ("ParkAdmin::park", "post"): CPanel.parked,
+    ("Domain::park", "post"): CPanel.parked,
+    ("ParkAdmin::unpark", "post"): CPanel.unparked,
+    ("Domain::unpark", "post"): CPanel.unparked,
+    ("Domain::addsubdomain", "post"): _subdomain("domain_created"),
+    ("Domain::delsubdomain", "post"): _subdomain("domain_deleted"),
+    ("Api2::AddonDomain::addaddondomain", "post"): _addon("domain_created", "newdomain"),
+    ("Api2::AddonDomain::deladdondomain", "post"): _addon("domain_deleted", "domain"),
+    ("UAPI::Email::add_pop", "post"): _mailbox("mailbox_added"),
+    ("UAPI::Email::delete_pop", "post"): _mailbox("mailbox_deleted"),
+    ("UAPI::Email::passwd_pop", "post"): _mailbox("password_reset"),
+    ("Api2::Email::addpop", "post"): _mailbox("mailbox_added", api2=True),
+    ("Api2::Email::delpop", "post"): _mailbox("mailbox_deleted", api2=True),
+    ("Api2::Email::passwdpop", "post"): _mailbox("password_reset", api2=True),
+}
+
+ADAPTER = CPanel

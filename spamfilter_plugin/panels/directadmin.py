@@ -1,0 +1,115 @@
+"""DirectAdmin: custom hook scripts.
+
+The panel runs ``scripts/custom/<hook>/*.sh`` with the event's values in the environment
+(no arguments); the hook's name is passed on by our script as ``HOOK``.  A pre script's
+non-zero exit aborts the action and what it prints is shown to the user, so the entry
+prints nothing and exits 0.  We register post hooks, and ``user_destroy_pre`` because the
+user's domains must be read before they are gone.
+
+The panel's records: ``/etc/virtual/domainowners`` (``domain: user``),
+``data/users/<user>/domains.list`` and ``domains/<domain>.pointers``, and the mailboxes in
+``/etc/virtual/<domain>/passwd``.
+"""
+
+from __future__ import annotations
+
+from . import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+
+DATA = "usr/local/directadmin/data/users"
+
+#: the hooks ``install-hooks directadmin`` registers
+HOOKS = (
+    "domain_create_post",
+    "domain_destroy_post",
+    "domain_change_post",
+    "domain_pointer_create_post",
+    "domain_pointer_destroy_post",
+    "subdomain_create_post",
+    "subdomain_destroy_post",
+    "user_destroy_pre",
+    "email_create_post",
+    "email_destroy_post",
+    "email_change_pass_post",
+)
+
+
+def _plain_password(env: dict) -> str | None:
+    """The plain-text password, or None when there is none or it is crypted (a Multi-Server
+    peer passes a hash, which must never be sent on as if it were the password)."""
+    if str(env.get("passwd_is_crypted", "0")).strip() == "1":
+        return None
+    return env.get("passwd") or None
+
+
+class DirectAdmin(Panel):
+    name = "directadmin"
+
+    def domains_of(self, account: str) -> list[str]:
+        found = set()
+        for line in self.read_lines(DATA, account, "domains.list"):
+            if line.strip():
+                domain = line.strip().lower()
+                found.add(domain)
+                for pointer in self.read_lines(DATA, account, "domains", f"{domain}.pointers"):
+                    name = pointer.split("=", 1)[0].strip().lower()
+                    if name:
+                        found.add(name)
+        return sorted(found)
+
+    def owner_of(self, domain: str) -> str | None:
+        for line in self.read_lines("etc/virtual/domainowners"):
+            name, sep, user = line.partition(":")
+            if sep and name.strip().lower() == domain:
+                return user.strip()
+        return None
+
+    def mailboxes_of(self, domain: str) -> list[str] | None:
+        lines = self.read_lines("etc/virtual", domain, "passwd")
+        return sorted(f"{line.split(':', 1)[0]}@{domain}" for line in lines if line.strip())
+
+    def events(self, argv: list[str], env: dict, stdin: str) -> Found:
+        if not argv:
+            raise PayloadError("HOOK", "missing; run as 'spamfilter panel-hook directadmin HOOK'")
+        hook = argv[0]
+        what = hook
+        if hook == "domain_create_post":
+            return Found(what, [created(domain_name(env.get("domain"), "domain"))])
+        if hook == "domain_destroy_post":
+            return Found(what, [deleted(domain_name(env.get("domain"), "domain"))])
+        if hook == "domain_change_post":
+            old = domain_name(env.get("domain"), "domain")
+            new = domain_name(env.get("newdomain"), "newdomain")
+            if old == new:
+                return Found(what, note="the domain name did not change")
+            return Found(what, [deleted(old), created(new)])
+        if hook in ("domain_pointer_create_post", "domain_pointer_destroy_post"):
+            kind = "domain_created" if "create" in hook else "domain_deleted"
+            return self.secondary(what, kind, env.get("from"))
+        if hook in ("subdomain_create_post", "subdomain_destroy_post"):
+            label, parent = env.get("subdomain"), domain_name(env.get("domain"), "domain")
+            if not isinstance(label, str) or not label.strip():
+                raise PayloadError("subdomain", "missing")
+            kind = "domain_created" if "create" in hook else "domain_deleted"
+            return self.secondary(what, kind, f"{label.strip()}.{parent}")
+        if hook == "user_destroy_pre":
+            user = env.get("username")
+            if not user:
+                raise PayloadError("username", "missing")
+            domains = self.domains_of(user)
+            if not domains:
+                return Found(what, note=f"user {user} has no domains in its domains.list")
+            return Found(what, [deleted(d) for d in domains])
+        if hook in ("email_create_post", "email_destroy_post", "email_change_pass_post"):
+            mailbox = address(env.get("user"), env.get("domain"), "user")
+            if hook == "email_destroy_post":
+                return Found(what, mailbox_events("mailbox_deleted", mailbox))
+            password = _plain_password(env)
+            if hook == "email_create_post":
+                return Found(what, mailbox_events("mailbox_added", mailbox, password))
+            if password is None:
+                return Found(what, note=f"{mailbox}: the password is crypted or absent")
+            return Found(what, [("password_reset", {"mailbox": mailbox, "password": password})])
+        return Found(what, note="not an event spamfilter-plugin acts on")
+
+
+ADAPTER = DirectAdmin

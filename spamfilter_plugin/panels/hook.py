@@ -1,0 +1,139 @@
+"""``spamfilter panel-hook PANEL ...``: the command a panel runs.
+
+It reads the panel's call, queues the events it means, logs one line, answers the panel
+in its convention, and exits 0, whatever happens: a bad payload, a bad or missing config,
+a full or read-only disk or an unknown event never blocks or fails the panel's action.
+What it could not use or queue is one log line naming the field or the reason, in
+``state_dir/panel-hook.log`` and in syslog (facility mail), so a state disk that cannot be
+written still leaves a trace; cPanel also gets its non-blocking failure reply
+(``0 <reason>``), which it writes to its error log.  No payload is ever logged whole.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+LOG_NAME = "panel-hook.log"
+
+
+def _syslog(line: str, error: bool) -> None:
+    try:
+        import syslog
+
+        syslog.openlog("spamfilter-plugin", 0, syslog.LOG_MAIL)
+        syslog.syslog(syslog.LOG_WARNING if error else syslog.LOG_INFO, line)
+    except Exception:  # noqa: BLE001 - a trace is best effort; the panel must go on
+        pass
+
+
+def log(state_dir, line: str, *, error: bool = False) -> None:
+    """One line in ``state_dir/panel-hook.log`` (0600) and in syslog."""
+    from ..redaction import redact
+
+    line = redact(" ".join(line.split()))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if state_dir is not None:
+        try:
+            os.makedirs(state_dir, mode=0o700, exist_ok=True)
+            fd = os.open(
+                os.path.join(state_dir, LOG_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+            )
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(f"{stamp} {'ERROR ' if error else ''}{line}\n")
+        except OSError:
+            error = True
+    _syslog(line, error)
+
+
+def _event(hook: str, fields: dict):
+    from ..events import BY_HOOK
+    from ..redaction import Secret
+
+    fields = dict(fields)
+    if "password" in fields:
+        fields["password"] = Secret(fields["password"])
+    return BY_HOOK[hook](**fields)
+
+
+def _describe(what: str, events: list) -> str:
+    return ", ".join(f"{e.hook} {e.target}" for e in events) or what
+
+
+def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int:
+    """Handle one call from panel *kind*; print the panel's reply; return 0."""
+    env = dict(os.environ if env is None else env)
+    state_dir = None
+    adapter = None
+    try:
+        from ..config import config_path, read_file
+        from . import KINDS, load
+
+        if kind not in KINDS:
+            log(None, f"panel-hook: unknown panel {kind!r}; one of {', '.join(KINDS)}", error=True)
+            return 0
+        adapter = load(kind)  # its reply convention, before anything else can fail
+        describing = kind == "cpanel" and argv[:1] == ["--describe"]
+        if kind == "cpanel" and not describing and stdin is None:
+            stdin = sys.stdin.read()  # cPanel expects the whole input to be read
+        raw = read_file(config_path(config))
+        state_dir = str(raw.state_dir)
+        table = raw.data.get("panel") if isinstance(raw.data.get("panel"), dict) else {}
+        if table and table.get("kind", kind) != kind:
+            log(state_dir, f"{kind}: [panel] kind is {table.get('kind')!r}; using {kind} defaults")
+            table = {}
+        adapter = load(kind, {**table, "kind": kind})
+        if describing:
+            command = adapter.conf["hook_command"] or f"{_self_command()} panel-hook cpanel"
+            import json
+
+            print(json.dumps(adapter.describe(command)))
+            return 0
+        found = adapter.events(argv, env, stdin or "")
+        if not found.events:
+            log(state_dir, f"{kind} {found.what}: ignored ({found.note})")
+            return _answer(adapter, True, f"ignored: {found.note}")
+        events = [_event(h, f) for h, f in found.events]
+        from ..emit import validated
+        from ..queue import Queue
+
+        _, handlers = validated(raw.path)
+        queue = Queue(raw.state_dir)
+        try:
+            queued = []
+            for event in events:
+                vendors = sorted(v for v, hooks in handlers.items() if event.hook in hooks)
+                queue.enqueue(event, vendors)
+                queued.append(f"{event.hook} {event.target} ({', '.join(vendors) or 'no vendor'})")
+        finally:
+            queue.close()
+        log(state_dir, f"{kind} {found.what}: queued {'; '.join(queued)}")
+        return _answer(adapter, True, "queued " + _describe(found.what, events))
+    except Exception as exc:  # noqa: BLE001 - nothing may fail the panel's action
+        from . import PayloadError
+
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, PayloadError):
+            log(state_dir, f"{kind}: payload not used: {reason}", error=True)
+            return _answer(adapter, True, f"ignored: {reason}")
+        log(state_dir, f"{kind}: not queued: {reason}", error=True)
+        return _answer(adapter, False, f"not queued: {reason}")
+
+
+def _answer(adapter, ok: bool, message: str) -> int:
+    if adapter is None:
+        return 0
+    try:
+        line, _ = adapter.reply(ok, message)
+        if line:
+            print(line, flush=True)
+    except Exception:  # noqa: BLE001 - a closed stdout must not fail the panel either
+        pass
+    return 0
+
+
+def _self_command() -> str:
+    """How the panel should call us: the ``spamfilter`` next to this Python."""
+    here = os.path.join(os.path.dirname(sys.executable), "spamfilter")
+    return here if os.path.exists(here) else "spamfilter"

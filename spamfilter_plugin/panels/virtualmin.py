@@ -1,0 +1,107 @@
+"""Virtualmin: the server and mailbox pre/post commands.
+
+Virtualmin runs one configured command for every virtual-server action, with the domain
+record in ``VIRTUALSERVER_*`` variables (``VIRTUALSERVER_ACTION`` says which action), and
+the Users and Groups module's command for mailboxes (``USERADMIN_*``).  Pre and post
+get the same variables, so our commands pass ``pre`` or ``post``.  A pre command's
+failure aborts the action: the entry exits 0 and prints nothing.  Only post stages are
+acted on; a server's deletion sends a ``DELETE_USER`` per mailbox and one
+``DELETE_DOMAIN`` per server, so no look-up is needed.
+"""
+
+from __future__ import annotations
+
+from . import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+
+
+def mailbox_of(user: str, domain: str) -> str:
+    """The address of a mailbox from its Unix login (``info@example.com``,
+    ``info.example``, ``info-example``, ``info.example.com``...) and its domain.
+    ``USERADMIN_EMAIL`` is not used: Virtualmin fills it with the server owner's address."""
+    user = user.strip()
+    local = user.partition("@")[0] if "@" in user else user
+    if "@" not in user:
+        first = domain.split(".", 1)[0]
+        for suffix in (domain, first):
+            for sep in (".", "-"):
+                if local.endswith(sep + suffix) and len(local) > len(sep + suffix):
+                    local = local[: -len(sep + suffix)]
+                    break
+            else:
+                continue
+            break
+    return address(local, domain, "USERADMIN_USER")
+
+
+class Virtualmin(Panel):
+    name = "virtualmin"
+
+    def events(self, argv: list[str], env: dict, stdin: str) -> Found:
+        stage = argv[0] if argv else ""
+        if stage not in ("pre", "post"):
+            raise PayloadError(
+                "stage", "missing; run as 'spamfilter panel-hook virtualmin pre|post'"
+            )
+        if env.get("USERADMIN_ACTION"):
+            return self._mailbox(stage, env)
+        action = env.get("VIRTUALSERVER_ACTION")
+        if not action:
+            raise PayloadError("VIRTUALSERVER_ACTION", "missing; is this Virtualmin's command?")
+        what = f"{action} {stage}"
+        if stage != "post":
+            return Found(what, note="acted on at the post stage")
+        secondary = bool(env.get("VIRTUALSERVER_PARENT") or env.get("VIRTUALSERVER_ALIAS"))
+        dom = env.get("VIRTUALSERVER_DOM")
+        if action in ("CREATE_DOMAIN", "CLONE_DOMAIN", "RESTORE_DOMAIN"):
+            if secondary:
+                return self.secondary(what, "domain_created", dom)
+            return Found(what, [created(domain_name(dom, "VIRTUALSERVER_DOM"))])
+        if action == "DELETE_DOMAIN":
+            if secondary:
+                return self.secondary(what, "domain_deleted", dom)
+            return Found(what, [deleted(domain_name(dom, "VIRTUALSERVER_DOM"))])
+        if action == "MODIFY_DOMAIN":
+            new = domain_name(dom, "VIRTUALSERVER_DOM")
+            old_name = env.get("VIRTUALSERVER_OLDSERVER_DOM")
+            old = domain_name(old_name, "VIRTUALSERVER_OLDSERVER_DOM") if old_name else new
+            if old == new:
+                return Found(what, note="the domain name did not change")
+            if secondary and not self.protect_secondary:
+                return Found(what, note="secondary domains are skipped (secondary_domains)")
+            return Found(what, [deleted(old), created(new)])
+        return Found(what, note="not an event spamfilter-plugin acts on")
+
+    def _mailbox(self, stage: str, env: dict) -> Found:
+        action = env["USERADMIN_ACTION"]
+        what = f"{action} {stage}"
+        if not env.get("USERADMIN_DOM"):
+            return Found(what, note="a Unix user that is not a mailbox (the server owner's)")
+        if stage != "post":
+            return Found(what, note="acted on at the post stage")
+        if not env.get("USERADMIN_USER"):
+            raise PayloadError("USERADMIN_USER", "missing")
+        domain = domain_name(env.get("USERADMIN_DOM"), "USERADMIN_DOM")
+        mailbox = mailbox_of(env["USERADMIN_USER"], domain)
+        password = env.get("USERADMIN_PASS") or None
+        if action == "CREATE_USER":
+            return Found(what, mailbox_events("mailbox_added", mailbox, password))
+        if action == "DELETE_USER":
+            return Found(what, mailbox_events("mailbox_deleted", mailbox))
+        if action == "MODIFY_USER":
+            old_user = env.get("USERADMIN_OLD_USER")
+            if old_user and old_user != env["USERADMIN_USER"]:
+                old = mailbox_of(old_user, domain)
+                if old != mailbox:
+                    return Found(
+                        what,
+                        mailbox_events("mailbox_deleted", old)
+                        + mailbox_events("mailbox_added", mailbox, password),
+                    )
+            old_pw = env.get("USERADMIN_OLD_PASS")
+            if password and (not old_pw or old_pw != password):
+                return Found(what, [("password_reset", {"mailbox": mailbox, "password": password})])
+            return Found(what, note=f"{mailbox}: not a password change")
+        return Found(what, note="not an event spamfilter-plugin acts on")
+
+
+ADAPTER = Virtualmin
