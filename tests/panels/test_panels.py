@@ -1,0 +1,291 @@
+"""The panel adapters and the panel-hook entry, fed each panel's documented payloads
+(tests/panels/fixtures/<panel>/<event>.json, each naming its source): the events queued,
+the passwords sealed, the panel's reply, and that nothing ever fails the panel."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spamfilter_plugin.panels import PayloadError, load, settings
+from spamfilter_plugin.panels.hook import LOG_NAME, run
+from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.testing import closed_port_url, write_config
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CASES = sorted(FIXTURES.glob("*/*.json"))
+DA_USERS = "usr/local/directadmin/data/users"
+
+
+def fake_root(root: Path) -> Path:
+    """The panel files the adapters read, as the panels write them."""
+    files = {
+        "etc/userdomains": "example.com: alice\nparked-example.net: alice\n"
+        "shop.example.com: alice\nxn--bcher-kva.example: alice\nother.example: dave\n*: nobody\n",
+        "var/cpanel/users/alice": "USER=alice\nDNS=example.com\nPLAN=default\n",
+        "home/alice/etc/example.com/passwd": "info:x:1001:1001::/home/alice/mail/example.com/info:"
+        "/usr/local/cpanel/bin/noshell\nsales:x:1001:1001::/home/alice/mail:/bin/false\n",
+        f"{DA_USERS}/bob/domains.list": "example.org\nsecond.example\n",
+        f"{DA_USERS}/bob/domains/example.org.pointers": "alias-example.org=alias\n",
+        "etc/virtual/domainowners": "example.org: bob\nsecond.example: bob\n",
+        "etc/virtual/example.org/passwd": "info:$6$hash:589:12::/home/bob/imap/example.org/info:"
+        "/bin/false\n",
+    }
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.fixture
+def panel_config(tmp_path):
+    root = fake_root(tmp_path / "root")
+
+    def make(kind, **panel):
+        table = {"kind": kind, "root": str(root), **panel}
+        vendor = {"api_url": closed_port_url() + "/api/api.php", "username": "a", "password": "p"}
+        path = write_config(tmp_path / f"{kind}.toml", {}, {"spamwall": vendor})
+        text = path.read_text().replace(
+            "[vendors.spamwall]", _panel_table(table) + "\n[vendors.spamwall]"
+        )
+        path.write_text(text)
+        return path
+
+    return make
+
+
+def _panel_table(table: dict) -> str:
+    return "[panel]\n" + "".join(f'{k} = "{v}"\n' for k, v in table.items())
+
+
+def queued(config: Path):
+    q = Queue(config.parent / "state")
+    try:
+        rows = sorted(q.rows(vendor="spamwall", limit=1000), key=lambda r: r.id)
+        return [(r.hook, str(q.event_of(r).target), q.event_of(r)) for r in rows]
+    finally:
+        q.close()
+
+
+def call(case: dict, kind: str, config: Path, capsys) -> tuple[int, str]:
+    stdin = json.dumps(case["stdin"]) if kind == "cpanel" else ""
+    status = run(kind, case["argv"], config=str(config), env=case["env"], stdin=stdin)
+    return status, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_each_documented_payload_queues_its_events(path, panel_config, capsys):
+    kind, case = path.parent.name, json.loads(path.read_text(encoding="utf-8"))
+    assert case["source"], "each fixture names where its payload comes from"
+    config = panel_config(kind)
+    status, out = call(case, kind, config, capsys)
+    assert status == 0
+    got = [(hook, target) for hook, target, _ in queued(config)]
+    assert got == [tuple(e) for e in case["expect"]]
+    if kind == "cpanel":
+        assert out.startswith("1 ") and out.count("\n") == 1, out
+    else:
+        assert out == ""  # DirectAdmin shows it to the user; Plesk and Virtualmin lose it
+    log = (config.parent / "state" / LOG_NAME).read_text()
+    assert log.count("\n") == 1 and kind in log
+    for secret in _passwords(case):
+        assert secret not in log and secret not in out
+
+
+def _passwords(case: dict) -> list[str]:
+    found = []
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, str) and "pass" in key.lower() and "crypted" not in key:
+            found.append(value)
+
+    walk(case)
+    return found
+
+
+def test_passwords_are_sealed_in_the_queue_and_crypted_ones_never_passed_on(panel_config, capsys):
+    config = panel_config("directadmin")
+    case = json.loads((FIXTURES / "directadmin" / "email_create_post.json").read_text())
+    call(case, "directadmin", config, capsys)
+    crypted = json.loads((FIXTURES / "directadmin" / "email_create_crypted_post.json").read_text())
+    call(crypted, "directadmin", config, capsys)
+    events = queued(config)
+    resets = [e for hook, _, e in events if hook == "password_reset"]
+    assert len(resets) == 1 and resets[0].password.reveal() == case["env"]["passwd"]
+    db = (config.parent / "state").glob("*")
+    for path in db:
+        if path.is_file():
+            data = path.read_bytes()
+            assert case["env"]["passwd"].encode() not in data
+            assert crypted["env"]["passwd"].encode() not in data
+
+
+def test_secondary_domains_skip(panel_config, capsys):
+    config = panel_config("cpanel", secondary_domains="skip")
+    case = json.loads((FIXTURES / "cpanel" / "parkadmin_park_post.json").read_text())
+    status, out = call(case, "cpanel", config, capsys)
+    assert status == 0 and out.startswith("1 ignored") and "secondary_domains" in out
+    assert queued(config) == []
+    case = json.loads((FIXTURES / "cpanel" / "accounts_create_post.json").read_text())
+    call(case, "cpanel", config, capsys)
+    assert [h for h, _, _ in queued(config)] == ["domain_created"]  # main domains still are
+
+
+@pytest.mark.parametrize(
+    "kind,argv,env,stdin,field",
+    [
+        ("cpanel", [], {}, "{not json", "stdin"),
+        ("cpanel", [], {}, '{"data": {}}', "context"),
+        (
+            "cpanel",
+            [],
+            {},
+            json.dumps({"context": {"event": "Accounts::Create", "stage": "post"}}),
+            "data.domain",
+        ),
+        ("directadmin", [], {}, "", "HOOK"),
+        ("directadmin", ["email_create_post"], {"domain": "example.org"}, "", "user"),
+        ("directadmin", ["domain_create_post"], {"domain": "bad_domain!"}, "", "domain"),
+        ("plesk", ["site_create"], {}, "", "NEW_DOMAIN_NAME"),
+        ("virtualmin", ["post"], {}, "", "VIRTUALSERVER_ACTION"),
+        ("virtualmin", ["sideways"], {}, "", "stage"),
+    ],
+)
+def test_malformed_payloads_answer_success_and_log_the_field(
+    panel_config, capsys, kind, argv, env, stdin, field
+):
+    config = panel_config(kind)
+    status = run(kind, argv, config=str(config), env=env, stdin=stdin)
+    out = capsys.readouterr().out
+    assert status == 0
+    if kind == "cpanel":
+        assert out.startswith("1 ignored: " + field), out
+    else:
+        assert out == ""
+    log = (config.parent / "state" / LOG_NAME).read_text()
+    assert f"payload not used: {field}:" in log and "Traceback" not in log
+    assert queued(config) == []
+
+
+def test_missing_config_still_answers_the_panel(tmp_path, capsys):
+    status = run(
+        "cpanel", [], config=str(tmp_path / "absent.toml"), env={}, stdin='{"context": {}}'
+    )
+    out = capsys.readouterr().out
+    assert status == 0 and out.startswith("0 not queued: config file") and "absent.toml" in out
+    assert run("directadmin", ["email_create_post"], config=str(tmp_path / "x.toml"), env={}) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_unknown_panel_and_unknown_event(panel_config, capsys):
+    assert run("hestia", [], config=str(panel_config("plesk")), env={}) == 0
+    config = panel_config("directadmin")
+    assert run("directadmin", ["dns_create_post"], config=str(config), env={"domain": "x.org"}) == 0
+    assert capsys.readouterr().out == ""
+    assert "ignored (not an event" in (config.parent / "state" / LOG_NAME).read_text()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through a read-only mode")
+def test_a_read_only_state_dir_says_so_in_the_panels_non_blocking_form(panel_config, capsys):
+    config = panel_config("cpanel")
+    state = config.parent / "state"
+    state.mkdir(mode=0o500)
+    try:
+        case = json.loads((FIXTURES / "cpanel" / "accounts_create_post.json").read_text())
+        status, out = call(case, "cpanel", config, capsys)
+    finally:
+        state.chmod(0o700)
+    assert status == 0 and out.startswith("0 not queued")
+
+
+def test_a_state_dir_that_is_a_file_fails_softly(panel_config, capsys):
+    """As a read-only disk does: nothing can be written under state_dir."""
+    config = panel_config("cpanel")
+    (config.parent / "state").write_text("not a directory")
+    case = json.loads((FIXTURES / "cpanel" / "accounts_create_post.json").read_text())
+    status, out = call(case, "cpanel", config, capsys)
+    assert status == 0 and out.startswith("0 not queued"), out
+    assert "Plain-Acct-Pw-1" not in out
+
+
+def test_cpanel_describe_lists_the_hooks_with_escalation(panel_config, capsys):
+    config = panel_config("cpanel", hook_command="/usr/local/bin/spamfilter panel-hook cpanel")
+    assert run("cpanel", ["--describe"], config=str(config), env={}) == 0
+    hooks = json.loads(capsys.readouterr().out)
+    events = {(h["category"], h["event"], h["stage"]) for h in hooks}
+    assert ("Whostmgr", "Accounts::Remove", "pre") in events
+    assert ("Cpanel", "UAPI::Email::add_pop", "post") in events
+    assert all(h["exectype"] == "script" and h["hook"].endswith("panel-hook cpanel") for h in hooks)
+    assert all(h.get("escalateprivs") == 1 for h in hooks if h["category"] == "Cpanel")
+    assert not any(h.get("blocking") for h in hooks)
+
+
+def test_panel_records(tmp_path):
+    root = str(fake_root(tmp_path))
+    cp = load("cpanel", {"root": root})
+    assert cp.domains_of("alice") == [
+        "example.com",
+        "parked-example.net",
+        "shop.example.com",
+        "xn--bcher-kva.example",
+    ]
+    assert cp.owner_of("other.example") == "dave" and cp.owner_of("nowhere.example") is None
+    assert cp.mailboxes_of("example.com") == ["info@example.com", "sales@example.com"]
+    da = load("directadmin", {"root": root})
+    assert da.domains_of("bob") == ["alias-example.org", "example.org", "second.example"]
+    assert da.owner_of("second.example") == "bob"
+    assert da.mailboxes_of("example.org") == ["info@example.org"]
+    with pytest.raises(NotImplementedError):
+        load("plesk", {"root": root}).domains_of("x")
+
+
+def test_panel_settings_name_the_key():
+    assert settings({"kind": "plesk"})["plesk"] == "/usr/sbin/plesk"
+    for table, key in (
+        ({"kind": "cpanal"}, "kind"),
+        ({"kind": "cpanel", "root": "relative"}, "root"),
+        ({"kind": "cpanel", "secondary_domains": "maybe"}, "secondary_domains"),
+        ({"kind": "cpanel", "plesk": "/x"}, "plesk"),
+    ):
+        with pytest.raises(ValueError, match=f"^{key}:"):
+            settings(table)
+
+
+def test_config_checks_the_panel_table(tmp_path):
+    from spamfilter_plugin.errors import ConfigError
+    from spamfilter_plugin.manager import load_runtime
+
+    path = write_config(tmp_path / "c.toml", {}, {})
+    path.write_text(path.read_text() + '\n[panel]\nkind = "cpanel"\nsecondary_domains = "x"\n')
+    with pytest.raises(ConfigError, match=r"\[panel\] secondary_domains"):
+        load_runtime(path)
+    path.write_text(path.read_text().replace('"x"', '"skip"'))
+    assert load_runtime(path).config.panel["secondary_domains"] == "skip"
+
+
+def test_payload_error_names_the_field():
+    err = PayloadError("data.user", "missing")
+    assert str(err) == "data.user: missing" and err.field == "data.user"
+
+
+def test_the_real_command_reads_stdin_and_answers_one_line(panel_config):
+    config = panel_config("cpanel")
+    case = json.loads((FIXTURES / "cpanel" / "uapi_passwd_pop_post.json").read_text())
+    exe = Path(sys.executable).with_name("spamfilter")
+    done = subprocess.run(
+        [str(exe), "--config", str(config), "panel-hook", "cpanel"],
+        input=json.dumps(case["stdin"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout == "1 queued password_reset info@example.com\n"
+    assert [h for h, _, _ in queued(config)] == ["password_reset"]
