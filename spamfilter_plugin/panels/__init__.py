@@ -10,7 +10,8 @@ returns plain ``(hook, fields)`` pairs (:class:`Found`); the entry
 The ``[panel]`` table (:func:`settings`): ``kind``, ``root`` (the panel's files are read
 under it; ``/`` on a real server, a fake tree in tests and the demo),
 ``secondary_domains`` (``protect`` or ``skip``: addon, parked/alias/pointer and sub
-domains) and the panel commands the adapter runs, with their documented defaults.
+domains), ``hook_command`` (how the panel runs us: ``spamfilter --config <file>``
+by default) and the panel commands the adapter runs, with their documented defaults.
 
 This package imports only the standard library (and :mod:`..events`' normalisers when
 a payload is read), so the panel's wait stays short.

@@ -85,7 +85,11 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
             table = {}
         adapter = load(kind, {**table, "kind": kind})
         if describing:
-            command = adapter.conf["hook_command"] or f"{_self_command()} panel-hook cpanel"
+            from .install import CPANEL_SCRIPT
+
+            script = adapter.path(CPANEL_SCRIPT)
+            base = adapter.conf["hook_command"] or _self_command()
+            command = script if os.path.exists(script) else f"{base} panel-hook cpanel"
             import json
 
             print(json.dumps(adapter.describe(command)))

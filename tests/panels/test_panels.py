@@ -216,13 +216,14 @@ def test_a_state_dir_that_is_a_file_fails_softly(panel_config, capsys):
 
 
 def test_cpanel_describe_lists_the_hooks_with_escalation(panel_config, capsys):
-    config = panel_config("cpanel", hook_command="/usr/local/bin/spamfilter panel-hook cpanel")
+    config = panel_config("cpanel", hook_command="/usr/local/bin/spamfilter --config /etc/sf.toml")
     assert run("cpanel", ["--describe"], config=str(config), env={}) == 0
     hooks = json.loads(capsys.readouterr().out)
     events = {(h["category"], h["event"], h["stage"]) for h in hooks}
     assert ("Whostmgr", "Accounts::Remove", "pre") in events
     assert ("Cpanel", "UAPI::Email::add_pop", "post") in events
-    assert all(h["exectype"] == "script" and h["hook"].endswith("panel-hook cpanel") for h in hooks)
+    command = "/usr/local/bin/spamfilter --config /etc/sf.toml panel-hook cpanel"
+    assert all(h["exectype"] == "script" and h["hook"] == command for h in hooks)
     assert all(h.get("escalateprivs") == 1 for h in hooks if h["category"] == "Cpanel")
     assert not any(h.get("blocking") for h in hooks)
 
