@@ -80,7 +80,7 @@ def test_wheel_metadata(wheel):
         assert f"Requires-Dist: {dep}" in meta
     assert "Requires-Python: >=3.11" in meta
     eps = wheel.read(meta_name.replace("METADATA", "entry_points.txt")).decode()
-    assert "spamfilter = spamfilter_plugin.cli:main" in eps
+    assert "spamfilter = spamfilter_plugin.entry:main" in eps
     assert "[spamfilter_plugin.emulators]" in eps
     for src in (ROOT / "spamfilter_plugin" / "sandbox").glob("*.py"):
         text = src.read_text()

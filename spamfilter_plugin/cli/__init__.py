@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..config import DEFAULT_PATH, ENV_VAR
 from ..errors import InvalidInput, SpamFilterError
+from ..panels.hook import panel_hook_call
 from ..redaction import redact, redacting_handler
 from ._common import EXIT_OK, EXIT_USAGE, EXIT_VENDOR, CliError, join_dashed_values
 
@@ -67,29 +68,9 @@ def _setup_logging(verbosity: int) -> None:
     root.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
 
 
-def _panel_hook(argv: list[str]) -> tuple[str | None, list[str]] | None:
-    """``(config, [panel, args...])`` when *argv* is a ``panel-hook`` call that needs no
-    help text; None otherwise.  Such a call skips the parser, for the panel's sake."""
-    config, i = None, 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--config" and i + 1 < len(argv):
-            config, i = argv[i + 1], i + 2
-        elif arg.startswith("--config="):
-            config, i = arg.split("=", 1)[1], i + 1
-        elif arg in ("-v", "-vv", "--verbose"):
-            i += 1
-        else:
-            break
-    rest = argv[i:]
-    if rest[:1] != ["panel-hook"] or len(rest) < 2 or {"-h", "--help"} & set(rest):
-        return None
-    return config, rest[1:]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    hook = _panel_hook(argv)
+    hook = panel_hook_call(argv)
     if hook is not None:
         from ..panels.hook import run
 

@@ -137,6 +137,26 @@ def _answer(adapter, ok: bool, message: str) -> int:
     return 0
 
 
+def panel_hook_call(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """``(config, [panel, args...])`` when *argv* is a ``panel-hook`` call that needs no
+    help text; None otherwise.  Such a call skips the parser, for the panel's sake."""
+    config, i = None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            config, i = argv[i + 1], i + 2
+        elif arg.startswith("--config="):
+            config, i = arg.split("=", 1)[1], i + 1
+        elif arg in ("-v", "-vv", "--verbose"):
+            i += 1
+        else:
+            break
+    rest = argv[i:]
+    if rest[:1] != ["panel-hook"] or len(rest) < 2 or {"-h", "--help"} & set(rest):
+        return None
+    return config, rest[1:]
+
+
 def _self_command() -> str:
     """How the panel should call us: the ``spamfilter`` next to this Python."""
     here = os.path.join(os.path.dirname(sys.executable), "spamfilter")
