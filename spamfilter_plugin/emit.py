@@ -52,12 +52,15 @@ def refresh_capabilities(runtime: Runtime) -> None:
         pass  # only a cache: emit falls back to loading the plugins
 
 
-def validated(config: str | os.PathLike | None = None) -> tuple[RawConfig, dict[str, list[str]]]:
-    """The config file, validated, and the lifecycle hooks each enabled vendor handles.
+def validated(
+    config: str | os.PathLike | None = None, raw: RawConfig | None = None
+) -> tuple[RawConfig, dict[str, list[str]]]:
+    """The config file (or *raw*, the file read already), validated, and the lifecycle
+    hooks each enabled vendor handles.
 
     The full validation runs (loading the plugins) unless the cache says this exact file
     was validated; a ConfigError or PluginError names the problem and the fix."""
-    raw = read_file(config_path(config))
+    raw = raw if raw is not None else read_file(config_path(config))
     try:
         cached = json.loads((raw.state_dir / CAPABILITIES).read_text())
         if cached.get("fingerprint") == raw.fingerprint:
@@ -75,11 +78,22 @@ def emit(event: Event, config: str | os.PathLike | None = None) -> Receipt:
     """Queue *event* for every enabled vendor that handles it; return at once.
 
     The call a panel hook makes.  It never contacts a vendor."""
-    raw, handlers = validated(config)
-    vendors = sorted(v for v, hooks in handlers.items() if event.hook in hooks)
+    return emit_all([event], config)[0]
+
+
+def emit_all(
+    events: list[Event], config: str | os.PathLike | None = None, raw: RawConfig | None = None
+) -> list[Receipt]:
+    """Queue each of *events*, in order, for every enabled vendor that handles it; the
+    config is validated (or found validated in the cache) once for all of them."""
+    raw, handlers = validated(config, raw)
     queue = Queue(raw.state_dir)
     try:
-        ids = queue.enqueue(event, vendors)
+        receipts = []
+        for event in events:
+            vendors = sorted(v for v, hooks in handlers.items() if event.hook in hooks)
+            ids = queue.enqueue(event, vendors)
+            receipts.append(Receipt(event, dict(zip(vendors, ids, strict=True))))
+        return receipts
     finally:
         queue.close()
-    return Receipt(event, dict(zip(vendors, ids, strict=True)))

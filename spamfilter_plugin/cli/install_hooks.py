@@ -31,14 +31,12 @@ def _setup(args):
     import shlex
 
     from ..config import config_path, read_file
-    from ..panels import load
+    from ..panels import configured
 
     path = config_path(args.config)
-    raw = read_file(path)
-    table = raw.data.get("panel") if isinstance(raw.data.get("panel"), dict) else {}
-    if table.get("kind", args.panel) != args.panel:
-        table = {}
-    panel = load(args.panel, {**table, "kind": args.panel})
+    panel, mismatch = configured(read_file(path), args.panel)
+    if mismatch:
+        print(f"spamfilter: {mismatch}", file=sys.stderr)
     if panel.conf["hook_command"]:
         command = shlex.split(panel.conf["hook_command"])
     else:

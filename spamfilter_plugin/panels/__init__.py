@@ -88,6 +88,17 @@ def load(kind: str, table: dict | None = None) -> Panel:
     return module.ADAPTER(conf)
 
 
+def configured(raw, kind: str) -> tuple[Panel, str]:
+    """The adapter for the panel *kind* that calls us, configured by the ``[panel]`` table
+    of *raw* (a read config file) when that table is for *kind*; else with *kind*'s
+    defaults and a note saying why."""
+    table = raw.data.get("panel") if isinstance(raw.data.get("panel"), dict) else {}
+    if table.get("kind", kind) != kind:
+        note = f"[panel] kind is {table.get('kind')!r}; using the {kind} defaults"
+        return load(kind), note
+    return load(kind, {**table, "kind": kind}), ""
+
+
 class Panel:
     """One panel's adapter.  Subclasses set ``name`` and implement :meth:`events`."""
 

@@ -57,10 +57,6 @@ def _event(hook: str, fields: dict):
     return BY_HOOK[hook](**fields)
 
 
-def _describe(what: str, events: list) -> str:
-    return ", ".join(f"{e.hook} {e.target}" for e in events) or what
-
-
 def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int:
     """Handle one call from panel *kind*; print the panel's reply; return 0."""
     env = dict(os.environ if env is None else env)
@@ -68,7 +64,7 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
     adapter = None
     try:
         from ..config import config_path, read_file
-        from . import KINDS, load
+        from . import KINDS, configured, load
 
         if kind not in KINDS:
             log(None, f"panel-hook: unknown panel {kind!r}; one of {', '.join(KINDS)}", error=True)
@@ -79,11 +75,9 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
             stdin = sys.stdin.read()  # cPanel expects the whole input to be read
         raw = read_file(config_path(config))
         state_dir = str(raw.state_dir)
-        table = raw.data.get("panel") if isinstance(raw.data.get("panel"), dict) else {}
-        if table and table.get("kind", kind) != kind:
-            log(state_dir, f"{kind}: [panel] kind is {table.get('kind')!r}; using {kind} defaults")
-            table = {}
-        adapter = load(kind, {**table, "kind": kind})
+        adapter, mismatch = configured(raw, kind)
+        if mismatch:
+            log(state_dir, f"{kind}: {mismatch}")
         if describing:
             from .install import CPANEL_SCRIPT
 
@@ -98,22 +92,19 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         if not found.events:
             log(state_dir, f"{kind} {found.what}: ignored ({found.note})")
             return _answer(adapter, True, f"ignored: {found.note}")
-        events = [_event(h, f) for h, f in found.events]
-        from ..emit import validated
-        from ..queue import Queue
+        from ..emit import emit_all
 
-        _, handlers = validated(raw.path)
-        queue = Queue(raw.state_dir)
-        try:
-            queued = []
-            for event in events:
-                vendors = sorted(v for v, hooks in handlers.items() if event.hook in hooks)
-                queue.enqueue(event, vendors)
-                queued.append(f"{event.hook} {event.target} ({', '.join(vendors) or 'no vendor'})")
-        finally:
-            queue.close()
+        receipts = emit_all([_event(h, f) for h, f in found.events], raw=raw)
+        queued = [
+            f"{r.event.hook} {r.event.target} ({', '.join(r.rows) or 'no vendor'})"
+            for r in receipts
+        ]
         log(state_dir, f"{kind} {found.what}: queued {'; '.join(queued)}")
-        return _answer(adapter, True, "queued " + _describe(found.what, events))
+        return _answer(
+            adapter,
+            True,
+            "queued " + ", ".join(f"{r.event.hook} {r.event.target}" for r in receipts),
+        )
     except Exception as exc:  # noqa: BLE001 - nothing may fail the panel's action
         from . import PayloadError
 

@@ -94,7 +94,7 @@ def uninstall(panel: Panel, command: list[str], steps: Steps) -> None:
 # -- cPanel ---------------------------------------------------------------------------
 
 
-def _cpanel_registered(panel: Panel, script: str, steps: Steps) -> bool:
+def _cpanel_registered(panel: Panel, script: str) -> bool:
     out = _run([panel.conf["manage_hooks"], "list", "--output", "JSON"])
     found = []
 
@@ -118,7 +118,7 @@ def _cpanel_registered(panel: Panel, script: str, steps: Steps) -> bool:
 def _cpanel_install(panel, command, steps):
     script = panel.path(CPANEL_SCRIPT)
     steps.write(script, wrapper(command, "panel-hook", "cpanel"), 0o755)
-    if _cpanel_registered(panel, script, steps):
+    if _cpanel_registered(panel, script):
         steps.note(f"unchanged: {script} is registered with manage_hooks")
         return
     steps.run([panel.conf["manage_hooks"], "add", "script", script])
@@ -126,7 +126,7 @@ def _cpanel_install(panel, command, steps):
 
 def _cpanel_uninstall(panel, command, steps):
     script = panel.path(CPANEL_SCRIPT)
-    if _cpanel_registered(panel, script, steps):
+    if _cpanel_registered(panel, script):
         steps.run([panel.conf["manage_hooks"], "delete", "script", script])
     else:
         steps.note(f"unchanged: {script} is not registered")
