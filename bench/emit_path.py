@@ -36,13 +36,21 @@ def summary(values: list[float]) -> dict:
     }
 
 
+def spamfilter_path() -> str:
+    """The installed ``spamfilter`` command (next to this Python when not on PATH)."""
+    return shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+
+
+def bytecode_env() -> dict:
+    """The environment, letting an installed package's .pyc files be written and used."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    spamfilter = shutil.which("spamfilter") or os.path.join(
-        os.path.dirname(sys.executable), "spamfilter"
-    )
+    spamfilter = spamfilter_path()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "config.toml"
         cfg.write_text(
@@ -53,10 +61,7 @@ def main() -> None:
             'user_key = "k"\nsecret_key = "s"\n'
         )
         cfg.chmod(0o600)
-        env = dict(os.environ)
-        env.pop(
-            "PYTHONDONTWRITEBYTECODE", None
-        )  # an installed package has its .pyc files; let them be written
+        env = bytecode_env()
         emit_cmd = [
             spamfilter,
             "--config",

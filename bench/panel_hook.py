@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from emit_path import bytecode_env, spamfilter_path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "panels" / "fixtures"
 FORMS = {
@@ -37,9 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    spamfilter = shutil.which("spamfilter") or os.path.join(
-        os.path.dirname(sys.executable), "spamfilter"
-    )
+    spamfilter = spamfilter_path()
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "config.toml"
@@ -49,7 +47,7 @@ def main() -> None:
             'password = "p"\n'
         )
         cfg.chmod(0o600)
-        base_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        base_env = bytecode_env()
         bare = [timed([sys.executable, "-c", "pass"], base_env, "") for _ in range(args.runs)]
         result["python -c pass, median ms"] = round(statistics.median(bare), 1)
         for panel, name in FORMS.items():
