@@ -22,6 +22,8 @@ importlib.invalidate_caches()
 
 import toyvendor_plugin  # noqa: E402  (needs the site directory on sys.path)
 
+pytest_plugins = ("browser",)  # the headless Chromium fixtures (tests/browser.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
