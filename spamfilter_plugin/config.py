@@ -17,8 +17,10 @@ the key and the fix.  A secret may be a literal string, ``{ env = "NAME" }`` or
 ``{ file = "/path" }``; a file holding a literal secret (or a secret file) that
 the group or others can read is refused with the ``chmod`` to run.
 
-This module is light (the panel-hook path reads the file through it) and
-imports nothing above :mod:`.errors` and :mod:`.redaction`; the marshmallow
+Reading the file (its path, syntax, top-level shape, fingerprint and ``state_dir``)
+is in :mod:`.config_file`, on the standard library alone, for the panel-hook path;
+this module gives it its dataclasses and imports nothing above :mod:`.errors` and
+:mod:`.redaction`.  The marshmallow
 schemas live in :mod:`.config_schema`, which builds on this module (never the
 other way round).  The defaults of every key are defined here once:
 :class:`GeneralConfig` for ``[general]`` and :data:`HTTP_DEFAULTS` for the keys
@@ -28,61 +30,38 @@ every ``[vendors.X]`` table shares.
 from __future__ import annotations
 
 import os
-import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import config_file
+from .config_file import (
+    DEFAULT_STATE_DIR,
+    ENV_VAR,
+    fingerprint,
+    join_problems,
+    locate,
+    read,
+    state_dir,
+    state_dir_problem,
+)
 from .errors import ConfigError
 from .redaction import Secret
 
-DEFAULT_PATH = Path("/etc/spamfilter-plugin/config.toml")
-ENV_VAR = "SPAMFILTER_CONFIG"
-DEFAULT_STATE_DIR = "/var/lib/spamfilter-plugin"
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "ENV_VAR",
+    "ConfigError",
+    "join_problems",
+    "state_dir_problem",
+]
+
+DEFAULT_PATH = Path(config_file.DEFAULT_PATH)
 
 
 def config_path(cli_value: str | os.PathLike | None = None) -> Path:
     """Where the config file is: the CLI value, else ``$SPAMFILTER_CONFIG``, else the default."""
-    if cli_value:
-        return Path(cli_value)
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env)
-    return DEFAULT_PATH
-
-
-def _identity(st: os.stat_result) -> str:
-    """What a file's validation depends on: which file, its content (size and times: the
-    change time moves on chmod and chown too), its mode and its owner."""
-    return (
-        f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:"
-        f"{st.st_mode:o}:{st.st_uid}:{st.st_gid}"
-    )
-
-
-def _secret_files(data: dict[str, Any]) -> list[str]:
-    """The ``{ file = ... }`` secret references of every vendor table."""
-    vendors = data.get("vendors")
-    found = []
-    for table in vendors.values() if isinstance(vendors, dict) else ():
-        for value in table.values() if isinstance(table, dict) else ():
-            if isinstance(value, dict) and isinstance(value.get("file"), str):
-                found.append(value["file"])
-    return sorted(found)
-
-
-def state_dir_problem(value: Any) -> str | None:
-    """Why *value* cannot be ``state_dir`` (a relative path would name a different
-    directory for each command's working directory), or None."""
-    if not isinstance(value, str) or not value.strip():
-        return "must be an absolute path, e.g. /var/lib/spamfilter-plugin"
-    if not os.path.isabs(value):
-        return f"{value!r} is relative; give an absolute path, e.g. /var/lib/spamfilter-plugin"
-    if any(ord(c) < 32 for c in value):
-        return "must not contain control characters"
-    return None
+    return Path(locate(cli_value))
 
 
 #: defaults of the HTTP keys every ``[vendors.X]`` table accepts (the one place they are set;
@@ -121,15 +100,9 @@ class RawConfig:
 
     @property
     def fingerprint(self) -> str:
-        """The key a validation of this file is cached on: the package version, the file's
-        identity as read (content, mode, owner), and that of each secret file it names."""
-        parts = [__version__, str(self.path.resolve()), self.identity]
-        for name in _secret_files(self.data):
-            try:
-                parts.append(f"{name}={_identity(os.stat(name))}")
-            except OSError:
-                parts.append(f"{name}=missing")
-        return "|".join(parts)
+        """The key a validation of this file is cached on (see
+        :func:`~.config_file.fingerprint`)."""
+        return fingerprint(self.path, self.identity, self.data)
 
     @property
     def vendor_tables(self) -> dict[str, Any]:
@@ -143,11 +116,7 @@ class RawConfig:
     def state_dir(self) -> Path:
         """``[general] state_dir``, or its default (read without the schemas, for the light
         paths that only need the queue; checked as the schema checks it)."""
-        value = (self.data.get("general") or {}).get("state_dir", str(GeneralConfig.state_dir))
-        problem = state_dir_problem(value)
-        if problem:
-            raise ConfigError(f"{self.path}: [general] state_dir: {problem}")
-        return Path(value)
+        return Path(state_dir(self.path, self.data))
 
 
 @dataclass(frozen=True)
@@ -163,46 +132,8 @@ class Config:
 
 def read_file(path: Path) -> RawConfig:
     """Read and parse the TOML file; check only its syntax and top-level shape."""
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())  # the file that is read, whatever is renamed meanwhile
-            data = tomllib.load(fh)
-        loose = bool(stat.S_IMODE(st.st_mode) & 0o077)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path} does not exist; create it (see README, 'Configuration'), "
-            f"or point --config or ${ENV_VAR} at it"
-        ) from None
-    except PermissionError:
-        raise ConfigError(
-            f"config file {path} is not readable by this user; run as root or fix its owner"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    problems = []
-    for key, value in data.items():
-        if key not in ("general", "panel", "vendors"):
-            problems.append(
-                f"[{key}]: unknown table; the file has [general], [panel] and [vendors.<name>] "
-                "tables only"
-            )
-        elif not isinstance(value, dict):
-            problems.append(f"{key}: must be a table, written [{key}]")
-    for name, table in (
-        (data.get("vendors") or {}).items() if isinstance(data.get("vendors"), dict) else ()
-    ):
-        if not isinstance(table, dict):
-            problems.append(f"[vendors] {name}: must be a table, written [vendors.{name}]")
-    if problems:
-        raise ConfigError(join_problems(path, problems))
-    return RawConfig(path=path, data=data, loose_permissions=loose, identity=_identity(st))
-
-
-def join_problems(path: Path, problems: list[str]) -> str:
-    """One message for the problems found in the file at *path*."""
-    if len(problems) == 1:
-        return f"{path}: {problems[0]}"
-    return f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems)
+    data, loose, file_identity = read(path)
+    return RawConfig(path=path, data=data, loose_permissions=loose, identity=file_identity)
 
 
 def toml_value(value: Any) -> str:

@@ -15,13 +15,13 @@ them requests, Jinja2, marshmallow and pluggy) when nothing changed.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import RawConfig, config_path, read_file
+from .config_file import CAPABILITIES, cached_handlers
 from .events import LIFECYCLE_HOOKS, Event
 from .files import write_private_json
 from .queue import Queue
@@ -29,7 +29,7 @@ from .queue import Queue
 if TYPE_CHECKING:
     from .manager import Runtime
 
-CAPABILITIES = "capabilities.json"
+__all__ = ["CAPABILITIES", "Receipt", "emit", "emit_all", "refresh_capabilities", "validated"]
 
 
 @dataclass
@@ -61,12 +61,9 @@ def validated(
     The full validation runs (loading the plugins) unless the cache says this exact file
     was validated; a ConfigError or PluginError names the problem and the fix."""
     raw = raw if raw is not None else read_file(config_path(config))
-    try:
-        cached = json.loads((raw.state_dir / CAPABILITIES).read_text())
-        if cached.get("fingerprint") == raw.fingerprint:
-            return raw, {v: list(hooks) for v, hooks in cached["handlers"].items()}
-    except (OSError, ValueError, KeyError, AttributeError, TypeError):
-        pass
+    cached = cached_handlers(raw.state_dir, raw.fingerprint)
+    if cached is not None:
+        return raw, cached
     from .manager import load_runtime  # the slow path: loads the plugins
 
     runtime = load_runtime(raw.path)

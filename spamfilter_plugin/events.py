@@ -5,136 +5,35 @@ Values are checked and normalised when the object is built, so a bad domain,
 address or IP is refused at the edge with :class:`~.errors.InvalidInput`
 naming the field, and every vendor sees domains as lower-case IDNA (punycode).
 
-This module is on the panel-hook path: it imports only the standard library,
-``idna`` and the package's own light modules.
+The normalisers, the fields of each payload and event ids and times are in
+:mod:`.eventdata` (plain data, for the panel-hook path, which builds no dataclass); this
+module re-exports the normalisers.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import idna
 
 from .errors import InvalidInput
+from .eventdata import (
+    PAYLOAD_FIELDS,
+    is_ip,
+    new_id,
+    normalise_domain,
+    normalise_email,
+    normalise_host,
+    normalise_ip,
+    now,
+    payload,
+    target_key,
+)
 from .redaction import Secret
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-# RFC 5322 dot-atom local part (the subset mail servers accept in practice).
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-
-
-def _no_control(value: str, field_name: str) -> None:
-    """Refuse control characters anywhere in *value* (line breaks split logs and headers)."""
-    for c in value:
-        o = ord(c)
-        if o < 32 or 127 <= o < 160 or o in (0x2028, 0x2029):
-            raise InvalidInput(
-                field_name, f"{value!r} contains a control character (U+{o:04X}); remove it"
-            )
-
-
-def normalise_domain(value: object, field_name: str = "domain") -> str:
-    """Return *value* as a lower-case IDNA domain name, or raise InvalidInput.
-
-    Accepts Unicode (``bücher.example``) and punycode alike; a trailing dot is dropped.
-    """
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field_name, "a domain name is required, e.g. example.com")
-    _no_control(value, field_name)
-    name = value.strip()
-    if name.endswith("."):  # one trailing dot (the root) is fine; "example.com.." is not
-        name = name[:-1]
-    if any(c.isspace() for c in name) or "/" in name or "@" in name or ":" in name:
-        raise InvalidInput(
-            field_name, f"{value!r} is not a domain name (give a name like example.com)"
-        )
-    try:
-        ascii_name = idna.encode(name, uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError) as exc:
-        raise InvalidInput(field_name, f"{value!r} is not a valid domain name ({exc})") from None
-    ascii_name = ascii_name.lower()
-    labels = ascii_name.split(".")
-    if len(labels) < 2:
-        raise InvalidInput(field_name, f"{value!r} needs at least two labels, e.g. example.com")
-    if len(ascii_name) > 253:
-        raise InvalidInput(field_name, f"{value!r} is longer than 253 characters")
-    for label in labels:
-        if not _LABEL.fullmatch(label):
-            raise InvalidInput(
-                field_name,
-                f"{value!r} has an invalid label {label!r} (letters, digits and inner hyphens, "
-                "1 to 63 characters)",
-            )
-    if labels[-1].isdigit():
-        raise InvalidInput(field_name, f"{value!r} has an all-numeric top-level domain")
-    return ascii_name
-
-
-def normalise_ip(value: object, field_name: str = "ip") -> str:
-    """Return *value* as a canonical IPv4/IPv6 address string, or raise InvalidInput."""
-    if not isinstance(value, str):
-        raise InvalidInput(field_name, "an IP address is required, e.g. 192.0.2.10")
-    _no_control(value, field_name)
-    text = value.strip()
-    if "%" in text:
-        raise InvalidInput(
-            field_name,
-            f"{value!r} has a zone id (%...), which only means something on this machine; "
-            "give an address the vendor can reach",
-        )
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise InvalidInput(field_name, f"{value!r} is not an IPv4 or IPv6 address") from None
-
-
-def is_ip(value: str) -> bool:
-    """True when *value* is an IPv4 or IPv6 literal."""
-    try:
-        normalise_ip(value)
-    except InvalidInput:
-        return False
-    return True
-
-
-def normalise_host(value: object, field_name: str = "destination") -> str:
-    """A mail host: an IP literal (canonicalised) or a host name (lower-case IDNA)."""
-    if isinstance(value, str):
-        _no_control(value, field_name)
-        if ":" in value:  # no host name has one: an IPv6 literal, with its own error if bad
-            return normalise_ip(value, field_name)
-        if is_ip(value):
-            return normalise_ip(value, field_name)
-    try:
-        return normalise_domain(value, field_name)
-    except InvalidInput as exc:
-        raise InvalidInput(
-            field_name, f"{value!r} is neither a host name (mail.example.com) nor an IP address"
-        ) from exc
-
-
-def normalise_email(value: object, field_name: str = "mailbox") -> str:
-    """Return ``local@domain`` with the domain as lower-case IDNA, or raise InvalidInput."""
-    if not isinstance(value, str) or "@" not in value:
-        raise InvalidInput(
-            field_name, f"{value!r} is not an e-mail address (give user@example.com)"
-        )
-    _no_control(value, field_name)
-    local, _, domain = value.strip().rpartition("@")
-    if not local or len(local) > 64 or not _LOCAL.fullmatch(local):
-        raise InvalidInput(field_name, f"{value!r} has an invalid part before the @")
-    try:
-        domain = normalise_domain(domain, field_name)
-    except InvalidInput:
-        raise InvalidInput(field_name, f"{value!r} has an invalid domain after the @") from None
-    return f"{local}@{domain}"
+__all__ = ["is_ip", "normalise_domain", "normalise_email", "normalise_host", "normalise_ip"]
 
 
 @dataclass(frozen=True)
@@ -181,14 +80,6 @@ class Mailbox:
         return self.address
 
 
-def _new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """Base of the lifecycle events.  ``hook`` is the hookspec the event calls."""
@@ -197,8 +88,8 @@ class Event:
     #: the CLI spelling (``domain-created``)
     cli_name: ClassVar[str] = ""
 
-    id: str = field(default_factory=_new_id)
-    occurred_at: str = field(default_factory=_now)
+    id: str = field(default_factory=new_id)
+    occurred_at: str = field(default_factory=now)
 
     @property
     def target(self) -> Domain | Mailbox:
@@ -207,18 +98,15 @@ class Event:
     @property
     def target_key(self) -> str:
         """What ordering is kept per: ``domain:example.com`` or ``mailbox:a@example.com``."""
-        t = self.target
-        return f"mailbox:{t}" if isinstance(t, Mailbox) else f"domain:{t}"
+        return target_key(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of the event, without secrets (see ``PasswordReset``)."""
-        out: dict[str, Any] = {"event": self.hook, "id": self.id, "occurred_at": self.occurred_at}
+        values = {}
         for name in self._payload_fields:
             value = getattr(self, name)
-            if isinstance(value, (Domain, Mailbox)):
-                value = str(value)
-            out[name] = value
-        return out
+            values[name] = str(value) if isinstance(value, (Domain, Mailbox)) else value
+        return payload(self.hook, self.id, self.occurred_at, values)
 
     _payload_fields: ClassVar[tuple[str, ...]] = ()
 
@@ -230,7 +118,7 @@ class DomainCreated(Event):
 
     hook: ClassVar[str] = "domain_created"
     cli_name: ClassVar[str] = "domain-created"
-    _payload_fields: ClassVar[tuple[str, ...]] = ("domain", "destination")
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["domain_created"]
 
     domain: Domain
     destination: str | None = None
@@ -251,7 +139,7 @@ class DomainDeleted(Event):
 
     hook: ClassVar[str] = "domain_deleted"
     cli_name: ClassVar[str] = "domain-deleted"
-    _payload_fields: ClassVar[tuple[str, ...]] = ("domain",)
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["domain_deleted"]
 
     domain: Domain
 
@@ -269,7 +157,7 @@ class DomainUpdated(Event):
 
     hook: ClassVar[str] = "domain_updated"
     cli_name: ClassVar[str] = "domain-updated"
-    _payload_fields: ClassVar[tuple[str, ...]] = ("domain", "destination")
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["domain_updated"]
 
     domain: Domain
     destination: str
@@ -289,7 +177,7 @@ class MailboxAdded(Event):
 
     hook: ClassVar[str] = "mailbox_added"
     cli_name: ClassVar[str] = "mailbox-added"
-    _payload_fields: ClassVar[tuple[str, ...]] = ("mailbox",)
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["mailbox_added"]
 
     mailbox: Mailbox
 
@@ -307,7 +195,7 @@ class MailboxDeleted(Event):
 
     hook: ClassVar[str] = "mailbox_deleted"
     cli_name: ClassVar[str] = "mailbox-deleted"
-    _payload_fields: ClassVar[tuple[str, ...]] = ("mailbox",)
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["mailbox_deleted"]
 
     mailbox: Mailbox
 
@@ -330,7 +218,7 @@ class PasswordReset(Event):
 
     hook: ClassVar[str] = "password_reset"
     cli_name: ClassVar[str] = "password-reset"
-    _payload_fields: ClassVar[tuple[str, ...]] = ("domain", "mailbox")
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["password_reset"]
 
     domain: Domain | None = None
     mailbox: Mailbox | None = None
@@ -368,7 +256,7 @@ class VendorStep(Event):
 
     hook: ClassVar[str] = "vendor_step"
     cli_name: ClassVar[str] = "vendor-step"
-    _payload_fields: ClassVar[tuple[str, ...]] = ("domain", "step", "data")
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["vendor_step"]
 
     domain: Domain
     step: str

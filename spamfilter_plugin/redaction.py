@@ -10,10 +10,12 @@ exception messages, stored response bodies and CLI output all pass through it.
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-from urllib.parse import quote, quote_plus
+from _thread import allocate_lock
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import logging
 
 MASK = "***"
 
@@ -64,7 +66,7 @@ def _patterns() -> tuple[re.Pattern[str], ...]:
     return patterns
 
 
-_lock = threading.Lock()
+_lock = allocate_lock()
 _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
@@ -129,6 +131,8 @@ def register(value: str) -> None:
     global _pattern
     if not value:
         return
+    from urllib.parse import quote, quote_plus
+
     forms = {value, quote(value, safe=""), quote_plus(value)}
     forms = {f for f in forms if len(f) >= MIN_SUBSTITUTE_LENGTH}
     with _lock:
@@ -160,11 +164,13 @@ def reveal(value: object) -> object:
     return value.reveal() if isinstance(value, Secret) else value
 
 
-class RedactingFilter(logging.Filter):
+class RedactingFilter:
     """Logging filter that renders each record's message and masks secrets in it.
 
     Attached to every logger handed out by :func:`get_logger`, and to the CLI's
-    handlers, so records are cleaned before any handler formats them.
+    handlers, so records are cleaned before any handler formats them.  (Logging takes any
+    object with a ``filter`` method; not subclassing ``logging.Filter`` keeps ``logging``
+    out of the imports of the light paths that only redact.)
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -176,6 +182,8 @@ class RedactingFilter(logging.Filter):
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             # Render the traceback once, redacted, and keep only the text.
+            import logging
+
             formatter = logging.Formatter()
             record.exc_text = redact(formatter.formatException(record.exc_info))
             record.exc_info = None
@@ -191,6 +199,8 @@ def get_logger(name: str) -> logging.Logger:
     Logger filters apply only to records created on that very logger, so every
     module of the package (and every vendor plugin) takes its logger from here.
     """
+    import logging
+
     logger = logging.getLogger(name)
     if _filter not in logger.filters:
         logger.addFilter(_filter)
