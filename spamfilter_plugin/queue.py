@@ -1,8 +1,10 @@
 """The delivery queue: a transactional outbox in SQLite under ``general.state_dir``.
 
-This is the store, and it imports nothing above :mod:`.errors`, :mod:`.events` and
-:mod:`.redaction`.  :func:`spamfilter_plugin.emit.emit` (what a panel hook calls)
-writes rows through :meth:`Queue.enqueue`; workers (:mod:`.worker`) claim rows
+This is the store, and it imports nothing above :mod:`.errors`, :mod:`.events`,
+:mod:`.outbox` (the schema, opening the database, the key and writing rows, on the
+standard library alone) and :mod:`.redaction`.  :func:`spamfilter_plugin.emit.emit`
+writes rows through :meth:`Queue.enqueue`, ``spamfilter panel-hook`` through
+:func:`.outbox.write`; workers (:mod:`.worker`) claim rows
 with a lease, deliver them, and record the outcome.
 
 * Durability: WAL journal, ``synchronous=FULL``; the database and the key file are
@@ -36,126 +38,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, QueueError, SpamFilterError
+from . import outbox
+from .errors import SpamFilterError
 from .events import Event, event_from_dict
+from .outbox import (
+    BOOT_ID_FILE,
+    DB_NAME,
+    KEY_NAME,
+    STATES,
+    STEP_HOOK,
+    SUPERSEDES,
+    SecretBox,
+    Transaction,
+    boot_id,
+    queue_error,
+)
 from .redaction import Secret
 
-DB_NAME = "queue.sqlite3"
-KEY_NAME = "queue.key"
-STATES = ("pending", "leased", "done", "dead", "superseded")
-
-#: a new event of the key's hook supersedes undelivered (pending) earlier events of
-#: these hooks, for the same vendor and target
-SUPERSEDES: dict[str, tuple[str, ...]] = {
-    "domain_deleted": ("domain_created", "domain_updated", "password_reset", "vendor_step"),
-    "domain_updated": ("domain_updated",),
-    "mailbox_deleted": ("mailbox_added", "password_reset"),
-    "password_reset": ("password_reset",),
-}
-
-#: the hook of the steps vendors queue for themselves (:class:`~.events.VendorStep`)
-STEP_HOOK = "vendor_step"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id     TEXT NOT NULL,
-    vendor       TEXT NOT NULL,
-    hook         TEXT NOT NULL,
-    target       TEXT NOT NULL,
-    payload      TEXT NOT NULL,
-    secret       BLOB,
-    state        TEXT NOT NULL DEFAULT 'pending',
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    next_at      REAL NOT NULL,
-    lease_until  REAL,
-    lease_owner  TEXT,
-    created_at   REAL NOT NULL,
-    updated_at   REAL NOT NULL,
-    last_error   TEXT,
-    error_type   TEXT,
-    result       TEXT,
-    result_secret BLOB
-);
-CREATE INDEX IF NOT EXISTS events_due ON events (state, next_at);
-CREATE INDEX IF NOT EXISTS events_order ON events (vendor, target, id);
-CREATE INDEX IF NOT EXISTS events_event ON events (event_id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-#: where the kernel says which boot this is (Linux)
-BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
-
-
-def boot_id() -> str:
-    """This boot's identity: the kernel's boot id, or else the boot time to ten minutes
-    (on systems without one, a wall clock stepped by more than that counts as a reboot)."""
-    try:
-        with open(BOOT_ID_FILE, encoding="ascii") as fh:
-            return fh.read().strip()
-    except OSError:
-        return f"booted-{round((time.time() - time.monotonic()) / 600)}"
-
-
-class SecretBox:
-    """Encrypts secrets for storage with a key in ``state_dir/queue.key`` (0600, made on first use).
-
-    ``cryptography`` is imported only when a secret is actually stored or read."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / KEY_NAME
-        self._fernet = None
-
-    def _load(self):
-        if self._fernet is None:
-            from cryptography.fernet import Fernet
-
-            if not self.path.exists():
-                self._create(Fernet.generate_key())
-            if os.stat(self.path).st_mode & 0o077:
-                raise ConfigError(
-                    f"queue key {self.path} is readable by group or others; run: "
-                    f"chmod 600 {self.path}"
-                )
-            key = self.path.read_bytes().strip()
-            try:
-                self._fernet = Fernet(key)
-            except ValueError:
-                raise ConfigError(
-                    f"queue key {self.path} is empty or damaged; if no queued event holds a "
-                    "secret, delete it (a new one is made), else restore it from a backup"
-                ) from None
-        return self._fernet
-
-    def _create(self, key: bytes) -> None:
-        """Write the key to a private temporary file, then link it into place: the key
-        file appears complete or not at all, and the first of racing processes wins."""
-        tmp = self.path.with_name(f".{KEY_NAME}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(key + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, self.path)
-            except FileExistsError:
-                pass  # another process made it first: use theirs
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def seal(self, text: str) -> bytes:
-        return self._load().encrypt(text.encode("utf-8"))
-
-    def open(self, blob: bytes) -> str:
-        from cryptography.fernet import InvalidToken
-
-        try:
-            return self._load().decrypt(bytes(blob)).decode("utf-8")
-        except InvalidToken:
-            raise ConfigError(
-                f"a stored secret cannot be decrypted with {self.path}; was the key replaced?"
-            ) from None
+__all__ = [
+    "BOOT_ID_FILE",
+    "DB_NAME",
+    "KEY_NAME",
+    "STATES",
+    "STEP_HOOK",
+    "SUPERSEDES",
+    "Queue",
+    "Row",
+    "SecretBox",
+    "boot_id",
+]
 
 
 @dataclass
@@ -222,30 +133,6 @@ def _split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
     return public, secrets
 
 
-def _queue_error(path: Path, exc: sqlite3.Error) -> QueueError:
-    """A database failure as one line naming the file, the cause and the fix."""
-    text = str(exc).lower()
-    if "disk is full" in text or "disk i/o" in text:
-        return QueueError(
-            f"the queue {path} cannot be written: the disk is full (or failing); free space "
-            "there, then try again",
-            temporary=True,
-        )
-    if "locked" in text or "busy" in text:
-        return QueueError(
-            f"the queue {path} is locked by another process; try again", temporary=True
-        )
-    if "readonly" in text or "unable to open" in text or "permission" in text:
-        return QueueError(
-            f"the queue {path} cannot be opened for writing by this user ({exc}); run the "
-            "command as the user that owns state_dir, or fix the owner of that directory"
-        )
-    return QueueError(
-        f"the queue {path} is damaged ({exc}); stop the workers, move the file aside and its "
-        "-wal and -shm files with it, then run the command again (a new, empty queue is made)"
-    )
-
-
 def _translated(method):
     """Turn sqlite3 errors raised by a Queue method into a QueueError."""
 
@@ -254,7 +141,7 @@ def _translated(method):
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
-            raise _queue_error(self.path, exc) from None
+            raise queue_error(self.path, exc) from None
 
     return wrapper
 
@@ -291,56 +178,11 @@ class Queue:
         return self._db
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the queue in {self.state_dir} ({exc.strerror}); set [general] "
-                "state_dir to a directory this user can write"
-            ) from None
-        old = os.umask(0o077)  # the -wal and -shm files too
-        try:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=30000")
-            db.executescript(SCHEMA)
-            self._settle_clock(db)
-        finally:
-            os.umask(old)
+        db = outbox.connect(
+            self.state_dir, clock=self.clock, monotonic=self.monotonic, boot=self.boot
+        )
+        db.row_factory = sqlite3.Row
         return db
-
-    def _settle_clock(self, db: sqlite3.Connection) -> None:
-        """Make the stored monotonic times mean something on this boot (see the module doc)."""
-        boot = self.boot or boot_id()
-        stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        if stored.get("boot") == boot:
-            return
-        with _Transaction(db):
-            stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            if stored.get("boot") == boot:
-                return  # another process settled it first
-            mono = self.monotonic()
-            if "boot" not in stored:
-                # a queue from before times were monotonic: move its wall-clock times over
-                shift = mono - self.clock()
-                db.execute(
-                    "UPDATE events SET next_at=next_at+?, lease_until=lease_until+? "
-                    "WHERE state IN ('pending','leased')",
-                    (shift, shift),
-                )
-            else:
-                # a new boot: the monotonic clock restarted and every worker is gone
-                db.execute(
-                    "UPDATE events SET next_at=min(next_at, ?), "
-                    "lease_until=CASE WHEN lease_until IS NULL THEN NULL ELSE 0 END "
-                    "WHERE state IN ('pending','leased')",
-                    (mono,),
-                )
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot', ?)", (boot,))
 
     def _offset(self) -> float:
         """Add to a stored monotonic time to get a wall-clock one."""
@@ -352,60 +194,24 @@ class Queue:
             self._db = None
 
     def _tx(self):
-        return _Transaction(self.db)
+        return Transaction(self.db)
 
     # -- writing -----------------------------------------------------------------
 
     @_translated
     def enqueue(self, event: Event, vendors: Iterable[str]) -> list[int]:
         """Write one row per vendor, superseding what the event makes pointless; one transaction."""
-        vendors = list(vendors)
-        _ = self.db  # connecting creates state_dir (0700) before the key file goes into it
         password = getattr(event, "password", None)
-        sealed = self.box.seal(password.reveal()) if password is not None and vendors else None
-        with self._tx() as db:
-            return [self._insert(db, event, vendor, sealed) for vendor in vendors]
-
-    def _insert(self, db: sqlite3.Connection, event: Event, vendor: str, sealed: Any) -> int:
-        """Supersede what *event* makes pointless for *vendor*, then add its row (inside the
-        caller's transaction)."""
-        now = self.clock()
-        older = SUPERSEDES.get(event.hook)
-        if older:
-            marks = ",".join("?" * len(older))
-            db.execute(
-                "UPDATE events SET state='superseded', secret=NULL, updated_at=?, "
-                "last_error='superseded by a later ' || ? WHERE vendor=? AND target=? "
-                # dead rows too: retrying them later must never redo what a later
-                # event undid (a creation after its deletion)
-                "AND state IN ('pending','dead') "
-                f"AND hook IN ({marks})",
-                (now, event.hook, vendor, event.target_key, *older),
-            )
-        if event.hook == STEP_HOOK:  # a newer step of the same name replaces a waiting one
-            db.execute(
-                "UPDATE events SET state='superseded', updated_at=?, "
-                "last_error='superseded by a newer step of the same name' WHERE vendor=? "
-                "AND target=? AND hook=? AND state IN ('pending','dead') "
-                "AND json_extract(payload, '$.step')=?",
-                (now, vendor, event.target_key, STEP_HOOK, event.step),  # type: ignore[attr-defined]
-            )
-        cur = db.execute(
-            "INSERT INTO events (event_id, vendor, hook, target, payload, secret, "
-            "next_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                event.id,
-                vendor,
-                event.hook,
-                event.target_key,
-                json.dumps(event.to_dict()),
-                sealed,
-                self.monotonic(),
-                now,
-                now,
-            ),
+        return outbox.write(
+            self.db,  # connecting creates state_dir (0700) before the key file goes into it
+            self.box,
+            event.to_dict(),
+            event.target_key,
+            password.reveal() if password is not None else None,
+            list(vendors),
+            clock=self.clock,
+            monotonic=self.monotonic,
         )
-        return cur.lastrowid
 
     @_translated
     def claim(
@@ -477,8 +283,11 @@ class Queue:
             ).fetchone()
             if held is None:
                 return False
+            now, mono = self.clock(), self.monotonic()
             for step in steps:
-                self._insert(db, step, row.vendor, None)
+                outbox.insert(
+                    db, step.to_dict(), step.target_key, row.vendor, None, now=now, mono=mono
+                )
             cur = db.execute(
                 "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, "
                 "updated_at=?, result=?, result_secret=?, last_error=NULL, error_type=NULL "
@@ -632,17 +441,3 @@ class Queue:
                 (self.clock() - older_than_seconds,),
             )
         return cur.rowcount
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, *rest) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

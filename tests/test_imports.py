@@ -119,9 +119,11 @@ def test_the_store_imports_nothing_above_it():
     allowed = {
         "spamfilter_plugin.errors",
         "spamfilter_plugin.events",
+        "spamfilter_plugin.outbox",
         "spamfilter_plugin.redaction",
     }
     assert graph["spamfilter_plugin.queue"] <= allowed
+    assert graph["spamfilter_plugin.outbox"] == {"spamfilter_plugin.errors"}
     assert "spamfilter_plugin.config_schema" not in graph["spamfilter_plugin.config"]
 
 

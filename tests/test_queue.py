@@ -240,7 +240,7 @@ import sys
 from spamfilter_plugin.queue import SecretBox
 box = SecretBox(sys.argv[1])
 sealed = box.seal("pw")
-print(box.path.read_bytes().strip().decode(), box.open(sealed))
+print(open(box.path, "rb").read().strip().decode(), box.open(sealed))
 """
 
 

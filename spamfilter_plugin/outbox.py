@@ -1,0 +1,306 @@
+"""The queue's storage: the SQLite schema, opening the database, the key that seals
+secrets, and writing an event's rows.
+
+:class:`~.queue.Queue` (claiming, delivering, retrying, listing) builds on these; the
+panel-hook path, which a panel waits for, writes its rows with them directly.  This
+module imports the standard library alone (``cryptography`` only when a secret is
+sealed or opened) and :mod:`.errors`.  See :mod:`.queue` for durability, ordering,
+superseding and time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from typing import Any
+
+from .errors import ConfigError, QueueError
+
+DB_NAME = "queue.sqlite3"
+KEY_NAME = "queue.key"
+STATES = ("pending", "leased", "done", "dead", "superseded")
+
+#: a new event of the key's hook supersedes undelivered (pending) earlier events of
+#: these hooks, for the same vendor and target
+SUPERSEDES: dict[str, tuple[str, ...]] = {
+    "domain_deleted": ("domain_created", "domain_updated", "password_reset", "vendor_step"),
+    "domain_updated": ("domain_updated",),
+    "mailbox_deleted": ("mailbox_added", "password_reset"),
+    "password_reset": ("password_reset",),
+}
+
+#: the hook of the steps vendors queue for themselves (:class:`~.events.VendorStep`)
+STEP_HOOK = "vendor_step"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL,
+    vendor       TEXT NOT NULL,
+    hook         TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    secret       BLOB,
+    state        TEXT NOT NULL DEFAULT 'pending',
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      REAL NOT NULL,
+    lease_until  REAL,
+    lease_owner  TEXT,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    last_error   TEXT,
+    error_type   TEXT,
+    result       TEXT,
+    result_secret BLOB
+);
+CREATE INDEX IF NOT EXISTS events_due ON events (state, next_at);
+CREATE INDEX IF NOT EXISTS events_order ON events (vendor, target, id);
+CREATE INDEX IF NOT EXISTS events_event ON events (event_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+#: where the kernel says which boot this is (Linux)
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+
+
+def boot_id() -> str:
+    """This boot's identity: the kernel's boot id, or else the boot time to ten minutes
+    (on systems without one, a wall clock stepped by more than that counts as a reboot)."""
+    try:
+        with open(BOOT_ID_FILE, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return f"booted-{round((time.time() - time.monotonic()) / 600)}"
+
+
+class SecretBox:
+    """Encrypts secrets for storage with a key in ``state_dir/queue.key`` (0600, made on first use).
+
+    ``cryptography`` is imported only when a secret is actually stored or read."""
+
+    def __init__(self, state_dir: str | os.PathLike) -> None:
+        self.path = os.path.join(state_dir, KEY_NAME)
+        self._fernet = None
+
+    def _load(self):
+        if self._fernet is None:
+            from cryptography.fernet import Fernet
+
+            if not os.path.exists(self.path):
+                self._create(Fernet.generate_key())
+            if os.stat(self.path).st_mode & 0o077:
+                raise ConfigError(
+                    f"queue key {self.path} is readable by group or others; run: "
+                    f"chmod 600 {self.path}"
+                )
+            with open(self.path, "rb") as fh:
+                key = fh.read().strip()
+            try:
+                self._fernet = Fernet(key)
+            except ValueError:
+                raise ConfigError(
+                    f"queue key {self.path} is empty or damaged; if no queued event holds a "
+                    "secret, delete it (a new one is made), else restore it from a backup"
+                ) from None
+        return self._fernet
+
+    def _create(self, key: bytes) -> None:
+        """Write the key to a private temporary file, then link it into place: the key
+        file appears complete or not at all, and the first of racing processes wins."""
+        tmp = os.path.join(
+            os.path.dirname(self.path), f".{KEY_NAME}.{os.getpid()}.{os.urandom(4).hex()}"
+        )
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+    def seal(self, text: str) -> bytes:
+        return self._load().encrypt(text.encode("utf-8"))
+
+    def open(self, blob: bytes) -> str:
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self._load().decrypt(bytes(blob)).decode("utf-8")
+        except InvalidToken:
+            raise ConfigError(
+                f"a stored secret cannot be decrypted with {self.path}; was the key replaced?"
+            ) from None
+
+
+def queue_error(path: str | os.PathLike, exc: sqlite3.Error) -> QueueError:
+    """A database failure as one line naming the file, the cause and the fix."""
+    text = str(exc).lower()
+    if "disk is full" in text or "disk i/o" in text:
+        return QueueError(
+            f"the queue {path} cannot be written: the disk is full (or failing); free space "
+            "there, then try again",
+            temporary=True,
+        )
+    if "locked" in text or "busy" in text:
+        return QueueError(
+            f"the queue {path} is locked by another process; try again", temporary=True
+        )
+    if "readonly" in text or "unable to open" in text or "permission" in text:
+        return QueueError(
+            f"the queue {path} cannot be opened for writing by this user ({exc}); run the "
+            "command as the user that owns state_dir, or fix the owner of that directory"
+        )
+    return QueueError(
+        f"the queue {path} is damaged ({exc}); stop the workers, move the file aside and its "
+        "-wal and -shm files with it, then run the command again (a new, empty queue is made)"
+    )
+
+
+class Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *rest) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def settle_clock(db: sqlite3.Connection, boot: str | None, clock, monotonic) -> None:
+    """Make the stored monotonic times mean something on this boot (see :mod:`.queue`)."""
+    boot = boot or boot_id()
+    stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    if stored.get("boot") == boot:
+        return
+    with Transaction(db):
+        stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if stored.get("boot") == boot:
+            return  # another process settled it first
+        mono = monotonic()
+        if "boot" not in stored:
+            # a queue from before times were monotonic: move its wall-clock times over
+            shift = mono - clock()
+            db.execute(
+                "UPDATE events SET next_at=next_at+?, lease_until=lease_until+? "
+                "WHERE state IN ('pending','leased')",
+                (shift, shift),
+            )
+        else:
+            # a new boot: the monotonic clock restarted and every worker is gone
+            db.execute(
+                "UPDATE events SET next_at=min(next_at, ?), "
+                "lease_until=CASE WHEN lease_until IS NULL THEN NULL ELSE 0 END "
+                "WHERE state IN ('pending','leased')",
+                (mono,),
+            )
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot', ?)", (boot,))
+
+
+def connect(
+    state_dir: str | os.PathLike,
+    *,
+    clock=time.time,
+    monotonic=time.monotonic,
+    boot: str | None = None,
+) -> sqlite3.Connection:
+    """Open (creating it 0600 in a 0700 *state_dir* if need be) the queue database, in WAL
+    mode with full sync, with its schema, and its clock settled for this boot.
+
+    ConfigError when the directory or file cannot be made; sqlite3 errors as they come
+    (:func:`queue_error` words them)."""
+    path = os.path.join(state_dir, DB_NAME)
+    try:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the queue in {os.fspath(state_dir)} ({exc.strerror}); set [general] "
+            "state_dir to a directory this user can write"
+        ) from None
+    old = os.umask(0o077)  # the -wal and -shm files too
+    try:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=30000")
+        db.executescript(SCHEMA)
+        settle_clock(db, boot, clock, monotonic)
+    finally:
+        os.umask(old)
+    return db
+
+
+def insert(
+    db: sqlite3.Connection,
+    stored: dict[str, Any],
+    target: str,
+    vendor: str,
+    sealed: bytes | None,
+    *,
+    now: float,
+    mono: float,
+) -> int:
+    """Supersede what the event *stored* (an event's payload, see
+    :func:`~.eventdata.payload`) makes pointless for *vendor*, then add its row, due now
+    (inside the caller's transaction)."""
+    hook = stored["event"]
+    older = SUPERSEDES.get(hook)
+    if older:
+        marks = ",".join("?" * len(older))
+        db.execute(
+            "UPDATE events SET state='superseded', secret=NULL, updated_at=?, "
+            "last_error='superseded by a later ' || ? WHERE vendor=? AND target=? "
+            # dead rows too: retrying them later must never redo what a later
+            # event undid (a creation after its deletion)
+            "AND state IN ('pending','dead') "
+            f"AND hook IN ({marks})",
+            (now, hook, vendor, target, *older),
+        )
+    if hook == STEP_HOOK:  # a newer step of the same name replaces a waiting one
+        db.execute(
+            "UPDATE events SET state='superseded', updated_at=?, "
+            "last_error='superseded by a newer step of the same name' WHERE vendor=? "
+            "AND target=? AND hook=? AND state IN ('pending','dead') "
+            "AND json_extract(payload, '$.step')=?",
+            (now, vendor, target, STEP_HOOK, stored["step"]),
+        )
+    cur = db.execute(
+        "INSERT INTO events (event_id, vendor, hook, target, payload, secret, "
+        "next_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        (stored["id"], vendor, hook, target, json.dumps(stored), sealed, mono, now, now),
+    )
+    return cur.lastrowid
+
+
+def write(
+    db: sqlite3.Connection,
+    box: SecretBox,
+    stored: dict[str, Any],
+    target: str,
+    password: str | None,
+    vendors: list[str],
+    *,
+    clock=time.time,
+    monotonic=time.monotonic,
+) -> list[int]:
+    """One row per vendor for the event *stored* (its *password*, if any, sealed once),
+    superseding what it makes pointless; one transaction.  The row ids, in *vendors*' order."""
+    sealed = box.seal(password) if password is not None and vendors else None
+    with Transaction(db):
+        now, mono = clock(), monotonic()
+        return [insert(db, stored, target, v, sealed, now=now, mono=mono) for v in vendors]
