@@ -42,6 +42,7 @@ from .config_file import (
     join_problems,
     locate,
     read,
+    secret_files,
     state_dir,
     state_dir_problem,
 )
@@ -102,7 +103,7 @@ class RawConfig:
     def fingerprint(self) -> str:
         """The key a validation of this file is cached on (see
         :func:`~.config_file.fingerprint`)."""
-        return fingerprint(self.path, self.identity, self.data)
+        return fingerprint(self.path, self.identity, secret_files(self.data))
 
     @property
     def vendor_tables(self) -> dict[str, Any]:
@@ -128,6 +129,8 @@ class Config:
     panel: dict[str, str] | None = None
     #: the :attr:`RawConfig.fingerprint` of what was validated
     fingerprint: str = ""
+    #: the ``{ file = ... }`` secrets the file names (part of the fingerprint)
+    secret_files: tuple[str, ...] = ()
 
 
 def read_file(path: Path) -> RawConfig:

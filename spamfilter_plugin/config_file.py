@@ -2,11 +2,18 @@
 :mod:`.config`.
 
 A panel waits while ``spamfilter panel-hook`` runs, so what that path needs of the
-config lives here, on the standard library alone (``tomllib``, ``os``, ``json``) and
-:mod:`.errors`: where the file is, its parsed tables with their top-level shape
-checked, its identity and fingerprint, ``state_dir``, and the capability cache that
-:mod:`.emit` writes after a full validation.  :mod:`.config` builds its dataclasses on
-these functions; nothing here is defined twice.
+config lives here, on the standard library alone and :mod:`.errors`: where the file
+is, its parsed tables with their top-level shape checked, its identity and fingerprint,
+``state_dir``, and the caches that :mod:`.emit` writes after each full validation:
+
+* ``state_dir/capabilities.json``: which vendor handles which hook;
+* the panel-hook cache (``/var/cache/spamfilter-plugin/config-<dev>-<inode>.json``,
+  or under ``$SPAMFILTER_CACHE_DIR``): the same, with ``state_dir`` and the ``[panel]``
+  table, so that a panel's call need not even parse the TOML (``tomllib`` is imported
+  only when the file is read).  It holds no secret, and is used only while the file,
+  and each secret file it names, is exactly as validated; deleting it is harmless.
+
+:mod:`.config` builds its dataclasses on these functions; nothing here is defined twice.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tomllib
-from typing import Any
 
 from . import __version__
 from .errors import ConfigError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/etc/spamfilter-plugin/config.toml"
 ENV_VAR = "SPAMFILTER_CONFIG"
@@ -26,6 +35,8 @@ DEFAULT_STATE_DIR = "/var/lib/spamfilter-plugin"
 TABLES = ("general", "panel", "vendors")
 #: in ``state_dir``: which vendor handles which hook, for the fingerprint validated
 CAPABILITIES = "capabilities.json"
+CACHE_ENV = "SPAMFILTER_CACHE_DIR"
+DEFAULT_CACHE_DIR = "/var/cache/spamfilter-plugin"
 
 
 def locate(cli_value: str | os.PathLike | None = None) -> str:
@@ -67,6 +78,8 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], bool, str]:
     tables, whether the group or others may read it, and its :func:`identity` as read.
 
     ConfigError says what is wrong and how to fix it."""
+    import tomllib
+
     try:
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())  # the file that is read, whatever is renamed meanwhile
@@ -100,11 +113,12 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], bool, str]:
     return data, bool(stat.S_IMODE(st.st_mode) & 0o077), identity(st)
 
 
-def fingerprint(path: str | os.PathLike, file_identity: str, data: dict[str, Any]) -> str:
+def fingerprint(path: str | os.PathLike, file_identity: str, secrets: list[str]) -> str:
     """The key a validation of a file is cached on: the package version, the file's
-    identity as read (content, mode, owner), and that of each secret file it names."""
+    identity as read (content, mode, owner), and that of each of the secret files it
+    names (*secrets*, see :func:`secret_files`)."""
     parts = [__version__, os.path.realpath(path), file_identity]
-    for name in secret_files(data):
+    for name in secrets:
         try:
             parts.append(f"{name}={identity(os.stat(name))}")
         except OSError:
@@ -146,3 +160,63 @@ def cached_handlers(directory: str | os.PathLike, key: str) -> dict[str, list[st
     except (OSError, ValueError, KeyError, AttributeError, TypeError):
         pass
     return None
+
+
+def _hook_cache_path(st: os.stat_result) -> str:
+    return os.path.join(
+        os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR, f"config-{st.st_dev}-{st.st_ino}.json"
+    )
+
+
+def read_hook_cache(path: str | os.PathLike) -> dict[str, Any] | None:
+    """What the last full validation of the config file at *path* recorded for panel hooks
+    (``state_dir``, ``panel``, ``handlers``), if the file and its secret files are exactly
+    as validated then and the cache is this user's own; None otherwise."""
+    try:
+        st = os.stat(path)
+        with open(_hook_cache_path(st), encoding="utf-8") as fh:
+            own = os.fstat(fh.fileno())
+            if own.st_uid != os.geteuid() or own.st_mode & 0o022:
+                return None  # written by someone else: not to be trusted
+            cached = json.load(fh)
+        key = fingerprint(path, identity(st), cached["secret_files"])
+        if cached["fingerprint"] == key and isinstance(cached["state_dir"], str):
+            return cached
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def write_hook_cache(
+    path: str | os.PathLike,
+    key: str,
+    secrets: list[str],
+    directory: str,
+    panel: dict[str, str] | None,
+    handlers: dict[str, list[str]],
+) -> None:
+    """Record, for panel hooks, what a full validation of the config file at *path*
+    (fingerprint *key*) found; best effort (a user who cannot write the cache directory
+    just goes without)."""
+    try:
+        st = os.stat(path)
+        target = _hook_cache_path(st)
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        doc = {
+            "fingerprint": key,
+            "secret_files": list(secrets),
+            "state_dir": os.fspath(directory),
+            "panel": panel,
+            "handlers": handlers,
+        }
+        tmp = f"{target}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(doc, fh, sort_keys=True)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:
+        pass

@@ -29,6 +29,7 @@ from .config import (
     join_problems,
     state_dir_problem,
 )
+from .config_file import secret_files
 from .errors import ConfigError, InvalidInput, VendorResponseError
 from .events import normalise_host
 from .redaction import Secret
@@ -334,6 +335,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
     return Config(
         path=raw.path,
         fingerprint=raw.fingerprint,
+        secret_files=tuple(secret_files(raw.data)),
         general=GeneralConfig(
             state_dir=Path(general["state_dir"]),
             mail_host=normalise_host(general["mail_host"], "mail_host")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import RawConfig, config_path, read_file
-from .config_file import CAPABILITIES, cached_handlers
+from .config_file import CAPABILITIES, cached_handlers, write_hook_cache
 from .events import LIFECYCLE_HOOKS, Event
 from .files import write_private_json
 from .queue import Queue
@@ -41,15 +41,25 @@ class Receipt:
 
 
 def refresh_capabilities(runtime: Runtime) -> None:
-    """Record which enabled vendor of *runtime* handles which lifecycle hook.
+    """Record which enabled vendor of *runtime* handles which lifecycle hook, in
+    ``state_dir`` and in the panel-hook cache (see :mod:`.config_file`).
 
     Called by whoever loads the runtime (the CLI, and :func:`emit` on a cache miss)."""
+    config = runtime.config
     handlers = {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors}
-    doc = {"fingerprint": runtime.config.fingerprint, "handlers": handlers}
+    doc = {"fingerprint": config.fingerprint, "handlers": handlers}
     try:
-        write_private_json(Path(runtime.config.general.state_dir) / CAPABILITIES, doc)
+        write_private_json(Path(config.general.state_dir) / CAPABILITIES, doc)
     except OSError:
         pass  # only a cache: emit falls back to loading the plugins
+    write_hook_cache(
+        config.path,
+        config.fingerprint,
+        list(config.secret_files),
+        str(config.general.state_dir),
+        config.panel,
+        handlers,
+    )
 
 
 def validated(

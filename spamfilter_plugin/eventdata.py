@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any
 
 from .errors import InvalidInput
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
+if TYPE_CHECKING:
+    from typing import Any
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # RFC 5322 dot-atom local part (the subset mail servers accept in practice).

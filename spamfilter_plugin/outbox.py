@@ -14,9 +14,12 @@ import json
 import os
 import sqlite3
 import time
-from typing import Any
 
 from .errors import ConfigError, QueueError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
+if TYPE_CHECKING:
+    from typing import Any
 
 DB_NAME = "queue.sqlite3"
 KEY_NAME = "queue.key"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from _thread import allocate_lock
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
 if TYPE_CHECKING:
     import logging
 

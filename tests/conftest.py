@@ -27,6 +27,14 @@ pytest_plugins = ("browser",)  # the headless Chromium fixtures (tests/browser.p
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def private_cache_dir(tmp_path_factory, monkeypatch):
+    """Each test's panel-hook cache in its own directory, never the system's."""
+    path = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("SPAMFILTER_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def toy_emulator():
     app = toyvendor_plugin.ToyEmulator()

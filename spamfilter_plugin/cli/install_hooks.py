@@ -34,7 +34,7 @@ def _setup(args):
     from ..panels import configured
 
     path = config_path(args.config)
-    panel, mismatch = configured(read_file(path), args.panel)
+    panel, mismatch = configured(read_file(path).data, args.panel)
     if mismatch:
         print(f"spamfilter: {mismatch}", file=sys.stderr)
     if panel.conf["hook_command"]:

@@ -13,8 +13,8 @@ under it; ``/`` on a real server, a fake tree in tests and the demo),
 domains), ``hook_command`` (how the panel runs us: ``spamfilter --config <file>``
 by default) and the panel commands the adapter runs, with their documented defaults.
 
-This package imports only the standard library (and :mod:`..events`' normalisers when
-a payload is read), so the panel's wait stays short.
+This package imports only the standard library and :mod:`..eventdata`'s normalisers,
+so the panel's wait stays short.
 """
 
 from __future__ import annotations
@@ -88,11 +88,11 @@ def load(kind: str, table: dict | None = None) -> Panel:
     return module.ADAPTER(conf)
 
 
-def configured(raw, kind: str) -> tuple[Panel, str]:
+def configured(data: dict, kind: str) -> tuple[Panel, str]:
     """The adapter for the panel *kind* that calls us, configured by the ``[panel]`` table
-    of *raw* (a read config file) when that table is for *kind*; else with *kind*'s
+    of *data* (a parsed config file) when that table is for *kind*; else with *kind*'s
     defaults and a note saying why."""
-    table = raw.data.get("panel") if isinstance(raw.data.get("panel"), dict) else {}
+    table = data.get("panel") if isinstance(data.get("panel"), dict) else {}
     if table.get("kind", kind) != kind:
         note = f"[panel] kind is {table.get('kind')!r}; using the {kind} defaults"
         return load(kind), note
@@ -160,7 +160,7 @@ class Panel:
 
 def domain_name(value, field: str) -> str:
     """*value* as a lower-case IDNA domain; PayloadError naming *field* otherwise."""
-    from ..events import normalise_domain
+    from ..eventdata import normalise_domain
 
     if not isinstance(value, str) or not value.strip():
         raise PayloadError(field, "missing")
@@ -172,7 +172,7 @@ def domain_name(value, field: str) -> str:
 
 def address(local, domain, field: str) -> str:
     """A mailbox address from a local part (or a full address) and a domain."""
-    from ..events import normalise_email
+    from ..eventdata import normalise_email
 
     if not isinstance(local, str) or not local.strip():
         raise PayloadError(field, "missing")

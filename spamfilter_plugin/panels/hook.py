@@ -47,23 +47,13 @@ def log(state_dir, line: str, *, error: bool = False) -> None:
     _syslog(line, error)
 
 
-def _event(hook: str, fields: dict):
-    from ..events import BY_HOOK
-    from ..redaction import Secret
-
-    fields = dict(fields)
-    if "password" in fields:
-        fields["password"] = Secret(fields["password"])
-    return BY_HOOK[hook](**fields)
-
-
 def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int:
     """Handle one call from panel *kind*; print the panel's reply; return 0."""
     env = dict(os.environ if env is None else env)
     state_dir = None
     adapter = None
     try:
-        from ..config import config_path, read_file
+        from .. import config_file
         from . import KINDS, configured, load
 
         if kind not in KINDS:
@@ -73,38 +63,32 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         describing = kind == "cpanel" and argv[:1] == ["--describe"]
         if kind == "cpanel" and not describing and stdin is None:
             stdin = sys.stdin.read()  # cPanel expects the whole input to be read
-        raw = read_file(config_path(config))
-        state_dir = str(raw.state_dir)
-        adapter, mismatch = configured(raw, kind)
+        path = config_file.locate(config)
+        cached = config_file.read_hook_cache(path)
+        if cached is not None:  # validated as it is: no need to parse it
+            data = {"panel": cached["panel"]} if cached["panel"] else {}
+            state_dir, handlers = cached["state_dir"], cached["handlers"]
+        else:
+            data, loose, identity = config_file.read(path)
+            state_dir, handlers = config_file.state_dir(path, data), None
+        adapter, mismatch = configured(data, kind)
         if mismatch:
             log(state_dir, f"{kind}: {mismatch}")
         if describing:
-            from .install import CPANEL_SCRIPT
-
-            script = adapter.path(CPANEL_SCRIPT)
-            base = adapter.conf["hook_command"] or _self_command()
-            command = script if os.path.exists(script) else f"{base} panel-hook cpanel"
-            import json
-
-            print(json.dumps(adapter.describe(command)))
-            return 0
+            return _describe(adapter)
         found = adapter.events(argv, env, stdin or "")
         if not found.events:
             log(state_dir, f"{kind} {found.what}: ignored ({found.note})")
             return _answer(adapter, True, f"ignored: {found.note}")
-        from ..emit import emit_all
-
-        receipts = emit_all([_event(h, f) for h, f in found.events], raw=raw)
-        queued = [
-            f"{r.event.hook} {r.event.target} ({', '.join(r.rows) or 'no vendor'})"
-            for r in receipts
-        ]
+        if handlers is None:
+            key = config_file.fingerprint(path, identity, config_file.secret_files(data))
+            handlers = config_file.cached_handlers(state_dir, key)
+        if handlers is None:  # not validated since it changed: validate it in full, once
+            handlers = _validated(path, data, loose, identity)
+        queued = enqueue(state_dir, found.events, handlers)
         log(state_dir, f"{kind} {found.what}: queued {'; '.join(queued)}")
-        return _answer(
-            adapter,
-            True,
-            "queued " + ", ".join(f"{r.event.hook} {r.event.target}" for r in receipts),
-        )
+        what = ", ".join(q.split(" (", 1)[0] for q in queued)
+        return _answer(adapter, True, f"queued {what}")
     except Exception as exc:  # noqa: BLE001 - nothing may fail the panel's action
         from . import PayloadError
 
@@ -114,6 +98,63 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
             return _answer(adapter, True, f"ignored: {reason}")
         log(state_dir, f"{kind}: not queued: {reason}", error=True)
         return _answer(adapter, False, f"not queued: {reason}")
+
+
+def enqueue(state_dir: str, events: list[tuple[str, dict]], handlers: dict) -> list[str]:
+    """Queue each ``(hook, fields)`` pair for every vendor whose *handlers* include it, each
+    event in one transaction, as :func:`~spamfilter_plugin.emit.emit_all` does (without
+    building the event dataclasses); one line per event: ``hook target (vendor #row, ...)``.
+
+    Every pair is checked before anything is written."""
+    import sqlite3
+
+    from .. import outbox
+    from ..eventdata import panel_event, target_key
+    from ..redaction import register
+
+    stored = [panel_event(hook, fields) for hook, fields in events]
+    for _, password in stored:
+        if password:
+            register(password)  # kept out of every message from here on
+    db = outbox.connect(state_dir)
+    try:
+        box = outbox.SecretBox(state_dir)
+        lines = []
+        for event, password in stored:
+            target = target_key(event)
+            vendors = sorted(v for v, hooks in handlers.items() if event["event"] in hooks)
+            ids = outbox.write(db, box, event, target, password, vendors)
+            rows = ", ".join(f"{v} #{i}" for v, i in zip(vendors, ids, strict=True))
+            lines.append(f"{event['event']} {target.split(':', 1)[1]} ({rows or 'no vendor'})")
+        return lines
+    except sqlite3.Error as exc:
+        raise outbox.queue_error(os.path.join(state_dir, outbox.DB_NAME), exc) from None
+    finally:
+        db.close()
+
+
+def _validated(path: str, data: dict, loose: bool, identity: str) -> dict:
+    """The full validation (loading the plugins; it refreshes the cache for next time)."""
+    from pathlib import Path
+
+    from ..config import RawConfig
+    from ..emit import validated
+
+    raw = RawConfig(path=Path(path), data=data, loose_permissions=loose, identity=identity)
+    return validated(raw=raw)[1]
+
+
+def _describe(adapter) -> int:
+    """cPanel's ``--describe``: the hooks to register, running the installed wrapper."""
+    import json
+
+    from .install import CPANEL_SCRIPT
+
+    script = adapter.path(CPANEL_SCRIPT)
+    base = adapter.conf["hook_command"] or _self_command()
+    command = script if os.path.exists(script) else f"{base} panel-hook cpanel"
+    print(json.dumps(adapter.describe(command)))
+    return 0
 
 
 def _answer(adapter, ok: bool, message: str) -> int:

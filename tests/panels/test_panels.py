@@ -290,3 +290,85 @@ def test_the_real_command_reads_stdin_and_answers_one_line(panel_config):
     assert done.returncode == 0 and done.stderr == ""
     assert done.stdout == "1 queued password_reset info@example.com\n"
     assert [h for h, _, _ in queued(config)] == ["password_reset"]
+
+
+# -- the hook cache: a validated config is not even parsed on the panel's call ------------
+
+LIGHT_CALL = """
+import json, sys
+import spamfilter_plugin  # (from a checkout, it maps hooks/ and templates/ first)
+before = set(sys.modules)
+from spamfilter_plugin.entry import main
+sys.argv = ["spamfilter", "--config", sys.argv[1], "panel-hook", "directadmin",
+            "domain_create_post"]
+main()
+heavy = ("tomllib", "dataclasses", "pathlib", "logging", "argparse", "typing", "idna",
+         "ipaddress", "uuid", "requests", "jinja2", "marshmallow", "pluggy", "cryptography",
+         "spamfilter_plugin.events", "spamfilter_plugin.queue", "spamfilter_plugin.config")
+print(json.dumps([m for m in heavy if m in set(sys.modules) - before]))
+"""
+
+
+def light_call(config: Path, domain: str) -> list[str]:
+    """One DirectAdmin domain_create_post in a fresh process: the heavy modules it loaded."""
+    env = {**os.environ, "domain": domain, "username": "bob"}
+    done = subprocess.run(
+        [sys.executable, "-c", LIGHT_CALL, str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_a_validated_config_is_used_from_the_cache_without_parsing(panel_config, private_cache_dir):
+    config = panel_config("directadmin")
+    config.write_text(config.read_text().replace('password = "p"', 'password = "Unique-Pw-42"'))
+    loaded = light_call(config, "first.example")  # validates in full, writes the cache
+    assert "tomllib" in loaded and "pluggy" in loaded
+    (cache,) = private_cache_dir.iterdir()
+    assert cache.stat().st_mode & 0o777 == 0o600
+    doc = json.loads(cache.read_text())
+    assert doc["state_dir"] == str(config.parent / "state")
+    assert doc["panel"]["kind"] == "directadmin" and "spamwall" in doc["handlers"]
+    assert "Unique-Pw-42" not in cache.read_text()
+
+    assert light_call(config, "second.example") == []  # none of the heavy modules
+    assert [t for _, t, _ in queued(config)] == ["first.example", "second.example"]
+
+
+def test_a_changed_config_or_secret_file_is_read_again(panel_config, private_cache_dir):
+    config = panel_config("directadmin")
+    light_call(config, "first.example")
+    # the state dir moves: the cache must not send the event to the old one
+    config.write_text(config.read_text().replace("/state", "/moved"))
+    assert "tomllib" in light_call(config, "second.example")
+    moved = Queue(config.parent / "moved")
+    assert [r.target for r in moved.rows(limit=10)] == ["domain:second.example"]
+    moved.close()
+    # a secret file named by the config changes: validated again too
+    secret = config.parent / "pw"
+    secret.write_text("p\n")
+    secret.chmod(0o600)
+    config.write_text(
+        config.read_text().replace('password = "p"', f'password = {{ file = "{secret}" }}')
+    )
+    light_call(config, "third.example")
+    assert light_call(config, "fourth.example") == []
+    secret.write_text("changed\n")
+    assert "tomllib" in light_call(config, "fifth.example")
+
+
+def test_a_cache_others_could_have_written_is_ignored(panel_config, private_cache_dir):
+    config = panel_config("directadmin")
+    light_call(config, "first.example")
+    (cache,) = private_cache_dir.iterdir()
+    doc = json.loads(cache.read_text())
+    doc["state_dir"] = str(config.parent / "elsewhere")
+    cache.write_text(json.dumps(doc))
+    cache.chmod(0o666)
+    assert "tomllib" in light_call(config, "second.example")
+    assert not (config.parent / "elsewhere").exists()
+    assert [t for _, t, _ in queued(config)] == ["first.example", "second.example"]
