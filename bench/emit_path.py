@@ -61,6 +61,7 @@ def main() -> None:
             'user_key = "k"\nsecret_key = "s"\n'
         )
         cfg.chmod(0o600)
+        os.environ["SPAMFILTER_CACHE_DIR"] = f"{tmp}/cache"  # not the system's cache
         env = bytecode_env()
         emit_cmd = [
             spamfilter,

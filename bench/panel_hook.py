@@ -64,7 +64,8 @@ def main() -> None:
             'password = "p"\n'
         )
         cfg.chmod(0o600)
-        base_env = {**bytecode_env(), "SPAMFILTER_CACHE_DIR": f"{tmp}/cache"}
+        os.environ["SPAMFILTER_CACHE_DIR"] = f"{tmp}/cache"  # not the system's cache
+        base_env = bytecode_env()
         bare_cmd = ([sys.executable, "-c", "pass"], base_env, "")
         forms = {f"{p} ({n})": call(spamfilter, cfg, p, n, base_env) for p, n in FORMS.items()}
         forms[f"directadmin mailbox with password ({PASSWORD_FORM[1]})"] = call(
