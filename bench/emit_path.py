@@ -46,22 +46,33 @@ def bytecode_env() -> dict:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+def bench_config(tmp: Path, vendors: dict) -> Path:
+    """A 0600 config in *tmp* enabling *vendors* (unreachable URLs: nothing is delivered),
+    with this process's and its children's panel-hook cache kept in *tmp* too."""
+    from spamfilter_plugin.testing import write_config
+
+    os.environ["SPAMFILTER_CACHE_DIR"] = str(tmp / "cache")  # not the system's cache
+    return write_config(tmp / "config.toml", {"mail_host": "mx.example.net"}, vendors)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     spamfilter = spamfilter_path()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "config.toml"
-        cfg.write_text(
-            f'[general]\nstate_dir = "{tmp}/state"\nmail_host = "mx.example.net"\n\n'
-            '[vendors.spamport]\napi_url = "http://127.0.0.1:9/api"\nusername = "u"\npassword = '
-            '"p"\n\n'
-            '[vendors.rackspace]\napi_url = "http://127.0.0.1:9/v1"\ncustomer_id = "1"\n'
-            'user_key = "k"\nsecret_key = "s"\n'
+        cfg = bench_config(
+            Path(tmp),
+            {
+                "spamport": {"api_url": "http://127.0.0.1:9/api", "username": "u", "password": "p"},
+                "rackspace": {
+                    "api_url": "http://127.0.0.1:9/v1",
+                    "customer_id": "1",
+                    "user_key": "k",
+                    "secret_key": "s",
+                },
+            },
         )
-        cfg.chmod(0o600)
-        os.environ["SPAMFILTER_CACHE_DIR"] = f"{tmp}/cache"  # not the system's cache
         env = bytecode_env()
         emit_cmd = [
             spamfilter,

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from emit_path import bytecode_env, spamfilter_path
+from emit_path import bench_config, bytecode_env, spamfilter_path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "panels" / "fixtures"
 FORMS = {
@@ -55,16 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     spamfilter = spamfilter_path()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "config.toml"
-        cfg.write_text(
-            f'[general]\nstate_dir = "{tmp}/state"\nmail_host = "mx.example.net"\n\n'
-            '[vendors.spamport]\napi_url = "http://127.0.0.1:9/api"\nusername = "u"\n'
-            'password = "p"\n\n'
-            '[vendors.spamwall]\napi_url = "http://127.0.0.1:9/api"\nusername = "u"\n'
-            'password = "p"\n'
-        )
-        cfg.chmod(0o600)
-        os.environ["SPAMFILTER_CACHE_DIR"] = f"{tmp}/cache"  # not the system's cache
+        table = {"api_url": "http://127.0.0.1:9/api", "username": "u", "password": "p"}
+        cfg = bench_config(Path(tmp), {"spamport": table, "spamwall": table})
         base_env = bytecode_env()
         bare_cmd = ([sys.executable, "-c", "pass"], base_env, "")
         forms = {f"{p} ({n})": call(spamfilter, cfg, p, n, base_env) for p, n in FORMS.items()}
