@@ -162,7 +162,8 @@ def cached_handlers(directory: str | os.PathLike, key: str) -> dict[str, list[st
     return None
 
 
-def _hook_cache_path(st: os.stat_result) -> str:
+def hook_cache_path(st: os.stat_result) -> str:
+    """Where the panel-hook cache of the config file with status *st* is."""
     return os.path.join(
         os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR, f"config-{st.st_dev}-{st.st_ino}.json"
     )
@@ -174,7 +175,7 @@ def read_hook_cache(path: str | os.PathLike) -> dict[str, Any] | None:
     as validated then and the cache is this user's own; None otherwise."""
     try:
         st = os.stat(path)
-        with open(_hook_cache_path(st), encoding="utf-8") as fh:
+        with open(hook_cache_path(st), encoding="utf-8") as fh:
             own = os.fstat(fh.fileno())
             if own.st_uid != os.geteuid() or own.st_mode & 0o022:
                 return None  # written by someone else: not to be trusted
@@ -185,38 +186,3 @@ def read_hook_cache(path: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
-
-
-def write_hook_cache(
-    path: str | os.PathLike,
-    key: str,
-    secrets: list[str],
-    directory: str,
-    panel: dict[str, str] | None,
-    handlers: dict[str, list[str]],
-) -> None:
-    """Record, for panel hooks, what a full validation of the config file at *path*
-    (fingerprint *key*) found; best effort (a user who cannot write the cache directory
-    just goes without)."""
-    try:
-        st = os.stat(path)
-        target = _hook_cache_path(st)
-        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-        doc = {
-            "fingerprint": key,
-            "secret_files": list(secrets),
-            "state_dir": os.fspath(directory),
-            "panel": panel,
-            "handlers": handlers,
-        }
-        tmp = f"{target}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, sort_keys=True)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError:
-        pass

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import RawConfig, config_path, read_file
-from .config_file import CAPABILITIES, cached_handlers, write_hook_cache
+from .config_file import CAPABILITIES, cached_handlers, hook_cache_path
 from .events import LIFECYCLE_HOOKS, Event
 from .files import write_private_json
 from .queue import Queue
@@ -52,14 +52,18 @@ def refresh_capabilities(runtime: Runtime) -> None:
         write_private_json(Path(config.general.state_dir) / CAPABILITIES, doc)
     except OSError:
         pass  # only a cache: emit falls back to loading the plugins
-    write_hook_cache(
-        config.path,
-        config.fingerprint,
-        list(config.secret_files),
-        str(config.general.state_dir),
-        config.panel,
-        handlers,
-    )
+    # what a panel's call needs, so that it need not parse the file (see config_file)
+    hook_doc = {
+        "fingerprint": config.fingerprint,
+        "secret_files": list(config.secret_files),
+        "state_dir": str(config.general.state_dir),
+        "panel": config.panel,
+        "handlers": handlers,
+    }
+    try:
+        write_private_json(Path(hook_cache_path(os.stat(config.path))), hook_doc)
+    except OSError:
+        pass  # only a cache: a user who cannot write there goes without
 
 
 def validated(

@@ -86,9 +86,9 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         if handlers is None:  # not validated since it changed: validate it in full, once
             handlers = _validated(path, data, loose, identity)
         queued = enqueue(state_dir, found.events, handlers)
-        log(state_dir, f"{kind} {found.what}: queued {'; '.join(queued)}")
-        what = ", ".join(q.split(" (", 1)[0] for q in queued)
-        return _answer(adapter, True, f"queued {what}")
+        rows = "; ".join(f"{label} ({where})" for label, where in queued)
+        log(state_dir, f"{kind} {found.what}: queued {rows}")
+        return _answer(adapter, True, "queued " + ", ".join(label for label, _ in queued))
     except Exception as exc:  # noqa: BLE001 - nothing may fail the panel's action
         from . import PayloadError
 
@@ -100,10 +100,12 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         return _answer(adapter, False, f"not queued: {reason}")
 
 
-def enqueue(state_dir: str, events: list[tuple[str, dict]], handlers: dict) -> list[str]:
+def enqueue(
+    state_dir: str, events: list[tuple[str, dict]], handlers: dict
+) -> list[tuple[str, str]]:
     """Queue each ``(hook, fields)`` pair for every vendor whose *handlers* include it, each
     event in one transaction, as :func:`~spamfilter_plugin.emit.emit_all` does (without
-    building the event dataclasses); one line per event: ``hook target (vendor #row, ...)``.
+    building the event dataclasses); for each event, ``("hook target", "vendor #row, ...")``.
 
     Every pair is checked before anything is written."""
     import sqlite3
@@ -125,7 +127,7 @@ def enqueue(state_dir: str, events: list[tuple[str, dict]], handlers: dict) -> l
             vendors = sorted(v for v, hooks in handlers.items() if event["event"] in hooks)
             ids = outbox.write(db, box, event, target, password, vendors)
             rows = ", ".join(f"{v} #{i}" for v, i in zip(vendors, ids, strict=True))
-            lines.append(f"{event['event']} {target.split(':', 1)[1]} ({rows or 'no vendor'})")
+            lines.append((f"{event['event']} {target.split(':', 1)[1]}", rows or "no vendor"))
         return lines
     except sqlite3.Error as exc:
         raise outbox.queue_error(os.path.join(state_dir, outbox.DB_NAME), exc) from None
