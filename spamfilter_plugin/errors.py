@@ -57,6 +57,16 @@ class QueueError(SpamFilterError):
         super().__init__(message)
 
 
+class PanelError(SpamFilterError):
+    """The panel could not do what was asked of it (read or change a zone, list domains);
+    the message names the command or call and what the panel answered.  ``temporary`` is
+    True when trying again can help (a zone changed meanwhile, the panel busy or down)."""
+
+    def __init__(self, message: str, *, temporary: bool = True) -> None:
+        self.permanent = not temporary
+        super().__init__(message)
+
+
 class PluginError(SpamFilterError):
     """A vendor plugin is missing, broken or implements a hook that does not exist."""
 

@@ -15,7 +15,8 @@ from spamfilter_plugin.testing import LoopbackServer, write_config
 
 PLUGIN_SITE = Path(__file__).parent / "plugins" / "site"
 HELPERS = Path(__file__).parent  # shared test helpers (queue_helpers.py)
-for extra in (PLUGIN_SITE, HELPERS):
+PANEL_FAKES = HELPERS / "panels"  # the fake panels (fake_zones.py, fake_directadmin.py)
+for extra in (PLUGIN_SITE, HELPERS, PANEL_FAKES):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 importlib.invalidate_caches()

@@ -27,10 +27,19 @@ SECONDARY = ("protect", "skip")
 
 #: each panel's commands and files, with their documented defaults (README, per panel)
 DEFAULTS = {
-    "cpanel": {"manage_hooks": "/usr/local/cpanel/bin/manage_hooks"},
-    "directadmin": {"scripts_dir": "/usr/local/directadmin/scripts/custom"},
+    "cpanel": {
+        "manage_hooks": "/usr/local/cpanel/bin/manage_hooks",
+        "whmapi1": "/usr/local/cpanel/bin/whmapi1",
+    },
+    "directadmin": {
+        "scripts_dir": "/usr/local/directadmin/scripts/custom",
+        "api_url": "https://127.0.0.1:2222",
+        "api_user": "admin",
+        "api_key_file": "/etc/spamfilter-plugin/directadmin.key",
+        "api_ca_file": "",
+    },
     "plesk": {"plesk": "/usr/sbin/plesk"},
-    "virtualmin": {},
+    "virtualmin": {"virtualmin": "/usr/sbin/virtualmin"},
 }
 COMMON = {"root": "/", "secondary_domains": "protect", "hook_command": ""}
 
@@ -139,6 +148,13 @@ class Panel:
     def mailboxes_of(self, domain: str) -> list[str] | None:
         """The mailboxes of *domain*, where the panel keeps them in files; None otherwise."""
         return None
+
+    def dns(self):
+        """This panel's DNS service (:class:`.dns.Zones`): read a domain's records, change
+        its MX set, add and remove TXT records, through the panel's own interface."""
+        from .dns import zones_for
+
+        return zones_for(self)
 
     # -- helpers for the adapters ---------------------------------------------------
 

@@ -4,13 +4,16 @@ tests and the demo: the MX verification asks it instead of the internet.
 ``ZoneServer({"example.org": {"MX": ["10 mx1.filter.example."]}})`` serves over UDP on
 ``127.0.0.1`` at :attr:`ZoneServer.port`; :meth:`ZoneServer.set` changes a record set
 while it runs (a switch becoming visible), :attr:`ZoneServer.queries` counts the questions,
-and ``silent = True`` makes it stop answering (a server that is down).
+and ``silent = True`` makes it stop answering (a server that is down).  Given ``source`` (a
+function returning the same shape), it answers from what that returns at each question, as
+a panel's name server serves the zones the panel writes.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 
 import dns.flags
 import dns.message
@@ -23,8 +26,14 @@ import dns.rrset
 class ZoneServer:
     """UDP DNS on loopback, answering from ``{name: {type: [rdata text, ...]}}``."""
 
-    def __init__(self, zone: dict[str, dict[str, list[str]]] | None = None, ttl: int = 60):
+    def __init__(
+        self,
+        zone: dict[str, dict[str, list[str]]] | None = None,
+        ttl: int = 60,
+        source: Callable[[], dict[str, dict[str, list[str]]]] | None = None,
+    ):
         self._zone: dict[str, dict[str, list[str]]] = {}
+        self.source = source
         self._lock = threading.Lock()
         self.ttl = ttl
         self.queries = 0
@@ -58,7 +67,13 @@ class ZoneServer:
         question = query.question[0]
         name = self._key(question.name.to_text())
         with self._lock:
-            sets = self._zone.get(name)
+            zone = self._zone
+            if self.source is not None:
+                zone = {
+                    self._key(n): {t.upper(): v for t, v in s.items()}
+                    for n, s in self.source().items()
+                }
+            sets = zone.get(name)
             values = list(sets.get(dns.rdatatype.to_text(question.rdtype), [])) if sets else []
         if sets is None:
             response.set_rcode(dns.rcode.NXDOMAIN)
