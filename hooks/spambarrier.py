@@ -18,8 +18,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from spamfilter_plugin import txt_proof
 from spamfilter_plugin.charts import stacked_bars
 from spamfilter_plugin.config_schema import (
+    GatewaySchema,
     SecretField,
-    VendorSchema,
     WholeNumber,
     https_url,
     required_for_action,
@@ -53,7 +53,7 @@ MAX_DAYS = {"hour": 14, "day": 366, "month": 366}
 SERIES = ("pass", "spam", "virus")
 
 
-class SpamBarrierSchema(VendorSchema):
+class SpamBarrierSchema(GatewaySchema):
     """``[vendors.spambarrier]``: the account, the defaults for new domains, SMTP
     authentication at the destination, and how long to wait for a TXT record."""
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber, email_or_empty
+from spamfilter_plugin.config_schema import (
+    GatewaySchema,
+    SecretField,
+    WholeNumber,
+    email_or_empty,
+)
 from spamfilter_plugin.errors import VendorConflict, VendorNotFound
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
@@ -33,7 +38,7 @@ STRICTNESS = (
 _email_or_empty = email_or_empty("report_to")
 
 
-class SpamPortSchema(VendorSchema):
+class SpamPortSchema(GatewaySchema):
     """``[vendors.spamport]``: credentials, and the defaults for new domains."""
 
     api_url = fields.Url(schemes={"http", "https"}, require_tld=False, load_default=DEFAULT_URL)

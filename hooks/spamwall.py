@@ -16,8 +16,8 @@ import secrets
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from spamfilter_plugin.config_schema import (
+    GatewaySchema,
     SecretField,
-    VendorSchema,
     WholeNumber,
     checked_by,
     required_for_action,
@@ -60,7 +60,7 @@ class DomainAdminSchema(Schema):
     password = SecretField(required=True)
 
 
-class SpamWallSchema(VendorSchema):
+class SpamWallSchema(GatewaySchema):
     """``[vendors.spamwall]``: the admin account, where domains' mail goes, and the mailbox
     policy."""
 

@@ -76,6 +76,18 @@ HTTP_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: defaults of the ``[mx]`` table: where MX changes are verified, and the destination check
+MX_DEFAULTS: dict[str, Any] = {
+    "nameservers": ["127.0.0.1"],  # the panel's own (authoritative) name server
+    "dns_port": 53,
+    "dns_timeout": 5.0,
+    "verify_hours": 48.0,
+    "smtp_port": 25,
+    "smtp_timeout": 30.0,
+    "helo_name": "",  # empty: this host's fully qualified name
+}
+
+
 @dataclass(frozen=True)
 class GeneralConfig:
     state_dir: Path = Path(DEFAULT_STATE_DIR)
@@ -131,6 +143,8 @@ class Config:
     fingerprint: str = ""
     #: the ``{ file = ... }`` secrets the file names (part of the fingerprint)
     secret_files: tuple[str, ...] = ()
+    #: the ``[mx]`` table with its defaults (:data:`MX_DEFAULTS`)
+    mx: dict[str, Any] = field(default_factory=lambda: dict(MX_DEFAULTS))
 
 
 def read_file(path: Path) -> RawConfig:

@@ -23,6 +23,7 @@ from marshmallow import (
 
 from .config import (
     HTTP_DEFAULTS,
+    MX_DEFAULTS,
     Config,
     GeneralConfig,
     RawConfig,
@@ -210,6 +211,80 @@ class VendorSchema(Schema):
             raise ValidationError(f"CA bundle {value} does not exist; give the path of a PEM file")
 
 
+class MxHostSchema(Schema):
+    """One of the vendor's MX hosts: ``{ host = "mx1.vendor.example", priority = 10 }``."""
+
+    class Meta:
+        unknown = RAISE
+
+    host = fields.String(required=True, validate=checked_by(normalise_host, "host"))
+    priority = WholeNumber(
+        required=True,
+        validate=validate.Range(0, 65535, error="must be between 0 and 65535 (got {input})"),
+    )
+
+
+class GatewaySchema(VendorSchema):
+    """A gateway filter's table: the vendor's schema keys plus its MX hosts (``mx``, as the
+    vendor tells its customers) and ``manage_mx`` (default: on when ``mx`` is given), which
+    switches a protected domain's MX records to those hosts (README "MX records")."""
+
+    mx = fields.List(fields.Nested(MxHostSchema), load_default=list)
+    manage_mx = fields.Boolean(load_default=None)
+
+    @post_load
+    def _manage_mx(self, data: dict[str, Any], **kwargs) -> dict[str, Any]:
+        data["mx"] = [dict(h, host=normalise_host(h["host"], "host")) for h in data["mx"]]
+        if data["manage_mx"] is None:
+            data["manage_mx"] = bool(data["mx"])
+        if data["manage_mx"] and not data["mx"]:
+            raise ValidationError(
+                "manage_mx is on but no MX hosts are given; add "
+                'mx = [{ host = "mx1.vendor.example", priority = 10 }]',
+                field_name="mx",
+            )
+        return data
+
+
+class MxSchema(Schema):
+    """The ``[mx]`` table (defaults in :data:`~.config.MX_DEFAULTS`)."""
+
+    class Meta:
+        unknown = RAISE
+
+    nameservers = fields.List(
+        fields.String(validate=checked_by(normalise_host, "nameservers")),
+        load_default=lambda: list(MX_DEFAULTS["nameservers"]),
+        validate=validate.Length(min=1, error="give at least one name server, e.g. 127.0.0.1"),
+    )
+    dns_port = WholeNumber(
+        load_default=MX_DEFAULTS["dns_port"],
+        validate=validate.Range(1, 65535, error="must be a port, 1 to 65535"),
+    )
+    dns_timeout = fields.Float(
+        load_default=MX_DEFAULTS["dns_timeout"], validate=_positive("dns_timeout")
+    )
+    verify_hours = fields.Float(
+        load_default=MX_DEFAULTS["verify_hours"], validate=_positive("verify_hours")
+    )
+    smtp_port = WholeNumber(
+        load_default=MX_DEFAULTS["smtp_port"],
+        validate=validate.Range(1, 65535, error="must be a port, 1 to 65535"),
+    )
+    smtp_timeout = fields.Float(
+        load_default=MX_DEFAULTS["smtp_timeout"], validate=_positive("smtp_timeout")
+    )
+    helo_name = fields.String(
+        load_default=MX_DEFAULTS["helo_name"],
+        validate=checked_by(normalise_host, "helo_name", empty_ok=True),
+    )
+
+
+def mx_managers(vendors: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The vendors whose table has ``manage_mx`` on."""
+    return sorted(n for n, t in vendors.items() if t.get("manage_mx"))
+
+
 _GENERAL = GeneralConfig()  # the defaults
 
 
@@ -317,6 +392,20 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
                 f"[general] lease_seconds ({lease:g}s); a slow call could be delivered twice. "
                 "Lower the deadline or raise lease_seconds"
             )
+    managers = mx_managers(vendors)
+    if len(managers) > 1:
+        named = " and ".join(f"[vendors.{n}]" for n in managers)
+        problems.append(
+            f"{named} both manage MX records (manage_mx, on when mx is given): a domain's "
+            "mail can go to only one filter first, so at most one vendor may manage MX; set "
+            "manage_mx = false in all but one"
+        )
+    mx_schema = MxSchema()
+    mx: dict[str, Any] = dict(MX_DEFAULTS)
+    try:
+        mx = mx_schema.load(raw.data.get("mx", {}))
+    except ValidationError as exc:
+        problems += _describe("[mx]", exc.messages, mx_schema)  # type: ignore[arg-type]
     panel = None
     if "panel" in raw.data:
         from .panels import settings
@@ -349,6 +438,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         ),
         vendors=vendors,
         panel=panel,
+        mx=mx,
     )
 
 

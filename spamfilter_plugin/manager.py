@@ -32,6 +32,7 @@ from .errors import (
     VendorError,
     VendorHeld,
     VendorRejected,
+    VendorUnavailable,
 )
 from .events import Domain, Event, Mailbox
 from .redaction import get_logger, redact
@@ -94,18 +95,29 @@ def build_manager(
 
 
 class PanelServices:
-    """What the panel offers vendors (implemented by panel adapters through hooks)."""
+    """What the panel offers vendors: a plugin implementing ``publish_dns_record``, else the
+    configured panel adapter's DNS service (:meth:`~.panels.Panel.dns`)."""
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+    def __init__(self, pm: pluggy.PluginManager, adapter=None) -> None:
         self._pm = pm
+        self._adapter = adapter
 
     def publish_dns_record(
         self, domain: Domain, record_type: str, name: str, value: str
     ) -> bool | None:
-        """Ask the panel adapter to publish a record; None when no adapter manages DNS."""
-        return self._pm.hook.publish_dns_record(
+        """Ask the panel to publish a record: True when it did (or it was there), False when
+        it could not (logged), None when no panel is configured."""
+        published = self._pm.hook.publish_dns_record(
             domain=domain, record_type=record_type, name=name, value=value
         )
+        if published is not None or self._adapter is None or record_type != "TXT":
+            return published
+        try:
+            self._adapter.dns().add_txt(str(domain), name, value)
+        except SpamFilterError as exc:
+            log.warning("the panel could not publish the TXT record %s: %s", name, exc)
+            return False
+        return True
 
 
 @dataclass
@@ -209,7 +221,12 @@ class Runtime:
     def __init__(self, config: Config, pm: pluggy.PluginManager) -> None:
         self.config = config
         self.pm = pm
-        self.panel = PanelServices(pm)
+        self.panel_adapter = None
+        if config.panel is not None:
+            from .panels import load
+
+            self.panel_adapter = load(config.panel["kind"], config.panel)
+        self.panel = PanelServices(pm, self.panel_adapter)
         self.contexts = {
             name: VendorContext(name=name, config=table, general=config.general, panel=self.panel)
             for name, table in config.vendors.items()
@@ -243,6 +260,12 @@ class Runtime:
 
         Returns the vendor's own result (for hooks that are not firstresult, the
         single implementation's return value rather than pluggy's list)."""
+        event = kwargs.get("event")
+        if hook == "vendor_step" and getattr(event, "step", "").startswith("mx_"):
+            from .mx import flow  # MX steps are the host's, carried out for the vendor
+
+            if event.step in flow.STEPS:
+                return flow.run(self, self.contexts[vendor], event)
         caller = self._caller(vendor, hook)
         result = caller(vendor=self.contexts[vendor], **kwargs)
         if caller.spec is not None and caller.spec.opts.get("firstresult"):
@@ -302,6 +325,20 @@ class Runtime:
                 error=VendorError(vendor, f"{hook} crashed: {type(exc).__name__}: {exc}"),
             )
         return Outcome(vendor, True, result=result)
+
+    def follow_up(self, vendor: str, hook: str, event: Event) -> list:
+        """Steps the host queues after *vendor* handled *event* with success (the MX switch
+        after a domain was accepted, the MX restore after it was deleted)."""
+        if not any(t.get("manage_mx") for t in self.config.vendors.values()):
+            return []
+        from .mx import flow
+
+        try:
+            return flow.follow_up(self, vendor, hook, event)
+        except SpamFilterError as exc:  # nothing is lost: the event is delivered again
+            raise VendorUnavailable(
+                vendor, f"the MX step after {hook} could not be queued ({exc}); trying again"
+            ) from None
 
     def deliver(self, event: Event, vendors: Iterable[str] | None = None) -> list[Outcome]:
         """Call the event's hook on each vendor that handles it, each on its own."""

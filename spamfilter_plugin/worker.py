@@ -158,6 +158,7 @@ class Worker:
         if outcome.ok:
             try:
                 recorded, steps = split_steps(row.vendor, outcome.result)
+                steps += self.runtime.follow_up(row.vendor, row.hook, event)
             except VendorError as exc:
                 outcome = Outcome(row.vendor, False, error=exc)
         state = self._record(row, token, outcome, recorded, steps)

@@ -4,7 +4,7 @@ work, which vendors are installed and enabled."""
 from __future__ import annotations
 
 from ..errors import SpamFilterError
-from ._common import EXIT_OK, note, print_json, print_outcomes, runtime
+from ._common import EXIT_OK, EXIT_VENDOR, note, print_json, print_outcomes, runtime
 
 
 def register(sub) -> None:
@@ -33,9 +33,22 @@ def cmd_check(args) -> int:
     if not rt.vendors:
         note(f"{rt.config.path}: valid; no vendor is enabled (add a [vendors.NAME] table)")
     outcomes = [rt.check(v) for v in rt.vendors]
+    wrong = _wrong_mx(rt)
     if not args.json:
         print(f"{rt.config.path}: valid")
-    return print_outcomes(outcomes, args.json, {"config": str(rt.config.path)})
+        for r in wrong:
+            print(f"MX wrong: {r['domain']} [{r['vendor']}]: {r['detail']}")
+    status = print_outcomes(outcomes, args.json, {"config": str(rt.config.path), "mx_wrong": wrong})
+    return EXIT_VENDOR if wrong else status
+
+
+def _wrong_mx(rt) -> list[dict]:
+    """The domains whose MX was found ``wrong`` (README "MX records")."""
+    from ..mx.store import FILE, MxStore
+
+    if not (rt.config.general.state_dir / FILE).exists():
+        return []
+    return [r.to_dict() for r in MxStore(rt.config.general.state_dir).all() if r.state == "wrong"]
 
 
 def cmd_vendors(args) -> int:
