@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from spamfilter_plugin.panels import load
 from spamfilter_plugin.testing import LoopbackServer, write_config
 
 PLUGIN_SITE = Path(__file__).parent / "plugins" / "site"
@@ -61,3 +62,69 @@ def cli_env():
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGIN_SITE), env.get("PYTHONPATH")]))
     env.pop("SPAMFILTER_CONFIG", None)
     return env
+
+
+FAKE_COMMANDS = PANEL_FAKES / "fake_commands.py"
+
+
+def fake_command(folder: Path, name: str) -> str:
+    path = folder / name
+    path.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_COMMANDS} {name} "$@"\n')
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def fake_panel(tmp_path, monkeypatch):
+    """``fake_panel(kind)`` -> the adapter of *kind*, wired to the fake panel; the zones are
+    in ``fake_panel.base``."""
+    base, root = tmp_path / "fake", tmp_path / "root"
+    base.mkdir()
+    root.mkdir()
+    monkeypatch.setenv("FAKE_PANEL_DIR", str(base))
+    servers = []
+
+    def make(kind):
+        table = {"kind": kind, "root": str(root)}
+        if kind == "cpanel":
+            table["whmapi1"] = fake_command(base, "whmapi1")
+        elif kind == "plesk":
+            table["plesk"] = fake_command(base, "plesk")
+        elif kind == "virtualmin":
+            table["virtualmin"] = fake_command(base, "virtualmin")
+        else:
+            from fake_directadmin import FakeDirectAdmin
+
+            server = FakeDirectAdmin(str(base)).__enter__()
+            servers.append(server)
+            key = tmp_path / "da.key"
+            key.write_text("login-key\n")
+            key.chmod(0o600)
+            table.update(api_url=server.url, api_key_file=str(key))
+            make.directadmin = server
+        make.kind = kind
+        return load(kind, table)
+
+    def domain(name, mx=(), mail=True, owner="bob"):
+        """A domain in the fake panel: its zone, and where the panel keeps it in files, the
+        owner and whether its mail is handled here."""
+        import fake_zones
+
+        fake_zones.create(str(base), name, mx=mx, mail=mail)
+        etc = root / "etc"
+        if make.kind == "cpanel" and not mail:
+            etc.mkdir(exist_ok=True)
+            with open(etc / "remotedomains", "a") as fh:
+                fh.write(f"{name}\n")
+        if make.kind == "directadmin":
+            (etc / "virtual").mkdir(parents=True, exist_ok=True)
+            with open(etc / "virtual/domainowners", "a") as fh:
+                fh.write(f"{name}: {owner}\n")
+            if mail:
+                with open(etc / "virtual/domains", "a") as fh:
+                    fh.write(f"{name}\n")
+
+    make.base, make.root, make.domain, make.kind = str(base), root, domain, None
+    yield make
+    for server in servers:
+        server.__exit__(None, None, None)

@@ -4,60 +4,15 @@ directory: read the MX set, change it, add and remove TXT records, refuse what w
 a zone without MX, and report what the panel holds when it did not do what was asked."""
 
 import os
-import sys
 from pathlib import Path
 
 import fake_zones
 import pytest
-from fake_directadmin import FakeDirectAdmin
 
 from spamfilter_plugin.errors import PanelError
 from spamfilter_plugin.mx.plan import EmptyZone
-from spamfilter_plugin.panels import load
 
-FAKE = Path(__file__).with_name("fake_commands.py")
 PANELS = ("cpanel", "directadmin", "plesk", "virtualmin")
-
-
-def fake_command(folder: Path, name: str) -> str:
-    path = folder / name
-    path.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} {name} "$@"\n')
-    path.chmod(0o755)
-    return str(path)
-
-
-@pytest.fixture
-def fake_panel(tmp_path, monkeypatch):
-    """``fake_panel(kind)`` -> the adapter of *kind*, wired to the fake panel; the zones are
-    in ``fake_panel.base``."""
-    base, root = tmp_path / "fake", tmp_path / "root"
-    base.mkdir()
-    root.mkdir()
-    monkeypatch.setenv("FAKE_PANEL_DIR", str(base))
-    servers = []
-
-    def make(kind):
-        table = {"kind": kind, "root": str(root)}
-        if kind == "cpanel":
-            table["whmapi1"] = fake_command(base, "whmapi1")
-        elif kind == "plesk":
-            table["plesk"] = fake_command(base, "plesk")
-        elif kind == "virtualmin":
-            table["virtualmin"] = fake_command(base, "virtualmin")
-        else:
-            server = FakeDirectAdmin(str(base)).__enter__()
-            servers.append(server)
-            key = tmp_path / "da.key"
-            key.write_text("login-key\n")
-            key.chmod(0o600)
-            table.update(api_url=server.url, api_key_file=str(key))
-            make.directadmin = server
-        return load(kind, table)
-
-    make.base, make.root = str(base), root
-    yield make
-    for server in servers:
-        server.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("kind", PANELS)
@@ -109,19 +64,9 @@ def test_adds_and_removes_a_txt_record(fake_panel, kind):
 
 @pytest.mark.parametrize("kind", PANELS)
 def test_tells_existing_domains_and_remote_mail_apart(fake_panel, kind):
-    adapter = fake_panel(kind)
-    zones = adapter.dns()
-    fake_zones.create(fake_panel.base, "here.example", mx=[(10, "mail.here.example")])
-    fake_zones.create(fake_panel.base, "away.example", mx=[(10, "mx.other.test")], mail=False)
-    # the file-based panels keep domain owners and mail routing in files
-    root = fake_panel.root
-    if kind == "cpanel":
-        (root / "etc").mkdir()
-        (root / "etc/remotedomains").write_text("away.example\n")
-    if kind == "directadmin":
-        (root / "etc/virtual").mkdir(parents=True)
-        (root / "etc/virtual/domains").write_text("here.example\n")
-        (root / "etc/virtual/domainowners").write_text("here.example: bob\naway.example: bob\n")
+    zones = fake_panel(kind).dns()
+    fake_panel.domain("here.example", mx=[(10, "mail.here.example")])
+    fake_panel.domain("away.example", mx=[(10, "mx.other.test")], mail=False)
     assert zones.exists("here.example") and not zones.exists("gone.example")
     assert zones.remote_mail("here.example") is None
     assert zones.remote_mail("away.example")
@@ -189,3 +134,23 @@ def test_the_fake_commands_refuse_what_the_real_ones_refuse(fake_panel):
     assert missing.returncode != 0
     again = [*args, "mail.strict.example", "-priority", "10"]
     assert subprocess.run([plesk, *again], capture_output=True).returncode == 2
+
+
+@pytest.mark.parametrize("kind", PANELS)
+def test_vendors_publish_txt_records_through_the_configured_panel(fake_panel, kind, tmp_path):
+    """publish_dns_record (spambarrier's domain verification) reaches the panel's zone."""
+    from spamfilter_plugin.config import toml_table
+    from spamfilter_plugin.events import Domain
+    from spamfilter_plugin.manager import load_runtime
+    from spamfilter_plugin.testing import write_config
+
+    adapter = fake_panel(kind)
+    fake_panel.domain("verify.example", mx=[(10, "mail.verify.example")])
+    cfg = write_config(tmp_path / "c.toml", {}, {})
+    cfg.write_text(cfg.read_text() + "\n" + "\n".join(toml_table("panel", adapter.conf)) + "\n")
+    services = load_runtime(cfg).panel
+    name = "_spambarrier.verify.example"
+    assert services.publish_dns_record(Domain("verify.example"), "TXT", name, "sb-42") is True
+    assert adapter.dns().txt("verify.example", name) == ["sb-42"]
+    # a zone the panel does not have: False (logged), never an exception into the vendor
+    assert services.publish_dns_record(Domain("none.example"), "TXT", name, "x") is False
