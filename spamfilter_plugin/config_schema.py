@@ -246,6 +246,13 @@ class GatewaySchema(VendorSchema):
         return data
 
 
+def _mx_port(key: str) -> WholeNumber:
+    return WholeNumber(
+        load_default=MX_DEFAULTS[key],
+        validate=validate.Range(1, 65535, error="must be a port, 1 to 65535"),
+    )
+
+
 class MxSchema(Schema):
     """The ``[mx]`` table (defaults in :data:`~.config.MX_DEFAULTS`)."""
 
@@ -257,20 +264,14 @@ class MxSchema(Schema):
         load_default=lambda: list(MX_DEFAULTS["nameservers"]),
         validate=validate.Length(min=1, error="give at least one name server, e.g. 127.0.0.1"),
     )
-    dns_port = WholeNumber(
-        load_default=MX_DEFAULTS["dns_port"],
-        validate=validate.Range(1, 65535, error="must be a port, 1 to 65535"),
-    )
+    dns_port = _mx_port("dns_port")
     dns_timeout = fields.Float(
         load_default=MX_DEFAULTS["dns_timeout"], validate=_positive("dns_timeout")
     )
     verify_hours = fields.Float(
         load_default=MX_DEFAULTS["verify_hours"], validate=_positive("verify_hours")
     )
-    smtp_port = WholeNumber(
-        load_default=MX_DEFAULTS["smtp_port"],
-        validate=validate.Range(1, 65535, error="must be a port, 1 to 65535"),
-    )
+    smtp_port = _mx_port("smtp_port")
     smtp_timeout = fields.Float(
         load_default=MX_DEFAULTS["smtp_timeout"], validate=_positive("smtp_timeout")
     )

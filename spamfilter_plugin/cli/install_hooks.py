@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..errors import SpamFilterError
 from ..panels import KINDS
 from ._common import EXIT_OK, EXIT_USAGE
 
@@ -52,7 +53,7 @@ def _go(args, action) -> int:
         panel, command = _setup(args)
         steps = Steps(args.dry_run, print)
         action(panel, command, steps)
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, SpamFilterError) as exc:
         print(f"spamfilter: {args.panel}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 
 from . import Panel
 
@@ -62,12 +61,9 @@ class Steps:
 
 
 def _run(argv: list[str]) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{shlex.join(argv)} failed (exit {done.returncode}): {done.stderr.strip()[:300]}"
-        )
-    return done.stdout
+    from .dns import run_command
+
+    return run_command(argv, timeout=120)
 
 
 def _read(path: str) -> str | None:
