@@ -22,7 +22,7 @@ import pluggy
 
 from . import ENTRY_POINT_GROUP, hookspecs
 from .config import Config, config_path, read_file
-from .config_schema import VendorSchema, validate_config
+from .config_schema import VendorSchema, mx_managers, validate_config
 from .errors import (
     ConfigError,
     InvalidInput,
@@ -329,7 +329,7 @@ class Runtime:
     def follow_up(self, vendor: str, hook: str, event: Event) -> list:
         """Steps the host queues after *vendor* handled *event* with success (the MX switch
         after a domain was accepted, the MX restore after it was deleted)."""
-        if not any(t.get("manage_mx") for t in self.config.vendors.values()):
+        if not mx_managers(self.config.vendors):
             return []
         from .mx import flow
 

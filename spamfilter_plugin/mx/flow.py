@@ -27,6 +27,7 @@ import socket
 import time
 from typing import Any
 
+from ..config_schema import mx_managers
 from ..errors import VendorRejected, VendorWaiting
 from ..events import Domain, VendorStep
 from . import plan
@@ -41,7 +42,7 @@ SWITCHED = ("switching", "pending", "verified", "wrong")
 
 def manager(config) -> str | None:
     """The vendor that manages MX records (``manage_mx``), or None."""
-    names = [n for n, t in config.vendors.items() if t.get("manage_mx")]
+    names = mx_managers(config.vendors)
     return names[0] if names else None
 
 

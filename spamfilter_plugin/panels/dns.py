@@ -373,6 +373,13 @@ class VirtualminZones(Zones):
 # ---------------------------------------------------------------------------------------
 
 
+def _da_name(name: str, zone: str) -> str:
+    """*name* as DirectAdmin writes it in *zone*: relative when inside the zone, else fully
+    qualified with the final dot (the zone itself included)."""
+    name = name.rstrip(".").lower()
+    return relative(name, zone) if name.endswith("." + zone) else f"{name}."
+
+
 class DirectAdminZones(Zones):
     def _call(self, method: str, params: dict[str, str]) -> str:
         import requests
@@ -435,17 +442,11 @@ class DirectAdminZones(Zones):
         out = []
         for name, rdataset in zone.iterate_rdatasets():
             fq = name.to_text().rstrip(".").lower()
-            label = relative(fq, domain)
-            raw_name = f"{fq}." if not label else label
+            raw_name = _da_name(fq, domain)
             for rdata in rdataset:
                 if rdataset.rdtype == dns.rdatatype.MX:
                     exchange = rdata.exchange.to_text()
-                    short = (
-                        relative(exchange, domain)
-                        if exchange.rstrip(".").lower().endswith("." + domain)
-                        else exchange
-                    )
-                    raw = f"name={raw_name}&value={rdata.preference} {short}"
+                    raw = f"name={raw_name}&value={rdata.preference} {_da_name(exchange, domain)}"
                     out.append(Record(fq, "MX", mx_value(rdata.preference, exchange), raw))
                 elif rdataset.rdtype == dns.rdatatype.TXT:
                     value = b"".join(rdata.strings).decode("utf-8", "replace")
