@@ -88,6 +88,16 @@ MX_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: defaults of the ``[console]`` table: who may log in to the web console, and from where
+#: the panel may frame its pages
+CONSOLE_DEFAULTS: dict[str, Any] = {
+    "username": "admin",
+    "password_hash": "",  # an argon2 hash (spamfilter serve --hash-password); empty: no login
+    "panel_origin": "",  # e.g. https://panel.example.net:2222; empty: pages are never framed
+    "public_url": "",  # the console's address as browsers reach it (links for panel users)
+}
+
+
 @dataclass(frozen=True)
 class GeneralConfig:
     state_dir: Path = Path(DEFAULT_STATE_DIR)
@@ -145,6 +155,8 @@ class Config:
     secret_files: tuple[str, ...] = ()
     #: the ``[mx]`` table with its defaults (:data:`MX_DEFAULTS`)
     mx: dict[str, Any] = field(default_factory=lambda: dict(MX_DEFAULTS))
+    #: the ``[console]`` table with its defaults (:data:`CONSOLE_DEFAULTS`)
+    console: dict[str, Any] = field(default_factory=lambda: dict(CONSOLE_DEFAULTS))
 
 
 def read_file(path: Path) -> RawConfig:

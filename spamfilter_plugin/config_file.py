@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/etc/spamfilter-plugin/config.toml"
 ENV_VAR = "SPAMFILTER_CONFIG"
 DEFAULT_STATE_DIR = "/var/lib/spamfilter-plugin"
-TABLES = ("general", "mx", "panel", "vendors")
+TABLES = ("console", "general", "mx", "panel", "vendors")
 #: in ``state_dir``: which vendor handles which hook, for the fingerprint validated
 CAPABILITIES = "capabilities.json"
 CACHE_ENV = "SPAMFILTER_CACHE_DIR"
@@ -99,7 +99,7 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], bool, str]:
     for key, value in data.items():
         if key not in TABLES:
             problems.append(
-                f"[{key}]: unknown table; the file has [general], [mx], [panel] and "
+                f"[{key}]: unknown table; the file has [general], [console], [mx], [panel] and "
                 "[vendors.<name>] tables only"
             )
         elif not isinstance(value, dict):

@@ -22,6 +22,7 @@ from marshmallow import (
 )
 
 from .config import (
+    CONSOLE_DEFAULTS,
     HTTP_DEFAULTS,
     MX_DEFAULTS,
     Config,
@@ -281,6 +282,63 @@ class MxSchema(Schema):
     )
 
 
+def _argon2_hash(value: str) -> None:
+    if value and not value.startswith("$argon2"):
+        raise ValidationError(
+            "must be an argon2 hash (run: spamfilter serve --hash-password), never the password"
+        )
+
+
+def _web_address(*, origin: bool):
+    def check(value: str) -> None:
+        from urllib.parse import urlsplit
+
+        if not value:
+            return
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or (origin and parts.path not in ("", "/"))
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValidationError(
+                f"{value!r} is not "
+                + (
+                    "an origin; write scheme, host and port only, e.g. "
+                    "https://panel.example.net:2222"
+                    if origin
+                    else "a web address, e.g. https://panel.example.net:8025/"
+                )
+            )
+
+    return check
+
+
+class ConsoleSchema(Schema):
+    """The ``[console]`` table (defaults in :data:`~.config.CONSOLE_DEFAULTS`)."""
+
+    class Meta:
+        unknown = RAISE
+
+    username = fields.String(
+        load_default=CONSOLE_DEFAULTS["username"],
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9_.@-]{1,64}$", error="letters, digits, _ . @ and - only (1 to 64)"
+        ),
+    )
+    password_hash = fields.String(
+        load_default=CONSOLE_DEFAULTS["password_hash"], validate=_argon2_hash
+    )
+    panel_origin = fields.String(
+        load_default=CONSOLE_DEFAULTS["panel_origin"], validate=_web_address(origin=True)
+    )
+    public_url = fields.String(
+        load_default=CONSOLE_DEFAULTS["public_url"], validate=_web_address(origin=False)
+    )
+
+
 def mx_managers(vendors: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The vendors whose table has ``manage_mx`` on."""
     return sorted(n for n, t in vendors.items() if t.get("manage_mx"))
@@ -407,6 +465,12 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         mx = mx_schema.load(raw.data.get("mx", {}))
     except ValidationError as exc:
         problems += _describe("[mx]", exc.messages, mx_schema)  # type: ignore[arg-type]
+    console_schema = ConsoleSchema()
+    console: dict[str, Any] = dict(CONSOLE_DEFAULTS)
+    try:
+        console = console_schema.load(raw.data.get("console", {}))
+    except ValidationError as exc:
+        problems += _describe("[console]", exc.messages, console_schema)  # type: ignore[arg-type]
     panel = None
     if "panel" in raw.data:
         from .panels import settings
@@ -440,6 +504,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         vendors=vendors,
         panel=panel,
         mx=mx,
+        console=console,
     )
 
 

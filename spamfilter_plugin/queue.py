@@ -381,6 +381,25 @@ class Queue:
         return [Row.from_db(r, offset) for r in self.db.execute(sql, (*params, limit))]
 
     @_translated
+    def targets(self) -> list[str]:
+        """Every target the queue holds rows for (``domain:x``, ``mailbox:a@x``)."""
+        return [r["target"] for r in self.db.execute("SELECT DISTINCT target FROM events")]
+
+    @_translated
+    def latest(self, hooks: Iterable[str]) -> dict[tuple[str, str], Row]:
+        """The newest row of any of *hooks* per ``(vendor, target)``, superseded rows left
+        out: what was last asked of each vendor for each target."""
+        hooks = list(hooks)
+        marks = ",".join("?" * len(hooks))
+        sql = (
+            "SELECT e.* FROM events e JOIN (SELECT max(id) id FROM events WHERE hook IN "
+            f"({marks}) AND state != 'superseded' GROUP BY vendor, target) m ON e.id = m.id"
+        )
+        offset = self._offset()
+        rows = (Row.from_db(r, offset) for r in self.db.execute(sql, hooks))
+        return {(row.vendor, row.target): row for row in rows}
+
+    @_translated
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
         out.update(

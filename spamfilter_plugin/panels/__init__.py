@@ -149,6 +149,21 @@ class Panel:
         """The mailboxes of *domain*, where the panel keeps them in files; None otherwise."""
         return None
 
+    def all_domains(self) -> list[str] | None:
+        """Every domain on the server, where the panel keeps them in files; None otherwise
+        (the console then shows what the queue has seen)."""
+        return None
+
+    def role_of(self, user: str) -> str | None:
+        """What the panel's records make the login *user*: ``admin``, ``reseller`` or
+        ``user`` (an account that owns domains); None when the panel does not know it (a
+        mailbox user logs in with the address, which the pages check on their own)."""
+        return None
+
+    def accounts_of(self, reseller: str) -> list[str]:
+        """The accounts a reseller created (its customers), its own account included."""
+        return []
+
     def dns(self):
         """This panel's DNS service (:class:`.dns.Zones`): read a domain's records, change
         its MX set, add and remove TXT records, through the panel's own interface."""

@@ -103,6 +103,33 @@ class CPanel(Panel):
     def owner_of(self, domain: str) -> str | None:
         return next((u for d, u in self._userdomains() if d == domain), None)
 
+    def all_domains(self) -> list[str] | None:
+        return sorted({d for d, _ in self._userdomains()})
+
+    def _account_field(self, user: str, key: str) -> str | None:
+        if not user or "/" in user or user.startswith("."):
+            return None
+        for line in self.read_lines("var/cpanel/users", user):
+            if line.startswith(key + "="):
+                return line[len(key) + 1 :].strip()
+        return None
+
+    def role_of(self, user: str) -> str | None:
+        """``root`` is the admin; resellers are listed in ``/var/cpanel/resellers``
+        (``name:acl,...``); an account has a file in ``/var/cpanel/users``."""
+        if user == "root":
+            return "admin"
+        if any(line.split(":", 1)[0] == user for line in self.read_lines("var/cpanel/resellers")):
+            return "reseller"
+        return "user" if self._account_field(user, "DNS") is not None else None
+
+    def accounts_of(self, reseller: str) -> list[str]:
+        """Accounts whose ``OWNER=`` in ``/var/cpanel/users/<user>`` is *reseller*."""
+        users = {u for _, u in self._userdomains()}
+        return sorted(
+            u for u in users if u == reseller or self._account_field(u, "OWNER") == reseller
+        )
+
     def main_domain(self, user: str) -> str | None:
         for line in self.read_lines("var/cpanel/users", user):
             if line.startswith("DNS="):

@@ -56,6 +56,34 @@ class DirectAdmin(Panel):
                         found.add(name)
         return sorted(found)
 
+    def all_domains(self) -> list[str] | None:
+        domains = set()
+        for line in self.read_lines("etc/virtual/domainowners"):
+            domain, sep, _ = line.partition(":")
+            if sep and domain.strip():
+                domains.add(domain.strip().lower())
+        return sorted(domains)
+
+    def _user_conf(self, user: str) -> dict[str, str]:
+        if not user or "/" in user or user.startswith("."):
+            return {}
+        conf = {}
+        for line in self.read_lines(DATA, user, "user.conf"):
+            key, sep, value = line.partition("=")
+            if sep:
+                conf[key.strip()] = value.strip()
+        return conf
+
+    def role_of(self, user: str) -> str | None:
+        """``usertype`` in ``data/users/<user>/user.conf``: admin, reseller or user."""
+        kind = self._user_conf(user).get("usertype")
+        return kind if kind in ("admin", "reseller", "user") else None
+
+    def accounts_of(self, reseller: str) -> list[str]:
+        """The reseller's ``users.list``, and the reseller's own account."""
+        users = {u.strip() for u in self.read_lines(DATA, reseller, "users.list") if u.strip()}
+        return sorted(users | {reseller})
+
     def owner_of(self, domain: str) -> str | None:
         for line in self.read_lines("etc/virtual/domainowners"):
             name, sep, user = line.partition(":")

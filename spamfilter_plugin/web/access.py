@@ -1,0 +1,217 @@
+"""Who is asking, and what the panel's own records let them see.
+
+The console's admin logs in with the ``[console]`` password and sees everything.  A panel
+user arrives through a login link the panel made for them (``spamfilter ui link --user U``,
+signed with the console's key, good for one use within two minutes), or through
+``spamfilter ui render/submit --user U`` run by a panel page; either way the panel has
+authenticated them, and :class:`Records` decides what they may see:
+
+- ``admin`` (the panel's admin): every domain and mailbox;
+- ``reseller``: the domains of the accounts it created, and their mailboxes;
+- ``user`` (an account): its own domains and their mailboxes;
+- ``mailbox`` (a login that is an address): that mailbox only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InvalidInput
+from ..eventdata import normalise_domain, normalise_email
+
+log = logging.getLogger("spamfilter_plugin.web")
+
+ROLES = ("admin", "reseller", "user", "mailbox")
+KEY_NAME = "console.key"
+#: how long a panel user's login link works
+LINK_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Viewer:
+    role: str
+    name: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.name}"
+
+
+class Refused(Exception):
+    """A page or a change the asking user may not have; the message says why (never
+    whose domain it is)."""
+
+
+def panel_viewer(adapter, user: str) -> Viewer:
+    """The panel user *user* as the panel's records know them; Refused otherwise."""
+    user = (user or "").strip()
+    if not user:
+        raise Refused("user: missing; give the login the panel authenticated (--user)")
+    if "@" in user:
+        try:
+            return Viewer("mailbox", normalise_email(user, "user"))
+        except InvalidInput as exc:
+            raise Refused(exc.message) from None
+    if adapter is None:
+        raise Refused(
+            "user: the config has no [panel] table, so panel users cannot be told apart; "
+            "add [panel] with the panel's kind"
+        )
+    role = adapter.role_of(user)
+    if role not in ROLES:
+        raise Refused(
+            f"user: {user!r} is not an admin, reseller or account in the {adapter.name} "
+            "records this server has"
+        )
+    return Viewer(role, user)
+
+
+class Records:
+    """The domains and mailboxes there are: the panel's records where it keeps them in
+    files, else what the queue has seen (*seen* returns queue targets such as
+    ``domain:example.com`` and ``mailbox:a@example.com``)."""
+
+    def __init__(self, adapter, seen) -> None:
+        self.adapter = adapter
+        self.seen = seen
+
+    def all_domains(self) -> list[str]:
+        domains = self.adapter.all_domains() if self.adapter is not None else None
+        if domains is None:
+            domains = {
+                t.split(":", 1)[1] if t.startswith("domain:") else t.rsplit("@", 1)[1]
+                for t in self.seen()
+            }
+        return sorted(domains)
+
+    def domains_for(self, viewer: Viewer) -> list[str]:
+        if viewer.role == "admin":
+            return self.all_domains()
+        if viewer.role == "mailbox":
+            return []
+        accounts = (
+            self.adapter.accounts_of(viewer.name) if viewer.role == "reseller" else [viewer.name]
+        )
+        found: set[str] = set()
+        for account in accounts:
+            found.update(self.adapter.domains_of(account))
+        return sorted(found)
+
+    def mailboxes_of(self, domain: str) -> list[str]:
+        listed = self.adapter.mailboxes_of(domain) if self.adapter is not None else None
+        if listed is None:
+            listed = [
+                t.split(":", 1)[1]
+                for t in self.seen()
+                if t.startswith("mailbox:") and t.endswith("@" + domain)
+            ]
+        return sorted(set(listed))
+
+    def check(self, viewer: Viewer, scope: str, target: str | None) -> str | None:
+        """The normalised *target* if *viewer* may see *scope* for it; Refused (and a log
+        line naming who asked for what) otherwise."""
+        try:
+            name = self._normalised(scope, target)
+        except InvalidInput as exc:
+            raise Refused(exc.message) from None
+        allowed = viewer.role == "admin"
+        if not allowed and scope == "mailbox":
+            domain = name.rsplit("@", 1)[1]
+            allowed = (
+                name == viewer.name if viewer.role == "mailbox" else self._owns(viewer, domain)
+            )
+        elif not allowed and scope == "domain":
+            allowed = viewer.role != "mailbox" and self._owns(viewer, name)
+        if not allowed:
+            log.warning("refused: %s asked for the %s page of %s", viewer, scope, name or "-")
+            raise Refused(
+                f"{viewer.name} may not see this {scope} page"
+                if scope == "admin"
+                else f"{name} is not one of {viewer.name}'s {scope}s"
+            )
+        return name
+
+    def _owns(self, viewer: Viewer, domain: str) -> bool:
+        return domain in self.domains_for(viewer)
+
+    @staticmethod
+    def _normalised(scope: str, target: str | None) -> str | None:
+        if scope == "admin":
+            return None
+        if scope == "domain":
+            return normalise_domain(target, "domain")
+        if scope == "mailbox":
+            return normalise_email(target, "mailbox")
+        raise InvalidInput("scope", f"{scope!r} is not admin, domain or mailbox")
+
+
+# -- the console's key and panel users' login links --------------------------------------
+
+
+def console_key(state_dir: str | os.PathLike) -> bytes:
+    """The console's signing key, ``state_dir/console.key`` (0600), made on first use."""
+    path = Path(state_dir) / KEY_NAME
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path.read_bytes().strip()
+
+
+def _serializer(key: bytes):
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(key, salt="spamfilter-panel-user")
+
+
+def login_token(key: bytes, viewer: Viewer, next_path: str = "/") -> str:
+    """A one-use token that logs *viewer* in to the console and opens *next_path*."""
+    return _serializer(key).dumps(
+        {"role": viewer.role, "name": viewer.name, "next": next_path, "n": secrets.token_hex(8)}
+    )
+
+
+class LinkRedeemer:
+    """Checks login tokens: signature, age and one use each."""
+
+    def __init__(self, key: bytes, clock=time.monotonic) -> None:
+        self.key, self.clock = key, clock
+        self._used: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def redeem(self, token: str) -> tuple[Viewer, str]:
+        from itsdangerous import BadSignature, SignatureExpired
+
+        try:
+            data = _serializer(self.key).loads(token, max_age=LINK_SECONDS)
+        except SignatureExpired:
+            raise Refused(
+                "this login link has expired; open the page from the panel again"
+            ) from None
+        except BadSignature:
+            raise Refused("this login link is not valid") from None
+        now = self.clock()
+        with self._lock:
+            self._used = {n: t for n, t in self._used.items() if now - t < LINK_SECONDS * 2}
+            if data["n"] in self._used:
+                raise Refused(
+                    "this login link was used already; open the page from the panel again"
+                )
+            self._used[data["n"]] = now
+        if data["role"] not in ROLES:
+            raise Refused("this login link is not valid")
+        next_path = data.get("next") or "/"
+        if not next_path.startswith("/") or next_path.startswith("//"):
+            next_path = "/"
+        return Viewer(data["role"], data["name"]), next_path

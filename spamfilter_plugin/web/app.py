@@ -1,0 +1,490 @@
+"""The console: a Flask application.
+
+Sessions are Flask's signed cookies (``HttpOnly``, ``SameSite=Lax``, ``Secure`` when the
+console's ``public_url`` is https); every POST carries a CSRF token checked by Flask-WTF;
+changes are made by POST only; the Content-Security-Policy allows no script at all and
+frames only the settings pages, only inside the panel's own origin (``panel_origin``).
+Every page works without JavaScript.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from flask import (
+    Flask,
+    abort,
+    flash,
+    g,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from jinja2 import StrictUndefined
+from markupsafe import Markup
+
+from ..events import Domain as DomainName
+from ..events import DomainCreated, DomainDeleted, Mailbox
+from ..mx.store import MxStore
+from ..queue import Queue
+from ..templating import format_time, stylesheet
+from . import status
+from .access import LinkRedeemer, Records, Refused, Viewer
+
+log = logging.getLogger("spamfilter_plugin.web")
+
+SCOPES = ("admin", "domain", "mailbox")
+#: failed logins in a row before each further try must wait (doubling, capped)
+FREE_FAILURES = 3
+MAX_WAIT = 300.0
+
+
+class Throttle:
+    """Failed logins slow down the next ones: a pause on each failure, then a wait that
+    doubles with each further failure from the same address (up to five minutes)."""
+
+    def __init__(self, clock=time.monotonic, pause: float = 0.5) -> None:
+        self.clock, self.pause = clock, pause
+        self._failures: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_for(self, who: str) -> float:
+        with self._lock:
+            _, until = self._failures.get(who, (0, 0.0))
+        return max(0.0, until - self.clock())
+
+    def failed(self, who: str) -> None:
+        with self._lock:
+            count, _ = self._failures.get(who, (0, 0.0))
+            count += 1
+            wait = 0.0 if count < FREE_FAILURES else min(MAX_WAIT, 2.0 ** (count - FREE_FAILURES))
+            self._failures[who] = (count, self.clock() + wait)
+        time.sleep(self.pause)
+
+    def succeeded(self, who: str) -> None:
+        with self._lock:
+            self._failures.pop(who, None)
+
+
+@dataclass
+class Console:
+    """What the application serves: the runtime (vendors, config), the panel adapter (or
+    None), the login, and in the demo the panel it can add to."""
+
+    runtime: Any
+    secret_key: bytes
+    password_hash: str
+    username: str = "admin"
+    adapter: Any = None
+    panel_origin: str = ""
+    secure_cookies: bool = False
+    demo: Any = None
+    throttle: Throttle = field(default_factory=Throttle)
+
+    @property
+    def state_dir(self):
+        return self.runtime.config.general.state_dir
+
+    def check_password(self, username: str, password: str) -> bool:
+        from argon2 import PasswordHasher
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        name_ok = hmac.compare_digest(username.encode(), self.username.encode())
+        try:
+            pw_ok = bool(self.password_hash) and PasswordHasher().verify(
+                self.password_hash, password
+            )
+        except (VerificationError, InvalidHashError):
+            pw_ok = False
+        return name_ok and pw_ok
+
+
+def hash_password(password: str) -> str:
+    """An argon2 hash for ``[console] password_hash``."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher().hash(password)
+
+
+def create_app(console: Console) -> Flask:
+    app = Flask(__name__)
+    app.jinja_options = {"undefined": StrictUndefined}
+    app.select_jinja_autoescape = lambda filename: True  # every template, .j2 or not
+    app.config.update(
+        SECRET_KEY=console.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=console.secure_cookies,
+        SESSION_COOKIE_NAME="spamfilter_console",
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    CSRFProtect(app)
+    links = LinkRedeemer(console.secret_key)
+    app.jinja_env.filters["shown"] = status.shown_name
+    app.jinja_env.filters["sfp_time"] = format_time
+    app.jinja_env.globals["csrf_token"] = generate_csrf
+
+    # -- per request ---------------------------------------------------------------------
+
+    def queue() -> Queue:
+        if "queue" not in g:
+            g.queue = Queue(console.state_dir)
+        return g.queue
+
+    @app.teardown_appcontext
+    def _close(_exc) -> None:
+        q = g.pop("queue", None)
+        if q is not None:
+            q.close()
+
+    def records() -> Records:
+        return Records(console.adapter, queue().targets)
+
+    def viewer() -> Viewer | None:
+        who = session.get("viewer")
+        return Viewer(*who) if who else None
+
+    def framed_page() -> bool:
+        return request.endpoint in ("settings", "settings_submit")
+
+    @app.after_request
+    def _headers(response):
+        ancestors = "'none'"
+        if framed_page() and console.panel_origin:
+            ancestors = f"'self' {console.panel_origin}"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+            f"frame-ancestors {ancestors}"
+        )
+        if ancestors == "'none'":
+            response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.before_request
+    def _login_required():
+        open_endpoints = ("login", "enter", "stylesheet")
+        if request.endpoint in open_endpoints or request.endpoint is None:
+            return None
+        if viewer() is None:
+            return redirect(url_for("login", next=request.full_path.rstrip("?")))
+        return None
+
+    @app.context_processor
+    def _globals():
+        return {"viewer": viewer(), "demo": console.demo, "vendors": console.runtime.vendors}
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc):
+        log.warning("refused a POST to %s without a valid CSRF token", request.path)
+        return page_error(
+            403,
+            "This form was not sent from this console (its security token is missing "
+            "or old). Nothing was changed; open the page again and resend it.",
+        )
+
+    @app.errorhandler(Refused)
+    def _refused(exc):
+        return page_error(403, str(exc))
+
+    @app.errorhandler(404)
+    def _missing(exc):
+        return page_error(404, "There is no such page.")
+
+    def page_error(code: int, message: str):
+        return render_template("error.html", code=code, message=message), code
+
+    # -- login ---------------------------------------------------------------------------
+
+    @app.get("/style.css", endpoint="stylesheet")
+    def style():
+        body = stylesheet() + "\n" + console_css()
+        return (
+            body,
+            200,
+            {"Content-Type": "text/css; charset=utf-8", "Cache-Control": "max-age=300"},
+        )
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login():
+        next_path = safe_next(request.values.get("next", "/"))
+        message = ""
+        if request.method == "POST":
+            who = request.remote_addr or "-"
+            wait = console.throttle.wait_for(who)
+            if wait > 0:
+                message = f"Too many failed logins; try again in {wait:.0f} seconds."
+                return render_template("login.html", message=message, next=next_path), 429
+            if console.check_password(
+                request.form.get("username", ""), request.form.get("password", "")
+            ):
+                console.throttle.succeeded(who)
+                session.clear()
+                session["viewer"] = ["admin", console.username]
+                log.info("console login: %s from %s", console.username, who)
+                return redirect(next_path)
+            console.throttle.failed(who)
+            log.warning("console login failed from %s", who)
+            message = "The user name or the password is wrong."
+            return render_template("login.html", message=message, next=next_path), 401
+        return render_template("login.html", message=message, next=next_path)
+
+    @app.route("/enter/<token>")
+    def enter(token: str):
+        who, next_path = links.redeem(token)
+        session.clear()
+        session["viewer"] = [who.role, who.name]
+        log.info("panel user %s opened the console", who)
+        return redirect(next_path)
+
+    @app.post("/logout")
+    def logout():
+        session.clear()
+        return redirect(url_for("login"))
+
+    # -- the dashboard -------------------------------------------------------------------
+
+    def domain_vendors() -> list[str]:
+        return console.runtime.handlers("domain_created")
+
+    def dashboard_rows(me: Viewer) -> list[status.DomainStatus]:
+        domains = records().domains_for(me)
+        mx = {m.domain: m.to_dict() for m in MxStore(console.state_dir).all()}
+        latest = queue().latest(status.DOMAIN_HOOKS)
+        return status.statuses(domains, domain_vendors(), latest, mx)
+
+    @app.get("/")
+    def dashboard():
+        me = viewer()
+        if me.role == "mailbox":
+            return redirect(url_for("settings", scope="mailbox", target=me.name))
+        state = request.args.get("state", "")
+        vendor = request.args.get("vendor", "")
+        if state and state not in status.STATES:
+            state = ""
+        if vendor and vendor not in domain_vendors():
+            vendor = ""
+        rows = status.filtered(dashboard_rows(me), state, vendor)
+        shown, page, pages = status.page_of(rows, _int(request.args.get("page"), 1))
+        return render_template(
+            "dashboard.html",
+            rows=shown,
+            total=len(rows),
+            page=page,
+            pages=pages,
+            state=state,
+            vendor=vendor,
+            states=status.STATES,
+            domain_vendors=domain_vendors(),
+            selected=set(session.get("selected", [])),
+            owners=console.demo.accounts() if console.demo else [],
+        )
+
+    @app.post("/selection")
+    def selection():
+        """Keep the boxes ticked on this page (the selection survives paging), then go to
+        another page or apply a bulk action to the whole selection."""
+        me = viewer()
+        allowed = set(records().domains_for(me))
+        chosen = set(session.get("selected", []))
+        shown = set(request.form.getlist("shown")) & allowed
+        ticked = set(request.form.getlist("selected")) & allowed
+        chosen = (chosen - shown) | ticked
+        action = request.form.get("action", "")
+        back = {k: request.form.get(k, "") for k in ("state", "vendor")}
+        back = {k: v for k, v in back.items() if v}
+        if action == "clear":
+            chosen = set()
+        elif action in ("protect", "unprotect", "retry"):
+            if not me.is_admin:
+                raise Refused("bulk actions are for the admin")
+            done = bulk(action, sorted(chosen & allowed))
+            flash(done, "ok")
+            chosen = set()
+        session["selected"] = sorted(chosen)
+        page = _int(request.form.get("goto") or request.form.get("page"), 1)
+        return redirect(url_for("dashboard", page=page, **back))
+
+    def bulk(action: str, domains: list[str]) -> str:
+        if not domains:
+            return "Nothing is selected."
+        if action == "retry":
+            dead = [
+                r
+                for r in queue().rows(state="dead", limit=100000)
+                if r.target in {f"domain:{d}" for d in domains}
+            ]
+            retried = sum(queue().retry(r.id) for r in dead)
+            return f"Retrying {retried} failed deliver{'y' if retried == 1 else 'ies'}."
+        kind = DomainCreated if action == "protect" else DomainDeleted
+        events = [kind(domain=d) for d in domains]
+        rows = 0
+        for event in events:
+            vendors = console.runtime.handlers(event.hook)
+            rows += len(queue().enqueue(event, vendors))
+        log.info("console: %s %s (%d rows)", action, ", ".join(domains), rows)
+        verb = "Protecting" if action == "protect" else "Removing protection from"
+        return f"{verb} {len(domains)} domain{'s' if len(domains) != 1 else ''} ({rows} queued)."
+
+    # -- settings pages ------------------------------------------------------------------
+
+    def target_of(scope: str, name: str | None):
+        if scope == "domain":
+            return DomainName(name)
+        if scope == "mailbox":
+            return Mailbox(name)
+        return None
+
+    @app.get("/settings/admin/", defaults={"scope": "admin", "target": None}, endpoint="settings")
+    @app.get("/settings/<scope>/<target>/", endpoint="settings")
+    def settings_page(scope: str, target: str | None):
+        if scope not in SCOPES or (scope == "admin") != (target is None):
+            abort(404)
+        me = viewer()
+        name = records().check(me, scope, target)
+        query = dict(request.args.items())
+        fragments = console.runtime.settings_fragments(
+            scope, target_of(scope, name), generate_csrf(), query
+        )
+        mailboxes = records().mailboxes_of(name) if scope == "domain" else []
+        return render_template(
+            "settings.html",
+            scope=scope,
+            name=name,
+            fragments=[Markup(f.html) for f in fragments],
+            mailboxes=mailboxes,
+        )
+
+    @app.post("/settings/admin/<vendor>/<form>", defaults={"scope": "admin", "target": None})
+    @app.post("/settings/<scope>/<target>/<vendor>/<form>")
+    def settings_submit(scope: str, target: str | None, vendor: str, form: str):
+        if scope not in SCOPES or vendor not in console.runtime.vendors:
+            abort(404)
+        me = viewer()
+        name = records().check(me, scope, target)
+        fields = dict(request.form.items())
+        result = console.runtime.settings_submitted(vendor, scope, target_of(scope, name), fields)
+        log.info(
+            "%s submitted %s/%s on the %s page of %s: %s",
+            me,
+            vendor,
+            form,
+            scope,
+            name or "-",
+            "ok" if result.ok else "refused",
+        )
+        if result.ok and result.redirect:
+            return redirect(result.redirect)
+        flash(result.message, "ok" if result.ok else "error")
+        for key, text in result.errors.items():
+            flash(f"{key}: {text}", "error")
+        if scope == "admin":
+            return redirect(url_for("settings", scope="admin"))
+        return redirect(url_for("settings", scope=scope, target=name))
+
+    # -- the queue -----------------------------------------------------------------------
+
+    def admin_only() -> None:
+        if not viewer().is_admin:
+            log.warning("refused: %s asked for %s", viewer(), request.path)
+            raise Refused("this page is for the admin")
+
+    @app.get("/queue")
+    def queue_page():
+        admin_only()
+        pending = queue().rows(state="pending", limit=200)
+        return render_template(
+            "queue.html",
+            waiting=[r for r in pending if not r.attempts],
+            retrying=[r for r in pending if r.attempts],
+            leased=queue().rows(state="leased", limit=200),
+            dead=queue().rows(state="dead", limit=200),
+            counts=queue().counts(),
+            now=time.time(),
+        )
+
+    @app.post("/queue/<int:row_id>/<action>")
+    def queue_action(row_id: int, action: str):
+        admin_only()
+        if action == "retry":
+            ok = queue().retry(row_id)
+            flash(
+                f"Row #{row_id} will be delivered again now."
+                if ok
+                else f"Row #{row_id} is not a failed row (only dead rows are retried).",
+                "ok" if ok else "error",
+            )
+        elif action == "drop":
+            ok = queue().drop(row_id)
+            flash(
+                f"Row #{row_id} was dropped."
+                if ok
+                else f"Row #{row_id} is gone already or being delivered right now.",
+                "ok" if ok else "error",
+            )
+        else:
+            abort(404)
+        log.info("console: %s row #%d: %s", action, row_id, "ok" if ok else "refused")
+        return redirect(url_for("queue_page"))
+
+    # -- the demo's panel ----------------------------------------------------------------
+
+    @app.post("/demo/domain")
+    def demo_domain():
+        admin_only()
+        if console.demo is None:
+            abort(404)
+        flash(
+            *console.demo.add_domain(request.form.get("owner", ""), request.form.get("domain", ""))
+        )
+        return redirect(url_for("dashboard"))
+
+    @app.post("/demo/mailbox")
+    def demo_mailbox():
+        admin_only()
+        if console.demo is None:
+            abort(404)
+        message, kind, domain = console.demo.add_mailbox(
+            request.form.get("address", ""), request.form.get("password", "")
+        )
+        flash(message, kind)
+        if domain:
+            return redirect(url_for("settings", scope="domain", target=domain))
+        return redirect(url_for("dashboard"))
+
+    app.jinja_env.globals["messages"] = lambda: get_flashed_messages(with_categories=True)
+    app.jinja_env.globals["quote"] = lambda s: quote(s, safe="")
+    return app
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def safe_next(path: str) -> str:
+    """Only a path on this console (never another site) after logging in."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+def console_css() -> str:
+    from importlib import resources
+
+    return resources.files(__package__).joinpath("console.css").read_text("utf-8")

@@ -1,0 +1,250 @@
+"""The one-command demo: every vendor emulator, a temporary state directory, a fake
+DirectAdmin tree with a few accounts, domains and mailboxes, a config pointing at all of
+it, and the worker and the console on loopback.
+
+The example domains and mailboxes are created the way DirectAdmin creates them: the
+panel's records are written, then the panel's hook runs with DirectAdmin's environment
+(:func:`spamfilter_plugin.panels.hook.run`), exactly as on a real server.  The console's
+"create a domain" and "create a mailbox" forms do the same.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from ..config import toml_table
+from ..errors import InvalidInput
+from ..eventdata import normalise_domain, normalise_email
+from ..hookspecs import hookimpl
+
+DATA = "usr/local/directadmin/data/users"
+
+#: the accounts of the demo panel: a reseller with two customers, and one of the admin's
+ACCOUNTS: dict[str, dict] = {
+    "admin": {"usertype": "admin", "creator": "root"},
+    "resel": {"usertype": "reseller", "creator": "admin"},
+    "alice": {"usertype": "user", "creator": "resel"},
+    "bob": {"usertype": "user", "creator": "resel"},
+    "carol": {"usertype": "user", "creator": "admin"},
+}
+#: domain -> (owner, mailbox local parts)
+DOMAINS: dict[str, tuple[str, list[str]]] = {
+    "alice.example": ("alice", ["info", "sales"]),
+    "bücher.example": ("alice", ["kontakt"]),
+    "bob.example": ("bob", ["bob", "office"]),
+    "carol.example": ("carol", ["carol"]),
+}
+
+
+class DemoPanel:
+    """A DirectAdmin file tree under *root*, and the hook a panel runs on each change.
+    *hosted* is told of each new mailbox (the demo's mail service)."""
+
+    def __init__(self, root: Path, config_path: Path, hosted=None) -> None:
+        self.root, self.config_path = root, config_path
+        self.hosted = hosted
+        self._lock = threading.Lock()
+
+    def _file(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _append(self, line: str, *parts: str) -> None:
+        with self._file(*parts).open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def write_accounts(self) -> None:
+        for user, conf in ACCOUNTS.items():
+            self._file(DATA, user, "user.conf").write_text(
+                f"username={user}\nusertype={conf['usertype']}\ncreator={conf['creator']}\n"
+            )
+            self._file(DATA, user, "domains.list").touch()
+            if conf["creator"] in ACCOUNTS and conf["creator"] != "admin":
+                self._append(user, DATA, conf["creator"], "users.list")
+
+    def accounts(self) -> list[str]:
+        return [u for u, c in ACCOUNTS.items() if c["usertype"] == "user"]
+
+    def _hook(self, hook: str, env: dict[str, str]) -> None:
+        from ..panels import hook as panel_hook
+
+        panel_hook.run("directadmin", [hook], config=str(self.config_path), env=env, stdin="")
+
+    def add_domain(self, owner: str, domain: str) -> tuple[str, str]:
+        """Create *domain* for the account *owner*, as DirectAdmin does; (message, kind)."""
+        if owner not in self.accounts():
+            return f"owner: {owner!r} is not an account of the demo panel", "error"
+        try:
+            name = normalise_domain(domain.strip(), "domain")
+        except InvalidInput as exc:
+            return exc.message, "error"
+        with self._lock:
+            owners = self.root / "etc/virtual/domainowners"
+            known = owners.read_text().splitlines() if owners.exists() else []
+            if any(line.split(":", 1)[0] == name for line in known):
+                return f"domain: {name} exists on the panel already", "error"
+            self._append(name, DATA, owner, "domains.list")
+            self._append(f"{name}: {owner}", "etc/virtual/domainowners")
+            self._file("etc/virtual", name, "passwd").touch()
+        self._hook("domain_create_post", {"domain": name, "username": owner, "creator": "admin"})
+        return f"Created {domain.strip()} for {owner}; the panel's hook queued it.", "ok"
+
+    def add_mailbox(self, address: str, password: str) -> tuple[str, str, str | None]:
+        """Create a mailbox as DirectAdmin does; (message, kind, its domain or None)."""
+        try:
+            mailbox = normalise_email(address.strip(), "address")
+        except InvalidInput as exc:
+            return exc.message, "error", None
+        if len(password) < 8:
+            return "password: use at least 8 characters", "error", None
+        local, domain = mailbox.rsplit("@", 1)
+        passwd = self.root / "etc/virtual" / domain / "passwd"
+        if not passwd.exists():
+            return f"address: {domain} is not a domain of the demo panel", "error", None
+        with self._lock:
+            if any(line.split(":", 1)[0] == local for line in passwd.read_text().splitlines()):
+                return f"address: {mailbox} exists already", "error", domain
+            self._append(f"{local}:x:demo", "etc/virtual", domain, "passwd")
+        if self.hosted is not None:
+            self.hosted(mailbox, password)
+        self._hook("email_create_post", {"user": local, "domain": domain, "passwd": password})
+        return f"Created {address.strip()}; the panel's hook queued it.", "ok", domain
+
+    def seed(self) -> None:
+        self.write_accounts()
+        for domain, (owner, locals_) in DOMAINS.items():
+            self.add_domain(owner, domain)
+            name = normalise_domain(domain, "domain")
+            for local in locals_:
+                self.add_mailbox(f"{local}@{name}", secrets.token_urlsafe(12))
+
+
+class DemoDns:
+    """The demo's DNS: the panel publishes TXT records into a loopback name server (which
+    the config's ``[mx]`` table points at) and into the spambarrier emulator's view of
+    DNS, as a real panel's zone would be seen by both."""
+
+    def __init__(self, sandbox) -> None:
+        from ..sandbox.dns import ZoneServer
+
+        self.sandbox = sandbox
+        self.zone = ZoneServer().__enter__()
+        self.txt: dict[str, list[str]] = {}
+
+    @hookimpl(tryfirst=True)
+    def publish_dns_record(self, domain, record_type, name, value):
+        if record_type != "TXT":
+            return None
+        key = name.rstrip(".").lower()
+        values = self.txt.setdefault(key, [])
+        if value not in values:
+            values.append(value)
+        self.zone.set(key, "TXT", ['"' + v.replace('"', '\\"') + '"' for v in values])
+        if "spambarrier" in self.sandbox.running:
+            self.sandbox["spambarrier"].emulator.seed_data({"dns": {key: [value]}})
+        return True
+
+    def stop(self) -> None:
+        self.zone.__exit__(None, None, None)
+
+
+class Demo:
+    """Start everything on loopback; :meth:`stop` removes it all again."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", poll: float = 0.2) -> None:
+        self.host, self.port, self.poll = host, port, poll
+        self.folder: Path | None = None
+        self.sandbox = None
+        self.dns: DemoDns | None = None
+        self.server = None
+        self.username = "admin"
+        self.password = ""
+
+    def config_text(self, state_dir: Path, panel_root: Path, password_hash: str) -> str:
+        lines = [
+            "# spamfilter-plugin demo: public emulator credentials, loopback only",
+            *toml_table(
+                "general",
+                {"state_dir": str(state_dir), "mail_host": "192.0.2.25", "retry_base": 2.0},
+            ),
+            "",
+            *toml_table("panel", {"kind": "directadmin", "root": str(panel_root)}),
+            "",
+            *toml_table("console", {"username": self.username, "password_hash": password_hash}),
+            "",
+            *toml_table("mx", {"nameservers": ["127.0.0.1"], "dns_port": self.dns.zone.port}),
+        ]
+        for name, running in self.sandbox.running.items():
+            lines += ["", *toml_table(f"vendors.{name}", running.config_table())]
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> Demo:
+        from ..manager import load_runtime
+        from ..sandbox import Sandbox
+        from .app import hash_password
+        from .serve import ConsoleServer, console_for
+
+        self.folder = Path(tempfile.mkdtemp(prefix="spamfilter-demo-"))
+        try:
+            state_dir, panel_root = self.folder / "state", self.folder / "panel"
+            state_dir.mkdir(mode=0o700)
+            panel_root.mkdir()
+            self.sandbox = Sandbox(host=self.host).start()
+            self.dns = DemoDns(self.sandbox)
+            self.password = secrets.token_urlsafe(9)
+            config_path = self.folder / "spamfilter.toml"
+            fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(self.config_text(state_dir, panel_root, hash_password(self.password)))
+            self.config_path = config_path
+            self.panel = DemoPanel(panel_root, config_path, hosted=self.host_mailbox)
+            runtime = load_runtime(config_path, plugins=[("demo-dns", self.dns)])
+            console, _ = console_for(runtime, host=self.host, demo=self.panel)
+            self.panel.seed()
+            self.server = ConsoleServer(console, self.host, self.port, poll=self.poll).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def host_mailbox(self, mailbox: str, password: str) -> None:
+        """The demo's mail service: the vendors that filter hosted mailboxes (Rackspace,
+        Tornevall) know each mailbox the panel creates, as they would in production."""
+        local, domain = mailbox.rsplit("@", 1)
+        running = self.sandbox.running
+        if "rackspace" in running:
+            running["rackspace"].emulator.seed_data(
+                {"mailboxes": [{"domain": domain, "mailbox": local}]}
+            )
+        if "tornevall" in running:
+            running["tornevall"].emulator.seed_data({"accounts": {mailbox: password}})
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.dns is not None:
+            self.dns.stop()
+            self.dns = None
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def __enter__(self) -> Demo:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

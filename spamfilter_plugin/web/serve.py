@@ -1,0 +1,119 @@
+"""Serving the console: waitress on a loopback (or password-protected) address, and the
+worker in the same process."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+log = logging.getLogger("spamfilter_plugin.web")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def console_for(runtime, *, host: str, demo=None):
+    """The :class:`~.app.Console` for *runtime*'s config; with no ``password_hash`` on a
+    loopback address, a password made for this run (returned second, else None).
+    ConfigError when a non-loopback address has no password set."""
+    from ..panels import load
+    from .access import console_key
+    from .app import Console, hash_password
+
+    conf = runtime.config.console
+    one_time = None
+    password_hash = conf["password_hash"]
+    if not password_hash:
+        if not is_loopback(host):
+            raise ConfigError(
+                f"--host {host} is not a loopback address and [console] password_hash is not "
+                "set: anyone who reaches it could change filter settings. Set a password "
+                "(spamfilter serve --hash-password) or serve on 127.0.0.1"
+            )
+        one_time = secrets.token_urlsafe(12)
+        password_hash = hash_password(one_time)
+    panel = runtime.config.panel
+    adapter = load(panel["kind"], panel) if panel else None
+    state_dir = runtime.config.general.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    console = Console(
+        runtime=runtime,
+        secret_key=console_key(state_dir),
+        password_hash=password_hash,
+        username=conf["username"],
+        adapter=adapter,
+        panel_origin=conf["panel_origin"],
+        secure_cookies=conf["public_url"].startswith("https:"),
+        demo=demo,
+    )
+    return console, one_time
+
+
+@dataclass
+class Served:
+    url: str
+    stop: threading.Event
+
+
+class ConsoleServer:
+    """The app under waitress, in a thread; the worker in another unless *worker* is off."""
+
+    def __init__(self, console, host: str, port: int, *, worker: bool = True, poll=1.0) -> None:
+        from waitress import create_server
+
+        from .app import create_app
+
+        self.console = console
+        self.server = create_server(
+            create_app(console), host=host, port=port, threads=8, ident="spamfilter-console"
+        )
+        self.host = host
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._serve, name="console", daemon=True)]
+        if worker:
+            self.threads.append(
+                threading.Thread(target=self._work, args=(poll,), name="worker", daemon=True)
+            )
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.server.effective_port}/"
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:  # closed while stopping
+            if not self.stopping.is_set():
+                raise
+
+    def _work(self, poll: float) -> None:
+        from ..worker import Worker
+
+        worker = Worker(self.console.runtime)
+        try:
+            worker.run_forever(self.stopping, poll=poll)
+        except Exception:
+            log.exception("the worker stopped")
+        finally:
+            worker.queue.close()
+
+    def start(self) -> ConsoleServer:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.server.close()
+        for thread in self.threads:
+            thread.join(timeout=10)
