@@ -72,7 +72,22 @@ def make_environment(*extra_loaders) -> Environment:
     )
     env.globals["css_prefix"] = CSS_PREFIX
     env.filters["sfp_time"] = format_time
+    env.filters["sfp_domain"] = shown_domain
     return env
+
+
+def shown_domain(name: str) -> Markup | str:
+    """A domain as people write it (``bücher.example``), its punycode form beside it when
+    the two differ."""
+    import idna
+
+    try:
+        unicode = idna.decode(name)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return name
+    if unicode == name:
+        return name
+    return Markup('{} <small class="sfp-puny">({})</small>').format(unicode, name)
 
 
 def format_time(stamp: float | int | str) -> str:
