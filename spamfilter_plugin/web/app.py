@@ -375,7 +375,8 @@ def create_app(console: Console) -> Flask:
             abort(404)
         me = viewer()
         name = records().check(me, scope, target)
-        fields = dict(request.form.items())
+        # a checkbox sends a hidden "0" and, when ticked, "1" after it: the last value wins
+        fields = {key: request.form.getlist(key)[-1] for key in request.form}
         result = console.runtime.settings_submitted(vendor, scope, target_of(scope, name), fields)
         log.info(
             "%s submitted %s/%s on the %s page of %s: %s",

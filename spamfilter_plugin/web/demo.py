@@ -23,6 +23,8 @@ from ..eventdata import normalise_domain, normalise_email
 from ..hookspecs import hookimpl
 
 DATA = "usr/local/directadmin/data/users"
+#: the vendors built in, whose emulators the demo serves
+VENDORS = ("spamport", "spamwall", "spambarrier", "tornevall", "rackspace")
 
 #: the accounts of the demo panel: a reseller with two customers, and one of the admin's
 ACCOUNTS: dict[str, dict] = {
@@ -195,7 +197,7 @@ class Demo:
             state_dir, panel_root = self.folder / "state", self.folder / "panel"
             state_dir.mkdir(mode=0o700)
             panel_root.mkdir()
-            self.sandbox = Sandbox(host=self.host).start()
+            self.sandbox = Sandbox(host=self.host, vendors=VENDORS).start()
             self.dns = DemoDns(self.sandbox)
             self.password = secrets.token_urlsafe(9)
             config_path = self.folder / "spamfilter.toml"
