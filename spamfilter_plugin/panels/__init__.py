@@ -30,6 +30,10 @@ DEFAULTS = {
     "cpanel": {
         "manage_hooks": "/usr/local/cpanel/bin/manage_hooks",
         "whmapi1": "/usr/local/cpanel/bin/whmapi1",
+        "register_appconfig": "/usr/local/cpanel/bin/register_appconfig",
+        "install_plugin": "/usr/local/cpanel/scripts/install_plugin",
+        "theme": "jupiter",
+        "sudo": "/usr/bin/sudo",
     },
     "directadmin": {
         "scripts_dir": "/usr/local/directadmin/scripts/custom",
@@ -37,6 +41,8 @@ DEFAULTS = {
         "api_user": "admin",
         "api_key_file": "/etc/spamfilter-plugin/directadmin.key",
         "api_ca_file": "",
+        "plugins_dir": "/usr/local/directadmin/plugins",
+        "sudo": "/usr/bin/sudo",
     },
     "plesk": {"plesk": "/usr/sbin/plesk"},
     "virtualmin": {"virtualmin": "/usr/sbin/virtualmin"},

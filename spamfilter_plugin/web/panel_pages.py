@@ -1,0 +1,232 @@
+"""Settings pages inside the panels: what ``spamfilter ui render``, ``ui submit`` and
+``ui page`` do for a panel user the panel has authenticated.
+
+A panel's page (a cPanel live page, a WHM CGI, a DirectAdmin plugin page, a Plesk view, a
+Webmin module) passes the user it logged in; :class:`~.access.Records` limits them to what
+the panel's records give them.  Forms carry a token signed with the console's key for that
+user (or the panel's own token, which the panel then checks), and can be pointed at the
+panel page itself (``form_url``): each form then posts there, naming its vendor and form in
+``sfp_form``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import asdict, replace
+from urllib.parse import parse_qsl, urlencode
+
+from ..errors import InvalidInput
+from ..events import Domain, Mailbox
+from ..templating import Fragment, SettingsResult, stylesheet
+from .access import Records, Refused, Viewer, console_key, panel_viewer
+
+_POST_FORM = re.compile(r'<form class="sfp-form" action="([^"]*)" method="post"')
+TOKEN_HOURS = 8
+
+
+class PanelPages:
+    """The pages of one config (its runtime and panel) for panel users."""
+
+    def __init__(self, runtime) -> None:
+        from ..panels import load
+        from ..queue import Queue
+
+        self.runtime = runtime
+        panel = runtime.config.panel
+        self.adapter = load(panel["kind"], panel) if panel else None
+        self.state_dir = runtime.config.general.state_dir
+        self._queue = Queue(self.state_dir)
+        self.records = Records(self.adapter, self._queue.targets)
+
+    def close(self) -> None:
+        self._queue.close()
+
+    def viewer(self, user: str) -> Viewer:
+        return panel_viewer(self.adapter, user)
+
+    # -- the form token --------------------------------------------------------------------
+
+    def _signer(self):
+        from itsdangerous import TimestampSigner
+
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return TimestampSigner(console_key(self.state_dir), salt="spamfilter-panel-form")
+
+    def token_for(self, viewer: Viewer) -> str:
+        return self._signer().sign(f"{viewer.role}:{viewer.name}").decode()
+
+    def token_ok(self, viewer: Viewer, token: str) -> bool:
+        from itsdangerous import BadSignature
+
+        try:
+            value = self._signer().unsign(token, max_age=TOKEN_HOURS * 3600).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return False
+        return value == f"{viewer.role}:{viewer.name}"
+
+    # -- render and submit -----------------------------------------------------------------
+
+    @staticmethod
+    def target(scope: str, name: str | None):
+        return Domain(name) if scope == "domain" else Mailbox(name) if scope == "mailbox" else None
+
+    def render(
+        self,
+        viewer: Viewer,
+        scope: str,
+        target: str | None,
+        *,
+        vendor: str | None = None,
+        csrf_token: str | None = None,
+        form_url: str | None = None,
+        query: dict | None = None,
+    ) -> list[Fragment]:
+        """The fragments *viewer* may see for *scope* and *target*; Refused otherwise."""
+        name = self.records.check(viewer, scope, target)
+        if vendor is not None and vendor not in self.runtime.vendors:
+            raise InvalidInput("vendor", f"{vendor!r} is not enabled; enabled: {self._enabled()}")
+        token = csrf_token or self.token_for(viewer)
+        fragments = self.runtime.settings_fragments(
+            scope, self.target(scope, name), token, query or {}
+        )
+        fragments = [f for f in fragments if vendor is None or f.vendor == vendor]
+        if form_url is not None:
+            fragments = [replace(f, html=_pointed(f.html, form_url)) for f in fragments]
+        return fragments
+
+    def submit(
+        self,
+        viewer: Viewer,
+        scope: str,
+        target: str | None,
+        form: dict[str, str],
+        *,
+        vendor: str | None = None,
+        csrf_checked: bool = False,
+    ) -> SettingsResult:
+        """Apply a submitted form; a missing or wrong token, another user's target or an
+        unknown vendor change nothing."""
+        name = self.records.check(viewer, scope, target)
+        form = dict(form)
+        chosen = form.pop("sfp_form", "")
+        vendor = vendor or chosen.split("/", 1)[0]
+        if vendor not in self.runtime.vendors:
+            raise InvalidInput(
+                "vendor",
+                f"{vendor!r} is not enabled; give --vendor or sfp_form ({self._enabled()})",
+            )
+        if not csrf_checked and not self.token_ok(viewer, form.get("csrf_token", "")):
+            raise Refused(
+                "csrf_token: missing, expired or not this user's; nothing was changed. Open "
+                "the page again and resend the form"
+            )
+        return self.runtime.settings_submitted(vendor, scope, self.target(scope, name), form)
+
+    def _enabled(self) -> str:
+        return ", ".join(self.runtime.vendors)
+
+
+def _pointed(fragment_html: str, form_url: str):
+    from markupsafe import Markup
+
+    def point(match: re.Match) -> str:
+        return (
+            f'<form class="sfp-form" action="{html.escape(form_url)}" method="post">'
+            f'<input type="hidden" name="sfp_form" value="{match.group(1)}">'
+        )
+
+    return Markup(_POST_FORM.sub(point, str(fragment_html)))
+
+
+def read_form(text: str) -> dict[str, str]:
+    """A submitted form from JSON (an object of strings) or urlencoded text; of a repeated
+    field (a checkbox's hidden 0 and its 1) the last value wins.  InvalidInput otherwise."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput("form", f"not valid JSON ({exc.msg} at {exc.pos})") from None
+        if not all(isinstance(v, (str, int, float, bool)) for v in data.values()):
+            raise InvalidInput("form", "every value must be a string")
+        return {str(k): str(v) for k, v in data.items()}
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def result_json(result: SettingsResult) -> dict:
+    doc = asdict(result)
+    doc["changed"] = list(result.changed)
+    return doc
+
+
+# -- a whole panel page (CGI style) ----------------------------------------------------------
+
+
+def page(
+    pages: PanelPages,
+    user: str,
+    level: str,
+    *,
+    method: str,
+    query_string: str,
+    body: str,
+    page_url: str = "",
+) -> str:
+    """One request to a panel page: the panel user's domains, or a domain's or mailbox's
+    settings (``?scope=domain&target=...``), a submitted form applied first.  Returns the
+    HTML to put into the panel's page; refusals are shown, never raised."""
+    try:
+        viewer = pages.viewer(user)
+        if level == "admin" and not viewer.is_admin:
+            raise Refused(f"{viewer.name} is not the panel's admin")
+    except Refused as exc:
+        return _wrap(f'<p class="sfp-message sfp-error" role="alert">{html.escape(str(exc))}</p>')
+    query = dict(parse_qsl(query_string, keep_blank_values=True))
+    scope = query.get("scope") or ("admin" if viewer.is_admin else "")
+    target = query.get("target") or None
+    if viewer.role == "mailbox" and not scope:
+        scope, target = "mailbox", viewer.name
+    here = page_url + "?" + urlencode({"scope": scope, "target": target or ""})
+    out = []
+    try:
+        if scope not in ("admin", "domain", "mailbox"):
+            return _wrap(_domain_list(pages, viewer, page_url))
+        if method.upper() == "POST":
+            result = pages.submit(viewer, scope, target, read_form(body))
+            kind = "sfp-ok" if result.ok else "sfp-error"
+            out.append(
+                f'<p class="sfp-message {kind}" role="status">{html.escape(result.message)}</p>'
+            )
+            out += [
+                f'<p class="sfp-message sfp-error" data-field="{html.escape(k)}">'
+                f"{html.escape(k)}: {html.escape(v)}</p>"
+                for k, v in result.errors.items()
+            ]
+        fragments = pages.render(viewer, scope, target, form_url=here, query=query)
+    except (Refused, InvalidInput) as exc:
+        text = exc.message if isinstance(exc, InvalidInput) else str(exc)
+        return _wrap(f'<p class="sfp-message sfp-error" role="alert">{html.escape(text)}</p>')
+    out += [str(f.html) for f in fragments] or ['<p class="sfp-help">No settings here.</p>']
+    return _wrap("\n".join(out))
+
+
+def _domain_list(pages: PanelPages, viewer: Viewer, page_url: str) -> str:
+    from .status import shown_name
+
+    items = []
+    for domain in pages.records.domains_for(viewer):
+        link = page_url + "?" + urlencode({"scope": "domain", "target": domain})
+        items.append(
+            f'<li><a href="{html.escape(link)}">{html.escape(shown_name(domain))}</a></li>'
+        )
+    body = "".join(items) or "<li>No domains.</li>"
+    return (
+        '<section class="sfp-fragment"><h3 class="sfp-title">Your domains</h3>'
+        f'<ul class="sfp-list">{body}</ul></section>'
+    )
+
+
+def _wrap(inner: str) -> str:
+    return f"<style>{stylesheet()}</style>\n<div class='sfp-page'>{inner}</div>\n"
