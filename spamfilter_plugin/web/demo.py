@@ -192,7 +192,12 @@ class Demo:
         from .app import hash_password
         from .serve import ConsoleServer, console_for
 
+        from ..config_file import CACHE_ENV
+
         self.folder = Path(tempfile.mkdtemp(prefix="spamfilter-demo-"))
+        # the panel hook's validation cache stays with the demo's files, not the system's
+        self._cache_env = os.environ.get(CACHE_ENV)
+        os.environ[CACHE_ENV] = str(self.folder / "cache")
         try:
             state_dir, panel_root = self.folder / "state", self.folder / "panel"
             state_dir.mkdir(mode=0o700)
@@ -242,6 +247,12 @@ class Demo:
             self.sandbox.stop()
             self.sandbox = None
         if self.folder is not None:
+            from ..config_file import CACHE_ENV
+
+            if self._cache_env is None:
+                os.environ.pop(CACHE_ENV, None)
+            else:
+                os.environ[CACHE_ENV] = self._cache_env
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
 

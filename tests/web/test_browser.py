@@ -210,4 +210,4 @@ def test_queue_and_admin_pages(demo, page, shots):
     page.goto(demo.url + "settings/admin/")
     assert "SpamPort domains" in page.inner_text("body")
     assert "bücher.example" in page.locator(".sfp-vendor-spamport").inner_text()
-    page.screenshot(path=os.path.join(shots, "admin.png"), full_page=True)
+    page.screenshot(path=os.path.join(shots, "admin.png"))

@@ -134,6 +134,7 @@ def test_directadmin_plugin_pages(demo, tmp_path, fake_sudo):
 
     def request(user, query, post=None):
         env = {"PATH": os.environ["PATH"], "USERNAME": user, "QUERY_STRING": query}
+        env["SPAMFILTER_CACHE_DIR"] = os.environ["SPAMFILTER_CACHE_DIR"]  # the test's own
         env["REQUEST_METHOD"] = "POST" if post else "GET"
         if post:
             env["POST"] = post
