@@ -339,6 +339,18 @@ class ConsoleSchema(Schema):
     )
 
 
+def _optional_table(
+    raw: RawConfig, name: str, schema: Schema, defaults: dict[str, Any], problems: list[str]
+) -> dict[str, Any]:
+    """The table *name* loaded by *schema*; its *defaults* (and its problems added to
+    *problems*) when it does not load."""
+    try:
+        return schema.load(raw.data.get(name, {}))
+    except ValidationError as exc:
+        problems += _describe(f"[{name}]", exc.messages, schema)  # type: ignore[arg-type]
+        return dict(defaults)
+
+
 def mx_managers(vendors: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The vendors whose table has ``manage_mx`` on."""
     return sorted(n for n, t in vendors.items() if t.get("manage_mx"))
@@ -459,18 +471,8 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
             "mail can go to only one filter first, so at most one vendor may manage MX; set "
             "manage_mx = false in all but one"
         )
-    mx_schema = MxSchema()
-    mx: dict[str, Any] = dict(MX_DEFAULTS)
-    try:
-        mx = mx_schema.load(raw.data.get("mx", {}))
-    except ValidationError as exc:
-        problems += _describe("[mx]", exc.messages, mx_schema)  # type: ignore[arg-type]
-    console_schema = ConsoleSchema()
-    console: dict[str, Any] = dict(CONSOLE_DEFAULTS)
-    try:
-        console = console_schema.load(raw.data.get("console", {}))
-    except ValidationError as exc:
-        problems += _describe("[console]", exc.messages, console_schema)  # type: ignore[arg-type]
+    mx = _optional_table(raw, "mx", MxSchema(), MX_DEFAULTS, problems)
+    console = _optional_table(raw, "console", ConsoleSchema(), CONSOLE_DEFAULTS, problems)
     panel = None
     if "panel" in raw.data:
         from .panels import settings

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from ..config import toml_table
+from ..config_file import CACHE_ENV
 from ..errors import InvalidInput
 from ..eventdata import normalise_domain, normalise_email
 from ..hookspecs import hookimpl
@@ -192,8 +193,6 @@ class Demo:
         from .app import hash_password
         from .serve import ConsoleServer, console_for
 
-        from ..config_file import CACHE_ENV
-
         self.folder = Path(tempfile.mkdtemp(prefix="spamfilter-demo-"))
         # the panel hook's validation cache stays with the demo's files, not the system's
         self._cache_env = os.environ.get(CACHE_ENV)
@@ -247,8 +246,6 @@ class Demo:
             self.sandbox.stop()
             self.sandbox = None
         if self.folder is not None:
-            from ..config_file import CACHE_ENV
-
             if self._cache_env is None:
                 os.environ.pop(CACHE_ENV, None)
             else:
