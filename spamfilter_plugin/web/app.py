@@ -15,7 +15,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from flask import (
     Flask,
@@ -443,22 +442,22 @@ def create_app(console: Console) -> Flask:
 
     # -- the demo's panel ----------------------------------------------------------------
 
-    @app.post("/demo/domain")
-    def demo_domain():
-        admin_only()
+    def demo_panel():
+        """The demo's panel (the admin's only); 404 outside the demo."""
         if console.demo is None:
             abort(404)
-        flash(
-            *console.demo.add_domain(request.form.get("owner", ""), request.form.get("domain", ""))
-        )
+        admin_only()
+        return console.demo
+
+    @app.post("/demo/domain")
+    def demo_domain():
+        form = request.form
+        flash(*demo_panel().add_domain(form.get("owner", ""), form.get("domain", "")))
         return redirect(url_for("dashboard"))
 
     @app.post("/demo/mailbox")
     def demo_mailbox():
-        admin_only()
-        if console.demo is None:
-            abort(404)
-        message, kind, domain = console.demo.add_mailbox(
+        message, kind, domain = demo_panel().add_mailbox(
             request.form.get("address", ""), request.form.get("password", "")
         )
         flash(message, kind)
@@ -467,7 +466,6 @@ def create_app(console: Console) -> Flask:
         return redirect(url_for("dashboard"))
 
     app.jinja_env.globals["messages"] = lambda: get_flashed_messages(with_categories=True)
-    app.jinja_env.globals["quote"] = lambda s: quote(s, safe="")
     return app
 
 

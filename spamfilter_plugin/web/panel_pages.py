@@ -30,12 +30,10 @@ class PanelPages:
     """The pages of one config (its runtime and panel) for panel users."""
 
     def __init__(self, runtime) -> None:
-        from ..panels import load
         from ..queue import Queue
 
         self.runtime = runtime
-        panel = runtime.config.panel
-        self.adapter = load(panel["kind"], panel) if panel else None
+        self.adapter = runtime.panel_adapter
         self.state_dir = runtime.config.general.state_dir
         self._queue = Queue(self.state_dir)
         self.records = Records(self.adapter, self._queue.targets)

@@ -25,7 +25,6 @@ def console_for(runtime, *, host: str, demo=None):
     """The :class:`~.app.Console` for *runtime*'s config; with no ``password_hash`` on a
     loopback address, a password made for this run (returned second, else None).
     ConfigError when a non-loopback address has no password set."""
-    from ..panels import load
     from .access import console_key
     from .app import Console, hash_password
 
@@ -41,8 +40,6 @@ def console_for(runtime, *, host: str, demo=None):
             )
         one_time = secrets.token_urlsafe(12)
         password_hash = hash_password(one_time)
-    panel = runtime.config.panel
-    adapter = load(panel["kind"], panel) if panel else None
     state_dir = runtime.config.general.state_dir
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     console = Console(
@@ -50,7 +47,7 @@ def console_for(runtime, *, host: str, demo=None):
         secret_key=console_key(state_dir),
         password_hash=password_hash,
         username=conf["username"],
-        adapter=adapter,
+        adapter=runtime.panel_adapter,
         panel_origin=conf["panel_origin"],
         secure_cookies=conf["public_url"].startswith("https:"),
         demo=demo,
