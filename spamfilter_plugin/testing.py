@@ -99,8 +99,17 @@ class VendorContract:
     # -- to override ------------------------------------------------------
 
     @pytest.fixture
-    def emulator(self):  # pragma: no cover - always overridden
-        raise NotImplementedError("a VendorContract subclass must provide an 'emulator' fixture")
+    def emulator(self, request):
+        """The sandbox emulator registered under ``vendor_name`` (its ``<name>_sandbox``
+        fixture); override to serve another (a :class:`LoopbackServer`)."""
+        name = f"{self.vendor_name}_sandbox"
+        try:
+            return request.getfixturevalue(name)
+        except pytest.FixtureLookupError:
+            raise NotImplementedError(
+                f"no {name} fixture: register an emulator under {self.vendor_name!r} or give "
+                f"{type(self).__name__} an 'emulator' fixture"
+            ) from None
 
     def vendor_table(self, url: str) -> dict[str, Any]:  # pragma: no cover - always overridden
         raise NotImplementedError

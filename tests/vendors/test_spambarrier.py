@@ -50,10 +50,6 @@ class TestSpamBarrier(VendorContract):
     vendor_name = "spambarrier"
     secrets = (API_TOKEN,)
 
-    @pytest.fixture
-    def emulator(self, spambarrier_sandbox):
-        return spambarrier_sandbox
-
     def vendor_table(self, url):
         return {"api_url": url, "user_id": USER_ID, "api_token": API_TOKEN}
 

@@ -31,10 +31,6 @@ class TestSpamPort(VendorContract):
     vendor_name = "spamport"
     secrets = (PASSWORD,)
 
-    @pytest.fixture
-    def emulator(self, spamport_sandbox):
-        return spamport_sandbox
-
     def vendor_table(self, url):
         return {"api_url": url, "username": USERNAME, "password": PASSWORD}
 

@@ -38,10 +38,6 @@ class TestSpamWall(VendorContract):
     destination = "192.0.2.40"
     mail_host = "192.0.2.26"
 
-    @pytest.fixture
-    def emulator(self, spamwall_sandbox):
-        return spamwall_sandbox
-
     def vendor_table(self, url):
         return {"api_url": url, "username": ADMIN[0], "password": ADMIN[1]}
 
