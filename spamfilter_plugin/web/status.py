@@ -13,7 +13,7 @@ A vendor's state for a domain is read from what was last asked of it (the newest
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import idna
@@ -37,7 +37,6 @@ def shown_name(domain: str) -> str:
 class VendorState:
     state: str
     detail: str = ""
-    row: int | None = None
 
 
 @dataclass
@@ -46,7 +45,6 @@ class DomainStatus:
     vendors: dict[str, VendorState]
     mx: dict[str, Any] | None = None
     last: Row | None = None
-    states: set[str] = field(default_factory=set)
 
     @property
     def unicode(self) -> str:
@@ -61,13 +59,13 @@ def vendor_state(row: Row | None) -> VendorState:
     if row is None:
         return VendorState("not protected")
     if row.state == "dead":
-        return VendorState("failed", row.last_error or "the vendor refused it", row.id)
+        return VendorState("failed", row.last_error or "the vendor refused it")
     if row.state in ("pending", "leased"):
         detail = f"retrying after: {row.last_error}" if row.attempts and row.last_error else ""
-        return VendorState("pending", detail, row.id)
+        return VendorState("pending", detail)
     if row.hook == "domain_created":
-        return VendorState("protected", "", row.id)
-    return VendorState("not protected", "removed", row.id)
+        return VendorState("protected")
+    return VendorState("not protected", "removed")
 
 
 def statuses(
@@ -83,33 +81,23 @@ def statuses(
     for domain in domains:
         target = f"domain:{domain}"
         rows = {v: latest.get((v, target)) for v in vendors}
-        per_vendor = {v: vendor_state(r) for v, r in rows.items()}
         seen = [r for r in rows.values() if r is not None]
         last = max(seen, key=lambda r: r.id) if seen else None
-        out.append(
-            DomainStatus(
-                domain,
-                per_vendor,
-                mx.get(domain),
-                last,
-                {s.state for s in per_vendor.values()},
-            )
-        )
+        per_vendor = {v: vendor_state(r) for v, r in rows.items()}
+        out.append(DomainStatus(domain, per_vendor, mx.get(domain), last))
     return out
 
 
 def filtered(rows: list[DomainStatus], state: str = "", vendor: str = "") -> list[DomainStatus]:
     """Rows where *vendor* (or any vendor) is in *state*; either may be empty (any)."""
-    if not state and not vendor:
-        return rows
-    out = []
-    for row in rows:
-        picked = [row.vendors[vendor]] if vendor in row.vendors else list(row.vendors.values())
+
+    def keep(row: DomainStatus) -> bool:
         if vendor and vendor not in row.vendors:
-            continue
-        if not state or any(v.state == state for v in picked):
-            out.append(row)
-    return out
+            return False
+        picked = [row.vendors[vendor]] if vendor else row.vendors.values()
+        return not state or any(v.state == state for v in picked)
+
+    return [row for row in rows if keep(row)]
 
 
 def page_of(rows: list, page: int, size: int = PAGE_SIZE) -> tuple[list, int, int]:
