@@ -153,3 +153,30 @@ def test_non_loopback_needs_a_password(demo):
     console, one_time = console_for(runtime_copy, host="127.0.0.1")
     assert one_time and console.check_password("admin", one_time)
     assert not console.check_password("admin", one_time + "x")
+
+
+def test_dashboard_filters_by_state_and_vendor(client, demo):
+    from console_helpers import wait_until
+
+    from spamfilter_plugin.queue import Queue
+
+    q = Queue(demo.folder / "state")
+    wait_until(lambda: q.latest(["domain_created"]).get(("spamport", "domain:carol.example")))
+    row = q.latest(["domain_created"])[("spamport", "domain:carol.example")]
+    wait_until(lambda: q.get(row.id).state == "done")
+    q.db.execute(
+        "UPDATE events SET state='dead', last_error='spamport: licence full' WHERE id=?", (row.id,)
+    )
+    _login(client, demo.password)
+    try:
+        page = client.get("/?state=failed&vendor=spamport").get_data(as_text=True)
+        assert re.findall(r'data-domain="([^"]+)"', page) == ["carol.example"]
+        assert "spamport: licence full" in page
+        other = client.get("/?state=failed&vendor=spamwall").get_data(as_text=True)
+        assert "carol.example" not in other
+        protected = client.get("/?state=protected&vendor=spamport").get_data(as_text=True)
+        shown = re.findall(r'data-domain="([^"]+)"', protected)
+        assert "carol.example" not in shown and "bob.example" in shown
+    finally:
+        q.retry(row.id)
+        q.close()
