@@ -4,6 +4,13 @@
 one is given).  An app may raise :class:`AbortConnection` to drop the
 connection with a TCP reset (the client sees "connection reset"), and may
 call :meth:`LoopbackServer.hang` to answer nothing for a while.
+
+It serves many clients at once, as a vendor's API does: a thread per connection, a listen
+backlog of :data:`BACKLOG` (the standard library's 5 drops connections when a client opens
+many at once, and each dropped one costs that client a retry), and connections kept alive
+between requests (HTTP/1.1), so a client's pool is used as it would be against the vendor.
+A connection is closed after an answer whose length is not what it declared (a fault), or
+that declared none.
 """
 
 from __future__ import annotations
@@ -19,7 +26,51 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from .base import AbortConnection
 
-__all__ = ["AbortConnection", "LoopbackServer"]
+__all__ = ["BACKLOG", "AbortConnection", "LoopbackServer"]
+
+#: connections the kernel holds for the server while its threads are busy accepting
+BACKLOG = 1024
+
+#: the most of an unread request body drained to keep a connection open
+_DRAIN_LIMIT = 1024 * 1024
+
+
+class _Body:
+    """A request body read no further than its Content-Length, so the next request on a
+    kept-alive connection is not swallowed by an app that reads to the end."""
+
+    def __init__(self, stream, length: int) -> None:
+        self._stream, self.left = stream, max(length, 0)
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self._stream.read(size)
+        self.left -= len(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self._stream.readline(size)
+        self.left -= len(data)
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def drain(self) -> bool:
+        """Read what the app left of the body; False when too much is left to bother."""
+        if self.left > _DRAIN_LIMIT:
+            return False
+        while self.left > 0 and self.read(65536):
+            pass
+        return self.left == 0
 
 
 class _ServerHandler(ServerHandler):
@@ -38,38 +89,79 @@ class _ServerHandler(ServerHandler):
     def log_exception(self, exc_info) -> None:  # keep test output quiet
         pass
 
+    #: set by the request handler: the client asked to close after this answer
+    closing = True
+
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
-        # One request per connection, said out loud so clients never reuse a closed socket.
-        if "Connection" not in self.headers:
+        # keep the connection only for an answer whose end the client can tell by its length,
+        # and say so out loud either way, so a client never reuses a socket we close
+        if self.closing or "Content-Length" not in self.headers:
             self.headers["Connection"] = "close"
+
+    #: the verdict on the connection, taken when the answer is finished
+    reusable = False
+
+    def close(self) -> None:
+        # the connection may carry another request when the answer was complete and both
+        # sides want to go on (taken here: wsgiref's close() forgets the headers)
+        headers = self.headers
+        if headers is not None and headers.get("Connection", "").lower() != "close":
+            declared = headers.get("Content-Length", "")
+            self.reusable = declared.isdigit() and int(declared) == self.bytes_sent
+        super().close()
 
 
 class _RequestHandler(WSGIRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120  # seconds an idle kept-alive connection holds its thread
 
     def log_message(self, *args: Any) -> None:
         pass
 
-    def handle(self) -> None:  # wsgiref's handle(), with our ServerHandler
-        self.raw_requestline = self.rfile.readline(65537)
+    def handle(self) -> None:  # wsgiref's handle(), with our ServerHandler, request after request
+        self.server.count_connection()
+        while self._handle_one():
+            pass
+
+    def _handle_one(self) -> bool:
+        """Answer one request; True when the connection may carry another."""
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except OSError:
+            return False
+        if not self.raw_requestline:  # the client closed the connection
+            return False
         if len(self.raw_requestline) > 65536 or not self.parse_request():
-            return
-        handler = _ServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
-        )
+            return False
+        environ = self.get_environ()
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return False
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return False  # the emulators read bodies by their length only
+        body = _Body(self.rfile, length)
+        handler = _ServerHandler(body, self.wfile, self.get_stderr(), environ, multithread=True)
         handler.request_handler = self
         handler.http_version = "1.1"
+        handler.closing = self.close_connection
         try:
             handler.run(self.server.get_app())
         except (OSError, ValueError):
-            pass
-        self.close_connection = True
+            return False
+        return handler.reusable and body.drain()
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = BACKLOG
+    connections = 0
+
+    def count_connection(self) -> None:
+        with self._count_lock:
+            self.connections += 1
 
     def handle_error(self, request, client_address) -> None:  # aborted connections are expected
         pass
@@ -96,6 +188,7 @@ class LoopbackServer:
 
     def start(self) -> LoopbackServer:
         server = _ThreadingServer((self.host, self.port), _RequestHandler)
+        server._count_lock = threading.Lock()
         server.set_app(self.app)
         if self.ssl_context is not None:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
@@ -120,6 +213,11 @@ class LoopbackServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    @property
+    def connections(self) -> int:
+        """How many connections clients have opened so far."""
+        return self._server.connections if self._server is not None else 0
 
     def hang(self, seconds: float) -> None:
         """Block the current request for *seconds*, or until the server stops."""
