@@ -76,6 +76,12 @@ HTTP_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: deliveries a worker keeps in flight to one vendor at once (``[vendors.X] concurrency``)
+CONCURRENCY_DEFAULT = 8
+#: the most a ``[vendors.X]`` table may ask for
+CONCURRENCY_MAX = 64
+
+
 #: defaults of the ``[mx]`` table: where MX changes are verified, and the destination check
 MX_DEFAULTS: dict[str, Any] = {
     "nameservers": ["127.0.0.1"],  # the panel's own (authoritative) name server

@@ -22,6 +22,8 @@ from marshmallow import (
 )
 
 from .config import (
+    CONCURRENCY_DEFAULT,
+    CONCURRENCY_MAX,
     CONSOLE_DEFAULTS,
     HTTP_DEFAULTS,
     MX_DEFAULTS,
@@ -205,6 +207,14 @@ class VendorSchema(Schema):
         ),
     )
     ca_bundle = fields.String(load_default=None)
+    concurrency = WholeNumber(
+        load_default=CONCURRENCY_DEFAULT,
+        validate=validate.Range(
+            1,
+            CONCURRENCY_MAX,
+            error=f"must be between 1 and {CONCURRENCY_MAX} deliveries at once (got {{input}})",
+        ),
+    )
 
     @validates("ca_bundle")
     def _ca_bundle_exists(self, value: str | None, **kwargs) -> None:

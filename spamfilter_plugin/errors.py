@@ -201,3 +201,12 @@ class VendorSuspended(VendorHeld):
 
 class VendorBusy(VendorHeld):
     """Another delivery holds the vendor while its credentials are not yet proven."""
+
+
+class VendorPaced(VendorHeld):
+    """The vendor's request rate allows no further request within this delivery's time; the
+    event waits ``retry_after`` seconds, when a request may be sent again (not an attempt)."""
+
+    def __init__(self, vendor: str, message: str, *, retry_after: float, **kw) -> None:
+        self.retry_after = retry_after
+        super().__init__(vendor, message, **kw)

@@ -61,6 +61,9 @@ get_logger("urllib3.connectionpool")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
+#: connections a client keeps alive per host at the least (requests' own default)
+POOL_SIZE = 10
+
 #: what a ``classify`` function returns to take an answer as it is, whatever its HTTP status
 #: (a vendor that reports success or failure inside the document, not in the status)
 ACCEPT = VendorError("", "accepted by the vendor's classifier")
@@ -406,6 +409,8 @@ class HttpClient:
     :param admit: called just before each attempt is sent; raises to stop the call
         (a vendor suspended meanwhile by another process, see :mod:`.guard`).
     :param accepted: called when an answer is accepted (the credentials worked).
+    :param pool_size: connections kept alive for reuse (at least the deliveries a worker
+        runs side by side, ``concurrency``, so none of them waits to open a new one).
     """
 
     vendor: str
@@ -420,10 +425,11 @@ class HttpClient:
     clock: Callable[[], float] = time.monotonic
     admit: Callable[[], None] | None = None
     accepted: Callable[[], None] | None = None
+    pool_size: int = POOL_SIZE
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
-        adapter = _WatchedAdapter()
+        adapter = _WatchedAdapter(pool_maxsize=max(self.pool_size, POOL_SIZE))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.verify = self.ca_bundle or True
@@ -441,6 +447,7 @@ class HttpClient:
             base_url=table["api_url"],
             policy=HttpPolicy.from_config(table),
             ca_bundle=table.get("ca_bundle"),
+            pool_size=table.get("concurrency") or POOL_SIZE,
             **kwargs,
         )
 

@@ -61,7 +61,14 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_due ON events (state, next_at);
 CREATE INDEX IF NOT EXISTS events_order ON events (vendor, target, id);
 CREATE INDEX IF NOT EXISTS events_event ON events (event_id);
+CREATE INDEX IF NOT EXISTS events_claim ON events (vendor, state, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS provisioned (
+    vendor TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    since  REAL NOT NULL,
+    PRIMARY KEY (vendor, domain)
+) WITHOUT ROWID;
 """
 
 #: where the kernel says which boot this is (Linux)

@@ -23,6 +23,9 @@ with a lease, deliver them, and record the outcome.
 * Secrets: a password travelling with an event is encrypted with a key kept in its
   own 0600 file (Fernet: AES-128-CBC and HMAC-SHA256) and wiped from the row once
   the row is done, dead or superseded.  Secrets in results are encrypted too.
+* Ownership: the ``provisioned`` table holds each (vendor, domain) whose creation the
+  plugin delivered and whose deletion it has not, written in the transaction that records
+  the delivery, so it outlives ``purge``; reconcile removes only these unless told otherwise.
 """
 
 from __future__ import annotations
@@ -133,6 +136,38 @@ def _split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
     return public, secrets
 
 
+def _fill_provisioned(db: sqlite3.Connection) -> None:
+    """Once per database: fill ``provisioned`` from the delivered rows of a queue made
+    before the table was (the newest delivered creation or deletion of each domain says)."""
+    if db.execute("SELECT 1 FROM meta WHERE key='provisioned'").fetchone():
+        return
+    with Transaction(db):
+        if db.execute("SELECT 1 FROM meta WHERE key='provisioned'").fetchone():
+            return
+        db.execute(
+            "INSERT OR IGNORE INTO provisioned (vendor, domain, since) "
+            "SELECT e.vendor, substr(e.target, 8), e.updated_at FROM events e JOIN "
+            "(SELECT max(id) id FROM events WHERE hook IN ('domain_created','domain_deleted') "
+            "AND state='done' AND target LIKE 'domain:%' GROUP BY vendor, target) m "
+            "ON e.id = m.id WHERE e.hook = 'domain_created'"
+        )
+        db.execute("INSERT INTO meta (key, value) VALUES ('provisioned', '1')")
+
+
+def _own(db: sqlite3.Connection, row: Row, now: float) -> None:
+    """Record what a delivered domain creation or deletion means for ownership."""
+    if not row.target.startswith("domain:"):
+        return
+    domain = row.target[len("domain:") :]
+    if row.hook == "domain_created":
+        db.execute(
+            "INSERT OR IGNORE INTO provisioned (vendor, domain, since) VALUES (?,?,?)",
+            (row.vendor, domain, now),
+        )
+    elif row.hook == "domain_deleted":
+        db.execute("DELETE FROM provisioned WHERE vendor=? AND domain=?", (row.vendor, domain))
+
+
 def _translated(method):
     """Turn sqlite3 errors raised by a Queue method into a QueueError."""
 
@@ -182,6 +217,7 @@ class Queue:
             self.state_dir, clock=self.clock, monotonic=self.monotonic, boot=self.boot
         )
         db.row_factory = sqlite3.Row
+        _fill_provisioned(db)
         return db
 
     def _offset(self) -> float:
@@ -258,6 +294,106 @@ class Queue:
         return Row.from_db(row, wall - now), token
 
     @_translated
+    def claim_batch(
+        self,
+        owner: str,
+        lease_seconds: float,
+        slots: dict[str, int],
+        *,
+        chosen: bool = False,
+        ignore_schedule: bool = False,
+    ) -> list[tuple[Row, str]]:
+        """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first, in
+        one transaction (a concurrent worker filling its free places); with *chosen*, only
+        rows put in :meth:`choose`.  Each row comes with its own lease token."""
+        now, wall = self.monotonic(), self.clock()
+        only = " AND e.id IN (SELECT id FROM temp.chosen)" if chosen else ""
+        # a step waiting to be tried again holds no later event up
+        ordered = (
+            "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
+            "AND p.id < e.id AND (p.state='leased' OR (p.state='pending' AND p.hook != :step)))"
+        )
+        queries = (
+            "SELECT id FROM events e WHERE e.vendor=:vendor AND e.state='leased' "
+            f"AND e.lease_until < :now AND {ordered}{only} ORDER BY e.id LIMIT :k",
+            "SELECT id FROM events e WHERE e.vendor=:vendor AND e.state='pending' "
+            f"AND (e.next_at <= :now OR :ignore) AND {ordered}{only} ORDER BY e.id LIMIT :k",
+        )
+        params: dict[str, Any] = {"now": now, "ignore": int(ignore_schedule), "step": STEP_HOOK}
+        claimed = []
+        with self._tx() as db:
+            for vendor, free in slots.items():
+                ids: list[int] = []
+                for sql in queries:
+                    if len(ids) < free:
+                        found = db.execute(sql, {**params, "vendor": vendor, "k": free - len(ids)})
+                        ids += [r["id"] for r in found]
+                for row_id in ids:
+                    token = f"{owner}:{uuid.uuid4().hex[:12]}"
+                    db.execute(
+                        "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
+                        "attempts=attempts+1, updated_at=? WHERE id=?",
+                        (now + lease_seconds, token, wall, row_id),
+                    )
+                    row = db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
+                    claimed.append((Row.from_db(row, wall - now), token))
+        return claimed
+
+    @_translated
+    def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
+        """Add rows to the ones :meth:`claim_batch` takes with ``chosen=True`` (kept by this
+        Queue object's connection only); *fresh* forgets those chosen before."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS chosen (id INTEGER PRIMARY KEY)")
+        if fresh:
+            self.db.execute("DELETE FROM temp.chosen")
+        self.db.executemany(
+            "INSERT OR IGNORE INTO temp.chosen (id) VALUES (?)", ((i,) for i in ids)
+        )
+
+    @_translated
+    def chosen_waiting(self, within: float = 0.0) -> int:
+        """How many chosen rows are still to be delivered within *within* seconds (pending
+        and due by then, or leased)."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS chosen (id INTEGER PRIMARY KEY)")
+        r = self.db.execute(
+            "SELECT count(*) n FROM events WHERE id IN (SELECT id FROM temp.chosen) AND "
+            "(state='leased' OR (state='pending' AND next_at <= ?))",
+            (self.monotonic() + within,),
+        ).fetchone()
+        return r["n"]
+
+    @_translated
+    def enqueue_many(self, events: Iterable[Event], vendor: str) -> list[int]:
+        """One row each for *vendor*, in one transaction (events without passwords: what
+        reconcile queues); superseding as :meth:`enqueue` does.  The row ids, in order."""
+        with self._tx() as db:
+            now, mono = self.clock(), self.monotonic()
+            return [
+                outbox.insert(db, e.to_dict(), e.target_key, vendor, None, now=now, mono=mono)
+                for e in events
+            ]
+
+    @_translated
+    def provisioned(self, vendor: str) -> set[str]:
+        """The domains the plugin created at *vendor* and has not deleted there."""
+        found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=?", (vendor,))
+        return {r["domain"] for r in found}
+
+    @_translated
+    def open_rows(self, vendor: str, hooks: Iterable[str]) -> dict[str, Row]:
+        """The newest pending, leased or dead row of any of *hooks* per target of *vendor*:
+        what is still on its way there (or stopped on the way)."""
+        hooks = list(hooks)
+        marks = ",".join("?" * len(hooks))
+        sql = (
+            "SELECT e.* FROM events e JOIN (SELECT max(id) id FROM events WHERE vendor=? AND "
+            f"hook IN ({marks}) AND state IN ('pending','leased','dead') GROUP BY target) m "
+            "ON e.id = m.id"
+        )
+        offset = self._offset()
+        return {r["target"]: Row.from_db(r, offset) for r in self.db.execute(sql, (vendor, *hooks))}
+
+    @_translated
     def event_of(self, row: Row) -> Event:
         """Rebuild the row's event, decrypting its password if it has one."""
         password = None
@@ -300,6 +436,7 @@ class Queue:
                     token,
                 ),
             )
+            _own(db, row, now)
         return cur.rowcount == 1
 
     @_translated
@@ -411,13 +548,26 @@ class Queue:
         return out
 
     @_translated
-    def next_due_in(self) -> float | None:
-        """Seconds until the next row comes due or a lease runs out (<= 0: now), or None."""
+    def next_due_in(self, *, after_now: bool = False) -> float | None:
+        """Seconds until the next row comes due or a lease runs out (<= 0: now), or None.
+        With *after_now*, only what comes due later than now counts (a row due already but
+        held behind an earlier one of its target is freed by a delivery ending, not by time)."""
+        now = self.monotonic()
         r = self.db.execute(
             "SELECT min(CASE WHEN state='pending' THEN next_at ELSE lease_until END) t FROM events "
-            "WHERE state IN ('pending','leased')"
+            "WHERE state IN ('pending','leased') AND (NOT :after OR "
+            "CASE WHEN state='pending' THEN next_at ELSE lease_until END > :now)",
+            {"after": int(after_now), "now": now},
         ).fetchone()
-        return None if r["t"] is None else r["t"] - self.monotonic()
+        return None if r["t"] is None else r["t"] - now
+
+    @_translated
+    def waiting_vendors(self) -> list[str]:
+        """The vendors that have rows pending or being delivered."""
+        found = self.db.execute(
+            "SELECT DISTINCT vendor FROM events WHERE state IN ('pending','leased')"
+        )
+        return [r["vendor"] for r in found]
 
     @_translated
     def retry(self, row_id: int) -> bool:

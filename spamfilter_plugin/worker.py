@@ -20,20 +20,19 @@ import random
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import deadline
-from .errors import QueueError, SpamFilterError, VendorError, VendorHeld, VendorWaiting
-from .events import VendorStep
+from .engine import Attempt, Engine
+from .errors import SpamFilterError, VendorError, VendorHeld, VendorPaced, VendorWaiting
+from .events import Event, VendorStep
 from .manager import Outcome, Runtime
 from .queue import STATES, Queue, Row
 from .redaction import get_logger
 
 log = get_logger(__name__)
-
-#: seconds a running worker waits after the queue could not be written (a full disk)
-QUEUE_WAIT = 10.0
 
 #: the part of ``lease_seconds`` a delivery may take, every call and wait included
 DELIVERY_SHARE = 0.8
@@ -63,26 +62,31 @@ class Delivery:
 
 @dataclass
 class Stats:
+    """Counts of what a run of the worker delivered; with ``keep``, the deliveries too (a
+    long run keeps counts only, so its memory does not grow with the queue)."""
+
+    keep: bool = True
     deliveries: list[Delivery] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
 
     def add(self, delivery: Delivery) -> None:
-        self.deliveries.append(delivery)
-
-    def _count(self, state: str) -> int:
-        return sum(1 for d in self.deliveries if d.final_state == state and not d.lease_lost)
+        if self.keep:
+            self.deliveries.append(delivery)
+        if not delivery.lease_lost:
+            self.counts[delivery.final_state] += 1
 
     @property
     def done(self) -> int:
-        return self._count("done")
+        return self.counts["done"]
 
     @property
     def dead(self) -> int:
-        return self._count("dead")
+        return self.counts["dead"]
 
     @property
     def pending(self) -> int:
         """Rows this worker left pending: they failed temporarily and will be retried."""
-        return self._count("pending")
+        return self.counts["pending"]
 
 
 def split_steps(vendor: str, result) -> tuple:
@@ -139,21 +143,30 @@ class Worker:
         if claimed is None:
             return None
         row, token = claimed
+        return self.finish(row, token, self.attempt(row, self.prepare(row)))
+
+    def prepare(self, row: Row) -> Event | Outcome:
+        """The row's event (its password opened), or the failed Outcome that says why it
+        cannot be delivered.  Reads the queue: call it where the queue is used."""
         if row.vendor not in self.runtime.contexts:
             error = VendorError(
                 row.vendor,
                 f"vendor {row.vendor!r} is no longer enabled; add [vendors.{row.vendor}] "
                 "back and retry the row, or drop it",
             )
-            outcome = Outcome(row.vendor, False, error=error)
-        else:
-            try:
-                event = self.queue.event_of(row)
-            except SpamFilterError as exc:
-                outcome = Outcome(row.vendor, False, error=exc)
-            else:
-                with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE):
-                    outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
+            return Outcome(row.vendor, False, error=error)
+        try:
+            return self.queue.event_of(row)
+        except SpamFilterError as exc:
+            return Outcome(row.vendor, False, error=exc)
+
+    def attempt(self, row: Row, event: Event | Outcome) -> Attempt:
+        """Deliver *event* to the row's vendor inside the delivery's time budget.  Touches no
+        queue, so deliveries run side by side in threads (:class:`ConcurrentWorker`)."""
+        if isinstance(event, Outcome):
+            return Attempt(event)
+        with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE):
+            outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
         recorded, steps = outcome.result, []
         if outcome.ok:
             try:
@@ -161,7 +174,12 @@ class Worker:
                 steps += self.runtime.follow_up(row.vendor, row.hook, event)
             except VendorError as exc:
                 outcome = Outcome(row.vendor, False, error=exc)
-        state = self._record(row, token, outcome, recorded, steps)
+        return Attempt(outcome, recorded, steps)
+
+    def finish(self, row: Row, token: str, attempt: Attempt) -> Delivery:
+        """Record the attempt's outcome under the row's lease and report it."""
+        outcome = attempt.outcome
+        state = self._record(row, token, outcome, attempt.recorded, attempt.steps)
         if state is None:  # the lease was taken over: report the row as it is now
             current = self.queue.get(row.id)
             delivery = Delivery(row, outcome, current.state if current else "leased", True)
@@ -186,6 +204,8 @@ class Worker:
             ok, state = self.queue.complete(row, token, result, steps), "done"
         elif isinstance(outcome.error, VendorHeld):  # nothing was sent: not an attempt
             retry_in = HELD_WAIT * (0.5 + self.rng())
+            if isinstance(outcome.error, VendorPaced):  # when the vendor's rate has room
+                retry_in = max(retry_in, outcome.error.retry_after)
             ok, state = self.queue.release(row, token, outcome.error, retry_in), "pending"
         else:
             error, note = outcome.error, ""
@@ -228,32 +248,29 @@ class Worker:
         only: Iterable[int] | None = None,
         ignore_schedule: bool = False,
         stop: threading.Event | None = None,
+        keep: bool = True,
+        limits: dict[str, int] | None = None,
     ) -> Stats:
-        """Deliver until nothing is deliverable now."""
-        stats = Stats()
-        only = list(only) if only is not None else None
-        while not (stop and stop.is_set()):
-            delivery = self.run_one(only=only, ignore_schedule=ignore_schedule)
-            if delivery is None:
-                break
-            stats.add(delivery)
+        """Deliver until nothing is deliverable now, up to each vendor's ``concurrency``
+        at once (or *limits*); *only* these rows, when given."""
+        stats = Stats(keep=keep)
+        chosen = only is not None
+        if chosen:
+            self.queue.choose(only, fresh=True)
+        try:
+            Engine(self, limits).run(
+                stop=stop, stats=stats, chosen=chosen, ignore_schedule=ignore_schedule
+            )
+        finally:
+            if chosen:
+                self.queue.choose((), fresh=True)
         return stats
 
-    def run_forever(self, stop: threading.Event, poll: float = 1.0) -> None:
-        """Deliver as rows come due, until *stop* is set.  Keeps nothing per delivery in
-        memory (a long-running daemon); progress goes to ``on_delivery`` and the log."""
-        while not stop.is_set():
-            try:
-                while not stop.is_set() and self.run_one() is not None:
-                    pass
-                due_in = self.queue.next_due_in()
-            except QueueError as exc:
-                if not exc.temporary:
-                    raise
-                # a full disk or a held lock: nothing is lost (an unrecorded delivery's lease
-                # runs out and it is delivered again); wait and try again
-                log.error("%s; the worker waits %.0fs and tries again", exc, QUEUE_WAIT)
-                stop.wait(QUEUE_WAIT)
-                continue
-            wait = poll if due_in is None else min(poll, max(0.0, due_in))
-            stop.wait(max(wait, 0.01))
+    def run_forever(
+        self, stop: threading.Event, poll: float = 1.0, limits: dict[str, int] | None = None
+    ) -> None:
+        """Deliver as rows come due, up to each vendor's ``concurrency`` at once, until
+        *stop* is set (then the deliveries in flight are finished).  Keeps nothing per
+        delivery in memory (a long-running daemon); progress goes to ``on_delivery`` and
+        the log."""
+        Engine(self, limits).run(stop=stop, until_idle=False, poll=poll)

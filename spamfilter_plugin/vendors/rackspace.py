@@ -31,6 +31,7 @@ from ..errors import (
     VendorAuthError,
     VendorError,
     VendorNotFound,
+    VendorPaced,
     VendorRateLimited,
     VendorRejected,
     VendorResponseError,
@@ -74,7 +75,7 @@ class RateLimiter:
     def acquire(self) -> float:
         """Take a slot; return how long it waited.  Inside a delivery
         (:mod:`~spamfilter_plugin.deadline`) it never waits past the delivery's end: it
-        raises VendorRateLimited instead, and the event is retried later."""
+        raises VendorPaced instead: nothing was sent, and the event waits for the slot."""
         waited = 0.0
         while True:
             with self.lock:
@@ -86,11 +87,11 @@ class RateLimiter:
                     return waited
                 delay = self.sent[0] + 60 - now
             if deadline.bounded(delay) < delay:
-                raise VendorRateLimited(
+                raise VendorPaced(
                     VENDOR,
                     f"no request slot within this delivery's time (rate_limit = "
-                    f"{self.per_minute} a minute); the event is retried later",
-                    retry=False,
+                    f"{self.per_minute} a minute); the event waits {delay:.0f}s for one",
+                    retry_after=delay,
                 )
             self.sleep(delay)
             waited += delay
