@@ -183,7 +183,7 @@ def vendor_check(vendor):
 
 @hookimpl
 def inventory_domains(vendor):
-    return sorted(d.name for d in client(vendor).get_domains())
+    return ((d.name, d.host.lower().rstrip(".")) for d in client(vendor).get_domains())
 
 
 @hookimpl

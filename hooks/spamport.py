@@ -148,7 +148,8 @@ def password_reset(vendor, event):
 
 @hookimpl
 def inventory_domains(vendor):
-    return sorted(d.domain for d in client(vendor).get_domains())
+    # the route is the mail host SpamPort delivers to (its transport without "smtp:[...]")
+    return ((d.domain, d.destination.lower()) for d in client(vendor).get_domains())
 
 
 @hookimpl

@@ -190,7 +190,13 @@ def vendor_check(vendor):
 
 @hookimpl
 def inventory_domains(vendor):
-    return sorted(d.host for d in client(vendor).list_domains())
+    return ((d.host, f"{d.ip}:{d.port}") for d in client(vendor).list_domains())
+
+
+@hookimpl
+def domain_route(vendor, destination):
+    # SpamWall routes a domain to an IP and a port: a host name is resolved, as domain_created does
+    return f"{destination_ip(vendor, destination)}:{vendor.config['destination_port']}"
 
 
 def _route(vendor, event, *, create: bool) -> dict:

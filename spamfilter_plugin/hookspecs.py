@@ -13,6 +13,7 @@ Hook implementations may accept any subset of a hook's arguments, by name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -210,11 +211,30 @@ def settings_submitted(
 
 
 @hookspec(firstresult=True)
-def inventory_domains(vendor: VendorContext) -> list[str] | None:
+def inventory_domains(vendor: VendorContext) -> Iterable[str | tuple[str, str | None]] | None:
     """List the domains this vendor holds for our account (lower-case IDNA).
 
     :param vendor: the vendor's context.
-    :return: the domain names, or None when the vendor keeps no domain list.
+    :return: the domain names, or ``(name, route)`` pairs where *route* is where the vendor
+        sends the domain's clean mail, in the form :func:`domain_route` gives (None when the
+        vendor does not say); None when the vendor keeps no domain list.  An iterator is
+        welcome: ``spamfilter sync`` reads it once, as it comes.
+
+    ``spamfilter sync`` compares it with the panel's domains.  Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def domain_route(vendor: VendorContext, destination: str) -> str | None:
+    """Where this vendor would send a domain's clean mail after ``domain_created`` with this
+    destination, in the form :func:`inventory_domains` reports routes (SpamWall's
+    ``ip:port``, for one).  ``spamfilter sync`` updates a domain whose route differs.
+
+    :param vendor: the vendor's context.
+    :param destination: the destination host name or IP (the event's, or
+        ``general.mail_host``).
+    :return: the route; None to take the destination as it is (lower-case, without a
+        trailing dot), which is what a vendor that stores the host name needs.
 
     Stops at first non-None result.
     """

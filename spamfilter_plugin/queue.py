@@ -36,7 +36,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -363,6 +363,20 @@ class Queue:
         return r["n"]
 
     @_translated
+    def chosen_rows(self, states: Iterable[str] = ("pending", "leased")) -> Iterator[Row]:
+        """The chosen rows (see :meth:`choose`) in one of *states*, read as they come."""
+        states = list(states)
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS chosen (id INTEGER PRIMARY KEY)")
+        offset = self._offset()
+        found = self.db.execute(
+            "SELECT * FROM events WHERE id IN (SELECT id FROM temp.chosen) AND state IN "
+            f"({','.join('?' * len(states))}) ORDER BY id",
+            states,
+        )
+        for r in found.fetchall():
+            yield Row.from_db(r, offset)
+
+    @_translated
     def enqueue_many(self, events: Iterable[Event], vendor: str) -> list[int]:
         """One row each for *vendor*, in one transaction (events without passwords: what
         reconcile queues); superseding as :meth:`enqueue` does.  The row ids, in order."""
@@ -577,6 +591,16 @@ class Queue:
             cur = db.execute(
                 "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
                 "WHERE id=? AND state='dead'",
+                (self.monotonic(), self.clock(), row_id),
+            )
+        return cur.rowcount == 1
+
+    @_translated
+    def due_now(self, row_id: int) -> bool:
+        """Make a pending row due now (an admin asked for it: its backoff is cut short)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE events SET next_at=?, updated_at=? WHERE id=? AND state='pending'",
                 (self.monotonic(), self.clock(), row_id),
             )
         return cur.rowcount == 1

@@ -19,7 +19,7 @@ import pytest
 from hostile import HostileVendor, answer, drip_body, drip_headers, slow
 
 from spamfilter_plugin import deadline
-from spamfilter_plugin.errors import VendorRateLimited, VendorTimeout
+from spamfilter_plugin.errors import VendorPaced, VendorTimeout
 from spamfilter_plugin.http import HttpClient, HttpPolicy
 
 SPAMFILTER = shutil.which("spamfilter") or os.path.join(
@@ -79,10 +79,11 @@ def test_a_rate_limited_call_that_cannot_start_in_time_is_refused_not_overrun():
     limiter = RateLimiter(1)
     limiter.acquire()  # the one slot of this minute is taken
     started = time.monotonic()
-    with deadline.scope(1.0), pytest.raises(VendorRateLimited) as info:
+    with deadline.scope(1.0), pytest.raises(VendorPaced) as info:
         limiter.acquire()
     assert time.monotonic() - started < 1.0
     assert "rate_limit" in str(info.value)
+    assert 58 < info.value.retry_after <= 60  # when the minute frees the slot
 
 
 # -- whole deliveries: two workers never send the same thing at once ----------------------

@@ -35,6 +35,7 @@ def test_hookspecs_are_discovered():
         "settings_fragments",
         "settings_submitted",
         "inventory_domains",
+        "domain_route",
         "publish_dns_record",
         "vendor_check",
         "vendor_config_schema",

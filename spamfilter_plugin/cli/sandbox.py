@@ -18,7 +18,7 @@ def register(sub) -> None:
         "N, N+1, ... in the order --list shows; 0 picks free ports. Runs until interrupted.",
         epilog="Fault kinds: error (503), html (502 HTML page), timeout (no answer), reset "
         "(connection reset), reset_after (processed, then reset), truncate (body cut short), "
-        "malformed (garbage body). While running, GET/POST "
+        "malformed (garbage body), throttle (429 with Retry-After: 1). While running, GET/POST "
         "<root>/_sandbox/state|requests|reset|faults|seed control each emulator.",
     )
     s.add_argument(

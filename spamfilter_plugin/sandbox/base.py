@@ -29,7 +29,17 @@ from ..redaction import Secret, redact
 #: reset_after  the request IS processed, then the connection is reset (a lost reply)
 #: truncate  the request is processed; the answer is cut short of its Content-Length
 #: malformed the request is processed; the answer body is garbage with status 200
-FAULT_KINDS = ("error", "html", "timeout", "reset", "reset_after", "truncate", "malformed")
+#: throttle  a 429 answer asking the client to wait (Retry-After: 1), before processing
+FAULT_KINDS = (
+    "error",
+    "html",
+    "timeout",
+    "reset",
+    "reset_after",
+    "truncate",
+    "malformed",
+    "throttle",
+)
 CONTROL_PREFIX = "/_sandbox"
 
 
@@ -233,6 +243,7 @@ class Emulator:
         405: "Method Not Allowed",
         406: "Not Acceptable",
         409: "Conflict",
+        429: "Too Many Requests",
         415: "Unsupported Media Type",
         500: "Internal Server Error",
         502: "Bad Gateway",
@@ -323,6 +334,9 @@ class Emulator:
             reply = Reply.text("Service temporarily unavailable", 503)
         elif kind == "html":
             reply = Reply(502, HTML_ERROR, "text/html; charset=utf-8")
+        elif kind == "throttle":
+            reply = Reply.text("Too many requests; slow down", 429)
+            reply.headers.append(("Retry-After", "1"))
         else:
             with self.lock:
                 try:

@@ -92,6 +92,13 @@ def test_truncated_body(spamport_sandbox):
         requests.post(spamport_sandbox.url, data=FORM, timeout=5)
 
 
+def test_throttle_asks_the_client_to_wait_and_processes_nothing(spamport_sandbox):
+    control(spamport_sandbox, "faults", {"queue": ["throttle"]})
+    resp = requests.post(spamport_sandbox.url, data=ADD_FORM, timeout=5)
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == "1"
+    assert spamport_sandbox.emulator.domains == {}
+
+
 def test_malformed_body(spamport_sandbox):
     control(spamport_sandbox, "faults", {"queue": ["malformed"]})
     resp = requests.post(spamport_sandbox.url, data=FORM, timeout=5)
@@ -144,6 +151,7 @@ def test_fault_settings_are_validated(spamport_sandbox):
         "reset_after",
         "truncate",
         "malformed",
+        "throttle",
     }
 
 

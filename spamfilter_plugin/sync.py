@@ -1,0 +1,373 @@
+"""Reconcile: bring each vendor's domain list in line with the panel's.
+
+For each enabled vendor that keeps a domain list (``inventory_domains``), the plan is:
+
+* **add** a panel domain the vendor does not hold (``domain_created``);
+* **remove** a domain the vendor holds that the panel no longer has, when the plugin put it
+  there (the queue's ``provisioned`` record); one someone added at the vendor by hand is
+  **foreign** and left alone unless pruning is asked for;
+* **update** a domain whose route (where the vendor sends its clean mail) is not the one the
+  panel's destination gives (``domain_updated``, or ``domain_created`` again for a vendor
+  without it).
+
+The plan is made as the inventory is read, one vendor at a time, and never held whole: each
+change is queued as it comes (in batches of :data:`BATCH` rows per transaction) and the
+engine (:mod:`~.engine`) delivers them up to the vendor's ``concurrency`` at once.  A change
+that already has a row on its way (pending, dead, or being delivered, from an earlier run
+stopped halfway) continues with that row instead of queueing a second one, so a re-run picks
+up where the last one stopped and does nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .config import CONCURRENCY_DEFAULT
+from .engine import Engine
+from .errors import ConfigError, InvalidInput, SpamFilterError, VendorError
+from .events import DomainCreated, DomainDeleted, DomainUpdated, normalise_domain, normalise_host
+from .manager import Runtime
+from .queue import Queue, Row
+from .redaction import get_logger
+from .worker import Delivery, Worker
+
+log = get_logger(__name__)
+
+#: rows queued per transaction while the plan is read
+BATCH = 500
+
+#: seconds a run waits for a change that comes due again soon (one held back a moment)
+LINGER = 3.0
+
+ACTIONS = ("add", "remove", "update", "foreign")
+HOOKS = ("domain_created", "domain_deleted", "domain_updated")
+
+
+@dataclass
+class Change:
+    """One difference between the panel and a vendor, and what to do about it.
+
+    ``action`` is ``add``, ``remove``, ``update`` or ``foreign`` (held at the vendor, not on
+    the panel, not provisioned by the plugin: left alone); ``hook`` the event that carries
+    it out; ``row`` the queue row of an earlier run this change continues, if any."""
+
+    vendor: str
+    domain: str
+    action: str
+    reason: str
+    destination: str | None = None
+    row: Row | None = None
+    hook: str = ""
+
+    def event(self):
+        if self.action == "remove":
+            return DomainDeleted(domain=self.domain)
+        if self.hook == "domain_updated":
+            return DomainUpdated(domain=self.domain, destination=self.destination)
+        return DomainCreated(domain=self.domain, destination=self.destination)
+
+
+@dataclass
+class Outcome:
+    """What became of one change: ``done``, ``failed`` (dead, with the vendor's reason),
+    ``retrying`` (left to the worker after a temporary failure), ``planned`` (a dry run) or
+    ``left`` (a foreign domain)."""
+
+    change: Change
+    state: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        c = self.change
+        return {
+            "vendor": c.vendor,
+            "domain": c.domain,
+            "action": c.action,
+            "outcome": self.state,
+            "reason": self.reason,
+            "row": c.row.id if c.row is not None else None,
+        }
+
+
+@dataclass
+class VendorReport:
+    """A vendor's part of a run: counts per action and outcome, or why it was skipped."""
+
+    vendor: str
+    error: str | None = None
+    skipped: str | None = None
+    held: int = 0
+    planned: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        return {
+            "vendor": self.vendor,
+            "error": self.error,
+            "skipped": self.skipped,
+            "held": self.held,
+            "planned": dict(self.planned),
+            "outcomes": dict(self.outcomes),
+        }
+
+
+# -- where the domains come from --------------------------------------------------------
+
+
+def read_domains(lines: Iterable[str], source: str) -> dict[str, str | None]:
+    """Domains from *lines*, one a line: ``name`` or ``name destination``; blank lines and
+    ``#`` comments are skipped.  InvalidInput naming the line of every bad one (up to 5)."""
+    wanted: dict[str, str | None] = {}
+    problems = []
+    for number, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        try:
+            if len(words) > 2:
+                raise InvalidInput("line", "write a domain, then at most a destination host")
+            name = normalise_domain(words[0], "domain")
+            wanted[name] = normalise_host(words[1], "destination") if len(words) > 1 else None
+        except InvalidInput as exc:
+            problems.append(f"{source} line {number}: {exc.message}")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InvalidInput("--domains-from", "; ".join(problems[:5]) + more)
+    return wanted
+
+
+def panel_domains(runtime: Runtime) -> dict[str, str | None]:
+    """Every domain the configured panel has (the destination left to ``mail_host``)."""
+    adapter = runtime.panel_adapter
+    if adapter is None:
+        raise ConfigError(
+            "no domain source: the config has no [panel] table; add one (kind = cpanel, "
+            "directadmin, plesk or virtualmin) or give --domains-from FILE (or - for stdin)"
+        )
+    names = adapter.all_domains()
+    if names is None:
+        raise ConfigError(
+            f"the {adapter.kind} adapter cannot list the server's domains; give them with "
+            "--domains-from FILE (or - for stdin), one a line"
+        )
+    return {normalise_domain(n, "domain"): None for n in names}
+
+
+def inventory_entries(result) -> Iterator[tuple[str, str | None]]:
+    """An ``inventory_domains`` answer as ``(name, route)`` pairs, whichever form it has."""
+    for item in result or ():
+        if isinstance(item, str):
+            yield item, None
+        else:
+            name, route = item
+            yield name, route
+
+
+# -- the plan ---------------------------------------------------------------------------
+
+
+class Reconcile:
+    """Plans and applies the changes that bring vendors in line with *wanted*.
+
+    :param runtime: the loaded runtime.
+    :param wanted: the panel's domains (IDNA) with their destinations (None: ``mail_host``).
+    :param prune_foreign: remove domains held at the vendor that the plugin did not add.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        wanted: dict[str, str | None],
+        *,
+        prune_foreign: bool = False,
+        queue: Queue | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.wanted = wanted
+        self.prune_foreign = prune_foreign
+        self.queue = queue or Queue(runtime.config.general.state_dir)
+        self._routes: dict[tuple[str, str], str | None] = {}
+        #: how many domains the last vendor planned holds
+        self.held = 0
+
+    def vendors(self, only: Iterable[str] | None = None) -> list[str]:
+        """The vendors to reconcile: the enabled ones (or *only* these, each of which must be
+        enabled)."""
+        enabled = self.runtime.vendors
+        if not only:
+            return enabled
+        only = list(dict.fromkeys(only))
+        unknown = [v for v in only if v not in enabled]
+        if unknown:
+            raise ConfigError(
+                f"--vendor {', '.join(unknown)}: not enabled in the config (enabled: "
+                f"{', '.join(enabled) or 'none'})"
+            )
+        return only
+
+    def keeps_list(self, vendor: str) -> bool:
+        return self.runtime.handles(vendor, "inventory_domains")
+
+    def route(self, vendor: str, destination: str | None) -> str | None:
+        """Where *vendor* should send a domain with *destination*; None when unknown."""
+        host = destination or self.runtime.config.general.mail_host
+        if not host:
+            return None
+        key = (vendor, host)
+        if key not in self._routes:
+            route = None
+            try:
+                if self.runtime.handles(vendor, "domain_route"):
+                    route = self.runtime.call(vendor, "domain_route", destination=host)
+            except SpamFilterError as exc:  # an unresolvable host: no route to compare with
+                log.warning("%s: the route for %s is not known (%s)", vendor, host, exc)
+                self._routes[key] = None
+                return None
+            self._routes[key] = route or host.lower().rstrip(".")
+        return self._routes[key]
+
+    def plan(self, vendor: str) -> Iterator[Change]:
+        """The changes for *vendor*, made as its inventory is read.  Raises the vendor's
+        error when the inventory cannot be read (nothing is planned then)."""
+        outcome = self.runtime.call_isolated(vendor, "inventory_domains")
+        if not outcome.ok:
+            raise outcome.error
+        owned = self.queue.provisioned(vendor)
+        open_rows = self.queue.open_rows(vendor, HOOKS)
+        update_hook = (
+            "domain_updated" if self.runtime.handles(vendor, "domain_updated") else "domain_created"
+        )
+        held = set()
+        for name, route in inventory_entries(outcome.result):
+            name = name.lower().rstrip(".")
+            held.add(name)
+            if name in self.wanted:
+                expected = self.route(vendor, self.wanted[name])
+                if route is not None and expected is not None and route.lower() != expected:
+                    yield self._continued(
+                        Change(
+                            vendor,
+                            name,
+                            "update",
+                            f"mail goes to {route}, not {expected}",
+                            self.wanted[name] or self.runtime.config.general.mail_host,
+                        ),
+                        open_rows,
+                        update_hook,
+                    )
+            elif name in owned:
+                yield self._continued(
+                    Change(vendor, name, "remove", "added by the plugin; no longer on the panel"),
+                    open_rows,
+                    "domain_deleted",
+                )
+            elif self.prune_foreign:
+                yield self._continued(
+                    Change(vendor, name, "remove", "not on the panel, not added by the plugin"),
+                    open_rows,
+                    "domain_deleted",
+                )
+            else:
+                yield Change(
+                    vendor,
+                    name,
+                    "foreign",
+                    "not on the panel and not added by the plugin: left alone "
+                    "(--prune-foreign removes it)",
+                )
+        self.held = len(held)
+        for name, destination in self.wanted.items():
+            if name not in held:
+                yield self._continued(
+                    Change(vendor, name, "add", "on the panel, not at the vendor", destination),
+                    open_rows,
+                    "domain_created",
+                )
+
+    @staticmethod
+    def _continued(change: Change, open_rows: dict[str, Row], hook: str) -> Change:
+        row = open_rows.get(f"domain:{change.domain}")
+        if row is not None and row.hook == hook:
+            change.row = row
+            change.reason += f" (continuing queue row {row.id}, {row.state})"
+        change.hook = hook
+        return change
+
+    # -- applying ---------------------------------------------------------------------
+
+    def apply(
+        self,
+        vendor: str,
+        changes: Iterable[Change],
+        report: Callable[[Outcome], None],
+        *,
+        started: Callable[[int], None] = lambda total: None,
+    ) -> None:
+        """Queue *changes* and deliver them through the engine, reporting each outcome as
+        it is known.  *started* is told how many changes are on their way."""
+        queue, batch, total = self.queue, [], 0
+        adopted: set[int] = set()  # rows of an earlier run: another worker may deliver them
+        queue.choose((), fresh=True)
+
+        def flush() -> None:
+            if batch:
+                queue.choose(queue.enqueue_many(batch, vendor))
+                batch.clear()
+
+        for change in changes:
+            if change.action == "foreign":
+                report(Outcome(change, "left", change.reason))
+                continue
+            total += 1
+            if change.row is None:
+                batch.append(change.event())
+                if len(batch) >= BATCH:
+                    flush()
+                continue
+            if change.row.state == "dead":
+                queue.retry(change.row.id)
+            elif change.row.state == "pending":
+                queue.due_now(change.row.id)  # tried now, not when its backoff ends
+            queue.choose([change.row.id])
+            adopted.add(change.row.id)
+        flush()
+        started(total)
+
+        def delivered(d: Delivery) -> None:
+            if d.final_state == "pending":  # it may come due again within this run
+                return
+            adopted.discard(d.row.id)
+            report(outcome_of(vendor, d.row, d.final_state, d.outcome))
+
+        limit = self.runtime.contexts[vendor].config.get("concurrency") or CONCURRENCY_DEFAULT
+        worker = Worker(self.runtime, queue=queue, on_delivery=delivered)
+        Engine(worker, {vendor: limit}).run(chosen=True, linger=LINGER)
+        for row in queue.chosen_rows():  # left to the worker (retrying, or being delivered)
+            adopted.discard(row.id)
+            report(outcome_of(vendor, row, "retrying", None, note=row.last_error or "queued"))
+        for row_id in adopted:  # delivered meanwhile by another worker
+            row = queue.get(row_id)
+            if row is not None:
+                report(outcome_of(vendor, row, row.state, None, note=row.last_error or ""))
+        queue.choose((), fresh=True)
+
+
+def outcome_of(vendor: str, row: Row, state: str, outcome, note: str | None = None) -> Outcome:
+    """A delivered (or left) row as the Outcome of its change."""
+    action = {"domain_created": "add", "domain_deleted": "remove", "domain_updated": "update"}
+    domain = row.target.split(":", 1)[1]
+    change = Change(vendor, domain, action.get(row.hook, row.hook), "", row=row)
+    if outcome is not None and outcome.ok:
+        result = outcome.result if isinstance(outcome.result, dict) else {}
+        return Outcome(change, "done", str(result.get("message") or "done"))
+    if outcome is None and state in ("done", "superseded"):
+        return Outcome(change, "done", f"{state} by another worker")
+    if state == "dead":
+        return Outcome(change, "failed", str(outcome.error) if outcome else note or "")
+    error = outcome.error if outcome is not None else None
+    if isinstance(error, VendorError) or note:
+        reason = str(error) if error is not None else note
+        return Outcome(change, "retrying", f"{reason}; the worker retries it")
+    return Outcome(change, "retrying", "left to the worker")
