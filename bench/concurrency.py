@@ -158,7 +158,7 @@ def sync_run(tmp: Path, emulator: Emulator, domains: int, concurrency: int, late
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added per answer")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--events", type=int, default=2000, help="events for the worker runs")
     parser.add_argument("--domains", type=int, default=10000, help="domains for the big sync")
     parser.add_argument("--naive", type=int, default=1000, help="domains for the naive loop")

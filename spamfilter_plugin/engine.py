@@ -11,7 +11,9 @@ of threads, while one thread, the dispatcher, does all the queue's reading and w
 * a delivery runs :meth:`~.worker.Worker.attempt` in its thread (the vendor's calls and
   waits, inside the delivery's time budget) and hands the outcome back;
 * the dispatcher records it under the row's lease (:meth:`~.worker.Worker.finish`) and
-  fills the freed place.
+  fills the freed place; every outcome that has come back and the claims for the free
+  places are written in one transaction (:meth:`~.queue.Queue.batch`), so under load one
+  synced commit serves many deliveries, and a delivery is reported once it is committed.
 
 Every promise of one-at-a-time delivery holds: a row is claimed by one delivery at a time
 (the lease), events of the same vendor and target are delivered in order (a row is
@@ -26,12 +28,11 @@ import queue as stdqueue
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import CONCURRENCY_DEFAULT
-from .errors import QueueError, VendorError
+from .errors import QueueError, VendorAuthError, VendorError, VendorHeld
 from .manager import Outcome
 from .redaction import get_logger
 
@@ -43,6 +44,9 @@ log = get_logger(__name__)
 
 #: seconds between looks for rows of vendors that are no longer enabled
 _STRAYS_EVERY = 30.0
+
+#: seconds between looks at which vendors are suspended or unproven
+_GUARDS_EVERY = 0.5
 
 #: seconds a running worker waits after the queue could not be written (a full disk)
 QUEUE_WAIT = 10.0
@@ -56,6 +60,33 @@ class Attempt:
     outcome: Outcome
     recorded: Any = None
     steps: list = field(default_factory=list)
+
+
+class _Pool:
+    """Threads that run deliveries.  Daemon threads: a process told to stop finishes its
+    deliveries in flight when it can, but is never kept alive by one (a delivery cut off
+    is safe: its lease runs out and it is delivered again)."""
+
+    def __init__(self, size: int) -> None:
+        self._work: stdqueue.SimpleQueue = stdqueue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"spamfilter-delivery-{i}", daemon=True)
+            for i in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while (job := self._work.get()) is not None:
+            fn, args = job
+            fn(*args)
+
+    def submit(self, fn, *args) -> None:
+        self._work.put((fn, args))
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._work.put(None)
 
 
 class Engine:
@@ -77,6 +108,9 @@ class Engine:
         self._done: stdqueue.SimpleQueue = stdqueue.SimpleQueue()
         self._strays: set[str] = set()
         self._strays_at = float("-inf")
+        self._suspended: set[str] = set()
+        self._unproven: set[str] = set()
+        self._guards_at = float("-inf")
 
     @property
     def in_flight(self) -> int:
@@ -86,41 +120,31 @@ class Engine:
         """Free places per vendor that may be claimed for now.  A vendor whose credentials
         are not proven yet gets one (:mod:`~.guard` lets one delivery at a time try them;
         more would only wait for its lock), and so does a vendor no longer enabled, so its
-        rows are failed with the reason rather than left unseen.  A suspended one gets none."""
+        rows are failed with the reason rather than left unseen.  A suspended one gets none.
+        (What the guards say is looked at every :data:`_GUARDS_EVERY` seconds: a request
+        checks the suspension itself just before it is sent.)"""
         worker = self.worker
         now = worker.queue.monotonic()
         if now - self._strays_at >= _STRAYS_EVERY:
             self._strays = set(worker.queue.waiting_vendors()) - set(self.limits)
             self._strays_at = now
-        suspended = set(worker._suspended())
+        if now - self._guards_at >= _GUARDS_EVERY:
+            self._suspended = set(worker._suspended())
+            self._unproven = {
+                vendor
+                for vendor in self.limits
+                if vendor in worker.runtime.contexts
+                and not worker.runtime.contexts[vendor].guard.proven()
+            }
+            self._guards_at = now
         limits = {**dict.fromkeys(self._strays, 1), **self.limits}
-        for vendor in self.limits:
-            ctx = worker.runtime.contexts.get(vendor)
-            if ctx is not None and not ctx.guard.proven():
-                limits[vendor] = 1  # unproven credentials are tried one delivery at a time
+        for vendor in self._unproven:
+            limits[vendor] = 1  # unproven credentials are tried one delivery at a time
         return {
             vendor: limit - self._inflight[vendor]
             for vendor, limit in limits.items()
-            if vendor not in suspended and limit > self._inflight[vendor]
+            if vendor not in self._suspended and limit > self._inflight[vendor]
         }
-
-    def _claim(self, chosen: bool, ignore_schedule: bool, pool: ThreadPoolExecutor) -> int:
-        slots = self._slots()
-        if not slots:
-            return 0
-        worker = self.worker
-        claimed = worker.queue.claim_batch(
-            worker.owner,
-            worker.general.lease_seconds,
-            slots,
-            chosen=chosen,
-            ignore_schedule=ignore_schedule,
-        )
-        for row, token in claimed:
-            event = worker.prepare(row)
-            self._inflight[row.vendor] += 1
-            pool.submit(self._deliver, row, token, event)
-        return len(claimed)
 
     def _deliver(self, row, token, event) -> None:
         """In a pool thread: the vendor's part of one delivery; the outcome goes back to
@@ -133,34 +157,55 @@ class Engine:
             attempt = Attempt(Outcome(row.vendor, False, error=error))
         self._done.put((row, token, attempt))
 
-    def _settle(self, stats: Stats | None, timeout: float | None) -> int:
-        """Record the deliveries that have ended (waiting up to *timeout* for the first).
-        An outcome the queue cannot take now is logged and left: the row's lease runs out
-        and it is delivered again (creating or deleting twice is harmless)."""
+    def _ended(self, timeout: float | None) -> list:
+        """The deliveries that have ended, waiting up to *timeout* for the first."""
         try:
-            finished = [self._done.get(timeout=timeout)]
+            if timeout is None or timeout > 0:
+                ended = [self._done.get(timeout=timeout)]
+            else:
+                ended = [self._done.get_nowait()]
         except stdqueue.Empty:
-            return 0
+            return []
         while True:
             try:
-                finished.append(self._done.get_nowait())
+                ended.append(self._done.get_nowait())
             except stdqueue.Empty:
-                break
-        for row, token, attempt in finished:
+                return ended
+
+    def _step(self, ended: list, claim: bool, chosen: bool, ignore_schedule: bool, pool, stats):
+        """Record the deliveries that ended and claim rows for the free places, all in one
+        transaction (one synced commit for the lot); then report the recorded ones and
+        start the claimed ones.  If the queue cannot be written, nothing of the batch is
+        recorded: those rows are delivered again when their leases run out."""
+        worker = self.worker
+        for row, _token, attempt in ended:
             self._inflight[row.vendor] -= 1
-            try:
-                delivery = self.worker.finish(row, token, attempt)
-            except QueueError as exc:
-                log.error(
-                    "queue row %d: the outcome could not be recorded (%s); it is delivered "
-                    "again when its lease runs out",
-                    row.id,
-                    exc,
+            error = attempt.outcome.error
+            if row.vendor in self._unproven or isinstance(error, (VendorAuthError, VendorHeld)):
+                self._guards_at = float("-inf")  # proven, suspended or held: look again now
+        slots = self._slots() if claim else {}
+        delivered, claimed = [], []
+        if not ended and not slots:
+            return
+        with worker.queue.batch():
+            for row, token, attempt in ended:
+                delivered.append(worker.finish(row, token, attempt, report=False))
+            if slots:
+                claimed = worker.queue.claim_batch(
+                    worker.owner,
+                    worker.general.lease_seconds,
+                    slots,
+                    chosen=chosen,
+                    ignore_schedule=ignore_schedule,
                 )
-                continue
+        for delivery in delivered:
             if stats is not None:
                 stats.add(delivery)
-        return len(finished)
+            if worker.on_delivery is not None:
+                worker.on_delivery(delivery)
+        for row, token in claimed:
+            self._inflight[row.vendor] += 1
+            pool.submit(self._deliver, row, token, worker.prepare(row))
 
     def run(
         self,
@@ -185,18 +230,17 @@ class Engine:
         written for a moment (a full disk) is waited for; nothing is lost meanwhile."""
         stop = stop or threading.Event()
         queue = self.worker.queue
-        pool = ThreadPoolExecutor(
-            max_workers=max(1, sum(self.limits.values()) + len(self._strays) + 1),
-            thread_name_prefix="spamfilter-delivery",
-        )
+        pool = _Pool(sum(self.limits.values()) + 4)  # and a few for vendors no longer enabled
+        wait = 0.0
         try:
             while True:
                 try:
-                    if not stop.is_set():
-                        self._claim(chosen, ignore_schedule, pool)
+                    ended = self._ended(wait) if self.in_flight else []
+                    self._step(ended, not stop.is_set(), chosen, ignore_schedule, pool, stats)
                     if self.in_flight:
-                        self._settle(stats, self._wait_with_work(stop, poll))
+                        wait = self._wait_with_work(stop, poll)
                         continue
+                    wait = 0.0
                     if stop.is_set():
                         return
                     due_in = queue.next_due_in(after_now=True)
@@ -211,8 +255,11 @@ class Engine:
                 stop.wait(poll if due_in is None else min(poll, max(due_in, 0.01)))
         finally:
             while self.in_flight:  # stopped, or an error: record what is still in flight
-                self._settle(stats, None)
-            pool.shutdown(wait=True)
+                try:
+                    self._step(self._ended(None), False, chosen, ignore_schedule, pool, stats)
+                except QueueError as exc:
+                    log.error("%s; the rows in flight are delivered again later", exc)
+            pool.shutdown()
 
     def _wait_with_work(self, stop: threading.Event, poll: float) -> float:
         """How long to wait for a delivery to end before looking for rows again: *poll*, or

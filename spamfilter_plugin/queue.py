@@ -30,6 +30,7 @@ with a lease, deliver them, and record the outcome.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -205,6 +206,7 @@ class Queue:
         self.boot = boot
         self.box = SecretBox(self.state_dir)
         self._db: sqlite3.Connection | None = None
+        self._batching = False
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -230,7 +232,24 @@ class Queue:
             self._db = None
 
     def _tx(self):
+        if self._batching:
+            return contextlib.nullcontext(self.db)
         return Transaction(self.db)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write made in the block (a worker recording several
+        outcomes and claiming the next rows with one synced commit).  An error rolls back
+        all of them."""
+        if self._batching:
+            yield
+            return
+        with Transaction(self.db):
+            self._batching = True
+            try:
+                yield
+            finally:
+                self._batching = False
 
     # -- writing -----------------------------------------------------------------
 
@@ -307,7 +326,9 @@ class Queue:
         one transaction (a concurrent worker filling its free places); with *chosen*, only
         rows put in :meth:`choose`.  Each row comes with its own lease token."""
         now, wall = self.monotonic(), self.clock()
-        only = " AND e.id IN (SELECT id FROM temp.chosen)" if chosen else ""
+        # EXISTS, not IN: walks the vendor's rows in order and stops at the first free ones
+        # (IN would read the whole chosen set, and sort, on every claim)
+        only = " AND EXISTS (SELECT 1 FROM temp.chosen c WHERE c.id = e.id)" if chosen else ""
         # a step waiting to be tried again holds no later event up
         ordered = (
             "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "

@@ -176,8 +176,9 @@ class Worker:
                 outcome = Outcome(row.vendor, False, error=exc)
         return Attempt(outcome, recorded, steps)
 
-    def finish(self, row: Row, token: str, attempt: Attempt) -> Delivery:
-        """Record the attempt's outcome under the row's lease and report it."""
+    def finish(self, row: Row, token: str, attempt: Attempt, *, report: bool = True) -> Delivery:
+        """Record the attempt's outcome under the row's lease and report it (unless
+        *report* is False: the caller reports it once its batch is committed)."""
         outcome = attempt.outcome
         state = self._record(row, token, outcome, attempt.recorded, attempt.steps)
         if state is None:  # the lease was taken over: report the row as it is now
@@ -194,7 +195,7 @@ class Worker:
             row.attempts,
             "done" if outcome.ok else f"{state}: {outcome.error}",
         )
-        if self.on_delivery is not None:
+        if report and self.on_delivery is not None:
             self.on_delivery(delivery)
         return delivery
 

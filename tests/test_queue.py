@@ -441,3 +441,42 @@ def test_a_deletion_supersedes_waiting_steps_and_a_newer_step_replaces_one(queue
     }
     queue.enqueue(DomainDeleted(domain="a.example"), ["v"])
     assert {r.state for r in queue.rows() if r.hook == "vendor_step"} == {"superseded"}
+
+
+def test_a_batch_is_one_transaction_all_or_nothing(queue):
+    for name in ("a.example", "b.example", "c.example"):
+        queue.enqueue(DomainCreated(domain=name), ["spamport"])
+    claimed = queue.claim_batch("w", 60, {"spamport": 2})
+    assert [row.target for row, _ in claimed] == ["domain:a.example", "domain:b.example"]
+    with pytest.raises(RuntimeError), queue.batch():
+        for row, token in claimed:
+            assert queue.complete(row, token, {"message": "ok"})
+        queue.claim_batch("w", 60, {"spamport": 1})
+        raise RuntimeError("the disk filled up before the commit")
+    # nothing of the batch was written: both still leased, the third not claimed, no owner
+    assert [queue.get(row.id).state for row, _ in claimed] == ["leased", "leased"]
+    assert queue.counts()["pending"] == 1 and queue.provisioned("spamport") == set()
+    with queue.batch():
+        for row, token in claimed:
+            assert queue.complete(row, token, {"message": "ok"})
+    assert queue.provisioned("spamport") == {"a.example", "b.example"}
+
+
+def test_ownership_is_kept_through_purge_and_filled_from_an_older_queue(queue, tmp_path):
+    (row_id,) = queue.enqueue(DomainCreated(domain="a.example"), ["spamport"])
+    row, token = queue.claim("w", 60)
+    assert queue.complete(row, token)
+    assert queue.purge(-1) == 1 and queue.get(row_id) is None
+    assert queue.provisioned("spamport") == {"a.example"}  # purge keeps the record
+    queue.enqueue(DomainDeleted(domain="a.example"), ["spamport"])
+    row, token = queue.claim("w", 60)
+    assert queue.complete(row, token)
+    assert queue.provisioned("spamport") == set()
+    # a queue from before the record: filled once from its delivered rows
+    queue.enqueue(DomainCreated(domain="b.example"), ["spamport"])
+    row, token = queue.claim("w", 60)
+    assert queue.complete(row, token)
+    queue.db.execute("DELETE FROM provisioned")
+    queue.db.execute("DELETE FROM meta WHERE key='provisioned'")
+    queue.close()
+    assert Queue(queue.state_dir).provisioned("spamport") == {"b.example"}
