@@ -42,21 +42,19 @@ class _Body:
     def __init__(self, stream, length: int) -> None:
         self._stream, self.left = stream, max(length, 0)
 
-    def read(self, size: int = -1) -> bytes:
+    def _take(self, size: int | None, reader) -> bytes:
         if self.left <= 0:
             return b""
         size = self.left if size is None or size < 0 else min(size, self.left)
-        data = self._stream.read(size)
+        data = reader(size)
         self.left -= len(data)
         return data
 
+    def read(self, size: int = -1) -> bytes:
+        return self._take(size, self._stream.read)
+
     def readline(self, size: int = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        size = self.left if size is None or size < 0 else min(size, self.left)
-        data = self._stream.readline(size)
-        self.left -= len(data)
-        return data
+        return self._take(size, self._stream.readline)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         return list(iter(self.readline, b""))
