@@ -183,7 +183,7 @@ def vendor_check(vendor):
 
 @hookimpl
 def inventory_domains(vendor):
-    return ((d.name, d.host.lower().rstrip(".")) for d in client(vendor).get_domains())
+    return ((d.name, d.host) for d in client(vendor).get_domains())
 
 
 @hookimpl

@@ -149,7 +149,7 @@ def password_reset(vendor, event):
 @hookimpl
 def inventory_domains(vendor):
     # the route is the mail host SpamPort delivers to (its transport without "smtp:[...]")
-    return ((d.domain, d.destination.lower()) for d in client(vendor).get_domains())
+    return ((d.domain, d.destination) for d in client(vendor).get_domains())
 
 
 @hookimpl

@@ -41,8 +41,10 @@ BATCH = 500
 #: seconds a run waits for a change that comes due again soon (one held back a moment)
 LINGER = 3.0
 
-ACTIONS = ("add", "remove", "update", "foreign")
-HOOKS = ("domain_created", "domain_deleted", "domain_updated")
+#: the event that carries out each action (an update is a creation again for a vendor
+#: without domain_updated); ``foreign`` has none: it is left alone
+ACTION_HOOKS = {"add": "domain_created", "remove": "domain_deleted", "update": "domain_updated"}
+ACTION_OF = {hook: action for action, hook in ACTION_HOOKS.items()}
 
 
 @dataclass
@@ -155,14 +157,17 @@ def panel_domains(runtime: Runtime) -> dict[str, str | None]:
     return {normalise_domain(n, "domain"): None for n in names}
 
 
+def _plain(value: str) -> str:
+    """A name or route as compared: lower-case, without a trailing dot."""
+    return value.lower().rstrip(".")
+
+
 def inventory_entries(result) -> Iterator[tuple[str, str | None]]:
-    """An ``inventory_domains`` answer as ``(name, route)`` pairs, whichever form it has."""
+    """An ``inventory_domains`` answer as ``(name, route)`` pairs, whichever form it has,
+    names and routes as compared (see :func:`_plain`)."""
     for item in result or ():
-        if isinstance(item, str):
-            yield item, None
-        else:
-            name, route = item
-            yield name, route
+        name, route = (item, None) if isinstance(item, str) else item
+        yield _plain(name), None if route is None else _plain(route)
 
 
 # -- the plan ---------------------------------------------------------------------------
@@ -225,75 +230,58 @@ class Reconcile:
                 log.warning("%s: the route for %s is not known (%s)", vendor, host, exc)
                 self._routes[key] = None
                 return None
-            self._routes[key] = route or host.lower().rstrip(".")
+            self._routes[key] = _plain(route or host)
         return self._routes[key]
 
     def plan(self, vendor: str) -> Iterator[Change]:
-        """The changes for *vendor*, made as its inventory is read.  Raises the vendor's
+        """The changes for *vendor*, made as its inventory is read, each with the event that
+        carries it out and the open queue row it continues, if any.  Raises the vendor's
         error when the inventory cannot be read (nothing is planned then)."""
         outcome = self.runtime.call_isolated(vendor, "inventory_domains")
         if not outcome.ok:
             raise outcome.error
+        open_rows = self.queue.open_rows(vendor, ACTION_HOOKS.values())
+        hooks = dict(ACTION_HOOKS)
+        if not self.runtime.handles(vendor, "domain_updated"):
+            hooks["update"] = "domain_created"
+        for change in self._differences(vendor, inventory_entries(outcome.result)):
+            if change.action == "foreign":
+                yield change
+                continue
+            change.hook = hooks[change.action]
+            row = open_rows.get(f"domain:{change.domain}")
+            if row is not None and row.hook == change.hook:
+                change.row = row
+                change.reason += f" (continuing queue row {row.id}, {row.state})"
+            yield change
+
+    def _differences(self, vendor: str, entries) -> Iterator[Change]:
         owned = self.queue.provisioned(vendor)
-        open_rows = self.queue.open_rows(vendor, HOOKS)
-        update_hook = (
-            "domain_updated" if self.runtime.handles(vendor, "domain_updated") else "domain_created"
-        )
         held = set()
-        for name, route in inventory_entries(outcome.result):
-            name = name.lower().rstrip(".")
+        for name, route in entries:
             held.add(name)
             if name in self.wanted:
                 expected = self.route(vendor, self.wanted[name])
-                if route is not None and expected is not None and route.lower() != expected:
-                    yield self._continued(
-                        Change(
-                            vendor,
-                            name,
-                            "update",
-                            f"mail goes to {route}, not {expected}",
-                            self.wanted[name] or self.runtime.config.general.mail_host,
-                        ),
-                        open_rows,
-                        update_hook,
-                    )
+                if route is not None and expected is not None and route != expected:
+                    destination = self.wanted[name] or self.runtime.config.general.mail_host
+                    reason = f"mail goes to {route}, not {expected}"
+                    yield Change(vendor, name, "update", reason, destination)
             elif name in owned:
-                yield self._continued(
-                    Change(vendor, name, "remove", "added by the plugin; no longer on the panel"),
-                    open_rows,
-                    "domain_deleted",
-                )
+                reason = "added by the plugin; no longer on the panel"
+                yield Change(vendor, name, "remove", reason)
             elif self.prune_foreign:
-                yield self._continued(
-                    Change(vendor, name, "remove", "not on the panel, not added by the plugin"),
-                    open_rows,
-                    "domain_deleted",
-                )
+                reason = "not on the panel, not added by the plugin"
+                yield Change(vendor, name, "remove", reason)
             else:
-                yield Change(
-                    vendor,
-                    name,
-                    "foreign",
+                reason = (
                     "not on the panel and not added by the plugin: left alone "
-                    "(--prune-foreign removes it)",
+                    "(--prune-foreign removes it)"
                 )
+                yield Change(vendor, name, "foreign", reason)
         self.held = len(held)
         for name, destination in self.wanted.items():
             if name not in held:
-                yield self._continued(
-                    Change(vendor, name, "add", "on the panel, not at the vendor", destination),
-                    open_rows,
-                    "domain_created",
-                )
-
-    @staticmethod
-    def _continued(change: Change, open_rows: dict[str, Row], hook: str) -> Change:
-        row = open_rows.get(f"domain:{change.domain}")
-        if row is not None and row.hook == hook:
-            change.row = row
-            change.reason += f" (continuing queue row {row.id}, {row.state})"
-        change.hook = hook
-        return change
+                yield Change(vendor, name, "add", "on the panel, not at the vendor", destination)
 
     # -- applying ---------------------------------------------------------------------
 
@@ -356,9 +344,8 @@ class Reconcile:
 
 def outcome_of(vendor: str, row: Row, state: str, outcome, note: str | None = None) -> Outcome:
     """A delivered (or left) row as the Outcome of its change."""
-    action = {"domain_created": "add", "domain_deleted": "remove", "domain_updated": "update"}
     domain = row.target.split(":", 1)[1]
-    change = Change(vendor, domain, action.get(row.hook, row.hook), "", row=row)
+    change = Change(vendor, domain, ACTION_OF.get(row.hook, row.hook), "", row=row)
     if outcome is not None and outcome.ok:
         result = outcome.result if isinstance(outcome.result, dict) else {}
         return Outcome(change, "done", str(result.get("message") or "done"))
