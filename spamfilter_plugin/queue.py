@@ -137,6 +137,14 @@ def _split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
     return public, secrets
 
 
+#: a row is claimable only when no earlier row of its vendor and target is being delivered or
+#: waiting (a step waiting to be tried again holds no later event up)
+IN_ORDER = (
+    "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
+    "AND p.id < e.id AND (p.state='leased' OR (p.state='pending' AND p.hook != :step)))"
+)
+
+
 def _fill_provisioned(db: sqlite3.Connection) -> None:
     """Once per database: fill ``provisioned`` from the delivered rows of a queue made
     before the table was (the newest delivered creation or deletion of each domain says)."""
@@ -231,6 +239,11 @@ class Queue:
             self._db.close()
             self._db = None
 
+    def _change(self, sql: str, params: tuple) -> int:
+        """One write statement in its own transaction: how many rows it changed."""
+        with self._tx() as db:
+            return db.execute(sql, params).rowcount
+
     def _tx(self):
         if self._batching:
             return contextlib.nullcontext(self.db)
@@ -284,9 +297,7 @@ class Queue:
         where = [
             "((e.state='pending' AND (e.next_at <= :now OR :ignore)) OR (e.state='leased' "
             "AND e.lease_until < :now))",
-            # a step waiting to be tried again holds no later event up
-            "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
-            "AND p.id < e.id AND (p.state='leased' OR (p.state='pending' AND p.hook != :step)))",
+            IN_ORDER,
         ]
         params: dict[str, Any] = {"now": now, "ignore": 1 if ignore_schedule else 0}
         params["step"] = STEP_HOOK
@@ -297,19 +308,24 @@ class Queue:
             ids = list(only) or [-1]
             where.append(f"e.id IN ({','.join(f':o{i}' for i in range(len(ids)))})")
             params.update({f"o{i}": v for i, v in enumerate(ids)})
-        token = f"{owner}:{uuid.uuid4().hex[:12]}"
         with self._tx() as db:
             found = db.execute(
                 f"SELECT id FROM events e WHERE {' AND '.join(where)} ORDER BY e.id LIMIT 1", params
             ).fetchone()
             if found is None:
                 return None
-            db.execute(
-                "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
-                "attempts=attempts+1, updated_at=? WHERE id=?",
-                (now + lease_seconds, token, wall, found["id"]),
-            )
-            row = db.execute("SELECT * FROM events WHERE id=?", (found["id"],)).fetchone()
+            return self._lease(db, found["id"], owner, lease_seconds, now, wall)
+
+    @staticmethod
+    def _lease(db, row_id: int, owner: str, lease_seconds: float, now: float, wall: float):
+        """Lease one row (inside the caller's transaction): it with its new lease token."""
+        token = f"{owner}:{uuid.uuid4().hex[:12]}"
+        db.execute(
+            "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
+            "attempts=attempts+1, updated_at=? WHERE id=?",
+            (now + lease_seconds, token, wall, row_id),
+        )
+        row = db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
         return Row.from_db(row, wall - now), token
 
     @_translated
@@ -329,16 +345,11 @@ class Queue:
         # EXISTS, not IN: walks the vendor's rows in order and stops at the first free ones
         # (IN would read the whole chosen set, and sort, on every claim)
         only = " AND EXISTS (SELECT 1 FROM temp.chosen c WHERE c.id = e.id)" if chosen else ""
-        # a step waiting to be tried again holds no later event up
-        ordered = (
-            "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
-            "AND p.id < e.id AND (p.state='leased' OR (p.state='pending' AND p.hook != :step)))"
-        )
         queries = (
             "SELECT id FROM events e WHERE e.vendor=:vendor AND e.state='leased' "
-            f"AND e.lease_until < :now AND {ordered}{only} ORDER BY e.id LIMIT :k",
+            f"AND e.lease_until < :now AND {IN_ORDER}{only} ORDER BY e.id LIMIT :k",
             "SELECT id FROM events e WHERE e.vendor=:vendor AND e.state='pending' "
-            f"AND (e.next_at <= :now OR :ignore) AND {ordered}{only} ORDER BY e.id LIMIT :k",
+            f"AND (e.next_at <= :now OR :ignore) AND {IN_ORDER}{only} ORDER BY e.id LIMIT :k",
         )
         params: dict[str, Any] = {"now": now, "ignore": int(ignore_schedule), "step": STEP_HOOK}
         claimed = []
@@ -349,22 +360,17 @@ class Queue:
                     if len(ids) < free:
                         found = db.execute(sql, {**params, "vendor": vendor, "k": free - len(ids)})
                         ids += [r["id"] for r in found]
-                for row_id in ids:
-                    token = f"{owner}:{uuid.uuid4().hex[:12]}"
-                    db.execute(
-                        "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
-                        "attempts=attempts+1, updated_at=? WHERE id=?",
-                        (now + lease_seconds, token, wall, row_id),
-                    )
-                    row = db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
-                    claimed.append((Row.from_db(row, wall - now), token))
+                claimed += [self._lease(db, i, owner, lease_seconds, now, wall) for i in ids]
         return claimed
+
+    def _chosen_table(self) -> None:
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS chosen (id INTEGER PRIMARY KEY)")
 
     @_translated
     def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
         """Add rows to the ones :meth:`claim_batch` takes with ``chosen=True`` (kept by this
         Queue object's connection only); *fresh* forgets those chosen before."""
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS chosen (id INTEGER PRIMARY KEY)")
+        self._chosen_table()
         if fresh:
             self.db.execute("DELETE FROM temp.chosen")
         self.db.executemany(
@@ -375,7 +381,7 @@ class Queue:
     def chosen_waiting(self, within: float = 0.0) -> int:
         """How many chosen rows are still to be delivered within *within* seconds (pending
         and due by then, or leased)."""
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS chosen (id INTEGER PRIMARY KEY)")
+        self._chosen_table()
         r = self.db.execute(
             "SELECT count(*) n FROM events WHERE id IN (SELECT id FROM temp.chosen) AND "
             "(state='leased' OR (state='pending' AND next_at <= ?))",
@@ -384,18 +390,17 @@ class Queue:
         return r["n"]
 
     @_translated
-    def chosen_rows(self, states: Iterable[str] = ("pending", "leased")) -> Iterator[Row]:
-        """The chosen rows (see :meth:`choose`) in one of *states*, read as they come."""
+    def chosen_rows(self, states: Iterable[str] = ("pending", "leased")) -> list[Row]:
+        """The chosen rows (see :meth:`choose`) in one of *states*."""
         states = list(states)
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS chosen (id INTEGER PRIMARY KEY)")
+        self._chosen_table()
         offset = self._offset()
         found = self.db.execute(
             "SELECT * FROM events WHERE id IN (SELECT id FROM temp.chosen) AND state IN "
             f"({','.join('?' * len(states))}) ORDER BY id",
             states,
         )
-        for r in found.fetchall():
-            yield Row.from_db(r, offset)
+        return [Row.from_db(r, offset) for r in found]
 
     @_translated
     def enqueue_many(self, events: Iterable[Event], vendor: str) -> list[int]:
@@ -502,21 +507,20 @@ class Queue:
     def release(self, row: Row, token: str, error: SpamFilterError, retry_in: float) -> bool:
         """Give a row back untried (nothing was sent): pending again in *retry_in* seconds,
         the attempt not counted.  False if the lease was lost."""
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE events SET state='pending', next_at=?, attempts=max(attempts-1, 0), "
-                "lease_until=NULL, lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
-                "WHERE id=? AND lease_owner=?",
-                (
-                    self.monotonic() + retry_in,
-                    self.clock(),
-                    str(error),
-                    type(error).__name__,
-                    row.id,
-                    token,
-                ),
-            )
-        return cur.rowcount == 1
+        changed = self._change(
+            "UPDATE events SET state='pending', next_at=?, attempts=max(attempts-1, 0), "
+            "lease_until=NULL, lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
+            "WHERE id=? AND lease_owner=?",
+            (
+                self.monotonic() + retry_in,
+                self.clock(),
+                str(error),
+                type(error).__name__,
+                row.id,
+                token,
+            ),
+        )
+        return changed == 1
 
     # -- reading and admin ---------------------------------------------------------
 
@@ -608,50 +612,43 @@ class Queue:
     def retry(self, row_id: int) -> bool:
         """Make a dead row pending again, due now.  Its password, if it had one, is gone:
         a dead password reset is retried without it (the vendor generates one)."""
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
-                "WHERE id=? AND state='dead'",
-                (self.monotonic(), self.clock(), row_id),
-            )
-        return cur.rowcount == 1
+        changed = self._change(
+            "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
+            "WHERE id=? AND state='dead'",
+            (self.monotonic(), self.clock(), row_id),
+        )
+        return changed == 1
 
     @_translated
     def due_now(self, row_id: int) -> bool:
         """Make a pending row due now (an admin asked for it: its backoff is cut short)."""
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE events SET next_at=?, updated_at=? WHERE id=? AND state='pending'",
-                (self.monotonic(), self.clock(), row_id),
-            )
-        return cur.rowcount == 1
+        changed = self._change(
+            "UPDATE events SET next_at=?, updated_at=? WHERE id=? AND state='pending'",
+            (self.monotonic(), self.clock(), row_id),
+        )
+        return changed == 1
 
     @_translated
     def retry_all_dead(self) -> int:
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
-                "WHERE state='dead'",
-                (self.monotonic(), self.clock()),
-            )
-        return cur.rowcount
+        return self._change(
+            "UPDATE events SET state='pending', next_at=?, attempts=0, updated_at=? "
+            "WHERE state='dead'",
+            (self.monotonic(), self.clock()),
+        )
 
     @_translated
     def drop(self, row_id: int) -> bool:
         """Delete a row that is not being delivered right now."""
-        with self._tx() as db:
-            cur = db.execute(
-                "DELETE FROM events WHERE id=? AND NOT (state='leased' AND lease_until >= ?)",
-                (row_id, self.monotonic()),
-            )
-        return cur.rowcount == 1
+        changed = self._change(
+            "DELETE FROM events WHERE id=? AND NOT (state='leased' AND lease_until >= ?)",
+            (row_id, self.monotonic()),
+        )
+        return changed == 1
 
     @_translated
     def purge(self, older_than_seconds: float) -> int:
         """Delete done and superseded rows older than the given age."""
-        with self._tx() as db:
-            cur = db.execute(
-                "DELETE FROM events WHERE state IN ('done','superseded') AND updated_at < ?",
-                (self.clock() - older_than_seconds,),
-            )
-        return cur.rowcount
+        return self._change(
+            "DELETE FROM events WHERE state IN ('done','superseded') AND updated_at < ?",
+            (self.clock() - older_than_seconds,),
+        )
