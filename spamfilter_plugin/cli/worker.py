@@ -98,7 +98,7 @@ def cmd_worker(args) -> int:
             return EXIT_OK
         return EXIT_VENDOR if delivery.final_state == "dead" else EXIT_OK
     if args.drain:
-        stats = worker.drain(stop=stop_event())
+        stats = worker.drain(stop=stop_event(), keep=False)  # counts only: flat memory
         note(f"delivered {stats.done}, retrying later {stats.pending}, dead {stats.dead}")
         return EXIT_VENDOR if stats.dead else EXIT_OK
     note(f"spamfilter: worker {worker.owner} running on {worker.queue.path}")

@@ -115,6 +115,14 @@ def hash_password(password: str) -> str:
     return PasswordHasher().hash(password)
 
 
+#: what the queue page's buttons do (a Queue method of the same name): the message when it
+#: was done, and when the row was not in a state to allow it
+QUEUE_ACTIONS = {
+    "retry": ("will be delivered again now.", "is not a failed row (only dead rows are retried)."),
+    "drop": ("was dropped.", "is gone already or being delivered right now."),
+}
+
+
 def create_app(console: Console) -> Flask:
     app = Flask(__name__)
     app.jinja_options = {"undefined": StrictUndefined}
@@ -419,24 +427,11 @@ def create_app(console: Console) -> Flask:
     @app.post("/queue/<int:row_id>/<action>")
     def queue_action(row_id: int, action: str):
         admin_only()
-        if action == "retry":
-            ok = queue().retry(row_id)
-            flash(
-                f"Row #{row_id} will be delivered again now."
-                if ok
-                else f"Row #{row_id} is not a failed row (only dead rows are retried).",
-                "ok" if ok else "error",
-            )
-        elif action == "drop":
-            ok = queue().drop(row_id)
-            flash(
-                f"Row #{row_id} was dropped."
-                if ok
-                else f"Row #{row_id} is gone already or being delivered right now.",
-                "ok" if ok else "error",
-            )
-        else:
+        if action not in QUEUE_ACTIONS:
             abort(404)
+        done, refused = QUEUE_ACTIONS[action]
+        ok = getattr(queue(), action)(row_id)
+        flash(f"Row #{row_id} {done if ok else refused}", "ok" if ok else "error")
         log.info("console: %s row #%d: %s", action, row_id, "ok" if ok else "refused")
         return redirect(url_for("queue_page"))
 
