@@ -62,6 +62,11 @@ class Attempt:
     steps: list = field(default_factory=list)
 
 
+def concurrency_of(ctx) -> int:
+    """A vendor's deliveries in flight at once: its ``concurrency`` key."""
+    return ctx.config.get("concurrency") or CONCURRENCY_DEFAULT
+
+
 class _Pool:
     """Threads that run deliveries.  Daemon threads: a process told to stop finishes its
     deliveries in flight when it can, but is never kept alive by one (a delivery cut off
@@ -99,10 +104,7 @@ class Engine:
     def __init__(self, worker: Worker, limits: Mapping[str, int] | None = None) -> None:
         self.worker = worker
         if limits is None:
-            limits = {
-                name: ctx.config.get("concurrency") or CONCURRENCY_DEFAULT
-                for name, ctx in worker.runtime.contexts.items()
-            }
+            limits = {name: concurrency_of(ctx) for name, ctx in worker.runtime.contexts.items()}
         self.limits = dict(limits)
         self._inflight: Counter[str] = Counter()
         self._done: stdqueue.SimpleQueue = stdqueue.SimpleQueue()

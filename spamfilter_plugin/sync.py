@@ -24,8 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .config import CONCURRENCY_DEFAULT
-from .engine import Engine
+from .engine import Engine, concurrency_of
 from .errors import ConfigError, InvalidInput, SpamFilterError, VendorError
 from .events import DomainCreated, DomainDeleted, DomainUpdated, normalise_domain, normalise_host
 from .manager import Runtime
@@ -329,9 +328,9 @@ class Reconcile:
             adopted.discard(d.row.id)
             report(outcome_of(vendor, d.row, d.final_state, d.outcome))
 
-        limit = self.runtime.contexts[vendor].config.get("concurrency") or CONCURRENCY_DEFAULT
         worker = Worker(self.runtime, queue=queue, on_delivery=delivered)
-        Engine(worker, {vendor: limit}).run(chosen=True, linger=LINGER)
+        limits = {vendor: concurrency_of(self.runtime.contexts[vendor])}
+        Engine(worker, limits).run(chosen=True, linger=LINGER)
         for row in queue.chosen_rows():  # left to the worker (retrying, or being delivered)
             adopted.discard(row.id)
             report(outcome_of(vendor, row, "retrying", None, note=row.last_error or "queued"))
