@@ -150,7 +150,7 @@ def panel_domains(runtime: Runtime) -> dict[str, str | None]:
     names = adapter.all_domains()
     if names is None:
         raise ConfigError(
-            f"the {adapter.kind} adapter cannot list the server's domains; give them with "
+            f"the {adapter.name} adapter cannot list the server's domains; give them with "
             "--domains-from FILE (or - for stdin), one a line"
         )
     return {normalise_domain(n, "domain"): None for n in names}

@@ -140,12 +140,40 @@ class Panel:
     # -- the panel's records -----------------------------------------------------------
 
     def path(self, *parts: str) -> str:
-        """A panel file's path under ``root``."""
+        """A panel file's path under ``root``, from the project's own constant parts."""
         return os.path.join(self.root, *(p.lstrip("/") for p in parts))
 
-    def domains_of(self, account: str) -> list[str]:
-        """Every domain of the panel account *account* (main, addon, parked, sub)."""
+    def record_path(self, base: str, *names: str) -> str:
+        """The path of a panel record under the constant *base*, named by *names* (an
+        account, a domain, a file named after one: values from a payload or a login).  The
+        one way such a value goes into a path: each name must be one plain path component
+        (no ``/``, no NUL, not empty, not starting with ``.``), else PayloadError."""
+        for name in names:
+            plain_name(name, "path")
+        return self.path(base, *names)
+
+    def inventory(self) -> list[tuple[str, str, str]] | None:
+        """Every domain on the server as ``(domain, account, kind)`` from the panel's
+        records, where it keeps them in files (None otherwise); *kind* is ``main`` (what
+        the panel's domain-creation hook protects) or ``secondary`` (addon, parked, alias,
+        pointer, sub: protected by the hooks only with ``secondary_domains = "protect"``).
+        The hooks and this inventory follow the same rules, so ``sync`` and the console
+        see exactly the domains the hooks protect."""
+        return None
+
+    def account_inventory(self, account: str) -> list[tuple[str, str]]:
+        """Every domain of *account* as ``(domain, kind)`` (see :meth:`inventory`)."""
         raise NotImplementedError(f"{self.name} does not keep an account's domains in files")
+
+    def protects(self, kind: str) -> bool:
+        """Whether the hooks protect a domain of *kind* (``main`` or ``secondary``)."""
+        return kind == "main" or self.protect_secondary
+
+    def domains_of(self, account: str, *, every: bool = False) -> list[str]:
+        """The domains of the panel account *account* the hooks protect (with *every*, all
+        of them, whatever ``secondary_domains`` says: what an account's removal deletes)."""
+        found = self.account_inventory(plain_name(account, "account"))
+        return sorted({d for d, kind in found if every or self.protects(kind)})
 
     def owner_of(self, domain: str) -> str | None:
         """The account that owns *domain*, or None."""
@@ -156,9 +184,13 @@ class Panel:
         return None
 
     def all_domains(self) -> list[str] | None:
-        """Every domain on the server, where the panel keeps them in files; None otherwise
-        (the console then shows what the queue has seen)."""
-        return None
+        """Every domain on the server the hooks protect, where the panel keeps them in files;
+        None otherwise (``sync`` then asks for a list; the console shows what the queue has
+        seen)."""
+        found = self.inventory()
+        if found is None:
+            return None
+        return sorted({d for d, _, kind in found if self.protects(kind)})
 
     def role_of(self, user: str) -> str | None:
         """What the panel's records make the login *user*: ``admin``, ``reseller`` or
@@ -186,13 +218,27 @@ class Panel:
             return Found(what, note=f"{domain}: secondary domains are skipped (secondary_domains)")
         return Found(what, [(hook, {"domain": domain_name(domain, "domain")})])
 
-    def read_lines(self, *parts: str) -> list[str]:
-        """The lines of a panel file (none when it does not exist)."""
+    def read_lines(self, base: str, *names: str) -> list[str]:
+        """The lines of the panel file at :meth:`record_path` (none when it does not exist)."""
         try:
-            with open(self.path(*parts), encoding="utf-8", errors="replace") as fh:
+            with open(self.record_path(base, *names), encoding="utf-8", errors="replace") as fh:
                 return [line.rstrip("\n") for line in fh]
         except FileNotFoundError:
             return []
+
+
+def plain_name(value, field: str) -> str:
+    """*value* if it is one plain path component (an account name, a domain, a file named
+    after one): not empty, no ``/``, ``\\`` or NUL, not starting with ``.``; PayloadError
+    naming *field* otherwise."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or value[0] == "."
+        or any(c in value for c in "/\\\0")
+    ):
+        raise PayloadError(field, f"{value!r} is not a plain name; nothing was read")
+    return value
 
 
 def domain_name(value, field: str) -> str:

@@ -97,21 +97,37 @@ class CPanel(Panel):
                 pairs.append((domain.strip().lower(), user.strip()))
         return pairs
 
-    def domains_of(self, account: str) -> list[str]:
-        return sorted({d for d, u in self._userdomains() if u == account})
+    def account_inventory(self, account: str) -> list[tuple[str, str]]:
+        """The account's domains in ``/etc/userdomains``: its ``DNS=`` domain is the main
+        one, every other (addon, parked, sub, an addon's own subdomain) is secondary."""
+        main = self.main_domain(account)
+        return [
+            (d, "main" if d == main else "secondary")
+            for d, u in self._userdomains()
+            if u == account
+        ]
+
+    def inventory(self) -> list[tuple[str, str, str]] | None:
+        pairs = self._userdomains()
+        mains: dict[str, str | None] = {}
+        for _, user in pairs:
+            if user not in mains:
+                mains[user] = self.main_domain(user)
+        return [(d, u, "main" if d == mains[u] else "secondary") for d, u in pairs]
 
     def owner_of(self, domain: str) -> str | None:
         return next((u for d, u in self._userdomains() if d == domain), None)
 
-    def all_domains(self) -> list[str] | None:
-        return sorted({d for d, _ in self._userdomains()})
-
     def _account_field(self, user: str, key: str) -> str | None:
-        if not user or "/" in user or user.startswith("."):
+        """``KEY=`` of ``/var/cpanel/users/<user>``; None when there is none (or *user* is
+        not a plain account name)."""
+        try:
+            lines = self.read_lines("var/cpanel/users", user)
+        except PayloadError:
             return None
-        for line in self.read_lines("var/cpanel/users", user):
+        for line in lines:
             if line.startswith(key + "="):
-                return line[len(key) + 1 :].strip()
+                return line[len(key) + 1 :].strip() or None
         return None
 
     def role_of(self, user: str) -> str | None:
@@ -131,10 +147,8 @@ class CPanel(Panel):
         )
 
     def main_domain(self, user: str) -> str | None:
-        for line in self.read_lines("var/cpanel/users", user):
-            if line.startswith("DNS="):
-                return line[4:].strip() or None
-        return None
+        main = self._account_field(user, "DNS")
+        return main.lower() if main else None
 
     def mailboxes_of(self, domain: str) -> list[str] | None:
         user = self.owner_of(domain)
@@ -180,7 +194,10 @@ class CPanel(Panel):
         user = data.get("user")
         if not isinstance(user, str) or not user:
             raise PayloadError("data.user", "missing")
-        domains = self.domains_of(user)
+        try:
+            domains = self.domains_of(user, every=True)
+        except PayloadError:
+            raise PayloadError("data.user", f"{user!r} is not a plain account name") from None
         if not domains:
             return Found(what, note=f"account {user} has no domains in /etc/userdomains")
         return Found(what, [deleted(d) for d in domains])

@@ -7,8 +7,9 @@ prints nothing and exits 0.  We register post hooks, and ``user_destroy_pre`` be
 user's domains must be read before they are gone.
 
 The panel's records: ``/etc/virtual/domainowners`` (``domain: user``),
-``data/users/<user>/domains.list`` and ``domains/<domain>.pointers``, and the mailboxes in
-``/etc/virtual/<domain>/passwd``.
+``data/users/<user>/domains.list`` (the user's domains), ``domains/<domain>.pointers``
+(``alias=type``, a line each) and ``domains/<domain>.subdomains`` (a label a line), and the
+mailboxes in ``/etc/virtual/<domain>/passwd``.
 """
 
 from __future__ import annotations
@@ -44,31 +45,50 @@ def _plain_password(env: dict) -> str | None:
 class DirectAdmin(Panel):
     name = "directadmin"
 
-    def domains_of(self, account: str) -> list[str]:
-        found = set()
-        for line in self.read_lines(DATA, account, "domains.list"):
-            if line.strip():
-                domain = line.strip().lower()
-                found.add(domain)
-                for pointer in self.read_lines(DATA, account, "domains", f"{domain}.pointers"):
-                    name = pointer.split("=", 1)[0].strip().lower()
-                    if name:
-                        found.add(name)
-        return sorted(found)
-
-    def all_domains(self) -> list[str] | None:
-        domains = set()
+    def _owners(self) -> list[tuple[str, str]]:
+        """``/etc/virtual/domainowners`` as (domain, user) pairs."""
+        pairs = []
         for line in self.read_lines("etc/virtual/domainowners"):
-            domain, sep, _ = line.partition(":")
-            if sep and domain.strip():
-                domains.add(domain.strip().lower())
-        return sorted(domains)
+            domain, sep, user = line.partition(":")
+            if sep and domain.strip() and user.strip():
+                pairs.append((domain.strip().lower(), user.strip()))
+        return pairs
+
+    def account_inventory(self, account: str) -> list[tuple[str, str]]:
+        """The account's ``domains.list`` (main), and per domain its
+        ``domains/<domain>.pointers`` (``alias=type`` a line) and
+        ``domains/<domain>.subdomains`` (one label a line), both secondary."""
+        found: list[tuple[str, str]] = []
+        for line in self.read_lines(DATA, account, "domains.list"):
+            domain = line.strip().lower()
+            if not domain:
+                continue
+            found.append((domain, "main"))
+            for pointer in self.read_lines(DATA, account, "domains", f"{domain}.pointers"):
+                name = pointer.split("=", 1)[0].strip().lower()
+                if name:
+                    found.append((name, "secondary"))
+            for label in self.read_lines(DATA, account, "domains", f"{domain}.subdomains"):
+                if label.strip():
+                    found.append((f"{label.strip().lower()}.{domain}", "secondary"))
+        return found
+
+    def inventory(self) -> list[tuple[str, str, str]] | None:
+        out = []
+        for user in sorted({u for _, u in self._owners()}):
+            try:
+                out += [(d, user, kind) for d, kind in self.account_inventory(user)]
+            except PayloadError:  # a name in domainowners that is not a plain account name
+                continue
+        return out
 
     def _user_conf(self, user: str) -> dict[str, str]:
-        if not user or "/" in user or user.startswith("."):
-            return {}
         conf = {}
-        for line in self.read_lines(DATA, user, "user.conf"):
+        try:
+            lines = self.read_lines(DATA, user, "user.conf")
+        except PayloadError:
+            return {}
+        for line in lines:
             key, sep, value = line.partition("=")
             if sep:
                 conf[key.strip()] = value.strip()
@@ -81,15 +101,14 @@ class DirectAdmin(Panel):
 
     def accounts_of(self, reseller: str) -> list[str]:
         """The reseller's ``users.list``, and the reseller's own account."""
-        users = {u.strip() for u in self.read_lines(DATA, reseller, "users.list") if u.strip()}
-        return sorted(users | {reseller})
+        try:
+            listed = self.read_lines(DATA, reseller, "users.list")
+        except PayloadError:
+            return []
+        return sorted({u.strip() for u in listed if u.strip()} | {reseller})
 
     def owner_of(self, domain: str) -> str | None:
-        for line in self.read_lines("etc/virtual/domainowners"):
-            name, sep, user = line.partition(":")
-            if sep and name.strip().lower() == domain:
-                return user.strip()
-        return None
+        return next((u for d, u in self._owners() if d == domain), None)
 
     def mailboxes_of(self, domain: str) -> list[str] | None:
         lines = self.read_lines("etc/virtual", domain, "passwd")
@@ -123,7 +142,10 @@ class DirectAdmin(Panel):
             user = env.get("username")
             if not user:
                 raise PayloadError("username", "missing")
-            domains = self.domains_of(user)
+            try:
+                domains = self.domains_of(user, every=True)
+            except PayloadError:
+                raise PayloadError("username", f"{user!r} is not a plain account name") from None
             if not domains:
                 return Found(what, note=f"user {user} has no domains in its domains.list")
             return Found(what, [deleted(d) for d in domains])

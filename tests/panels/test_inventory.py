@@ -1,0 +1,215 @@
+"""The panel's inventory (what ``sync`` and the console take as the panel's domains) and the
+hooks' rules agree, on every panel: a domain a hook protects is in the inventory, of every
+kind (main, addon, parked/alias/pointer, sub), so ``sync`` never plans its removal; with
+``secondary_domains = "skip"`` the inventory holds exactly what the hooks protect.
+
+The panels' records, as each panel writes them:
+
+* DirectAdmin: ``/etc/virtual/domainowners`` (``domain: user``), and per user
+  ``data/users/<user>/domains.list``, ``domains/<domain>.pointers`` (``alias=type`` a line)
+  and ``domains/<domain>.subdomains`` (one label a line);
+* cPanel: ``/etc/userdomains`` (every domain of every kind, ``domain: user``, the addon's
+  own subdomain included) and ``/var/cpanel/users/<user>`` (``DNS=`` the main domain).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from queue_helpers import sandbox_config
+
+from spamfilter_plugin.errors import ConfigError
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.panels import PayloadError, load
+from spamfilter_plugin.panels.hook import run
+from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.sync import panel_domains
+from spamfilter_plugin.worker import Worker
+
+SPAMFILTER = str(Path(sys.executable).with_name("spamfilter"))
+DA_USERS = "usr/local/directadmin/data/users"
+
+#: each panel's records after an account got one domain of every kind, and the hook calls
+#: (argv, env, stdin) that made them
+PANELS = {
+    "directadmin": {
+        "files": {
+            "etc/virtual/domainowners": "example.org: bob\n",
+            f"{DA_USERS}/bob/domains.list": "example.org\n",
+            f"{DA_USERS}/bob/domains/example.org.pointers": "alias-example.org=alias\n"
+            "redirect-example.org=pointer\n",
+            f"{DA_USERS}/bob/domains/example.org.subdomains": "shop\nwww2\n",
+        },
+        "calls": [
+            (["domain_create_post"], {"domain": "example.org", "username": "bob"}, ""),
+            (
+                ["domain_pointer_create_post"],
+                {"from": "alias-example.org", "domain": "example.org", "username": "bob"},
+                "",
+            ),
+            (
+                ["domain_pointer_create_post"],
+                {"from": "redirect-example.org", "domain": "example.org", "username": "bob"},
+                "",
+            ),
+            (["subdomain_create_post"], {"subdomain": "shop", "domain": "example.org"}, ""),
+            (["subdomain_create_post"], {"subdomain": "www2", "domain": "example.org"}, ""),
+        ],
+        "main": {"example.org"},
+    },
+    "cpanel": {
+        "files": {
+            "etc/userdomains": "example.com: alice\nparked.net: alice\nshop.net: alice\n"
+            "shop.example.com: alice\nblog.example.com: alice\n",
+            "var/cpanel/users/alice": "USER=alice\nDNS=example.com\n",
+        },
+        "calls": [
+            ([], {}, {"context": {"category": "Whostmgr", "event": "Accounts::Create",
+                                  "stage": "post"}, "data": {"user": "alice",
+                                                             "domain": "example.com"}}),
+            ([], {}, {"context": {"category": "Whostmgr", "event": "ParkAdmin::park",
+                                  "stage": "post"}, "data": {"user": "alice",
+                                                             "target_domain": "example.com",
+                                                             "new_domain": "parked.net"}}),
+            ([], {}, {"context": {"category": "Cpanel",
+                                  "event": "Api2::AddonDomain::addaddondomain", "stage": "post"},
+                      "data": {"user": "alice", "args": {"newdomain": "shop.net",
+                                                         "subdomain": "shop"},
+                               "output": [{"result": 1}]}}),
+            ([], {}, {"context": {"category": "Whostmgr", "event": "Domain::addsubdomain",
+                                  "stage": "post"},
+                      "data": {"user": "alice", "subdomain": "blog.example.com",
+                               "rootdomain": "example.com"}}),
+        ],
+        "main": {"example.com"},
+    },
+}  # fmt: skip
+
+
+def tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def config_for(tmp_path, sandbox, kind: str, secondary: str):
+    root = tree(tmp_path / "root", PANELS[kind]["files"])
+    cfg = sandbox_config(tmp_path, sandbox, spamport={"concurrency": 2})
+    text = cfg.read_text()
+    panel = f'[panel]\nkind = "{kind}"\nroot = "{root}"\nsecondary_domains = "{secondary}"\n'
+    cfg.write_text(text.replace("[vendors.spamport]", panel + "\n[vendors.spamport]", 1))
+    return cfg
+
+
+def hooked(kind: str, cfg) -> set[str]:
+    """What the panel's hook calls queued as domain creations."""
+    for argv, env, stdin in PANELS[kind]["calls"]:
+        body = json.dumps(stdin) if isinstance(stdin, dict) else stdin
+        assert run(kind, argv, config=str(cfg), env=env, stdin=body) == 0
+    q = Queue(cfg.parent / "state")
+    try:
+        rows = q.rows(vendor="spamport", limit=1000)
+        return {r.target.split(":", 1)[1] for r in rows if r.hook == "domain_created"}
+    finally:
+        q.close()
+
+
+@pytest.mark.parametrize("secondary", ["protect", "skip"])
+@pytest.mark.parametrize("kind", sorted(PANELS))
+def test_the_inventory_holds_what_the_hooks_protect(kind, secondary, tmp_path, sandbox, capsys):
+    cfg = config_for(tmp_path, sandbox, kind, secondary)
+    protected = hooked(kind, cfg)
+    assert PANELS[kind]["main"] <= protected
+    inventory = set(panel_domains(load_runtime(cfg)))
+    if secondary == "protect":
+        assert len(protected) == len(PANELS[kind]["calls"])  # one domain of every kind
+        assert protected <= inventory
+    else:
+        assert protected == PANELS[kind]["main"]
+        assert inventory == protected  # sync adds nothing the hooks skip
+
+
+@pytest.mark.parametrize("kind", sorted(PANELS))
+def test_sync_never_plans_the_removal_of_a_domain_a_hook_protects(kind, tmp_path, sandbox, capsys):
+    cfg = config_for(tmp_path, sandbox, kind, "protect")
+    protected = hooked(kind, cfg)
+    assert Worker(load_runtime(cfg)).drain().done == len(protected)
+    assert protected <= set(sandbox["spamport"].emulator.domains)
+    out = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), "sync", "--vendor", "spamport", "--dry-run", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    actions = {(c["domain"], c["action"]) for c in json.loads(out.stdout)["changes"]}
+    assert not [a for a in actions if a[1] == "remove"], actions
+
+
+@pytest.mark.parametrize("kind", ["plesk", "virtualmin"])
+def test_a_panel_without_records_in_files_makes_sync_ask_for_a_list(kind, tmp_path, sandbox):
+    cfg = sandbox_config(tmp_path, sandbox)
+    text = cfg.read_text().replace(
+        "[vendors.spamport]", f'[panel]\nkind = "{kind}"\n\n[vendors.spamport]', 1
+    )
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=f"the {kind} adapter cannot list"):
+        panel_domains(load_runtime(cfg))
+
+
+def test_an_account_removal_takes_every_domain_of_the_account(tmp_path, sandbox, capsys):
+    cfg = config_for(tmp_path, sandbox, "directadmin", "protect")
+    assert run("directadmin", ["user_destroy_pre"], config=str(cfg), env={"username": "bob"}) == 0
+    q = Queue(cfg.parent / "state")
+    try:
+        deleted = {r.target.split(":", 1)[1] for r in q.rows(vendor="spamport", limit=100)}
+    finally:
+        q.close()
+    assert deleted == {
+        "example.org",
+        "alias-example.org",
+        "redirect-example.org",
+        "shop.example.org",
+        "www2.example.org",
+    }
+
+
+HOSTILE_NAMES = ["resel/../alice", "../bob", "bob/../../etc", ".", "..", "a\0b", "", ".hidden"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+@pytest.mark.parametrize("kind", sorted(PANELS))
+def test_no_path_is_built_from_a_hostile_name(kind, name, tmp_path):
+    """Every path made from a payload or login value goes through the one checked helper:
+    a name that is not one plain path component reads nothing."""
+    root = tree(tmp_path / "root", PANELS[kind]["files"])
+    # a file the traversal would reach if it were followed
+    tree(root, {f"{DA_USERS}/alice/domains.list": "stolen.example\n"})
+    tree(root, {"var/cpanel/users/alice": "DNS=stolen.example\nOWNER=resel\n"})
+    adapter = load(kind, {"root": str(root)})
+    with pytest.raises(PayloadError):
+        adapter.domains_of(name)
+    assert adapter.role_of(name) is None
+    assert adapter.accounts_of(name) == []
+    with pytest.raises(PayloadError):
+        adapter.record_path("etc", name)
+
+
+def test_directadmin_user_destroy_pre_with_a_traversing_username_queues_nothing(
+    tmp_path, sandbox, capsys
+):
+    cfg = config_for(tmp_path, sandbox, "directadmin", "protect")
+    tree(tmp_path / "root", {f"{DA_USERS}/alice/domains.list": "alice.example\n"})
+    env = {"username": "resel/../alice"}
+    assert run("directadmin", ["user_destroy_pre"], config=str(cfg), env=env) == 0
+    q = Queue(cfg.parent / "state")
+    try:
+        assert q.rows(limit=10) == []
+    finally:
+        q.close()
+    log = (cfg.parent / "state" / "panel-hook.log").read_text()
+    assert "username" in log
