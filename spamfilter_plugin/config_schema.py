@@ -347,6 +347,14 @@ class ConsoleSchema(Schema):
     public_url = fields.String(
         load_default=CONSOLE_DEFAULTS["public_url"], validate=_web_address(origin=False)
     )
+    session_idle_minutes = WholeNumber(
+        load_default=CONSOLE_DEFAULTS["session_idle_minutes"],
+        validate=validate.Range(1, 24 * 60, error="must be 1 to 1440 minutes"),
+    )
+    session_max_hours = WholeNumber(
+        load_default=CONSOLE_DEFAULTS["session_max_hours"],
+        validate=validate.Range(1, 24 * 31, error="must be 1 to 744 hours"),
+    )
 
 
 def _optional_table(

@@ -63,6 +63,14 @@ CREATE INDEX IF NOT EXISTS events_order ON events (vendor, target, id);
 CREATE INDEX IF NOT EXISTS events_event ON events (event_id);
 CREATE INDEX IF NOT EXISTS events_claim ON events (vendor, state, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id         TEXT PRIMARY KEY,
+    role       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    stamp      TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    seen_at    REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS provisioned (
     vendor TEXT NOT NULL,
     domain TEXT NOT NULL,

@@ -652,3 +652,38 @@ class Queue:
             "DELETE FROM events WHERE state IN ('done','superseded') AND updated_at < ?",
             (self.clock() - older_than_seconds,),
         )
+
+    # -- console sessions: kept here, so a logout or an expiry ends a session for every copy
+    #    of its cookie (the cookie holds a random id; only its SHA-256 is stored) ----------
+
+    @_translated
+    def session_open(self, sid_hash: str, role: str, name: str, stamp: str) -> None:
+        now = self.clock()
+        self._change(
+            "INSERT INTO sessions (id, role, name, stamp, created_at, seen_at) "
+            "VALUES (?,?,?,?,?,?)",
+            (sid_hash, role, name, stamp, now, now),
+        )
+
+    @_translated
+    def session_get(self, sid_hash: str) -> dict[str, Any] | None:
+        """The stored session (role, name, stamp, created_at, seen_at), or None."""
+        r = self.db.execute("SELECT * FROM sessions WHERE id=?", (sid_hash,)).fetchone()
+        return dict(r) if r else None
+
+    @_translated
+    def session_seen(self, sid_hash: str) -> None:
+        self._change("UPDATE sessions SET seen_at=? WHERE id=?", (self.clock(), sid_hash))
+
+    @_translated
+    def session_end(self, sid_hash: str) -> bool:
+        return self._change("DELETE FROM sessions WHERE id=?", (sid_hash,)) == 1
+
+    @_translated
+    def session_prune(self, idle_seconds: float, max_seconds: float) -> int:
+        """Delete every session unused for *idle_seconds* or older than *max_seconds*."""
+        now = self.clock()
+        return self._change(
+            "DELETE FROM sessions WHERE seen_at < ? OR created_at < ?",
+            (now - idle_seconds, now - max_seconds),
+        )

@@ -91,7 +91,14 @@ def register(sub) -> None:
         "link",
         help="print a one-use link (two minutes) that logs the user in to the console",
     )
-    common(link, target=False)
+    who = link.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the panel user the panel logged in")
+    who.add_argument(
+        "--console-admin",
+        action="store_true",
+        help="a link for the console's own admin ([console] username), which works while "
+        "password logins are slowed down; root only",
+    )
     link.add_argument("--to", default="/", help="the console path to open (default /)")
     link.set_defaults(func=_link)
 
@@ -102,6 +109,9 @@ def _pages(args):
     from ..web.panel_pages import PanelPages
 
     invoker = os.environ.get("SUDO_USER", "")
+    if invoker and invoker != "root" and getattr(args, "console_admin", False):
+        print("spamfilter: refused: --console-admin is for root, not through sudo", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
     if invoker and invoker != "root" and args.user != invoker:
         print(
             f"spamfilter: refused: --user {args.user} is not {invoker}, who ran this through sudo",
@@ -200,19 +210,25 @@ def _page(args) -> int:
 
 
 def _link(args) -> int:
-    from ..web.access import Refused, console_key, login_token
-    from ..web.app import safe_next
+    from ..web.access import Refused, Viewer, console_key, console_path, login_token
 
+    if console_path(args.to) != args.to:
+        raise CliError(
+            "--to: give a path on the console, such as /settings/domain/example.com/ "
+            "(no scheme, host, backslash, space or control character)"
+        )
     pages = _pages(args)
     try:
-        viewer = pages.viewer(args.user)
+        if args.console_admin:
+            viewer = Viewer("admin", pages.runtime.config.console["username"])
+        else:
+            viewer = pages.viewer(args.user)
     except Refused as exc:
         return _refused(exc)
     finally:
         pages.close()
     base = pages.runtime.config.console["public_url"] or "http://127.0.0.1:8025/"
-    if safe_next(args.to) != args.to:
-        raise CliError("--to: give a path on the console, such as /settings/domain/example.com/")
-    token = login_token(console_key(pages.state_dir), viewer, args.to)
+    key = console_key(pages.state_dir)
+    token = login_token(key, viewer, args.to, console=args.console_admin)
     print(base.rstrip("/") + "/enter/" + token)
     return EXIT_OK

@@ -21,6 +21,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from ..errors import InvalidInput
 from ..eventdata import normalise_domain, normalise_email
@@ -154,6 +156,28 @@ class Records:
         raise InvalidInput("scope", f"{scope!r} is not admin, domain or mailbox")
 
 
+# -- where a login may lead ---------------------------------------------------------------
+
+
+def console_path(value: Any) -> str | None:
+    """*value* if it is a path on this console that survives normalisation (a browser strips
+    tabs and newlines and reads ``\\`` as ``/``, so ``/\\t/evil.example`` would leave the
+    site); None otherwise."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        return None
+    if "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return None
+    return value
+
+
+def safe_next(value: Any) -> str:
+    """Where to go after a login: *value* when it is a path on this console, else ``/``."""
+    return console_path(value) or "/"
+
+
 # -- the console's key and panel users' login links --------------------------------------
 
 
@@ -175,11 +199,22 @@ def _serializer(key: bytes):
     return URLSafeTimedSerializer(key, salt="spamfilter-panel-user")
 
 
-def login_token(key: bytes, viewer: Viewer, next_path: str = "/") -> str:
-    """A one-use token that logs *viewer* in to the console and opens *next_path*."""
-    return _serializer(key).dumps(
-        {"role": viewer.role, "name": viewer.name, "next": next_path, "n": secrets.token_hex(8)}
-    )
+def login_token(key: bytes, viewer: Viewer, next_path: str = "/", *, console: bool = False) -> str:
+    """A one-use token that logs *viewer* in to the console and opens *next_path*; with
+    *console*, *viewer* is the console's own admin (whose session rests on the console's
+    password, not on the panel's records)."""
+    data = {"role": viewer.role, "name": viewer.name, "next": next_path, "n": secrets.token_hex(8)}
+    if console:
+        data["c"] = 1
+    return _serializer(key).dumps(data)
+
+
+class Link(NamedTuple):
+    """What a login link opens: who, where, and whether it is the console's own admin."""
+
+    viewer: Viewer
+    next_path: str
+    console: bool = False
 
 
 class LinkRedeemer:
@@ -190,7 +225,8 @@ class LinkRedeemer:
         self._used: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def redeem(self, token: str) -> tuple[Viewer, str]:
+    def _load(self, token: str) -> dict:
+        """The contents of a valid, unused *token*; Refused otherwise."""
         from itsdangerous import BadSignature, SignatureExpired
 
         try:
@@ -201,17 +237,27 @@ class LinkRedeemer:
             ) from None
         except BadSignature:
             raise Refused("this login link is not valid") from None
+        if not isinstance(data, dict) or data.get("role") not in ROLES:
+            raise Refused("this login link is not valid")
+        if data.get("n") in self._used:
+            raise Refused("this login link was used already; open the page from the panel again")
+        return data
+
+    @staticmethod
+    def _link(data: dict) -> Link:
+        viewer = Viewer(data["role"], data["name"])
+        return Link(viewer, safe_next(data.get("next")), bool(data.get("c")))
+
+    def peek(self, token: str) -> Link:
+        """What a valid, unused *token* opens, without using it up."""
+        with self._lock:
+            return self._link(self._load(token))
+
+    def redeem(self, token: str) -> Link:
+        """Like :meth:`peek`, and the token is used up (one use each)."""
         now = self.clock()
         with self._lock:
             self._used = {n: t for n, t in self._used.items() if now - t < LINK_SECONDS * 2}
-            if data["n"] in self._used:
-                raise Refused(
-                    "this login link was used already; open the page from the panel again"
-                )
+            data = self._load(token)
             self._used[data["n"]] = now
-        if data["role"] not in ROLES:
-            raise Refused("this login link is not valid")
-        next_path = data.get("next") or "/"
-        if not next_path.startswith("/") or next_path.startswith("//"):
-            next_path = "/"
-        return Viewer(data["role"], data["name"]), next_path
+        return self._link(data)

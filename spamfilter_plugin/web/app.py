@@ -1,7 +1,8 @@
 """The console: a Flask application.
 
-Sessions are Flask's signed cookies (``HttpOnly``, ``SameSite=Lax``, ``Secure`` when the
-console's ``public_url`` is https); every POST carries a CSRF token checked by Flask-WTF;
+A session is a random id in Flask's signed cookie (``HttpOnly``, ``SameSite=Lax``, ``Secure``
+when the console's ``public_url`` is https) and a row in the store, checked on every request
+(:mod:`.sessions`); every POST carries a CSRF token checked by Flask-WTF;
 changes are made by POST only; the Content-Security-Policy allows no script at all and
 frames only the settings pages, only inside the panel's own origin (``panel_origin``).
 Every page works without JavaScript.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,41 +38,12 @@ from ..mx.store import MxStore
 from ..queue import Queue
 from ..templating import format_time, stylesheet
 from . import status
-from .access import LinkRedeemer, Records, Refused, Viewer
+from .access import LinkRedeemer, Records, Refused, Viewer, safe_next
+from .sessions import Ended, SessionKeeper, Throttle, password_stamp
 
 log = logging.getLogger("spamfilter_plugin.web")
 
 SCOPES = ("admin", "domain", "mailbox")
-#: failed logins in a row before each further try must wait (doubling, capped)
-FREE_FAILURES = 3
-MAX_WAIT = 300.0
-
-
-class Throttle:
-    """Failed logins slow down the next ones: a pause on each failure, then a wait that
-    doubles with each further failure from the same address (up to five minutes)."""
-
-    def __init__(self, clock=time.monotonic, pause: float = 0.5) -> None:
-        self.clock, self.pause = clock, pause
-        self._failures: dict[str, tuple[int, float]] = {}
-        self._lock = threading.Lock()
-
-    def wait_for(self, who: str) -> float:
-        with self._lock:
-            _, until = self._failures.get(who, (0, 0.0))
-        return max(0.0, until - self.clock())
-
-    def failed(self, who: str) -> None:
-        with self._lock:
-            count, _ = self._failures.get(who, (0, 0.0))
-            count += 1
-            wait = 0.0 if count < FREE_FAILURES else min(MAX_WAIT, 2.0 ** (count - FREE_FAILURES))
-            self._failures[who] = (count, self.clock() + wait)
-        time.sleep(self.pause)
-
-    def succeeded(self, who: str) -> None:
-        with self._lock:
-            self._failures.pop(who, None)
 
 
 @dataclass
@@ -138,6 +109,7 @@ def create_app(console: Console) -> Flask:
     )
     CSRFProtect(app)
     links = LinkRedeemer(console.secret_key)
+    keeper = SessionKeeper(console)
     app.jinja_env.filters["shown"] = status.shown_name
     app.jinja_env.filters["sfp_time"] = format_time
     app.jinja_env.globals["csrf_token"] = generate_csrf
@@ -159,8 +131,13 @@ def create_app(console: Console) -> Flask:
         return Records(console.adapter, queue().targets)
 
     def viewer() -> Viewer | None:
-        who = session.get("viewer")
-        return Viewer(*who) if who else None
+        return g.get("viewer")
+
+    def start_session(who: Viewer, stamp: str) -> None:
+        keeper.end(queue(), session.get("sid"))
+        session.clear()
+        session["sid"] = keeper.open(queue(), who, stamp)
+        g.viewer = who
 
     def framed_page() -> bool:
         return request.endpoint in ("settings", "settings_submit")
@@ -183,10 +160,17 @@ def create_app(console: Console) -> Flask:
 
     @app.before_request
     def _login_required():
-        open_endpoints = ("login", "enter", "stylesheet")
-        if request.endpoint in open_endpoints or request.endpoint is None:
+        if request.endpoint == "stylesheet":
             return None
-        if viewer() is None:
+        found = keeper.current(queue(), session.get("sid"), records())
+        if isinstance(found, Ended):
+            session.clear()
+            flash(found.reason, "error")
+            found = None
+        g.viewer = found
+        if request.endpoint in ("login", "enter", "enter_confirm") or request.endpoint is None:
+            return None
+        if found is None:
             return redirect(url_for("login", next=request.full_path.rstrip("?")))
         return None
 
@@ -228,38 +212,51 @@ def create_app(console: Console) -> Flask:
     @app.route("/login", methods=["GET", "POST"])
     def login():
         next_path = safe_next(request.values.get("next", "/"))
-        message = ""
-        if request.method == "POST":
-            who = request.remote_addr or "-"
-            wait = console.throttle.wait_for(who)
-            if wait > 0:
-                message = f"Too many failed logins; try again in {wait:.0f} seconds."
-                return render_template("login.html", message=message, next=next_path), 429
-            if console.check_password(
-                request.form.get("username", ""), request.form.get("password", "")
-            ):
-                console.throttle.succeeded(who)
-                session.clear()
-                session["viewer"] = ["admin", console.username]
-                log.info("console login: %s from %s", console.username, who)
-                return redirect(next_path)
-            console.throttle.failed(who)
-            log.warning("console login failed from %s", who)
-            message = "The user name or the password is wrong."
-            return render_template("login.html", message=message, next=next_path), 401
-        return render_template("login.html", message=message, next=next_path)
+        if request.method == "GET":
+            return render_template("login.html", message="", next=next_path)
+        who = request.remote_addr or "-"
+        username = request.form.get("username", "")
+        # tries for the console's account are counted together, whatever their address
+        account = username if username == console.username else "?"
+        wait = console.throttle.begin(who, account)
+        if wait > 0:
+            message = (
+                f"Too many failed logins; try again in {wait:.0f} seconds. On the server, "
+                "'spamfilter ui link' makes a link that logs you in without the password."
+            )
+            log.warning("console login refused (throttled) from %s", who)
+            return render_template("login.html", message=message, next=next_path), 429
+        if console.check_password(username, request.form.get("password", "")):
+            console.throttle.succeeded(who, account)
+            start_session(Viewer("admin", console.username), password_stamp(console.password_hash))
+            log.info("console login: %s from %s", console.username, who)
+            return redirect(next_path)
+        console.throttle.failed()
+        log.warning("console login failed from %s", who)
+        message = "The user name or the password is wrong."
+        return render_template("login.html", message=message, next=next_path), 401
 
-    @app.route("/enter/<token>")
+    @app.get("/enter/<token>")
     def enter(token: str):
-        who, next_path = links.redeem(token)
-        session.clear()
-        session["viewer"] = [who.role, who.name]
-        log.info("panel user %s opened the console", who)
-        return redirect(next_path)
+        other, current = links.peek(token).viewer, viewer()
+        if current is not None and current != other:  # ask before replacing this session
+            return render_template("switch.html", current=current, other=other, token=token)
+        return enter_confirm(token)
+
+    @app.post("/enter/<token>", endpoint="enter_confirm")
+    def enter_confirm(token: str):
+        link = links.redeem(token)
+        start_session(
+            link.viewer, password_stamp(console.password_hash) if link.console else "panel"
+        )
+        log.info("%s opened the console with a login link", link.viewer)
+        return redirect(link.next_path)
 
     @app.post("/logout")
     def logout():
+        keeper.end(queue(), session.get("sid"))
         session.clear()
+        g.viewer = None
         return redirect(url_for("login"))
 
     # -- the dashboard -------------------------------------------------------------------
@@ -469,13 +466,6 @@ def _int(value, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
-
-
-def safe_next(path: str) -> str:
-    """Only a path on this console (never another site) after logging in."""
-    if not path.startswith("/") or path.startswith("//") or "\\" in path:
-        return "/"
-    return path
 
 
 def console_css() -> str:

@@ -42,7 +42,13 @@ class PanelPages:
         self._queue.close()
 
     def viewer(self, user: str) -> Viewer:
-        return panel_viewer(self.adapter, user)
+        """The panel user *user*; a mailbox login must be a mailbox the panel has."""
+        viewer = panel_viewer(self.adapter, user)
+        if viewer.role == "mailbox":
+            domain = viewer.name.rsplit("@", 1)[1]
+            if viewer.name not in self.records.mailboxes_of(domain):
+                raise Refused(f"user: {viewer.name} is not a mailbox the panel has")
+        return viewer
 
     # -- the form token --------------------------------------------------------------------
 

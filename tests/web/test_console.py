@@ -112,7 +112,7 @@ def test_login_links_are_signed_and_used_once():
     clock = Clock()
     links = LinkRedeemer(key, clock=clock)
     token = login_token(key, Viewer("user", "alice"), "/settings/domain/alice.example/")
-    assert links.redeem(token) == (Viewer("user", "alice"), "/settings/domain/alice.example/")
+    assert links.redeem(token)[:2] == (Viewer("user", "alice"), "/settings/domain/alice.example/")
     with pytest.raises(Refused, match="used already"):
         links.redeem(token)
     with pytest.raises(Refused, match="not valid"):
