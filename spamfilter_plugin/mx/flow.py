@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from ..config_schema import mx_managers
-from ..errors import VendorRejected, VendorWaiting
+from ..errors import PanelError, VendorRejected, VendorWaiting
 from ..events import Domain, VendorStep
 from . import plan
 from .lookup import lookup, mx_set
@@ -91,11 +91,30 @@ def run(runtime, ctx, event: VendorStep) -> dict[str, Any]:
         "mx_verify": _verify,
         "mx_restore": _restore,
     }[event.step]
+    name = event.domain.name
     try:
-        return step(runtime, ctx, event.domain.name, event.data)
+        return step(runtime, ctx, name, event.data)
     except plan.EmptyZone as exc:
-        store(runtime).put(event.domain.name, ctx.name, detail=str(exc))
+        store(runtime).put(name, ctx.name, detail=str(exc))
         raise VendorRejected(ctx.name, str(exc)) from None
+    except PanelError as exc:  # a surprise: say where the zone was left, then fail as usual
+        _stopped(runtime, ctx.name, name, exc)
+        raise
+
+
+def _stopped(runtime, vendor: str, name: str, exc: PanelError) -> None:
+    """Record what the zone holds after a change stopped half-way (when it can be read)."""
+    db = store(runtime)
+    if db.get(name) is None:
+        return
+    try:
+        seen = list(_zones(runtime, vendor).mx(name))
+    except (PanelError, VendorRejected):
+        seen = None
+    fields: dict[str, Any] = {"detail": f"stopped: {exc}"}
+    if seen is not None:
+        fields["seen"] = seen
+    db.put(name, vendor, **fields)
 
 
 def _next(name: str, step: str, message: str, **data: Any) -> dict[str, Any]:

@@ -28,7 +28,8 @@ Records are :class:`Record` (``name`` fully qualified, lower case, no trailing d
 ``raw`` so a removal names the record exactly as the panel stores it.  A change is read
 back: when the zone does not hold what was asked, :class:`~..errors.PanelError` says what
 it holds instead.  Panels that change records one call at a time add before they remove,
-so a zone is never without MX in between.
+read the zone back after each addition and before each removal, and never remove the last
+MX record, so a zone is never without MX, even when the panel misbehaves.
 """
 
 from __future__ import annotations
@@ -149,7 +150,10 @@ class Zones:
             return current
         gone = [r for r in held if r.mx in remove and r.mx not in add]
         new = [Record(domain, "MX", mx_value(p, h)) for p, h in sorted(add - set(current))]
-        self.apply(domain, gone, new)
+        if self.atomic:
+            self.apply(domain, gone, new)
+        else:
+            self._one_at_a_time(domain, gone, new)
         after = self.mx(domain)
         if after != expected:
             raise PanelError(
@@ -157,6 +161,30 @@ class Zones:
                 f"expected {_shown(expected)}"
             )
         return after
+
+    def _one_at_a_time(self, domain: str, gone: list[Record], new: list[Record]) -> None:
+        """For a panel that changes one record per call: add each record and read the zone
+        back, then remove each only after reading that another MX record stays.  At the
+        first surprise (a record the panel did not keep, a removal that would empty the
+        zone) PanelError, and nothing more is changed."""
+        for record in new:
+            self.apply(domain, [], [record])
+            held = self.mx(domain)
+            if record.mx not in held:
+                raise PanelError(
+                    f"{domain}: the panel did not keep the MX record {record.value} it was "
+                    f"asked to add (it holds {_shown(held)}); stopped before removing anything"
+                )
+        for record in gone:
+            held = self.mx(domain)
+            if record.mx not in held:
+                continue  # gone already
+            if not set(held) - {record.mx}:
+                raise PanelError(
+                    f"{domain}: removing {record.value} would leave the zone without an MX "
+                    f"record (it holds {_shown(held)}); stopped"
+                )
+            self.apply(domain, [record], [])
 
     def txt(self, domain: str, name: str) -> list[str]:
         """The values of the TXT records at *name* (fully qualified)."""

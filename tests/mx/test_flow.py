@@ -253,3 +253,47 @@ def test_mx_switch_by_hand_after_fixing_the_destination(world):
     status = cli(world, "mx", "status", "later.example")
     assert status.returncode == 0, status.stderr
     assert "verified" in status.stdout and "recorded: 10 mail.shop.example" in status.stdout
+
+
+@pytest.mark.parametrize("kind", ["directadmin", "plesk"])
+def test_a_panel_that_keeps_nothing_never_leaves_the_zone_without_mx(world, sandbox, kind):
+    """Panels that change one record per call: the restore adds the recorded set, reads the
+    zone back, finds the panel kept nothing, and stops before removing the vendor's records;
+    the MX state says where the zone was left, and the row fails as usual."""
+    cfg = world(kind, verify_hours=1.0)
+    world.panel.domain("shop.example", mx=ORIGINAL)
+    emit(DomainCreated(domain="shop.example", destination="127.0.0.1"), cfg)
+    assert drain(cfg).dead == 0
+    assert fake_zones.mx(world.panel.base, "shop.example") == VENDOR_MX
+    if kind == "plesk":
+        Path(world.panel.base, "faults.json").write_text(json.dumps({"add_keeps_nothing": True}))
+    else:
+        world.panel.directadmin.faults["add_keeps_nothing"] = True
+    emit(DomainDeleted(domain="shop.example"), cfg)
+    stats = drain(cfg)
+    restore = [d for d in stats.deliveries if d.row.hook == "vendor_step"]
+    assert restore and all(not d.outcome.ok for d in restore)
+    assert "did not keep the MX record" in str(restore[-1].outcome.error)
+    assert fake_zones.mx(world.panel.base, "shop.example") == VENDOR_MX  # never emptied
+    known = state(world, "shop.example")
+    assert known.detail.startswith("stopped:") and [tuple(r) for r in known.seen] == VENDOR_MX
+
+
+def test_a_removal_that_would_empty_the_zone_is_never_made(fake_panel):
+    """Read before each removal: a record someone else removed meanwhile leaves only the
+    one we would remove, so it stays."""
+    adapter = fake_panel("plesk")
+    fake_panel.domain("solo.example", mx=[(10, "mx1.spamport.test")])
+    zones = adapter.dns()
+    # asked to remove a record that is the last one, with an addition the panel drops
+    Path(fake_panel.base, "faults.json").write_text(json.dumps({"add_keeps_nothing": True}))
+    from spamfilter_plugin.errors import PanelError
+
+    with pytest.raises(PanelError, match="did not keep"):
+        zones.change_mx("solo.example", [(10, "mx1.spamport.test")], [(10, "mail.solo.example")])
+    assert fake_zones.mx(fake_panel.base, "solo.example") == [(10, "mx1.spamport.test")]
+    Path(fake_panel.base, "faults.json").write_text("{}")
+    held = zones.of_type("solo.example", "MX")
+    with pytest.raises(PanelError, match="without an MX record"):
+        zones._one_at_a_time("solo.example", held, [])
+    assert fake_zones.mx(fake_panel.base, "solo.example") == [(10, "mx1.spamport.test")]

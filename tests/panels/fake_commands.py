@@ -8,7 +8,9 @@ registrations in $FAKE_PANEL_DIR/<command>.json.
   plesk bin event_handler --list | --create -command C -priority N -user U -event E |
       --delete ID
   plesk bin dns --info D | --add D OPTS | --del D OPTS  (OPTS: -mx SUB -mailexchanger H
-      -priority N, or -txt TEXT -domain SUB); --add of a record that exists exits 2
+      -priority N, or -txt TEXT -domain SUB); --add of a record that exists exits 2;
+      with {"add_keeps_nothing": true} in $FAKE_PANEL_DIR/faults.json, --add exits 0
+      and keeps nothing (a broken panel, for the tests that a zone never ends empty)
   plesk bin domain --list | --info D  ("Mail service: On|Off")
   whmapi1 --output=json parse_dns_zone zone=D | mass_edit_dns_zone zone=D serial=S
       [remove=LINE]... [add=JSON]... | listzones  (a stale serial is refused)
@@ -151,6 +153,9 @@ def plesk_dns(args):
         if present:
             print("the record already exists", file=sys.stderr)
             sys.exit(2)
+        if state("faults", {}).get("add_keeps_nothing"):
+            print(f"SUCCESS: Creation of DNS record in Domain '{domain}' complete.")
+            return  # a broken panel: says it added, keeps nothing
         zone["records"].append(rec)
     else:
         if not present:

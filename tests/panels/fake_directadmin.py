@@ -21,6 +21,7 @@ def _absolute(name, domain):
 class FakeDirectAdmin:
     def __init__(self, base, user="admin", key="login-key"):
         self.base, self.user, self.key, self.calls = base, user, key, []
+        self.faults: dict[str, bool] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,6 +74,8 @@ class FakeDirectAdmin:
         if method == "GET" and action is None:
             return fake_zones.zone_text(domain, zone)
         if action == "add":
+            if self.faults.get("add_keeps_nothing"):  # a broken panel: says so, keeps nothing
+                return urlencode({"error": 0, "text": "Records changed", "details": ""})
             rtype, name = params.get("type", ""), params.get("name", "")
             if rtype == "MX":
                 if not params.get("value", "").isdigit() or not params.get("mx_value"):
