@@ -106,45 +106,22 @@ class SecretBox:
         if self._fernet is None:
             from cryptography.fernet import Fernet
 
-            if not os.path.exists(self.path):
-                self._create(Fernet.generate_key())
-            if os.stat(self.path).st_mode & 0o077:
-                raise ConfigError(
-                    f"queue key {self.path} is readable by group or others; run: "
-                    f"chmod 600 {self.path}"
-                )
-            with open(self.path, "rb") as fh:
-                key = fh.read().strip()
+            from .files import create_key, read_key
+
+            fix = (
+                "if no queued event holds a secret, delete it (a new one is made), else "
+                "restore it from a backup"
+            )
+            try:
+                key = read_key(self.path, "queue key", min_length=44, fix=fix)
+            except FileNotFoundError:
+                create_key(self.path, Fernet.generate_key())
+                key = read_key(self.path, "queue key", min_length=44, fix=fix)
             try:
                 self._fernet = Fernet(key)
             except ValueError:
-                raise ConfigError(
-                    f"queue key {self.path} is empty or damaged; if no queued event holds a "
-                    "secret, delete it (a new one is made), else restore it from a backup"
-                ) from None
+                raise ConfigError(f"queue key {self.path} is damaged; {fix}") from None
         return self._fernet
-
-    def _create(self, key: bytes) -> None:
-        """Write the key to a private temporary file, then link it into place: the key
-        file appears complete or not at all, and the first of racing processes wins."""
-        tmp = os.path.join(
-            os.path.dirname(self.path), f".{KEY_NAME}.{os.getpid()}.{os.urandom(4).hex()}"
-        )
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(key + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, self.path)
-            except FileExistsError:
-                pass  # another process made it first: use theirs
-        finally:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
 
     def seal(self, text: str) -> bytes:
         return self._load().encrypt(text.encode("utf-8"))

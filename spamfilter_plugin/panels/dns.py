@@ -425,6 +425,12 @@ class DirectAdminZones(Zones):
                 "create a DirectAdmin login key allowed CMD_API_DNS_ADMIN and put it there",
                 temporary=False,
             ) from None
+        if not key:
+            raise PanelError(
+                f"api_key_file {conf['api_key_file']} is empty; put the DirectAdmin login key "
+                "allowed CMD_API_DNS_ADMIN there",
+                temporary=False,
+            )
         url = conf["api_url"].rstrip("/") + "/CMD_API_DNS_ADMIN"
         send = {"params": params} if method == "GET" else {"data": params}
         try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from ..errors import InvalidInput
+from ..errors import ConfigError, InvalidInput
 from ..eventdata import normalise_domain, normalise_email
 
 log = logging.getLogger("spamfilter_plugin.web")
@@ -181,16 +181,33 @@ def safe_next(value: Any) -> str:
 # -- the console's key and panel users' login links --------------------------------------
 
 
+#: the console key is 32 random bytes written as hex; anything shorter is refused
+KEY_LENGTH = 64
+
+
 def console_key(state_dir: str | os.PathLike) -> bytes:
-    """The console's signing key, ``state_dir/console.key`` (0600), made on first use."""
+    """The console's signing key, ``state_dir/console.key`` (0600), made on first use, whole
+    or not at all.  An empty file (left by an older version on a full disk) never signed
+    anything valid and is replaced; a short or unreadable key is a ConfigError with the fix."""
+    from ..files import create_key, read_key, replace_key
+
     path = Path(state_dir) / KEY_NAME
+    fix = f"delete {path} (a new one is made; everyone logs in to the console again)"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
-    return path.read_bytes().strip()
+        if path.is_file() and path.stat().st_size == 0:
+            log.warning("%s is empty; a new console key replaces it", path)
+            replace_key(path, secrets.token_hex(32).encode())
+        elif not path.exists():
+            create_key(path, secrets.token_hex(32).encode())
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the console key {path} ({exc.strerror}); free space or fix the "
+            "permissions of that directory, then try again"
+        ) from None
+    try:
+        return read_key(path, "console key", min_length=KEY_LENGTH, fix=fix)
+    except FileNotFoundError:
+        raise ConfigError(f"the console key {path} vanished while it was read; try again") from None
 
 
 def _serializer(key: bytes):

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from console_helpers import csrf_of
+from itsdangerous import TimestampSigner
 
 from spamfilter_plugin.panels import load
 from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.web.access import KEY_NAME as CONSOLE_KEY
 from spamfilter_plugin.web.access import Viewer, console_path, login_token
 from spamfilter_plugin.web.app import create_app
 from spamfilter_plugin.web.sessions import ACCOUNT_WINDOW, Throttle, address_key
@@ -331,3 +333,26 @@ def test_ui_link_makes_the_console_admins_link(demo):
     s = requests.Session()
     r = s.get(out.stdout.strip().replace("http://127.0.0.1:8025/", demo.url), timeout=10)
     assert r.status_code == 200 and r.url == demo.url
+
+
+def test_a_form_token_forged_with_an_empty_key_is_refused(demo):
+    """An older version left an empty console.key on a full disk; a token signed with the
+    empty key must not pass 'ui submit'."""
+    state = demo.folder / "state"
+    path = state / CONSOLE_KEY
+    saved = path.read_bytes()
+    try:
+        path.write_bytes(b"")
+        forged = TimestampSigner(b"", salt="spamfilter-panel-form").sign("user:alice").decode()
+        out = subprocess.run(
+            [SPAMFILTER, "--config", str(demo.config_path), "ui", "submit", "--user", "alice",
+             "--scope", "domain", "--target", "alice.example", "--vendor", "spamport"],
+            input=f"csrf_token={forged}&greylist=0",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 2 and "csrf_token" in out.stdout, out.stdout + out.stderr
+        assert len(path.read_bytes().strip()) == 64  # made anew
+    finally:
+        path.write_bytes(saved)
