@@ -44,15 +44,20 @@ LINGER = 3.0
 #: without domain_updated); ``foreign`` has none: it is left alone
 ACTION_HOOKS = {"add": "domain_created", "remove": "domain_deleted", "update": "domain_updated"}
 ACTION_OF = {hook: action for action, hook in ACTION_HOOKS.items()}
+#: what is reported and never applied: a foreign domain, a name that is not a valid domain,
+#: another spelling of a domain (case, a final dot)
+LEFT_ALONE = ("foreign", "invalid", "variant")
 
 
 @dataclass
 class Change:
     """One difference between the panel and a vendor, and what to do about it.
 
-    ``action`` is ``add``, ``remove``, ``update`` or ``foreign`` (held at the vendor, not on
-    the panel, not provisioned by the plugin: left alone); ``hook`` the event that carries
-    it out; ``row`` the queue row of an earlier run this change continues, if any."""
+    ``action`` is ``add``, ``remove``, ``update``, or one of :data:`LEFT_ALONE`: ``foreign``
+    (held at the vendor, not on the panel, not provisioned by the plugin), ``invalid`` (a
+    name that is not a valid domain) or ``variant`` (another spelling of a domain held);
+    ``hook`` the event that carries it out; ``row`` the queue row of an earlier run this
+    change continues, if any."""
 
     vendor: str
     domain: str
@@ -157,16 +162,48 @@ def panel_domains(runtime: Runtime) -> dict[str, str | None]:
 
 
 def _plain(value: str) -> str:
-    """A name or route as compared: lower-case, without a trailing dot."""
+    """A route as compared: lower-case, without a trailing dot."""
     return value.lower().rstrip(".")
 
 
-def inventory_entries(result) -> Iterator[tuple[str, str | None]]:
-    """An ``inventory_domains`` answer as ``(name, route)`` pairs, whichever form it has,
-    names and routes as compared (see :func:`_plain`)."""
+def printable(text: str) -> str:
+    """*text* with every control character escaped (``\\x1b``, ``\\n``), so a name from a
+    vendor cannot move the cursor, colour a terminal or forge a line of output."""
+    return "".join(
+        c if c.isprintable() else repr(c)[1:-1] if c in "\n\r\t" else f"\\x{ord(c):02x}"
+        for c in text
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One domain of a vendor's inventory: its *name* as the vendor spells it, the IDNA
+    form we compare (None when it is not a valid domain, with the *problem*), and the
+    *route* as compared."""
+
+    raw: str
+    name: str | None
+    route: str | None
+    problem: str = ""
+
+    @property
+    def variant(self) -> bool:
+        """True when the vendor spells a valid name otherwise than we do (case, a final
+        dot, Unicode): the vendor holds the domain, but nothing is done to it from this."""
+        return self.name is not None and self.raw != self.name
+
+
+def inventory_entries(result) -> Iterator[Entry]:
+    """An ``inventory_domains`` answer as :class:`Entry` objects, whichever form it has: each
+    name normalised like the panel's, one that is not a valid domain refused on its own."""
     for item in result or ():
-        name, route = (item, None) if isinstance(item, str) else item
-        yield _plain(name), None if route is None else _plain(route)
+        raw, route = (item, None) if isinstance(item, str) else item
+        raw = str(raw)
+        try:
+            name, problem = normalise_domain(raw, "domain"), ""
+        except InvalidInput as exc:
+            name, problem = None, exc.message.split(": ", 1)[-1]
+        yield Entry(raw, name, None if route is None else _plain(str(route)), problem)
 
 
 # -- the plan ---------------------------------------------------------------------------
@@ -244,7 +281,7 @@ class Reconcile:
         if not self.runtime.handles(vendor, "domain_updated"):
             hooks["update"] = "domain_created"
         for change in self._differences(vendor, inventory_entries(outcome.result)):
-            if change.action == "foreign":
+            if change.action in LEFT_ALONE:
                 yield change
                 continue
             change.hook = hooks[change.action]
@@ -254,11 +291,22 @@ class Reconcile:
                 change.reason += f" (continuing queue row {row.id}, {row.state})"
             yield change
 
-    def _differences(self, vendor: str, entries) -> Iterator[Change]:
+    def _differences(self, vendor: str, entries: Iterable[Entry]) -> Iterator[Change]:
         owned = self.queue.provisioned(vendor)
         held = set()
-        for name, route in entries:
+        for entry in entries:
+            name = entry.name
+            if name is None:
+                reason = f"the vendor's name is not a valid domain ({entry.problem}): left alone"
+                yield Change(vendor, printable(entry.raw), "invalid", reason)
+                continue
+            if entry.variant or name in held:
+                held.add(name)
+                reason = f"held as {printable(entry.raw)!r}, not as {name}: left alone"
+                yield Change(vendor, printable(entry.raw), "variant", reason)
+                continue
             held.add(name)
+            route = entry.route
             if name in self.wanted:
                 expected = self.route(vendor, self.wanted[name])
                 if route is not None and expected is not None and route != expected:
@@ -304,7 +352,7 @@ class Reconcile:
                 batch.clear()
 
         for change in changes:
-            if change.action == "foreign":
+            if change.action in LEFT_ALONE:
                 report(Outcome(change, "left", change.reason))
                 continue
             total += 1

@@ -255,3 +255,52 @@ def test_a_vendor_whose_list_cannot_be_read_fails_alone(tmp_path, sandbox):
     assert out.returncode == 1
     assert "spamport: FAILED:" in out.stdout
     assert "rackspace: skipped: keeps no domain list" in out.stdout
+
+
+HOSTILE = {
+    "evil\x1b[31m.example": {},  # an ESC sequence
+    "two\nlines.example": {},  # a newline
+    "tab\there.example": {},
+    "KEPT.Example.": {"transport": "192.0.2.99"},  # a spelling of the panel's kept.example
+    "-bad-.example": {},
+}
+
+
+def test_a_hostile_inventory_is_refused_name_by_name_and_printed_escaped(cfg, sandbox):
+    emit(DomainCreated(domain="kept.example"), cfg)
+    emit(DomainCreated(domain="owned.example"), cfg)
+    assert Worker(load_runtime(cfg)).drain().done == 2
+    emulator = sandbox["spamport"].emulator
+    emulator.seed_data({"domains": dict(HOSTILE, **{"foreign.example": {}})})
+    emulator.requests.clear()
+    out = run_sync(
+        cfg, "--vendor", "spamport", "--prune-foreign", "--domains-from", "-",
+        stdin="kept.example\n",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "\x1b" not in out.stdout and "\\x1b[31m" in out.stdout
+    assert "two\\nlines.example" in out.stdout and "tab\\there.example" in out.stdout
+    lines = out.stdout.splitlines()
+    for name in ("evil", "two", "tab", "-bad-"):
+        (line,) = [x for x in lines if name in x]
+        assert " invalid " in line and "left: " in line
+    (variant,) = [x for x in lines if "KEPT.Example." in x]
+    assert " variant " in variant and "left alone" in variant
+    # every valid change was applied; none was made of the refused names
+    held = set(emulator.domains)
+    assert set(HOSTILE) <= held and "owned.example" not in held and "foreign.example" not in held
+    assert spamport_calls(sandbox, "set_outgoing") == []  # the real kept.example untouched
+    assert emulator.domains["kept.example"]["transport"] == "smtp:mx.provider.example"
+
+
+def test_the_hostile_inventory_in_json(cfg, sandbox):
+    sandbox["spamport"].emulator.seed_data({"domains": HOSTILE})
+    out = run_sync(
+        cfg, "--vendor", "spamport", "--dry-run", "--json", "--domains-from", "-",
+        stdin="kept.example\n",
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    actions = {c["domain"]: c["action"] for c in doc["changes"]}
+    assert actions["KEPT.Example."] == "variant"
+    assert "kept.example" not in actions  # held under another spelling: neither added nor fixed
+    assert sum(a == "invalid" for a in actions.values()) == 4

@@ -95,6 +95,7 @@ class Printer:
 
     def outcome(self, out) -> None:
         from ..redaction import redact
+        from ..sync import printable
 
         doc = out.to_dict()
         doc["reason"] = redact(doc["reason"])
@@ -104,7 +105,7 @@ class Printer:
             sys.stdout.write(("\n  " if self.first else ",\n  ") + json.dumps(doc))
             self.first = False
         elif not self.quiet:
-            line = (
+            line = printable(
                 f"{doc['vendor']:<12} {doc['action']:<8} {doc['domain']:<40} "
                 f"{doc['outcome']}: {doc['reason']}"
             )
@@ -114,6 +115,8 @@ class Printer:
                 print(line)
 
     def finish(self, reports) -> None:
+        from ..sync import printable
+
         self.close_bar()
         if self.as_json:
             summary = json.dumps([r.to_dict() for r in reports], indent=2)
@@ -123,7 +126,7 @@ class Printer:
             if r.skipped:
                 print(f"{r.vendor}: skipped: {r.skipped}")
             elif r.error:
-                print(f"{r.vendor}: FAILED: {r.error}")
+                print(f"{r.vendor}: FAILED: {printable(r.error)}")
             else:
                 counts = ", ".join(f"{n} {k}" for k, n in sorted(r.planned.items())) or "nothing"
                 done = ", ".join(f"{n} {k}" for k, n in sorted(r.outcomes.items()))
