@@ -167,12 +167,10 @@ def _plain(value: str) -> str:
 
 
 def printable(text: str) -> str:
-    """*text* with every control character escaped (``\\x1b``, ``\\n``), so a name from a
-    vendor cannot move the cursor, colour a terminal or forge a line of output."""
-    return "".join(
-        c if c.isprintable() else repr(c)[1:-1] if c in "\n\r\t" else f"\\x{ord(c):02x}"
-        for c in text
-    )
+    """*text* with every control or formatting character escaped as Python writes it
+    (``\\x1b``, ``\\n``, ``\\u202e``), so a name from a vendor cannot move the cursor,
+    colour a terminal, reverse text or forge a line of output."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 @dataclass(frozen=True)
