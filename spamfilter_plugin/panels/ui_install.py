@@ -50,9 +50,11 @@ def _page_command(command: list[str], user_var: str, level: str, sudo: str | Non
     """A shell line answering one page request as ``ui page``."""
     args = [*command, "ui", "page", "--level", level]
     prefix = shlex.join([sudo, "-n", *args]) if sudo else shlex.join(args)
+    # --option=value: a value the browser controls (a query starting with "-") is never
+    # read as an option
     return (
-        f'{prefix} --user "${user_var}" --method "${{REQUEST_METHOD:-GET}}" '
-        '--query "${QUERY_STRING:-}"'
+        f'{prefix} --user="${user_var}" --method="${{REQUEST_METHOD:-GET}}" '
+        '--query="${QUERY_STRING:-}"'
     )
 
 
@@ -118,8 +120,8 @@ my $body = '';
 if (($ENV{{REQUEST_METHOD}} || 'GET') eq 'POST') {{
     read(STDIN, $body, $ENV{{CONTENT_LENGTH}} || 0);
 }}
-open(my $page, '|-', {argv}, '--user', $ENV{{REMOTE_USER}} || '',
-    '--method', $ENV{{REQUEST_METHOD}} || 'GET', '--query', $ENV{{QUERY_STRING}} || '')
+open(my $page, '|-', {argv}, '--user=' . ($ENV{{REMOTE_USER}} || ''),
+    '--method=' . ($ENV{{REQUEST_METHOD}} || 'GET'), '--query=' . ($ENV{{QUERY_STRING}} || ''))
     or die "spamfilter: $!";
 print {{$page}} $body;
 close($page);

@@ -144,6 +144,9 @@ def test_directadmin_plugin_pages(demo, tmp_path, fake_sudo):
     assert (
         "alice.example" in listing and "bücher.example" in listing and "bob.example" not in listing
     )
+    for query in ("-x=1", "--query=scope%3Ddomain", "-"):  # the browser's query, never an option
+        dashed = request("alice", query)
+        assert dashed.returncode == 0 and "alice.example" in dashed.stdout, dashed.stderr
     shown = request("alice", "scope=domain&target=alice.example").stdout
     assert 'name="sfp_form" value="spamport/domain"' in shown
     token = re.search(r'name="csrf_token" value="([^"]+)"', shown).group(1)
