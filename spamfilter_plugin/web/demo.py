@@ -24,6 +24,10 @@ from ..eventdata import normalise_domain, normalise_email
 from ..hookspecs import hookimpl
 
 DATA = "usr/local/directadmin/data/users"
+#: the demo's folders are named so, in the system's temporary directory
+PREFIX = "spamfilter-demo-"
+#: the file in a demo's folder naming the process that runs it
+OWNER = "owner"
 #: the vendors built in, whose emulators the demo serves
 VENDORS = ("spamport", "spamwall", "spambarrier", "tornevall", "rackspace")
 
@@ -157,6 +161,50 @@ class DemoDns:
         self.zone.__exit__(None, None, None)
 
 
+def _process_stamp(pid: int) -> str:
+    """*pid* with its start time (field 22 of /proc/PID/stat), so a reused pid never passes
+    for the process that wrote it; the pid alone where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return f"{pid} {fields[19]}"
+    except (OSError, IndexError):
+        return str(pid)
+
+
+def _running(stamp: str) -> bool:
+    try:
+        pid = int(stamp.split()[0])
+    except (ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _process_stamp(pid) == stamp or " " not in stamp
+
+
+def remove_stale(base: str | None = None) -> list[str]:
+    """Remove the folders that demos of this user left when they were killed (SIGKILL gives
+    a process no chance to clean up): each names its process in :data:`OWNER`, and one whose
+    process is gone is removed.  The folders removed."""
+    removed = []
+    base = base or tempfile.gettempdir()
+    for path in sorted(Path(base).glob(PREFIX + "*")):
+        try:
+            if not path.is_dir() or path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+            stamp = (path / OWNER).read_text(encoding="ascii").strip()
+        except OSError:
+            continue  # starting right now, or not a demo's
+        if not _running(stamp):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
 class Demo:
     """Start everything on loopback; :meth:`stop` removes it all again."""
 
@@ -193,7 +241,9 @@ class Demo:
         from .app import hash_password
         from .serve import ConsoleServer, console_for
 
-        self.folder = Path(tempfile.mkdtemp(prefix="spamfilter-demo-"))
+        remove_stale()
+        self.folder = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.folder / OWNER).write_text(_process_stamp(os.getpid()) + "\n", encoding="ascii")
         # the panel hook's validation cache stays with the demo's files, not the system's
         self._cache_env = os.environ.get(CACHE_ENV)
         os.environ[CACHE_ENV] = str(self.folder / "cache")

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -109,8 +110,26 @@ class ConsoleServer:
             thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 3.0) -> None:
+        """Stop serving without cutting off what is in flight: stop taking connections, let
+        the requests being served finish (up to *grace* seconds) and their answers go out,
+        then close every connection; then stop the worker.  Everything that touches the
+        server's sockets runs in its own loop thread (through its trigger), so no request
+        thread ever writes to a closed socket."""
+        from waitress import wasyncore
+
         self.stopping.set()
-        self.server.close()
+        server = self.server
+        server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+        tasks = server.task_dispatcher
+        deadline = time.monotonic() + grace
+        while (tasks.queue or tasks.active_count) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tasks.shutdown(timeout=grace)
+        while time.monotonic() < deadline and any(
+            getattr(channel, "total_outbufs_len", 0) for channel in list(server._map.values())
+        ):
+            time.sleep(0.02)
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         for thread in self.threads:
             thread.join(timeout=10)
