@@ -206,6 +206,8 @@ def restore(runtime, vendor: str, name: str, *, dry_run: bool = False) -> str:
     db, zones = store(runtime), _zones(runtime, vendor)
     known = db.get(name)
     if not zones.exists(name):
+        if known is None:  # never managed here: nothing to record either
+            return f"{name}: not on the panel, and its MX was never managed; nothing to restore"
         if not dry_run:
             db.put(name, vendor, state="gone", detail="the domain and its zone left the panel")
         return f"{name}: the domain left the panel with its zone; nothing to restore"

@@ -297,3 +297,11 @@ def test_a_removal_that_would_empty_the_zone_is_never_made(fake_panel):
     with pytest.raises(PanelError, match="without an MX record"):
         zones._one_at_a_time("solo.example", held, [])
     assert fake_zones.mx(fake_panel.base, "solo.example") == [(10, "mx1.spamport.test")]
+
+
+def test_restoring_a_domain_the_panel_never_had_records_nothing(world):
+    world("plesk")
+    out = cli(world, "mx", "restore", "nothere.example")
+    assert out.returncode == 0, out.stderr
+    assert "never managed" in out.stdout
+    assert state(world, "nothere.example") is None
