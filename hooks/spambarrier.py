@@ -15,7 +15,7 @@ import time
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from spamfilter_plugin import txt_proof
+from spamfilter_plugin import settle, txt_proof
 from spamfilter_plugin.charts import stacked_bars
 from spamfilter_plugin.config_schema import (
     GatewaySchema,
@@ -189,11 +189,19 @@ def inventory_domains(vendor):
 @hookimpl
 def domain_created(vendor, event):
     api, name, host = client(vendor), event.domain.name, vendor.destination(event)
-    txt = None
-    try:
-        txt = api.add_domain(name, host, *_auth(vendor)).txt_record
-    except VendorConflict:  # there already: bring its destination up to date
+    added = []
+
+    def add() -> None:
+        added.append(api.add_domain(name, host, *_auth(vendor)).txt_record)
+
+    def update() -> None:  # there already: bring its destination up to date
         api.edit_domain(name, host, *_auth(vendor))
+
+    try:
+        settle.created(VENDOR, name, add, route_of=api.route_of, wanted=host, update=update)
+    except VendorConflict:
+        update()
+    txt = added[0] if added else None
     api.set_filter_settings(name, defaults(vendor))
     rec = txt_proof.record(name, txt) if txt else txt_proof.known(vendor, name).get("record")
     if any(d.name == name and d.confirmed for d in api.get_domains()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from spamfilter_plugin import settle
 from spamfilter_plugin.config_schema import (
     GatewaySchema,
     SecretField,
@@ -107,10 +108,12 @@ def vendor_check(vendor):
 
 @hookimpl
 def domain_created(vendor, event):
-    cfg, destination = vendor.config, vendor.destination(event)
-    try:
-        client(vendor).add(
-            event.domain.name,
+    cfg, destination, name = vendor.config, vendor.destination(event), event.domain.name
+    api = client(vendor)
+
+    def add() -> None:
+        api.add(
+            name,
             destination,
             archive=cfg["archive"],
             report_to=cfg["report_to"],
@@ -119,10 +122,24 @@ def domain_created(vendor, event):
             spamscore=cfg["spamscore"],
             greylist=cfg["greylist"],
         )
+
+    def update() -> None:
+        api.set_outgoing(name, destination)
+
+    try:
+        how = settle.created(
+            VENDOR, name, add, route_of=api.route_of, wanted=destination, update=update
+        )
     except VendorConflict:
-        client(vendor).set_outgoing(event.domain.name, destination)
-        return {"message": f"already at SpamPort; destination set to {destination}"}
-    return {"message": f"added; clean mail goes to {destination}; point the MX records at SpamPort"}
+        update()
+        how = "updated"
+    if how == "added":
+        return {
+            "message": f"added; clean mail goes to {destination}; point the MX records at SpamPort"
+        }
+    if how == "held":
+        return {"message": f"already at SpamPort, sending mail to {destination}"}
+    return {"message": f"already at SpamPort; destination set to {destination}"}
 
 
 @hookimpl

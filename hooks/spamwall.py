@@ -15,6 +15,7 @@ import secrets
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from spamfilter_plugin import settle
 from spamfilter_plugin.config_schema import (
     GatewaySchema,
     SecretField,
@@ -202,10 +203,21 @@ def domain_route(vendor, destination):
 def _route(vendor, event, *, create: bool) -> dict:
     ip, port = destination_ip(vendor, event.destination), vendor.config["destination_port"]
     api, name = client(vendor), event.domain.name
-    try:
-        (api.add_domain if create else api.change_domain)(name, ip, port)
-    except (VendorConflict, VendorNotFound):  # already there / not there: the other one
-        (api.change_domain if create else api.add_domain)(name, ip, port)
+
+    def route() -> None:
+        try:
+            (api.add_domain if create else api.change_domain)(name, ip, port)
+        except (VendorConflict, VendorNotFound):  # already there / not there: the other one
+            (api.change_domain if create else api.add_domain)(name, ip, port)
+
+    settle.created(
+        VENDOR,
+        name,
+        route,
+        route_of=api.route_of,
+        wanted=f"{ip}:{port}",
+        update=lambda: api.change_domain(name, ip, port),
+    )
     return {"message": f"mail for {name} goes to {ip} port {port}"}
 
 

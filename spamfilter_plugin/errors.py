@@ -127,6 +127,13 @@ class VendorRejected(VendorError):
     """The vendor refused the request's data (invalid value, licence exhausted, ...)."""
 
 
+class VendorUnclear(VendorRejected):
+    """A refusal whose meaning the answer does not say: no machine-readable code, or a
+    message the vendor's document does not list.  It stands as a refusal, unless the caller
+    settles it by reading what the vendor holds (:mod:`~spamfilter_plugin.settle`): never
+    by matching the words."""
+
+
 class VendorResponseError(VendorError):
     """The vendor answered something we cannot understand (not the documented
     envelope, malformed JSON or XML, a hostile XML document, an unexpected redirect)."""

@@ -52,6 +52,7 @@ from .errors import (
     VendorTimeout,
     VendorTLSError,
     VendorUnavailable,
+    VendorUnclear,
 )
 from .redaction import get_logger, redact
 
@@ -239,7 +240,9 @@ def classify_status(resp: Response) -> VendorError | None:
             status=status,
             body=resp.body,
         )
-    return VendorRejected(
+    # 400 says the request was malformed; any other refusal's meaning is not known here
+    cls = VendorRejected if status == 400 else VendorUnclear
+    return cls(
         vendor, f"rejected the request (HTTP {status}): {snippet}", status=status, body=resp.body
     )
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 
 from .config import toml_table
-from .errors import VendorAuthError, VendorUnavailable
+from .errors import VendorAuthError, VendorUnavailable, VendorUnclear
 from .events import (
     Domain,
     DomainCreated,
@@ -154,7 +154,7 @@ class VendorContract:
 
         out = runtime.call_isolated(self.vendor_name, "inventory_domains")
         assert out.ok, out.error
-        return sorted(name for name, _route in inventory_entries(out.result))
+        return sorted(entry.name or entry.raw for entry in inventory_entries(out.result))
 
     def deliver_ok(self, runtime: Runtime, event) -> Any:
         (out,) = runtime.deliver(event, vendors=[self.vendor_name])
@@ -233,6 +233,61 @@ class VendorContract:
             assert len(self.received(emulator)) == before, "a deletion with nothing to do sent"
         else:
             assert len(self.received(emulator)) > before, "the deletion was never sent"
+
+    @staticmethod
+    def _app(emulator: Any) -> Any:
+        return getattr(emulator, "emulator", None) or getattr(emulator, "app", None)
+
+    def unclear_next(self, emulator: Any) -> int:
+        """The emulator's next answer is an ``unclear`` refusal; how many requests it had."""
+        app = self._app(emulator)
+        app.faults.configure(queue=["unclear"])
+        with app.lock:
+            return len(app.requests)
+
+    def refused_first(self, emulator: Any, since: int) -> None:
+        """The first request after *since* was the one refused with an unclear answer, and
+        the vendor was asked again after it (its list read back)."""
+        app = self._app(emulator)
+        with app.lock:
+            sent = app.requests[since:]
+        assert sent and sent[0]["fault"] == "unclear", "the unclear answer was not sent"
+        assert len(sent) > 1, "the unclear answer was not settled by reading the vendor back"
+
+    def test_an_unclear_refusal_of_a_creation_is_settled_by_reading_back(self, runtime, emulator):
+        self.require(runtime, "domain_created", "inventory_domains")
+        self.deliver_ok(runtime, DomainCreated(domain=self.domain, destination=self.destination))
+        # held with our destination: a success, and nothing else changes
+        since = self.unclear_next(emulator)
+        self.deliver_ok(runtime, DomainCreated(domain=self.domain, destination=self.destination))
+        self.refused_first(emulator, since)
+        held = self.held(emulator, Domain(self.domain))
+        assert held is not None and held.get("destination", self.destination) == self.destination
+        # held with another destination: brought up to date
+        since = self.unclear_next(emulator)
+        self.deliver_ok(runtime, DomainCreated(domain=self.domain, destination="192.0.2.25"))
+        self.refused_first(emulator, since)
+        held = self.held(emulator, Domain(self.domain))
+        assert held is not None and held.get("destination", "192.0.2.25") == "192.0.2.25"
+        # not held: the refusal stands, permanent, and nothing is held
+        other = "unclear-" + self.domain
+        since = self.unclear_next(emulator)
+        (out,) = runtime.deliver(DomainCreated(domain=other), vendors=[self.vendor_name])
+        assert not out.ok and isinstance(out.error, VendorUnclear), out.error
+        assert out.error.permanent
+        assert self.held(emulator, Domain(other)) is None
+
+    def test_an_unclear_refusal_of_a_deletion_is_settled_by_reading_back(self, runtime, emulator):
+        self.require(runtime, "domain_created", "domain_deleted", "inventory_domains")
+        self.deliver_ok(runtime, DomainCreated(domain=self.domain))
+        since = self.unclear_next(emulator)
+        (out,) = runtime.deliver(DomainDeleted(domain=self.domain), vendors=[self.vendor_name])
+        self.refused_first(emulator, since)
+        assert not out.ok and isinstance(out.error, VendorUnclear), out.error
+        assert self.held(emulator, Domain(self.domain)) is not None  # still there: it stands
+        since = self.unclear_next(emulator)
+        self.deliver_ok(runtime, DomainDeleted(domain="never-created-" + self.domain))
+        self.refused_first(emulator, since)
 
     def test_idn_domain_is_sent_as_punycode(self, runtime, emulator):
         self.require(runtime, "domain_created")

@@ -30,6 +30,8 @@ from ..redaction import Secret, redact
 #: truncate  the request is processed; the answer is cut short of its Content-Length
 #: malformed the request is processed; the answer body is garbage with status 200
 #: throttle  a 429 answer asking the client to wait (Retry-After: 1), before processing
+#: unclear   a refusal in the vendor's own error shape that says nothing a client can read
+#:           (no code, a message its document does not list), before processing
 FAULT_KINDS = (
     "error",
     "html",
@@ -39,6 +41,7 @@ FAULT_KINDS = (
     "truncate",
     "malformed",
     "throttle",
+    "unclear",
 )
 CONTROL_PREFIX = "/_sandbox"
 
@@ -276,6 +279,11 @@ class Emulator:
         """Add vendor-specific data (accounts, mailboxes, DNS records) for a test."""
         raise ValueError(f"{self.name} takes no seed data")
 
+    def unclear(self) -> Reply:
+        """A refusal whose meaning the answer does not say, in the vendor's own error shape
+        (the ``unclear`` fault); vendors override it."""
+        return Reply.json({"error": "The request could not be completed"}, 422)
+
     def credentials(self) -> dict[str, Any]:
         """The sandbox credentials as config keys (for the printed config snippet)."""
         return {}
@@ -337,6 +345,8 @@ class Emulator:
         elif kind == "throttle":
             reply = Reply.text("Too many requests; slow down", 429)
             reply.headers.append(("Retry-After", "1"))
+        elif kind == "unclear":
+            reply = self.unclear()
         else:
             with self.lock:
                 try:

@@ -169,6 +169,10 @@ class SpamBarrierEmulator(Emulator):
         except Fail as exc:
             return self.failure(exc)
 
+    def unclear(self) -> Reply:
+        # the vendor's PHP client's shape: a message, no code
+        return Reply.json({"result": "error", "params": {"message": "request failed"}})
+
     def failure(self, exc: Fail) -> Reply:
         if self.error_shape == "error":
             return Reply.json(

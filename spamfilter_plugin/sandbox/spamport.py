@@ -124,6 +124,9 @@ class SpamPortEmulator(Emulator):
     def credentials(self) -> dict[str, Any]:
         return {"username": self.username, "password": self.password}
 
+    def unclear(self) -> Reply:
+        return failure("The request could not be completed")
+
     def seed_data(self, data: dict[str, Any]) -> None:
         for key in ("license_limit", "archive_license_limit", "block_after"):
             if key in data:

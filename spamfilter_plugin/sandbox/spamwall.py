@@ -182,6 +182,9 @@ class SpamWallEmulator(Emulator):
         except Answer as ans:
             return result(ans.code, ans.message)
 
+    def unclear(self) -> Reply:
+        return result(406, "Request could not be performed")
+
     @staticmethod
     def need(q: dict[str, str], *names: str) -> list[str]:
         for n in names:

@@ -27,6 +27,7 @@ from typing import Any
 
 from marshmallow import fields, post_load
 
+from .. import settle
 from ..config_schema import ResponseSchema, read_response
 from ..errors import (
     ConfigError,
@@ -36,6 +37,7 @@ from ..errors import (
     VendorNotFound,
     VendorRejected,
     VendorResponseError,
+    VendorUnclear,
 )
 from ..events import normalise_domain, normalise_email, normalise_host
 from ..http import ACCEPT, HttpClient, Response, plain_http_problem
@@ -227,7 +229,12 @@ def error_for(method: str, doc: dict, resp: Response) -> VendorError:
     detail = detail or {}
     message, code = str(detail.get("message") or "no message"), detail.get("code")
     said = f"(spambarrier said: {message})"
-    cls = _BY_CODE.get(code, VendorRejected) if isinstance(code, str) else VendorRejected
+    # a code the client knows says what the refusal means; no code, or one it does not
+    # know, leaves the meaning unclear (settled by reading back where that is possible)
+    known = ("invalid_request", "missing_parameter", "invalid_parameter")
+    cls = _BY_CODE.get(code) if isinstance(code, str) else None
+    if cls is None:
+        cls = VendorRejected if code in known else VendorUnclear
     if cls is VendorAuthError:
         text = (
             f"refused user_id and api_token {said}; fix them in [vendors.spambarrier] and run "
@@ -335,16 +342,22 @@ class SpamBarrierClient:
         self.call("edit-domain", **_route(domain, host, username, password))
 
     def delete_domain(self, domain: str) -> None:
-        """Remove a domain; one that is not there is a success (a refusal without a code is
-        checked against the domain list, never read from its wording)."""
+        """Remove a domain; one that is not there is a success (an unclear refusal is
+        settled against the domain list, never read from its wording)."""
         domain = normalise_domain(domain)
-        try:
-            self.call("delete-domain", domain=domain)
-        except VendorNotFound:
-            pass
-        except VendorRejected as exc:
-            if not _codeless(exc) or any(d.name == domain for d in self.get_domains()):
-                raise
+
+        def delete() -> None:
+            try:
+                self.call("delete-domain", domain=domain)
+            except VendorNotFound:
+                pass
+
+        settle.deleted(VENDOR, domain, delete, route_of=self.route_of)
+
+    def route_of(self, domain: str) -> Any:
+        """The host spambarrier sends *domain*'s mail to, or :data:`~..settle.NOT_HELD`."""
+        name = normalise_domain(domain)
+        return next((d.host for d in self.get_domains() if d.name == name), settle.NOT_HELD)
 
     def confirm_txt_record(self, domain: str) -> bool:
         """True when spambarrier found the TXT record and the domain is verified; False when
@@ -355,7 +368,7 @@ class SpamBarrierClient:
         except NotVisibleYet:
             return False
         except VendorError as exc:
-            if _codeless(exc):  # no code: this method's one refusal
+            if isinstance(exc, VendorUnclear):  # no code: this method's one refusal
                 return False
             raise
         return True
@@ -461,16 +474,9 @@ class SpamBarrierClient:
             self._whitelist(2, domain=domain, id=_id(entry_id))
         except VendorNotFound:
             pass
-        except VendorRejected as exc:
-            if not _codeless(exc) or any(
-                e.id == str(entry_id) for e in self.get_whitelist_entries(domain)
-            ):
+        except VendorUnclear:
+            if any(e.id == str(entry_id) for e in self.get_whitelist_entries(domain)):
                 raise
-
-
-def _codeless(exc: VendorError) -> bool:
-    """True for a refusal that came without a machine-readable code."""
-    return type(exc) is VendorRejected and getattr(exc, "code", "") is None
 
 
 def _route(domain: str, host: str, username: str | None, password: Secret | None) -> dict:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from marshmallow import fields, post_load
 
+from .. import settle
 from ..config_schema import ResponseSchema, read_response
 from ..errors import (
     VendorAuthError,
@@ -24,6 +25,7 @@ from ..errors import (
     VendorRejected,
     VendorResponseError,
     VendorUnavailable,
+    VendorUnclear,
 )
 from ..events import is_ip, normalise_domain, normalise_email, normalise_host
 from ..http import HttpClient, Response
@@ -114,8 +116,8 @@ def error_for(
     found = _EXACT.get(message)
     if found is None:
         found = next((v for k, v in _PREFIX.items() if message.startswith(k)), None)
-    if found is None:
-        cls = VendorAuthError if _AUTHISH.search(message) else VendorRejected
+    if found is None:  # not a message the document lists: its meaning is not known
+        cls = VendorAuthError if _AUTHISH.search(message) else VendorUnclear
         found = (cls, "SpamPort refused the request")
     cls, advice = found
     # a failure SpamPort reports is an answer, not a transport fault: never repeated at once
@@ -254,8 +256,19 @@ class SpamPortClient:
         )
 
     def remove(self, domain: str) -> None:
-        """Remove a domain and all its archived mail (cannot be undone)."""
-        self._call("remove", domain=normalise_domain(domain))
+        """Remove a domain and all its archived mail (cannot be undone); one that is not
+        there raises VendorNotFound, and an unclear refusal is settled against the domain
+        list (not held: done)."""
+        domain = normalise_domain(domain)
+        settle.deleted(
+            VENDOR, domain, lambda: self._call("remove", domain=domain), route_of=self.route_of
+        )
+
+    def route_of(self, domain: str) -> Any:
+        """The mail host SpamPort delivers *domain* to, or :data:`~..settle.NOT_HELD`."""
+        name = normalise_domain(domain)
+        held = (d.destination for d in self.get_domains() if d.domain.lower() == name)
+        return next(held, settle.NOT_HELD)
 
     def login(self, domain: str) -> str:
         """A login code, valid for at most one minute."""

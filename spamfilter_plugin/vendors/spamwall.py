@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
+from .. import settle
 from ..errors import (
     VendorAuthError,
     VendorConflict,
@@ -29,6 +30,7 @@ from ..errors import (
     VendorRejected,
     VendorResponseError,
     VendorUnavailable,
+    VendorUnclear,
 )
 from ..events import normalise_domain, normalise_email, normalise_ip
 from ..http import ACCEPT, HttpClient, Response, parse_xml
@@ -56,6 +58,13 @@ _ALREADY = (
 )
 _IN_DOMAIN_LIST = re.compile(r"Domain '.*' is already in domain list")
 _NOT_IN_DOMAIN_LIST = re.compile(r"Domain '.*' is not in domain list")
+#: every 406 message the document lists; any other one's meaning is unclear
+_DOCUMENTED_406 = re.compile(
+    r"Invalid domain name|Invalid IP address|Invalid port|Invalid Email|Invalid Value"
+    r"|Not a valid IP|Invalid Recipient Verification Method|Username already in use"
+    r"|Domain '.*' is (already|not) in domain list|Email (already|not) in (white|black)list"
+    r"|Entry (already|not) in (Spam|RBL) bypass list|Recipient (already exists|does not exist)"
+)
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ def error_for(
             retry=False,
         )
     if code == 406:
-        cls = VendorRejected
+        cls = VendorRejected if _DOCUMENTED_406.fullmatch(message) else VendorUnclear
         if _IN_DOMAIN_LIST.fullmatch(message) or message == "Username already in use":
             cls = VendorConflict
         elif _NOT_IN_DOMAIN_LIST.fullmatch(message):
@@ -239,11 +248,23 @@ class SpamWallClient:
         )
 
     def delete_domain(self, name: str) -> None:
-        """Remove a domain; one that is not there is a success."""
-        try:
-            self.call("delete_domain", name=normalise_domain(name))
-        except VendorNotFound:
-            pass
+        """Remove a domain; one that is not there is a success (an unclear refusal is
+        settled against the domain list)."""
+        name = normalise_domain(name)
+
+        def delete() -> None:
+            try:
+                self.call("delete_domain", name=name)
+            except VendorNotFound:
+                pass
+
+        settle.deleted(VENDOR, name, delete, route_of=self.route_of)
+
+    def route_of(self, name: str) -> Any:
+        """Where SpamWall sends *name*'s mail, ``ip:port``, or :data:`~..settle.NOT_HELD`."""
+        name = normalise_domain(name)
+        held = (f"{d.ip}:{d.port}" for d in self.list_domains() if d.host.lower() == name)
+        return next(held, settle.NOT_HELD)
 
     # -- 4.2 users -------------------------------------------------------------------
 

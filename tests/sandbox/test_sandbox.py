@@ -152,6 +152,7 @@ def test_fault_settings_are_validated(spamport_sandbox):
         "truncate",
         "malformed",
         "throttle",
+        "unclear",
     }
 
 

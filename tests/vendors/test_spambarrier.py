@@ -672,3 +672,30 @@ def test_a_domain_not_at_spambarrier_gets_a_plain_note(make_rt):
     frags = make_rt().settings_fragments("domain", Domain("elsewhere.example"), "t")
     assert [f.name for f in frags] == ["absent"]
     assert "is not filtered by spambarrier" in str(frags[0].html)
+
+
+def test_domain_exists_without_a_code_is_settled_by_reading_the_domain_list(
+    make_rt, spambarrier_sandbox
+):
+    """The PHP client's error shape has no code: "domain already exists" cannot be told
+    from another refusal by its words, so get-domains says what it means."""
+    sb = spambarrier_sandbox
+    seed(sb, error_shape="message_only")
+    rt = make_rt()
+    (first,) = rt.deliver(DomainCreated(domain="example.org", destination="mail.example.org"))
+    assert first.ok
+    # created again: spambarrier refuses with a bare message; it holds the domain with our
+    # destination, so the event succeeds and nothing is edited
+    (again,) = rt.deliver(DomainCreated(domain="example.org", destination="mail.example.org"))
+    assert again.ok, again.error
+    methods = [json.loads(r["body"])["method"] for r in sb.emulator.requests]
+    assert "edit-domain" not in methods
+    # with another destination: held elsewhere, so edit-domain brings it up to date
+    (moved,) = rt.deliver(DomainCreated(domain="example.org", destination="192.0.2.9"))
+    assert moved.ok, moved.error
+    assert sb.emulator.domains["example.org"]["host"] == "192.0.2.9"
+    # a bare refusal of a domain it does not hold stands (a dead row, with the vendor's words)
+    sb.emulator.faults.configure(queue=["unclear"])
+    (refused,) = rt.deliver(DomainCreated(domain="other.example", destination="192.0.2.9"))
+    assert not refused.ok and refused.error.permanent
+    assert "other.example" not in sb.emulator.domains

@@ -11,6 +11,7 @@ from spamfilter_plugin.errors import (
     VendorRejected,
     VendorResponseError,
     VendorUnavailable,
+    VendorUnclear,
 )
 from spamfilter_plugin.events import (
     Domain,
@@ -235,7 +236,7 @@ def test_login_blocked_is_never_retried_and_suspends(rt, spamport_sandbox):
         ("No domains found", VendorNotFound),
         ("Unknown error", VendorUnavailable),
         ("Unknown action", VendorRejected),
-        ("Something new SpamPort says", VendorRejected),
+        ("Something new SpamPort says", VendorUnclear),  # not in the document,
     ],
 )
 def test_every_documented_message_has_a_typed_error(message, cls):

@@ -11,6 +11,7 @@ from urllib.parse import unquote
 from jinja2 import FileSystemLoader
 from marshmallow import Schema, ValidationError, fields, validate
 
+from spamfilter_plugin import settle
 from spamfilter_plugin.config_schema import SecretField, VendorSchema
 from spamfilter_plugin.errors import VendorConflict, VendorNotFound
 from spamfilter_plugin.hookspecs import hookimpl
@@ -120,20 +121,45 @@ def vendor_check(vendor):
     return f"authenticated as {account}"
 
 
+def _route_of(vendor):
+    def route_of(name):
+        try:
+            return _client(vendor).request("GET", f"domains/{name}").json()["destination"]
+        except VendorNotFound:
+            return settle.NOT_HELD
+
+    return route_of
+
+
 @hookimpl
 def domain_created(vendor, event):
     destination = event.destination or vendor.general.mail_host
-    try:
-        answer = (
-            _client(vendor)
-            .request("PUT", f"domains/{event.domain}", json={"destination": destination})
-            .json()
-        )
-    except VendorConflict:
+    answers = []
+
+    def update():
         _client(vendor).request(
             "PATCH", f"domains/{event.domain}", json={"destination": destination}
         )
+
+    def create():
+        path = f"domains/{event.domain}"
+        answers.append(_client(vendor).request("PUT", path, json={"destination": destination}))
+
+    try:
+        how = settle.created(
+            "toy",
+            event.domain.name,
+            create,
+            route_of=_route_of(vendor),
+            wanted=destination,
+            update=update,
+        )
+    except VendorConflict:
+        update()
+        how = "updated"
+    if how != "added":
         return {"message": "already present; destination brought up to date"}
+    answer = answers[0].json()
     name = f"_toy.{event.domain}"
     published = vendor.panel.publish_dns_record(event.domain, "TXT", name, answer["txt"])
     return {
@@ -145,10 +171,16 @@ def domain_created(vendor, event):
 
 @hookimpl
 def domain_deleted(vendor, event):
-    try:
-        _client(vendor).request("DELETE", f"domains/{event.domain}")
-    except VendorNotFound:
-        return {"message": "was already absent"}
+    absent = []
+
+    def delete():
+        try:
+            _client(vendor).request("DELETE", f"domains/{event.domain}")
+        except VendorNotFound:
+            absent.append(True)
+
+    how = settle.deleted("toy", event.domain.name, delete, route_of=_route_of(vendor))
+    return {"message": "was already absent"} if absent or how == "gone" else None
 
 
 @hookimpl
