@@ -30,7 +30,12 @@ from spamfilter_plugin.errors import (
     VendorRejected,
 )
 from spamfilter_plugin.hookspecs import hookimpl
-from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
+from spamfilter_plugin.templating import (
+    Fragment,
+    SettingsResult,
+    number_bounds,
+    render_fragment,
+)
 from spamfilter_plugin.vendors.spambarrier import (
     DEFAULT_URL,
     INTERVALS,
@@ -324,6 +329,7 @@ def settings_fragments(vendor, scope, target, csrf_token, query):
             "domain",
             listed=listed,
             settings=api.get_filter_settings(domain.name),
+            threshold=number_bounds(FilterForm, "spam_threshold"),
             verification=txt_proof.known(vendor, domain.name),
             **page,
         )

@@ -11,6 +11,7 @@ recipient verification is method 3.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
@@ -32,7 +33,12 @@ from spamfilter_plugin.events import normalise_email, normalise_ip
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.redaction import Secret
 from spamfilter_plugin.resolve import resolve_ip
-from spamfilter_plugin.templating import Fragment, SettingsResult, render_fragment
+from spamfilter_plugin.templating import (
+    Fragment,
+    SettingsResult,
+    number_bounds,
+    render_fragment,
+)
 from spamfilter_plugin.vendors.spamwall import (
     BYPASS,
     DEFAULT_URL,
@@ -83,17 +89,22 @@ class SpamWallSchema(GatewaySchema):
     )
 
 
+#: a score as SpamWall keeps it: text, -999 to 999, at most two decimals (a number input's
+#: bounds in the metadata)
+_SCORE_BOUNDS = {"min": -999, "max": 999, "step": 0.01}
+
+
 class _EmailAndScores(Schema):
     """The fields the admin form and the list forms share."""
 
     email = fields.String(validate=checked_by(normalise_email, "email"))
-    spam_tag_level = fields.String()
-    spam_tag2_level = fields.String()
-    spam_kill_level = fields.String()
+    spam_tag_level = fields.String(metadata=_SCORE_BOUNDS)
+    spam_tag2_level = fields.String(metadata=_SCORE_BOUNDS)
+    spam_kill_level = fields.String(metadata=_SCORE_BOUNDS)
 
     @validates("spam_tag_level", "spam_tag2_level", "spam_kill_level")
     def _score(self, value: str, **kwargs) -> None:
-        if not SCORE.fullmatch(value.strip()):
+        if value.strip() and not SCORE.fullmatch(value.strip()):
             raise ValidationError("a number from -999 to 999, at most two decimals (6.31)")
 
 
@@ -318,6 +329,8 @@ def settings_fragments(vendor, scope, target, csrf_token):
         VENDOR,
         scope,
         level_titles=LEVEL_TITLES,
+        score=number_bounds(_EmailAndScores, "spam_tag_level"),
+        port=number_bounds(AdminForm, "port"),
         methods=METHOD_TITLES,
         lists=LISTS,
         csrf_token=csrf_token,
@@ -354,12 +367,30 @@ def settings_submitted(vendor, scope, target, form):
         return SettingsResult.invalid(exc.messages)
 
 
+def _in_order(levels: dict[str, str]) -> None:
+    """Possible spam <= spam <= block: ValidationError naming both fields otherwise (a
+    level left out is the one SpamWall holds)."""
+    for lower, higher in itertools.pairwise(LEVELS):
+        try:
+            low, high = float(levels[lower]), float(levels[higher])
+        except (TypeError, ValueError):
+            continue
+        if high < low:
+            raise ValidationError(
+                {
+                    higher: f"'{LEVEL_TITLES[higher]}' ({levels[higher]}) must not be below "
+                    f"'{LEVEL_TITLES[lower]}' ({levels[lower]})"
+                }
+            )
+
+
 def _save_levels(api: SpamWallClient, data: dict) -> SettingsResult:
     current, changed = api.spam_levels(), []
+    wanted = {level: (data.get(level) or "").strip() or current[level] for level in LEVELS}
+    _in_order(wanted)
     for level in LEVELS:
-        value = (data.get(level) or "").strip()
-        if value and value != current[level]:
-            api.set_spam_level(level, value)
+        if wanted[level] != current[level]:
+            api.set_spam_level(level, wanted[level])
             changed.append(level)
     if not changed:
         return SettingsResult(True, "Nothing changed.")

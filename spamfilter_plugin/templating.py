@@ -54,6 +54,25 @@ class SettingsResult:
         return cls(False, "Please correct the highlighted fields.", errors=errors)
 
 
+def number_bounds(schema, name: str) -> dict[str, object]:
+    """The ``min``, ``max`` and ``step`` a number input gets from the field *name* of the
+    marshmallow *schema* (a class or an instance): its ``Range`` validator, and the step
+    its type allows (1 for an Integer, any for a Float); ``metadata`` of the field (``min``,
+    ``max``, ``step``) wins, for a number kept as text.  So the browser accepts exactly
+    what the schema does (a decimal where decimals are allowed)."""
+    from marshmallow import fields as mfields
+    from marshmallow import validate as mvalidate
+
+    instance = schema() if isinstance(schema, type) else schema
+    field_ = instance.fields[name]
+    bounds: dict[str, object] = {"step": 1 if isinstance(field_, mfields.Integer) else "any"}
+    for check in field_.validators:
+        if isinstance(check, mvalidate.Range):
+            bounds["min"], bounds["max"] = check.min, check.max
+    bounds.update({k: v for k, v in field_.metadata.items() if k in ("min", "max", "step")})
+    return bounds
+
+
 def make_environment(*extra_loaders) -> Environment:
     """A configured environment; *extra_loaders* are searched after the package's templates
     (third-party vendors ship their own ``<vendor>/`` folders through them)."""

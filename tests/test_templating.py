@@ -1,3 +1,5 @@
+import re
+
 import jinja2
 import pytest
 from markupsafe import Markup
@@ -62,3 +64,32 @@ def test_stylesheet_is_namespaced():
 def test_package_templates_are_found_without_extra_loaders():
     env = make_environment()
     assert "_macros.html.j2" in env.list_templates()
+
+
+def test_every_number_input_gets_the_bounds_of_its_schema():
+    """A number input without a step refuses decimals in the browser; every number field is
+    made by ui.number, with the min, max and step its schema allows."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "templates"
+    for path in root.rglob("*.j2"):
+        text = path.read_text(encoding="utf-8")
+        if path.name != "_macros.html.j2":
+            assert 'type="number"' not in text, f"{path}: use ui.number"
+        for call in re.findall(r"ui\.number\(([^)]*)\)", text):
+            assert call.count(",") >= 3, f"{path}: ui.number({call}) without its bounds"
+
+
+def test_number_bounds_follow_the_schema():
+    from marshmallow import Schema, fields, validate
+
+    from spamfilter_plugin.templating import number_bounds
+
+    class Form(Schema):
+        score = fields.Float(validate=validate.Range(0, 100))
+        port = fields.Integer(validate=validate.Range(1, 65535))
+        text = fields.String(metadata={"min": -9, "max": 9, "step": 0.01})
+
+    assert number_bounds(Form, "score") == {"min": 0, "max": 100, "step": "any"}
+    assert number_bounds(Form(), "port") == {"min": 1, "max": 65535, "step": 1}
+    assert number_bounds(Form, "text") == {"min": -9, "max": 9, "step": 0.01}

@@ -349,6 +349,15 @@ def test_admin_page_renders_and_every_form_applies(rt, spamwall_sandbox):
     )
     bad = submit(rt, "admin", None, action="levels", spam_kill_level="high")
     assert not bad.ok and "spam_kill_level" in bad.errors
+    # a level below the one before it is refused, naming both, and nothing is saved; a level
+    # left out counts as the one SpamWall holds (spam at 6.31 here)
+    before = dict(em.scores["global"])
+    bad = submit(rt, "admin", None, action="levels", spam_kill_level="4")
+    assert (
+        not bad.ok and "'Block from score' (4) must not be below" in bad.errors["spam_kill_level"]
+    )
+    assert "'Mark as spam from score' (6.31)" in bad.errors["spam_kill_level"]
+    assert em.scores["global"] == before
     bad = submit(rt, "admin", None, action="domain", name="a.example", ip="nope", port="99999")
     assert not bad.ok
     refused = submit(

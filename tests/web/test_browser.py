@@ -3,6 +3,7 @@ made by clicking and typing, and its effect is checked at the emulated vendor.""
 
 from __future__ import annotations
 
+import json
 import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from threading import Thread
@@ -211,3 +212,37 @@ def test_queue_and_admin_pages(demo, page, shots):
     assert "SpamPort domains" in page.inner_text("body")
     assert "bücher.example" in page.locator(".sfp-vendor-spamport").inner_text()
     page.screenshot(path=os.path.join(shots, "admin.png"))
+
+
+def test_a_decimal_spam_threshold_is_saved_from_the_browser(demo, page):
+    login(page, demo)
+    em = emulator(demo, "spambarrier")
+    wait_until(lambda: "bob.example" in em.domains)
+    page.goto(demo.url + "settings/domain/bob.example/")
+    form = page.locator("form[name=spambarrier-filter]")
+    box = form.locator("#sfp-spam_threshold")
+    assert (box.get_attribute("min"), box.get_attribute("max"), box.get_attribute("step")) == (
+        "0",
+        "100",
+        "any",
+    )
+    box.fill("6.5")
+    form.get_by_role("button", name="Save").click()
+    page.wait_for_load_state()
+    assert em.domains["bob.example"]["filter"]["spam_threshold"] == 6.5
+
+
+def test_spamwall_levels_out_of_order_are_refused_naming_both(demo, page):
+    login(page, demo)
+    em = emulator(demo, "spamwall")
+    page.goto(demo.url + "settings/admin/")
+    form = page.locator("form[name=spamwall-levels]")
+    before = json.dumps(em.snapshot()["scores"], sort_keys=True)
+    for level, value in (("spam_tag_level", 9), ("spam_tag2_level", 3), ("spam_kill_level", 1)):
+        form.locator(f"#sfp-{level}").fill(str(value))
+    form.get_by_role("button", name="Save").click()
+    page.wait_for_load_state()
+    text = page.inner_text("body")
+    assert "'Mark as spam from score' (3) must not be below" in text
+    assert "'Mark as possible spam from score' (9)" in text
+    assert json.dumps(em.snapshot()["scores"], sort_keys=True) == before  # nothing saved
