@@ -434,6 +434,17 @@ class Queue:
         return {r["target"]: Row.from_db(r, offset) for r in self.db.execute(sql, (vendor, *hooks))}
 
     @_translated
+    def ahead_of(self, row: Row) -> Row | None:
+        """The earliest row of *row*'s vendor and target still waiting or being delivered
+        before it (what keeps it from being claimed: order per target), or None."""
+        r = self.db.execute(
+            "SELECT * FROM events WHERE vendor=? AND target=? AND id<? "
+            "AND state IN ('pending','leased') ORDER BY id LIMIT 1",
+            (row.vendor, row.target, row.id),
+        ).fetchone()
+        return Row.from_db(r, self._offset()) if r else None
+
+    @_translated
     def event_of(self, row: Row) -> Event:
         """Rebuild the row's event, decrypting its password if it has one."""
         password = None

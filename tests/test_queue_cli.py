@@ -214,3 +214,56 @@ def test_a_worker_waits_out_a_full_disk(cfg, monkeypatch):
     monkeypatch.setattr(w.queue, "claim_batch", full)  # every claim meets the full disk
     w.run_forever(stop, poll=0.01)  # returns when stopped; the full disk never crashed it
     assert len(calls) >= 3
+
+
+@pytest.fixture
+def busy_worker(tmp_path, sandbox):
+    """A worker already running for the config (as 'spamfilter worker' would be), taking
+    each row as it comes; the vendor answers slowly, so the worker still has a row when
+    'emit --now' looks for it."""
+    import threading
+
+    from spamfilter_plugin.manager import load_runtime
+    from spamfilter_plugin.worker import Worker
+
+    cfg = sandbox_config(
+        tmp_path, sandbox, general={"lease_seconds": 30.0}, spamport={"deadline": 20.0}
+    )
+    rt = load_runtime(cfg)
+    rt.check("spamport")
+    sandbox["spamport"].emulator.faults.configure(latency=1.5)
+    stop = threading.Event()
+
+    def work():
+        worker = Worker(rt)
+        try:
+            worker.run_forever(stop, 0.02)
+        finally:
+            worker.queue.close()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    yield cfg
+    stop.set()
+    thread.join(timeout=30)
+
+
+def test_emit_now_reports_its_own_rows_when_another_worker_has_them(busy_worker, sandbox):
+    sandbox["spamport"].emulator.seed_data({"license_limit": 0})  # the vendor refuses it
+    code, out, err = run(busy_worker, "emit", "domain-created", "--domain", "busy.example",
+                         "--now", "--json")  # fmt: skip
+    doc = json.loads(out)
+    spamport = next(v for v in doc["vendors"] if v["vendor"] == "spamport")
+    assert code == 1 and doc["ok"] is False, (out, err)
+    assert spamport["ok"] is False and "licence is fully used" in spamport["error"]
+    assert "queued behind" not in out + err
+    rows = sandbox["spamport"].emulator.requests
+    assert sum('"add"' in r["body"] or "function=add" in r["body"] for r in rows) == 1
+
+
+def test_emit_now_says_when_another_worker_delivered_it(busy_worker, sandbox):
+    code, out, err = run(busy_worker, "emit", "domain-created", "--domain", "busy2.example",
+                         "--now")  # fmt: skip
+    assert code == 0, (out, err)
+    assert "spamport: ok" in out and "delivered by another worker" in out
+    assert "busy2.example" in sandbox["spamport"].emulator.domains

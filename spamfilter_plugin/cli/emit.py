@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from ..events import BY_CLI_NAME, DomainCreated, DomainDeleted, DomainUpdated, PasswordReset
@@ -101,22 +102,65 @@ def cmd_emit(args) -> int:
     from ..worker import Worker
 
     rt = runtime(args)
-    deliveries = Worker(rt).deliver_now(receipt.rows.values())
-    delivered = {d.row.id for d in deliveries}
-    outcomes = [d.outcome for d in deliveries]
-    for vendor, row_id in receipt.rows.items():
-        if row_id in delivered:
-            continue
-        suspended = rt.suspended(vendor) if vendor in rt.contexts else None
-        if suspended is not None:  # not attempted: say why, and count it as a failure
-            outcomes.append(suspended)
-            note(f"{vendor}: not delivered, left queued (row {row_id}): {suspended.error}")
-        else:
-            note(
-                f"{vendor}: queued behind an earlier event for {event.target}; "
-                "the worker will deliver it"
-            )
-    for d in deliveries:
-        if not d.outcome.ok and d.final_state == "pending":
-            note(f"{d.row.vendor}: will be retried by the worker (queue row {d.row.id})")
+    worker = Worker(rt)
+    try:
+        mine = {d.row.id: d for d in worker.deliver_now(receipt.rows.values())}
+        outcomes = []
+        for vendor, row_id in receipt.rows.items():
+            delivery = mine.get(row_id)
+            if delivery is not None:
+                outcomes.append(delivery.outcome)
+                if not delivery.outcome.ok and delivery.final_state == "pending":
+                    note(f"{vendor}: will be retried by the worker (queue row {row_id})")
+                continue
+            suspended = rt.suspended(vendor) if vendor in rt.contexts else None
+            if suspended is not None:  # not attempted: say why, and count it as a failure
+                outcomes.append(suspended)
+                note(f"{vendor}: not delivered, left queued (row {row_id}): {suspended.error}")
+                continue
+            wait = rt.config.general.lease_seconds + 2.0
+            outcomes.append(followed(worker.queue, vendor, row_id, wait))
+    finally:
+        worker.queue.close()
     return print_outcomes(outcomes, args.json, {"event": event.to_dict(), "queued": receipt.rows})
+
+
+def followed(queue, vendor: str, row_id: int, wait: float, poll: float = 0.1):
+    """The outcome of a row this command did not deliver itself: another worker had it, or an
+    earlier event of its target goes first.  Waits up to *wait* seconds for another worker's
+    delivery to end; says plainly what is left and how to follow it."""
+    from ..errors import VendorError, VendorHeld
+    from ..manager import Outcome
+
+    deadline = time.monotonic() + wait
+    follow = f"follow it with 'spamfilter queue show {row_id}'"
+    while True:
+        row = queue.get(row_id)
+        if row is None:
+            return Outcome(
+                vendor, False, error=VendorHeld(vendor, f"queue row {row_id} was dropped")
+            )
+        if row.state == "done":
+            result = row.result if isinstance(row.result, dict) else {}
+            message = f"delivered by another worker (queue row {row_id})"
+            return Outcome(vendor, True, result={**result, "message": message})
+        if row.state == "superseded":
+            return Outcome(vendor, True, result={"message": f"row {row_id}: {row.last_error}"})
+        if row.state == "dead":
+            return Outcome(vendor, False, error=VendorError(vendor, row.last_error or "failed"))
+        if row.state == "pending" and row.attempts:
+            text = f"{row.last_error}; the worker retries it (queue row {row_id}); {follow}"
+            return Outcome(vendor, False, error=VendorError(vendor, text))
+        ahead = queue.ahead_of(row) if row.state == "pending" else None
+        if ahead is not None:
+            text = (
+                f"not delivered yet: queued behind row {ahead.id} ({ahead.hook} of "
+                f"{ahead.target.split(':', 1)[1]}, {ahead.state}); the worker delivers both in "
+                f"order; {follow}"
+            )
+            return Outcome(vendor, False, error=VendorHeld(vendor, text))
+        if time.monotonic() >= deadline:
+            who = f"another worker ({row.lease_owner})" if row.lease_owner else "another worker"
+            text = f"not finished: {who} is delivering queue row {row_id}; {follow}"
+            return Outcome(vendor, False, error=VendorHeld(vendor, text))
+        time.sleep(poll)
