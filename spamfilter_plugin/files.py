@@ -40,48 +40,50 @@ def write_private_json(path: Path, data: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def create_key(path: str | os.PathLike, key: bytes) -> bool:
-    """Make the key file *path* (0600) holding *key*, whole or not at all; False when another
-    process made it first (its key stands).  Raises OSError (a full disk, say), leaving no
-    file behind."""
+def _synced(path: str, key: bytes) -> None:
+    """Write *key* and a newline to the new private file *path*, synced to disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _placed(path: str | os.PathLike, key: bytes, put) -> bool:
+    """Write *key* to a temporary file beside *path*, then ``put(tmp, path)`` it in place;
+    the temporary file never outlives the call.  What *put* returns (False: not placed)."""
     path = os.fspath(path)
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
+        _synced(tmp, key)
+        return put(tmp, path)
     finally:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+
+
+def _link(tmp: str, path: str) -> bool:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    return True
+
+
+def create_key(path: str | os.PathLike, key: bytes) -> bool:
+    """Make the key file *path* (0600) holding *key*, whole or not at all; False when another
+    process made it first (its key stands).  Raises OSError (a full disk, say), leaving no
+    file behind."""
+    return _placed(path, key, _link)
 
 
 def replace_key(path: str | os.PathLike, key: bytes) -> None:
     """Put a new key file in place of *path*, whole or not at all (a key that never signed
     anything valid, an empty one, is replaced so)."""
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    _placed(path, key, lambda tmp, dest: os.replace(tmp, dest) or True)
 
 
 def read_key(path: str | os.PathLike, what: str, *, min_length: int, fix: str) -> bytes:
