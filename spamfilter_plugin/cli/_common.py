@@ -104,6 +104,14 @@ def stop_event() -> threading.Event:
     return stop
 
 
+def wait_until_stopped(stop: threading.Event) -> None:
+    """Wait for *stop* in the main thread, waking every half second: a signal the kernel
+    hands to another thread only marks its handler as due, and a main thread blocked in a
+    plain wait would not run it until something else woke it."""
+    while not stop.wait(0.5):
+        pass
+
+
 def note(message: str) -> None:
     """Progress and notes go to standard error, so standard output stays parseable."""
     print(message, file=sys.stderr)

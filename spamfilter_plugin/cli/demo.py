@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ._common import EXIT_OK, CliError, note, stop_event
+from ._common import EXIT_OK, CliError, note, stop_event, wait_until_stopped
 
 
 def register(sub) -> None:
@@ -50,7 +50,7 @@ def cmd_demo(args) -> int:
         else:
             print(f"Console:  {demo.url}\nLogin:    {demo.username} / {demo.password}", flush=True)
             note("the seeded domains are being provisioned; press Ctrl-C to stop")
-        stop.wait()
+        wait_until_stopped(stop)
     finally:
         demo.stop()
     if not args.json:

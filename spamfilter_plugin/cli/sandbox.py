@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import EXIT_OK, CliError, note, print_json, stop_event
+from ._common import EXIT_OK, CliError, note, print_json, stop_event, wait_until_stopped
 
 
 def register(sub) -> None:
@@ -141,7 +141,7 @@ def cmd_sandbox(args) -> int:
         for name, running in sandbox.running.items():
             note(f"spamfilter: sandbox {name} on {running.root} (api_url {running.url})")
         note("spamfilter: sandbox running; press Ctrl-C to stop")
-        stop_event().wait()
+        wait_until_stopped(stop_event())
     finally:
         sandbox.stop()
     return EXIT_OK

@@ -6,7 +6,7 @@ from __future__ import annotations
 import getpass
 import sys
 
-from ._common import EXIT_OK, CliError, note, runtime, stop_event
+from ._common import EXIT_OK, CliError, note, runtime, stop_event, wait_until_stopped
 
 
 def register(sub) -> None:
@@ -71,7 +71,7 @@ def cmd_serve(args) -> int:
             f"no [console] password_hash is set: log in as {console.username} with the password "
             f"{one_time} (good until this console stops)"
         )
-    stop.wait()
+    wait_until_stopped(stop)
     note("stopping...")
     server.stop()
     return EXIT_OK
