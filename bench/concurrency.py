@@ -28,9 +28,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from spamfilter_plugin import intake
 from spamfilter_plugin.events import DomainCreated
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.testing import write_config
 from spamfilter_plugin.worker import Worker
 
@@ -92,8 +93,10 @@ def worker_rate(tmp: Path, emulator: Emulator, events: int, concurrency: int) ->
     cfg = config(tmp, f"worker{concurrency}", emulator, concurrency)
     rt = load_runtime(cfg)
     rt.check("spamport")  # proven credentials: deliveries go side by side from the start
-    queue = Queue(rt.config.general.state_dir)
-    queue.enqueue_many((DomainCreated(domain=f"w{i}.example") for i in range(events)), "spamport")
+    queue = open_queue(rt.config.general.state_dir)
+    intake.enqueue(
+        queue, [DomainCreated(domain=f"w{i}.example") for i in range(events)], vendors=["spamport"]
+    )
     started = time.perf_counter()
     stats = Worker(rt, queue=queue).drain(keep=False)
     elapsed = time.perf_counter() - started

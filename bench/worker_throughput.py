@@ -24,7 +24,7 @@ from queue_helpers import sandbox_config
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.events import DomainCreated, MailboxAdded
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.sandbox import Sandbox
 from spamfilter_plugin.worker import Worker
 
@@ -96,7 +96,7 @@ def main() -> None:
         for p in procs:
             p.wait()
         elapsed = time.perf_counter() - start
-        done = Queue(Path(tmp) / "many").counts()["done"]
+        done = open_queue(Path(tmp) / "many").counts()["done"]
         results[f"{args.workers} worker processes"] = {
             "events": done,
             "seconds": round(elapsed, 2),

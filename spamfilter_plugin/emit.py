@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import intake
 from .config import RawConfig, config_path, read_file
 from .config_file import CAPABILITIES, cached_handlers, hook_cache_path
-from .events import LIFECYCLE_HOOKS, Event
+from .events import Event
 from .files import write_private_json
-from .queue import Queue
+from .queue import open_queue
 
 if TYPE_CHECKING:
     from .manager import Runtime
@@ -46,7 +47,7 @@ def refresh_capabilities(runtime: Runtime) -> None:
 
     Called by whoever loads the runtime (the CLI, and :func:`emit` on a cache miss)."""
     config = runtime.config
-    handlers = {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors}
+    handlers = runtime.capabilities()
     doc = {"fingerprint": config.fingerprint, "handlers": handlers}
     try:
         write_private_json(Path(config.general.state_dir) / CAPABILITIES, doc)
@@ -82,7 +83,7 @@ def validated(
 
     runtime = load_runtime(raw.path)
     refresh_capabilities(runtime)
-    return raw, {v: [h for h in LIFECYCLE_HOOKS if runtime.handles(v, h)] for v in runtime.vendors}
+    return raw, runtime.capabilities()
 
 
 def emit(event: Event, config: str | os.PathLike | None = None) -> Receipt:
@@ -98,13 +99,9 @@ def emit_all(
     """Queue each of *events*, in order, for every enabled vendor that handles it; the
     config is validated (or found validated in the cache) once for all of them."""
     raw, handlers = validated(config, raw)
-    queue = Queue(raw.state_dir)
+    queue = open_queue(raw.state_dir)
     try:
-        receipts = []
-        for event in events:
-            vendors = sorted(v for v, hooks in handlers.items() if event.hook in hooks)
-            ids = queue.enqueue(event, vendors)
-            receipts.append(Receipt(event, dict(zip(vendors, ids, strict=True))))
-        return receipts
+        queued = intake.enqueue(queue, events, capabilities=handlers)
     finally:
         queue.close()
+    return [Receipt(event, rows) for event, (_, rows) in zip(events, queued, strict=True)]

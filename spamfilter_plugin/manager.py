@@ -34,7 +34,7 @@ from .errors import (
     VendorRejected,
     VendorUnavailable,
 )
-from .events import Domain, Event, Mailbox
+from .events import LIFECYCLE_HOOKS, Domain, Event, Mailbox
 from .redaction import get_logger, redact
 
 log = get_logger(__name__)
@@ -254,6 +254,12 @@ class Runtime:
     def handlers(self, hook: str) -> list[str]:
         """The enabled vendors that implement *hook*."""
         return [v for v in self.vendors if self.handles(v, hook)]
+
+    def capabilities(self) -> dict[str, list[str]]:
+        """The lifecycle hooks each enabled vendor handles: what decides which vendors get
+        an event (:func:`~spamfilter_plugin.intake.vendors_for`), here and in the
+        panel-hook cache alike."""
+        return {v: [h for h in LIFECYCLE_HOOKS if self.handles(v, h)] for v in self.vendors}
 
     def call(self, vendor: str, hook: str, **kwargs: Any) -> Any:
         """Call *hook* on *vendor* only, with its context as ``vendor``; errors propagate.

@@ -24,11 +24,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from . import intake
 from .engine import Engine, concurrency_of
 from .errors import ConfigError, InvalidInput, SpamFilterError, VendorError
 from .events import DomainCreated, DomainDeleted, DomainUpdated, normalise_domain, normalise_host
 from .manager import Runtime
-from .queue import Queue, Row
+from .queue import Queue, Row, open_queue
 from .redaction import get_logger
 from .worker import Delivery, Worker
 
@@ -226,7 +227,7 @@ class Reconcile:
         self.runtime = runtime
         self.wanted = wanted
         self.prune_foreign = prune_foreign
-        self.queue = queue or Queue(runtime.config.general.state_dir)
+        self.queue = queue or open_queue(runtime.config.general.state_dir)
         self._routes: dict[tuple[str, str], str | None] = {}
         #: how many domains the last vendor planned holds
         self.held = 0
@@ -346,7 +347,8 @@ class Reconcile:
 
         def flush() -> None:
             if batch:
-                queue.choose(queue.enqueue_many(batch, vendor))
+                queued = intake.enqueue(queue, batch, vendors=[vendor])
+                queue.choose(rows[vendor] for _, rows in queued)
                 batch.clear()
 
         for change in changes:

@@ -29,7 +29,7 @@ from .engine import Attempt, Engine
 from .errors import SpamFilterError, VendorError, VendorHeld, VendorPaced, VendorWaiting
 from .events import Event, VendorStep
 from .manager import Outcome, Runtime
-from .queue import STATES, Queue, Row
+from .queue import STATES, Queue, Row, open_queue
 from .redaction import get_logger
 
 log = get_logger(__name__)
@@ -116,7 +116,7 @@ class Worker:
     ) -> None:
         self.runtime = runtime
         self.general = runtime.config.general
-        self.queue = queue or Queue(self.general.state_dir, monotonic=monotonic)
+        self.queue = queue or open_queue(self.general.state_dir, monotonic=monotonic)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.rng = rng
         self.on_delivery = on_delivery

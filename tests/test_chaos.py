@@ -22,7 +22,7 @@ from spamfilter_plugin.events import (
     PasswordReset,
 )
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.worker import Worker
 
 SPAMFILTER = shutil.which("spamfilter") or os.path.join(
@@ -113,7 +113,7 @@ def test_no_event_is_lost_under_faults_and_worker_kills(tmp_path, sandbox):
         kills += 1
         worker = start_worker(cfg)
 
-    queue = Queue(tmp_path / "state")
+    queue = open_queue(tmp_path / "state")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         counts = queue.counts()

@@ -5,7 +5,7 @@ import stat
 import time
 
 import pytest
-from queue_helpers import sandbox_config
+from queue_helpers import put, sandbox_config
 
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import VendorUnavailable
@@ -18,7 +18,7 @@ from spamfilter_plugin.events import (
     PasswordReset,
     VendorStep,
 )
-from spamfilter_plugin.queue import DB_NAME, KEY_NAME, Queue
+from spamfilter_plugin.queue import DB_NAME, KEY_NAME, open_queue
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def cfg(tmp_path, sandbox):
 
 @pytest.fixture
 def queue(tmp_path):
-    q = Queue(tmp_path / "state")
+    q = open_queue(tmp_path / "state")
     yield q
     q.close()
 
@@ -40,7 +40,7 @@ def test_emit_writes_one_row_per_vendor_that_handles_the_event(cfg, tmp_path):
     assert list(receipt.rows) == ["rackspace"]
     receipt = emit(MailboxDeleted(mailbox="alex.smith@example.com"), cfg)
     assert receipt.rows == {}  # nobody handles it: nothing queued
-    q = Queue(tmp_path / "state")
+    q = open_queue(tmp_path / "state")
     assert q.counts()["pending"] == 2
 
 
@@ -84,8 +84,8 @@ class _Fake:
 
 def test_no_plaintext_password_in_the_database_files(queue, tmp_path):
     password = "Pl4intext-Never-&#%"
-    queue.enqueue(PasswordReset(domain="a.example", password=password), ["spamport"])
-    queue.enqueue(PasswordReset(mailbox="b@a.example", password=password), ["toy"])
+    put(queue, PasswordReset(domain="a.example", password=password), ["spamport"])
+    put(queue, PasswordReset(mailbox="b@a.example", password=password), ["toy"])
     raw = b"".join(p.read_bytes() for p in (tmp_path / "state").glob(DB_NAME + "*"))
     assert raw and password.encode() not in raw
     row, _token = queue.claim("w", 30)
@@ -94,15 +94,15 @@ def test_no_plaintext_password_in_the_database_files(queue, tmp_path):
 
 def test_password_is_wiped_when_done_dead_or_superseded(queue):
     ids = [
-        queue.enqueue(PasswordReset(mailbox=f"u{i}@a.example", password="pw-123456"), ["v"])[0]
+        put(queue, PasswordReset(mailbox=f"u{i}@a.example", password="pw-123456"), ["v"])[0]
         for i in range(2)
     ]
     row, token = queue.claim("w", 30)
     queue.complete(row, token)
     row, token = queue.claim("w", 30)
     queue.fail(row, token, VendorUnavailable("v", "x"), None)
-    queue.enqueue(PasswordReset(mailbox="u9@a.example", password="first-pw"), ["v"])
-    queue.enqueue(PasswordReset(mailbox="u9@a.example", password="second-pw"), ["v"])
+    put(queue, PasswordReset(mailbox="u9@a.example", password="first-pw"), ["v"])
+    put(queue, PasswordReset(mailbox="u9@a.example", password="second-pw"), ["v"])
     secrets = dict(queue.db.execute("SELECT id, secret FROM events").fetchall())
     assert secrets[ids[0]] is None and secrets[ids[1]] is None
     states = [r.state for r in sorted(queue.rows(), key=lambda r: r.id)]
@@ -111,9 +111,9 @@ def test_password_is_wiped_when_done_dead_or_superseded(queue):
 
 
 def test_same_target_is_delivered_in_order_other_targets_are_not_blocked(queue):
-    first = queue.enqueue(DomainCreated(domain="a.example"), ["v"])[0]
-    second = queue.enqueue(DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
-    other = queue.enqueue(DomainCreated(domain="b.example"), ["v"])[0]
+    first = put(queue, DomainCreated(domain="a.example"), ["v"])[0]
+    second = put(queue, DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
+    other = put(queue, DomainCreated(domain="b.example"), ["v"])[0]
     row, token = queue.claim("w", 30)
     assert row.id == first
     row2, token2 = queue.claim("w", 30)
@@ -126,8 +126,8 @@ def test_same_target_is_delivered_in_order_other_targets_are_not_blocked(queue):
 
 
 def test_a_dead_row_does_not_block_its_target(queue):
-    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
-    later = queue.enqueue(DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
+    put(queue, DomainCreated(domain="a.example"), ["v"])
+    later = put(queue, DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
     row, token = queue.claim("w", 30)
     queue.fail(row, token, VendorUnavailable("v", "x"), None)
     assert queue.claim("w", 30)[0].id == later
@@ -171,21 +171,21 @@ def test_a_dead_row_does_not_block_its_target(queue):
 )
 def test_superseding(queue, events, expected):
     for event in events:
-        queue.enqueue(event, ["v"])
+        put(queue, event, ["v"])
     assert [r.state for r in sorted(queue.rows(), key=lambda r: r.id)] == expected
 
 
 def test_leased_rows_are_never_superseded(queue):
-    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    put(queue, DomainCreated(domain="a.example"), ["v"])
     row, _token = queue.claim("w", 30)
-    queue.enqueue(DomainDeleted(domain="a.example"), ["v"])
+    put(queue, DomainDeleted(domain="a.example"), ["v"])
     assert queue.get(row.id).state == "leased"
 
 
 def test_expired_leases_are_claimed_again_and_the_old_holder_cannot_finish(tmp_path):
     now = [1000.0]
-    q = Queue(tmp_path / "s", monotonic=lambda: now[0])
-    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    q = open_queue(tmp_path / "s", monotonic=lambda: now[0])
+    put(q, DomainCreated(domain="a.example"), ["v"])
     row, old = q.claim("w1", 10)
     assert q.claim("w2", 10) is None
     now[0] += 11
@@ -198,7 +198,7 @@ def test_expired_leases_are_claimed_again_and_the_old_holder_cannot_finish(tmp_p
 def test_results_keep_secrets_encrypted(queue, tmp_path):
     from spamfilter_plugin.redaction import Secret
 
-    queue.enqueue(PasswordReset(domain="a.example"), ["spamport"])
+    put(queue, PasswordReset(domain="a.example"), ["spamport"])
     row, token = queue.claim("w", 30)
     queue.complete(row, token, {"password": Secret("Gener4ted-pw"), "message": "ok"})
     assert queue.get(row.id).result == {"password": "***", "message": "ok"}
@@ -208,8 +208,8 @@ def test_results_keep_secrets_encrypted(queue, tmp_path):
 
 
 def test_retry_drop_and_purge(queue):
-    a = queue.enqueue(DomainCreated(domain="a.example"), ["v"])[0]
-    b = queue.enqueue(DomainCreated(domain="b.example"), ["v"])[0]
+    a = put(queue, DomainCreated(domain="a.example"), ["v"])[0]
+    b = put(queue, DomainCreated(domain="b.example"), ["v"])[0]
     for _ in range(2):
         row, token = queue.claim("w", 30)
         queue.fail(row, token, VendorUnavailable("v", "x"), None)
@@ -226,12 +226,12 @@ def test_retry_drop_and_purge(queue):
 def test_key_file_with_loose_permissions_is_refused(queue, tmp_path):
     from spamfilter_plugin.errors import ConfigError
 
-    queue.enqueue(PasswordReset(domain="a.example", password="pw-123456"), ["v"])
+    put(queue, PasswordReset(domain="a.example", password="pw-123456"), ["v"])
     key = tmp_path / "state" / KEY_NAME
     key.chmod(0o644)
-    fresh = Queue(tmp_path / "state")
+    fresh = open_queue(tmp_path / "state")
     with pytest.raises(ConfigError) as info:
-        fresh.enqueue(PasswordReset(domain="a.example", password="pw-123456"), ["v"])
+        put(fresh, PasswordReset(domain="a.example", password="pw-123456"), ["v"])
     assert f"chmod 600 {key}" in str(info.value)
 
 
@@ -280,11 +280,11 @@ def test_an_empty_or_corrupt_key_is_a_clear_error(tmp_path):
 def test_a_later_deletion_supersedes_a_dead_creation(queue):
     from spamfilter_plugin.errors import VendorRejected
 
-    (created,) = queue.enqueue(DomainCreated(domain="full.example"), ["v"])
+    (created,) = put(queue, DomainCreated(domain="full.example"), ["v"])
     row, token = queue.claim("w", 30)
     queue.fail(row, token, VendorRejected("v", "licence fully used"), None)
     assert queue.get(created).state == "dead"
-    (deleted,) = queue.enqueue(DomainDeleted(domain="full.example"), ["v"])
+    (deleted,) = put(queue, DomainDeleted(domain="full.example"), ["v"])
     assert queue.get(created).state == "superseded"
     assert queue.retry_all_dead() == 0 and not queue.retry(created)
     row, _ = queue.claim("w", 30)
@@ -295,52 +295,54 @@ def test_a_later_deletion_supersedes_a_dead_creation(queue):
 
 
 def test_an_emitter_whose_clock_is_a_day_ahead_does_not_delay_its_event(tmp_path):
-    ahead = Queue(tmp_path / "s", clock=lambda: time.time() + 86400)
-    (row_id,) = ahead.enqueue(DomainCreated(domain="a.example"), ["v"])
-    claimed = Queue(tmp_path / "s").claim("w", 30)
+    ahead = open_queue(tmp_path / "s", clock=lambda: time.time() + 86400)
+    (row_id,) = put(ahead, DomainCreated(domain="a.example"), ["v"])
+    claimed = open_queue(tmp_path / "s").claim("w", 30)
     assert claimed is not None and claimed[0].id == row_id
 
 
 def test_a_worker_whose_clock_is_an_hour_ahead_cannot_take_a_live_lease(tmp_path):
-    q = Queue(tmp_path / "s")
-    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    q = open_queue(tmp_path / "s")
+    put(q, DomainCreated(domain="a.example"), ["v"])
     row, token = q.claim("w1", 300)
-    ahead = Queue(tmp_path / "s", clock=lambda: time.time() + 3600)
+    ahead = open_queue(tmp_path / "s", clock=lambda: time.time() + 3600)
     assert ahead.claim("w2", 300) is None
     assert ahead.drop(row.id) is False  # nor drop it as if it were not being delivered
     assert q.complete(row, token)
 
 
 def test_a_wall_clock_stepped_back_does_not_hold_a_retry(tmp_path):
-    q = Queue(tmp_path / "s")
-    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    q = open_queue(tmp_path / "s")
+    put(q, DomainCreated(domain="a.example"), ["v"])
     row, token = q.claim("w", 30)
     q.fail(row, token, VendorUnavailable("v", "down"), 0.0)  # retry at once
-    behind = Queue(tmp_path / "s", clock=lambda: time.time() - 86400)
+    behind = open_queue(tmp_path / "s", clock=lambda: time.time() - 86400)
     assert behind.claim("w", 30) is not None
 
 
 def test_after_a_reboot_leases_are_void_and_pending_rows_due(tmp_path):
     mono = [5_000_000.0]  # a machine up for two months
-    before = Queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-1")
-    before.enqueue(DomainCreated(domain="a.example"), ["v"])
-    before.enqueue(DomainCreated(domain="b.example"), ["v"])
+    before = open_queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-1")
+    put(before, DomainCreated(domain="a.example"), ["v"])
+    put(before, DomainCreated(domain="b.example"), ["v"])
     leased, _ = before.claim("w1", 300)
     other, token = before.claim("w1", 300)
     before.fail(other, token, VendorUnavailable("v", "down"), 600)
     before.close()
     mono[0] = 40.0  # rebooted: the monotonic clock starts again
-    after = Queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2")
+    after = open_queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2")
     first, _ = after.claim("w2", 300)
     second, _ = after.claim("w2", 300)
     assert {first.id, second.id} == {leased.id, other.id}
     # the same boot again changes nothing: the new leases hold
-    assert Queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2").claim("w3", 1) is None
+    assert (
+        open_queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2").claim("w3", 1) is None
+    )
 
 
 def test_times_shown_are_wall_clock(tmp_path):
-    q = Queue(tmp_path / "s")
-    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    q = open_queue(tmp_path / "s")
+    put(q, DomainCreated(domain="a.example"), ["v"])
     row, _ = q.claim("w", 300)
     now = time.time()
     assert abs(row.lease_until - (now + 300)) < 5 and abs(row.next_at - now) < 5
@@ -350,9 +352,9 @@ def test_times_shown_are_wall_clock(tmp_path):
 def test_a_queue_from_an_earlier_release_keeps_its_schedule_and_leases(tmp_path):
     import sqlite3
 
-    q = Queue(tmp_path / "s")
-    q.enqueue(DomainCreated(domain="a.example"), ["v"])
-    q.enqueue(DomainCreated(domain="b.example"), ["v"])
+    q = open_queue(tmp_path / "s")
+    put(q, DomainCreated(domain="a.example"), ["v"])
+    put(q, DomainCreated(domain="b.example"), ["v"])
     q.close()
     db = sqlite3.connect(tmp_path / "s" / DB_NAME)  # as an earlier release wrote it
     db.execute("DROP TABLE meta")
@@ -363,7 +365,7 @@ def test_a_queue_from_an_earlier_release_keeps_its_schedule_and_leases(tmp_path)
     db.execute("UPDATE events SET next_at=? WHERE id=2", (now + 3600,))
     db.commit()
     db.close()
-    q = Queue(tmp_path / "s")
+    q = open_queue(tmp_path / "s")
     assert q.claim("w2", 30) is None  # the lease still holds, the retry is not yet due
     assert abs(q.get(1).lease_until - (now + 300)) < 5
     assert abs(q.get(2).next_at - (now + 3600)) < 5
@@ -377,7 +379,7 @@ def _step(name="confirm_txt", domain="a.example", **data):
 
 
 def test_a_completed_row_queues_its_steps_in_the_same_write(queue):
-    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    put(queue, DomainCreated(domain="a.example"), ["v"])
     row, token = queue.claim("w", 30)
     assert queue.complete(row, token, {"steps": ["confirm_txt"]}, [_step(value="rec-1")])
     step_row = next(r for r in queue.rows() if r.hook == "vendor_step")
@@ -393,8 +395,8 @@ def test_a_completed_row_queues_its_steps_in_the_same_write(queue):
 
 def test_a_lost_lease_queues_no_step(tmp_path):
     now = [1000.0]
-    q = Queue(tmp_path / "s", monotonic=lambda: now[0])
-    q.enqueue(DomainCreated(domain="a.example"), ["v"])
+    q = open_queue(tmp_path / "s", monotonic=lambda: now[0])
+    put(q, DomainCreated(domain="a.example"), ["v"])
     row, old = q.claim("w1", 10)
     now[0] += 11
     q.claim("w2", 10)
@@ -403,30 +405,30 @@ def test_a_lost_lease_queues_no_step(tmp_path):
 
 
 def test_a_waiting_step_holds_no_later_event_up_but_a_running_one_does(queue):
-    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    put(queue, DomainCreated(domain="a.example"), ["v"])
     row, token = queue.claim("w", 30)
     queue.complete(row, token, None, [_step()])
     step_row, step_token = queue.claim("w", 30)
     assert step_row.hook == "vendor_step"
-    later = queue.enqueue(DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
+    later = put(queue, DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
     assert queue.claim("w", 30) is None  # the step is being tried: the update waits
     queue.fail(step_row, step_token, VendorUnavailable("v", "not yet"), retry_in=3600)
     assert queue.claim("w", 30)[0].id == later  # waiting for an hour: the update goes on
 
 
 def test_a_step_waits_for_the_events_before_it(queue):
-    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    put(queue, DomainCreated(domain="a.example"), ["v"])
     row, token = queue.claim("w", 30)
-    update = queue.enqueue(DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
+    update = put(queue, DomainUpdated(domain="a.example", destination="192.0.2.1"), ["v"])[0]
     queue.complete(row, token, None, [_step()])
     assert queue.claim("w", 30)[0].id == update
 
 
 def test_a_deletion_supersedes_waiting_steps_and_a_newer_step_replaces_one(queue):
-    queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    put(queue, DomainCreated(domain="a.example"), ["v"])
     row, token = queue.claim("w", 30)
     queue.complete(row, token, None, [_step(value="old"), _step("switch_mx")])
-    again = queue.enqueue(DomainCreated(domain="a.example"), ["v"])
+    again = put(queue, DomainCreated(domain="a.example"), ["v"])
     row, token = queue.claim("w", 30, only=again)
     queue.complete(row, token, None, [_step(value="new")])
     states = {
@@ -439,13 +441,13 @@ def test_a_deletion_supersedes_waiting_steps_and_a_newer_step_replaces_one(queue
         ("switch_mx", None): "pending",
         ("confirm_txt", "new"): "pending",
     }
-    queue.enqueue(DomainDeleted(domain="a.example"), ["v"])
+    put(queue, DomainDeleted(domain="a.example"), ["v"])
     assert {r.state for r in queue.rows() if r.hook == "vendor_step"} == {"superseded"}
 
 
 def test_a_batch_is_one_transaction_all_or_nothing(queue):
     for name in ("a.example", "b.example", "c.example"):
-        queue.enqueue(DomainCreated(domain=name), ["spamport"])
+        put(queue, DomainCreated(domain=name), ["spamport"])
     claimed = queue.claim_batch("w", 60, {"spamport": 2})
     assert [row.target for row, _ in claimed] == ["domain:a.example", "domain:b.example"]
     with pytest.raises(RuntimeError), queue.batch():
@@ -463,20 +465,20 @@ def test_a_batch_is_one_transaction_all_or_nothing(queue):
 
 
 def test_ownership_is_kept_through_purge_and_filled_from_an_older_queue(queue, tmp_path):
-    (row_id,) = queue.enqueue(DomainCreated(domain="a.example"), ["spamport"])
+    (row_id,) = put(queue, DomainCreated(domain="a.example"), ["spamport"])
     row, token = queue.claim("w", 60)
     assert queue.complete(row, token)
     assert queue.purge(-1) == 1 and queue.get(row_id) is None
     assert queue.provisioned("spamport") == {"a.example"}  # purge keeps the record
-    queue.enqueue(DomainDeleted(domain="a.example"), ["spamport"])
+    put(queue, DomainDeleted(domain="a.example"), ["spamport"])
     row, token = queue.claim("w", 60)
     assert queue.complete(row, token)
     assert queue.provisioned("spamport") == set()
     # a queue from before the record: filled once from its delivered rows
-    queue.enqueue(DomainCreated(domain="b.example"), ["spamport"])
+    put(queue, DomainCreated(domain="b.example"), ["spamport"])
     row, token = queue.claim("w", 60)
     assert queue.complete(row, token)
     queue.db.execute("DELETE FROM provisioned")
     queue.db.execute("DELETE FROM meta WHERE key='provisioned'")
     queue.close()
-    assert Queue(queue.state_dir).provisioned("spamport") == {"b.example"}
+    assert open_queue(queue.state_dir).provisioned("spamport") == {"b.example"}

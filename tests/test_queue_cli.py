@@ -125,9 +125,9 @@ def test_generated_password_is_stored_but_never_printed(cfg, sandbox):
         code, out, _ = run(cfg, *args)
         assert password not in out
     assert '"password": "***"' in run(cfg, "queue", "show", "2", "--json")[1]
-    from spamfilter_plugin.queue import Queue
+    from spamfilter_plugin.queue import open_queue
 
-    assert Queue(cfg.parent / "state").secret_result(2)["password"].reveal() == password
+    assert open_queue(cfg.parent / "state").secret_result(2)["password"].reveal() == password
 
 
 def test_password_from_stdin_is_queued_encrypted(cfg, sandbox, tmp_path):

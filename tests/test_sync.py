@@ -15,7 +15,7 @@ from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import ConfigError, InvalidInput
 from spamfilter_plugin.events import DomainCreated
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.sync import Reconcile, read_domains
 from spamfilter_plugin.testing import write_config
 from spamfilter_plugin.worker import Worker
@@ -70,7 +70,7 @@ def test_the_plan_adds_removes_what_it_owns_fixes_routes_and_leaves_the_foreign(
 
 def test_a_dry_run_changes_nothing(cfg, sandbox, drifted, tmp_path):
     before = json.dumps(sandbox["spamport"].emulator.snapshot(), sort_keys=True)
-    rows = Queue(tmp_path / "state").counts()
+    rows = open_queue(tmp_path / "state").counts()
     domains = tmp_path / "domains.txt"
     domains.write_text("kept.example\nnew.example\n")
     out = run_sync(cfg, "--vendor", "spamport", "--domains-from", str(domains), "--dry-run")
@@ -80,7 +80,7 @@ def test_a_dry_run_changes_nothing(cfg, sandbox, drifted, tmp_path):
     )
     assert json.dumps(sandbox["spamport"].emulator.snapshot(), sort_keys=True) == before
     assert spamport_calls(sandbox, "get_domains") and not spamport_calls(sandbox, "add")
-    assert Queue(tmp_path / "state").counts() == rows
+    assert open_queue(tmp_path / "state").counts() == rows
 
 
 def test_apply_then_a_rerun_is_a_no_op(cfg, sandbox, drifted):
@@ -97,7 +97,7 @@ def test_apply_then_a_rerun_is_a_no_op(cfg, sandbox, drifted):
     domains = sandbox["spamport"].emulator.domains
     assert set(domains) == {"kept.example", "new.example", "foreign.example"}
     assert domains["kept.example"]["transport"] == "smtp:mx.provider.example"
-    assert Queue(rt.config.general.state_dir).provisioned("spamport") == {
+    assert open_queue(rt.config.general.state_dir).provisioned("spamport") == {
         "kept.example",
         "new.example",
     }
@@ -126,7 +126,7 @@ def test_a_partial_failure_then_a_resume_does_nothing_twice(sandbox, tmp_path):
     failed = {o.change.domain for o in outcomes if o.state == "retrying"}
     assert failed and len(failed) < 30
     assert {o.change.domain for o in outcomes if o.state == "done"} == set(emulator.domains)
-    rows = Queue(rt.config.general.state_dir).counts()
+    rows = open_queue(rt.config.general.state_dir).counts()
     # the vendor is back; the admin runs sync again
     emulator.faults.clear()
     outcomes.clear()
@@ -137,7 +137,7 @@ def test_a_partial_failure_then_a_resume_does_nothing_twice(sandbox, tmp_path):
     again.apply("spamport", changes, outcomes.append)
     assert {o.change.domain: o.state for o in outcomes} == dict.fromkeys(failed, "done")
     assert set(emulator.domains) == set(wanted)
-    assert Queue(rt.config.general.state_dir).counts()["done"] == rows["done"] + len(failed)
+    assert open_queue(rt.config.general.state_dir).counts()["done"] == rows["done"] + len(failed)
     adds = spamport_calls(sandbox, "add")
     assert sorted(adds) == sorted(wanted)  # every domain added exactly once
 

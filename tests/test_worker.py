@@ -13,7 +13,7 @@ from queue_helpers import sandbox_config
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.events import DomainCreated, MailboxAdded, PasswordReset
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.worker import Worker
 
 
@@ -75,7 +75,7 @@ def test_gives_up_after_max_attempts(tmp_path, sandbox):
     (row_id,) = emit(DomainCreated(domain="a.example"), cfg).rows.values()
     stats = worker(cfg).drain(ignore_schedule=True)
     assert stats.dead == 1
-    row = Queue(tmp_path / "state").get(row_id)
+    row = open_queue(tmp_path / "state").get(row_id)
     assert (
         row.state == "dead"
         and row.attempts == 2
@@ -169,14 +169,14 @@ def test_concurrent_workers_never_deliver_a_row_twice(cfg, sandbox):
     assert sum(1 for chunk in delivered if chunk) >= 2  # the work was really shared
     adds = [r for r in sandbox["spamport"].emulator.requests if "function=add" in r["body"]]
     assert len(adds) == 120  # each domain added exactly once
-    q = Queue(cfg.parent / "state")
+    q = open_queue(cfg.parent / "state")
     assert q.counts()["done"] == 120 and all(r.attempts == 1 for r in q.rows(limit=200))
 
 
 def test_concurrent_emitters_from_several_processes(cfg):
     emit(DomainCreated(domain="warm.example"), cfg)  # writes the capability cache
     run_parallel(EMIT, [[cfg, n * 40, 40] for n in range(4)])
-    q = Queue(cfg.parent / "state")
+    q = open_queue(cfg.parent / "state")
     targets = {r.target for r in q.rows(limit=500)}
     assert len(targets) == 161 and q.counts()["pending"] == 161
 

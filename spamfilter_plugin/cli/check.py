@@ -44,7 +44,7 @@ def cmd_check(args) -> int:
 
 def _wrong_mx(rt) -> list[dict]:
     """The domains whose MX was found ``wrong`` (README "MX records")."""
-    from ..mx.store import FILE, MxStore
+    from ..store.mx import FILE, MxStore
 
     if not (rt.config.general.state_dir / FILE).exists():
         return []

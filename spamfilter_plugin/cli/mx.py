@@ -69,7 +69,7 @@ def _domain(value: str) -> str:
 def _status(rt, args) -> int:
     from ..mx.flow import store
     from ..mx.lookup import lookup
-    from ..mx.store import shown
+    from ..store.mx import shown
 
     db = store(rt)
     rows = db.all()

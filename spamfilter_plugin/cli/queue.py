@@ -47,10 +47,10 @@ def register(sub) -> None:
 
 def cmd_queue(args) -> int:
     from ..emit import validated
-    from ..queue import Queue
+    from ..queue import open_queue
 
     raw, _ = validated(args.config)
-    queue = Queue(raw.state_dir)
+    queue = open_queue(raw.state_dir)
     try:
         return args.action(queue, args)
     finally:

@@ -27,13 +27,15 @@ import socket
 import time
 from typing import Any
 
+from .. import intake
 from ..config_schema import mx_managers
 from ..errors import PanelError, VendorRejected, VendorWaiting
 from ..events import Domain, VendorStep
+from ..queue import open_queue
+from ..store.mx import MxStore, shown
 from . import plan
 from .lookup import lookup, mx_set
 from .probe import probe
-from .store import MxStore, shown
 
 STEPS = ("mx_check", "mx_record", "mx_switch", "mx_verify", "mx_restore")
 #: the states after which a domain's MX points (or may point) at the vendor
@@ -227,8 +229,6 @@ def restore(runtime, vendor: str, name: str, *, dry_run: bool = False) -> str:
 
 def queue_switch(runtime, name: str, destination: str | None = None) -> list[int]:
     """Queue the switch of *name* from its first step (``spamfilter mx switch``)."""
-    from ..queue import Queue
-
     vendor = manager(runtime.config)
     if vendor is None:
         raise VendorRejected(
@@ -236,8 +236,7 @@ def queue_switch(runtime, name: str, destination: str | None = None) -> list[int
         )
     store(runtime).put(name, vendor, state="queued", detail="switch queued by hand")
     data = {"destination": destination} if destination else {}
-    queue = Queue(runtime.config.general.state_dir)
-    try:
-        return queue.enqueue(VendorStep(domain=Domain(name), step="mx_check", data=data), [vendor])
-    finally:
-        queue.close()
+    step = VendorStep(domain=Domain(name), step="mx_check", data=data)
+    with open_queue(runtime.config.general.state_dir) as queue:
+        ((_, rows),) = intake.enqueue(queue, [step], vendors=[vendor])
+    return list(rows.values())

@@ -103,36 +103,27 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
 def enqueue(
     state_dir: str, events: list[tuple[str, dict]], handlers: dict
 ) -> list[tuple[str, str]]:
-    """Queue each ``(hook, fields)`` pair for every vendor whose *handlers* include it, each
-    event in one transaction, as :func:`~spamfilter_plugin.emit.emit_all` does (without
-    building the event dataclasses); for each event, ``("hook target", "vendor #row, ...")``.
-
-    Every pair is checked before anything is written."""
-    import sqlite3
-
-    from .. import outbox
-    from ..eventdata import panel_event, target_key
+    """Queue each ``(hook, fields)`` pair, all in one transaction, through the one way in
+    (:func:`~spamfilter_plugin.intake.enqueue`) and the local outbox; for each event,
+    ``("hook target", "vendor #row, ...")``.  Every pair is checked before anything is
+    written; the passwords are kept out of every message from here on."""
+    from .. import intake
     from ..redaction import register
+    from ..store.outbox import Outbox
 
-    stored = [panel_event(hook, fields) for hook, fields in events]
-    for _, password in stored:
-        if password:
-            register(password)  # kept out of every message from here on
-    db = outbox.connect(state_dir)
+    for _, fields in events:
+        if fields.get("password"):
+            register(fields["password"])
+    outbox = Outbox(state_dir)
     try:
-        box = outbox.SecretBox(state_dir)
-        lines = []
-        for event, password in stored:
-            target = target_key(event)
-            vendors = sorted(v for v, hooks in handlers.items() if event["event"] in hooks)
-            ids = outbox.write(db, box, event, target, password, vendors)
-            rows = ", ".join(f"{v} #{i}" for v, i in zip(vendors, ids, strict=True))
-            lines.append((f"{event['event']} {target.split(':', 1)[1]}", rows or "no vendor"))
-        return lines
-    except sqlite3.Error as exc:
-        raise outbox.queue_error(os.path.join(state_dir, outbox.DB_NAME), exc) from None
+        queued = intake.enqueue(outbox, events, capabilities=handlers)
     finally:
-        db.close()
+        outbox.close()
+    lines = []
+    for (hook, _), (target, rows) in zip(events, queued, strict=True):
+        shown = ", ".join(f"{v} #{i}" for v, i in rows.items())
+        lines.append((f"{hook} {target.split(':', 1)[1]}", shown or "no vendor"))
+    return lines
 
 
 def _validated(path: str, data: dict, loose: bool, identity: str) -> dict:

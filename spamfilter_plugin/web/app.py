@@ -32,10 +32,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from jinja2 import StrictUndefined
 from markupsafe import Markup
 
+from .. import intake
 from ..events import Domain as DomainName
 from ..events import DomainCreated, DomainDeleted, Mailbox
-from ..mx.store import MxStore
-from ..queue import Queue
+from ..queue import Queue, open_queue
+from ..store.mx import MxStore
 from ..templating import format_time, stylesheet
 from . import status
 from .access import LinkRedeemer, Records, Refused, Viewer, safe_next
@@ -118,7 +119,7 @@ def create_app(console: Console) -> Flask:
 
     def queue() -> Queue:
         if "queue" not in g:
-            g.queue = Queue(console.state_dir)
+            g.queue = open_queue(console.state_dir)
         return g.queue
 
     @app.teardown_appcontext
@@ -335,10 +336,8 @@ def create_app(console: Console) -> Flask:
             return f"Retrying {retried} failed deliver{'y' if retried == 1 else 'ies'}."
         kind = DomainCreated if action == "protect" else DomainDeleted
         events = [kind(domain=d) for d in domains]
-        rows = 0
-        for event in events:
-            vendors = console.runtime.handlers(event.hook)
-            rows += len(queue().enqueue(event, vendors))
+        queued = intake.enqueue(queue(), events, capabilities=console.runtime.capabilities())
+        rows = sum(len(ids) for _, ids in queued)
         log.info("console: %s %s (%d rows)", action, ", ".join(domains), rows)
         verb = "Protecting" if action == "protect" else "Removing protection from"
         return f"{verb} {len(domains)} domain{'s' if len(domains) != 1 else ''} ({rows} queued)."

@@ -30,12 +30,12 @@ class PanelPages:
     """The pages of one config (its runtime and panel) for panel users."""
 
     def __init__(self, runtime) -> None:
-        from ..queue import Queue
+        from ..queue import open_queue
 
         self.runtime = runtime
         self.adapter = runtime.panel_adapter
         self.state_dir = runtime.config.general.state_dir
-        self._queue = Queue(self.state_dir)
+        self._queue = open_queue(self.state_dir)
         self.records = Records(self.adapter, self._queue.targets)
 
     def close(self) -> None:

@@ -76,7 +76,7 @@ def statuses(
 ) -> list[DomainStatus]:
     """One row per domain; *vendors* are those that handle ``domain_created``; *latest* is
     :meth:`~spamfilter_plugin.queue.Queue.latest` of the domain hooks; *mx* maps a domain
-    to its MX state (:meth:`~spamfilter_plugin.mx.store.MxState.to_dict`)."""
+    to its MX state (:meth:`~spamfilter_plugin.store.mx.MxState.to_dict`)."""
     out = []
     for domain in domains:
         target = f"domain:{domain}"

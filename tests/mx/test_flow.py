@@ -21,8 +21,8 @@ from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import ConfigError
 from spamfilter_plugin.events import DomainCreated, DomainDeleted
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.mx.store import MxStore
 from spamfilter_plugin.sandbox.dns import ZoneServer
+from spamfilter_plugin.store.mx import MxStore
 from spamfilter_plugin.worker import Worker
 
 from .test_probe import Destination, free_port

@@ -24,7 +24,7 @@ from spamfilter_plugin.errors import ConfigError
 from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.panels import PayloadError, load
 from spamfilter_plugin.panels.hook import run
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.sync import panel_domains
 from spamfilter_plugin.worker import Worker
 
@@ -110,7 +110,7 @@ def hooked(kind: str, cfg) -> set[str]:
     for argv, env, stdin in PANELS[kind]["calls"]:
         body = json.dumps(stdin) if isinstance(stdin, dict) else stdin
         assert run(kind, argv, config=str(cfg), env=env, stdin=body) == 0
-    q = Queue(cfg.parent / "state")
+    q = open_queue(cfg.parent / "state")
     try:
         rows = q.rows(vendor="spamport", limit=1000)
         return {r.target.split(":", 1)[1] for r in rows if r.hook == "domain_created"}
@@ -164,7 +164,7 @@ def test_a_panel_without_records_in_files_makes_sync_ask_for_a_list(kind, tmp_pa
 def test_an_account_removal_takes_every_domain_of_the_account(tmp_path, sandbox, capsys):
     cfg = config_for(tmp_path, sandbox, "directadmin", "protect")
     assert run("directadmin", ["user_destroy_pre"], config=str(cfg), env={"username": "bob"}) == 0
-    q = Queue(cfg.parent / "state")
+    q = open_queue(cfg.parent / "state")
     try:
         deleted = {r.target.split(":", 1)[1] for r in q.rows(vendor="spamport", limit=100)}
     finally:
@@ -206,7 +206,7 @@ def test_directadmin_user_destroy_pre_with_a_traversing_username_queues_nothing(
     tree(tmp_path / "root", {f"{DA_USERS}/alice/domains.list": "alice.example\n"})
     env = {"username": "resel/../alice"}
     assert run("directadmin", ["user_destroy_pre"], config=str(cfg), env=env) == 0
-    q = Queue(cfg.parent / "state")
+    q = open_queue(cfg.parent / "state")
     try:
         assert q.rows(limit=10) == []
     finally:

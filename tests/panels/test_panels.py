@@ -12,7 +12,7 @@ import pytest
 
 from spamfilter_plugin.panels import PayloadError, load, settings
 from spamfilter_plugin.panels.hook import LOG_NAME, run
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.testing import closed_port_url, write_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -63,7 +63,7 @@ def _panel_table(table: dict) -> str:
 
 
 def queued(config: Path):
-    q = Queue(config.parent / "state")
+    q = open_queue(config.parent / "state")
     try:
         rows = sorted(q.rows(vendor="spamwall", limit=1000), key=lambda r: r.id)
         return [(r.hook, str(q.event_of(r).target), q.event_of(r)) for r in rows]
@@ -345,7 +345,7 @@ def test_a_changed_config_or_secret_file_is_read_again(panel_config, private_cac
     # the state dir moves: the cache must not send the event to the old one
     config.write_text(config.read_text().replace("/state", "/moved"))
     assert "tomllib" in light_call(config, "second.example")
-    moved = Queue(config.parent / "moved")
+    moved = open_queue(config.parent / "moved")
     assert [r.target for r in moved.rows(limit=10)] == ["domain:second.example"]
     moved.close()
     # a secret file named by the config changes: validated again too

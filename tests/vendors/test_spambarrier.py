@@ -13,6 +13,7 @@ import time
 
 import pytest
 import requests
+from queue_helpers import put
 
 from spamfilter_plugin.errors import (
     ConfigError,
@@ -34,7 +35,7 @@ from spamfilter_plugin.events import (
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.http import HttpClient, HttpPolicy
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.redaction import Secret
 from spamfilter_plugin.sandbox.spambarrier import API_TOKEN, USER_ID
 from spamfilter_plugin.testing import VendorContract, write_config
@@ -116,11 +117,11 @@ def make_rt(tmp_path, spambarrier_sandbox):
 
 
 def worker_for(rt, clock):
-    return Worker(rt, Queue(rt.config.general.state_dir, monotonic=lambda: clock[0]))
+    return Worker(rt, open_queue(rt.config.general.state_dir, monotonic=lambda: clock[0]))
 
 
 def enqueue(worker, event):
-    return worker.queue.enqueue(event, ["spambarrier"])
+    return put(worker.queue, event, ["spambarrier"])
 
 
 # -- the client, method by method --------------------------------------------------------

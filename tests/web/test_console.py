@@ -122,9 +122,9 @@ def test_login_links_are_signed_and_used_once():
 
 
 def test_queue_page_retries_and_drops(demo):
-    from spamfilter_plugin.queue import Queue
+    from spamfilter_plugin.queue import open_queue
 
-    q = Queue(demo.folder / "state")
+    q = open_queue(demo.folder / "state")
     dead, other = [r for r in q.rows(limit=1000) if r.state == "done"][:2]
     q.db.execute(
         "UPDATE events SET state='dead', last_error='test: refused' WHERE id=?", (dead.id,)
@@ -158,9 +158,9 @@ def test_non_loopback_needs_a_password(demo):
 def test_dashboard_filters_by_state_and_vendor(client, demo):
     from console_helpers import wait_until
 
-    from spamfilter_plugin.queue import Queue
+    from spamfilter_plugin.queue import open_queue
 
-    q = Queue(demo.folder / "state")
+    q = open_queue(demo.folder / "state")
     wait_until(lambda: q.latest(["domain_created"]).get(("spamport", "domain:carol.example")))
     row = q.latest(["domain_created"])[("spamport", "domain:carol.example")]
     wait_until(lambda: q.get(row.id).state == "done")

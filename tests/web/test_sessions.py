@@ -14,7 +14,7 @@ from console_helpers import csrf_of
 from itsdangerous import TimestampSigner
 
 from spamfilter_plugin.panels import load
-from spamfilter_plugin.queue import Queue
+from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.web.access import KEY_NAME as CONSOLE_KEY
 from spamfilter_plugin.web.access import Viewer, console_path, login_token
 from spamfilter_plugin.web.app import create_app
@@ -134,7 +134,7 @@ def test_a_mailbox_the_panel_removed_loses_its_page(app, console, panel_root):
 
 
 def _age(console, **seconds):
-    q = Queue(console.state_dir)
+    q = open_queue(console.state_dir)
     try:
         for column, by in seconds.items():
             q.db.execute(f"UPDATE sessions SET {column} = {column} - ?", (by,))

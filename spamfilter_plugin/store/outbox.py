@@ -1,11 +1,10 @@
-"""The queue's storage: the SQLite schema, opening the database, the key that seals
-secrets, and writing an event's rows.
+"""The local SQLite outbox: the schema, opening the database, the key that seals secrets,
+and appending rows (:class:`Outbox`, what a panel hook writes through).
 
-:class:`~.queue.Queue` (claiming, delivering, retrying, listing) builds on these; the
-panel-hook path, which a panel waits for, writes its rows with them directly.  This
-module imports the standard library alone (``cryptography`` only when a secret is
-sealed or opened) and :mod:`.errors`.  See :mod:`.queue` for durability, ordering,
-superseding and time.
+:class:`~.sqlite.SqliteQueue` (claiming, delivering, retrying, listing) builds on these.
+This module imports the standard library alone (``cryptography`` only when a secret is
+sealed or opened), :mod:`.rules`, :mod:`..files` and :mod:`..errors`, so the panel's wait
+stays short.  See :mod:`.sqlite` for durability, ordering, superseding and time.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ import os
 import sqlite3
 import time
 
-from .errors import ConfigError, QueueError
+from ..errors import ConfigError, QueueError
+from .rules import STEP_HOOK, SUPERSEDES
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
 if TYPE_CHECKING:
@@ -23,20 +23,6 @@ if TYPE_CHECKING:
 
 DB_NAME = "queue.sqlite3"
 KEY_NAME = "queue.key"
-STATES = ("pending", "leased", "done", "dead", "superseded")
-
-#: a new event of the key's hook supersedes undelivered (pending) earlier events of
-#: these hooks, for the same vendor and target
-SUPERSEDES: dict[str, tuple[str, ...]] = {
-    "domain_deleted": ("domain_created", "domain_updated", "password_reset", "vendor_step"),
-    "domain_updated": ("domain_updated",),
-    "mailbox_deleted": ("mailbox_added", "password_reset"),
-    "password_reset": ("password_reset",),
-}
-
-#: the hook of the steps vendors queue for themselves (:class:`~.events.VendorStep`)
-STEP_HOOK = "vendor_step"
-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -106,7 +92,7 @@ class SecretBox:
         if self._fernet is None:
             from cryptography.fernet import Fernet
 
-            from .files import create_key, read_key
+            from ..files import create_key, read_key
 
             fix = (
                 "if no queued event holds a secret, delete it (a new one is made), else "
@@ -282,20 +268,62 @@ def insert(
     return cur.lastrowid
 
 
-def write(
+def seal_all(box: SecretBox, items: list[tuple[dict[str, Any], str, str | None, list[str]]]):
+    """Each item's password sealed (once, and only when it goes to a vendor), or None."""
+    return [
+        box.seal(password) if password is not None and vendors else None
+        for _, _, password, vendors in items
+    ]
+
+
+def insert_all(
+    db: sqlite3.Connection,
+    items: list[tuple[dict[str, Any], str, str | None, list[str]]],
+    sealed: list[bytes | None],
+    *,
+    now: float,
+    mono: float,
+) -> list[list[int]]:
+    """The rows of each ``(stored, target, password, vendors)`` item (an event's payload,
+    see :func:`~..eventdata.payload`, its target key, its password, the vendors it goes
+    to), its password already *sealed*, superseding what each makes pointless (inside the
+    caller's transaction).  The row ids per item, in its vendors' order."""
+    return [
+        [insert(db, stored, target, v, secret, now=now, mono=mono) for v in vendors]
+        for (stored, target, _, vendors), secret in zip(items, sealed, strict=True)
+    ]
+
+
+def append(
     db: sqlite3.Connection,
     box: SecretBox,
-    stored: dict[str, Any],
-    target: str,
-    password: str | None,
-    vendors: list[str],
+    items: list[tuple[dict[str, Any], str, str | None, list[str]]],
     *,
     clock=time.time,
     monotonic=time.monotonic,
-) -> list[int]:
-    """One row per vendor for the event *stored* (its *password*, if any, sealed once),
-    superseding what it makes pointless; one transaction.  The row ids, in *vendors*' order."""
-    sealed = box.seal(password) if password is not None and vendors else None
+) -> list[list[int]]:
+    """:func:`insert_all` in one transaction, the passwords sealed before it begins."""
+    sealed = seal_all(box, items)
     with Transaction(db):
-        now, mono = clock(), monotonic()
-        return [insert(db, stored, target, v, sealed, now=now, mono=mono) for v in vendors]
+        return insert_all(db, items, sealed, now=clock(), mono=monotonic())
+
+
+class Outbox:
+    """The local outbox in *state_dir*, for appending only: what a panel hook writes
+    through (:func:`spamfilter_plugin.intake.enqueue`), without the rest of the queue."""
+
+    def __init__(self, state_dir: str | os.PathLike) -> None:
+        self.path = os.path.join(state_dir, DB_NAME)
+        self.db = connect(state_dir)
+        self.box = SecretBox(state_dir)
+
+    def append(
+        self, items: list[tuple[dict[str, Any], str, str | None, list[str]]]
+    ) -> list[list[int]]:
+        try:
+            return append(self.db, self.box, items)
+        except sqlite3.Error as exc:
+            raise queue_error(self.path, exc) from None
+
+    def close(self) -> None:
+        self.db.close()

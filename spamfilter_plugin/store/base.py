@@ -1,0 +1,237 @@
+"""The interface of a queue store, and its rows.
+
+Everything that reads or writes the queue does so through a :class:`Queue` (made by
+:func:`spamfilter_plugin.queue.open_queue`); events go in only through
+:func:`spamfilter_plugin.intake.enqueue`, which decides the vendors and calls
+:meth:`Queue.append`.  A store keeps these promises, whatever database is behind it:
+
+* **append**: rows are written in one transaction per call, superseding what each new event
+  makes pointless (:data:`~.rules.SUPERSEDES`); a password is sealed, never stored plain;
+* **claim with a lease**: a row is leased by one delivery at a time, for a time measured on a
+  clock every worker shares; it is claimable only when no earlier row of its vendor and target
+  is pending or leased (order per target);
+* **complete, fail, release**: each names the lease it holds and writes nothing when the lease
+  was taken over; completing a domain's creation or deletion records its ownership
+  (:meth:`Queue.provisioned`) in the same transaction, and queues the steps the vendor asked
+  for;
+* **list and manage**: rows by state, the newest per target, counts, retry, drop, purge;
+* **console sessions**: opened, looked up, ended and pruned (only a hash of each id is kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..events import Event
+from ..redaction import Secret
+
+#: what :meth:`Queue.append` takes: (an event's payload, its target key, its password or
+#: None, the vendors it goes to)
+Item = tuple[dict[str, Any], str, "str | None", list[str]]
+
+
+@dataclass
+class Row:
+    """One delivery: an event for one vendor.  Times are wall-clock seconds since the epoch
+    (``next_at`` and ``lease_until`` as of when the row was read)."""
+
+    id: int
+    event_id: str
+    vendor: str
+    hook: str
+    target: str
+    payload: dict[str, Any]
+    has_secret: bool
+    state: str
+    attempts: int
+    next_at: float
+    lease_until: float | None
+    lease_owner: str | None
+    created_at: float
+    updated_at: float
+    last_error: str | None
+    error_type: str | None
+    result: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, no secrets (secret result values show as ``"***"``)."""
+        return dict(self.__dict__)
+
+
+class Queue(ABC):
+    """A queue store (see the module).  Errors are :class:`~..errors.QueueError`, worded
+    with the store, the cause and the fix."""
+
+    state_dir: Path
+
+    def __init__(self, *, clock, monotonic) -> None:
+        #: the wall clock (times shown to people) and the clock that orders and expires work
+        self.clock, self.monotonic = clock, monotonic
+
+    # -- writing ------------------------------------------------------------------------
+
+    @abstractmethod
+    def append(self, items: list[Item]) -> list[list[int]]:
+        """Write the rows of each item in one transaction; the row ids per item."""
+
+    @abstractmethod
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One transaction for every write made in the block."""
+
+    # -- claiming and recording ------------------------------------------------------
+
+    @abstractmethod
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude: Iterable[str] = (),
+        only: Iterable[int] | None = None,
+        ignore_schedule: bool = False,
+    ) -> tuple[Row, str] | None:
+        """Lease the oldest deliverable row; it with its lease token, or None."""
+
+    @abstractmethod
+    def claim_batch(
+        self,
+        owner: str,
+        lease_seconds: float,
+        slots: dict[str, int],
+        *,
+        chosen: bool = False,
+        ignore_schedule: bool = False,
+    ) -> list[tuple[Row, str]]:
+        """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first."""
+
+    @abstractmethod
+    def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
+        """Add rows to those :meth:`claim_batch` takes with ``chosen=True``."""
+
+    @abstractmethod
+    def chosen_waiting(self, within: float = 0.0) -> int:
+        """How many chosen rows are still to be delivered within *within* seconds."""
+
+    @abstractmethod
+    def chosen_rows(self, states: Iterable[str] = ("pending", "leased")) -> list[Row]:
+        """The chosen rows in one of *states*."""
+
+    @abstractmethod
+    def event_of(self, row: Row) -> Event:
+        """The row's event, its password opened."""
+
+    @abstractmethod
+    def complete(
+        self, row: Row, token: str, result: Any = None, steps: Iterable[Event] = ()
+    ) -> bool:
+        """The row is done: its result recorded, its secret wiped, ownership recorded and the
+        *steps* queued, in one transaction; False (nothing written) if the lease was lost."""
+
+    @abstractmethod
+    def fail(
+        self, row: Row, token: str, error: Exception, retry_in: float | None, *, note: str = ""
+    ) -> bool:
+        """The attempt failed: pending again in *retry_in* seconds, or dead (None)."""
+
+    @abstractmethod
+    def release(self, row: Row, token: str, error: Exception, retry_in: float) -> bool:
+        """Nothing was sent: the row waits *retry_in* seconds, the attempt not counted."""
+
+    # -- reading ----------------------------------------------------------------------
+
+    @abstractmethod
+    def get(self, row_id: int) -> Row | None: ...
+
+    @abstractmethod
+    def secret_result(self, row_id: int) -> dict[str, Secret]:
+        """The secret parts of a row's result, opened."""
+
+    @abstractmethod
+    def rows(
+        self, *, state: str | None = None, vendor: str | None = None, limit: int = 100
+    ) -> list[Row]:
+        """Rows, newest first."""
+
+    @abstractmethod
+    def targets(self) -> list[str]:
+        """Every target the queue holds rows for."""
+
+    @abstractmethod
+    def latest(self, hooks: Iterable[str]) -> dict[tuple[str, str], Row]:
+        """The newest row of any of *hooks* per (vendor, target), superseded ones left out."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """How many rows are in each state."""
+
+    @abstractmethod
+    def next_due_in(self, *, after_now: bool = False) -> float | None:
+        """Seconds until the next row comes due or a lease runs out, or None."""
+
+    @abstractmethod
+    def waiting_vendors(self) -> list[str]:
+        """The vendors with rows pending or being delivered."""
+
+    @abstractmethod
+    def provisioned(self, vendor: str) -> set[str]:
+        """The domains the plugin created at *vendor* and has not deleted there."""
+
+    @abstractmethod
+    def open_rows(self, vendor: str, hooks: Iterable[str]) -> dict[str, Row]:
+        """The newest pending, leased or dead row of any of *hooks* per target of *vendor*."""
+
+    @abstractmethod
+    def ahead_of(self, row: Row) -> Row | None:
+        """The earliest row still waiting or being delivered before *row* (its target)."""
+
+    # -- managing ----------------------------------------------------------------------
+
+    @abstractmethod
+    def retry(self, row_id: int) -> bool:
+        """A dead row pending again, due now."""
+
+    @abstractmethod
+    def due_now(self, row_id: int) -> bool:
+        """A pending row due now."""
+
+    @abstractmethod
+    def retry_all_dead(self) -> int: ...
+
+    @abstractmethod
+    def drop(self, row_id: int) -> bool:
+        """Delete a row that is not being delivered."""
+
+    @abstractmethod
+    def purge(self, older_than_seconds: float) -> int:
+        """Delete done and superseded rows older than that."""
+
+    # -- console sessions ----------------------------------------------------------------
+
+    @abstractmethod
+    def session_open(self, sid_hash: str, role: str, name: str, stamp: str) -> None: ...
+
+    @abstractmethod
+    def session_get(self, sid_hash: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def session_seen(self, sid_hash: str) -> None: ...
+
+    @abstractmethod
+    def session_end(self, sid_hash: str) -> bool: ...
+
+    @abstractmethod
+    def session_prune(self, idle_seconds: float, max_seconds: float) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
