@@ -4,7 +4,7 @@ A vendor plugin is a module registered under the ``spamfilter_plugin`` entry-poi
 group; the entry-point name is the vendor's name.  The module holds
 ``@hookimpl`` functions only.  The host calls each vendor on its own: every hook
 that takes a ``vendor`` argument receives that vendor's
-:class:`~spamfilter_plugin.manager.VendorContext` (its validated config table,
+:class:`~spamfilter_plugin.context.VendorContext` (its validated config table,
 an HTTP client factory, a logger and the panel services) and is called for that
 one vendor only, so a failure in one vendor never reaches another.
 
@@ -21,18 +21,19 @@ import pluggy
 if TYPE_CHECKING:
     from marshmallow import Schema
 
+    from .context import Host, VendorContext
     from .events import (
         Domain,
         DomainCreated,
         DomainDeleted,
         DomainUpdated,
+        Event,
         Mailbox,
         MailboxAdded,
         MailboxDeleted,
         PasswordReset,
         VendorStep,
     )
-    from .manager import VendorContext
     from .templating import Fragment, SettingsResult
 
 PROJECT = "spamfilter_plugin"
@@ -257,6 +258,51 @@ def publish_dns_record(domain: Domain, record_type: str, name: str, value: str) 
     :param value: the record's value.
     :return: True when the panel published it, False when it could not, None
         when the adapter does not manage DNS.
+
+    Stops at first non-None result.
+    """
+
+
+# -------------------------------------------------------------------------
+# Built-in features (registered by the host like plugins; see builtin.py)
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def delivery_succeeded(
+    host: Host, vendor: VendorContext, hook: str, event: Event
+) -> list[VendorStep] | None:
+    """React to a delivery that succeeded: the steps to queue for the same vendor and target.
+
+    Called by the worker after *vendor* handled *event* (of lifecycle hook *hook*, or a
+    step) with success, before the outcome is recorded; the steps are queued in the same
+    transaction.  The MX flow queues its destination check after a gateway vendor accepted
+    a domain, and its restore after the vendor deleted one.
+
+    :param host: the host's view of the runtime: ``config``, ``panel_adapter``, ``contexts``.
+    :param vendor: the context of the vendor that delivered.
+    :param hook: the hook that was delivered (``domain_created``, ``vendor_step``, ...).
+    :param event: the event it delivered.
+    :return: the steps to queue, or None.
+    :raises spamfilter_plugin.errors.SpamFilterError: the steps cannot be worked out now;
+        the delivery is then tried again later (nothing is lost).
+    """
+
+
+@hookspec(firstresult=True)
+def step_run(host: Host, vendor: VendorContext, event: VendorStep) -> dict[str, Any] | None:
+    """Carry out a queued step that belongs to a built-in feature rather than to the vendor.
+
+    A step row (``vendor_step``) is first offered to the features; the one that knows
+    ``event.step`` carries it out and returns its result (the vendor's own ``vendor_step``
+    is then not called).  The result may hold ``steps`` to queue next, as a vendor's may.
+
+    :param host: the host's view of the runtime (see :func:`delivery_succeeded`).
+    :param vendor: the context of the vendor the step was queued for.
+    :param event: the step, its name in ``event.step`` and its data in ``event.data``.
+    :return: the step's result, or None when no feature knows the step.
+    :raises spamfilter_plugin.errors.VendorError: as a vendor's step does (temporary
+        failures are retried, ``VendorWaiting`` waits).
 
     Stops at first non-None result.
     """

@@ -10,10 +10,10 @@ another, and never fails the panel operation.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,10 @@ from typing import Any
 import pluggy
 
 from . import ENTRY_POINT_GROUP, hookspecs
+from .builtin import BUILTIN_PLUGINS
 from .config import Config, config_path, read_file
-from .config_schema import VendorSchema, mx_managers, validate_config
+from .config_schema import VendorSchema, validate_config
+from .context import PanelServices, VendorContext
 from .errors import (
     ConfigError,
     InvalidInput,
@@ -31,10 +33,10 @@ from .errors import (
     VendorAuthError,
     VendorError,
     VendorHeld,
-    VendorRejected,
     VendorUnavailable,
 )
 from .events import LIFECYCLE_HOOKS, Domain, Event, Mailbox
+from .queue import STEP_HOOK
 from .redaction import get_logger, redact
 
 log = get_logger(__name__)
@@ -66,6 +68,8 @@ def build_manager(
     for name in installed:
         if name not in enabled:
             pm.set_blocked(name)
+    for module in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(module), name=module)
     for name, plugin in extra.items():
         pm.register(plugin, name=name)
     for name in enabled:
@@ -92,117 +96,6 @@ def build_manager(
             "check the hook names against README 'Hooks'"
         ) from None
     return pm
-
-
-class PanelServices:
-    """What the panel offers vendors: a plugin implementing ``publish_dns_record``, else the
-    configured panel adapter's DNS service (:meth:`~.panels.Panel.dns`)."""
-
-    def __init__(self, pm: pluggy.PluginManager, adapter=None) -> None:
-        self._pm = pm
-        self._adapter = adapter
-
-    def publish_dns_record(
-        self, domain: Domain, record_type: str, name: str, value: str
-    ) -> bool | None:
-        """Ask the panel to publish a record: True when it did (or it was there), False when
-        it could not (logged), None when no panel is configured."""
-        published = self._pm.hook.publish_dns_record(
-            domain=domain, record_type=record_type, name=name, value=value
-        )
-        if published is not None or self._adapter is None or record_type != "TXT":
-            return published
-        try:
-            self._adapter.dns().add_txt(str(domain), name, value)
-        except SpamFilterError as exc:
-            log.warning("the panel could not publish the TXT record %s: %s", name, exc)
-            return False
-        return True
-
-
-@dataclass
-class VendorContext:
-    """What a vendor's hook implementations receive as ``vendor``.
-
-    :ivar name: the vendor's name.
-    :ivar config: its validated ``[vendors.<name>]`` table (secrets are Secret objects).
-    :ivar general: the ``[general]`` settings.
-    :ivar panel: the panel's services (:class:`PanelServices`).
-    :ivar cache: per-process storage for the vendor (its API client, for instance).
-    """
-
-    name: str
-    config: dict[str, Any]
-    general: Any
-    panel: PanelServices
-    cache: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def log(self):
-        return get_logger(f"spamfilter_plugin.vendor.{self.name}")
-
-    def http(self, **kwargs: Any):
-        """A new :class:`~spamfilter_plugin.http.HttpClient` for this vendor's table."""
-        from .http import HttpClient
-
-        kwargs.setdefault("admit", self.guard.admit)
-        kwargs.setdefault("accepted", self.guard.prove)
-        return HttpClient.from_config(self.name, self.config, **kwargs)
-
-    def destination(self, event) -> str:
-        """Where the domain's clean mail goes: the event's destination, else
-        ``general.mail_host``; VendorRejected naming both fixes when neither is set."""
-        host = getattr(event, "destination", None) or self.general.mail_host
-        if not host:
-            raise VendorRejected(
-                self.name,
-                f"no destination for {event.domain}: give the event a destination, or set "
-                "general.mail_host in the config",
-            )
-        return host
-
-    def cached(self, key: str, factory):
-        """``cache[key]``, made by ``factory()`` the first time."""
-        if key not in self.cache:
-            self.cache[key] = factory()
-        return self.cache[key]
-
-    # -- credentials: suspension, proof and the one-at-a-time lock (see guard.py) ------
-
-    @cached_property
-    def guard(self):
-        """This vendor's :class:`~spamfilter_plugin.guard.VendorGuard` (shared through
-        ``state_dir`` with every other process)."""
-        from .guard import VendorGuard
-
-        return VendorGuard(self.name, self.general.state_dir, self.config)
-
-    @cached_property
-    def vault(self):
-        """Credentials this vendor keeps to act for someone later, encrypted with the
-        queue's key (:class:`~spamfilter_plugin.vault.Vault`)."""
-        from .vault import Vault
-
-        return Vault(self.name, self.general.state_dir)
-
-    @cached_property
-    def state(self):
-        """What this vendor remembers between calls and processes that is not a secret (a
-        domain's verification record, say): a :class:`~spamfilter_plugin.files.JsonStore` in
-        ``state_dir/state-<vendor>.json``; read with ``read()``, change with ``editing()``."""
-        from .files import JsonStore
-
-        return JsonStore(Path(self.general.state_dir) / f"state-{self.name}.json")
-
-    def suspension(self) -> dict[str, Any] | None:
-        """Why and since when calls to this vendor are suspended, or None."""
-        return self.guard.suspension()
-
-    def suspend(self, reason: str) -> None:
-        self.guard.suspend(reason)
-
-    def resume(self) -> None:
-        self.guard.resume()
 
 
 @dataclass
@@ -266,12 +159,10 @@ class Runtime:
 
         Returns the vendor's own result (for hooks that are not firstresult, the
         single implementation's return value rather than pluggy's list)."""
-        event = kwargs.get("event")
-        if hook == "vendor_step" and getattr(event, "step", "").startswith("mx_"):
-            from .mx import flow  # MX steps are the host's, carried out for the vendor
-
-            if event.step in flow.STEPS:
-                return flow.run(self, self.contexts[vendor], event)
+        if hook == STEP_HOOK:  # a built-in feature's step is the feature's to carry out
+            done = self.pm.hook.step_run(host=self, vendor=self.contexts[vendor], **kwargs)
+            if done is not None:
+                return done
         caller = self._caller(vendor, hook)
         result = caller(vendor=self.contexts[vendor], **kwargs)
         if caller.spec is not None and caller.spec.opts.get("firstresult"):
@@ -332,19 +223,18 @@ class Runtime:
             )
         return Outcome(vendor, True, result=result)
 
-    def follow_up(self, vendor: str, hook: str, event: Event) -> list:
-        """Steps the host queues after *vendor* handled *event* with success (the MX switch
-        after a domain was accepted, the MX restore after it was deleted)."""
-        if not mx_managers(self.config.vendors):
-            return []
-        from .mx import flow
-
+    def after_delivery(self, vendor: str, hook: str, event: Event) -> list:
+        """The steps the built-in features queue after *vendor* handled *event* with
+        success (:func:`~.hookspecs.delivery_succeeded`)."""
         try:
-            return flow.follow_up(self, vendor, hook, event)
+            found = self.pm.hook.delivery_succeeded(
+                host=self, vendor=self.contexts[vendor], hook=hook, event=event
+            )
         except SpamFilterError as exc:  # nothing is lost: the event is delivered again
             raise VendorUnavailable(
-                vendor, f"the MX step after {hook} could not be queued ({exc}); trying again"
+                vendor, f"the step after {hook} could not be worked out ({exc}); trying again"
             ) from None
+        return [step for steps in found for step in steps or ()]
 
     def deliver(self, event: Event, vendors: Iterable[str] | None = None) -> list[Outcome]:
         """Call the event's hook on each vendor that handles it, each on its own."""

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from .files import JsonStore
-from .queue import SecretBox
 from .redaction import Secret
+from .store.outbox import SecretBox
 
 
 class Vault:

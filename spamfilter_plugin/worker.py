@@ -171,7 +171,7 @@ class Worker:
         if outcome.ok:
             try:
                 recorded, steps = split_steps(row.vendor, outcome.result)
-                steps += self.runtime.follow_up(row.vendor, row.hook, event)
+                steps += self.runtime.after_delivery(row.vendor, row.hook, event)
             except VendorError as exc:
                 outcome = Outcome(row.vendor, False, error=exc)
         return Attempt(outcome, recorded, steps)

@@ -156,3 +156,58 @@ def test_hook_publish_dns_record(rt, panel):
     assert panel.published[-1] == ("z.example", "TXT", "_v.z.example", "abc")
     panel.answer = None
     assert ctx.panel.publish_dns_record(Domain("z.example"), "TXT", "_v.z.example", "abc") is None
+
+
+class Feature:
+    """A built-in feature as the host registers one: it asks for a step after each
+    domain creation, and carries out that step itself."""
+
+    def __init__(self):
+        self.seen, self.ran = [], []
+
+    @hookimpl
+    def delivery_succeeded(self, host, vendor, hook, event):
+        from spamfilter_plugin.events import VendorStep
+
+        self.seen.append((vendor.name, hook, str(event.target)))
+        if hook == "domain_created":
+            return [VendorStep(domain=event.domain, step="feature_probe", data={"n": 1})]
+        return None
+
+    @hookimpl
+    def step_run(self, host, vendor, event):
+        if event.step != "feature_probe":
+            return None
+        self.ran.append((vendor.name, str(event.domain), event.data, host.config.general.mail_host))
+        return {"message": "probed"}
+
+
+def _with_feature(toy_config):
+    from spamfilter_plugin.worker import Worker
+
+    feature = Feature()
+    return feature, Worker(load_runtime(toy_config, plugins=[("feature", feature)]))
+
+
+def test_hook_delivery_succeeded(toy_config, toy_emulator):
+    from spamfilter_plugin import intake
+
+    feature, worker = _with_feature(toy_config)
+    intake.enqueue(worker.queue, [DomainCreated(domain="f.example")], vendors=["toy"])
+    stats = worker.drain()
+    assert [d.row.hook for d in stats.deliveries] == ["domain_created", "vendor_step"]
+    assert ("toy", "domain_created", "f.example") in feature.seen
+    step = stats.deliveries[1].row
+    assert step.payload["step"] == "feature_probe" and step.target == "domain:f.example"
+
+
+def test_hook_step_run(toy_config, toy_emulator):
+    from spamfilter_plugin import intake
+
+    feature, worker = _with_feature(toy_config)
+    intake.enqueue(worker.queue, [DomainCreated(domain="g.example")], vendors=["toy"])
+    stats = worker.drain()
+    assert feature.ran == [("toy", "g.example", {"n": 1}, "mail.provider.example")]
+    assert stats.deliveries[-1].outcome.result == {"message": "probed"}
+    # the vendor never saw the step: only its domain creation reached the emulator
+    assert [r["method"] for r in toy_emulator.state.requests] == ["PUT"]

@@ -40,6 +40,8 @@ def test_hookspecs_are_discovered():
         "vendor_check",
         "vendor_config_schema",
         "vendor_step",
+        "delivery_succeeded",
+        "step_run",
     } == set(HOOKS)
 
 
