@@ -25,13 +25,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import intake
-from .engine import Engine, concurrency_of
 from .errors import ConfigError, InvalidInput, SpamFilterError, VendorError
 from .events import DomainCreated, DomainDeleted, DomainUpdated, normalise_domain, normalise_host
 from .manager import Runtime
 from .queue import Queue, Row, open_queue
 from .redaction import get_logger
-from .worker import Delivery, Worker
+from .worker import Delivery, Worker, concurrency_of
 
 log = get_logger(__name__)
 
@@ -376,9 +375,9 @@ class Reconcile:
             adopted.discard(d.row.id)
             report(outcome_of(vendor, d.row, d.final_state, d.outcome))
 
-        worker = Worker(self.runtime, queue=queue, on_delivery=delivered)
         limits = {vendor: concurrency_of(self.runtime.contexts[vendor])}
-        Engine(worker, limits).run(chosen=True, linger=LINGER)
+        worker = Worker(self.runtime, queue=queue, on_delivery=delivered, limits=limits)
+        worker.run(chosen=True, linger=LINGER)
         for row in queue.chosen_rows():  # left to the worker (retrying, or being delivered)
             adopted.discard(row.id)
             report(outcome_of(vendor, row, "retrying", None, note=row.last_error or "queued"))

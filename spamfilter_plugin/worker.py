@@ -1,109 +1,116 @@
-"""The worker: claims queue rows with a lease, calls that one vendor's hook, records the outcome.
+"""The worker: claims queue rows with a lease and delivers them, many at a time.  This is
+the one delivery loop; what happens to each row is :mod:`.delivery`'s.
 
-A temporary failure goes back to the queue with capped, jittered exponential backoff
-(``general.retry_base`` doubling up to ``general.retry_cap``) until
-``general.max_attempts``; a permanent one (refused credentials, invalid data) is dead at
-once with the vendor's reason.  A worker killed at any moment loses nothing: its lease
-expires and the row is claimed again.  Rows of a suspended vendor are left waiting.
+Delivering is bound by network round trips, not by the machine: one delivery at a time to a
+vendor 50 ms away manages about 17 a second, whatever the hardware.  The worker keeps up to
+each vendor's ``concurrency`` deliveries (``[vendors.<name>]``) in flight at once, in a pool
+of threads, while one thread, the dispatcher, does all the queue's reading and writing:
 
-A delivery, every call and every wait of its hook included, runs inside a
-:mod:`~spamfilter_plugin.deadline` scope of :data:`DELIVERY_SHARE` of the lease, so it is
-over before the lease runs out and no other worker can take the row while it is still
-being delivered; the rest of the lease is the margin for writing the outcome.  A worker
-whose lease was nevertheless taken over writes nothing (every write names its lease).
+* it claims rows with :meth:`~.queue.Queue.claim_batch`, at most as many per vendor as that
+  vendor has free places, each with its own lease, and starts each at once (so every
+  delivery has its whole lease, as with one at a time);
+* a delivery runs :meth:`~.delivery.Policy.attempt` in its thread (the vendor's calls and
+  waits, inside the delivery's time budget) and hands the outcome back;
+* the dispatcher records it under the row's lease (:meth:`~.delivery.Policy.record`) and
+  fills the freed place; every outcome that has come back and the claims for the free
+  places are written in one transaction (:meth:`~.queue.Queue.batch`), so under load one
+  synced commit serves many deliveries, and a delivery is reported once it is committed.
+
+Every promise of one-at-a-time delivery holds: a row is claimed by one delivery at a time
+(the lease), events of the same vendor and target are delivered in order (a row is
+claimable only when no earlier row of its target is pending or leased), a worker killed at
+any moment loses nothing (the leases run out), and a suspended vendor gets no new claims.
+Rackspace's request-rate limit is kept by its client whatever the concurrency.  ``worker``,
+``emit --now``, ``sync`` and the console all deliver through :class:`Worker`.
 """
 
 from __future__ import annotations
 
 import os
+import queue as stdqueue
 import random
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
-from . import deadline
-from .engine import Attempt, Engine
-from .errors import SpamFilterError, VendorError, VendorHeld, VendorPaced, VendorWaiting
-from .events import Event, VendorStep
+from .config import CONCURRENCY_DEFAULT
+from .delivery import Attempt, Delivery, Policy, Stats
+from .errors import QueueError, VendorAuthError, VendorError, VendorHeld
 from .manager import Outcome, Runtime
-from .queue import STATES, Queue, Row, open_queue
+from .queue import Queue, Row, open_queue
 from .redaction import get_logger
+
+__all__ = ["Delivery", "Stats", "Worker", "concurrency_of"]
 
 log = get_logger(__name__)
 
-#: the part of ``lease_seconds`` a delivery may take, every call and wait included
-DELIVERY_SHARE = 0.8
+#: seconds between looks for rows of vendors that are no longer enabled
+_STRAYS_EVERY = 30.0
 
-#: seconds before a row held back untried (the vendor busy proving credentials) comes due
-HELD_WAIT = 1.0
+#: seconds between looks at which vendors are suspended or unproven
+_GUARDS_EVERY = 0.5
+
+#: seconds a running worker waits after the queue could not be written (a full disk)
+QUEUE_WAIT = 10.0
+
+
+def concurrency_of(ctx) -> int:
+    """A vendor's deliveries in flight at once: its ``concurrency`` key."""
+    return ctx.config.get("concurrency") or CONCURRENCY_DEFAULT
+
+
+class _Pool:
+    """Threads that run deliveries.  Daemon threads: a process told to stop finishes its
+    deliveries in flight when it can, but is never kept alive by one (a delivery cut off
+    is safe: its lease runs out and it is delivered again)."""
+
+    def __init__(self, size: int) -> None:
+        self._work: stdqueue.SimpleQueue = stdqueue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"spamfilter-delivery-{i}", daemon=True)
+            for i in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while (job := self._work.get()) is not None:
+            fn, args = job
+            fn(*args)
+
+    def submit(self, fn, *args) -> None:
+        self._work.put((fn, args))
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._work.put(None)
 
 
 @dataclass
-class Delivery:
-    """One delivery attempt: the row as claimed, what the vendor made of it, and the state the
-    row is in afterwards (one of the queue's :data:`~spamfilter_plugin.queue.STATES`).
+class _Run:
+    """One run of the loop: its pool, what it counts, which rows it may claim, and (when
+    each chosen row is tried at most once) the chosen rows not tried yet."""
 
-    ``lease_lost`` is True when the lease expired during the call and another worker took the
-    row over; this worker's outcome was then not recorded, and ``final_state`` is what the row
-    holds now."""
-
-    row: Row
-    outcome: Outcome
-    final_state: str
-    lease_lost: bool = False
-
-    def __post_init__(self) -> None:
-        if self.final_state not in STATES:
-            raise ValueError(f"final_state: {self.final_state!r} is not a queue state ({STATES})")
-
-
-@dataclass
-class Stats:
-    """Counts of what a run of the worker delivered; with ``keep``, the deliveries too (a
-    long run keeps counts only, so its memory does not grow with the queue)."""
-
-    keep: bool = True
-    deliveries: list[Delivery] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-
-    def add(self, delivery: Delivery) -> None:
-        if self.keep:
-            self.deliveries.append(delivery)
-        if not delivery.lease_lost:
-            self.counts[delivery.final_state] += 1
-
-    @property
-    def done(self) -> int:
-        return self.counts["done"]
-
-    @property
-    def dead(self) -> int:
-        return self.counts["dead"]
-
-    @property
-    def pending(self) -> int:
-        """Rows this worker left pending: they failed temporarily and will be retried."""
-        return self.counts["pending"]
-
-
-def split_steps(vendor: str, result) -> tuple:
-    """(the result to record, the steps it asks to queue): ``steps`` in a hook's result are
-    :class:`~spamfilter_plugin.events.VendorStep` objects, recorded by name only.  Anything
-    else there is a VendorError (a plugin bug), so nothing half-understood is queued."""
-    if not isinstance(result, dict) or "steps" not in result:
-        return result, []
-    steps = result["steps"] or []
-    if not isinstance(steps, (list, tuple)) or not all(isinstance(s, VendorStep) for s in steps):
-        raise VendorError(
-            vendor, f"a hook returned steps that are not VendorStep objects: {steps!r}"
-        )
-    return {**result, "steps": [s.step for s in steps]}, list(steps)
+    pool: _Pool
+    stats: Stats | None
+    chosen: bool
+    ignore_schedule: bool
+    untried: set[int] | None
 
 
 class Worker:
+    """Delivers the rows of *queue* (default: the config's) for *runtime*.
+
+    :param owner: who holds the leases (default host name and process id).
+    :param monotonic: the clock that orders work (for a queue made here).
+    :param rng: the backoff's jitter.
+    :param on_delivery: told of each delivery once its outcome is committed.
+    :param limits: deliveries in flight per vendor (default: each vendor's ``concurrency``).
+    """
+
     def __init__(
         self,
         runtime: Runtime,
@@ -113,135 +120,55 @@ class Worker:
         monotonic: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         on_delivery: Callable[[Delivery], None] | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> None:
         self.runtime = runtime
         self.general = runtime.config.general
         self.queue = queue or open_queue(self.general.state_dir, monotonic=monotonic)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.rng = rng
+        self.policy = Policy(runtime, self.queue, rng=rng)
         self.on_delivery = on_delivery
+        if limits is None:
+            limits = {name: concurrency_of(ctx) for name, ctx in runtime.contexts.items()}
+        self.limits = dict(limits)
+        self._inflight: Counter[str] = Counter()
+        self._done: stdqueue.SimpleQueue = stdqueue.SimpleQueue()
+        self._strays: set[str] = set()
+        self._strays_at = float("-inf")
+        self._suspended: set[str] = set()
+        self._unproven: set[str] = set()
+        self._guards_at = float("-inf")
 
-    def backoff(self, attempts: int) -> float:
-        """Delay after the *attempts*-th failure: half fixed, half random, doubling, capped."""
-        window = min(self.general.retry_cap, self.general.retry_base * 2 ** (attempts - 1))
-        return window / 2 + self.rng() * window / 2
+    # -- what callers use -----------------------------------------------------------
 
-    def _suspended(self) -> list[str]:
-        return [name for name, ctx in self.runtime.contexts.items() if ctx.suspension() is not None]
+    def suspended_vendors(self) -> list[str]:
+        """The enabled vendors whose calls are suspended (refused credentials)."""
+        return [name for name, ctx in self.runtime.contexts.items() if ctx.suspension()]
 
     def run_one(
         self, *, only: Iterable[int] | None = None, ignore_schedule: bool = False
     ) -> Delivery | None:
-        """Claim and deliver one row; None when nothing is deliverable now."""
+        """Claim and deliver one row, in this thread; None when nothing is deliverable now."""
         claimed = self.queue.claim(
             self.owner,
             self.general.lease_seconds,
-            exclude=self._suspended(),
+            exclude=self.suspended_vendors(),
             only=only,
             ignore_schedule=ignore_schedule,
         )
         if claimed is None:
             return None
         row, token = claimed
-        return self.finish(row, token, self.attempt(row, self.prepare(row)))
-
-    def prepare(self, row: Row) -> Event | Outcome:
-        """The row's event (its password opened), or the failed Outcome that says why it
-        cannot be delivered.  Reads the queue: call it where the queue is used."""
-        if row.vendor not in self.runtime.contexts:
-            error = VendorError(
-                row.vendor,
-                f"vendor {row.vendor!r} is no longer enabled; add [vendors.{row.vendor}] "
-                "back and retry the row, or drop it",
-            )
-            return Outcome(row.vendor, False, error=error)
-        try:
-            return self.queue.event_of(row)
-        except SpamFilterError as exc:
-            return Outcome(row.vendor, False, error=exc)
-
-    def attempt(self, row: Row, event: Event | Outcome) -> Attempt:
-        """Deliver *event* to the row's vendor inside the delivery's time budget.  Touches no
-        queue, so deliveries run side by side in threads (:class:`ConcurrentWorker`)."""
-        if isinstance(event, Outcome):
-            return Attempt(event)
-        with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE):
-            outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
-        recorded, steps = outcome.result, []
-        if outcome.ok:
-            try:
-                recorded, steps = split_steps(row.vendor, outcome.result)
-                steps += self.runtime.after_delivery(row.vendor, row.hook, event)
-            except VendorError as exc:
-                outcome = Outcome(row.vendor, False, error=exc)
-        return Attempt(outcome, recorded, steps)
-
-    def finish(self, row: Row, token: str, attempt: Attempt, *, report: bool = True) -> Delivery:
-        """Record the attempt's outcome under the row's lease and report it (unless
-        *report* is False: the caller reports it once its batch is committed)."""
-        outcome = attempt.outcome
-        state = self._record(row, token, outcome, attempt.recorded, attempt.steps)
-        if state is None:  # the lease was taken over: report the row as it is now
-            current = self.queue.get(row.id)
-            delivery = Delivery(row, outcome, current.state if current else "leased", True)
-        else:
-            delivery = Delivery(row, outcome, state)
-        log.debug(
-            "queue row %d (%s %s %s, attempt %d): %s",
-            row.id,
-            row.vendor,
-            row.hook,
-            row.target,
-            row.attempts,
-            "done" if outcome.ok else f"{state}: {outcome.error}",
-        )
-        if report and self.on_delivery is not None:
-            self.on_delivery(delivery)
+        attempt = self.policy.attempt(row, self.policy.prepare(row))
+        delivery = self.policy.record(row, token, attempt)
+        self._report(delivery, None)
         return delivery
 
-    def _record(self, row: Row, token: str, outcome: Outcome, result=None, steps=()) -> str | None:
-        """Write the outcome under the lease; the row's new state, or None if the lease was lost."""
-        if outcome.ok:
-            ok, state = self.queue.complete(row, token, result, steps), "done"
-        elif isinstance(outcome.error, VendorHeld):  # nothing was sent: not an attempt
-            retry_in = HELD_WAIT * (0.5 + self.rng())
-            if isinstance(outcome.error, VendorPaced):  # when the vendor's rate has room
-                retry_in = max(retry_in, outcome.error.retry_after)
-            ok, state = self.queue.release(row, token, outcome.error, retry_in), "pending"
-        else:
-            error, note = outcome.error, ""
-            if isinstance(error, VendorWaiting):  # the step decides when to stop waiting
-                retry_in, state = self.backoff(row.attempts), "pending"
-                if error.retry_within is not None:
-                    retry_in = max(0.0, min(retry_in, error.retry_within))
-            elif error.permanent:
-                retry_in, state = None, "dead"
-            elif row.attempts >= self.general.max_attempts:
-                retry_in, state = None, "dead"
-                note = f"gave up after {row.attempts} attempts (general.max_attempts): "
-                log.error("queue row %d: %s%s", row.id, note, error)
-            else:
-                retry_in, state = self.backoff(row.attempts), "pending"
-            ok = self.queue.fail(row, token, error, retry_in, note=note)
-        if not ok:
-            log.warning(
-                "queue row %d: the lease expired during delivery and another worker took it over",
-                row.id,
-            )
-            return None
-        return state
-
     def deliver_now(self, row_ids: Iterable[int]) -> list[Delivery]:
-        """One attempt for each of these rows at once, whatever their schedule (``emit --now``).
-
-        A row queued behind an earlier, undelivered event of its target is not attempted
-        (order comes first) and is left, like every failure, to the worker."""
-        deliveries = []
-        for row_id in row_ids:
-            delivery = self.run_one(only=[row_id], ignore_schedule=True)
-            if delivery is not None:
-                deliveries.append(delivery)
-        return deliveries
+        """One attempt for each of these rows at once, whatever their schedule (``emit
+        --now``).  A row queued behind an earlier, undelivered event of its target is not
+        attempted (order comes first) and is left, like every failure, to the worker."""
+        return self.drain(only=list(row_ids), ignore_schedule=True, once=True).deliveries
 
     def drain(
         self,
@@ -250,28 +177,200 @@ class Worker:
         ignore_schedule: bool = False,
         stop: threading.Event | None = None,
         keep: bool = True,
-        limits: dict[str, int] | None = None,
+        once: bool = False,
+        linger: float = 0.0,
     ) -> Stats:
-        """Deliver until nothing is deliverable now, up to each vendor's ``concurrency``
-        at once (or *limits*); *only* these rows, when given."""
+        """Deliver until nothing is deliverable now; *only* these rows, when given (*once*:
+        each at most once in this run)."""
         stats = Stats(keep=keep)
         chosen = only is not None
         if chosen:
-            self.queue.choose(only, fresh=True)
+            self.queue.choose(only or (), fresh=True)
         try:
-            Engine(self, limits).run(
-                stop=stop, stats=stats, chosen=chosen, ignore_schedule=ignore_schedule
+            self.run(
+                stop=stop,
+                stats=stats,
+                chosen=chosen,
+                ignore_schedule=ignore_schedule,
+                linger=linger,
+                once=once,
             )
         finally:
             if chosen:
                 self.queue.choose((), fresh=True)
         return stats
 
-    def run_forever(
-        self, stop: threading.Event, poll: float = 1.0, limits: dict[str, int] | None = None
+    def run_forever(self, stop: threading.Event, poll: float = 1.0) -> None:
+        """Deliver as rows come due until *stop* is set (then the deliveries in flight are
+        finished).  Keeps nothing per delivery in memory (a long-running daemon); progress
+        goes to ``on_delivery`` and the log."""
+        self.run(stop=stop, until_idle=False, poll=poll)
+
+    # -- the loop -----------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return sum(self._inflight.values())
+
+    def _slots(self) -> dict[str, int]:
+        """Free places per vendor that may be claimed for now.  A vendor whose credentials
+        are not proven yet gets one (:mod:`~.guard` lets one delivery at a time try them;
+        more would only wait for its lock), and so does a vendor no longer enabled, so its
+        rows are failed with the reason rather than left unseen.  A suspended one gets none.
+        (What the guards say is looked at every :data:`_GUARDS_EVERY` seconds: a request
+        checks the suspension itself just before it is sent.)"""
+        now = self.queue.monotonic()
+        if now - self._strays_at >= _STRAYS_EVERY:
+            self._strays = set(self.queue.waiting_vendors()) - set(self.limits)
+            self._strays_at = now
+        if now - self._guards_at >= _GUARDS_EVERY:
+            self._suspended = set(self.suspended_vendors())
+            self._unproven = {
+                vendor
+                for vendor in self.limits
+                if vendor in self.runtime.contexts
+                and not self.runtime.contexts[vendor].guard.proven()
+            }
+            self._guards_at = now
+        limits = {**dict.fromkeys(self._strays, 1), **self.limits}
+        for vendor in self._unproven:
+            limits[vendor] = 1  # unproven credentials are tried one delivery at a time
+        return {
+            vendor: limit - self._inflight[vendor]
+            for vendor, limit in limits.items()
+            if vendor not in self._suspended and limit > self._inflight[vendor]
+        }
+
+    def _deliver(self, row, token, event) -> None:
+        """In a pool thread: the vendor's part of one delivery; the outcome goes back to
+        the dispatcher whatever happens."""
+        try:
+            attempt = self.policy.attempt(row, event)
+        except BaseException as exc:  # a bug must not lose the row's outcome or hang the loop
+            log.error("queue row %d: delivery crashed", row.id, exc_info=True)
+            error = VendorError(row.vendor, f"delivery crashed: {type(exc).__name__}: {exc}")
+            attempt = Attempt(Outcome(row.vendor, False, error=error))
+        self._done.put((row, token, attempt))
+
+    def _ended(self, timeout: float | None) -> list:
+        """The deliveries that have ended, waiting up to *timeout* for the first."""
+        try:
+            if timeout is None or timeout > 0:
+                ended = [self._done.get(timeout=timeout)]
+            else:
+                ended = [self._done.get_nowait()]
+        except stdqueue.Empty:
+            return []
+        while True:
+            try:
+                ended.append(self._done.get_nowait())
+            except stdqueue.Empty:
+                return ended
+
+    def _step(self, ended: list, claim: bool, run: _Run) -> None:
+        """Record the deliveries that ended and claim rows for the free places, all in one
+        transaction (one synced commit for the lot); then report the recorded ones and
+        start the claimed ones.  If the queue cannot be written, nothing of the batch is
+        recorded: those rows are delivered again when their leases run out."""
+        for row, _token, attempt in ended:
+            self._inflight[row.vendor] -= 1
+            error = attempt.outcome.error
+            if row.vendor in self._unproven or isinstance(error, (VendorAuthError, VendorHeld)):
+                self._guards_at = float("-inf")  # proven, suspended or held: look again now
+        slots = self._slots() if claim else {}
+        delivered: list[Delivery] = []
+        claimed: list[tuple[Row, str]] = []
+        if not ended and not slots:
+            return
+        with self.queue.batch():
+            for row, token, attempt in ended:
+                delivered.append(self.policy.record(row, token, attempt))
+            if run.untried is not None and delivered:  # each chosen row at most once
+                run.untried -= {d.row.id for d in delivered}
+                self.queue.choose(run.untried, fresh=True)
+            if slots:
+                claimed = self.queue.claim_batch(
+                    self.owner,
+                    self.general.lease_seconds,
+                    slots,
+                    chosen=run.chosen,
+                    ignore_schedule=run.ignore_schedule,
+                )
+        for delivery in delivered:
+            self._report(delivery, run.stats)
+        for row, token in claimed:
+            self._inflight[row.vendor] += 1
+            run.pool.submit(self._deliver, row, token, self.policy.prepare(row))
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        stats: Stats | None = None,
+        chosen: bool = False,
+        ignore_schedule: bool = False,
+        until_idle: bool = True,
+        linger: float = 0.0,
+        poll: float = 1.0,
+        once: bool = False,
     ) -> None:
-        """Deliver as rows come due, up to each vendor's ``concurrency`` at once, until
-        *stop* is set (then the deliveries in flight are finished).  Keeps nothing per
-        delivery in memory (a long-running daemon); progress goes to ``on_delivery`` and
-        the log."""
-        Engine(self, limits).run(stop=stop, until_idle=False, poll=poll)
+        """Deliver until nothing is deliverable now (*until_idle*) or until *stop* is set.
+
+        :param chosen: only rows put in :meth:`~.queue.Queue.choose`.
+        :param once: with *chosen*, each chosen row is delivered at most once in this run.
+        :param linger: with *until_idle*, go on while a chosen row comes due within this many
+            seconds (one held back for a moment, say), rather than leave it to the next run.
+        :param poll: the longest wait before looking for new rows again.
+
+        On *stop*, no new row is claimed, and the deliveries in flight are finished and
+        recorded before this returns.  When running until stopped, a queue that cannot be
+        written for a moment (a full disk) is waited for; nothing is lost meanwhile."""
+        stop = stop or threading.Event()
+        queue = self.queue
+        pool = _Pool(sum(self.limits.values()) + 4)  # and a few for vendors no longer enabled
+        untried = {r.id for r in queue.chosen_rows(("pending",))} if chosen and once else None
+        run = _Run(pool, stats, chosen, ignore_schedule, untried)
+        wait = 0.0
+        try:
+            while True:
+                try:
+                    ended = self._ended(wait) if self.in_flight else []
+                    self._step(ended, not stop.is_set(), run)
+                    if self.in_flight:
+                        wait = self._wait_with_work(stop, poll)
+                        continue
+                    wait = 0.0
+                    if stop.is_set():
+                        return
+                    due_in = queue.next_due_in(after_now=True)
+                    if until_idle and not (chosen and linger and queue.chosen_waiting(linger)):
+                        return
+                except QueueError as exc:
+                    if until_idle or not exc.temporary:
+                        raise
+                    log.error("%s; the worker waits %.0fs and tries again", exc, QUEUE_WAIT)
+                    stop.wait(QUEUE_WAIT)
+                    continue
+                stop.wait(poll if due_in is None else min(poll, max(due_in, 0.01)))
+        finally:
+            while self.in_flight:  # stopped, or an error: record what is still in flight
+                try:
+                    self._step(self._ended(None), False, run)
+                except QueueError as exc:
+                    log.error("%s; the rows in flight are delivered again later", exc)
+            pool.shutdown()
+
+    def _wait_with_work(self, stop: threading.Event, poll: float) -> float:
+        """How long to wait for a delivery to end before looking for rows again: *poll*, or
+        less when there are free places and a row comes due sooner.  (A row due already but
+        not claimed waits behind an earlier one of its target: a delivery ending frees it.)"""
+        if stop.is_set() or not self._slots():
+            return poll
+        due_in = self.queue.next_due_in(after_now=True)
+        return poll if due_in is None else min(poll, max(due_in, 0.01))
+
+    def _report(self, delivery: Delivery, stats: Stats | None) -> None:
+        if stats is not None:
+            stats.add(delivery)
+        if self.on_delivery is not None:
+            self.on_delivery(delivery)

@@ -195,7 +195,6 @@ def test_a_full_disk_is_one_clear_line(cfg):
 def test_a_worker_waits_out_a_full_disk(cfg, monkeypatch):
     import threading
 
-    from spamfilter_plugin import engine
     from spamfilter_plugin import worker as worker_module
     from spamfilter_plugin.errors import QueueError
     from spamfilter_plugin.manager import load_runtime
@@ -210,7 +209,7 @@ def test_a_worker_waits_out_a_full_disk(cfg, monkeypatch):
         raise QueueError("the queue x cannot be written: the disk is full", temporary=True)
 
     stop = threading.Event()
-    monkeypatch.setattr(engine, "QUEUE_WAIT", 0.01)
+    monkeypatch.setattr(worker_module, "QUEUE_WAIT", 0.01)
     monkeypatch.setattr(w.queue, "claim_batch", full)  # every claim meets the full disk
     w.run_forever(stop, poll=0.01)  # returns when stopped; the full disk never crashed it
     assert len(calls) >= 3

@@ -61,7 +61,7 @@ def test_temporary_failure_is_retried_with_backoff(cfg, sandbox):
 
 
 def test_backoff_doubles_is_jittered_and_capped(cfg):
-    w = worker(cfg)
+    w = worker(cfg).policy  # the per-row policy (delivery.py) owns the backoff
     w.general = type(w.general)(retry_base=10, retry_cap=100)
     w.rng = lambda: 0.0
     assert [w.backoff(n) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 40, 50]
@@ -163,6 +163,8 @@ def test_concurrent_workers_never_deliver_a_row_twice(cfg, sandbox):
     sandbox["spamport"].emulator.seed_data({"license_limit": 1000})
     for i in range(120):
         emit(DomainCreated(domain=f"d{i}.example"), cfg)
+    # answers take a moment, so the first worker up is still busy when the others start
+    sandbox["spamport"].emulator.faults.configure(latency=0.05)
     delivered = [json.loads(out) for out in run_parallel(DRAIN, [[cfg]] * 3)]
     ids = [i for chunk in delivered for i in chunk]
     assert len(ids) == len(set(ids)) == 120

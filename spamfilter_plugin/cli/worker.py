@@ -101,6 +101,6 @@ def cmd_worker(args) -> int:
         stats = worker.drain(stop=stop_event(), keep=False)  # counts only: flat memory
         note(f"delivered {stats.done}, retrying later {stats.pending}, dead {stats.dead}")
         return EXIT_VENDOR if stats.dead else EXIT_OK
-    note(f"spamfilter: worker {worker.owner} running on {worker.queue.path}")
+    note(f"spamfilter: worker {worker.owner} running on {worker.queue.where}")
     worker.run_forever(stop_event(), poll=args.poll)
     return EXIT_OK

@@ -69,6 +69,11 @@ class Queue(ABC):
 
     state_dir: Path
 
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the store keeps the queue, as messages name it (a file, a database)."""
+
     def __init__(self, *, clock, monotonic) -> None:
         #: the wall clock (times shown to people) and the clock that orders and expires work
         self.clock, self.monotonic = clock, monotonic

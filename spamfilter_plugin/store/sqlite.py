@@ -169,6 +169,10 @@ class SqliteQueue(Queue):
         self._batching = False
 
     @property
+    def where(self) -> str:
+        return str(self.path)
+
+    @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             self._db = self._connect()

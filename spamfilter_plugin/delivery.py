@@ -1,0 +1,214 @@
+"""What happens to one queue row: prepared, attempted, recorded.  No loop: the worker
+(:mod:`.worker`) runs this for each row it claims.
+
+A temporary failure goes back to the queue with capped, jittered exponential backoff
+(``general.retry_base`` doubling up to ``general.retry_cap``) until
+``general.max_attempts``; a permanent one (refused credentials, invalid data) is dead at
+once with the vendor's reason.  A row held back untried (the vendor suspended, busy proving
+its credentials, or out of request rate) waits without its attempt being counted.
+
+A delivery, every call and every wait of its hook included, runs inside a
+:mod:`~spamfilter_plugin.deadline` scope of :data:`DELIVERY_SHARE` of the lease, so it is
+over before the lease runs out and no other worker can take the row while it is still
+being delivered; the rest of the lease is the margin for writing the outcome.  A worker
+whose lease was nevertheless taken over writes nothing (every write names its lease).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import deadline
+from .errors import SpamFilterError, VendorError, VendorHeld, VendorPaced, VendorWaiting
+from .events import Event, VendorStep
+from .manager import Outcome, Runtime
+from .queue import STATES, Queue, Row
+from .redaction import get_logger
+
+log = get_logger(__name__)
+
+#: the part of ``lease_seconds`` a delivery may take, every call and wait included
+DELIVERY_SHARE = 0.8
+
+#: seconds before a row held back untried (the vendor busy proving credentials) comes due
+HELD_WAIT = 1.0
+
+
+@dataclass
+class Attempt:
+    """What one delivery attempt came to, before it is recorded: the vendor's outcome, the
+    result to record and the steps to queue."""
+
+    outcome: Outcome
+    recorded: Any = None
+    steps: list = field(default_factory=list)
+
+
+@dataclass
+class Delivery:
+    """One delivery attempt: the row as claimed, what the vendor made of it, and the state the
+    row is in afterwards (one of the queue's :data:`~spamfilter_plugin.queue.STATES`).
+
+    ``lease_lost`` is True when the lease expired during the call and another worker took the
+    row over; this worker's outcome was then not recorded, and ``final_state`` is what the row
+    holds now."""
+
+    row: Row
+    outcome: Outcome
+    final_state: str
+    lease_lost: bool = False
+
+    def __post_init__(self) -> None:
+        if self.final_state not in STATES:
+            raise ValueError(f"final_state: {self.final_state!r} is not a queue state ({STATES})")
+
+
+@dataclass
+class Stats:
+    """Counts of what a run of the worker delivered; with ``keep``, the deliveries too (a
+    long run keeps counts only, so its memory does not grow with the queue)."""
+
+    keep: bool = True
+    deliveries: list[Delivery] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, delivery: Delivery) -> None:
+        if self.keep:
+            self.deliveries.append(delivery)
+        if not delivery.lease_lost:
+            self.counts[delivery.final_state] += 1
+
+    @property
+    def done(self) -> int:
+        return self.counts["done"]
+
+    @property
+    def dead(self) -> int:
+        return self.counts["dead"]
+
+    @property
+    def pending(self) -> int:
+        """Rows this worker left pending: they failed temporarily and will be retried."""
+        return self.counts["pending"]
+
+
+def split_steps(vendor: str, result) -> tuple:
+    """(the result to record, the steps it asks to queue): ``steps`` in a hook's result are
+    :class:`~spamfilter_plugin.events.VendorStep` objects, recorded by name only.  Anything
+    else there is a VendorError (a plugin bug), so nothing half-understood is queued."""
+    if not isinstance(result, dict) or "steps" not in result:
+        return result, []
+    steps = result["steps"] or []
+    if not isinstance(steps, (list, tuple)) or not all(isinstance(s, VendorStep) for s in steps):
+        raise VendorError(
+            vendor, f"a hook returned steps that are not VendorStep objects: {steps!r}"
+        )
+    return {**result, "steps": [s.step for s in steps]}, list(steps)
+
+
+class Policy:
+    """The per-row policy of one worker: *runtime* for the vendors, *queue* for the rows,
+    *rng* for the backoff's jitter."""
+
+    def __init__(
+        self, runtime: Runtime, queue: Queue, *, rng: Callable[[], float] = random.random
+    ) -> None:
+        self.runtime, self.queue, self.rng = runtime, queue, rng
+        self.general = runtime.config.general
+
+    def backoff(self, attempts: int) -> float:
+        """Delay after the *attempts*-th failure: half fixed, half random, doubling, capped."""
+        window = min(self.general.retry_cap, self.general.retry_base * 2 ** (attempts - 1))
+        return window / 2 + self.rng() * window / 2
+
+    def prepare(self, row: Row) -> Event | Outcome:
+        """The row's event (its password opened), or the failed Outcome that says why it
+        cannot be delivered.  Reads the queue: call it where the queue is used."""
+        if row.vendor not in self.runtime.contexts:
+            error = VendorError(
+                row.vendor,
+                f"vendor {row.vendor!r} is no longer enabled; add [vendors.{row.vendor}] "
+                "back and retry the row, or drop it",
+            )
+            return Outcome(row.vendor, False, error=error)
+        try:
+            return self.queue.event_of(row)
+        except SpamFilterError as exc:
+            return Outcome(row.vendor, False, error=exc)
+
+    def attempt(self, row: Row, event: Event | Outcome) -> Attempt:
+        """Deliver *event* to the row's vendor inside the delivery's time budget, and ask the
+        built-in features for the steps that follow.  Touches no queue, so deliveries run
+        side by side in threads."""
+        if isinstance(event, Outcome):
+            return Attempt(event)
+        with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE):
+            outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
+        recorded, steps = outcome.result, []
+        if outcome.ok:
+            try:
+                recorded, steps = split_steps(row.vendor, outcome.result)
+                steps += self.runtime.after_delivery(row.vendor, row.hook, event)
+            except VendorError as exc:
+                outcome = Outcome(row.vendor, False, error=exc)
+        return Attempt(outcome, recorded, steps)
+
+    def record(self, row: Row, token: str, attempt: Attempt) -> Delivery:
+        """Write the attempt's outcome under the row's lease: the Delivery as it ended (the
+        row as it is now when the lease was taken over)."""
+        outcome = attempt.outcome
+        state = self._write(row, token, outcome, attempt.recorded, attempt.steps)
+        if state is None:  # the lease was taken over: report the row as it is now
+            current = self.queue.get(row.id)
+            delivery = Delivery(row, outcome, current.state if current else "leased", True)
+        else:
+            delivery = Delivery(row, outcome, state)
+        log.debug(
+            "queue row %d (%s %s %s, attempt %d): %s",
+            row.id,
+            row.vendor,
+            row.hook,
+            row.target,
+            row.attempts,
+            "done" if outcome.ok else f"{state}: {outcome.error}",
+        )
+        return delivery
+
+    def _write(self, row: Row, token: str, outcome: Outcome, result=None, steps=()) -> str | None:
+        """Write the outcome under the lease; the row's new state, or None if the lease was lost."""
+        queue = self.queue
+        if outcome.ok:
+            ok, state = queue.complete(row, token, result, steps), "done"
+        elif isinstance(outcome.error, VendorHeld):  # nothing was sent: not an attempt
+            retry_in = HELD_WAIT * (0.5 + self.rng())
+            if isinstance(outcome.error, VendorPaced):  # when the vendor's rate has room
+                retry_in = max(retry_in, outcome.error.retry_after)
+            ok, state = queue.release(row, token, outcome.error, retry_in), "pending"
+        else:
+            error, note = outcome.error, ""
+            assert error is not None  # a failed outcome carries its error
+            retry: float | None
+            if isinstance(error, VendorWaiting):  # the step decides when to stop waiting
+                retry, state = self.backoff(row.attempts), "pending"
+                if error.retry_within is not None:
+                    retry = max(0.0, min(retry, error.retry_within))
+            elif error.permanent:
+                retry, state = None, "dead"
+            elif row.attempts >= self.general.max_attempts:
+                retry, state = None, "dead"
+                note = f"gave up after {row.attempts} attempts (general.max_attempts): "
+                log.error("queue row %d: %s%s", row.id, note, error)
+            else:
+                retry, state = self.backoff(row.attempts), "pending"
+            ok = queue.fail(row, token, error, retry, note=note)
+        if not ok:
+            log.warning(
+                "queue row %d: the lease expired during delivery and another worker took it over",
+                row.id,
+            )
+            return None
+        return state
