@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin.config_schema import SecretField, VendorSchema, WholeNumber, email_or_empty
+from spamfilter_plugin.config.schema import SecretField, VendorSchema, WholeNumber, email_or_empty
 from spamfilter_plugin.errors import VendorNotFound
 from spamfilter_plugin.events import Mailbox
 from spamfilter_plugin.hookspecs import hookimpl

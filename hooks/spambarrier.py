@@ -17,18 +17,18 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from spamfilter_plugin import settle, txt_proof
 from spamfilter_plugin.charts import stacked_bars
-from spamfilter_plugin.config_schema import (
+from spamfilter_plugin.config.schema import (
     GatewaySchema,
     SecretField,
     WholeNumber,
     https_url,
-    required_for_action,
 )
 from spamfilter_plugin.errors import (
     VendorConflict,
     VendorNotFound,
     VendorRejected,
 )
+from spamfilter_plugin.forms import required_for_action
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.templating import (
     Fragment,

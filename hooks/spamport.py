@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from spamfilter_plugin import settle
-from spamfilter_plugin.config_schema import (
+from spamfilter_plugin.config.schema import (
     GatewaySchema,
     SecretField,
     WholeNumber,

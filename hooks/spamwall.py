@@ -17,12 +17,11 @@ import secrets
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from spamfilter_plugin import settle
-from spamfilter_plugin.config_schema import (
+from spamfilter_plugin.config.schema import (
     GatewaySchema,
     SecretField,
     WholeNumber,
     checked_by,
-    required_for_action,
 )
 from spamfilter_plugin.errors import (
     VendorConflict,
@@ -30,6 +29,7 @@ from spamfilter_plugin.errors import (
     VendorRejected,
 )
 from spamfilter_plugin.events import normalise_email, normalise_ip
+from spamfilter_plugin.forms import required_for_action
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.redaction import Secret
 from spamfilter_plugin.resolve import resolve_ip

@@ -14,7 +14,7 @@ import time
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from spamfilter_plugin.config_schema import (
+from spamfilter_plugin.config.schema import (
     SecretField,
     VendorSchema,
     checked_by,

@@ -24,7 +24,7 @@ from .redaction import get_logger
 from .vault import Vault
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .config.model import Config
     from .panels import Panel
 
 log = get_logger(__name__)

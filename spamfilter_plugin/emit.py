@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import intake
-from .config import RawConfig, config_path, read_file
-from .config_file import CAPABILITIES, cached_handlers, hook_cache_path
+from .config import cache
+from .config.cache import CAPABILITIES, cached_handlers
+from .config.model import RawConfig, config_path, read_file
 from .events import Event
-from .files import write_private_json
 from .queue import open_queue
 
 if TYPE_CHECKING:
@@ -42,29 +41,10 @@ class Receipt:
 
 
 def refresh_capabilities(runtime: Runtime) -> None:
-    """Record which enabled vendor of *runtime* handles which lifecycle hook, in
-    ``state_dir`` and in the panel-hook cache (see :mod:`.config_file`).
-
-    Called by whoever loads the runtime (the CLI, and :func:`emit` on a cache miss)."""
-    config = runtime.config
-    handlers = runtime.capabilities()
-    doc = {"fingerprint": config.fingerprint, "handlers": handlers}
-    try:
-        write_private_json(Path(config.general.state_dir) / CAPABILITIES, doc)
-    except OSError:
-        pass  # only a cache: emit falls back to loading the plugins
-    # what a panel's call needs, so that it need not parse the file (see config_file)
-    hook_doc = {
-        "fingerprint": config.fingerprint,
-        "secret_files": list(config.secret_files),
-        "state_dir": str(config.general.state_dir),
-        "panel": config.panel,
-        "handlers": handlers,
-    }
-    try:
-        write_private_json(Path(hook_cache_path(os.stat(config.path))), hook_doc)
-    except OSError:
-        pass  # only a cache: a user who cannot write there goes without
+    """Record which enabled vendor of *runtime* handles which lifecycle hook, for the next
+    calls (see :func:`~.config.cache.record`).  Called by whoever loads the runtime (the
+    CLI, and :func:`emit` on a cache miss)."""
+    cache.record(runtime.config, runtime.capabilities())
 
 
 def validated(

@@ -54,11 +54,11 @@ SCOPES = ("admin", "domain", "mailbox")
 def vendor_config_schema() -> type[Schema] | None:
     """Return the marshmallow schema class for this vendor's ``[vendors.<name>]`` table.
 
-    The schema should subclass :class:`spamfilter_plugin.config_schema.VendorSchema`
+    The schema should subclass :class:`spamfilter_plugin.config.schema.VendorSchema`
     (which brings ``api_url``, the timeouts, ``retries``, ``max_response_bytes``
     and ``ca_bundle``) and reject unknown keys.  Secrets are declared with
-    :class:`spamfilter_plugin.config_schema.SecretField`.  A vendor that implements no
-    schema gets :class:`~spamfilter_plugin.config_schema.VendorSchema` itself.
+    :class:`spamfilter_plugin.config.schema.SecretField`.  A vendor that implements no
+    schema gets :class:`~spamfilter_plugin.config.schema.VendorSchema` itself.
 
     Stops at first non-None result.
     """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import email.utils
 import heapq
-import ipaddress
 import json as jsonlib
 import random
 import socket
@@ -38,7 +37,7 @@ import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
 
 from . import __version__, deadline
-from .config import HTTP_DEFAULTS
+from .config.model import HTTP_DEFAULTS
 from .errors import (
     ConfigError,
     ResponseTooLarge,
@@ -173,26 +172,6 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def plain_http_problem(url: str, real: str) -> str | None:
-    """Why *url* may not be a vendor's address when the vendor is reached only over HTTPS
-    (plain HTTP to anything but a loopback address, where an emulator runs), or None.
-    *real* is the vendor's documented address, offered as the fix."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return None
-    host = (parts.hostname or "").lower()
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme == "http" and loopback:
-        return None
-    return (
-        f"{url} is not HTTPS: this vendor's API is reached only over HTTPS (plain http:// "
-        f"is for an emulator on a loopback address); use {real}"
-    )
 
 
 def classify_status(resp: Response) -> VendorError | None:

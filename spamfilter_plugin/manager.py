@@ -22,8 +22,8 @@ import pluggy
 
 from . import ENTRY_POINT_GROUP, hookspecs
 from .builtin import BUILTIN_PLUGINS
-from .config import Config, config_path, read_file
-from .config_schema import VendorSchema, validate_config
+from .config.model import Config, config_path, read_file
+from .config.schema import VendorSchema, validate_config
 from .context import PanelServices, VendorContext
 from .errors import (
     ConfigError,

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .config import toml_table
+from .config.model import toml_table
 from .errors import VendorAuthError, VendorUnavailable, VendorUnclear
 from .events import (
     Domain,

@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from .config import CONCURRENCY_DEFAULT
+from .config.model import CONCURRENCY_DEFAULT
 from .delivery import Attempt, Delivery, Policy, Stats
 from .errors import QueueError, VendorAuthError, VendorError, VendorHeld
 from .manager import Outcome, Runtime

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from spamfilter_plugin.config import DEFAULT_PATH, config_path
+from spamfilter_plugin.config.model import DEFAULT_PATH, config_path
 from spamfilter_plugin.errors import ConfigError, PluginError
 from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.redaction import Secret
@@ -185,7 +185,7 @@ def test_missing_ca_bundle(tmp_path):
 def test_toml_value_round_trips(value):
     import tomllib
 
-    from spamfilter_plugin.config import toml_value
+    from spamfilter_plugin.config.model import toml_value
 
     assert tomllib.loads(f"k = {toml_value(value)}")["k"] == value
 

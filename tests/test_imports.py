@@ -132,7 +132,7 @@ def test_the_store_imports_nothing_above_it():
         "spamfilter_plugin.store.rules",
     }
     assert graph["spamfilter_plugin.files"] == {"spamfilter_plugin.errors"}
-    assert "spamfilter_plugin.config_schema" not in graph["spamfilter_plugin.config"]
+    assert "spamfilter_plugin.config.schema" not in graph["spamfilter_plugin.config.model"]
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> dict[str, Path]:

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..config import DEFAULT_PATH, ENV_VAR
+from ..config.model import DEFAULT_PATH, ENV_VAR
 from ..errors import InvalidInput, SpamFilterError
 from ..panels.hook import panel_hook_call
 from ..redaction import redact, redacting_handler

@@ -52,7 +52,7 @@ def _wrong_mx(rt) -> list[dict]:
 
 
 def cmd_vendors(args) -> int:
-    from ..config import config_path, read_file
+    from ..config.model import config_path, read_file
     from ..manager import installed_vendors
 
     installed = installed_vendors()

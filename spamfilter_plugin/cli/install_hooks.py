@@ -31,7 +31,7 @@ def register(sub) -> None:
 def _setup(args):
     import shlex
 
-    from ..config import config_path, read_file
+    from ..config.model import config_path, read_file
     from ..panels import configured
 
     path = config_path(args.config)

@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from .. import intake
-from ..config_schema import mx_managers
+from ..config.schema import mx_managers
 from ..errors import PanelError, VendorRejected, VendorWaiting
 from ..events import Domain, VendorStep
 from ..queue import open_queue

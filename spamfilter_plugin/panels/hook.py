@@ -53,7 +53,8 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
     state_dir = None
     adapter = None
     try:
-        from .. import config_file
+        from ..config import cache as config_cache
+        from ..config import file as config_file
         from . import KINDS, configured, load
 
         if kind not in KINDS:
@@ -64,7 +65,7 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         if kind == "cpanel" and not describing and stdin is None:
             stdin = sys.stdin.read()  # cPanel expects the whole input to be read
         path = config_file.locate(config)
-        cached = config_file.read_hook_cache(path)
+        cached = config_cache.read_hook_cache(path)
         if cached is not None:  # validated as it is: no need to parse it
             data = {"panel": cached["panel"]} if cached["panel"] else {}
             state_dir, handlers = cached["state_dir"], cached["handlers"]
@@ -82,7 +83,7 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
             return _answer(adapter, True, f"ignored: {found.note}")
         if handlers is None:
             key = config_file.fingerprint(path, identity, config_file.secret_files(data))
-            handlers = config_file.cached_handlers(state_dir, key)
+            handlers = config_cache.cached_handlers(state_dir, key)
         if handlers is None:  # not validated since it changed: validate it in full, once
             handlers = _validated(path, data, loose, identity)
         queued = enqueue(state_dir, found.events, handlers)
@@ -130,7 +131,7 @@ def _validated(path: str, data: dict, loose: bool, identity: str) -> dict:
     """The full validation (loading the plugins; it refreshes the cache for next time)."""
     from pathlib import Path
 
-    from ..config import RawConfig
+    from ..config.model import RawConfig
     from ..emit import validated
 
     raw = RawConfig(path=Path(path), data=data, loose_permissions=loose, identity=identity)

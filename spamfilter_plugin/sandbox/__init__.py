@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from .. import EMULATOR_ENTRY_POINT_GROUP
-from ..config import toml_table
+from ..config.model import toml_table
 from .base import FAULT_KINDS, Emulator, Faults
 from .server import LoopbackServer
 

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 from marshmallow import fields
 
 from .. import deadline
-from ..config_schema import ResponseSchema, read_response
 from ..errors import (
     InvalidInput,
     VendorAuthError,
@@ -39,6 +38,7 @@ from ..errors import (
 from ..events import Mailbox, normalise_email, normalise_ip
 from ..http import HttpClient, Response, quote_segment
 from ..redaction import Secret, register_name
+from .response import ResponseSchema, read_response
 
 # Rackspace's secret-bearing names: the signature header and the key fields.
 register_name("X-Api-Signature", header=True)

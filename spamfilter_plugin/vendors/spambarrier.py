@@ -28,7 +28,6 @@ from typing import Any
 from marshmallow import fields, post_load
 
 from .. import settle
-from ..config_schema import ResponseSchema, read_response
 from ..errors import (
     ConfigError,
     VendorAuthError,
@@ -40,8 +39,10 @@ from ..errors import (
     VendorUnclear,
 )
 from ..events import normalise_domain, normalise_email, normalise_host
-from ..http import ACCEPT, HttpClient, Response, plain_http_problem
+from ..http import ACCEPT, HttpClient, Response
 from ..redaction import Secret, register_name
+from ..urls import plain_http_problem
+from .response import ResponseSchema, read_response
 
 VENDOR = "spambarrier"
 DEFAULT_URL = "https://www.spambarrier.de/api/"

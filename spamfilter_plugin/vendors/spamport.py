@@ -16,7 +16,6 @@ from urllib.parse import urlsplit, urlunsplit
 from marshmallow import fields, post_load
 
 from .. import settle
-from ..config_schema import ResponseSchema, read_response
 from ..errors import (
     VendorAuthError,
     VendorConflict,
@@ -30,6 +29,7 @@ from ..errors import (
 from ..events import is_ip, normalise_domain, normalise_email, normalise_host
 from ..http import HttpClient, Response
 from ..redaction import Secret
+from .response import ResponseSchema, read_response
 
 VENDOR = "spamport"
 API_VERSION = "1.8"

@@ -35,8 +35,9 @@ from ..errors import (
     VendorUnavailable,
 )
 from ..events import normalise_domain, normalise_email
-from ..http import ACCEPT, HttpClient, Response, plain_http_problem
+from ..http import ACCEPT, HttpClient, Response
 from ..redaction import Secret, register_name
+from ..urls import plain_http_problem
 
 VENDOR = "tornevall"
 DEFAULT_URL = "https://api.tornevall.net/3.0/spamassassin"

@@ -17,8 +17,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..config import toml_table
-from ..config_file import CACHE_ENV
+from ..config.cache import CACHE_ENV
+from ..config.model import toml_table
 from ..errors import InvalidInput
 from ..eventdata import normalise_domain, normalise_email
 from ..hookspecs import hookimpl

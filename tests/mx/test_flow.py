@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from queue_helpers import sandbox_config
 
-from spamfilter_plugin.config import toml_table
+from spamfilter_plugin.config.model import toml_table
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import ConfigError
 from spamfilter_plugin.events import DomainCreated, DomainDeleted

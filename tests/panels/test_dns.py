@@ -139,7 +139,7 @@ def test_the_fake_commands_refuse_what_the_real_ones_refuse(fake_panel):
 @pytest.mark.parametrize("kind", PANELS)
 def test_vendors_publish_txt_records_through_the_configured_panel(fake_panel, kind, tmp_path):
     """publish_dns_record (spambarrier's domain verification) reaches the panel's zone."""
-    from spamfilter_plugin.config import toml_table
+    from spamfilter_plugin.config.model import toml_table
     from spamfilter_plugin.events import Domain
     from spamfilter_plugin.manager import load_runtime
     from spamfilter_plugin.testing import write_config

@@ -174,7 +174,7 @@ def fake_cpanel_tools(tmp_path):
 
 
 def test_cpanel_pages_are_registered(tmp_path, fake_cpanel_tools, cli_env):
-    from spamfilter_plugin.config import toml_table
+    from spamfilter_plugin.config.model import toml_table
 
     tools, log = fake_cpanel_tools
     root = tmp_path / "root"

@@ -12,7 +12,7 @@ from jinja2 import FileSystemLoader
 from marshmallow import Schema, ValidationError, fields, validate
 
 from spamfilter_plugin import settle
-from spamfilter_plugin.config_schema import SecretField, VendorSchema
+from spamfilter_plugin.config.schema import SecretField, VendorSchema
 from spamfilter_plugin.errors import VendorConflict, VendorNotFound
 from spamfilter_plugin.hookspecs import hookimpl
 from spamfilter_plugin.redaction import Secret

@@ -1,29 +1,19 @@
-"""Reading the config file, and the cache of its last validation: the light half of
-:mod:`.config`.
+"""Reading the config file: where it is, its parsed tables with their top-level shape
+checked, its identity and fingerprint, and ``state_dir``.
 
-A panel waits while ``spamfilter panel-hook`` runs, so what that path needs of the
-config lives here, on the standard library alone and :mod:`.errors`: where the file
-is, its parsed tables with their top-level shape checked, its identity and fingerprint,
-``state_dir``, and the caches that :mod:`.emit` writes after each full validation:
-
-* ``state_dir/capabilities.json``: which vendor handles which hook;
-* the panel-hook cache (``/var/cache/spamfilter-plugin/config-<dev>-<inode>.json``,
-  or under ``$SPAMFILTER_CACHE_DIR``): the same, with ``state_dir`` and the ``[panel]``
-  table, so that a panel's call need not even parse the TOML (``tomllib`` is imported
-  only when the file is read).  It holds no secret, and is used only while the file,
-  and each secret file it names, is exactly as validated; deleting it is harmless.
-
-:mod:`.config` builds its dataclasses on these functions; nothing here is defined twice.
+A panel waits while ``spamfilter panel-hook`` runs, so this lives on the standard library
+alone and :mod:`..errors` (``tomllib`` is imported only when the file is read); the
+dataclasses are :mod:`.model`'s, the schemas :mod:`.schema`'s, the caches of the last
+validation :mod:`.cache`'s.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
-from . import __version__
-from .errors import ConfigError
+from .. import __version__
+from ..errors import ConfigError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
 if TYPE_CHECKING:
@@ -33,10 +23,6 @@ DEFAULT_PATH = "/etc/spamfilter-plugin/config.toml"
 ENV_VAR = "SPAMFILTER_CONFIG"
 DEFAULT_STATE_DIR = "/var/lib/spamfilter-plugin"
 TABLES = ("console", "general", "mx", "panel", "vendors")
-#: in ``state_dir``: which vendor handles which hook, for the fingerprint validated
-CAPABILITIES = "capabilities.json"
-CACHE_ENV = "SPAMFILTER_CACHE_DIR"
-DEFAULT_CACHE_DIR = "/var/cache/spamfilter-plugin"
 
 
 def locate(cli_value: str | os.PathLike | None = None) -> str:
@@ -146,43 +132,3 @@ def state_dir(path: str | os.PathLike, data: dict[str, Any]) -> str:
     if problem:
         raise ConfigError(f"{path}: [general] state_dir: {problem}")
     return value
-
-
-def cached_handlers(directory: str | os.PathLike, key: str) -> dict[str, list[str]] | None:
-    """The lifecycle hooks each enabled vendor handles, as recorded in *directory* (the
-    state dir) by the last full validation of a file with fingerprint *key*; None when
-    there is no such record (the caller validates in full)."""
-    try:
-        with open(os.path.join(directory, CAPABILITIES), encoding="utf-8") as fh:
-            cached = json.load(fh)
-        if cached.get("fingerprint") == key:
-            return {v: list(hooks) for v, hooks in cached["handlers"].items()}
-    except (OSError, ValueError, KeyError, AttributeError, TypeError):
-        pass
-    return None
-
-
-def hook_cache_path(st: os.stat_result) -> str:
-    """Where the panel-hook cache of the config file with status *st* is."""
-    return os.path.join(
-        os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR, f"config-{st.st_dev}-{st.st_ino}.json"
-    )
-
-
-def read_hook_cache(path: str | os.PathLike) -> dict[str, Any] | None:
-    """What the last full validation of the config file at *path* recorded for panel hooks
-    (``state_dir``, ``panel``, ``handlers``), if the file and its secret files are exactly
-    as validated then and the cache is this user's own; None otherwise."""
-    try:
-        st = os.stat(path)
-        with open(hook_cache_path(st), encoding="utf-8") as fh:
-            own = os.fstat(fh.fileno())
-            if own.st_uid != os.geteuid() or own.st_mode & 0o022:
-                return None  # written by someone else: not to be trusted
-            cached = json.load(fh)
-        key = fingerprint(path, identity(st), cached["secret_files"])
-        if cached["fingerprint"] == key and isinstance(cached["state_dir"], str):
-            return cached
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None

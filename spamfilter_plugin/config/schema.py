@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from marshmallow import (
-    EXCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -21,7 +20,13 @@ from marshmallow import (
     validates,
 )
 
-from .config import (
+from ..errors import ConfigError, InvalidInput
+from ..events import normalise_email, normalise_host
+from ..panels import settings as panel_settings
+from ..redaction import Secret
+from ..urls import plain_http_problem
+from .file import secret_files
+from .model import (
     CONCURRENCY_DEFAULT,
     CONCURRENCY_MAX,
     CONSOLE_DEFAULTS,
@@ -33,10 +38,6 @@ from .config import (
     join_problems,
     state_dir_problem,
 )
-from .config_file import secret_files
-from .errors import ConfigError, InvalidInput, VendorResponseError
-from .events import normalise_host
-from .redaction import Secret
 
 
 class WholeNumber(fields.Integer):
@@ -146,8 +147,6 @@ def https_url(default: str) -> fields.Url:
     ``http://`` URL is refused unless it is a loopback address (where an emulator runs)."""
 
     def check(value: str) -> None:
-        from .http import plain_http_problem
-
         problem = plain_http_problem(value, default)
         if problem:
             raise ValidationError(problem)
@@ -159,8 +158,6 @@ def https_url(default: str) -> fields.Url:
 
 def email_or_empty(field: str):
     """A marshmallow validator: an e-mail address, or the empty string (meaning none)."""
-    from .events import normalise_email
-
     return checked_by(
         normalise_email,
         field,
@@ -493,10 +490,8 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
     console = _optional_table(raw, "console", ConsoleSchema(), CONSOLE_DEFAULTS, problems)
     panel = None
     if "panel" in raw.data:
-        from .panels import settings
-
         try:
-            panel = settings(raw.data["panel"])
+            panel = panel_settings(raw.data["panel"])
         except ValueError as exc:
             problems.append(f"[panel] {exc}")
     if literal and raw.loose_permissions:
@@ -526,43 +521,3 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         mx=mx,
         console=console,
     )
-
-
-class ResponseSchema(Schema):
-    """Base for schemas that read vendor responses: unknown keys are ignored.  With
-    ``into`` set to a class (a dataclass), each loaded object is made into one, its fields
-    given by name."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    into: ClassVar[type | None] = None
-
-    @post_load
-    def _into(self, data: dict, **kwargs) -> Any:
-        return self.into(**data) if self.into is not None else data
-
-
-def read_response(
-    vendor: str, schema: Schema, data: Any, what: str, *, many: bool = False, body: Any = None
-) -> Any:
-    """*data* (a vendor's parsed answer) loaded by *schema*; an answer that does not fit is a
-    VendorResponseError saying which fields, with the answer kept on the error."""
-    try:
-        return schema.load(data, many=many)
-    except (ValidationError, TypeError) as exc:
-        detail = exc.messages if isinstance(exc, ValidationError) else exc
-        raise VendorResponseError(
-            vendor,
-            f"answered {what} we cannot read ({detail})",
-            body=body if body is not None else str(data),
-        ) from None
-
-
-def required_for_action(data: dict, *names: str) -> list:
-    """The values of *names* in a loaded form, or a ValidationError naming each one that is
-    missing or empty (fields only some of a form's actions need)."""
-    missing = {n: ["required for this action"] for n in names if data.get(n) in (None, "")}
-    if missing:
-        raise ValidationError(missing)
-    return [data[n] for n in names]

@@ -18,11 +18,10 @@ the key and the fix.  A secret may be a literal string, ``{ env = "NAME" }`` or
 the group or others can read is refused with the ``chmod`` to run.
 
 Reading the file (its path, syntax, top-level shape, fingerprint and ``state_dir``)
-is in :mod:`.config_file`, on the standard library alone, for the panel-hook path;
-this module gives it its dataclasses and imports nothing above :mod:`.errors` and
-:mod:`.redaction`.  The marshmallow
-schemas live in :mod:`.config_schema`, which builds on this module (never the
-other way round).  The defaults of every key are defined here once:
+is in :mod:`.file`, on the standard library alone, for the panel-hook path; this module
+gives it its dataclasses and imports nothing above :mod:`..errors` and
+:mod:`..redaction`.  The marshmallow schemas live in :mod:`.schema`, which builds on this
+module (never the other way round).  The defaults of every key are defined here once:
 :class:`GeneralConfig` for ``[general]`` and :data:`HTTP_DEFAULTS` for the keys
 every ``[vendors.X]`` table shares.
 """
@@ -34,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config_file
-from .config_file import (
+from ..errors import ConfigError
+from ..redaction import Secret
+from . import file as config_file
+from .file import (
     DEFAULT_STATE_DIR,
     ENV_VAR,
     fingerprint,
@@ -46,8 +47,6 @@ from .config_file import (
     state_dir,
     state_dir_problem,
 )
-from .errors import ConfigError
-from .redaction import Secret
 
 __all__ = [
     "DEFAULT_STATE_DIR",
