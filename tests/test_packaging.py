@@ -73,6 +73,15 @@ def test_wheel_contains_templates_and_hooks(wheel):
     assert not any(n.startswith(("hooks/", "templates/", "tests/")) for n in names)
 
 
+def test_wheel_contains_every_module_of_the_package(wheel):
+    """setup.cfg lists the packages one by one: a new folder must not be left out."""
+    names = set(wheel.namelist())
+    for src in (ROOT / "spamfilter_plugin").rglob("*.py"):
+        rel = src.relative_to(ROOT).as_posix()
+        if "__pycache__" not in rel:
+            assert rel in names, f"{rel} is not in the wheel; add its package to setup.cfg"
+
+
 def test_wheel_metadata(wheel):
     meta_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
     meta = wheel.read(meta_name).decode()

@@ -4,10 +4,13 @@ our panel hooks the panel's documented way, or remove them; only ours are touche
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
+from ..config.model import config_path, read_file
 from ..errors import SpamFilterError
-from ..panels import KINDS
+from ..panels import KINDS, Panel, configured
+from ..panels.steps import Steps
 from ._common import EXIT_OK, EXIT_USAGE
 
 
@@ -28,12 +31,9 @@ def register(sub) -> None:
         p.set_defaults(func=_install if name == "install-hooks" else _uninstall)
 
 
-def _setup(args):
-    import shlex
-
-    from ..config.model import config_path, read_file
-    from ..panels import configured
-
+def panel_and_command(args) -> tuple[Panel, list[str]]:
+    """The configured panel adapter of ``args.panel``, and the command its hooks and pages
+    run (``[panel] hook_command``, else the ``spamfilter`` beside this Python)."""
     path = config_path(args.config)
     panel, mismatch = configured(read_file(path).data, args.panel)
     if mismatch:
@@ -46,13 +46,10 @@ def _setup(args):
     return panel, command
 
 
-def _go(args, action) -> int:
-    from ..panels.install import Steps
-
+def run_steps(args, action: str) -> int:
     try:
-        panel, command = _setup(args)
-        steps = Steps(args.dry_run, print)
-        action(panel, command, steps)
+        panel, command = panel_and_command(args)
+        getattr(panel, action)(command, Steps(args.dry_run, print))
     except (ValueError, RuntimeError, OSError, SpamFilterError) as exc:
         print(f"spamfilter: {args.panel}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -60,12 +57,8 @@ def _go(args, action) -> int:
 
 
 def _install(args) -> int:
-    from ..panels.install import install
-
-    return _go(args, install)
+    return run_steps(args, "install")
 
 
 def _uninstall(args) -> int:
-    from ..panels.install import uninstall
-
-    return _go(args, uninstall)
+    return run_steps(args, "uninstall")

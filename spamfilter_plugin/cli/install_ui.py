@@ -3,10 +3,7 @@ cPanel (a WHM page and a cPanel user page), the panel's documented way."""
 
 from __future__ import annotations
 
-import sys
-
-from ..errors import SpamFilterError
-from ._common import EXIT_OK, EXIT_USAGE
+from .install_hooks import run_steps
 
 
 def register(sub) -> None:
@@ -26,14 +23,4 @@ def register(sub) -> None:
 
 
 def cmd_install_ui(args) -> int:
-    from ..panels.install import Steps
-    from ..panels.ui_install import install_ui
-    from .install_hooks import _setup
-
-    try:
-        panel, command = _setup(args)
-        install_ui(panel, command, Steps(args.dry_run, print))
-    except (ValueError, RuntimeError, OSError, SpamFilterError) as exc:
-        print(f"spamfilter: {args.panel}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+    return run_steps(args, "install_ui")

@@ -25,28 +25,6 @@ import os
 KINDS = ("cpanel", "directadmin", "plesk", "virtualmin")
 SECONDARY = ("protect", "skip")
 
-#: each panel's commands and files, with their documented defaults (README, per panel)
-DEFAULTS = {
-    "cpanel": {
-        "manage_hooks": "/usr/local/cpanel/bin/manage_hooks",
-        "whmapi1": "/usr/local/cpanel/bin/whmapi1",
-        "register_appconfig": "/usr/local/cpanel/bin/register_appconfig",
-        "install_plugin": "/usr/local/cpanel/scripts/install_plugin",
-        "theme": "jupiter",
-        "sudo": "/usr/bin/sudo",
-    },
-    "directadmin": {
-        "scripts_dir": "/usr/local/directadmin/scripts/custom",
-        "api_url": "https://127.0.0.1:2222",
-        "api_user": "admin",
-        "api_key_file": "/etc/spamfilter-plugin/directadmin.key",
-        "api_ca_file": "",
-        "plugins_dir": "/usr/local/directadmin/plugins",
-        "sudo": "/usr/bin/sudo",
-    },
-    "plesk": {"plesk": "/usr/sbin/plesk"},
-    "virtualmin": {"virtualmin": "/usr/sbin/virtualmin"},
-}
 COMMON = {"root": "/", "secondary_domains": "protect", "hook_command": ""}
 
 
@@ -73,19 +51,26 @@ class Found:
         return f"Found({self.what!r}, {shown!r}, note={self.note!r})"
 
 
+def adapter_module(kind: str):
+    """The module of panel *kind*'s adapter (``panels/<kind>/``): its ``ADAPTER`` class and
+    its commands' and files' documented ``DEFAULTS``."""
+    return importlib.import_module(f"{__name__}.{kind}")
+
+
 def settings(table: dict | None, kind: str | None = None) -> dict:
     """The ``[panel]`` table with its defaults; ValueError naming the key and the fix."""
     table = dict(table or {})
     kind = table.get("kind", kind)
     if kind not in KINDS:
         raise ValueError(f"kind: must be one of {', '.join(KINDS)}, not {kind!r}")
-    known = {"kind", *COMMON, *DEFAULTS[kind]}
+    defaults = adapter_module(kind).DEFAULTS
+    known = {"kind", *COMMON, *defaults}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ValueError(
             f"{unknown[0]}: unknown key for a {kind} panel; known keys: {', '.join(sorted(known))}"
         )
-    out = {"kind": kind, **COMMON, **DEFAULTS[kind], **table}
+    out = {"kind": kind, **COMMON, **defaults, **table}
     for key, value in out.items():
         if not isinstance(value, str):
             raise ValueError(f"{key}: must be a string")
@@ -99,8 +84,7 @@ def settings(table: dict | None, kind: str | None = None) -> dict:
 def load(kind: str, table: dict | None = None) -> Panel:
     """The adapter for *kind*, configured by a ``[panel]`` table."""
     conf = settings(table, kind)
-    module = importlib.import_module(f"{__name__}.{conf['kind']}")
-    return module.ADAPTER(conf)
+    return adapter_module(conf["kind"]).ADAPTER(conf)
 
 
 def configured(data: dict, kind: str) -> tuple[Panel, str]:
@@ -120,6 +104,10 @@ class Panel:
     name = ""
     #: whether the panel shows what the hook prints (so it prints nothing)
     quiet = True
+    #: whether the panel writes the event to the hook's standard input
+    reads_stdin = False
+    #: whether the panel asks the hook to describe itself (``--describe``)
+    describes = False
 
     def __init__(self, conf: dict) -> None:
         self.conf = conf
@@ -131,6 +119,11 @@ class Panel:
     def events(self, argv: list[str], env: dict, stdin: str) -> Found:
         """What the panel's call (its arguments, environment and standard input) means."""
         raise NotImplementedError
+
+    def describe(self, command: str) -> list[dict]:
+        """The hooks to register, where the panel asks the hook (:attr:`describes`);
+        *command* runs ``spamfilter``."""
+        raise NotImplementedError(f"{self.name} does not ask its hooks to describe themselves")
 
     def reply(self, ok: bool, message: str) -> tuple[str, int]:
         """The line to print (empty: nothing) and the exit status.  Always 0: a hook never
@@ -202,12 +195,37 @@ class Panel:
         """The accounts a reseller created (its customers), its own account included."""
         return []
 
-    def dns(self):
-        """This panel's DNS service (:class:`.dns.Zones`): read a domain's records, change
-        its MX set, add and remove TXT records, through the panel's own interface."""
-        from .dns import zones_for
+    # -- the rest of the panel's story, each in the panel's own folder ------------------
+    #    (imported when asked for: the panel hook's path loads the adapter alone)
 
-        return zones_for(self)
+    def _part(self, name: str):
+        return importlib.import_module(f"{__name__}.{self.name}.{name}")
+
+    def dns(self):
+        """This panel's DNS service (:class:`.dns.Zones`, ``<panel>/dns.py``): read a domain's
+        records, change its MX set, add and remove TXT records, through the panel's own
+        interface."""
+        return self._part("dns").ZONES(self.conf, self)
+
+    def install(self, command: list[str], steps) -> None:
+        """Register this panel's hooks (``<panel>/install.py``); *command* runs
+        ``spamfilter [--config X]``; *steps* (:class:`.steps.Steps`) prints and does."""
+        self._part("install").install(self, command, steps)
+
+    def uninstall(self, command: list[str], steps) -> None:
+        """Remove this panel's hooks, only ours."""
+        self._part("install").uninstall(self, command, steps)
+
+    def install_ui(self, command: list[str], steps) -> None:
+        """Add the settings pages to this panel (``<panel>/ui.py``), where it has a way."""
+        try:
+            part = self._part("ui")
+        except ModuleNotFoundError:
+            raise ValueError(
+                f"{self.name}: install-ui knows DirectAdmin and cPanel; on {self.name} call "
+                "'spamfilter ui render' and 'spamfilter ui submit' from the extension's views"
+            ) from None
+        part.install_ui(self, command, steps)
 
     # -- helpers for the adapters ---------------------------------------------------
 

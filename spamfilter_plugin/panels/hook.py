@@ -61,9 +61,9 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
             log(None, f"panel-hook: unknown panel {kind!r}; one of {', '.join(KINDS)}", error=True)
             return 0
         adapter = load(kind)  # its reply convention, before anything else can fail
-        describing = kind == "cpanel" and argv[:1] == ["--describe"]
-        if kind == "cpanel" and not describing and stdin is None:
-            stdin = sys.stdin.read()  # cPanel expects the whole input to be read
+        describing = adapter.describes and argv[:1] == ["--describe"]
+        if adapter.reads_stdin and not describing and stdin is None:
+            stdin = sys.stdin.read()  # the panel expects the whole input to be read
         path = config_file.locate(config)
         cached = config_cache.read_hook_cache(path)
         if cached is not None:  # validated as it is: no need to parse it
@@ -139,15 +139,10 @@ def _validated(path: str, data: dict, loose: bool, identity: str) -> dict:
 
 
 def _describe(adapter) -> int:
-    """cPanel's ``--describe``: the hooks to register, running the installed wrapper."""
+    """``--describe`` (cPanel's ``manage_hooks`` asks it): the hooks to register, in JSON."""
     import json
 
-    from .install import CPANEL_SCRIPT
-
-    script = adapter.path(CPANEL_SCRIPT)
-    base = adapter.conf["hook_command"] or _self_command()
-    command = script if os.path.exists(script) else f"{base} panel-hook cpanel"
-    print(json.dumps(adapter.describe(command)))
+    print(json.dumps(adapter.describe(adapter.conf["hook_command"] or _self_command())))
     return 0
 
 

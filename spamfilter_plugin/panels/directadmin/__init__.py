@@ -14,9 +14,20 @@ mailboxes in ``/etc/virtual/<domain>/passwd``.
 
 from __future__ import annotations
 
-from . import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+from .. import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
 
 DATA = "usr/local/directadmin/data/users"
+
+#: the commands and files the adapter uses, with their documented defaults (README)
+DEFAULTS = {
+    "scripts_dir": "/usr/local/directadmin/scripts/custom",
+    "api_url": "https://127.0.0.1:2222",
+    "api_user": "admin",
+    "api_key_file": "/etc/spamfilter-plugin/directadmin.key",
+    "api_ca_file": "",
+    "plugins_dir": "/usr/local/directadmin/plugins",
+    "sudo": "/usr/bin/sudo",
+}
 
 #: the hooks ``install-hooks directadmin`` registers
 HOOKS = (

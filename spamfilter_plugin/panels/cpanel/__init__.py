@@ -14,8 +14,9 @@ The panel's records: ``/etc/userdomains`` (``domain: user``) and
 from __future__ import annotations
 
 import json
+import os
 
-from . import (
+from .. import (
     Found,
     Panel,
     PayloadError,
@@ -25,6 +26,18 @@ from . import (
     domain_name,
     mailbox_events,
 )
+
+#: the commands and files the adapter uses, with their documented defaults (README, cPanel)
+DEFAULTS = {
+    "manage_hooks": "/usr/local/cpanel/bin/manage_hooks",
+    "whmapi1": "/usr/local/cpanel/bin/whmapi1",
+    "register_appconfig": "/usr/local/cpanel/bin/register_appconfig",
+    "install_plugin": "/usr/local/cpanel/scripts/install_plugin",
+    "theme": "jupiter",
+    "sudo": "/usr/bin/sudo",
+}
+#: the hook wrapper ``install-hooks cpanel`` writes (``install.py``)
+CPANEL_SCRIPT = "usr/local/cpanel/3rdparty/bin/spamfilter-panel-hook"
 
 #: what ``--describe`` lists: (category, event, stage); Cpanel-category ones escalate
 HOOKS = (
@@ -73,8 +86,14 @@ class CPanel(Panel):
         text = " ".join(message.split())[:300] or ("queued" if ok else "not queued")
         return f"{1 if ok else 0} {text}", 0
 
+    reads_stdin = True
+    describes = True
+
     def describe(self, command: str) -> list[dict]:
-        """The hooks to register (``manage_hooks add script`` runs ``--describe``)."""
+        """The hooks to register (``manage_hooks add script`` runs ``--describe``): each
+        runs the installed wrapper (:data:`CPANEL_SCRIPT`), else *command*."""
+        script = self.path(CPANEL_SCRIPT)
+        command = script if os.path.exists(script) else f"{command} panel-hook cpanel"
         return [
             {
                 "category": category,

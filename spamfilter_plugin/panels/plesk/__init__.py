@@ -9,7 +9,10 @@ turned into IDNA here.  Plesk sends one event per domain, so it needs no look-up
 
 from __future__ import annotations
 
-from . import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+from .. import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+
+#: the command the adapter uses, with its documented default (README)
+DEFAULTS = {"plesk": "/usr/sbin/plesk"}
 
 #: the events ``install-hooks plesk`` registers
 HOOKS = (

@@ -11,7 +11,10 @@ acted on; a server's deletion sends a ``DELETE_USER`` per mailbox and one
 
 from __future__ import annotations
 
-from . import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+from .. import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+
+#: the command the adapter uses, with its documented default (README)
+DEFAULTS = {"virtualmin": "/usr/sbin/virtualmin"}
 
 
 def mailbox_of(user: str, domain: str) -> str:

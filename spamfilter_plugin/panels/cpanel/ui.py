@@ -1,0 +1,111 @@
+"""cPanel's settings pages: a WHM page (a CGI under ``whostmgr/docroot/cgi/spamfilter/``,
+registered with ``register_appconfig``) for the admin, and a cPanel user page (a live page
+under the theme, added to the Email group with ``install_plugin``); the user is
+``$REMOTE_USER``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import tempfile
+
+from .. import Panel
+from ..steps import MARK, Steps
+from ..ui import page_command, sudoers
+
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 48"><path fill="#1f3a5f" '
+    'd="M24 4 8 10v12c0 10 7 18 16 22 9-4 16-12 16-22V10z"/><path fill="#fff" '
+    'd="M14 18h20v14H14zm2 2v1l8 5 8-5v-1z"/></svg>\n'
+)
+
+
+APPCONFIG = """\
+name=spamfilter
+service=whostmgr
+user=root
+url=/cgi/spamfilter/index.cgi
+acls=all
+displayname=Spam filtering
+entryurl=spamfilter/index.cgi
+target=_self
+"""
+
+LIVE_PAGE = """\
+#!/usr/local/cpanel/3rdparty/bin/perl
+{mark}
+use strict;
+use warnings;
+use Cpanel::LiveAPI ();
+
+my $cpanel = Cpanel::LiveAPI->new();
+print "Content-type: text/html; charset=utf-8\\r\\n\\r\\n";
+print $cpanel->header('Spam filtering');
+my $body = '';
+if (($ENV{{REQUEST_METHOD}} || 'GET') eq 'POST') {{
+    read(STDIN, $body, $ENV{{CONTENT_LENGTH}} || 0);
+}}
+open(my $page, '|-', {argv}, '--user=' . ($ENV{{REMOTE_USER}} || ''),
+    '--method=' . ($ENV{{REQUEST_METHOD}} || 'GET'), '--query=' . ($ENV{{QUERY_STRING}} || ''))
+    or die "spamfilter: $!";
+print {{$page}} $body;
+close($page);
+print $cpanel->footer();
+$cpanel->end();
+"""
+
+
+def _perl_list(argv: list[str]) -> str:
+    return ", ".join("'" + a.replace("\\", "\\\\").replace("'", "\\'") + "'" for a in argv)
+
+
+def install_ui(panel: Panel, command: list[str], steps: Steps) -> None:
+    cgi = panel.path("usr/local/cpanel/whostmgr/docroot/cgi/spamfilter")
+    steps.write(
+        os.path.join(cgi, "index.cgi"),
+        f"#!/bin/sh\n{MARK}\n"
+        "printf 'Content-Type: text/html; charset=utf-8\\r\\n\\r\\n'\n"
+        'printf \'<!doctype html><html><head><meta charset="utf-8"><title>Spam filtering'
+        "</title></head><body>'\n"
+        f"{page_command(command, 'REMOTE_USER', 'admin', None)}\n"
+        "printf '</body></html>'\n",
+        0o755,
+    )
+    conf = os.path.join(cgi, "spamfilter.conf")
+    steps.write(conf, APPCONFIG, 0o644)
+    steps.run([panel.conf["register_appconfig"], conf])
+
+    theme = panel.conf["theme"]
+    live = panel.path("usr/local/cpanel/base/frontend", theme, "spamfilter", "index.live.pl")
+    argv = [panel.conf["sudo"], "-n", *command, "ui", "page", "--level", "user"]
+    steps.write(live, LIVE_PAGE.format(mark=MARK, argv=_perl_list(argv)), 0o755)
+    install_json = json.dumps(
+        [
+            {
+                "type": "link",
+                "id": "spamfilter",
+                "name": "Spam filtering",
+                "group_id": "email",
+                "order": 99,
+                "uri": "spamfilter/index.live.pl",
+                "featuremanager": True,
+                "icon": "spamfilter.svg",
+            }
+        ],
+        indent=2,
+    )
+    if steps.dry_run:
+        steps.note(f"would run: {panel.conf['install_plugin']} <plugin tarball> --theme {theme}")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = os.path.join(tmp, "spamfilter")
+            os.mkdir(folder)
+            for name, text in (("install.json", install_json), ("spamfilter.svg", ICON)):
+                with open(os.path.join(folder, name), "w", encoding="utf-8") as fh:
+                    fh.write(text + ("\n" if name.endswith(".json") else ""))
+            tarball = os.path.join(tmp, "spamfilter.tar.gz")
+            with tarfile.open(tarball, "w:gz") as tar:
+                tar.add(folder, arcname="spamfilter")
+            steps.run([panel.conf["install_plugin"], tarball, "--theme", theme])
+    sudoers(panel, command, steps)
