@@ -38,7 +38,7 @@ def register(sub) -> None:
 
 
 def cmd_serve(args) -> int:
-    from ..web.app import hash_password
+    from ..web.console import hash_password
 
     if args.hash_password:
         if sys.stdin.isatty():

@@ -23,18 +23,23 @@ def register(sub) -> None:
     )
     usub = u.add_subparsers(dest="ui_action", metavar="ACTION")
     usub.required = True
+    for add in (_add_render, _add_submit, _add_page, _add_link):
+        add(usub)
 
-    def common(p, target=True):
-        p.add_argument("--user", required=True, help="the panel user the panel logged in")
-        if target:
-            p.add_argument("--scope", required=True, choices=SCOPES, help="which page")
-            p.add_argument(
-                "--target", help="the domain (--scope domain) or the address (--scope mailbox)"
-            )
-            p.add_argument("--vendor", help="one vendor's fragment (default: every vendor's)")
 
+def _common(p, target: bool = True) -> None:
+    p.add_argument("--user", required=True, help="the panel user the panel logged in")
+    if target:
+        p.add_argument("--scope", required=True, choices=SCOPES, help="which page")
+        p.add_argument(
+            "--target", help="the domain (--scope domain) or the address (--scope mailbox)"
+        )
+        p.add_argument("--vendor", help="one vendor's fragment (default: every vendor's)")
+
+
+def _add_render(usub) -> None:
     r = usub.add_parser("render", help="print the settings fragments (HTML) for a page")
-    common(r)
+    _common(r)
     r.add_argument(
         "--csrf-token",
         help="the panel's own form token to put in each form (the panel checks it on submit); "
@@ -48,12 +53,14 @@ def register(sub) -> None:
     r.add_argument("--json", action="store_true", help="print [{vendor, name, title, html}]")
     r.set_defaults(func=_render)
 
+
+def _add_submit(usub) -> None:
     s = usub.add_parser(
         "submit",
         help="apply a submitted form read from standard input (JSON or urlencoded); print "
         "the outcome as JSON",
     )
-    common(s)
+    _common(s)
     s.add_argument(
         "--csrf-checked",
         action="store_true",
@@ -61,13 +68,15 @@ def register(sub) -> None:
     )
     s.set_defaults(func=_submit)
 
+
+def _add_page(usub) -> None:
     p = usub.add_parser(
         "page",
         help="answer one page request CGI-style (a DirectAdmin plugin page, a WHM CGI, a "
         "cPanel live page): print the HTML to put into the panel's page; a POST body is read "
         "from standard input",
     )
-    common(p, target=False)
+    _common(p, target=False)
     p.add_argument(
         "--level",
         choices=("admin", "reseller", "user"),
@@ -87,6 +96,8 @@ def register(sub) -> None:
     p.add_argument("--page-url", default="", help="the page's own URL (default: relative)")
     p.set_defaults(func=_page)
 
+
+def _add_link(usub) -> None:
     link = usub.add_parser(
         "link",
         help="print a one-use link (two minutes) that logs the user in to the console",

@@ -238,7 +238,7 @@ class Demo:
     def start(self) -> Demo:
         from ..manager import load_runtime
         from ..sandbox import Sandbox
-        from .app import hash_password
+        from .console import hash_password
         from .serve import ConsoleServer, console_for
 
         remove_stale()

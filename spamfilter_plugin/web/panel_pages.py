@@ -18,9 +18,11 @@ from dataclasses import asdict, replace
 from urllib.parse import parse_qsl, urlencode
 
 from ..errors import InvalidInput
-from ..events import Domain, Mailbox
+from ..manager import Runtime
+from ..queue import open_queue
 from ..templating import Fragment, SettingsResult, stylesheet
 from .access import Records, Refused, Viewer, console_key, panel_viewer
+from .settings import SettingsService
 
 _POST_FORM = re.compile(r'<form class="sfp-form" action="([^"]*)" method="post"')
 TOKEN_HOURS = 8
@@ -29,14 +31,13 @@ TOKEN_HOURS = 8
 class PanelPages:
     """The pages of one config (its runtime and panel) for panel users."""
 
-    def __init__(self, runtime) -> None:
-        from ..queue import open_queue
-
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.adapter = runtime.panel_adapter
         self.state_dir = runtime.config.general.state_dir
         self._queue = open_queue(self.state_dir)
         self.records = Records(self.adapter, self._queue.targets)
+        self.settings = SettingsService(runtime, self.records)
 
     def close(self) -> None:
         self._queue.close()
@@ -70,11 +71,7 @@ class PanelPages:
             return False
         return value == f"{viewer.role}:{viewer.name}"
 
-    # -- render and submit -----------------------------------------------------------------
-
-    @staticmethod
-    def target(scope: str, name: str | None):
-        return Domain(name) if scope == "domain" else Mailbox(name) if scope == "mailbox" else None
+    # -- render and submit, through the settings service the console uses too ------------
 
     def render(
         self,
@@ -88,14 +85,10 @@ class PanelPages:
         query: dict | None = None,
     ) -> list[Fragment]:
         """The fragments *viewer* may see for *scope* and *target*; Refused otherwise."""
-        name = self.records.check(viewer, scope, target)
-        if vendor is not None and vendor not in self.runtime.vendors:
-            raise InvalidInput("vendor", f"{vendor!r} is not enabled; enabled: {self._enabled()}")
         token = csrf_token or self.token_for(viewer)
-        fragments = self.runtime.settings_fragments(
-            scope, self.target(scope, name), token, query or {}
+        _, fragments = self.settings.fragments(
+            viewer, scope, target, csrf_token=token, query=query, vendor=vendor
         )
-        fragments = [f for f in fragments if vendor is None or f.vendor == vendor]
         if form_url is not None:
             fragments = [replace(f, html=_pointed(f.html, form_url)) for f in fragments]
         return fragments
@@ -112,24 +105,22 @@ class PanelPages:
     ) -> SettingsResult:
         """Apply a submitted form; a missing or wrong token, another user's target or an
         unknown vendor change nothing."""
-        name = self.records.check(viewer, scope, target)
+        self.settings.check(viewer, scope, target)
         form = dict(form)
-        chosen = form.pop("sfp_form", "")
-        vendor = vendor or chosen.split("/", 1)[0]
+        vendor = vendor or form.pop("sfp_form", "").split("/", 1)[0]
+        form.pop("sfp_form", None)
         if vendor not in self.runtime.vendors:
             raise InvalidInput(
                 "vendor",
-                f"{vendor!r} is not enabled; give --vendor or sfp_form ({self._enabled()})",
+                f"{vendor!r} is not enabled; give --vendor or sfp_form "
+                f"({', '.join(self.runtime.vendors)})",
             )
         if not csrf_checked and not self.token_ok(viewer, form.get("csrf_token", "")):
             raise Refused(
                 "csrf_token: missing, expired or not this user's; nothing was changed. Open "
                 "the page again and resend the form"
             )
-        return self.runtime.settings_submitted(vendor, scope, self.target(scope, name), form)
-
-    def _enabled(self) -> str:
-        return ", ".join(self.runtime.vendors)
+        return self.settings.submit(viewer, scope, target, vendor, form)[1]
 
 
 def _pointed(fragment_html: str, form_url: str):

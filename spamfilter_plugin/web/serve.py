@@ -27,7 +27,7 @@ def console_for(runtime, *, host: str, demo=None):
     loopback address, a password made for this run (returned second, else None).
     ConfigError when a non-loopback address has no password set."""
     from .access import console_key
-    from .app import Console, hash_password
+    from .console import Console, hash_password
 
     conf = runtime.config.console
     one_time = None

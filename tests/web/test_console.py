@@ -12,8 +12,9 @@ from console_helpers import admin_session, csrf_of
 
 from spamfilter_plugin.errors import ConfigError
 from spamfilter_plugin.web.access import LinkRedeemer, Refused, Viewer, login_token
-from spamfilter_plugin.web.app import Throttle, create_app
+from spamfilter_plugin.web.app import create_app
 from spamfilter_plugin.web.serve import console_for
+from spamfilter_plugin.web.sessions import Throttle
 
 
 class Clock:

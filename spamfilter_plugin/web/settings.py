@@ -1,0 +1,84 @@
+"""Showing and changing vendors' settings for someone: one service for the console, the panel
+pages (``spamfilter ui ...``) and whatever else asks.
+
+Every request goes the same way: the target (a domain or a mailbox) is checked against what
+the panel's records give the viewer (:meth:`~.access.Records.check`, Refused otherwise), the
+vendors' fragments are asked for (``settings_fragments``), or a submitted form is handed to
+the vendor's ``settings_submitted`` hook, which validates it with its schema and applies it
+through its client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import InvalidInput
+from ..events import Domain, Mailbox
+from ..manager import Runtime
+from ..templating import Fragment, SettingsResult
+from .access import Records, Viewer
+
+SCOPES = ("admin", "domain", "mailbox")
+
+
+def target_of(scope: str, name: str | None) -> Domain | Mailbox | None:
+    """The hooks' target for a checked *name* of *scope*."""
+    if scope == "domain":
+        return Domain(name)
+    if scope == "mailbox":
+        return Mailbox(name)
+    return None
+
+
+class SettingsService:
+    """The settings of *runtime*'s vendors, as *records* lets each viewer see them."""
+
+    def __init__(self, runtime: Runtime, records: Records) -> None:
+        self.runtime, self.records = runtime, records
+
+    def check(self, viewer: Viewer, scope: str, target: str | None) -> str | None:
+        """The normalised target if *viewer* may see it; Refused (logged) otherwise."""
+        return self.records.check(viewer, scope, target)
+
+    def vendor(self, name: str | None) -> str:
+        """*name* if it is an enabled vendor; InvalidInput naming the enabled ones."""
+        if name not in self.runtime.vendors:
+            enabled = ", ".join(self.runtime.vendors) or "none"
+            raise InvalidInput("vendor", f"{name!r} is not enabled; enabled: {enabled}")
+        return name
+
+    def fragments(
+        self,
+        viewer: Viewer,
+        scope: str,
+        target: str | None,
+        *,
+        csrf_token: str,
+        query: Mapping[str, str] | None = None,
+        vendor: str | None = None,
+    ) -> tuple[str | None, list[Fragment]]:
+        """The checked target and the fragments *viewer* may see for it (one vendor's, when
+        *vendor* is given)."""
+        name = self.check(viewer, scope, target)
+        if vendor is not None:
+            self.vendor(vendor)
+        found = self.runtime.settings_fragments(
+            scope, target_of(scope, name), csrf_token, dict(query or {})
+        )
+        return name, [f for f in found if vendor is None or f.vendor == vendor]
+
+    def submit(
+        self,
+        viewer: Viewer,
+        scope: str,
+        target: str | None,
+        vendor: str,
+        form: Mapping[str, str],
+    ) -> tuple[str | None, SettingsResult]:
+        """The checked target and what *vendor* made of the submitted *form* (the caller
+        has checked its CSRF token)."""
+        name = self.check(viewer, scope, target)
+        result = self.runtime.settings_submitted(
+            self.vendor(vendor), scope, target_of(scope, name), dict(form)
+        )
+        return name, result

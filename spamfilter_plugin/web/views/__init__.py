@@ -1,0 +1,9 @@
+"""The console's pages, one Flask Blueprint each: logging in and out (:mod:`.auth`), the
+domains (:mod:`.domains`), the settings pages (:mod:`.settings`), the queue (:mod:`.queue`)
+and the demo's panel (:mod:`.demo`).  :data:`BLUEPRINTS` is what the application registers."""
+
+from __future__ import annotations
+
+from . import auth, demo, domains, queue, settings
+
+BLUEPRINTS = (auth.bp, domains.bp, settings.bp, queue.bp, demo.bp)

@@ -1,0 +1,106 @@
+"""The domains the viewer may see, with each vendor's state, and the admin's bulk actions on a
+selection kept across pages (no JavaScript: the page buttons submit the ticks of the page
+being left)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+
+from ... import intake
+from ...events import DomainCreated, DomainDeleted
+from ...store.mx import MxStore
+from .. import status
+from ..access import Refused, Viewer
+from ..site import console, log, me, queue, records
+
+bp = Blueprint("domains", __name__)
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def domain_vendors() -> list[str]:
+    return console().runtime.handlers("domain_created")
+
+
+def rows_for(viewer: Viewer) -> list[status.DomainStatus]:
+    domains = records().domains_for(viewer)
+    mx = {m.domain: m.to_dict() for m in MxStore(console().state_dir).all()}
+    latest = queue().latest(status.DOMAIN_HOOKS)
+    return status.statuses(domains, domain_vendors(), latest, mx)
+
+
+@bp.get("/")
+def dashboard():
+    viewer = me()
+    if viewer.role == "mailbox":
+        return redirect(url_for("settings.page", scope="mailbox", target=viewer.name))
+    state = request.args.get("state", "")
+    vendor = request.args.get("vendor", "")
+    if state and state not in status.STATES:
+        state = ""
+    if vendor and vendor not in domain_vendors():
+        vendor = ""
+    rows = status.filtered(rows_for(viewer), state, vendor)
+    shown, page, pages = status.page_of(rows, _int(request.args.get("page"), 1))
+    demo = console().demo
+    return render_template(
+        "dashboard.html",
+        rows=shown,
+        total=len(rows),
+        page=page,
+        pages=pages,
+        state=state,
+        vendor=vendor,
+        states=status.STATES,
+        domain_vendors=domain_vendors(),
+        selected=set(session.get("selected", [])),
+        owners=demo.accounts() if demo else [],
+    )
+
+
+@bp.post("/selection")
+def selection():
+    """Keep the boxes ticked on this page (the selection survives paging), then go to
+    another page or apply a bulk action to the whole selection."""
+    viewer = me()
+    allowed = set(records().domains_for(viewer))
+    chosen = set(session.get("selected", []))
+    shown = set(request.form.getlist("shown")) & allowed
+    ticked = set(request.form.getlist("selected")) & allowed
+    chosen = (chosen - shown) | ticked
+    action = request.form.get("action", "")
+    back = {k: request.form.get(k, "") for k in ("state", "vendor")}
+    back = {k: v for k, v in back.items() if v}
+    if action == "clear":
+        chosen = set()
+    elif action in ("protect", "unprotect", "retry"):
+        if not viewer.is_admin:
+            raise Refused("bulk actions are for the admin")
+        flash(bulk(action, sorted(chosen & allowed)), "ok")
+        chosen = set()
+    session["selected"] = sorted(chosen)
+    page = _int(request.form.get("goto") or request.form.get("page"), 1)
+    return redirect(url_for("domains.dashboard", page=page, **back))
+
+
+def bulk(action: str, domains: list[str]) -> str:
+    """Protect, unprotect or retry the failed deliveries of *domains*; what was done."""
+    if not domains:
+        return "Nothing is selected."
+    if action == "retry":
+        targets = {f"domain:{d}" for d in domains}
+        dead = [r for r in queue().rows(state="dead", limit=100000) if r.target in targets]
+        retried = sum(queue().retry(r.id) for r in dead)
+        return f"Retrying {retried} failed deliver{'y' if retried == 1 else 'ies'}."
+    kind = DomainCreated if action == "protect" else DomainDeleted
+    events = [kind(domain=d) for d in domains]
+    queued = intake.enqueue(queue(), events, capabilities=console().runtime.capabilities())
+    rows = sum(len(ids) for _, ids in queued)
+    log.info("console: %s %s (%d rows)", action, ", ".join(domains), rows)
+    verb = "Protecting" if action == "protect" else "Removing protection from"
+    return f"{verb} {len(domains)} domain{'s' if len(domains) != 1 else ''} ({rows} queued)."

@@ -1,0 +1,45 @@
+"""The admin's queue page: dead, retrying, waiting and in-delivery rows, with retry and drop."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+
+from ..site import admin_only, log, queue
+
+bp = Blueprint("queue", __name__)
+
+#: what the queue page's buttons do (a Queue method of the same name): the message when it
+#: was done, and when the row was not in a state to allow it
+QUEUE_ACTIONS = {
+    "retry": ("will be delivered again now.", "is not a failed row (only dead rows are retried)."),
+    "drop": ("was dropped.", "is gone already or being delivered right now."),
+}
+
+
+@bp.get("/queue")
+def page():
+    admin_only()
+    pending = queue().rows(state="pending", limit=200)
+    return render_template(
+        "queue.html",
+        waiting=[r for r in pending if not r.attempts],
+        retrying=[r for r in pending if r.attempts],
+        leased=queue().rows(state="leased", limit=200),
+        dead=queue().rows(state="dead", limit=200),
+        counts=queue().counts(),
+        now=time.time(),
+    )
+
+
+@bp.post("/queue/<int:row_id>/<action>")
+def action(row_id: int, action: str):
+    admin_only()
+    if action not in QUEUE_ACTIONS:
+        abort(404)
+    done, refused = QUEUE_ACTIONS[action]
+    ok = getattr(queue(), action)(row_id)
+    flash(f"Row #{row_id} {done if ok else refused}", "ok" if ok else "error")
+    log.info("console: %s row #%d: %s", action, row_id, "ok" if ok else "refused")
+    return redirect(url_for("queue.page"))
