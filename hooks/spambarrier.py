@@ -403,8 +403,8 @@ def _apply(vendor, name: str, mailbox: str | None, data: dict) -> SettingsResult
         )
     (entry_id,) = required_for_action(data, "entry_id")
     entries = api.get_whitelist_entries(name)
-    found = next((e for e in entries if e.id == entry_id), None)
-    if found is None or (mailbox and not _mine(mailbox, found.recipient)):
+    entry = next((e for e in entries if e.id == entry_id), None)
+    if entry is None or (mailbox and not _mine(mailbox, entry.recipient)):
         return SettingsResult(False, "That whitelist entry does not exist (any more).")
     api.delete_whitelist_entry(name, entry_id)
     return SettingsResult(True, "The whitelist entry is removed.", changed=("whitelist",))

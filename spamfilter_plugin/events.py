@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import idna
 
@@ -80,6 +80,36 @@ class Mailbox:
         return self.address
 
 
+T = TypeVar("T", "Domain", "Mailbox")
+
+
+class Target(Generic[T]):
+    """An event's target field: a :class:`Domain` (or :class:`Mailbox`) given as one, or as
+    its name, which is checked and normalised when the event is made.  (A descriptor, so the
+    field reads as the target and is written as either.)"""
+
+    def __init__(self, kind: type[T]) -> None:
+        self.kind: type[T] = kind
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Target[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        if obj is None:  # on the class: no default, so the field is required
+            raise AttributeError(self.slot[1:])
+        return getattr(obj, self.slot)
+
+    def __set__(self, obj: object, value: T | str) -> None:
+        target = value if isinstance(value, self.kind) else self.kind(str(value))
+        object.__setattr__(obj, self.slot, target)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """Base of the lifecycle events.  ``hook`` is the hookspec the event calls."""
@@ -120,11 +150,10 @@ class DomainCreated(Event):
     cli_name: ClassVar[str] = "domain-created"
     _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["domain_created"]
 
-    domain: Domain
+    domain: Target[Domain] = Target(Domain)
     destination: str | None = None
 
     def __post_init__(self) -> None:
-        _coerce(self, "domain", Domain)
         if self.destination is not None:
             object.__setattr__(self, "destination", normalise_host(self.destination, "destination"))
 
@@ -141,10 +170,7 @@ class DomainDeleted(Event):
     cli_name: ClassVar[str] = "domain-deleted"
     _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["domain_deleted"]
 
-    domain: Domain
-
-    def __post_init__(self) -> None:
-        _coerce(self, "domain", Domain)
+    domain: Target[Domain] = Target(Domain)
 
     @property
     def target(self) -> Domain:
@@ -159,11 +185,10 @@ class DomainUpdated(Event):
     cli_name: ClassVar[str] = "domain-updated"
     _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["domain_updated"]
 
-    domain: Domain
+    domain: Target[Domain] = Target(Domain)
     destination: str
 
     def __post_init__(self) -> None:
-        _coerce(self, "domain", Domain)
         object.__setattr__(self, "destination", normalise_host(self.destination, "destination"))
 
     @property
@@ -179,10 +204,7 @@ class MailboxAdded(Event):
     cli_name: ClassVar[str] = "mailbox-added"
     _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["mailbox_added"]
 
-    mailbox: Mailbox
-
-    def __post_init__(self) -> None:
-        _coerce(self, "mailbox", Mailbox)
+    mailbox: Target[Mailbox] = Target(Mailbox)
 
     @property
     def target(self) -> Mailbox:
@@ -197,10 +219,7 @@ class MailboxDeleted(Event):
     cli_name: ClassVar[str] = "mailbox-deleted"
     _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["mailbox_deleted"]
 
-    mailbox: Mailbox
-
-    def __post_init__(self) -> None:
-        _coerce(self, "mailbox", Mailbox)
+    mailbox: Target[Mailbox] = Target(Mailbox)
 
     @property
     def target(self) -> Mailbox:
@@ -258,12 +277,11 @@ class VendorStep(Event):
     cli_name: ClassVar[str] = "vendor-step"
     _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["vendor_step"]
 
-    domain: Domain
+    domain: Target[Domain] = Target(Domain)
     step: str
     data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _coerce(self, "domain", Domain)
         if not isinstance(self.step, str) or not _STEP.fullmatch(self.step):
             raise InvalidInput("step", f"{self.step!r} is not a step name (a-z, 0-9 and _)")
         if not isinstance(self.data, dict):
@@ -292,7 +310,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PasswordReset,
 )
 #: every event a queue row can hold: the panel's events and the vendors' own steps
-BY_HOOK: dict[str, type[Event]] = {cls.hook: cls for cls in (*EVENT_TYPES, VendorStep)}
+_ALL_TYPES: tuple[type[Event], ...] = (*EVENT_TYPES, VendorStep)
+BY_HOOK: dict[str, type[Event]] = {cls.hook: cls for cls in _ALL_TYPES}
 BY_CLI_NAME: dict[str, type[Event]] = {cls.cli_name: cls for cls in EVENT_TYPES}
 #: the lifecycle hooks, one per event type a panel reports
 LIFECYCLE_HOOKS: tuple[str, ...] = tuple(cls.hook for cls in EVENT_TYPES)

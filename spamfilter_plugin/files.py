@@ -83,7 +83,12 @@ def create_key(path: str | os.PathLike, key: bytes) -> bool:
 def replace_key(path: str | os.PathLike, key: bytes) -> None:
     """Put a new key file in place of *path*, whole or not at all (a key that never signed
     anything valid, an empty one, is replaced so)."""
-    _placed(path, key, lambda tmp, dest: os.replace(tmp, dest) or True)
+
+    def put(tmp: str, dest: str) -> bool:
+        os.replace(tmp, dest)
+        return True
+
+    _placed(path, key, put)
 
 
 def read_key(path: str | os.PathLike, what: str, *, min_length: int, fix: str) -> bytes:

@@ -542,6 +542,7 @@ class HttpClient:
                 f"did not complete its answer within the {remaining:.3g}s left of the "
                 "deadline; the connection was closed",
             )
+        assert resp is not None  # no answer only when the watchdog fired
         return resp
 
     def _exchange(self, method, url, params, data, json, headers, remaining, started) -> Response:
@@ -605,7 +606,8 @@ class HttpClient:
                 f"announced a {declared}-byte answer, over the {cap}-byte cap (max_response_bytes)",
                 status=raw.status_code,
             )
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         try:
             for chunk in raw.iter_content(chunk_size=65536):
                 total += len(chunk)

@@ -27,4 +27,4 @@ def resolve_ip(vendor: str, host: str, fix: str) -> str:
         raise cls(
             vendor, f"the destination host name {host} does not resolve ({exc.strerror}); {fix}"
         ) from None
-    return sorted({info[4][0] for info in infos}, key=lambda a: (":" in a, a))[0]
+    return sorted({str(info[4][0]) for info in infos}, key=lambda a: (":" in a, a))[0]

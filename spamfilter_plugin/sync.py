@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 
 from . import intake
 from .errors import ConfigError, InvalidInput, SpamFilterError, VendorError
-from .events import DomainCreated, DomainDeleted, DomainUpdated, normalise_domain, normalise_host
+from .events import (
+    DomainCreated,
+    DomainDeleted,
+    DomainUpdated,
+    Event,
+    normalise_domain,
+    normalise_host,
+)
 from .manager import Runtime
 from .queue import Queue, Row, open_queue
 from .redaction import get_logger
@@ -70,7 +77,7 @@ class Change:
     def event(self):
         if self.action == "remove":
             return DomainDeleted(domain=self.domain)
-        if self.hook == "domain_updated":
+        if self.hook == "domain_updated" and self.destination is not None:
             return DomainUpdated(domain=self.domain, destination=self.destination)
         return DomainCreated(domain=self.domain, destination=self.destination)
 
@@ -272,7 +279,7 @@ class Reconcile:
         carries it out and the open queue row it continues, if any.  Raises the vendor's
         error when the inventory cannot be read (nothing is planned then)."""
         outcome = self.runtime.call_isolated(vendor, "inventory_domains")
-        if not outcome.ok:
+        if outcome.error is not None:
             raise outcome.error
         open_rows = self.queue.open_rows(vendor, ACTION_HOOKS.values())
         hooks = dict(ACTION_HOOKS)
@@ -340,7 +347,8 @@ class Reconcile:
     ) -> None:
         """Queue *changes* and deliver them through the engine, reporting each outcome as
         it is known.  *started* is told how many changes are on their way."""
-        queue, batch, total = self.queue, [], 0
+        queue, total = self.queue, 0
+        batch: list[Event] = []
         adopted: set[int] = set()  # rows of an earlier run: another worker may deliver them
         queue.choose((), fresh=True)
 
@@ -382,9 +390,9 @@ class Reconcile:
             adopted.discard(row.id)
             report(outcome_of(vendor, row, "retrying", None, note=row.last_error or "queued"))
         for row_id in adopted:  # delivered meanwhile by another worker
-            row = queue.get(row_id)
-            if row is not None:
-                report(outcome_of(vendor, row, row.state, None, note=row.last_error or ""))
+            now = queue.get(row_id)
+            if now is not None:
+                report(outcome_of(vendor, now, now.state, None, note=now.last_error or ""))
         queue.choose((), fresh=True)
 
 

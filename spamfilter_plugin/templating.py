@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 from markupsafe import Markup
 
 from .errors import InvalidInput
@@ -48,8 +55,11 @@ class SettingsResult:
     redirect: str | None = None
 
     @classmethod
-    def invalid(cls, messages: dict) -> SettingsResult:
-        """The answer to a form that failed validation: one message per field."""
+    def invalid(cls, messages: dict | list | str) -> SettingsResult:
+        """The answer to a form that failed validation (marshmallow's ``exc.messages``): one
+        message per field."""
+        if not isinstance(messages, dict):  # a schema-level message names no field
+            messages = {"_schema": messages}
         errors = {k: (v[0] if isinstance(v, list) else str(v)) for k, v in messages.items()}
         return cls(False, "Please correct the highlighted fields.", errors=errors)
 
@@ -76,7 +86,7 @@ def number_bounds(schema, name: str) -> dict[str, object]:
 def make_environment(*extra_loaders) -> Environment:
     """A configured environment; *extra_loaders* are searched after the package's templates
     (third-party vendors ship their own ``<vendor>/`` folders through them)."""
-    loader = PackageLoader("spamfilter_plugin.templates", "")
+    loader: BaseLoader = PackageLoader("spamfilter_plugin.templates", "")
     if extra_loaders:
         loader = ChoiceLoader([loader, *extra_loaders])
     env = Environment(

@@ -32,7 +32,7 @@ __all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_VENDOR", "CliError", "build_parser", "
 def command_modules() -> list[str]:
     """The command modules of this package, by name (read from its folders; pkgutil would
     cost the panel-hook path milliseconds)."""
-    names = set()
+    names: set[str] = set()
     for folder in __path__:
         with os.scandir(folder) as entries:
             names.update(e.name[:-3] for e in entries if e.name.endswith(".py"))

@@ -88,8 +88,7 @@ def _status(rt, args) -> int:
         if answer.status in ("found", "none"):
             import time
 
-            db.put(name, rows[0].vendor, seen=list(answer.records), checked_at=time.time())
-            rows = [db.get(name)]
+            rows = [db.put(name, rows[0].vendor, seen=list(answer.records), checked_at=time.time())]
     if args.json:
         print_json({"domains": [r.to_dict() for r in rows]})
         return EXIT_OK

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from typing import Any
 
 from ._common import EXIT_OK, EXIT_VENDOR, CliError, note, runtime
 
@@ -77,7 +79,7 @@ class Printer:
     def __init__(self, as_json: bool, quiet: bool, dry_run: bool) -> None:
         self.as_json, self.quiet, self.dry_run = as_json, quiet, dry_run
         self.first = True
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar on a terminal
         if as_json:
             sys.stdout.write('{"dry_run": ' + json.dumps(dry_run) + ', "changes": [')
 
@@ -176,7 +178,7 @@ def cmd_sync(args) -> int:
                         vendor,
                         changes,
                         counted,
-                        started=lambda total, vendor=vendor: printer.start(vendor, total),
+                        started=functools.partial(printer.start, vendor),
                     )
             except SpamFilterError as exc:
                 report.error = str(exc)

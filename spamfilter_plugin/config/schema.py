@@ -8,7 +8,7 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from marshmallow import (
     RAISE,
@@ -43,7 +43,7 @@ from .model import (
 class WholeNumber(fields.Integer):
     """An integer key: ``1.5`` is refused, not cut to 1."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    default_error_messages = {  # noqa: RUF012 - marshmallow merges it per class
         "invalid": "must be a whole number, without a decimal point",
     }
 
@@ -57,7 +57,7 @@ class SecretField(fields.Field):
     Deserialises to a :class:`~spamfilter_plugin.redaction.Secret`.
     """
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    default_error_messages = {  # noqa: RUF012 - marshmallow merges it per class
         "invalid": 'give a string, {{ env = "VARIABLE" }} or {{ file = "/path/to/file" }}',
     }
 

@@ -58,9 +58,10 @@ def store(runtime) -> MxStore:
 
 def follow_up(runtime, vendor: str, hook: str, event) -> list[VendorStep]:
     """The MX step to queue after *vendor* handled *event* with success."""
-    if vendor != manager(runtime.config):
+    domain = getattr(event, "domain", None)
+    if vendor != manager(runtime.config) or not isinstance(domain, Domain):
         return []
-    name = event.domain.name if hasattr(event, "domain") else None
+    name = domain.name
     if hook == "domain_created":
         store(runtime).put(name, vendor, state="queued", detail="destination check queued")
         data = {"destination": event.destination} if getattr(event, "destination", None) else {}

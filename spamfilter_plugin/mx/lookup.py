@@ -54,8 +54,9 @@ def _addresses(servers: list[str]) -> list[str]:
             out.append(server)
         except OSError:
             for info in socket.getaddrinfo(server, 53, type=socket.SOCK_DGRAM):
-                if info[4][0] not in out:
-                    out.append(info[4][0])
+                address = str(info[4][0])
+                if address not in out:
+                    out.append(address)
     return out
 
 

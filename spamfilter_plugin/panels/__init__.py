@@ -91,7 +91,8 @@ def configured(data: dict, kind: str) -> tuple[Panel, str]:
     """The adapter for the panel *kind* that calls us, configured by the ``[panel]`` table
     of *data* (a parsed config file) when that table is for *kind*; else with *kind*'s
     defaults and a note saying why."""
-    table = data.get("panel") if isinstance(data.get("panel"), dict) else {}
+    found = data.get("panel")
+    table: dict = found if isinstance(found, dict) else {}
     if table.get("kind", kind) != kind:
         note = f"[panel] kind is {table.get('kind')!r}; using the {kind} defaults"
         return load(kind), note
@@ -229,7 +230,7 @@ class Panel:
 
     # -- helpers for the adapters ---------------------------------------------------
 
-    def secondary(self, what: str, hook: str, domain: str) -> Found:
+    def secondary(self, what: str, hook: str, domain: object) -> Found:
         """A secondary domain's event (addon, parked/alias/pointer, sub), or a note that
         ``secondary_domains = "skip"`` leaves it alone."""
         if not self.protect_secondary:

@@ -18,7 +18,8 @@ class Steps:
     """What is done (or would be, with *dry_run*), one line each."""
 
     def __init__(self, dry_run: bool, say) -> None:
-        self.dry_run, self.say, self.lines = dry_run, say, []
+        self.dry_run, self.say = dry_run, say
+        self.lines: list[str] = []
 
     def note(self, text: str) -> None:
         self.lines.append(text)

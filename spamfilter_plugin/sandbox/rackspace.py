@@ -186,7 +186,7 @@ class RackspaceEmulator(Emulator):
     # -- authentication and throttling -----------------------------------------
 
     def _now(self) -> dt.datetime:
-        zone = dt.UTC
+        zone: dt.tzinfo = dt.UTC
         if self.timestamp_timezone != "UTC":
             from zoneinfo import ZoneInfo
 

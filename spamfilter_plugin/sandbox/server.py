@@ -72,6 +72,12 @@ class _Body:
 
 
 class _ServerHandler(ServerHandler):
+    #: the request handler whose connection this answers (set by it)
+    request_handler: _RequestHandler
+    #: set by wsgiref while answering
+    headers: Any
+    bytes_sent: int
+
     def handle_error(self) -> None:
         exc = sys.exc_info()[1]
         if isinstance(exc, AbortConnection):
@@ -121,6 +127,8 @@ class _RequestHandler(WSGIRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    server: _ThreadingServer
+
     def handle(self) -> None:  # wsgiref's handle(), with our ServerHandler, request after request
         self.server.count_connection()
         while self._handle_one():
@@ -144,12 +152,20 @@ class _RequestHandler(WSGIRequestHandler):
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             return False  # the emulators read bodies by their length only
         body = _Body(self.rfile, length)
-        handler = _ServerHandler(body, self.wfile, self.get_stderr(), environ, multithread=True)
+        handler = _ServerHandler(
+            body,  # read like a file: read, readline, readlines
+            self.wfile,  # type: ignore[arg-type]  # a socket file, written as a file is
+            self.get_stderr(),
+            environ,
+            multithread=True,
+        )
         handler.request_handler = self
         handler.http_version = "1.1"
         handler.closing = self.close_connection
         try:
-            handler.run(self.server.get_app())
+            app = self.server.get_app()
+            assert app is not None  # set before serving
+            handler.run(app)
         except (OSError, ValueError):
             return False
         return handler.reusable and body.drain()
@@ -160,6 +176,7 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
     request_queue_size = BACKLOG
     connections = 0
+    _count_lock: threading.Lock
 
     def count_connection(self) -> None:
         with self._count_lock:

@@ -186,7 +186,8 @@ class SpamPortEmulator(Emulator):
             return failure("Invalid username or password")
         self.failures.pop(ip, None)
         version = _version(f.get("version", ""))
-        if version is None or not _version(self.min_version) <= version <= _version(VERSION):
+        lowest, highest = _version(self.min_version) or (0,), _version(VERSION) or (0,)
+        if version is None or not lowest <= version <= highest:
             return failure(OUTDATED)
         function = f.get("function", "")
         if function not in FUNCTIONS:

@@ -284,7 +284,7 @@ class SpamWallEmulator(Emulator):
             user == self._name_of(acct)
             or (target["role"] == "user" and self._may_manage(acct, target["domain"]))
         )
-        if not allowed:
+        if target is None or not allowed:
             raise Answer(403, message)
         return target
 

@@ -86,7 +86,7 @@ class SecretBox:
 
     def __init__(self, state_dir: str | os.PathLike) -> None:
         self.path = os.path.join(state_dir, KEY_NAME)
-        self._fernet = None
+        self._fernet: Any = None  # a cryptography Fernet, made on first use
 
     def _load(self):
         if self._fernet is None:
@@ -265,6 +265,7 @@ def insert(
         "next_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
         (stored["id"], vendor, hook, target, json.dumps(stored), sealed, mono, now, now),
     )
+    assert cur.lastrowid is not None  # an INSERT always has one
     return cur.lastrowid
 
 

@@ -117,8 +117,8 @@ def error_for(
     if found is None:
         found = next((v for k, v in _PREFIX.items() if message.startswith(k)), None)
     if found is None:  # not a message the document lists: its meaning is not known
-        cls = VendorAuthError if _AUTHISH.search(message) else VendorUnclear
-        found = (cls, "SpamPort refused the request")
+        unknown: type[VendorError] = VendorAuthError if _AUTHISH.search(message) else VendorUnclear
+        found = (unknown, "SpamPort refused the request")
     cls, advice = found
     # a failure SpamPort reports is an answer, not a transport fault: never repeated at once
     # (a temporary one, "Unknown error", is left to a later delivery)

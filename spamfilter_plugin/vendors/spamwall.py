@@ -121,7 +121,9 @@ def error_for(
             retry=False,
         )
     if code == 406:
-        cls = VendorRejected if _DOCUMENTED_406.fullmatch(message) else VendorUnclear
+        cls: type[VendorError] = (
+            VendorRejected if _DOCUMENTED_406.fullmatch(message) else VendorUnclear
+        )
         if _IN_DOMAIN_LIST.fullmatch(message) or message == "Username already in use":
             cls = VendorConflict
         elif _NOT_IN_DOMAIN_LIST.fullmatch(message):

@@ -126,7 +126,9 @@ class Records:
         except InvalidInput as exc:
             raise Refused(exc.message) from None
         allowed = viewer.role == "admin"
-        if not allowed and scope == "mailbox":
+        if name is None:  # the admin page: the admin's only
+            pass
+        elif not allowed and scope == "mailbox":
             domain = name.rsplit("@", 1)[1]
             allowed = (
                 name == viewer.name if viewer.role == "mailbox" else self._owns(viewer, domain)
@@ -220,7 +222,12 @@ def login_token(key: bytes, viewer: Viewer, next_path: str = "/", *, console: bo
     """A one-use token that logs *viewer* in to the console and opens *next_path*; with
     *console*, *viewer* is the console's own admin (whose session rests on the console's
     password, not on the panel's records)."""
-    data = {"role": viewer.role, "name": viewer.name, "next": next_path, "n": secrets.token_hex(8)}
+    data: dict[str, str | int] = {
+        "role": viewer.role,
+        "name": viewer.name,
+        "next": next_path,
+        "n": secrets.token_hex(8),
+    }
     if console:
         data["c"] = 1
     return _serializer(key).dumps(data)

@@ -33,7 +33,8 @@ def create_app(the_console: Console) -> Flask:
     """The console's application for *the_console*."""
     app = Flask(__name__)
     app.jinja_options = {"undefined": StrictUndefined}
-    app.select_jinja_autoescape = lambda filename: True  # every template, .j2 or not
+    # every template is autoescaped, .j2 or not
+    app.select_jinja_autoescape = lambda filename: True  # type: ignore[method-assign]
     app.config.update(
         SECRET_KEY=the_console.secret_key,
         SESSION_COOKIE_HTTPONLY=True,

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from ..config.cache import CACHE_ENV
 from ..config.model import toml_table
@@ -211,9 +212,9 @@ class Demo:
     def __init__(self, port: int = 0, host: str = "127.0.0.1", poll: float = 0.2) -> None:
         self.host, self.port, self.poll = host, port, poll
         self.folder: Path | None = None
-        self.sandbox = None
-        self.dns: DemoDns | None = None
-        self.server = None
+        self.sandbox: Any = None  # the Sandbox, once started
+        self.dns: Any = None  # the DemoDns, once started
+        self.server: Any = None  # the ConsoleServer, once started
         self.username = "admin"
         self.password = ""
 

@@ -9,6 +9,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -66,12 +67,13 @@ class ConsoleServer:
     """The app under waitress, in a thread; the worker in another unless *worker* is off."""
 
     def __init__(self, console, host: str, port: int, *, worker: bool = True, poll=1.0) -> None:
-        from waitress import create_server
+        from waitress.server import create_server
 
         from .app import create_app
 
         self.console = console
-        self.server = create_server(
+        # waitress's server, whose internals stop() uses (its trigger, task dispatcher, map)
+        self.server: Any = create_server(
             create_app(console), host=host, port=port, threads=8, ident="spamfilter-console"
         )
         self.host = host

@@ -23,6 +23,8 @@ SCOPES = ("admin", "domain", "mailbox")
 
 def target_of(scope: str, name: str | None) -> Domain | Mailbox | None:
     """The hooks' target for a checked *name* of *scope*."""
+    if name is None:
+        return None
     if scope == "domain":
         return Domain(name)
     if scope == "mailbox":

@@ -188,7 +188,8 @@ class CPanel(Panel):
         if not isinstance(payload, dict):
             raise PayloadError("stdin", "is not a JSON object with context, data and hook")
         ctx = payload.get("context")
-        hook = payload.get("hook") if isinstance(payload.get("hook"), dict) else {}
+        given = payload.get("hook")
+        hook: dict = given if isinstance(given, dict) else {}
         if isinstance(ctx, dict):
             category, event, stage = ctx.get("category"), ctx.get("event"), ctx.get("stage")
         elif isinstance(ctx, str):  # the documentation's table shows it as a string
@@ -199,7 +200,7 @@ class CPanel(Panel):
             raise PayloadError("context.event", "missing")
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
         what = f"{category or '?'}/{event} {stage or '?'}"
-        handler = _HANDLERS.get((event, stage))
+        handler = _HANDLERS.get((event, str(stage)))
         if handler is None:
             return Found(what, note="not an event spamfilter-plugin acts on")
         return handler(self, what, data)

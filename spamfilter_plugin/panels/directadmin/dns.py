@@ -49,16 +49,16 @@ class DirectAdminZones(Zones):
                 temporary=False,
             )
         url = conf["api_url"].rstrip("/") + "/CMD_API_DNS_ADMIN"
-        send = {"params": params} if method == "GET" else {"data": params}
         try:
             response = requests.request(
                 method,
                 url,
+                params=params if method == "GET" else None,
+                data=None if method == "GET" else params,
                 auth=(conf["api_user"], key),
                 timeout=(5, TIMEOUT),
                 verify=conf["api_ca_file"] or True,
                 allow_redirects=False,
-                **send,
             )
         except requests.RequestException as exc:
             raise PanelError(f"DirectAdmin at {conf['api_url']}: {type(exc).__name__}") from None

@@ -85,7 +85,7 @@ def selection():
         chosen = set()
     session["selected"] = sorted(chosen)
     page = _int(request.form.get("goto") or request.form.get("page"), 1)
-    return redirect(url_for("domains.dashboard", page=page, **back))
+    return redirect(url_for("domains.dashboard", page=page, **back))  # type: ignore[arg-type]
 
 
 def bulk(action: str, domains: list[str]) -> str:
