@@ -24,6 +24,7 @@ from .config import cache
 from .config.cache import CAPABILITIES, cached_handlers
 from .config.model import RawConfig, config_path, read_file
 from .events import Event
+from .manager import load_runtime
 from .queue import open_queue
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ def validated(
     cached = cached_handlers(raw.state_dir, raw.fingerprint)
     if cached is not None:
         return raw, cached
-    from .manager import load_runtime  # the slow path: loads the plugins
 
     runtime = load_runtime(raw.path)
     refresh_capabilities(runtime)

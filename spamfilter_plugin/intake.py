@@ -12,6 +12,8 @@ panel waits while its hook runs.
 
 from __future__ import annotations
 
+from .eventdata import panel_event, target_key
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -33,8 +35,6 @@ def item_of(event: Any, vendors: Sequence[str]) -> tuple[dict, str, str | None, 
     """What the store appends for *event*: an :class:`~.events.Event`, or a panel's
     ``(hook, fields)`` pair (its plain-text password in ``fields``, sealed by the store)."""
     if isinstance(event, tuple):
-        from .eventdata import panel_event, target_key
-
         stored, password = panel_event(*event)
         return stored, target_key(stored), password, list(vendors)
     secret = getattr(event, "password", None)

@@ -36,8 +36,10 @@ from .errors import (
     VendorUnavailable,
 )
 from .events import LIFECYCLE_HOOKS, Domain, Event, Mailbox
+from .panels import load
 from .queue import STEP_HOOK
 from .redaction import get_logger, redact
+from .templating import SettingsResult
 
 log = get_logger(__name__)
 
@@ -116,8 +118,6 @@ class Runtime:
         self.pm = pm
         self.panel_adapter = None
         if config.panel is not None:
-            from .panels import load
-
             self.panel_adapter = load(config.panel["kind"], config.panel)
         self.panel = PanelServices(pm, self.panel_adapter)
         self.contexts = {
@@ -260,7 +260,6 @@ class Runtime:
         removed here).  What the hook raises becomes an unsuccessful SettingsResult in plain
         words: a refused value names its field; a vendor's refusal says nothing was changed
         (and refused credentials suspend the vendor, as from any hook)."""
-        from .templating import SettingsResult
 
         fields = {k: v for k, v in form.items() if k != "csrf_token"}
         out = self.call_isolated(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 
+import idna
 from jinja2 import (
     BaseLoader,
     ChoiceLoader,
@@ -25,6 +26,8 @@ from jinja2 import (
     select_autoescape,
 )
 from markupsafe import Markup
+from marshmallow import fields as mfields
+from marshmallow import validate as mvalidate
 
 from .errors import InvalidInput
 
@@ -70,8 +73,6 @@ def number_bounds(schema, name: str) -> dict[str, object]:
     its type allows (1 for an Integer, any for a Float); ``metadata`` of the field (``min``,
     ``max``, ``step``) wins, for a number kept as text.  So the browser accepts exactly
     what the schema does (a decimal where decimals are allowed)."""
-    from marshmallow import fields as mfields
-    from marshmallow import validate as mvalidate
 
     instance = schema() if isinstance(schema, type) else schema
     field_ = instance.fields[name]
@@ -108,7 +109,6 @@ def make_environment(*extra_loaders) -> Environment:
 def shown_domain(name: str) -> Markup | str:
     """A domain as people write it (``bücher.example``), its punycode form beside it when
     the two differ."""
-    import idna
 
     try:
         unicode = idna.decode(name)

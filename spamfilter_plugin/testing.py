@@ -36,6 +36,7 @@ from .events import (
 from .manager import Runtime, load_runtime
 from .redaction import Secret
 from .sandbox.server import AbortConnection, LoopbackServer
+from .sync import inventory_entries
 
 __all__ = ["AbortConnection", "LoopbackServer", "VendorContract", "closed_port_url", "write_config"]
 
@@ -150,7 +151,6 @@ class VendorContract:
 
     def inventory(self, runtime: Runtime) -> list[str]:
         """The vendor's domain names, sorted (whether it reports routes or not)."""
-        from .sync import inventory_entries
 
         out = runtime.call_isolated(self.vendor_name, "inventory_domains")
         assert out.ok, out.error

@@ -1,7 +1,8 @@
 """The package has no import cycles: read every module's imports (ast), lazy ones inside
-functions included, and look for a cycle.  Imports under ``if TYPE_CHECKING:`` never run
-and are left out; the CLI's command modules, which ``spamfilter_plugin.cli`` loads by
-discovery rather than by an import statement, count as imported by it."""
+functions and type-only ones under ``if TYPE_CHECKING:`` included (a cycle for the type
+checker is still two modules that cannot be read apart), and look for a cycle; the CLI's
+command modules, which ``spamfilter_plugin.cli`` loads by discovery rather than by an import
+statement, count as imported by it."""
 
 from __future__ import annotations
 
@@ -31,26 +32,11 @@ def modules(sources: dict[str, Path]) -> dict[str, Path]:
     return found
 
 
-def _type_checking_only(tree: ast.AST) -> set[ast.AST]:
-    """The import nodes inside ``if TYPE_CHECKING:`` blocks."""
-    skipped = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If):
-            test = node.test
-            name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
-            if name == "TYPE_CHECKING":
-                skipped.update(n for stmt in node.body for n in ast.walk(stmt))
-    return skipped
-
-
 def imports_of(name: str, path: Path, known: set[str], root_package: str) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = _type_checking_only(tree)
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     deps = set()
     for node in ast.walk(tree):
-        if node in skipped:
-            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -172,10 +158,11 @@ def test_the_check_finds_cycles(tmp_path, files):
     assert cycle is not None and cycle[0] == cycle[-1]
 
 
-def test_type_checking_imports_do_not_count(tmp_path):
+def test_type_checking_imports_count_too(tmp_path):
+    """A cycle through an import only the type checker reads is still a cycle."""
     files = {
         "__init__.py": "",
         "a.py": "from . import b\n",
         "b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n",
     }
-    assert find_cycle(import_graph(_package(tmp_path, files), {})) is None
+    assert find_cycle(import_graph(_package(tmp_path, files), {})) == ["pkg.a", "pkg.b", "pkg.a"]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..config.model import DEFAULT_PATH, ENV_VAR
 from ..errors import InvalidInput, SpamFilterError
-from ..panels.hook import panel_hook_call
+from ..panels.hook import panel_hook_call, run
 from ..redaction import redact, redacting_handler
 from ._common import EXIT_OK, EXIT_USAGE, EXIT_VENDOR, CliError, join_dashed_values
 
@@ -72,8 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     hook = panel_hook_call(argv)
     if hook is not None:
-        from ..panels.hook import run
-
         config, (panel, *rest) = hook
         return run(panel, rest, config=config)
     argv = join_dashed_values(argv)

@@ -9,6 +9,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import (
     RAISE,
@@ -298,7 +299,6 @@ def _argon2_hash(value: str) -> None:
 
 def _web_address(*, origin: bool):
     def check(value: str) -> None:
-        from urllib.parse import urlsplit
 
         if not value:
             return

@@ -22,6 +22,8 @@ from __future__ import annotations
 import importlib
 import os
 
+from ..eventdata import normalise_domain, normalise_email
+
 KINDS = ("cpanel", "directadmin", "plesk", "virtualmin")
 SECONDARY = ("protect", "skip")
 
@@ -262,8 +264,6 @@ def plain_name(value, field: str) -> str:
 
 def domain_name(value, field: str) -> str:
     """*value* as a lower-case IDNA domain; PayloadError naming *field* otherwise."""
-    from ..eventdata import normalise_domain
-
     if not isinstance(value, str) or not value.strip():
         raise PayloadError(field, "missing")
     try:
@@ -274,8 +274,6 @@ def domain_name(value, field: str) -> str:
 
 def address(local, domain, field: str) -> str:
     """A mailbox address from a local part (or a full address) and a domain."""
-    from ..eventdata import normalise_email
-
     if not isinstance(local, str) or not local.strip():
         raise PayloadError(field, "missing")
     local = local.strip()

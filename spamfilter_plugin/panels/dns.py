@@ -19,8 +19,6 @@ MX record, so a zone is never without MX, even when the panel misbehaves.
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,25 +26,8 @@ from ..errors import PanelError
 from ..mx.lookup import MxSet, mx_set
 from ..mx.plan import EmptyZone
 
-#: seconds a panel command or call may take
-TIMEOUT = 60.0
 #: the TTL of records we add, where the panel asks for one (cPanel's default)
 TTL = 14400
-
-
-def run_command(argv: list[str], timeout: float = TIMEOUT) -> str:
-    """Run a panel command; its standard output, or PanelError naming the command, its exit
-    status and what it printed on standard error."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise PanelError(f"{argv[0]} not found; check the [panel] table", temporary=False) from None
-    except subprocess.TimeoutExpired:
-        raise PanelError(f"{shlex.join(argv)} did not finish within {timeout:g}s") from None
-    if done.returncode != 0:
-        said = (done.stderr.strip() or done.stdout.strip())[:300]
-        raise PanelError(f"{shlex.join(argv)} failed (exit {done.returncode}): {said}")
-    return done.stdout
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,30 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 
-from .dns import run_command
+from ..errors import PanelError
 
 MARK = "# spamfilter-plugin panel hook"
+
+
+#: seconds a panel command or call may take
+TIMEOUT = 60.0
+
+
+def run_command(argv: list[str], timeout: float = TIMEOUT) -> str:
+    """Run a panel command; its standard output, or PanelError naming the command, its exit
+    status and what it printed on standard error."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise PanelError(f"{argv[0]} not found; check the [panel] table", temporary=False) from None
+    except subprocess.TimeoutExpired:
+        raise PanelError(f"{shlex.join(argv)} did not finish within {timeout:g}s") from None
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip())[:300]
+        raise PanelError(f"{shlex.join(argv)} failed (exit {done.returncode}): {said}")
+    return done.stdout
 
 
 class Steps:

@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import EMULATOR_ENTRY_POINT_GROUP
 from ..config.model import toml_table
+from ..manager import installed_vendors
 from .base import FAULT_KINDS, Emulator, Faults
 from .server import LoopbackServer
 
@@ -140,7 +141,6 @@ class Sandbox:
     def config_snippet(self, state_dir: str = "/tmp/spamfilter-sandbox") -> str:
         """A ready-to-use config file pointing every served vendor whose plugin is installed
         at its emulator (the others are listed as comments, so the file loads as it is)."""
-        from ..manager import installed_vendors
 
         installed = installed_vendors()
         lines = [

@@ -31,6 +31,7 @@ from collections import deque
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..redaction import register_name
 from .base import Emulator, Reply, Request
@@ -163,8 +164,6 @@ class RackspaceEmulator(Emulator):
         if "timestamp_timezone" in data:
             zone = str(data.pop("timestamp_timezone"))
             if zone != "UTC":
-                from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
                 try:
                     ZoneInfo(zone)
                 except (ZoneInfoNotFoundError, ValueError):
@@ -188,8 +187,6 @@ class RackspaceEmulator(Emulator):
     def _now(self) -> dt.datetime:
         zone: dt.tzinfo = dt.UTC
         if self.timestamp_timezone != "UTC":
-            from zoneinfo import ZoneInfo
-
             zone = ZoneInfo(self.timestamp_timezone)
         return dt.datetime.fromtimestamp(self.clock(), zone).replace(tzinfo=None)
 

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
 from ..errors import ConfigError, InvalidInput
 from ..eventdata import normalise_domain, normalise_email
+from ..files import create_key, read_key, replace_key
 
 log = logging.getLogger("spamfilter_plugin.web")
 
@@ -191,7 +194,6 @@ def console_key(state_dir: str | os.PathLike) -> bytes:
     """The console's signing key, ``state_dir/console.key`` (0600), made on first use, whole
     or not at all.  An empty file (left by an older version on a full disk) never signed
     anything valid and is replaced; a short or unreadable key is a ConfigError with the fix."""
-    from ..files import create_key, read_key, replace_key
 
     path = Path(state_dir) / KEY_NAME
     fix = f"delete {path} (a new one is made; everyone logs in to the console again)"
@@ -213,7 +215,6 @@ def console_key(state_dir: str | os.PathLike) -> bytes:
 
 
 def _serializer(key: bytes):
-    from itsdangerous import URLSafeTimedSerializer
 
     return URLSafeTimedSerializer(key, salt="spamfilter-panel-user")
 
@@ -251,7 +252,6 @@ class LinkRedeemer:
 
     def _load(self, token: str) -> dict:
         """The contents of a valid, unused *token*; Refused otherwise."""
-        from itsdangerous import BadSignature, SignatureExpired
 
         try:
             data = _serializer(self.key).loads(token, max_age=LINK_SECONDS)

@@ -23,6 +23,12 @@ from ..config.model import toml_table
 from ..errors import InvalidInput
 from ..eventdata import normalise_domain, normalise_email
 from ..hookspecs import hookimpl
+from ..manager import load_runtime
+from ..panels import hook as panel_hook
+from ..sandbox import Sandbox
+from ..sandbox.dns import ZoneServer
+from .console import hash_password
+from .serve import ConsoleServer, console_for
 
 DATA = "usr/local/directadmin/data/users"
 #: the demo's folders are named so, in the system's temporary directory
@@ -80,7 +86,6 @@ class DemoPanel:
         return [u for u, c in ACCOUNTS.items() if c["usertype"] == "user"]
 
     def _hook(self, hook: str, env: dict[str, str]) -> None:
-        from ..panels import hook as panel_hook
 
         panel_hook.run("directadmin", [hook], config=str(self.config_path), env=env, stdin="")
 
@@ -139,7 +144,6 @@ class DemoDns:
     DNS, as a real panel's zone would be seen by both."""
 
     def __init__(self, sandbox) -> None:
-        from ..sandbox.dns import ZoneServer
 
         self.sandbox = sandbox
         self.zone = ZoneServer().__enter__()
@@ -237,10 +241,6 @@ class Demo:
         return "\n".join(lines) + "\n"
 
     def start(self) -> Demo:
-        from ..manager import load_runtime
-        from ..sandbox import Sandbox
-        from .console import hash_password
-        from .serve import ConsoleServer, console_for
 
         remove_stale()
         self.folder = Path(tempfile.mkdtemp(prefix=PREFIX))

@@ -17,12 +17,16 @@ import re
 from dataclasses import asdict, replace
 from urllib.parse import parse_qsl, urlencode
 
+from itsdangerous import BadSignature, TimestampSigner
+from markupsafe import Markup
+
 from ..errors import InvalidInput
 from ..manager import Runtime
 from ..queue import open_queue
 from ..templating import Fragment, SettingsResult, stylesheet
 from .access import Records, Refused, Viewer, console_key, panel_viewer
 from .settings import SettingsService
+from .status import shown_name
 
 _POST_FORM = re.compile(r'<form class="sfp-form" action="([^"]*)" method="post"')
 TOKEN_HOURS = 8
@@ -54,7 +58,6 @@ class PanelPages:
     # -- the form token --------------------------------------------------------------------
 
     def _signer(self):
-        from itsdangerous import TimestampSigner
 
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return TimestampSigner(console_key(self.state_dir), salt="spamfilter-panel-form")
@@ -63,7 +66,6 @@ class PanelPages:
         return self._signer().sign(f"{viewer.role}:{viewer.name}").decode()
 
     def token_ok(self, viewer: Viewer, token: str) -> bool:
-        from itsdangerous import BadSignature
 
         try:
             value = self._signer().unsign(token, max_age=TOKEN_HOURS * 3600).decode()
@@ -124,7 +126,6 @@ class PanelPages:
 
 
 def _pointed(fragment_html: str, form_url: str):
-    from markupsafe import Markup
 
     def point(match: re.Match) -> str:
         return (
@@ -208,7 +209,6 @@ def page(
 
 
 def _domain_list(pages: PanelPages, viewer: Viewer, page_url: str) -> str:
-    from .status import shown_name
 
     items = []
     for domain in pages.records.domains_for(viewer):

@@ -11,7 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from waitress import wasyncore
+from waitress.server import create_server
+
 from ..errors import ConfigError
+from ..worker import Worker
+from .access import console_key
+from .app import create_app
+from .console import Console, hash_password
 
 log = logging.getLogger("spamfilter_plugin.web")
 
@@ -27,8 +34,6 @@ def console_for(runtime, *, host: str, demo=None):
     """The :class:`~.app.Console` for *runtime*'s config; with no ``password_hash`` on a
     loopback address, a password made for this run (returned second, else None).
     ConfigError when a non-loopback address has no password set."""
-    from .access import console_key
-    from .console import Console, hash_password
 
     conf = runtime.config.console
     one_time = None
@@ -67,9 +72,6 @@ class ConsoleServer:
     """The app under waitress, in a thread; the worker in another unless *worker* is off."""
 
     def __init__(self, console, host: str, port: int, *, worker: bool = True, poll=1.0) -> None:
-        from waitress.server import create_server
-
-        from .app import create_app
 
         self.console = console
         # waitress's server, whose internals stop() uses (its trigger, task dispatcher, map)
@@ -97,7 +99,6 @@ class ConsoleServer:
                 raise
 
     def _work(self, poll: float) -> None:
-        from ..worker import Worker
 
         worker = Worker(self.console.runtime)
         try:
@@ -118,7 +119,6 @@ class ConsoleServer:
         then close every connection; then stop the worker.  Everything that touches the
         server's sockets runs in its own loop thread (through its trigger), so no request
         thread ever writes to a closed socket."""
-        from waitress import wasyncore
 
         self.stopping.set()
         server = self.server

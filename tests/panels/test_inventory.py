@@ -213,3 +213,30 @@ def test_directadmin_user_destroy_pre_with_a_traversing_username_queues_nothing(
         q.close()
     log = (cfg.parent / "state" / "panel-hook.log").read_text()
     assert "username" in log
+
+
+@pytest.mark.parametrize("kind", ["cpanel", "directadmin", "plesk", "virtualmin"])
+def test_spamfilter_sync_runs_on_every_panel(kind, tmp_path, sandbox):
+    """The command as an admin runs it, on each panel: a plan where the panel lists its
+    domains, else a plain request for a list; never a traceback."""
+    if kind in PANELS:
+        cfg = config_for(tmp_path, sandbox, kind, "protect")
+    else:
+        cfg = sandbox_config(tmp_path, sandbox)
+        text = cfg.read_text().replace(
+            "[vendors.spamport]", f'[panel]\nkind = "{kind}"\n\n[vendors.spamport]', 1
+        )
+        cfg.write_text(text)
+    out = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), "sync", "--vendor", "spamport", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    if kind in PANELS:
+        assert out.returncode == 0 and "spamport: holds 0 domains; would change:" in out.stdout
+        listed = len(panel_domains(load_runtime(cfg)))
+        assert f"would change: {listed} add" in out.stdout and listed >= len(PANELS[kind]["calls"])
+    else:
+        assert out.returncode == 2 and f"the {kind} adapter cannot list" in out.stderr

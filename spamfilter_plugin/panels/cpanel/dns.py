@@ -12,7 +12,8 @@ import base64
 import json
 
 from ...errors import PanelError
-from ..dns import TTL, Record, Zones, absolute, mx_value, run_command
+from ..dns import TTL, Record, Zones, absolute, mx_value
+from ..steps import run_command
 
 
 class CpanelZones(Zones):

@@ -17,7 +17,8 @@ import dns.zone
 import requests
 
 from ...errors import PanelError
-from ..dns import TIMEOUT, Record, Zones, mx_value, relative
+from ..dns import Record, Zones, mx_value, relative
+from ..steps import TIMEOUT
 
 
 def _da_name(name: str, zone: str) -> str:

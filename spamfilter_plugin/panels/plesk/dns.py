@@ -5,7 +5,8 @@ https://docs.plesk.com/en-US/obsidian/cli-linux/using-command-line-utilities/dns
 
 from __future__ import annotations
 
-from ..dns import Record, Zones, absolute, mx_value, relative, run_command
+from ..dns import Record, Zones, absolute, mx_value, relative
+from ..steps import run_command
 
 
 class PleskZones(Zones):

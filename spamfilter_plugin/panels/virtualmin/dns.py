@@ -7,7 +7,8 @@ written.  virtualmin-gpl ``get-dns.pl`` and ``modify-dns.pl``.
 from __future__ import annotations
 
 from ...errors import PanelError
-from ..dns import Record, Zones, absolute, mx_value, run_command
+from ..dns import Record, Zones, absolute, mx_value
+from ..steps import run_command
 
 
 class VirtualminZones(Zones):
