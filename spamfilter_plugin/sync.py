@@ -83,7 +83,7 @@ class Change:
 
 
 @dataclass
-class Outcome:
+class ChangeOutcome:
     """What became of one change: ``done``, ``failed`` (dead, with the vendor's reason),
     ``retrying`` (left to the worker after a temporary failure), ``planned`` (a dry run) or
     ``left`` (a foreign domain)."""
@@ -341,7 +341,7 @@ class Reconcile:
         self,
         vendor: str,
         changes: Iterable[Change],
-        report: Callable[[Outcome], None],
+        report: Callable[[ChangeOutcome], None],
         *,
         started: Callable[[int], None] = lambda total: None,
     ) -> None:
@@ -360,7 +360,7 @@ class Reconcile:
 
         for change in changes:
             if change.action in LEFT_ALONE:
-                report(Outcome(change, "left", change.reason))
+                report(ChangeOutcome(change, "left", change.reason))
                 continue
             total += 1
             if change.row is None:
@@ -396,19 +396,21 @@ class Reconcile:
         queue.choose((), fresh=True)
 
 
-def outcome_of(vendor: str, row: Row, state: str, outcome, note: str | None = None) -> Outcome:
-    """A delivered (or left) row as the Outcome of its change."""
+def outcome_of(
+    vendor: str, row: Row, state: str, outcome, note: str | None = None
+) -> ChangeOutcome:
+    """A delivered (or left) row as the ChangeOutcome of its change."""
     domain = row.target.split(":", 1)[1]
     change = Change(vendor, domain, ACTION_OF.get(row.hook, row.hook), "", row=row)
     if outcome is not None and outcome.ok:
         result = outcome.result if isinstance(outcome.result, dict) else {}
-        return Outcome(change, "done", str(result.get("message") or "done"))
+        return ChangeOutcome(change, "done", str(result.get("message") or "done"))
     if outcome is None and state in ("done", "superseded"):
-        return Outcome(change, "done", f"{state} by another worker")
+        return ChangeOutcome(change, "done", f"{state} by another worker")
     if state == "dead":
-        return Outcome(change, "failed", str(outcome.error) if outcome else note or "")
+        return ChangeOutcome(change, "failed", str(outcome.error) if outcome else note or "")
     error = outcome.error if outcome is not None else None
     if isinstance(error, VendorError) or note:
         reason = str(error) if error is not None else note
-        return Outcome(change, "retrying", f"{reason}; the worker retries it")
-    return Outcome(change, "retrying", "left to the worker")
+        return ChangeOutcome(change, "retrying", f"{reason}; the worker retries it")
+    return ChangeOutcome(change, "retrying", "left to the worker")

@@ -141,7 +141,7 @@ class Printer:
 
 def cmd_sync(args) -> int:
     from ..errors import SpamFilterError
-    from ..sync import Outcome, Reconcile, VendorReport
+    from ..sync import ChangeOutcome, Reconcile, VendorReport
 
     rt = runtime(args)
     wanted = _wanted(args, rt)
@@ -172,7 +172,7 @@ def cmd_sync(args) -> int:
                 changes = planned(sync.plan(vendor))
                 if args.dry_run:
                     for change in changes:
-                        counted(Outcome(change, "planned", change.reason))
+                        counted(ChangeOutcome(change, "planned", change.reason))
                 else:
                     sync.apply(
                         vendor,
