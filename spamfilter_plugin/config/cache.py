@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-from ..files import write_private_json
 from .file import fingerprint, identity
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
@@ -75,6 +73,10 @@ def record(config: Config, capabilities: dict[str, list[str]]) -> None:
     """Record a full validation of *config*: which vendor handles which lifecycle hook
     (*capabilities*), in ``state_dir`` and in the panel-hook cache.  Only caches: a place
     that cannot be written is skipped (the next call validates in full)."""
+    from pathlib import Path  # not on the panel's path: written after a full validation
+
+    from ..files import write_private_json
+
     handlers = {v: list(hooks) for v, hooks in capabilities.items()}
     doc = {"fingerprint": config.fingerprint, "handlers": handlers}
     try:

@@ -15,7 +15,6 @@ import sqlite3
 import time
 
 from ..errors import ConfigError, QueueError
-from ..files import create_key, read_key
 from .rules import STEP_HOOK, SUPERSEDES
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
@@ -91,7 +90,10 @@ class SecretBox:
 
     def _load(self):
         if self._fernet is None:
-            from cryptography.fernet import Fernet  # only when a secret is sealed or opened
+            # only when a secret is sealed or opened: a panel's call without one needs neither
+            from cryptography.fernet import Fernet
+
+            from ..files import create_key, read_key
 
             fix = (
                 "if no queued event holds a secret, delete it (a new one is made), else "

@@ -296,8 +296,10 @@ def test_the_real_command_reads_stdin_and_answers_one_line(panel_config):
 
 LIGHT_CALL = """
 import json, sys
-import spamfilter_plugin  # (from a checkout, it maps hooks/ and templates/ first)
 before = set(sys.modules)
+import spamfilter_plugin
+if "spamfilter_plugin._checkout" in sys.modules:  # a checkout maps hooks/ and templates/
+    before |= {"pathlib", "typing", "spamfilter_plugin._checkout"}  # not when installed
 from spamfilter_plugin.entry import main
 sys.argv = ["spamfilter", "--config", sys.argv[1], "panel-hook", "directadmin",
             "domain_create_post"]
@@ -334,9 +336,10 @@ def light_call(config: Path, domain: str) -> list[str]:
     """One DirectAdmin domain_create_post in a fresh process: the heavy modules it loaded,
     and the package's modules it loaded beyond :data:`LIGHT_MODULES`."""
     env = {**os.environ, "domain": domain, "username": "bob"}
-    done = subprocess.run(
+    done = subprocess.run(  # from elsewhere than the checkout: the installed package
         [sys.executable, "-c", LIGHT_CALL, str(config)],
         env=env,
+        cwd=config.parent,
         capture_output=True,
         text=True,
         timeout=60,
