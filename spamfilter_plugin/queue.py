@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import time
 
+from .store import STATES, STEP_HOOK, SUPERSEDES
 from .store.base import Item, Queue, Row
 from .store.outbox import BOOT_ID_FILE, DB_NAME, KEY_NAME, SecretBox, boot_id
-from .store.rules import STATES, STEP_HOOK, SUPERSEDES
 from .store.sqlite import SqliteQueue
 
 __all__ = [

@@ -6,7 +6,8 @@ Everything that reads or writes the queue does so through a :class:`Queue` (made
 :meth:`Queue.append`.  A store keeps these promises, whatever database is behind it:
 
 * **append**: rows are written in one transaction per call, superseding what each new event
-  makes pointless (:data:`~.rules.SUPERSEDES`); a password is sealed, never stored plain;
+  makes pointless (:data:`~spamfilter_plugin.store.SUPERSEDES`); a password is sealed,
+  never stored plain;
 * **claim with a lease**: a row is leased by one delivery at a time, for a time measured on a
   clock every worker shares; it is claimable only when no earlier row of its vendor and target
   is pending or leased (order per target);

@@ -3,8 +3,9 @@ and appending rows (:class:`Outbox`, what a panel hook writes through).
 
 :class:`~.sqlite.SqliteQueue` (claiming, delivering, retrying, listing) builds on these.
 This module imports the standard library alone (``cryptography`` only when a secret is
-sealed or opened), :mod:`.rules`, :mod:`..files` and :mod:`..errors`, so the panel's wait
-stays short.  See :mod:`.sqlite` for durability, ordering, superseding and time.
+sealed or opened), the rules in the package's ``__init__``, :mod:`..files` and
+:mod:`..errors`, so the panel's wait stays short.  See :mod:`.sqlite` for durability,
+ordering, superseding and time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sqlite3
 import time
 
 from ..errors import ConfigError, QueueError
-from .rules import STEP_HOOK, SUPERSEDES
+from . import STEP_HOOK, SUPERSEDES
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
 if TYPE_CHECKING:

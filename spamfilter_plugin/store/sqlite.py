@@ -44,10 +44,9 @@ from typing import Any
 from ..errors import SpamFilterError
 from ..events import Event, event_from_dict
 from ..redaction import Secret
-from . import outbox
+from . import STATES, STEP_HOOK, outbox
 from .base import Item, Queue, Row
 from .outbox import DB_NAME, SecretBox, Transaction, queue_error
-from .rules import STATES, STEP_HOOK
 
 
 def _row(r: sqlite3.Row, offset: float = 0.0) -> Row:

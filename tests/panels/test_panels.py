@@ -325,7 +325,6 @@ LIGHT_MODULES = {
     "spamfilter_plugin.config.cache",
     "spamfilter_plugin.store",
     "spamfilter_plugin.store.outbox",
-    "spamfilter_plugin.store.rules",
     "spamfilter_plugin.panels",
     "spamfilter_plugin.panels.hook",
     "spamfilter_plugin.panels.directadmin",
