@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from emit_path import spamfilter_path
+
 from spamfilter_plugin import intake
 from spamfilter_plugin.events import DomainCreated
 from spamfilter_plugin.manager import load_runtime
@@ -35,9 +36,7 @@ from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.testing import write_config
 from spamfilter_plugin.worker import Worker
 
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(
-    os.path.dirname(sys.executable), "spamfilter"
-)
+SPAMFILTER = spamfilter_path()
 
 
 class Emulator:

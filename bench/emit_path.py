@@ -37,8 +37,10 @@ def summary(values: list[float]) -> dict:
 
 
 def spamfilter_path() -> str:
-    """The installed ``spamfilter`` command (next to this Python when not on PATH)."""
-    return shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+    """The ``spamfilter`` command installed with this Python (else the one on PATH): the
+    install being measured, not another that happens to come first on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "spamfilter")
+    return beside if os.path.exists(beside) else shutil.which("spamfilter") or beside
 
 
 def bytecode_env() -> dict:

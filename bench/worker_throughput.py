@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from emit_path import spamfilter_path
 from queue_helpers import sandbox_config
 
 from spamfilter_plugin.emit import emit
@@ -28,9 +28,7 @@ from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.sandbox import Sandbox
 from spamfilter_plugin.worker import Worker
 
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(
-    os.path.dirname(sys.executable), "spamfilter"
-)
+SPAMFILTER = spamfilter_path()
 
 
 def fill(cfg: Path, n: int, prefix: str) -> None:
