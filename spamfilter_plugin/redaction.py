@@ -28,6 +28,8 @@ SECRET_HEADERS = ("authorization",)
 _names: set[str] = set(SECRET_NAMES)
 _headers: set[str] = set(SECRET_HEADERS)
 _name_patterns: tuple[re.Pattern[str], ...] | None = None
+#: every name the patterns look for, replaced whole (never changed in place) under the lock
+_watched: tuple[str, ...] = (*SECRET_NAMES, *SECRET_HEADERS)
 
 
 def register_name(name: str, *, header: bool = False) -> None:
@@ -37,11 +39,12 @@ def register_name(name: str, *, header: bool = False) -> None:
     A vendor calls this for the names its API uses for secrets (a signature header, a
     ``newpass`` field), so its values stay out of logs, errors and request logs even when
     they are not known in advance."""
-    global _name_patterns
+    global _name_patterns, _watched
     with _lock:
         _names.add(name.lower())
         if header:
             _headers.add(name.lower())
+        _watched = tuple(_names | _headers)
         _name_patterns = None
 
 
@@ -143,6 +146,19 @@ def register(value: str) -> None:
         _pattern = re.compile("|".join(re.escape(f) for f in ordered))
 
 
+def _may_name_a_secret(text: str) -> bool:
+    """False only when no secret name (:func:`register_name`) can occur in *text* as the
+    name-based patterns match it (case-insensitively): then they need not run, nor be
+    compiled, which is most of what a panel hook's one log line would cost.  Casefolding
+    covers what the patterns' case-insensitive match accepts, the dotless i, U+0131 (which
+    matches ``i``) aside; a name that is not plain ASCII always runs them."""
+    names = _watched
+    if not all(name.isascii() for name in names):
+        return True
+    folded = text.casefold().replace("\u0131", "i")
+    return any(name in folded for name in names)
+
+
 def redact(text: object) -> str:
     """Return ``str(text)`` with every known secret and named secret value masked."""
     if isinstance(text, bytes):
@@ -151,6 +167,8 @@ def redact(text: object) -> str:
     pattern = _pattern
     if pattern is not None:
         out = pattern.sub(MASK, out)
+    if not _may_name_a_secret(out):
+        return out
     for i, rx in enumerate(_patterns()):
         if i == 1:
             out = rx.sub(lambda m: m.group(1) + MASK + m.group(3), out)

@@ -1,6 +1,8 @@
 import copy
 import logging
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -48,6 +50,39 @@ def test_named_secret_values_are_masked(text, expected):
     register_name("X-Api-Signature", header=True)
     register_name("newpass")
     assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PassWord=x1",  # any case
+        "pa\u017f\u017fword=x1",  # the long s, which matches s case-insensitively
+        "ap\u0131_key=x1",  # the dotless i, which matches i
+        "api_\u212aey=x1",  # the Kelvin sign, which matches k
+        '{"TOKEN": "x1"}',
+        "AUTHORIZATION: Bearer x1",
+    ],
+)
+def test_names_are_found_in_every_case_the_patterns_accept(text):
+    # the patterns are skipped when no secret name can occur in the text: the check
+    # must see every spelling the patterns themselves would mask
+    assert "x1" not in redact(text)
+    assert MASK in redact(text)
+
+
+def test_a_line_that_names_no_secret_compiles_no_pattern():
+    # what a panel hook logs on every call: nothing in it can be a named secret, so the
+    # name patterns are neither run nor compiled (a fresh process: tests above compile them)
+    code = (
+        "from spamfilter_plugin import redaction as r; "
+        "line = 'directadmin domain_create_post: queued domain_created example.org: "
+        "spamport #1'; "
+        "assert r.redact(line) == line; assert r._name_patterns is None; "
+        "assert r.redact(line + ' password=x1') == line + ' password=***'; "
+        "assert r._name_patterns is not None; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
 
 
 def test_a_vendor_registers_its_secret_names():
