@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from emit_path import spamfilter_path
 
 from spamfilter_plugin import intake
+from spamfilter_plugin.config.model import write_config
 from spamfilter_plugin.events import DomainCreated
 from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.queue import open_queue
-from spamfilter_plugin.testing import write_config
 from spamfilter_plugin.worker import Worker
 
 SPAMFILTER = spamfilter_path()

@@ -51,7 +51,7 @@ def bytecode_env() -> dict:
 def bench_config(tmp: Path, vendors: dict) -> Path:
     """A 0600 config in *tmp* enabling *vendors* (unreachable URLs: nothing is delivered),
     with this process's and its children's panel-hook cache kept in *tmp* too."""
-    from spamfilter_plugin.testing import write_config
+    from spamfilter_plugin.config.model import write_config
 
     os.environ["SPAMFILTER_CACHE_DIR"] = str(tmp / "cache")  # not the system's cache
     return write_config(tmp / "config.toml", {"mail_host": "mx.example.net"}, vendors)

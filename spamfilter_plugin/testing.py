@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .config.model import toml_table
+from .config.model import write_config
 from .errors import VendorAuthError, VendorUnavailable, VendorUnclear
 from .events import (
     Domain,
@@ -47,20 +47,6 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-def write_config(path: Path, general: dict[str, Any], vendors: dict[str, dict[str, Any]]) -> Path:
-    """Write a config file (mode 0600) with the given tables; return its path.
-
-    ``state_dir`` defaults to a ``state`` folder beside the file, so a test never
-    touches the system's state directory."""
-    general = {"state_dir": str(path.parent / "state"), **general}
-    lines = toml_table("general", general)
-    for name, table in vendors.items():
-        lines += ["", *toml_table(f"vendors.{name}", table)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    return path
 
 
 class VendorContract:

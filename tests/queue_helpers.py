@@ -1,8 +1,8 @@
 """Configs that point spamport and rackspace at the sandbox, for queue and worker tests."""
 
+from spamfilter_plugin.config.model import write_config
 from spamfilter_plugin.sandbox.rackspace import CUSTOMER, SECRET_KEY, USER_KEY
 from spamfilter_plugin.sandbox.spamport import PASSWORD, USERNAME
-from spamfilter_plugin.testing import write_config
 
 
 def sandbox_config(

@@ -114,3 +114,25 @@ def test_python_m_pytest_from_the_checkout_finds_hooks_and_templates(tmp_path):
     assert Path(package) == ROOT / "spamfilter_plugin" / "__init__.py"
     assert Path(hook) == ROOT / "hooks" / "spamport.py"
     assert template_found == "True"
+
+
+@pytest.mark.parametrize("bench", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_a_benchmark_needs_only_the_package(bench):
+    """The benchmarks run where the package is installed without its test extras: a module
+    of theirs that needed pytest (or anything else only the tests install) fails here."""
+    blocked = (
+        "import sys\n"
+        "for name in ('pytest', '_pytest', 'playwright'):\n"
+        "    sys.modules[name] = None\n"
+    )
+    path = ROOT / "bench" / bench
+    load = (
+        "import importlib.util\n"
+        f"sys.path.insert(0, {str(path.parent)!r})\n"
+        f"spec = importlib.util.spec_from_file_location('bench_module', {str(path)!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", blocked + load], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr

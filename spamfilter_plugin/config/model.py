@@ -205,3 +205,17 @@ def toml_table(name: str, table: dict[str, Any], prefix: str = "") -> list[str]:
     return [f"{prefix}[{name}]"] + [
         f"{prefix}{toml_key(k)} = {toml_value(v)}" for k, v in table.items()
     ]
+
+
+def write_config(path: Path, general: dict[str, Any], vendors: dict[str, dict[str, Any]]) -> Path:
+    """Write a config file (mode 0600) with the given tables; return its path.
+
+    ``state_dir`` defaults to a ``state`` folder beside the file, so a test never
+    touches the system's state directory."""
+    general = {"state_dir": str(path.parent / "state"), **general}
+    lines = toml_table("general", general)
+    for name, table in vendors.items():
+        lines += ["", *toml_table(f"vendors.{name}", table)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
