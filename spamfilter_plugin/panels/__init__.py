@@ -239,6 +239,20 @@ class Panel:
             return Found(what, note=f"{domain}: secondary domains are skipped (secondary_domains)")
         return Found(what, [(hook, {"domain": domain_name(domain, "domain")})])
 
+    def account_removal(self, what: str, field: str, user: object, where: str) -> Found:
+        """The deletion of every domain of the account *user* (named by the payload's
+        *field*) as the panel's files in *where* list them, whatever ``secondary_domains``
+        says; a note when it has none."""
+        if not isinstance(user, str) or not user:
+            raise PayloadError(field, "missing")
+        try:
+            domains = self.domains_of(user, every=True)
+        except PayloadError:
+            raise PayloadError(field, f"{user!r} is not a plain account name") from None
+        if not domains:
+            return Found(what, note=f"account {user} has no domains in {where}")
+        return Found(what, [deleted(d) for d in domains])
+
     def read_lines(self, base: str, *names: str) -> list[str]:
         """The lines of the panel file at :meth:`record_path` (none when it does not exist)."""
         try:

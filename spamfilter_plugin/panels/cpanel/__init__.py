@@ -211,16 +211,7 @@ class CPanel(Panel):
         return Found(what, [created(domain_name(data.get("domain"), "data.domain"))])
 
     def account_removed(self, what, data):
-        user = data.get("user")
-        if not isinstance(user, str) or not user:
-            raise PayloadError("data.user", "missing")
-        try:
-            domains = self.domains_of(user, every=True)
-        except PayloadError:
-            raise PayloadError("data.user", f"{user!r} is not a plain account name") from None
-        if not domains:
-            return Found(what, note=f"account {user} has no domains in /etc/userdomains")
-        return Found(what, [deleted(d) for d in domains])
+        return self.account_removal(what, "data.user", data.get("user"), "/etc/userdomains")
 
     def account_modified(self, what, data):
         old, new = data.get("domain"), data.get("newdomain") or data.get("DNS")

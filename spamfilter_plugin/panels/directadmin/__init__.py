@@ -150,16 +150,7 @@ class DirectAdmin(Panel):
             kind = "domain_created" if "create" in hook else "domain_deleted"
             return self.secondary(what, kind, f"{label.strip()}.{parent}")
         if hook == "user_destroy_pre":
-            user = env.get("username")
-            if not user:
-                raise PayloadError("username", "missing")
-            try:
-                domains = self.domains_of(user, every=True)
-            except PayloadError:
-                raise PayloadError("username", f"{user!r} is not a plain account name") from None
-            if not domains:
-                return Found(what, note=f"user {user} has no domains in its domains.list")
-            return Found(what, [deleted(d) for d in domains])
+            return self.account_removal(what, "username", env.get("username"), "its domains.list")
         if hook in ("email_create_post", "email_destroy_post", "email_change_pass_post"):
             mailbox = address(env.get("user"), env.get("domain"), "user")
             if hook == "email_destroy_post":
