@@ -114,10 +114,10 @@ def test_the_store_imports_nothing_above_it():
     # the outbox (the panel hook's path) uses the key-file helpers, which use errors alone
     assert graph["spamfilter_plugin.store.outbox"] == {
         "spamfilter_plugin.errors",
-        "spamfilter_plugin.files",
+        "spamfilter_plugin.keyfile",
         "spamfilter_plugin.store",
     }
-    assert graph["spamfilter_plugin.files"] == {"spamfilter_plugin.errors"}
+    assert graph["spamfilter_plugin.keyfile"] == {"spamfilter_plugin.errors"}
     assert "spamfilter_plugin.config.schema" not in graph["spamfilter_plugin.config.model"]
 
 

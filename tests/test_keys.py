@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spamfilter_plugin.errors import ConfigError
-from spamfilter_plugin.files import create_key
+from spamfilter_plugin.keyfile import create_key
 from spamfilter_plugin.queue import KEY_NAME, SecretBox
 from spamfilter_plugin.web.access import KEY_NAME as CONSOLE_KEY
 from spamfilter_plugin.web.access import console_key

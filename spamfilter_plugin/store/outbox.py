@@ -94,7 +94,7 @@ class SecretBox:
             # only when a secret is sealed or opened: a panel's call without one needs neither
             from cryptography.fernet import Fernet
 
-            from ..files import create_key, read_key
+            from ..keyfile import create_key, read_key
 
             fix = (
                 "if no queued event holds a secret, delete it (a new one is made), else "

@@ -28,7 +28,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ..errors import ConfigError, InvalidInput
 from ..eventdata import normalise_domain, normalise_email
-from ..files import create_key, read_key, replace_key
+from ..keyfile import create_key, read_key, replace_key
 
 log = logging.getLogger("spamfilter_plugin.web")
 

@@ -301,8 +301,7 @@ import spamfilter_plugin
 if "spamfilter_plugin._checkout" in sys.modules:  # a checkout maps hooks/ and templates/
     before |= {"pathlib", "typing", "spamfilter_plugin._checkout"}  # not when installed
 from spamfilter_plugin.entry import main
-sys.argv = ["spamfilter", "--config", sys.argv[1], "panel-hook", "directadmin",
-            "domain_create_post"]
+sys.argv = ["spamfilter", "--config", sys.argv[1], "panel-hook", "directadmin", sys.argv[2]]
 main()
 loaded = set(sys.modules) - before
 heavy = ("tomllib", "dataclasses", "pathlib", "logging", "argparse", "typing", "idna",
@@ -317,7 +316,7 @@ LIGHT_MODULES = {
     "spamfilter_plugin.entry",
     "spamfilter_plugin.errors",
     "spamfilter_plugin.redaction",
-    "spamfilter_plugin.files",
+    "spamfilter_plugin.keyfile",
     "spamfilter_plugin.eventdata",
     "spamfilter_plugin.intake",
     "spamfilter_plugin.config",
@@ -331,12 +330,12 @@ LIGHT_MODULES = {
 }
 
 
-def light_call(config: Path, domain: str) -> list[str]:
-    """One DirectAdmin domain_create_post in a fresh process: the heavy modules it loaded,
-    and the package's modules it loaded beyond :data:`LIGHT_MODULES`."""
-    env = {**os.environ, "domain": domain, "username": "bob"}
+def light_call(config: Path, domain: str, hook: str = "domain_create_post", /, **env) -> list[str]:
+    """One DirectAdmin *hook* (a domain creation unless told) in a fresh process: the heavy
+    modules it loaded, and the package's modules it loaded beyond :data:`LIGHT_MODULES`."""
+    env = {**os.environ, "domain": domain, "username": "bob", **env}
     done = subprocess.run(  # from elsewhere than the checkout: the installed package
-        [sys.executable, "-c", LIGHT_CALL, str(config)],
+        [sys.executable, "-c", LIGHT_CALL, str(config), hook],
         env=env,
         cwd=config.parent,
         capture_output=True,
@@ -362,6 +361,17 @@ def test_a_validated_config_is_used_from_the_cache_without_parsing(panel_config,
 
     assert light_call(config, "second.example") == []  # none of the heavy modules
     assert [t for _, t, _ in queued(config)] == ["first.example", "second.example"]
+
+
+def test_a_password_costs_the_panel_hook_only_its_sealing(panel_config, private_cache_dir):
+    """A new mailbox with its password: sealing it loads cryptography and the queue's key,
+    and nothing else heavy (no pathlib, no typing) beyond a domain's creation."""
+    config = panel_config("directadmin")
+    light_call(config, "first.example")  # validates in full, writes the cache
+    case = json.loads((FIXTURES / "directadmin" / "email_create_post.json").read_text())
+    loaded = light_call(config, "example.org", "email_create_post", **case["env"])
+    assert loaded == ["cryptography"]
+    assert [h for h, _, _ in queued(config)][-2:] == ["mailbox_added", "password_reset"]
 
 
 def test_a_changed_config_or_secret_file_is_read_again(panel_config, private_cache_dir):
