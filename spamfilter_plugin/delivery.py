@@ -17,6 +17,7 @@ whose lease was nevertheless taken over writes nothing (every write names its le
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,13 +141,16 @@ class Policy:
         except SpamFilterError as exc:
             return Outcome(row.vendor, False, error=exc)
 
-    def attempt(self, row: Row, event: Event | Outcome) -> Attempt:
+    def attempt(self, row: Row, event: Event | Outcome, claimed_at: float | None = None) -> Attempt:
         """Deliver *event* to the row's vendor inside the delivery's time budget, and ask the
         built-in features for the steps that follow.  Touches no queue, so deliveries run
-        side by side in threads."""
+        side by side in threads.  The budget counts from *claimed_at* (this process's
+        ``time.monotonic()`` when the lease was taken), so a delivery that started late,
+        on a busy machine, still ends inside its lease."""
         if isinstance(event, Outcome):
             return Attempt(event)
-        with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE):
+        spent = time.monotonic() - claimed_at if claimed_at is not None else 0.0
+        with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE - max(spent, 0.0)):
             outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
         recorded, steps = outcome.result, []
         if outcome.ok:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 
+from .config.model import Config, FleetConfig
 from .store import STATES, STEP_HOOK, SUPERSEDES
 from .store.base import Item, Queue, Row
 from .store.outbox import BOOT_ID_FILE, DB_NAME, KEY_NAME, SecretBox, boot_id
@@ -30,20 +31,34 @@ __all__ = [
     "SecretBox",
     "boot_id",
     "open_queue",
+    "queue_of",
 ]
 
 
 def open_queue(
     state_dir: str | os.PathLike,
     *,
+    fleet: FleetConfig | None = None,
     clock=time.time,
-    monotonic=time.monotonic,
+    monotonic=None,
     boot: str | None = None,
 ) -> Queue:
-    """The queue of *state_dir* (opened on first use; :meth:`Queue.close` it when done).
+    """The queue of *state_dir* (opened on first use; :meth:`Queue.close` it when done):
+    its own SQLite queue, or with *fleet* (``[fleet]``) the fleet's queue on PostgreSQL,
+    which the rows of the local outbox in *state_dir* are relayed into.
 
     :param clock: the wall clock (times shown to people).
-    :param monotonic: the clock that orders and expires work.
-    :param boot: this boot's identity (default: the kernel's boot id).
+    :param monotonic: the clock that orders and expires work (default: the machine's
+        monotonic clock; in the fleet, the database's clock).
+    :param boot: this boot's identity (default: the kernel's boot id; SQLite only).
     """
-    return SqliteQueue(state_dir, clock=clock, monotonic=monotonic, boot=boot)
+    if fleet is not None:
+        from .store.postgres import PostgresQueue  # needs the [fleet] extra
+
+        return PostgresQueue(state_dir, fleet, clock=clock, monotonic=monotonic)
+    return SqliteQueue(state_dir, clock=clock, monotonic=monotonic or time.monotonic, boot=boot)
+
+
+def queue_of(config: Config, **kwargs) -> Queue:
+    """The queue *config* names: ``[general] state_dir`` and, in fleet mode, ``[fleet]``."""
+    return open_queue(config.general.state_dir, fleet=config.fleet, **kwargs)

@@ -35,7 +35,7 @@ from .events import (
     normalise_host,
 )
 from .manager import Runtime
-from .queue import Queue, Row, open_queue
+from .queue import Queue, Row, queue_of
 from .redaction import get_logger
 from .worker import Delivery, Worker, concurrency_of
 
@@ -233,7 +233,7 @@ class Reconcile:
         self.runtime = runtime
         self.wanted = wanted
         self.prune_foreign = prune_foreign
-        self.queue = queue or open_queue(runtime.config.general.state_dir)
+        self.queue = queue or queue_of(runtime.config)
         self._routes: dict[tuple[str, str], str | None] = {}
         #: how many domains the last vendor planned holds
         self.held = 0

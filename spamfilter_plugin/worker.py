@@ -26,6 +26,7 @@ Rackspace's request-rate limit is kept by its client whatever the concurrency.  
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue as stdqueue
 import random
@@ -40,7 +41,7 @@ from .config.model import CONCURRENCY_DEFAULT
 from .delivery import Attempt, Delivery, Policy, Stats
 from .errors import QueueError, VendorAuthError, VendorError, VendorHeld
 from .manager import Outcome, Runtime
-from .queue import Queue, Row, open_queue
+from .queue import Queue, Row, queue_of
 from .redaction import get_logger
 
 __all__ = ["Delivery", "Stats", "Worker", "concurrency_of"]
@@ -55,6 +56,9 @@ _GUARDS_EVERY = 0.5
 
 #: seconds a running worker waits after the queue could not be written (a full disk)
 QUEUE_WAIT = 10.0
+
+#: in fleet mode, how often a running worker relays the panel hooks' local rows (seconds)
+RELAY_EVERY = 0.25
 
 
 def concurrency_of(ctx) -> int:
@@ -117,14 +121,14 @@ class Worker:
         queue: Queue | None = None,
         *,
         owner: str | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] | None = None,
         rng: Callable[[], float] = random.random,
         on_delivery: Callable[[Delivery], None] | None = None,
         limits: Mapping[str, int] | None = None,
     ) -> None:
         self.runtime = runtime
         self.general = runtime.config.general
-        self.queue = queue or open_queue(self.general.state_dir, monotonic=monotonic)
+        self.queue = queue or queue_of(runtime.config, monotonic=monotonic)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.policy = Policy(runtime, self.queue, rng=rng)
         self.on_delivery = on_delivery
@@ -149,6 +153,8 @@ class Worker:
         self, *, only: Iterable[int] | None = None, ignore_schedule: bool = False
     ) -> Delivery | None:
         """Claim and deliver one row, in this thread; None when nothing is deliverable now."""
+        self.queue.relay()
+        claimed_at = time.monotonic()  # the lease is counted from no later than this
         claimed = self.queue.claim(
             self.owner,
             self.general.lease_seconds,
@@ -159,7 +165,7 @@ class Worker:
         if claimed is None:
             return None
         row, token = claimed
-        attempt = self.policy.attempt(row, self.policy.prepare(row))
+        attempt = self.policy.attempt(row, self.policy.prepare(row), claimed_at)
         delivery = self.policy.record(row, token, attempt)
         self._report(delivery, None)
         return delivery
@@ -241,11 +247,11 @@ class Worker:
             if vendor not in self._suspended and limit > self._inflight[vendor]
         }
 
-    def _deliver(self, row, token, event) -> None:
+    def _deliver(self, row, token, event, claimed_at: float) -> None:
         """In a pool thread: the vendor's part of one delivery; the outcome goes back to
         the dispatcher whatever happens."""
         try:
-            attempt = self.policy.attempt(row, event)
+            attempt = self.policy.attempt(row, event, claimed_at)
         except BaseException as exc:  # a bug must not lose the row's outcome or hang the loop
             log.error("queue row %d: delivery crashed", row.id, exc_info=True)
             error = VendorError(row.vendor, f"delivery crashed: {type(exc).__name__}: {exc}")
@@ -282,6 +288,7 @@ class Worker:
         claimed: list[tuple[Row, str]] = []
         if not ended and not slots:
             return
+        claimed_at = time.monotonic()  # the leases are counted from no later than this
         with self.queue.batch():
             for row, token, attempt in ended:
                 delivered.append(self.policy.record(row, token, attempt))
@@ -300,7 +307,7 @@ class Worker:
             self._report(delivery, run.stats)
         for row, token in claimed:
             self._inflight[row.vendor] += 1
-            run.pool.submit(self._deliver, row, token, self.policy.prepare(row))
+            run.pool.submit(self._deliver, row, token, self.policy.prepare(row), claimed_at)
 
     def run(
         self,
@@ -327,6 +334,8 @@ class Worker:
         written for a moment (a full disk) is waited for; nothing is lost meanwhile."""
         stop = stop or threading.Event()
         queue = self.queue
+        with contextlib.suppress(QueueError):  # the fleet unreachable: the loop says so
+            queue.relay()  # what the panel hooks queued so far, before looking for work
         pool = _Pool(sum(self.limits.values()) + 4)  # and a few for vendors no longer enabled
         untried = {r.id for r in queue.chosen_rows(("pending",))} if chosen and once else None
         run = _Run(pool, stats, chosen, ignore_schedule, untried)
@@ -334,6 +343,8 @@ class Worker:
         try:
             while True:
                 try:
+                    if not stop.is_set():
+                        queue.relay(every=RELAY_EVERY)
                     ended = self._ended(wait) if self.in_flight else []
                     self._step(ended, not stop.is_set(), run)
                     if self.in_flight:

@@ -24,7 +24,7 @@ importlib.invalidate_caches()
 
 import toyvendor_plugin  # noqa: E402  (needs the site directory on sys.path)
 
-pytest_plugins = ("browser",)  # the headless Chromium fixtures (tests/browser.py)
+pytest_plugins = ("browser", "fleet")  # headless Chromium (browser.py), PostgreSQL (fleet.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +35,16 @@ def private_cache_dir(tmp_path_factory, monkeypatch):
     path = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("SPAMFILTER_CACHE_DIR", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Each test starts with Rackspace's per-account request budget unspent (the limiter is
+    process-wide, as the account's limit is)."""
+    from spamfilter_plugin.vendors import rackspace
+
+    with rackspace._limiters_lock:
+        rackspace._limiters.clear()
 
 
 @pytest.fixture

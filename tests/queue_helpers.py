@@ -1,6 +1,8 @@
-"""Configs that point spamport and rackspace at the sandbox, for queue and worker tests."""
+"""Configs that point spamport and rackspace at the sandbox, for queue and worker tests,
+on the store the test runs on (see ``fleet.py``: :data:`FLEET` is set while a test runs on
+PostgreSQL)."""
 
-from spamfilter_plugin.config.model import write_config
+from spamfilter_plugin.config.model import toml_table, write_config
 from spamfilter_plugin.sandbox.rackspace import CUSTOMER, SECRET_KEY, USER_KEY
 from spamfilter_plugin.sandbox.spamport import PASSWORD, USERNAME
 
@@ -37,7 +39,29 @@ def sandbox_config(
             **(rackspace or {}),
         },
     }
-    return write_config(tmp_path / name, general, vendors)
+    return with_fleet(write_config(tmp_path / name, general, vendors))
+
+
+#: the fleet (``fleet.FleetDb``) of the test running on PostgreSQL, or None on SQLite
+FLEET = None
+
+
+def with_fleet(config, server: str = "web1"):
+    """The config file *config* in fleet mode when the test runs on PostgreSQL."""
+    if FLEET is not None:
+        with open(config, "a", encoding="utf-8") as fh:
+            fh.write("\n" + "\n".join(toml_table("fleet", FLEET.table(server))) + "\n")
+    return config
+
+
+def opened(state_dir, **kwargs):
+    """The queue of *state_dir* on the test's store, as a worker sees it (in the fleet,
+    with the server's local outbox relayed first)."""
+    from spamfilter_plugin.queue import open_queue
+
+    queue = open_queue(state_dir, fleet=FLEET.config() if FLEET else None, **kwargs)
+    queue.relay()
+    return queue
 
 
 def put(queue, event, vendors):

@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 
-from queue_helpers import sandbox_config
+import pytest
+from queue_helpers import opened, sandbox_config
 
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.events import (
@@ -22,8 +23,10 @@ from spamfilter_plugin.events import (
     PasswordReset,
 )
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.worker import Worker
+
+pytestmark = pytest.mark.usefixtures("store")  # each test on SQLite and PostgreSQL
+
 
 SPAMFILTER = shutil.which("spamfilter") or os.path.join(
     os.path.dirname(sys.executable), "spamfilter"
@@ -113,7 +116,7 @@ def test_no_event_is_lost_under_faults_and_worker_kills(tmp_path, sandbox):
         kills += 1
         worker = start_worker(cfg)
 
-    queue = open_queue(tmp_path / "state")
+    queue = opened(tmp_path / "state")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         counts = queue.counts()

@@ -17,10 +17,14 @@ import time
 
 import pytest
 from hostile import HostileVendor, answer, drip_body, drip_headers, slow
+from queue_helpers import opened, with_fleet
 
 from spamfilter_plugin import deadline
 from spamfilter_plugin.errors import VendorPaced, VendorTimeout
 from spamfilter_plugin.http import HttpClient, HttpPolicy
+
+pytestmark = pytest.mark.usefixtures("store")  # each test on SQLite and PostgreSQL
+
 
 SPAMFILTER = shutil.which("spamfilter") or os.path.join(
     os.path.dirname(sys.executable), "spamfilter"
@@ -93,18 +97,20 @@ def spamport_config(tmp_path, url, *, general=None, **table):
     from spamfilter_plugin.sandbox.spamport import PASSWORD, USERNAME
     from spamfilter_plugin.testing import write_config
 
-    return write_config(
-        tmp_path / "config.toml",
-        {"mail_host": "mx.provider.example", "retry_base": 0.01, **(general or {})},
-        {
-            "spamport": {
-                "api_url": url,
-                "username": USERNAME,
-                "password": PASSWORD,
-                "retries": 0,
-                **table,
-            }
-        },
+    return with_fleet(
+        write_config(
+            tmp_path / "config.toml",
+            {"mail_host": "mx.provider.example", "retry_base": 0.01, **(general or {})},
+            {
+                "spamport": {
+                    "api_url": url,
+                    "username": USERNAME,
+                    "password": PASSWORD,
+                    "retries": 0,
+                    **table,
+                }
+            },
+        )
     )
 
 
@@ -154,7 +160,6 @@ def test_add_then_set_outgoing_ends_inside_the_lease_and_is_never_sent_twice_at_
 def test_a_dripping_vendor_cannot_hold_a_delivery_past_its_lease(tmp_path):
     from spamfilter_plugin.emit import emit
     from spamfilter_plugin.events import DomainCreated
-    from spamfilter_plugin.queue import open_queue
 
     with HostileVendor(drip_body(0.2)) as vendor:
         cfg = spamport_config(
@@ -164,7 +169,7 @@ def test_a_dripping_vendor_cannot_hold_a_delivery_past_its_lease(tmp_path):
         n_workers(cfg, 2, 7.0)
     assert len(vendor.visits) >= 2  # tried again after each timeout...
     assert vendor.overlapping(same_domain) == []  # ...but never by two workers at once
-    row = open_queue(tmp_path / "state").get(row_id)
+    row = opened(tmp_path / "state").get(row_id)
     assert row.error_type == "VendorTimeout" and "deadline" in row.last_error
 
 
@@ -202,14 +207,13 @@ def test_sigterm_stops_a_worker_stuck_on_a_dripping_vendor(tmp_path):
 def test_five_workers_with_a_wrong_password_send_one_login(tmp_path):
     from spamfilter_plugin.emit import emit
     from spamfilter_plugin.events import DomainCreated
-    from spamfilter_plugin.queue import open_queue
 
     with HostileVendor(spamport_says("failure", "Invalid login credentials", 0.5)) as vendor:
         cfg = spamport_config(tmp_path, vendor.url, password="wrong")
         rows = [emit(DomainCreated(domain=f"d{i}.example"), cfg).rows["spamport"] for i in range(5)]
         n_workers(cfg, 5, 3.0)
     assert len(vendor.visits) == 1, [v.form.get("domain") for v in vendor.visits]
-    queue = open_queue(tmp_path / "state")
+    queue = opened(tmp_path / "state")
     states = sorted(queue.get(r).state for r in rows)
     assert states == ["dead", "pending", "pending", "pending", "pending"]
     waiting = [queue.get(r) for r in rows if queue.get(r).state == "pending"]
@@ -261,7 +265,6 @@ def test_a_garbled_answer_that_holds_a_new_password_never_shows_it(tmp_path, cap
     from spamfilter_plugin.emit import emit
     from spamfilter_plugin.events import PasswordReset
     from spamfilter_plugin.manager import load_runtime
-    from spamfilter_plugin.queue import open_queue
     from spamfilter_plugin.worker import Worker
 
     caplog.set_level("DEBUG")
@@ -270,7 +273,7 @@ def test_a_garbled_answer_that_holds_a_new_password_never_shows_it(tmp_path, cap
         (row_id,) = emit(PasswordReset(domain="pw.example"), cfg).rows.values()
         delivery = Worker(load_runtime(cfg)).run_one()
     assert vendor.visits and vendor.visits[0].form["function"] == "new_password"
-    row = open_queue(tmp_path / "state").get(row_id)
+    row = opened(tmp_path / "state").get(row_id)
     shown = [str(delivery.outcome.error), row.last_error, json.dumps(row.to_dict()), caplog.text]
     assert all(GENERATED not in text for text in shown)
     assert "may have changed" in row.last_error and "password-reset" in row.last_error

@@ -3,9 +3,10 @@
 import os
 import stat
 import time
+from pathlib import Path
 
 import pytest
-from queue_helpers import put, sandbox_config
+from queue_helpers import opened, put, sandbox_config
 
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import VendorUnavailable
@@ -18,7 +19,9 @@ from spamfilter_plugin.events import (
     PasswordReset,
     VendorStep,
 )
-from spamfilter_plugin.queue import DB_NAME, KEY_NAME, open_queue
+from spamfilter_plugin.queue import DB_NAME, KEY_NAME
+
+pytestmark = pytest.mark.usefixtures("store")  # each test on SQLite and PostgreSQL
 
 
 @pytest.fixture
@@ -28,7 +31,7 @@ def cfg(tmp_path, sandbox):
 
 @pytest.fixture
 def queue(tmp_path):
-    q = open_queue(tmp_path / "state")
+    q = opened(tmp_path / "state")
     yield q
     q.close()
 
@@ -40,7 +43,7 @@ def test_emit_writes_one_row_per_vendor_that_handles_the_event(cfg, tmp_path):
     assert list(receipt.rows) == ["rackspace"]
     receipt = emit(MailboxDeleted(mailbox="alex.smith@example.com"), cfg)
     assert receipt.rows == {}  # nobody handles it: nothing queued
-    q = open_queue(tmp_path / "state")
+    q = opened(tmp_path / "state")
     assert q.counts()["pending"] == 2
 
 
@@ -78,16 +81,34 @@ def test_files_are_private(cfg, tmp_path):
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
 
 
+def sqlite_only(store: str, what: str) -> None:
+    if store != "sqlite":
+        pytest.skip(f"SQLite only: {what}")
+
+
 class _Fake:
     url = "http://127.0.0.1:9"
 
 
-def test_no_plaintext_password_in_the_database_files(queue, tmp_path):
+def stored_bytes(queue, store, tmp_path) -> bytes:
+    """Everything the store holds: the database files (SQLite), or every column of every
+    row of every table and the server's statement log (PostgreSQL)."""
+    if store == "sqlite":
+        return b"".join(p.read_bytes() for p in (tmp_path / "state").glob(DB_NAME + "*"))
+    db = queue.db
+    tables = [r["tablename"] for r in db.execute("SELECT tablename FROM pg_tables WHERE "
+                                                 "schemaname = current_schema()")]  # fmt: skip
+    text = [str(r) for t in tables for r in db.execute(f"SELECT * FROM {t}")]
+    text += [str(r) for r in db.execute("SELECT query FROM pg_stat_activity")]
+    return "".join(text).encode()
+
+
+def test_no_plaintext_password_in_the_database_files(queue, tmp_path, store):
     password = "Pl4intext-Never-&#%"
     put(queue, PasswordReset(domain="a.example", password=password), ["spamport"])
     put(queue, PasswordReset(mailbox="b@a.example", password=password), ["toy"])
-    raw = b"".join(p.read_bytes() for p in (tmp_path / "state").glob(DB_NAME + "*"))
-    assert raw and password.encode() not in raw
+    raw = stored_bytes(queue, store, tmp_path)
+    assert raw and password.encode() not in raw and b"a.example" in raw
     row, _token = queue.claim("w", 30)
     assert queue.event_of(row).password.reveal() == password
 
@@ -103,7 +124,7 @@ def test_password_is_wiped_when_done_dead_or_superseded(queue):
     queue.fail(row, token, VendorUnavailable("v", "x"), None)
     put(queue, PasswordReset(mailbox="u9@a.example", password="first-pw"), ["v"])
     put(queue, PasswordReset(mailbox="u9@a.example", password="second-pw"), ["v"])
-    secrets = dict(queue.db.execute("SELECT id, secret FROM events").fetchall())
+    secrets = {r["id"]: r["secret"] for r in queue.db.execute("SELECT id, secret FROM events")}
     assert secrets[ids[0]] is None and secrets[ids[1]] is None
     states = [r.state for r in sorted(queue.rows(), key=lambda r: r.id)]
     assert states == ["done", "dead", "superseded", "pending"]
@@ -184,7 +205,7 @@ def test_leased_rows_are_never_superseded(queue):
 
 def test_expired_leases_are_claimed_again_and_the_old_holder_cannot_finish(tmp_path):
     now = [1000.0]
-    q = open_queue(tmp_path / "s", monotonic=lambda: now[0])
+    q = opened(tmp_path / "s", monotonic=lambda: now[0])
     put(q, DomainCreated(domain="a.example"), ["v"])
     row, old = q.claim("w1", 10)
     assert q.claim("w2", 10) is None
@@ -227,9 +248,10 @@ def test_key_file_with_loose_permissions_is_refused(queue, tmp_path):
     from spamfilter_plugin.errors import ConfigError
 
     put(queue, PasswordReset(domain="a.example", password="pw-123456"), ["v"])
-    key = tmp_path / "state" / KEY_NAME
+    key = Path(queue.box.path)  # the queue's key, or the fleet's
+    assert key.name in (KEY_NAME, "fleet.key")
     key.chmod(0o644)
-    fresh = open_queue(tmp_path / "state")
+    fresh = opened(tmp_path / "state")
     with pytest.raises(ConfigError) as info:
         put(fresh, PasswordReset(domain="a.example", password="pw-123456"), ["v"])
     assert f"chmod 600 {key}" in str(info.value)
@@ -295,34 +317,35 @@ def test_a_later_deletion_supersedes_a_dead_creation(queue):
 
 
 def test_an_emitter_whose_clock_is_a_day_ahead_does_not_delay_its_event(tmp_path):
-    ahead = open_queue(tmp_path / "s", clock=lambda: time.time() + 86400)
+    ahead = opened(tmp_path / "s", clock=lambda: time.time() + 86400)
     (row_id,) = put(ahead, DomainCreated(domain="a.example"), ["v"])
-    claimed = open_queue(tmp_path / "s").claim("w", 30)
+    claimed = opened(tmp_path / "s").claim("w", 30)
     assert claimed is not None and claimed[0].id == row_id
 
 
 def test_a_worker_whose_clock_is_an_hour_ahead_cannot_take_a_live_lease(tmp_path):
-    q = open_queue(tmp_path / "s")
+    q = opened(tmp_path / "s")
     put(q, DomainCreated(domain="a.example"), ["v"])
     row, token = q.claim("w1", 300)
-    ahead = open_queue(tmp_path / "s", clock=lambda: time.time() + 3600)
+    ahead = opened(tmp_path / "s", clock=lambda: time.time() + 3600)
     assert ahead.claim("w2", 300) is None
     assert ahead.drop(row.id) is False  # nor drop it as if it were not being delivered
     assert q.complete(row, token)
 
 
 def test_a_wall_clock_stepped_back_does_not_hold_a_retry(tmp_path):
-    q = open_queue(tmp_path / "s")
+    q = opened(tmp_path / "s")
     put(q, DomainCreated(domain="a.example"), ["v"])
     row, token = q.claim("w", 30)
     q.fail(row, token, VendorUnavailable("v", "down"), 0.0)  # retry at once
-    behind = open_queue(tmp_path / "s", clock=lambda: time.time() - 86400)
+    behind = opened(tmp_path / "s", clock=lambda: time.time() - 86400)
     assert behind.claim("w", 30) is not None
 
 
-def test_after_a_reboot_leases_are_void_and_pending_rows_due(tmp_path):
+def test_after_a_reboot_leases_are_void_and_pending_rows_due(tmp_path, store):
+    sqlite_only(store, "the fleet's times are the database's clock, which has no boots")
     mono = [5_000_000.0]  # a machine up for two months
-    before = open_queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-1")
+    before = opened(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-1")
     put(before, DomainCreated(domain="a.example"), ["v"])
     put(before, DomainCreated(domain="b.example"), ["v"])
     leased, _ = before.claim("w1", 300)
@@ -330,18 +353,16 @@ def test_after_a_reboot_leases_are_void_and_pending_rows_due(tmp_path):
     before.fail(other, token, VendorUnavailable("v", "down"), 600)
     before.close()
     mono[0] = 40.0  # rebooted: the monotonic clock starts again
-    after = open_queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2")
+    after = opened(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2")
     first, _ = after.claim("w2", 300)
     second, _ = after.claim("w2", 300)
     assert {first.id, second.id} == {leased.id, other.id}
     # the same boot again changes nothing: the new leases hold
-    assert (
-        open_queue(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2").claim("w3", 1) is None
-    )
+    assert opened(tmp_path / "s", monotonic=lambda: mono[0], boot="boot-2").claim("w3", 1) is None
 
 
 def test_times_shown_are_wall_clock(tmp_path):
-    q = open_queue(tmp_path / "s")
+    q = opened(tmp_path / "s")
     put(q, DomainCreated(domain="a.example"), ["v"])
     row, _ = q.claim("w", 300)
     now = time.time()
@@ -349,10 +370,11 @@ def test_times_shown_are_wall_clock(tmp_path):
     assert abs(q.get(row.id).lease_until - (now + 300)) < 5
 
 
-def test_a_queue_from_an_earlier_release_keeps_its_schedule_and_leases(tmp_path):
+def test_a_queue_from_an_earlier_release_keeps_its_schedule_and_leases(tmp_path, store):
+    sqlite_only(store, "a SQLite file from an earlier release")
     import sqlite3
 
-    q = open_queue(tmp_path / "s")
+    q = opened(tmp_path / "s")
     put(q, DomainCreated(domain="a.example"), ["v"])
     put(q, DomainCreated(domain="b.example"), ["v"])
     q.close()
@@ -365,7 +387,7 @@ def test_a_queue_from_an_earlier_release_keeps_its_schedule_and_leases(tmp_path)
     db.execute("UPDATE events SET next_at=? WHERE id=2", (now + 3600,))
     db.commit()
     db.close()
-    q = open_queue(tmp_path / "s")
+    q = opened(tmp_path / "s")
     assert q.claim("w2", 30) is None  # the lease still holds, the retry is not yet due
     assert abs(q.get(1).lease_until - (now + 300)) < 5
     assert abs(q.get(2).next_at - (now + 3600)) < 5
@@ -395,7 +417,7 @@ def test_a_completed_row_queues_its_steps_in_the_same_write(queue):
 
 def test_a_lost_lease_queues_no_step(tmp_path):
     now = [1000.0]
-    q = open_queue(tmp_path / "s", monotonic=lambda: now[0])
+    q = opened(tmp_path / "s", monotonic=lambda: now[0])
     put(q, DomainCreated(domain="a.example"), ["v"])
     row, old = q.claim("w1", 10)
     now[0] += 11
@@ -464,7 +486,7 @@ def test_a_batch_is_one_transaction_all_or_nothing(queue):
     assert queue.provisioned("spamport") == {"a.example", "b.example"}
 
 
-def test_ownership_is_kept_through_purge_and_filled_from_an_older_queue(queue, tmp_path):
+def test_ownership_is_kept_through_purge_and_filled_from_an_older_queue(queue, tmp_path, store):
     (row_id,) = put(queue, DomainCreated(domain="a.example"), ["spamport"])
     row, token = queue.claim("w", 60)
     assert queue.complete(row, token)
@@ -474,6 +496,8 @@ def test_ownership_is_kept_through_purge_and_filled_from_an_older_queue(queue, t
     row, token = queue.claim("w", 60)
     assert queue.complete(row, token)
     assert queue.provisioned("spamport") == set()
+    if store != "sqlite":
+        return
     # a queue from before the record: filled once from its delivered rows
     put(queue, DomainCreated(domain="b.example"), ["spamport"])
     row, token = queue.claim("w", 60)
@@ -481,4 +505,4 @@ def test_ownership_is_kept_through_purge_and_filled_from_an_older_queue(queue, t
     queue.db.execute("DELETE FROM provisioned")
     queue.db.execute("DELETE FROM meta WHERE key='provisioned'")
     queue.close()
-    assert open_queue(queue.state_dir).provisioned("spamport") == {"b.example"}
+    assert opened(queue.state_dir).provisioned("spamport") == {"b.example"}

@@ -8,13 +8,14 @@ import threading
 import time
 
 import pytest
-from queue_helpers import sandbox_config
+from queue_helpers import opened, sandbox_config
 
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.events import DomainCreated, MailboxAdded, PasswordReset
 from spamfilter_plugin.manager import load_runtime
-from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.worker import Worker
+
+pytestmark = pytest.mark.usefixtures("store")  # each test on SQLite and PostgreSQL
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_gives_up_after_max_attempts(tmp_path, sandbox):
     (row_id,) = emit(DomainCreated(domain="a.example"), cfg).rows.values()
     stats = worker(cfg).drain(ignore_schedule=True)
     assert stats.dead == 1
-    row = open_queue(tmp_path / "state").get(row_id)
+    row = opened(tmp_path / "state").get(row_id)
     assert (
         row.state == "dead"
         and row.attempts == 2
@@ -171,14 +172,14 @@ def test_concurrent_workers_never_deliver_a_row_twice(cfg, sandbox):
     assert sum(1 for chunk in delivered if chunk) >= 2  # the work was really shared
     adds = [r for r in sandbox["spamport"].emulator.requests if "function=add" in r["body"]]
     assert len(adds) == 120  # each domain added exactly once
-    q = open_queue(cfg.parent / "state")
+    q = opened(cfg.parent / "state")
     assert q.counts()["done"] == 120 and all(r.attempts == 1 for r in q.rows(limit=200))
 
 
 def test_concurrent_emitters_from_several_processes(cfg):
     emit(DomainCreated(domain="warm.example"), cfg)  # writes the capability cache
     run_parallel(EMIT, [[cfg, n * 40, 40] for n in range(4)])
-    q = open_queue(cfg.parent / "state")
+    q = opened(cfg.parent / "state")
     targets = {r.target for r in q.rows(limit=500)}
     assert len(targets) == 161 and q.counts()["pending"] == 161
 
@@ -245,3 +246,23 @@ def test_a_garbled_answer_to_new_password_never_leaks_the_password(cfg, sandbox,
     for text in (row.last_error, caplog.text):
         assert password[:6] not in text and password[-6:] not in text
     assert "may have changed" in row.last_error and "password-reset" in row.last_error
+
+
+def test_a_delivery_that_starts_late_still_ends_inside_its_lease(cfg, sandbox):
+    """The delivery's time budget counts from the claim, not from when its thread began: on
+    a busy machine a delivery that starts late has only what is left, so it ends before
+    another worker may take the row."""
+    from spamfilter_plugin.delivery import DELIVERY_SHARE
+    from spamfilter_plugin.errors import VendorTimeout
+
+    sandbox["spamport"].emulator.faults.configure(latency=3.0)
+    emit(DomainCreated(domain="late.example"), cfg)
+    w = worker(cfg)
+    w.queue.relay()
+    row, _token = w.queue.claim("w", w.general.lease_seconds)
+    budget = w.general.lease_seconds * DELIVERY_SHARE
+    assert budget > 3.5  # the vendor's 3 s would fit a budget counted from now
+    started = time.monotonic()
+    attempt = w.policy.attempt(row, w.policy.prepare(row), claimed_at=started - (budget - 0.5))
+    assert isinstance(attempt.outcome.error, VendorTimeout), attempt.outcome
+    assert time.monotonic() - started < 2.0

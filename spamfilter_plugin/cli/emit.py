@@ -104,6 +104,8 @@ def cmd_emit(args) -> int:
     rt = runtime(args)
     worker = Worker(rt)
     try:
+        ids = worker.queue.relayed(receipt.rows.values())  # in the fleet: its rows there
+        receipt.rows = {v: ids[i] for v, i in receipt.rows.items() if i in ids}
         mine = {d.row.id: d for d in worker.deliver_now(receipt.rows.values())}
         outcomes = []
         for vendor, row_id in receipt.rows.items():

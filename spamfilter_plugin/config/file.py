@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/etc/spamfilter-plugin/config.toml"
 ENV_VAR = "SPAMFILTER_CONFIG"
 DEFAULT_STATE_DIR = "/var/lib/spamfilter-plugin"
-TABLES = ("console", "general", "mx", "panel", "vendors")
+TABLES = ("console", "fleet", "general", "mx", "panel", "vendors")
 
 
 def locate(cli_value: str | os.PathLike | None = None) -> str:
@@ -42,10 +42,11 @@ def identity(st: os.stat_result) -> str:
 
 
 def secret_files(data: dict[str, Any]) -> list[str]:
-    """The ``{ file = ... }`` secret references of every vendor table."""
+    """The ``{ file = ... }`` secret references of every vendor table and of ``[fleet]``."""
     vendors = data.get("vendors")
     found = []
-    for table in vendors.values() if isinstance(vendors, dict) else ():
+    tables = list(vendors.values()) if isinstance(vendors, dict) else []
+    for table in [*tables, data.get("fleet")]:
         for value in table.values() if isinstance(table, dict) else ():
             if isinstance(value, dict) and isinstance(value.get("file"), str):
                 found.append(value["file"])
@@ -85,8 +86,8 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], bool, str]:
     for key, value in data.items():
         if key not in TABLES:
             problems.append(
-                f"[{key}]: unknown table; the file has [general], [console], [mx], [panel] and "
-                "[vendors.<name>] tables only"
+                f"[{key}]: unknown table; the file has [general], [console], [fleet], [mx], "
+                "[panel] and [vendors.<name>] tables only"
             )
         elif not isinstance(value, dict):
             problems.append(f"{key}: must be a table, written [{key}]")

@@ -119,6 +119,23 @@ class GeneralConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """The ``[fleet]`` table: the shared queue on PostgreSQL (see :mod:`..store.postgres`)."""
+
+    #: a libpq URL without a password (``postgresql://user@host/database``)
+    url: str
+    #: this server's name in the fleet (default: the host name)
+    server: str
+    #: the file of the key that seals passwords in shared rows (made by ``fleet init``)
+    key_file: Path
+    password: Secret | None = None
+    #: a server's published domain list older than this blocks removals by ``sync``
+    inventory_max_age_hours: float = 24.0
+    #: seconds to wait for the database to answer a connection
+    connect_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
 class RawConfig:
     """A parsed but not yet validated config file."""
 
@@ -164,6 +181,8 @@ class Config:
     mx: dict[str, Any] = field(default_factory=lambda: dict(MX_DEFAULTS))
     #: the ``[console]`` table with its defaults (:data:`CONSOLE_DEFAULTS`)
     console: dict[str, Any] = field(default_factory=lambda: dict(CONSOLE_DEFAULTS))
+    #: the ``[fleet]`` table, or None (one server, its own queue)
+    fleet: FleetConfig | None = None
 
 
 def read_file(path: Path) -> RawConfig:

@@ -4,7 +4,9 @@ table, the key and the fix for every problem."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +36,7 @@ from .model import (
     HTTP_DEFAULTS,
     MX_DEFAULTS,
     Config,
+    FleetConfig,
     GeneralConfig,
     RawConfig,
     join_problems,
@@ -354,6 +357,87 @@ class ConsoleSchema(Schema):
     )
 
 
+def _libpq_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or parts.path):
+        raise ValidationError(
+            "must be a libpq URL, e.g. postgresql://spamfilter@db.example.net/spamfilter"
+        )
+    if parts.password is not None:
+        raise ValidationError(
+            "holds a password; remove it from the URL and give it as password = "
+            '{ env = "SPAMFILTER_FLEET_PASSWORD" } (or { file = "..." })'
+        )
+
+
+class KeyFileField(fields.Field):
+    """The fleet key: ``{ file = "/path" }`` (the file may not exist yet: ``spamfilter
+    fleet init`` makes it)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> Path:
+        ref = value.get("file") if isinstance(value, Mapping) and len(value) == 1 else None
+        if not isinstance(ref, str) or not os.path.isabs(ref):
+            raise ValidationError(
+                'give the key file as { file = "/etc/spamfilter-plugin/fleet.key" } (an '
+                "absolute path; 'spamfilter fleet init' makes it)"
+            )
+        return Path(ref)
+
+
+class FleetSchema(Schema):
+    """The ``[fleet]`` table (see :class:`~.model.FleetConfig`)."""
+
+    class Meta:
+        unknown = RAISE
+
+    url = fields.String(required=True, validate=_libpq_url)
+    password = SecretField(load_default=None)
+    server = fields.String(
+        load_default=None,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+            error="letters, digits, _ . and - only (1 to 63), e.g. web1",
+        ),
+    )
+    key = KeyFileField(required=True)
+    inventory_max_age_hours = fields.Float(
+        load_default=24.0,
+        validate=validate.Range(0.1, 24 * 30, error="must be 0.1 to 720 hours"),
+    )
+    connect_timeout = fields.Float(
+        load_default=5.0, validate=validate.Range(0.5, 120, error="must be 0.5 to 120 seconds")
+    )
+
+
+def fleet_config(raw: RawConfig, problems: list[str]) -> FleetConfig | None:
+    """The ``[fleet]`` table, or None without one; its problems added to *problems*."""
+    if "fleet" not in raw.data:
+        return None
+    schema = FleetSchema()
+    try:
+        table = schema.load(raw.data["fleet"])
+    except ValidationError as exc:
+        problems += _describe("[fleet]", exc.messages, schema)  # type: ignore[arg-type]
+        return None
+    if (
+        importlib.util.find_spec("psycopg") is None
+        or importlib.util.find_spec("psycopg_pool") is None
+    ):
+        problems.append(
+            "[fleet]: fleet mode needs the PostgreSQL driver; install it with: "
+            "pip install 'spamfilter-plugin[fleet]'"
+        )
+        return None
+    return FleetConfig(
+        url=table["url"],
+        server=table["server"] or socket.gethostname().split(".")[0],
+        key_file=table["key"],
+        password=table["password"],
+        inventory_max_age_hours=table["inventory_max_age_hours"],
+        connect_timeout=table["connect_timeout"],
+    )
+
+
 def _optional_table(
     raw: RawConfig, name: str, schema: Schema, defaults: dict[str, Any], problems: list[str]
 ) -> dict[str, Any]:
@@ -488,6 +572,9 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         )
     mx = _optional_table(raw, "mx", MxSchema(), MX_DEFAULTS, problems)
     console = _optional_table(raw, "console", ConsoleSchema(), CONSOLE_DEFAULTS, problems)
+    fleet = fleet_config(raw, problems)
+    if "fleet" in raw.data:
+        literal += [f"[fleet] {k}" for k in literal_secret_keys(FleetSchema(), raw.data["fleet"])]
     panel = None
     if "panel" in raw.data:
         try:
@@ -520,4 +607,5 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         panel=panel,
         mx=mx,
         console=console,
+        fleet=fleet,
     )

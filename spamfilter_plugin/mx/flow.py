@@ -31,7 +31,7 @@ from .. import intake
 from ..config.schema import mx_managers
 from ..errors import PanelError, VendorRejected, VendorWaiting
 from ..events import Domain, VendorStep
-from ..queue import open_queue
+from ..queue import queue_of
 from ..store.mx import MxStore, shown
 from . import plan
 from .lookup import lookup, mx_set
@@ -238,6 +238,6 @@ def queue_switch(runtime, name: str, destination: str | None = None) -> list[int
     store(runtime).put(name, vendor, state="queued", detail="switch queued by hand")
     data = {"destination": destination} if destination else {}
     step = VendorStep(domain=Domain(name), step="mx_check", data=data)
-    with open_queue(runtime.config.general.state_dir) as queue:
+    with queue_of(runtime.config) as queue:
         ((_, rows),) = intake.enqueue(queue, [step], vendors=[vendor])
     return list(rows.values())

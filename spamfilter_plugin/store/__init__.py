@@ -11,7 +11,9 @@ This ``__init__`` holds what every store keeps to (the row states, which later e
 which earlier one pointless) and imports nothing: the panel hook's path goes through it.
 """
 
-STATES = ("pending", "leased", "done", "dead", "superseded")
+#: the states of a row; ``skipped``: never delivered, because it would undo what another
+#: server of the fleet did since (see :mod:`.postgres`)
+STATES = ("pending", "leased", "done", "dead", "superseded", "skipped")
 
 #: a new event of the key's hook supersedes undelivered (pending) earlier events of
 #: these hooks, for the same vendor and target

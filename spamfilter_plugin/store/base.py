@@ -26,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ..events import Event
 from ..redaction import Secret
@@ -236,7 +236,18 @@ class Queue(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> Queue:
+    def relay(self, limit: int = 500, *, every: float = 0.0) -> int:
+        """Bring in the rows this server's panel hooks wrote locally, where the store is
+        not the local outbox itself (fleet mode); how many came in.  With *every*, at most
+        once in that many seconds."""
+        return 0
+
+    def relayed(self, local_ids: Iterable[int]) -> dict[int, int]:
+        """This queue's row id of each row written to the local outbox (where the queue is
+        that outbox, the same ids)."""
+        return {i: i for i in local_ids}
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -72,7 +72,7 @@ def _row(r: sqlite3.Row, offset: float = 0.0) -> Row:
     )
 
 
-def _split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
+def split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """(the result with Secret values masked, {key: secret value})."""
     if result is None:
         return None, {}
@@ -351,6 +351,29 @@ class SqliteQueue(Queue):
         return [_row(r, offset) for r in found]
 
     @_translated
+    def rows_after(self, upto: int, limit: int) -> list[tuple[Row, bytes | None]]:
+        """Up to *limit* rows whose id is above *upto*, oldest first, each with its sealed
+        password (what a relay into the fleet, or a move into it, copies)."""
+        found = self.db.execute(
+            "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (upto, limit)
+        ).fetchall()
+        offset = self._offset()
+        return [(_row(r, offset), r["secret"]) for r in found]
+
+    @_translated
+    def forget_upto(self, upto: int) -> int:
+        """Remove the rows whose id is *upto* or below (relayed into the fleet already)."""
+        if not upto:
+            return 0
+        return self._change("DELETE FROM events WHERE id <= ?", (upto,))
+
+    @_translated
+    def provisioned_all(self) -> list[tuple[str, str, float]]:
+        """Every ``(vendor, domain, since)`` the plugin provisioned from this queue."""
+        found = self.db.execute("SELECT vendor, domain, since FROM provisioned ORDER BY 1, 2")
+        return [(r["vendor"], r["domain"], r["since"]) for r in found]
+
+    @_translated
     def provisioned(self, vendor: str) -> set[str]:
         """The domains the plugin created at *vendor* and has not deleted there."""
         found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=?", (vendor,))
@@ -399,7 +422,7 @@ class SqliteQueue(Queue):
     ) -> bool:
         """Mark a leased row done (and wipe its secret), and queue the *steps* its vendor
         asked for, in one transaction; False (and nothing written) if the lease was lost."""
-        public, secrets = _split_result(result)
+        public, secrets = split_result(result)
         sealed = self.box.seal(json.dumps(secrets)) if secrets else None
         with self._tx() as db:
             held = db.execute(

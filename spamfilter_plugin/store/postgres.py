@@ -1,0 +1,1111 @@
+"""The PostgreSQL store: one queue that many panel servers share (fleet mode, ``[fleet]``).
+
+It implements :class:`~.base.Queue` with the same promises as the SQLite store (see
+:mod:`.sqlite`), held for the whole fleet:
+
+* **Leases on the database's clock.**  When a row is due and when a lease runs out are
+  seconds since the epoch as the database server tells them, never a panel server's own
+  clock, so a server whose clock was stepped cannot take over a live lease.
+* **Claims** lease rows with ``SELECT ... FOR UPDATE SKIP LOCKED``: two workers, on one
+  server or on two, never lease one row, and neither waits for the other.
+* **Order per target, fleet-wide**: a row is claimable only when no earlier row of its
+  vendor and target is pending or leased; an append takes a transaction-scoped advisory lock
+  per target, so rows of one target are numbered in the order their transactions commit.
+* **Superseding** is fleet-wide, as on one server.
+* **Ownership**: the fleet knows which server's panel holds each domain (the latest
+  creation wins).  A deletion of a domain, or of one of its mailboxes, queued by a server
+  that no longer holds it is written ``skipped``, with the reason, and never reaches the
+  vendor: an account moved from server A to server B is not deleted at the vendor by A's
+  removal of it.
+* **Secrets** are sealed with the fleet key (``[fleet] key``) that every server holds a copy
+  of; the database sees only sealed bytes, and every value travels as a query parameter.
+* **The panel hook never touches the network**: it writes the server's local SQLite outbox
+  as on one server, and the worker relays those rows here (:meth:`PostgresQueue.relay`),
+  exactly once: the rows and the new relay mark are written in one transaction, keyed by
+  server and local row id.
+
+The schema is versioned (:data:`MIGRATIONS`); ``spamfilter fleet init`` applies it, and a
+queue opened against a database whose schema is older or newer than this code is refused
+with the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..config.model import FleetConfig
+from ..errors import ConfigError, QueueError, SpamFilterError
+from ..events import Event, event_from_dict
+from ..keyfile import create_key, read_key
+from ..redaction import Secret
+from . import STATES, STEP_HOOK, SUPERSEDES
+from .base import Item, Queue, Row
+from .outbox import DB_NAME, SecretBox
+from .sqlite import SqliteQueue, split_result
+
+#: the schema, one entry per version; a new version appends an entry (never edits one)
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        id            bigserial PRIMARY KEY,
+        event_id      text NOT NULL,
+        vendor        text NOT NULL,
+        hook          text NOT NULL,
+        target        text NOT NULL,
+        payload       text NOT NULL,
+        secret        bytea,
+        state         text NOT NULL DEFAULT 'pending',
+        attempts      integer NOT NULL DEFAULT 0,
+        next_at       double precision NOT NULL,
+        lease_until   double precision,
+        lease_owner   text,
+        created_at    double precision NOT NULL,
+        updated_at    double precision NOT NULL,
+        last_error    text,
+        error_type    text,
+        result        text,
+        result_secret bytea,
+        server        text NOT NULL,
+        origin_id     bigint,
+        UNIQUE (server, origin_id)
+    );
+    CREATE INDEX events_due ON events (state, next_at);
+    CREATE INDEX events_order ON events (vendor, target, id);
+    CREATE INDEX events_event ON events (event_id);
+    CREATE INDEX events_claim ON events (vendor, state, id);
+    CREATE TABLE fleet_meta (key text PRIMARY KEY, value text NOT NULL);
+    CREATE TABLE sessions (
+        id         text PRIMARY KEY,
+        role       text NOT NULL,
+        name       text NOT NULL,
+        stamp      text NOT NULL,
+        created_at double precision NOT NULL,
+        seen_at    double precision NOT NULL
+    );
+    CREATE TABLE provisioned (
+        vendor text NOT NULL,
+        domain text NOT NULL,
+        since  double precision NOT NULL,
+        PRIMARY KEY (vendor, domain)
+    );
+    CREATE TABLE holders (
+        domain text PRIMARY KEY,
+        server text NOT NULL,
+        since  double precision NOT NULL
+    );
+    CREATE TABLE relayed (
+        server text PRIMARY KEY,
+        upto   bigint NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: what the fleet key seals at ``fleet init``, so every server can prove it holds the key
+KEY_PROOF = "spamfilter-plugin fleet key"
+
+#: the database's clock, unless a test gives its own (``%(now)s``)
+NOW = "COALESCE(%(now)s::float8, extract(epoch from statement_timestamp()))"
+
+IN_ORDER = (
+    "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
+    "AND p.id < e.id AND (p.state='leased' OR (p.state='pending' AND p.hook != %(step)s)))"
+)
+
+#: a connection whose rows are dicts (``row_factory=dict_row``)
+DB = psycopg.Connection[Any]
+
+_pools: dict[tuple[str, str], ConnectionPool[DB]] = {}
+_pools_lock = threading.Lock()
+
+
+def _conninfo(fleet: FleetConfig) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "connect_timeout": max(1, round(fleet.connect_timeout)),
+        "application_name": f"spamfilter-plugin {fleet.server}",
+        "autocommit": True,
+        "row_factory": dict_row,
+    }
+    if fleet.password is not None:
+        extra["password"] = fleet.password.reveal()
+    return extra
+
+
+def unreachable(fleet: FleetConfig, exc: BaseException) -> QueueError:
+    """A connection failure as one line: the server, the cause, the fix."""
+    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return QueueError(
+        f"the fleet database {_shown(fleet.url)} cannot be reached ({cause}); check [fleet] "
+        "url and password and that PostgreSQL is running; the panel hooks keep queueing "
+        "locally meanwhile",
+        temporary=True,
+    )
+
+
+def _shown(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def pool_of(fleet: FleetConfig) -> ConnectionPool[DB]:
+    """This process's connection pool for *fleet* (made on first use)."""
+    key = (fleet.url, fleet.server)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = ConnectionPool(
+                fleet.url,
+                kwargs=_conninfo(fleet),
+                min_size=1,
+                max_size=8,
+                timeout=fleet.connect_timeout,
+                open=False,
+                name=f"spamfilter-{fleet.server}",
+            )
+            pool.open(wait=False)
+            _pools[key] = pool
+    return pool
+
+
+def close_pools() -> None:
+    """Close every pool this process opened (at exit, and between tests)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
+
+
+def connect(fleet: FleetConfig) -> DB:
+    """A connection of its own (not pooled) to the fleet database; QueueError when it
+    cannot be made within ``connect_timeout``."""
+    try:
+        return psycopg.connect(fleet.url, **_conninfo(fleet))
+    except psycopg.Error as exc:
+        raise unreachable(fleet, exc) from None
+
+
+def _one(found: Any) -> Any:
+    """The row a statement that always yields one gave."""
+    if found is None:
+        raise QueueError("the fleet database gave no row where one is always given")
+    return found
+
+
+def schema_version(db: DB) -> int:
+    """The version of the schema in the database (0: none yet)."""
+    found = db.execute("SELECT to_regclass('fleet_schema') AS t").fetchone()
+    if found is None or found["t"] is None:
+        return 0
+    row = _one(db.execute("SELECT max(version) AS v FROM fleet_schema").fetchone())
+    return int(row["v"] or 0)
+
+
+def migrate(db: DB) -> tuple[int, int]:
+    """Apply what the schema lacks, one version per transaction, holding an advisory lock
+    so that two servers running ``fleet init`` at once do it once; (before, after)."""
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(hashtext('spamfilter-plugin schema'))")
+        db.execute("CREATE TABLE IF NOT EXISTS fleet_schema (version integer PRIMARY KEY)")
+        before = schema_version(db)
+        if before > SCHEMA_VERSION:
+            raise QueueError(newer_schema(before))
+        for version in range(before + 1, SCHEMA_VERSION + 1):
+            db.execute(MIGRATIONS[version - 1])
+            db.execute("INSERT INTO fleet_schema (version) VALUES (%s)", (version,))
+    return before, SCHEMA_VERSION
+
+
+def newer_schema(version: int) -> str:
+    return (
+        f"the fleet database has schema version {version}, newer than this release knows "
+        f"({SCHEMA_VERSION}); upgrade spamfilter-plugin on this server to the fleet's release"
+    )
+
+
+class FleetKey(SecretBox):
+    """The fleet key (``[fleet] key``): seals passwords in shared rows.  It is made by
+    ``spamfilter fleet init`` and copied to every server; a server never makes its own."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._fernet = None
+
+    def _load(self):
+        if self._fernet is None:
+            from cryptography.fernet import Fernet
+
+            fix = "copy the fleet key from a server of the fleet (made by 'spamfilter fleet init')"
+            try:
+                key = read_key(self.path, "fleet key", min_length=44, fix=fix)
+            except FileNotFoundError:
+                raise ConfigError(f"the fleet key {self.path} does not exist; {fix}") from None
+            try:
+                self._fernet = Fernet(key)
+            except ValueError:
+                raise ConfigError(f"the fleet key {self.path} is damaged; {fix}") from None
+        return self._fernet
+
+    def make(self) -> bool:
+        """Make the key file when it does not exist; whether it was made now."""
+        from cryptography.fernet import Fernet
+
+        return create_key(self.path, Fernet.generate_key())
+
+
+def _row(r: dict[str, Any], offset: float = 0.0) -> Row:
+    return Row(
+        id=r["id"],
+        event_id=r["event_id"],
+        vendor=r["vendor"],
+        hook=r["hook"],
+        target=r["target"],
+        payload=json.loads(r["payload"]),
+        has_secret=r["secret"] is not None,
+        state=r["state"],
+        attempts=r["attempts"],
+        next_at=r["next_at"] + offset,
+        lease_until=r["lease_until"] + offset if r["lease_until"] is not None else None,
+        lease_owner=r["lease_owner"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        last_error=r["last_error"],
+        error_type=r["error_type"],
+        result=json.loads(r["result"]) if r["result"] else None,
+    )
+
+
+def domain_of(target: str) -> str:
+    """The domain a target key names (``domain:x`` and ``mailbox:a@x`` both give x)."""
+    kind, _, name = target.partition(":")
+    return name.rpartition("@")[2] if kind == "mailbox" else name
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stamp))
+
+
+def _translated(method):
+    """Turn database errors raised by a method into a QueueError naming the fix."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._discard()
+            raise unreachable(self.fleet, exc) from None
+        except psycopg.Error as exc:
+            raise QueueError(
+                f"the fleet database {_shown(self.fleet.url)} refused a change ({exc}); "
+                "run 'spamfilter check'",
+                temporary=True,
+            ) from None
+
+    return wrapper
+
+
+class PostgresQueue(Queue):
+    """The fleet's queue in PostgreSQL, for this server (``[fleet] server``), with the
+    server's local outbox in *state_dir* to relay from.
+
+    :param clock: the wall clock (times shown to people).
+    :param monotonic: a clock that orders and expires work, for tests; by default the
+        database's clock does.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike,
+        fleet: FleetConfig,
+        *,
+        clock=time.time,
+        monotonic=None,
+        check_schema: bool = True,
+    ) -> None:
+        # the worker's own timers; what the queue schedules is on the database's clock
+        super().__init__(clock=clock, monotonic=monotonic or time.monotonic)
+        self.state_dir = Path(state_dir)
+        self.fleet = fleet
+        self.server = fleet.server
+        self.box = FleetKey(fleet.key_file)
+        self._fixed = monotonic  # None: the database's clock
+        self._db: DB | None = None
+        self._batching = 0
+        self._chosen: set[int] = set()
+        self._check_schema = check_schema
+        self._relayed_upto: int | None = None
+        self._relay_at = float("-inf")
+        self._local: SqliteQueue | None = None
+
+    # -- the connection -----------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return _shown(self.fleet.url)
+
+    @property
+    def db(self) -> DB:
+        if self._db is None:
+            pool = pool_of(self.fleet)
+            db = pool.getconn()
+            try:
+                if self._check_schema:
+                    self._checked(db)
+            except BaseException:
+                pool.putconn(db)
+                raise
+            self._db = db
+        return self._db
+
+    def _checked(self, db: DB) -> None:
+        version = schema_version(db)
+        if version > SCHEMA_VERSION:
+            raise QueueError(newer_schema(version))
+        if version < SCHEMA_VERSION:
+            raise QueueError(
+                f"the fleet database {self.where} has schema version {version}, this release "
+                f"needs {SCHEMA_VERSION}; run 'spamfilter fleet init' (it is safe to run again)"
+            )
+
+    def _discard(self) -> None:
+        """Give a broken connection back to the pool, which replaces it."""
+        if self._db is not None:
+            db, self._db, self._batching = self._db, None, 0
+            with contextlib.suppress(Exception):
+                pool_of(self.fleet).putconn(db)
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+        if self._db is not None:
+            db, self._db = self._db, None
+            pool_of(self.fleet).putconn(db)
+
+    def _now(self) -> float | None:
+        return self._fixed() if self._fixed is not None else None
+
+    def _offset(self) -> float:
+        return 0.0 if self._fixed is None else self.clock() - self._fixed()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[DB]:
+        db = self.db
+        if self._batching:
+            yield db
+            return
+        with db.transaction():
+            yield db
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write made in the block."""
+        try:
+            with self._tx():
+                self._batching += 1
+                try:
+                    yield
+                finally:
+                    self._batching -= 1
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._discard()
+            raise unreachable(self.fleet, exc) from None
+
+    # -- writing ----------------------------------------------------------------------
+
+    @_translated
+    def append(self, items: list[Item]) -> list[list[int]]:
+        """Write each item's rows (queued on this server), superseding what it makes
+        pointless and deciding ownership, in one transaction."""
+        sealed = [
+            self.box.seal(password) if password is not None and vendors else None
+            for _, _, password, vendors in items
+        ]
+        with self._tx() as db:
+            self._lock_targets(db, [item[1] for item in items])
+            return [
+                [self._insert(db, stored, target, v, secret, self.server) for v in vendors]
+                for (stored, target, _, vendors), secret in zip(items, sealed, strict=True)
+            ]
+
+    @staticmethod
+    def _lock_targets(db: DB, targets: Iterable[str]) -> None:
+        """Serialise appends per domain across the fleet (in one order: no deadlock)."""
+        for domain in sorted({domain_of(t) for t in targets}):
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (domain,))
+
+    def _insert(
+        self,
+        db: DB,
+        stored: dict[str, Any],
+        target: str,
+        vendor: str,
+        sealed: bytes | None,
+        server: str,
+        *,
+        origin: int | None = None,
+        state: str = "pending",
+    ) -> int:
+        """One row (inside the caller's transaction), after superseding and ownership."""
+        hook = stored["event"]
+        params: dict[str, Any] = {
+            "now": self._now(),
+            "wall": self.clock(),
+            "vendor": vendor,
+            "target": target,
+            "hook": hook,
+            "server": server,
+        }
+        skipped = self._ownership(db, hook, target, params) if state == "pending" else None
+        if skipped is None and state == "pending":
+            self._supersede(db, stored, params)
+        params.update(
+            event_id=stored["id"],
+            payload=json.dumps(stored),
+            secret=None if skipped else sealed,
+            state="skipped" if skipped else state,
+            error=skipped,
+            origin=origin,
+        )
+        found = db.execute(
+            "INSERT INTO events (event_id, vendor, hook, target, payload, secret, state, "
+            "next_at, created_at, updated_at, last_error, server, origin_id) VALUES "
+            f"(%(event_id)s, %(vendor)s, %(hook)s, %(target)s, %(payload)s, %(secret)s, "
+            f"%(state)s, {NOW}, %(wall)s, %(wall)s, %(error)s, %(server)s, %(origin)s) "
+            "RETURNING id",
+            params,
+        ).fetchone()
+        return int(_one(found)["id"])
+
+    def _ownership(self, db: DB, hook: str, target: str, params: dict[str, Any]) -> str | None:
+        """Record who holds the domain (a creation), or the reason a deletion from a server
+        that no longer holds it is skipped."""
+        domain = domain_of(target)
+        if hook == "domain_created":
+            db.execute(
+                "INSERT INTO holders (domain, server, since) VALUES (%(domain)s, %(server)s, "
+                "%(wall)s) ON CONFLICT (domain) DO UPDATE SET server=excluded.server, "
+                "since=excluded.since",
+                {**params, "domain": domain},
+            )
+            reason = f"{params['server']} holds {domain} since {_when(params['wall'])}"
+            db.execute(
+                "UPDATE events SET state='skipped', secret=NULL, updated_at=%(wall)s, "
+                "last_error=%(reason)s WHERE target=%(target)s AND hook='domain_deleted' "
+                "AND state IN ('pending','dead') AND server != %(server)s",
+                {**params, "reason": reason},
+            )
+            return None
+        if hook not in ("domain_deleted", "mailbox_deleted"):
+            return None
+        holder = db.execute(
+            "SELECT server, since FROM holders WHERE domain=%s", (domain,)
+        ).fetchone()
+        if holder is not None and holder["server"] != params["server"]:
+            return f"{holder['server']} holds {domain} since {_when(holder['since'])}"
+        if hook == "domain_deleted" and holder is not None:
+            db.execute("DELETE FROM holders WHERE domain=%s", (domain,))
+        return None
+
+    @staticmethod
+    def _supersede(db: DB, stored: dict[str, Any], params: dict[str, Any]):
+        hook = params["hook"]
+        older = SUPERSEDES.get(hook)
+        if older:
+            db.execute(
+                "UPDATE events SET state='superseded', secret=NULL, updated_at=%(wall)s, "
+                "last_error='superseded by a later ' || %(hook)s WHERE vendor=%(vendor)s "
+                "AND target=%(target)s AND state IN ('pending','dead') "
+                "AND hook = ANY(%(older)s)",
+                {**params, "older": list(older)},
+            )
+        if hook == STEP_HOOK:
+            db.execute(
+                "UPDATE events SET state='superseded', updated_at=%(wall)s, "
+                "last_error='superseded by a newer step of the same name' WHERE "
+                "vendor=%(vendor)s AND target=%(target)s AND hook=%(hook)s "
+                "AND state IN ('pending','dead') AND (payload::jsonb)->>'step' = %(step)s",
+                {**params, "step": stored["step"]},
+            )
+
+    # -- relaying the local outbox -----------------------------------------------------
+
+    @_translated
+    def relay(self, limit: int = 500, *, every: float = 0.0) -> int:
+        """Move the rows the panel hooks wrote to this server's local outbox into the fleet
+        queue, oldest first, *limit* per transaction; how many were moved.
+
+        The rows and this server's relay mark are written in one transaction, so a relay
+        interrupted at any point neither loses nor doubles a row; the local copies are
+        removed afterwards (a crash before that leaves them, below the mark, for the next
+        relay to remove).  With *every*, nothing is done if the last relay was less than that
+        many seconds ago (a worker's loop)."""
+        now = time.monotonic()
+        if every and now - self._relay_at < every:
+            return 0
+        self._relay_at = now
+        local = self._local_outbox()
+        if local is None:
+            return 0
+        moved = 0
+        while True:
+            upto = self._mark()
+            local.forget_upto(upto)
+            rows = local.rows_after(upto, limit)
+            if not rows:
+                return moved
+            self._take(local, rows, mark=True)
+            moved += len(rows)
+
+    def _local_outbox(self) -> SqliteQueue | None:
+        """This server's local outbox, when the panel hooks have made one."""
+        if self._local is None and (self.state_dir / DB_NAME).exists():
+            self._local = SqliteQueue(self.state_dir)
+        return self._local
+
+    @_translated
+    def relayed(self, local_ids: Iterable[int]) -> dict[int, int]:
+        """The fleet's row id of each row written to the local outbox (relayed now if it
+        was not yet); a row no longer in either is left out."""
+        ids = list(local_ids)
+        self.relay()
+        found = self.db.execute(
+            "SELECT origin_id, id FROM events WHERE server=%s AND origin_id = ANY(%s)",
+            (self.server, ids),
+        )
+        return {r["origin_id"]: r["id"] for r in found}
+
+    def _mark(self) -> int:
+        if self._relayed_upto is None:
+            found = self.db.execute(
+                "SELECT upto FROM relayed WHERE server=%s", (self.server,)
+            ).fetchone()
+            self._relayed_upto = int(found["upto"]) if found else 0
+        return self._relayed_upto
+
+    def _take(self, local: SqliteQueue, rows: list[tuple[Row, bytes | None]], *, mark: bool):
+        """Write the local *rows* here (their secrets sealed again with the fleet key) in
+        one transaction, with the relay mark when *mark*; rows already here are left."""
+        sealed = [
+            self.box.seal(local.box.open(blob)) if blob is not None else None for _, blob in rows
+        ]
+        upto = max(row.id for row, _ in rows)
+        with self._tx() as db:
+            self._lock_targets(db, [row.target for row, _ in rows])
+            for (row, _), secret in zip(rows, sealed, strict=True):
+                exists = db.execute(
+                    "SELECT 1 FROM events WHERE server=%s AND origin_id=%s", (self.server, row.id)
+                ).fetchone()
+                if exists is None:
+                    self._copy(db, row, secret)
+            if mark:
+                db.execute(
+                    "INSERT INTO relayed (server, upto) VALUES (%s, %s) ON CONFLICT (server) "
+                    "DO UPDATE SET upto = greatest(relayed.upto, excluded.upto)",
+                    (self.server, upto),
+                )
+        if mark:
+            self._relayed_upto = max(self._relayed_upto or 0, upto)
+
+    def _copy(self, db: DB, row: Row, secret: bytes | None) -> None:
+        if row.state in ("pending", "leased"):  # still to deliver: due now, as it was queued
+            self._insert(db, row.payload, row.target, row.vendor, secret, self.server,
+                         origin=row.id)  # fmt: skip
+            return
+        # history (fleet join): kept as it ended
+        db.execute(
+            "INSERT INTO events (event_id, vendor, hook, target, payload, secret, state, "
+            "attempts, next_at, created_at, updated_at, last_error, error_type, result, "
+            "server, origin_id) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            (
+                row.event_id, row.vendor, row.hook, row.target, json.dumps(row.payload),
+                secret if row.state == "dead" else None, row.state, row.attempts,
+                row.next_at, row.created_at, row.updated_at, row.last_error, row.error_type,
+                json.dumps(row.result) if row.result is not None else None, self.server,
+                row.id,
+            ),
+        )  # fmt: skip
+
+    def local_waiting(self, limit: int = 100) -> list[Row]:
+        """The rows of this server's local outbox not relayed yet, newest first."""
+        local = self._local_outbox()
+        if local is None:
+            return []
+        try:
+            upto = self._mark()
+        except QueueError:
+            upto = 0
+        return [row for row, _ in reversed(local.rows_after(upto, limit))]
+
+    # -- joining the fleet -----------------------------------------------------------
+
+    @_translated
+    def join(self, local: SqliteQueue, *, dry_run: bool = False) -> dict[str, int]:
+        """Move every row of *local* (this server's own queue before fleet mode) and what it
+        provisioned into the fleet; rows already moved are left, so a second run moves
+        nothing.  The counts per state, and of ``provisioned`` domains."""
+        counts: dict[str, int] = {}
+        upto = 0
+        while True:
+            rows = local.rows_after(upto, 500)
+            if not rows:
+                break
+            for row, _ in rows:
+                counts[row.state] = counts.get(row.state, 0) + 1
+            if not dry_run:
+                self._take(local, rows, mark=False)
+            upto = max(row.id for row, _ in rows)
+        owned = local.provisioned_all()
+        counts["provisioned"] = len(owned)
+        if not dry_run:
+            with self._tx() as db:
+                for vendor, domain, since in owned:
+                    db.execute(
+                        "INSERT INTO provisioned (vendor, domain, since) VALUES (%s,%s,%s) "
+                        "ON CONFLICT DO NOTHING",
+                        (vendor, domain, since),
+                    )
+                db.execute(
+                    "INSERT INTO relayed (server, upto) VALUES (%s, %s) ON CONFLICT (server) "
+                    "DO UPDATE SET upto = greatest(relayed.upto, excluded.upto)",
+                    (self.server, upto),
+                )
+            self._relayed_upto = None
+        return counts
+
+    # -- the key ----------------------------------------------------------------------
+
+    @_translated
+    def prove_key(self) -> str | None:
+        """Seal the key proof when none is stored (the first ``fleet init``); then check that
+        this server's key opens it: None when it does, else the problem and its fix."""
+        with self._tx() as db:
+            found = db.execute("SELECT value FROM fleet_meta WHERE key='key_proof'").fetchone()
+            if found is None:
+                db.execute(
+                    "INSERT INTO fleet_meta (key, value) VALUES ('key_proof', %s) "
+                    "ON CONFLICT DO NOTHING",
+                    (self.box.seal(KEY_PROOF).decode("ascii"),),
+                )
+                found = db.execute("SELECT value FROM fleet_meta WHERE key='key_proof'").fetchone()
+        try:
+            opened = self.box.open(_one(found)["value"].encode("ascii"))
+        except ConfigError:
+            opened = None
+        if opened != KEY_PROOF:
+            return (
+                f"the fleet key {self.box.path} cannot open what other servers sealed; copy "
+                "the key file from a server of the fleet (every server needs the same key)"
+            )
+        return None
+
+    # -- claiming and recording ------------------------------------------------------
+
+    #: a row that may be claimed now: due (or the schedule ignored), or its lease run out
+    DUE = (
+        f"((e.state='pending' AND (e.next_at <= {NOW} OR %(ignore)s)) OR "
+        f"(e.state='leased' AND e.lease_until < {NOW}))"
+    )
+
+    def _lease(
+        self, db: DB, where: str, params: dict[str, Any], lease_seconds: float
+    ) -> list[tuple[Row, str]]:
+        """Lease the rows *where* picks (inside the caller's transaction), each with its
+        own token."""
+        found = db.execute(
+            f"WITH picked AS (SELECT e.id FROM events e WHERE {where} ORDER BY e.id "
+            "LIMIT %(k)s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE events SET state='leased', lease_until={NOW} + %(lease)s, "
+            "lease_owner = %(owner)s || ':' || substr(md5(random()::text || events.id), 1, 12), "
+            "attempts=attempts+1, updated_at=%(wall)s FROM picked WHERE events.id = picked.id "
+            "RETURNING events.*",
+            {**params, "lease": lease_seconds, "now": self._now(), "wall": self.clock()},
+        ).fetchall()
+        offset = self._offset()
+        rows = sorted((_row(r, offset) for r in found), key=lambda r: r.id)
+        return [(row, row.lease_owner or "") for row in rows]
+
+    @_translated
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        exclude: Iterable[str] = (),
+        only: Iterable[int] | None = None,
+        ignore_schedule: bool = False,
+    ) -> tuple[Row, str] | None:
+        """Lease the oldest deliverable row; it with its lease token, or None."""
+        where = [self.DUE, IN_ORDER]
+        params: dict[str, Any] = {
+            "ignore": ignore_schedule,
+            "step": STEP_HOOK,
+            "owner": owner,
+            "k": 1,
+            "exclude": list(exclude),
+        }
+        where.append("NOT (e.vendor = ANY(%(exclude)s))")
+        if only is not None:
+            params["only"] = list(only)
+            where.append("e.id = ANY(%(only)s)")
+        with self._tx() as db:
+            found = self._lease(db, " AND ".join(where), params, lease_seconds)
+        return found[0] if found else None
+
+    @_translated
+    def claim_batch(
+        self,
+        owner: str,
+        lease_seconds: float,
+        slots: dict[str, int],
+        *,
+        chosen: bool = False,
+        ignore_schedule: bool = False,
+    ) -> list[tuple[Row, str]]:
+        """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first."""
+        where = f"e.vendor = %(vendor)s AND {self.DUE} AND {IN_ORDER}"
+        params: dict[str, Any] = {"ignore": ignore_schedule, "step": STEP_HOOK, "owner": owner}
+        if chosen:
+            where += " AND e.id = ANY(%(chosen)s)"
+            params["chosen"] = sorted(self._chosen)
+        claimed: list[tuple[Row, str]] = []
+        with self._tx() as db:
+            for vendor, free in slots.items():
+                if free > 0:
+                    claimed += self._lease(
+                        db, where, {**params, "vendor": vendor, "k": free}, lease_seconds
+                    )
+        return claimed
+
+    def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
+        """Add rows to the ones :meth:`claim_batch` takes with ``chosen=True`` (kept by this
+        Queue object)."""
+        if fresh:
+            self._chosen = set()
+        self._chosen.update(ids)
+
+    @_translated
+    def chosen_waiting(self, within: float = 0.0) -> int:
+        found = self.db.execute(
+            "SELECT count(*) AS n FROM events WHERE id = ANY(%(ids)s) AND "
+            f"(state='leased' OR (state='pending' AND next_at <= {NOW} + %(within)s))",
+            {"ids": sorted(self._chosen), "now": self._now(), "within": within},
+        ).fetchone()
+        return int(_one(found)["n"])
+
+    @_translated
+    def chosen_rows(self, states: Iterable[str] = ("pending", "leased")) -> list[Row]:
+        found = self.db.execute(
+            "SELECT * FROM events WHERE id = ANY(%s) AND state = ANY(%s) ORDER BY id",
+            (sorted(self._chosen), list(states)),
+        )
+        offset = self._offset()
+        return [_row(r, offset) for r in found]
+
+    @_translated
+    def event_of(self, row: Row) -> Event:
+        password = None
+        if row.has_secret:
+            found = self.db.execute("SELECT secret FROM events WHERE id=%s", (row.id,)).fetchone()
+            if found is not None and found["secret"] is not None:
+                password = Secret(self.box.open(bytes(found["secret"])))
+        return event_from_dict(row.payload, password=password)
+
+    @_translated
+    def complete(
+        self, row: Row, token: str, result: Any = None, steps: Iterable[Event] = ()
+    ) -> bool:
+        public, secrets = split_result(result)
+        sealed = self.box.seal(json.dumps(secrets)) if secrets else None
+        with self._tx() as db:
+            held = db.execute(
+                "SELECT server FROM events WHERE id=%s AND lease_owner=%s FOR UPDATE",
+                (row.id, token),
+            ).fetchone()
+            if held is None:
+                return False
+            for step in steps:
+                self._insert(db, step.to_dict(), step.target_key, row.vendor, None,
+                             held["server"])  # fmt: skip
+            db.execute(
+                "UPDATE events SET state='done', secret=NULL, lease_until=NULL, "
+                "lease_owner=NULL, updated_at=%s, result=%s, result_secret=%s, "
+                "last_error=NULL, error_type=NULL WHERE id=%s",
+                (
+                    self.clock(),
+                    json.dumps(public) if public is not None else None,
+                    sealed,
+                    row.id,
+                ),
+            )
+            self._own(db, row)
+        return True
+
+    def _own(self, db: DB, row: Row) -> None:
+        if not row.target.startswith("domain:"):
+            return
+        domain = row.target[len("domain:") :]
+        if row.hook == "domain_created":
+            db.execute(
+                "INSERT INTO provisioned (vendor, domain, since) VALUES (%s,%s,%s) "
+                "ON CONFLICT DO NOTHING",
+                (row.vendor, domain, self.clock()),
+            )
+        elif row.hook == "domain_deleted":
+            db.execute(
+                "DELETE FROM provisioned WHERE vendor=%s AND domain=%s", (row.vendor, domain)
+            )
+
+    @_translated
+    def fail(
+        self, row: Row, token: str, error: SpamFilterError, retry_in: float | None, note: str = ""
+    ) -> bool:
+        message, kind = note + str(error), type(error).__name__
+        with self._tx() as db:
+            if retry_in is None:
+                cur = db.execute(
+                    "UPDATE events SET state='dead', secret=NULL, lease_until=NULL, "
+                    "lease_owner=NULL, updated_at=%s, last_error=%s, error_type=%s "
+                    "WHERE id=%s AND lease_owner=%s",
+                    (self.clock(), message, kind, row.id, token),
+                )
+            else:
+                cur = db.execute(
+                    f"UPDATE events SET state='pending', next_at={NOW} + %(retry)s, "
+                    "lease_until=NULL, lease_owner=NULL, updated_at=%(wall)s, "
+                    "last_error=%(message)s, error_type=%(kind)s "
+                    "WHERE id=%(id)s AND lease_owner=%(token)s",
+                    {
+                        "now": self._now(),
+                        "retry": retry_in,
+                        "wall": self.clock(),
+                        "message": message,
+                        "kind": kind,
+                        "id": row.id,
+                        "token": token,
+                    },
+                )
+        return cur.rowcount == 1
+
+    @_translated
+    def release(self, row: Row, token: str, error: SpamFilterError, retry_in: float) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                f"UPDATE events SET state='pending', next_at={NOW} + %(retry)s, "
+                "attempts=greatest(attempts-1, 0), lease_until=NULL, lease_owner=NULL, "
+                "updated_at=%(wall)s, last_error=%(message)s, error_type=%(kind)s "
+                "WHERE id=%(id)s AND lease_owner=%(token)s",
+                {
+                    "now": self._now(),
+                    "retry": retry_in,
+                    "wall": self.clock(),
+                    "message": str(error),
+                    "kind": type(error).__name__,
+                    "id": row.id,
+                    "token": token,
+                },
+            )
+        return cur.rowcount == 1
+
+    # -- reading ----------------------------------------------------------------------
+
+    @_translated
+    def get(self, row_id: int) -> Row | None:
+        found = self.db.execute("SELECT * FROM events WHERE id=%s", (row_id,)).fetchone()
+        return _row(found, self._offset()) if found else None
+
+    @_translated
+    def server_of(self, row_id: int) -> str | None:
+        """The server that queued the row."""
+        found = self.db.execute("SELECT server FROM events WHERE id=%s", (row_id,)).fetchone()
+        return found["server"] if found else None
+
+    @_translated
+    def secret_result(self, row_id: int) -> dict[str, Secret]:
+        found = self.db.execute(
+            "SELECT result_secret FROM events WHERE id=%s", (row_id,)
+        ).fetchone()
+        if found is None or found["result_secret"] is None:
+            return {}
+        opened = self.box.open(bytes(found["result_secret"]))
+        return {k: Secret(v) for k, v in json.loads(opened).items()}
+
+    @_translated
+    def rows(
+        self, *, state: str | None = None, vendor: str | None = None, limit: int = 100
+    ) -> list[Row]:
+        found = self.db.execute(
+            "SELECT * FROM events WHERE (%(state)s::text IS NULL OR state=%(state)s) AND "
+            "(%(vendor)s::text IS NULL OR vendor=%(vendor)s) ORDER BY id DESC LIMIT %(limit)s",
+            {"state": state, "vendor": vendor, "limit": limit},
+        )
+        offset = self._offset()
+        return [_row(r, offset) for r in found]
+
+    @_translated
+    def targets(self) -> list[str]:
+        return [r["target"] for r in self.db.execute("SELECT DISTINCT target FROM events")]
+
+    @_translated
+    def latest(self, hooks: Iterable[str]) -> dict[tuple[str, str], Row]:
+        found = self.db.execute(
+            "SELECT DISTINCT ON (vendor, target) * FROM events WHERE hook = ANY(%s) AND "
+            "state != 'superseded' ORDER BY vendor, target, id DESC",
+            (list(hooks),),
+        )
+        offset = self._offset()
+        rows = (_row(r, offset) for r in found)
+        return {(row.vendor, row.target): row for row in rows}
+
+    @_translated
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for r in self.db.execute("SELECT state, count(*) AS n FROM events GROUP BY state"):
+            out[r["state"]] = int(r["n"])
+        return out
+
+    @_translated
+    def next_due_in(self, *, after_now: bool = False) -> float | None:
+        found = self.db.execute(
+            f"SELECT min(CASE WHEN state='pending' THEN next_at ELSE lease_until END) - {NOW} "
+            "AS t FROM events WHERE state IN ('pending','leased') AND (NOT %(after)s OR "
+            f"CASE WHEN state='pending' THEN next_at ELSE lease_until END > {NOW})",
+            {"after": after_now, "now": self._now()},
+        ).fetchone()
+        return None if found is None or found["t"] is None else float(found["t"])
+
+    @_translated
+    def waiting_vendors(self) -> list[str]:
+        found = self.db.execute(
+            "SELECT DISTINCT vendor FROM events WHERE state IN ('pending','leased')"
+        )
+        return [r["vendor"] for r in found]
+
+    @_translated
+    def provisioned(self, vendor: str) -> set[str]:
+        found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=%s", (vendor,))
+        return {r["domain"] for r in found}
+
+    @_translated
+    def holders(self) -> dict[str, str]:
+        """Which server's panel holds each domain the fleet has seen created."""
+        found = self.db.execute("SELECT domain, server FROM holders")
+        return {r["domain"]: r["server"] for r in found}
+
+    @_translated
+    def open_rows(self, vendor: str, hooks: Iterable[str]) -> dict[str, Row]:
+        found = self.db.execute(
+            "SELECT DISTINCT ON (target) * FROM events WHERE vendor=%s AND hook = ANY(%s) "
+            "AND state IN ('pending','leased','dead') ORDER BY target, id DESC",
+            (vendor, list(hooks)),
+        )
+        offset = self._offset()
+        return {r["target"]: _row(r, offset) for r in found}
+
+    @_translated
+    def ahead_of(self, row: Row) -> Row | None:
+        found = self.db.execute(
+            "SELECT * FROM events WHERE vendor=%s AND target=%s AND id<%s "
+            "AND state IN ('pending','leased') ORDER BY id LIMIT 1",
+            (row.vendor, row.target, row.id),
+        ).fetchone()
+        return _row(found, self._offset()) if found else None
+
+    # -- managing ----------------------------------------------------------------------
+
+    def _change(self, sql: str, params: dict[str, Any]) -> int:
+        with self._tx() as db:
+            return db.execute(sql, {"now": self._now(), "wall": self.clock(), **params}).rowcount
+
+    @_translated
+    def retry(self, row_id: int) -> bool:
+        return (
+            self._change(
+                f"UPDATE events SET state='pending', next_at={NOW}, attempts=0, "
+                "updated_at=%(wall)s WHERE id=%(id)s AND state='dead'",
+                {"id": row_id},
+            )
+            == 1
+        )
+
+    @_translated
+    def due_now(self, row_id: int) -> bool:
+        return (
+            self._change(
+                f"UPDATE events SET next_at={NOW}, updated_at=%(wall)s "
+                "WHERE id=%(id)s AND state='pending'",
+                {"id": row_id},
+            )
+            == 1
+        )
+
+    @_translated
+    def retry_all_dead(self) -> int:
+        return self._change(
+            f"UPDATE events SET state='pending', next_at={NOW}, attempts=0, "
+            "updated_at=%(wall)s WHERE state='dead'",
+            {},
+        )
+
+    @_translated
+    def drop(self, row_id: int) -> bool:
+        return (
+            self._change(
+                "DELETE FROM events WHERE id=%(id)s AND NOT (state='leased' AND "
+                f"lease_until >= {NOW})",
+                {"id": row_id},
+            )
+            == 1
+        )
+
+    @_translated
+    def purge(self, older_than_seconds: float) -> int:
+        return self._change(
+            "DELETE FROM events WHERE state IN ('done','superseded','skipped') AND "
+            "updated_at < %(before)s",
+            {"before": self.clock() - older_than_seconds},
+        )
+
+    # -- console sessions ----------------------------------------------------------------
+
+    @_translated
+    def session_open(self, sid_hash: str, role: str, name: str, stamp: str) -> None:
+        self._change(
+            "INSERT INTO sessions (id, role, name, stamp, created_at, seen_at) VALUES "
+            "(%(id)s, %(role)s, %(name)s, %(stamp)s, %(wall)s, %(wall)s)",
+            {"id": sid_hash, "role": role, "name": name, "stamp": stamp},
+        )
+
+    @_translated
+    def session_get(self, sid_hash: str) -> dict[str, Any] | None:
+        found = self.db.execute("SELECT * FROM sessions WHERE id=%s", (sid_hash,)).fetchone()
+        return dict(found) if found else None
+
+    @_translated
+    def session_seen(self, sid_hash: str) -> None:
+        self._change("UPDATE sessions SET seen_at=%(wall)s WHERE id=%(id)s", {"id": sid_hash})
+
+    @_translated
+    def session_end(self, sid_hash: str) -> bool:
+        return self._change("DELETE FROM sessions WHERE id=%(id)s", {"id": sid_hash}) == 1
+
+    @_translated
+    def session_prune(self, idle_seconds: float, max_seconds: float) -> int:
+        now = self.clock()
+        return self._change(
+            "DELETE FROM sessions WHERE seen_at < %(idle)s OR created_at < %(oldest)s",
+            {"idle": now - idle_seconds, "oldest": now - max_seconds},
+        )
