@@ -32,14 +32,30 @@ def cmd_check(args) -> int:
     rt = runtime(args)
     if not rt.vendors:
         note(f"{rt.config.path}: valid; no vendor is enabled (add a [vendors.NAME] table)")
+    fleet = _fleet(rt.config)
     outcomes = [rt.check(v) for v in rt.vendors]
     wrong = _wrong_mx(rt)
     if not args.json:
         print(f"{rt.config.path}: valid")
+        if fleet is not None:
+            print(f"fleet: {fleet['problem'] or 'ok'} (server {fleet['server']})")
         for r in wrong:
             print(f"MX wrong: {r['domain']} [{r['vendor']}]: {r['detail']}")
-    status = print_outcomes(outcomes, args.json, {"config": str(rt.config.path), "mx_wrong": wrong})
-    return EXIT_VENDOR if wrong else status
+    extra = {"config": str(rt.config.path), "mx_wrong": wrong, "fleet": fleet}
+    status = print_outcomes(outcomes, args.json, extra)
+    return EXIT_VENDOR if wrong or (fleet and fleet["problem"]) else status
+
+
+def _fleet(config) -> dict | None:
+    """In fleet mode: whether the database answers (within the connect timeout), has this
+    release's schema, and opens with this server's key."""
+    if config.fleet is None:
+        return None
+    from ..queue import queue_of
+
+    with queue_of(config) as queue:
+        problem = queue.check()
+    return {"server": config.fleet.server, "url": queue.where, "problem": problem}
 
 
 def _wrong_mx(rt) -> list[dict]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import time
 
+from ..errors import QueueError
 from ..queue import STATES
-from ._common import EXIT_OK, CliError, print_json, public
+from ._common import EXIT_OK, EXIT_VENDOR, CliError, note, print_json, public
 
 TIMES = ("created_at", "updated_at", "next_at", "lease_until")
 
@@ -18,7 +19,8 @@ def register(sub) -> None:
         help="inspect and manage queued events",
         description="Inspect and manage the delivery queue. States: pending (waiting or "
         "retrying), leased (being delivered), done, dead (failed permanently; retry after "
-        "fixing the cause), superseded (made pointless by a later event).",
+        "fixing the cause), superseded (made pointless by a later event), skipped (in a "
+        "fleet: a deletion from a server that no longer holds the domain).",
     )
     qsub = q.add_subparsers(dest="queue_command", metavar="ACTION")
     qsub.required = True
@@ -47,10 +49,15 @@ def register(sub) -> None:
 
 def cmd_queue(args) -> int:
     from ..emit import validated
-    from ..queue import open_queue
+    from ..queue import open_queue, queue_of
 
     raw, _ = validated(args.config)
-    queue = open_queue(raw.state_dir)
+    if "fleet" in raw.data:  # the fleet's queue: the whole config says where
+        from ..manager import load_runtime
+
+        queue = queue_of(load_runtime(raw.path).config)
+    else:
+        queue = open_queue(raw.state_dir)
     try:
         return args.action(queue, args)
     finally:
@@ -64,15 +71,35 @@ def _when(stamp: float) -> str:
 def _row_line(r) -> str:
     error = f"  {r.last_error}" if r.last_error and r.state != "done" else ""
     head = f"{r.id:>6} {r.state:<10} {r.vendor:<12} {r.hook:<16} {r.target:<36}"
-    return f"{head} {_when(r.created_at)} x{r.attempts}{error}"
+    server = f" {r.server}" if r.server else ""
+    return f"{head} {_when(r.created_at)} x{r.attempts}{server}{error}"
 
 
 def _list(queue, args) -> int:
-    rows = queue.rows(state=args.state, vendor=args.vendor, limit=args.limit)
+    local = queue.local_waiting(args.limit)  # what the fleet has not seen yet, if any
+    try:
+        rows = queue.rows(state=args.state, vendor=args.vendor, limit=args.limit)
+        counts, problem = queue.counts(), None
+    except QueueError as exc:  # the fleet's database is down: the local rows still show
+        if not local:
+            raise
+        rows, counts, problem = [], {}, str(exc)
     if args.json:
-        print_json({"counts": queue.counts(), "rows": [public(r.to_dict()) for r in rows]})
-        return EXIT_OK
-    print("  ".join(f"{k} {v}" for k, v in queue.counts().items()))
+        doc = {"counts": counts, "rows": [public(r.to_dict()) for r in rows]}
+        if local:
+            doc["not_relayed"] = [public(r.to_dict()) for r in local]
+        if problem:
+            doc["error"] = problem
+        print_json(doc)
+        return EXIT_VENDOR if problem else EXIT_OK
+    if local:
+        print(f"not relayed to the fleet yet (this server's local outbox): {len(local)}")
+        for r in local:
+            print("local " + _row_line(r))
+    if problem:
+        note(problem)
+        return EXIT_VENDOR
+    print("  ".join(f"{k} {v}" for k, v in counts.items()))
     for r in rows:
         print(_row_line(r))
     return EXIT_OK

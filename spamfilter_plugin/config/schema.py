@@ -4,7 +4,6 @@ table, the key and the fix for every problem."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import stat
@@ -419,10 +418,10 @@ def fleet_config(raw: RawConfig, problems: list[str]) -> FleetConfig | None:
     except ValidationError as exc:
         problems += _describe("[fleet]", exc.messages, schema)  # type: ignore[arg-type]
         return None
-    if (
-        importlib.util.find_spec("psycopg") is None
-        or importlib.util.find_spec("psycopg_pool") is None
-    ):
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
         problems.append(
             "[fleet]: fleet mode needs the PostgreSQL driver; install it with: "
             "pip install 'spamfilter-plugin[fleet]'"

@@ -58,6 +58,8 @@ class Row:
     last_error: str | None
     error_type: str | None
     result: dict[str, Any] | None
+    #: in the fleet, the server that queued the row (None on a server's own queue)
+    server: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, no secrets (secret result values show as ``"***"``)."""
@@ -241,6 +243,15 @@ class Queue(ABC):
         not the local outbox itself (fleet mode); how many came in.  With *every*, at most
         once in that many seconds."""
         return 0
+
+    def check(self) -> str | None:
+        """A problem with the store that ``spamfilter check`` reports (one line, with its
+        fix), or None."""
+        return None
+
+    def local_waiting(self, limit: int = 100) -> list[Row]:
+        """The rows of this server's local outbox not in this queue yet (fleet mode)."""
+        return []
 
     def relayed(self, local_ids: Iterable[int]) -> dict[int, int]:
         """This queue's row id of each row written to the local outbox (where the queue is

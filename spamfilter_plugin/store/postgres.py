@@ -38,6 +38,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +102,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (vendor, domain)
     );
     CREATE TABLE holders (
-        domain text PRIMARY KEY,
-        server text NOT NULL,
-        since  double precision NOT NULL
+        domain  text PRIMARY KEY,
+        server  text NOT NULL,
+        since   double precision NOT NULL,
+        present boolean NOT NULL DEFAULT true
     );
     CREATE TABLE relayed (
         server text PRIMARY KEY,
@@ -148,14 +150,14 @@ def unreachable(fleet: FleetConfig, exc: BaseException) -> QueueError:
     """A connection failure as one line: the server, the cause, the fix."""
     cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return QueueError(
-        f"the fleet database {_shown(fleet.url)} cannot be reached ({cause}); check [fleet] "
+        f"the fleet database {shown(fleet.url)} cannot be reached ({cause}); check [fleet] "
         "url and password and that PostgreSQL is running; the panel hooks keep queueing "
         "locally meanwhile",
         temporary=True,
     )
 
 
-def _shown(url: str) -> str:
+def shown(url: str) -> str:
     return url.split("?", 1)[0]
 
 
@@ -284,6 +286,7 @@ def _row(r: dict[str, Any], offset: float = 0.0) -> Row:
         last_error=r["last_error"],
         error_type=r["error_type"],
         result=json.loads(r["result"]) if r["result"] else None,
+        server=r["server"],
     )
 
 
@@ -291,6 +294,14 @@ def domain_of(target: str) -> str:
     """The domain a target key names (``domain:x`` and ``mailbox:a@x`` both give x)."""
     kind, _, name = target.partition(":")
     return name.rpartition("@")[2] if kind == "mailbox" else name
+
+
+def occurred(stored: dict[str, Any], default: float) -> float:
+    """When the event happened on the server that queued it (its ``occurred_at``)."""
+    try:
+        return datetime.fromisoformat(stored["occurred_at"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return default
 
 
 def _when(stamp: float) -> str:
@@ -309,7 +320,7 @@ def _translated(method):
             raise unreachable(self.fleet, exc) from None
         except psycopg.Error as exc:
             raise QueueError(
-                f"the fleet database {_shown(self.fleet.url)} refused a change ({exc}); "
+                f"the fleet database {shown(self.fleet.url)} refused a change ({exc}); "
                 "run 'spamfilter check'",
                 temporary=True,
             ) from None
@@ -354,7 +365,7 @@ class PostgresQueue(Queue):
 
     @property
     def where(self) -> str:
-        return _shown(self.fleet.url)
+        return shown(self.fleet.url)
 
     @property
     def db(self) -> DB:
@@ -469,7 +480,7 @@ class PostgresQueue(Queue):
             "hook": hook,
             "server": server,
         }
-        skipped = self._ownership(db, hook, target, params) if state == "pending" else None
+        skipped = self._ownership(db, stored, target, params) if state == "pending" else None
         if skipped is None and state == "pending":
             self._supersede(db, stored, params)
         params.update(
@@ -490,34 +501,41 @@ class PostgresQueue(Queue):
         ).fetchone()
         return int(_one(found)["id"])
 
-    def _ownership(self, db: DB, hook: str, target: str, params: dict[str, Any]) -> str | None:
-        """Record who holds the domain (a creation), or the reason a deletion from a server
-        that no longer holds it is skipped."""
-        domain = domain_of(target)
-        if hook == "domain_created":
-            db.execute(
-                "INSERT INTO holders (domain, server, since) VALUES (%(domain)s, %(server)s, "
-                "%(wall)s) ON CONFLICT (domain) DO UPDATE SET server=excluded.server, "
-                "since=excluded.since",
-                {**params, "domain": domain},
-            )
-            reason = f"{params['server']} holds {domain} since {_when(params['wall'])}"
+    def _ownership(
+        self, db: DB, stored: dict[str, Any], target: str, params: dict[str, Any]
+    ) -> str | None:
+        """Record which server's panel holds the domain, by when each event happened on its
+        server (a relay may bring an older event late); the reason an event is skipped: a
+        deletion from a server that no longer holds the domain, or a creation older than
+        what another server did since."""
+        hook, server, domain = params["hook"], params["server"], domain_of(target)
+        if hook not in ("domain_created", "domain_deleted", "mailbox_deleted"):
+            return None
+        at = occurred(stored, params["wall"])
+        held = db.execute(
+            "SELECT server, since, present FROM holders WHERE domain=%s FOR UPDATE", (domain,)
+        ).fetchone()
+        if held is not None and held["server"] != server:
+            by, since = held["server"], held["since"]
+            if held["present"] and (hook != "domain_created" or since > at):
+                return f"{by} holds {domain} since {_when(since)}"
+            if not held["present"] and since > at:
+                return f"{by} deleted {domain} at {_when(since)}, after this event"
+        if hook == "mailbox_deleted":
+            return None
+        db.execute(
+            "INSERT INTO holders (domain, server, since, present) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (domain) DO UPDATE SET server=excluded.server, since=excluded.since, "
+            "present=excluded.present",
+            (domain, server, at, hook == "domain_created"),
+        )
+        if hook == "domain_created":  # a deletion still waiting elsewhere would undo it
             db.execute(
                 "UPDATE events SET state='skipped', secret=NULL, updated_at=%(wall)s, "
                 "last_error=%(reason)s WHERE target=%(target)s AND hook='domain_deleted' "
                 "AND state IN ('pending','dead') AND server != %(server)s",
-                {**params, "reason": reason},
+                {**params, "reason": f"{server} holds {domain} since {_when(at)}"},
             )
-            return None
-        if hook not in ("domain_deleted", "mailbox_deleted"):
-            return None
-        holder = db.execute(
-            "SELECT server, since FROM holders WHERE domain=%s", (domain,)
-        ).fetchone()
-        if holder is not None and holder["server"] != params["server"]:
-            return f"{holder['server']} holds {domain} since {_when(holder['since'])}"
-        if hook == "domain_deleted" and holder is not None:
-            db.execute("DELETE FROM holders WHERE domain=%s", (domain,))
         return None
 
     @staticmethod
@@ -588,6 +606,7 @@ class PostgresQueue(Queue):
         )
         return {r["origin_id"]: r["id"] for r in found}
 
+    @_translated
     def _mark(self) -> int:
         if self._relayed_upto is None:
             found = self.db.execute(
@@ -653,10 +672,12 @@ class PostgresQueue(Queue):
     # -- joining the fleet -----------------------------------------------------------
 
     @_translated
-    def join(self, local: SqliteQueue, *, dry_run: bool = False) -> dict[str, int]:
+    def join(self, local: Queue, *, dry_run: bool = False) -> dict[str, int]:
         """Move every row of *local* (this server's own queue before fleet mode) and what it
         provisioned into the fleet; rows already moved are left, so a second run moves
         nothing.  The counts per state, and of ``provisioned`` domains."""
+        if not isinstance(local, SqliteQueue):
+            raise QueueError("only a server's own SQLite queue can join the fleet")
         counts: dict[str, int] = {}
         upto = 0
         while True:
@@ -678,6 +699,12 @@ class PostgresQueue(Queue):
                         "ON CONFLICT DO NOTHING",
                         (vendor, domain, since),
                     )
+                    # this server's panel held it (unless another server has said since)
+                    db.execute(
+                        "INSERT INTO holders (domain, server, since) VALUES (%s,%s,%s) "
+                        "ON CONFLICT DO NOTHING",
+                        (domain, self.server, since),
+                    )
                 db.execute(
                     "INSERT INTO relayed (server, upto) VALUES (%s, %s) ON CONFLICT (server) "
                     "DO UPDATE SET upto = greatest(relayed.upto, excluded.upto)",
@@ -692,6 +719,7 @@ class PostgresQueue(Queue):
     def prove_key(self) -> str | None:
         """Seal the key proof when none is stored (the first ``fleet init``); then check that
         this server's key opens it: None when it does, else the problem and its fix."""
+        self.box._load()  # a missing or loose key file is the first thing to say
         with self._tx() as db:
             found = db.execute("SELECT value FROM fleet_meta WHERE key='key_proof'").fetchone()
             if found is None:
@@ -711,6 +739,15 @@ class PostgresQueue(Queue):
                 "the key file from a server of the fleet (every server needs the same key)"
             )
         return None
+
+    def check(self) -> str | None:
+        """What ``spamfilter check`` says of the fleet: None when the database answers, its
+        schema is this release's and this server's key opens what the others sealed; else
+        the problem, in one line, with its fix."""
+        try:
+            return self.prove_key()
+        except (QueueError, ConfigError) as exc:
+            return str(exc)
 
     # -- claiming and recording ------------------------------------------------------
 
@@ -1002,7 +1039,7 @@ class PostgresQueue(Queue):
     @_translated
     def holders(self) -> dict[str, str]:
         """Which server's panel holds each domain the fleet has seen created."""
-        found = self.db.execute("SELECT domain, server FROM holders")
+        found = self.db.execute("SELECT domain, server FROM holders WHERE present")
         return {r["domain"]: r["server"] for r in found}
 
     @_translated

@@ -1,0 +1,338 @@
+"""Fleet mode: servers sharing one queue on PostgreSQL (README "Fleet mode").
+
+Every test here runs against the real server ``SPAMFILTER_TEST_POSTGRES`` names, in a
+schema of its own (``fleet.py``); the queue's general promises are the queue, worker,
+engine, chaos and hostile suites, which run on both stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from queue_helpers import sandbox_config
+
+from spamfilter_plugin.config.model import toml_table
+from spamfilter_plugin.emit import emit
+from spamfilter_plugin.errors import ConfigError, QueueError
+from spamfilter_plugin.events import DomainCreated, DomainDeleted, MailboxDeleted, PasswordReset
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.queue import open_queue, queue_of
+from spamfilter_plugin.store import postgres
+from spamfilter_plugin.testing import closed_port_url, write_config
+from spamfilter_plugin.worker import Worker
+
+SPAMFILTER = shutil.which("spamfilter") or os.path.join(
+    os.path.dirname(sys.executable), "spamfilter"
+)
+
+
+def run(cfg, *args, env=None):
+    done = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def server_config(tmp_path: Path, sandbox, fleet_db, server: str) -> Path:
+    """A server of the fleet: its own folder and state, the shared fleet."""
+    folder = tmp_path / server
+    folder.mkdir()
+    cfg = sandbox_config(folder, sandbox)
+    with open(cfg, "a", encoding="utf-8") as fh:
+        fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table(server))) + "\n")
+    return cfg
+
+
+# -- the configuration ------------------------------------------------------------------
+
+
+def fleet_file(tmp_path: Path, fleet: dict) -> Path:
+    cfg = write_config(tmp_path / "c.toml", {}, {})
+    with open(cfg, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(toml_table("fleet", fleet)) + "\n")
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("fleet", "says"),
+    [
+        (
+            {"url": "postgresql://u:secret@db/x", "key": {"file": "/k"}},
+            "[fleet] url: holds a password; remove it from the URL",
+        ),
+        ({"url": "mysql://db/x", "key": {"file": "/k"}}, "[fleet] url: must be a libpq URL"),
+        ({"url": "postgresql://db/x", "key": "abc"}, "[fleet] key: give the key file as { file"),
+        ({"url": "postgresql://db/x"}, "[fleet] key: missing; add key = ..."),
+        (
+            {"url": "postgresql://db/x", "key": {"file": "/k"}, "server": "web 1"},
+            "[fleet] server: letters, digits",
+        ),
+    ],
+)
+def test_a_wrong_fleet_table_names_the_key_and_the_fix(tmp_path, fleet, says):
+    with pytest.raises(ConfigError) as info:
+        load_runtime(fleet_file(tmp_path, fleet))
+    assert says in str(info.value)
+
+
+def test_the_fleet_table_defaults_the_server_to_the_host_name(tmp_path):
+    import socket
+
+    cfg = fleet_file(tmp_path, {"url": "postgresql://db/x", "key": {"file": "/etc/k"}})
+    fleet = load_runtime(cfg).config.fleet
+    assert fleet.server == socket.gethostname().split(".")[0]
+    assert fleet.key_file == Path("/etc/k") and fleet.inventory_max_age_hours == 24
+
+
+def test_without_the_driver_a_fleet_table_says_which_extra_to_install(tmp_path):
+    cfg = fleet_file(tmp_path, {"url": "postgresql://db/x", "key": {"file": "/etc/k"}})
+    script = (
+        "import sys\nsys.modules['psycopg'] = None\n"
+        "from spamfilter_plugin.manager import load_runtime\n"
+        f"load_runtime({str(cfg)!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "pip install 'spamfilter-plugin[fleet]'" in done.stderr
+
+
+# -- fleet init, check, join --------------------------------------------------------------
+
+
+def test_init_makes_the_key_and_the_tables_once_and_check_proves_them(
+    tmp_path, postgres_url, fleet_db, sandbox
+):
+    import uuid
+
+    # a database of its own, empty: init makes everything
+    schema = f"sfp_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        fresh = fleet_db.url.replace(fleet_db.schema, schema)
+        key = tmp_path / "keys" / "fleet.key"
+        key.parent.mkdir(mode=0o700)
+        cfg = sandbox_config(tmp_path, sandbox)
+        table = {"url": fresh, "server": "web1", "key": {"file": str(key)}}
+        with open(cfg, "a", encoding="utf-8") as fh:
+            fh.write("\n" + "\n".join(toml_table("fleet", table)) + "\n")
+
+        code, out, err = run(cfg, "fleet", "init")
+        assert code == 0, (out, err)
+        assert f"made the fleet key {key}" in err and "copy it to every server" in err
+        assert key.stat().st_mode & 0o777 == 0o600
+        assert f"schema version {postgres.SCHEMA_VERSION} (created)" in out
+        made = key.read_bytes()
+
+        code, out, err = run(cfg, "fleet", "init", "--json")  # again: nothing new
+        doc = json.loads(out)
+        assert code == 0 and doc["key_made"] is False and doc["ok"] is True
+        assert doc["schema_before"] == doc["schema"] == postgres.SCHEMA_VERSION
+        assert key.read_bytes() == made
+
+        code, out, _ = run(cfg, "check")
+        assert code == 0 and "fleet: ok (server web1)" in out
+
+        # a server whose key is not the fleet's is refused
+        key.write_bytes(b"x" * 43 + b"=\n")
+        from cryptography.fernet import Fernet
+
+        key.write_bytes(Fernet.generate_key() + b"\n")
+        code, out, _ = run(cfg, "check")
+        assert code == 1
+        assert f"the fleet key {key} cannot open what other servers sealed" in out
+    finally:
+        postgres.close_pools()
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_an_unreachable_database_is_one_line_within_the_connect_timeout(tmp_path, sandbox):
+    port = closed_port_url().rsplit(":", 1)[1]
+    cfg = sandbox_config(tmp_path, sandbox)
+    key = tmp_path / "fleet.key"
+    table = {
+        "url": f"postgresql://u@127.0.0.1:{port}/x",
+        "key": {"file": str(key)},
+        "connect_timeout": 2,
+    }
+    with open(cfg, "a", encoding="utf-8") as fh:
+        fh.write("\n" + "\n".join(toml_table("fleet", table)) + "\n")
+    postgres.FleetKey(key).make()
+    code, out, _ = run(cfg, "check")
+    line = next(x for x in out.splitlines() if x.startswith("fleet:"))
+    assert code == 1 and f"the fleet database postgresql://u@127.0.0.1:{port}/x cannot be" in line
+    assert "check [fleet] url and password" in line
+
+
+def test_a_schema_newer_than_the_code_is_refused(fleet_db, tmp_path):
+    with postgres.connect(fleet_db.config()) as db:
+        db.execute("INSERT INTO fleet_schema (version) VALUES (%s)", (postgres.SCHEMA_VERSION + 1,))
+    with postgres.PostgresQueue(tmp_path, fleet_db.config()) as queue:
+        problem = queue.check()
+    assert problem and "newer than this release knows" in problem and "upgrade" in problem
+
+
+def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
+    cfg = sandbox_config(tmp_path, sandbox)  # a server on its own, before fleet mode
+    emit(DomainCreated(domain="done.example"), cfg)
+    emit(PasswordReset(domain="done.example", password="Secret-Pw-1"), cfg)
+    Worker(load_runtime(cfg)).drain()
+    emit(DomainCreated(domain="later.example"), cfg)  # still pending
+    with open(cfg, "a", encoding="utf-8") as fh:
+        fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table("web1"))) + "\n")
+
+    code, out, err = run(cfg, "fleet", "join", "--dry-run", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["moved"]["done"] == 2 and doc["moved"]["pending"] == 1
+    with queue_of(load_runtime(cfg).config) as fleet:
+        assert fleet.counts()["done"] == 0  # a dry run moves nothing
+
+    code, out, err = run(cfg, "fleet", "join")
+    assert code == 0 and "moved 3 rows (2 done, 1 pending)" in out, (out, err)
+    code, out, err = run(cfg, "fleet", "join")  # again: nothing doubled
+    assert code == 0
+    with queue_of(load_runtime(cfg).config) as fleet:
+        counts = fleet.counts()
+        assert counts["done"] == 2 and counts["pending"] == 1
+        assert fleet.provisioned("spamport") == {"done.example"}
+        assert fleet.holders() == {"done.example": "web1", "later.example": "web1"}
+    # the worker goes on from the fleet: the pending row is delivered once
+    stats = Worker(load_runtime(cfg)).drain()
+    assert stats.done == 1 and "later.example" in sandbox["spamport"].emulator.domains
+    assert (tmp_path / "state" / "queue.sqlite3").exists()  # left in place
+
+
+# -- the relay ------------------------------------------------------------------------
+
+
+def test_the_panel_hook_queues_locally_while_the_database_is_down(tmp_path, sandbox):
+    port = closed_port_url().rsplit(":", 1)[1]
+    cfg = sandbox_config(tmp_path, sandbox)
+    key = tmp_path / "fleet.key"
+    postgres.FleetKey(key).make()
+    table = {"url": f"postgresql://u@127.0.0.1:{port}/x", "key": {"file": str(key)}}
+    with open(cfg, "a", encoding="utf-8") as fh:
+        fh.write("\n" + "\n".join(toml_table("fleet", table)) + "\n")
+    code, out, err = run(cfg, "emit", "domain-created", "--domain", "down.example")
+    assert code == 0 and out.startswith("queued domain-created for spamport"), (out, err)
+    code, out, err = run(cfg, "queue", "list")
+    assert code == 1
+    assert "not relayed to the fleet yet (this server's local outbox): 1" in out
+    assert "domain:down.example" in out and "cannot be reached" in err
+
+
+def test_a_relay_interrupted_anywhere_neither_loses_nor_doubles_a_row(
+    tmp_path, sandbox, fleet_db, monkeypatch
+):
+    cfg = server_config(tmp_path, sandbox, fleet_db, "web1")
+    for i in range(5):
+        emit(DomainCreated(domain=f"r{i}.example"), cfg)
+    state = cfg.parent / "state"
+    # 1. the relay fails half-way through writing to the fleet: nothing of it is written
+    copy, calls = postgres.PostgresQueue._copy, []
+
+    def failing(self, db, row, secret):
+        calls.append(row.id)
+        if len(calls) == 3:
+            raise psycopg.OperationalError("the connection broke")
+        return copy(self, db, row, secret)
+
+    monkeypatch.setattr(postgres.PostgresQueue, "_copy", failing)
+    with open_queue(state, fleet=fleet_db.config()) as fleet, pytest.raises(QueueError):
+        fleet.relay()
+    monkeypatch.setattr(postgres.PostgresQueue, "_copy", copy)
+    with open_queue(state, fleet=fleet_db.config()) as fleet:
+        assert fleet.rows() == [] and len(fleet.local_waiting()) == 5
+        # 2. written to the fleet, but the process dies before the local rows go
+        with open_queue(state) as local:
+            fleet._take(local, local.rows_after(0, 100), mark=True)  # type: ignore[attr-defined]
+    with open_queue(state, fleet=fleet_db.config()) as fleet:
+        assert fleet.relay() == 0  # below the mark: removed locally, not sent again
+        targets = sorted(r.target for r in fleet.rows())
+        assert targets == [f"domain:r{i}.example" for i in range(5)]
+        assert fleet.local_waiting() == []
+        assert {r.server for r in fleet.rows()} == {"web1"}
+
+
+# -- ownership: an account that moved is not deleted at the vendor -----------------------
+
+
+def test_an_account_moved_to_another_server_is_not_deleted_by_the_old_one(
+    tmp_path, sandbox, fleet_db
+):
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
+    web2 = server_config(tmp_path, sandbox, fleet_db, "web2")
+    emit(DomainCreated(domain="moved.example"), web1)
+    assert Worker(load_runtime(web1)).drain().done == 1
+    # the account is restored on web2 (its mail now goes there), then removed from web1
+    emit(DomainCreated(domain="moved.example", destination="192.0.2.9"), web2)
+    assert Worker(load_runtime(web2)).drain().done == 1
+    receipt = emit(DomainDeleted(domain="moved.example"), web1)
+    emit(MailboxDeleted(mailbox="info@moved.example"), web1)
+    Worker(load_runtime(web1)).drain()
+    held = sandbox["spamport"].emulator.domains
+    assert "moved.example" in held and held["moved.example"]["transport"].endswith("192.0.2.9")
+    with queue_of(load_runtime(web1).config) as fleet:
+        local_id = receipt.rows["spamport"]
+        row = fleet.get(fleet.relayed([local_id])[local_id])
+        assert row.state == "skipped" and row.server == "web1"
+        assert row.last_error.startswith("web2 holds moved.example since ")
+        assert fleet.holders() == {"moved.example": "web2"}
+    code, out, _ = run(web1, "queue", "show", str(row.id))
+    assert code == 0 and "skipped" in out and "web2 holds moved.example" in out
+
+
+def test_a_deletion_still_waiting_when_another_server_creates_the_domain_is_skipped(
+    tmp_path, sandbox, fleet_db
+):
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
+    web2 = server_config(tmp_path, sandbox, fleet_db, "web2")
+    emit(DomainCreated(domain="race.example"), web1)
+    assert Worker(load_runtime(web1)).drain().done == 1
+    emit(DomainDeleted(domain="race.example"), web1)
+    with queue_of(load_runtime(web1).config) as fleet:
+        assert fleet.relay() == 1  # in the fleet, not delivered yet
+    emit(DomainCreated(domain="race.example"), web2)
+    for cfg in (web2, web1):
+        Worker(load_runtime(cfg)).drain()
+    assert "race.example" in sandbox["spamport"].emulator.domains
+    deletions = [r for r in sandbox["spamport"].emulator.requests if "function=delete" in r["body"]]
+    assert deletions == []
+    with queue_of(load_runtime(web1).config) as fleet:
+        (row,) = [r for r in fleet.rows() if r.hook == "domain_deleted"]
+        assert row.state == "skipped" and row.last_error.startswith("web2 holds race.example")
+
+
+def test_a_deletion_by_the_holder_reaches_the_vendor_and_an_older_creation_cannot_undo_it(
+    tmp_path, sandbox, fleet_db
+):
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
+    web2 = server_config(tmp_path, sandbox, fleet_db, "web2")
+    at = "2026-12-01T10:00:{:02d}+00:00".format
+    emit(DomainCreated(domain="gone.example", occurred_at=at(0)), web1)
+    emit(DomainCreated(domain="gone.example", occurred_at=at(5)), web2)  # moved to web2
+    emit(DomainDeleted(domain="gone.example", occurred_at=at(10)), web2)  # removed there
+    Worker(load_runtime(web2)).drain()
+    assert "gone.example" not in sandbox["spamport"].emulator.domains
+    # web1's worker was down: its creation, older than the deletion, arrives late
+    Worker(load_runtime(web1)).drain()
+    assert "gone.example" not in sandbox["spamport"].emulator.domains
+    with queue_of(load_runtime(web1).config) as fleet:
+        assert fleet.holders() == {}
+        assert fleet.provisioned("spamport") == set()
+        (stale,) = [r for r in fleet.rows() if r.server == "web1"]
+        assert stale.state == "skipped"
+        assert stale.last_error == (
+            "web2 deleted gone.example at 2026-12-01 10:00 UTC, after this event"
+        )
