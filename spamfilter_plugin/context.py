@@ -24,7 +24,7 @@ from .redaction import get_logger
 from .vault import Vault
 
 if TYPE_CHECKING:
-    from .config.model import Config
+    from .config.model import Config, FleetConfig
     from .panels import Panel
 
 log = get_logger(__name__)
@@ -80,6 +80,8 @@ class VendorContext:
     general: Any
     panel: PanelServices
     cache: dict[str, Any] = field(default_factory=dict)
+    #: the ``[fleet]`` table in fleet mode: the guard is then the fleet's
+    fleet: FleetConfig | None = None
 
     @property
     def log(self):
@@ -114,7 +116,12 @@ class VendorContext:
     @cached_property
     def guard(self):
         """This vendor's :class:`~spamfilter_plugin.guard.VendorGuard` (shared through
-        ``state_dir`` with every other process)."""
+        ``state_dir`` with every other process; in fleet mode, through the fleet's database
+        with every server's)."""
+        if self.fleet is not None:
+            from .store.postgres import FleetGuard  # needs the [fleet] extra
+
+            return FleetGuard(self.name, self.general.state_dir, self.config, self.fleet)
         return VendorGuard(self.name, self.general.state_dir, self.config)
 
     @cached_property

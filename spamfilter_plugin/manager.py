@@ -121,7 +121,13 @@ class Runtime:
             self.panel_adapter = load(config.panel["kind"], config.panel)
         self.panel = PanelServices(pm, self.panel_adapter)
         self.contexts = {
-            name: VendorContext(name=name, config=table, general=config.general, panel=self.panel)
+            name: VendorContext(
+                name=name,
+                config=table,
+                general=config.general,
+                panel=self.panel,
+                fleet=config.fleet,
+            )
             for name, table in config.vendors.items()
         }
         self._callers: dict[tuple[str, str], Any] = {}

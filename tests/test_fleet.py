@@ -336,3 +336,40 @@ def test_a_deletion_by_the_holder_reaches_the_vendor_and_an_older_creation_canno
         assert stale.last_error == (
             "web2 deleted gone.example at 2026-12-01 10:00 UTC, after this event"
         )
+
+
+# -- one guard for the fleet ----------------------------------------------------------
+
+
+def test_five_workers_on_three_servers_with_a_wrong_password_send_one_login(
+    tmp_path, sandbox, fleet_db
+):
+    import threading
+
+    configs = []
+    for server in ("web1", "web2", "web3"):
+        folder = tmp_path / server
+        folder.mkdir()
+        cfg = sandbox_config(folder, sandbox, spamport={"password": "wrong-pw"})
+        with open(cfg, "a", encoding="utf-8") as fh:
+            fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table(server))) + "\n")
+        for i in range(3):
+            emit(DomainCreated(domain=f"{server}-{i}.example"), cfg)
+        configs.append(cfg)
+    workers = [Worker(load_runtime(configs[i % 3]), owner=f"w{i}") for i in range(5)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=w.run_forever, args=(stop, 0.05)) for w in workers]
+    for t in threads:
+        t.start()
+    stop.wait(4.0)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    spamport = sandbox["spamport"].emulator
+    assert len(spamport.requests) == 1  # one login refused; every server then held back
+    assert spamport.blocked == set()
+    for cfg in configs:  # each server sees the suspension
+        assert load_runtime(cfg).contexts["spamport"].suspension() is not None
+    with queue_of(load_runtime(configs[0]).config) as fleet:
+        counts = fleet.counts()
+        assert counts["pending"] + counts["dead"] == 9 and counts["done"] == 0

@@ -35,9 +35,10 @@ import contextlib
 import functools
 import json
 import os
+import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .. import deadline
 from ..config.model import FleetConfig
-from ..errors import ConfigError, QueueError, SpamFilterError
+from ..errors import ConfigError, QueueError, SpamFilterError, VendorBusy
 from ..events import Event, event_from_dict
+from ..guard import LOCK_WAIT, VendorGuard
 from ..keyfile import create_key, read_key
-from ..redaction import Secret
+from ..redaction import Secret, redact
 from . import STATES, STEP_HOOK, SUPERSEDES
 from .base import Item, Queue, Row
 from .outbox import DB_NAME, SecretBox
@@ -111,6 +114,14 @@ MIGRATIONS: tuple[str, ...] = (
         server text PRIMARY KEY,
         upto   bigint NOT NULL
     );
+    CREATE TABLE vendor_guard (
+        vendor      text PRIMARY KEY,
+        suspended   boolean NOT NULL DEFAULT false,
+        reason      text,
+        since       text,
+        salt        text,
+        fingerprint text
+    );
     """,
 )
 
@@ -129,6 +140,10 @@ IN_ORDER = (
 
 #: a connection whose rows are dicts (``row_factory=dict_row``)
 DB = psycopg.Connection[Any]
+
+#: connections a process opens to the fleet's database at most (a worker uses one for the
+#: queue, one while it tries unproven credentials, and a few for moments)
+POOL_SIZE = 12
 
 _pools: dict[tuple[str, str], ConnectionPool[DB]] = {}
 _pools_lock = threading.Lock()
@@ -171,7 +186,7 @@ def pool_of(fleet: FleetConfig) -> ConnectionPool[DB]:
                 fleet.url,
                 kwargs=_conninfo(fleet),
                 min_size=1,
-                max_size=8,
+                max_size=POOL_SIZE,
                 timeout=fleet.connect_timeout,
                 open=False,
                 name=f"spamfilter-{fleet.server}",
@@ -1146,3 +1161,114 @@ class PostgresQueue(Queue):
             "DELETE FROM sessions WHERE seen_at < %(idle)s OR created_at < %(oldest)s",
             {"idle": now - idle_seconds, "oldest": now - max_seconds},
         )
+
+
+class FleetGuard(VendorGuard):
+    """One vendor's credentials guard for the whole fleet (see :mod:`..guard`): the
+    suspension, the proof and the one-delivery-at-a-time lock are kept in the database, so
+    five servers with the same wrong password send the vendor one login, not five.
+
+    A database that cannot be reached stops the delivery before anything is sent
+    (:class:`~..errors.VendorBusy`: the row waits, its attempt not counted)."""
+
+    def __init__(
+        self, name: str, state_dir: str | os.PathLike, table: Mapping[str, Any], fleet: FleetConfig
+    ) -> None:
+        super().__init__(name, state_dir, table)
+        self.fleet = fleet
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[DB]:
+        try:
+            with pool_of(self.fleet).connection() as db:
+                yield db
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise VendorBusy(self.name, str(unreachable(self.fleet, exc))) from None
+
+    def suspension(self) -> dict[str, Any] | None:
+        with self._db() as db:
+            found = db.execute(
+                "SELECT reason, since FROM vendor_guard WHERE vendor=%s AND suspended",
+                (self.name,),
+            ).fetchone()
+        return dict(found) if found else None
+
+    def suspend(self, reason: str) -> None:
+        self._known_proven = False
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO vendor_guard (vendor, suspended, reason, since) VALUES "
+                "(%s, true, %s, %s) ON CONFLICT (vendor) DO UPDATE SET suspended=true, "
+                "reason=excluded.reason, since=excluded.since, salt=NULL, fingerprint=NULL",
+                (self.name, redact(reason), time.strftime("%Y-%m-%d %H:%M:%S %Z")),
+            )
+
+    def resume(self) -> None:
+        with self._db() as db:
+            db.execute("UPDATE vendor_guard SET suspended=false WHERE vendor=%s", (self.name,))
+
+    def proven(self) -> bool:
+        with self._db() as db:
+            found = db.execute(
+                "SELECT salt, fingerprint FROM vendor_guard WHERE vendor=%s", (self.name,)
+            ).fetchone()
+        proven = (
+            found is not None
+            and found["salt"] is not None
+            and secrets.compare_digest(
+                found["fingerprint"], self._fingerprint(bytes.fromhex(found["salt"]))
+            )
+        )
+        self._known_proven = proven
+        return proven
+
+    def prove(self) -> None:
+        if self._known_proven:
+            return
+        salt = secrets.token_bytes(16)
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO vendor_guard (vendor, salt, fingerprint) VALUES (%s, %s, %s) "
+                "ON CONFLICT (vendor) DO UPDATE SET salt=excluded.salt, "
+                "fingerprint=excluded.fingerprint",
+                (self.name, salt.hex(), self._fingerprint(salt)),
+            )
+        self._known_proven = True
+
+    def forget(self) -> None:
+        self._known_proven = False
+        with self._db() as db:
+            db.execute(
+                "UPDATE vendor_guard SET salt=NULL, fingerprint=NULL WHERE vendor=%s",
+                (self.name,),
+            )
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Around one delivery: exclusive across the fleet while the credentials are not
+        proven (a session lock in the database, held on a connection of its own)."""
+        if self.proven():
+            yield
+            return
+        key = f"spamfilter-plugin guard {self.name}"
+        until = time.monotonic() + deadline.bounded(LOCK_WAIT)
+        while True:  # a waiter holds no connection between its tries
+            with self._db() as db:
+                got = _one(
+                    db.execute(
+                        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS got", (key,)
+                    ).fetchone()
+                )["got"]
+                if got:
+                    try:
+                        yield
+                    finally:
+                        db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+                    return
+            if time.monotonic() >= until:
+                raise VendorBusy(
+                    self.name,
+                    "another delivery in the fleet is trying its credentials (new or "
+                    "changed, or refused before); this event waits its turn",
+                )
+            time.sleep(0.05)
