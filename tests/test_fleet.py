@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -373,3 +374,33 @@ def test_five_workers_on_three_servers_with_a_wrong_password_send_one_login(
     with queue_of(load_runtime(configs[0]).config) as fleet:
         counts = fleet.counts()
         assert counts["pending"] + counts["dead"] == 9 and counts["done"] == 0
+
+
+# -- the console shows the fleet ----------------------------------------------------------
+
+
+def test_the_console_shows_every_servers_rows_with_their_server(tmp_path, sandbox, fleet_db):
+    from console_helpers import csrf_of
+
+    from spamfilter_plugin.web.app import create_app
+    from spamfilter_plugin.web.serve import console_for
+
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
+    web2 = server_config(tmp_path, sandbox, fleet_db, "web2")
+    emit(DomainCreated(domain="one.example"), web1)
+    emit(DomainCreated(domain="two.example"), web2)
+    for cfg in (web1, web2):
+        with queue_of(load_runtime(cfg).config) as fleet:
+            fleet.relay()
+    console, password = console_for(load_runtime(web1), host="127.0.0.1")
+    client = create_app(console).test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login",
+        data={"csrf_token": token, "username": "admin", "password": password, "next": "/"},
+    )
+    page = client.get("/queue").get_data(as_text=True)
+    assert "<th>Server</th>" in page
+    rows = dict(re.findall(r"<td>(web\d)</td><td>spamport</td><td>domain created</td>\s*"
+                           r"<td>([a-z.]+)</td>", page))  # fmt: skip
+    assert rows == {"web1": "one.example", "web2": "two.example"}

@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from ..errors import InvalidInput
 from ..manager import Runtime
-from ..queue import open_queue
+from ..queue import queue_of
 from ..templating import Fragment, SettingsResult, stylesheet
 from .access import Records, Refused, Viewer, console_key, panel_viewer
 from .settings import SettingsService
@@ -39,7 +39,7 @@ class PanelPages:
         self.runtime = runtime
         self.adapter = runtime.panel_adapter
         self.state_dir = runtime.config.general.state_dir
-        self._queue = open_queue(self.state_dir)
+        self._queue = queue_of(runtime.config)
         self.records = Records(self.adapter, self._queue.targets)
         self.settings = SettingsService(runtime, self.records)
 

@@ -10,7 +10,7 @@ from importlib import resources
 
 from flask import current_app, g, render_template, request
 
-from ..queue import Queue, open_queue
+from ..queue import Queue, queue_of
 from .access import LinkRedeemer, Records, Refused, Viewer
 from .console import Console
 from .sessions import SessionKeeper
@@ -39,7 +39,7 @@ def console() -> Console:
 def queue() -> Queue:
     """The queue, opened once per request (closed by :func:`close_queue`)."""
     if "queue" not in g:
-        g.queue = open_queue(console().state_dir)
+        g.queue = queue_of(console().runtime.config)
     return g.queue
 
 
