@@ -89,6 +89,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_order ON events (vendor, target, id);
     CREATE INDEX events_event ON events (event_id);
     CREATE INDEX events_claim ON events (vendor, state, id);
+    CREATE INDEX events_open ON events (vendor, target, id) WHERE state IN ('pending','leased');
     CREATE TABLE fleet_meta (key text PRIMARY KEY, value text NOT NULL);
     CREATE TABLE sessions (
         id         text PRIMARY KEY,
@@ -133,9 +134,11 @@ KEY_PROOF = "spamfilter-plugin fleet key"
 #: the database's clock, unless a test gives its own (``%(now)s``)
 NOW = "COALESCE(%(now)s::float8, extract(epoch from statement_timestamp()))"
 
+#: (the partial index ``events_open`` answers it from the open rows alone)
 IN_ORDER = (
     "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
-    "AND p.id < e.id AND (p.state='leased' OR (p.state='pending' AND p.hook != %(step)s)))"
+    "AND p.id < e.id AND p.state IN ('pending','leased') "
+    "AND (p.state='leased' OR p.hook != %(step)s))"
 )
 
 #: a connection whose rows are dicts (``row_factory=dict_row``)
@@ -771,6 +774,10 @@ class PostgresQueue(Queue):
         f"((e.state='pending' AND (e.next_at <= {NOW} OR %(ignore)s)) OR "
         f"(e.state='leased' AND e.lease_until < {NOW}))"
     )
+    #: the same, one state at a time: each walks the (vendor, state, id) index in order and
+    #: stops at the first rows it may take, whatever the table's statistics say
+    EXPIRED = f"e.state='leased' AND e.lease_until < {NOW}"
+    WAITING = f"e.state='pending' AND (e.next_at <= {NOW} OR %(ignore)s)"
 
     def _lease(
         self, db: DB, where: str, params: dict[str, Any], lease_seconds: float
@@ -828,18 +835,23 @@ class PostgresQueue(Queue):
         ignore_schedule: bool = False,
     ) -> list[tuple[Row, str]]:
         """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first."""
-        where = f"e.vendor = %(vendor)s AND {self.DUE} AND {IN_ORDER}"
+        rest = f" AND {IN_ORDER}"
         params: dict[str, Any] = {"ignore": ignore_schedule, "step": STEP_HOOK, "owner": owner}
         if chosen:
-            where += " AND e.id = ANY(%(chosen)s)"
+            rest += " AND e.id = ANY(%(chosen)s)"
             params["chosen"] = sorted(self._chosen)
         claimed: list[tuple[Row, str]] = []
         with self._tx() as db:
             for vendor, free in slots.items():
-                if free > 0:
-                    claimed += self._lease(
+                for state in (self.EXPIRED, self.WAITING):
+                    if free <= 0:
+                        break
+                    where = f"e.vendor = %(vendor)s AND {state}{rest}"
+                    taken = self._lease(
                         db, where, {**params, "vendor": vendor, "k": free}, lease_seconds
                     )
+                    claimed += taken
+                    free -= len(taken)
         return claimed
 
     def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
@@ -882,44 +894,37 @@ class PostgresQueue(Queue):
     ) -> bool:
         public, secrets = split_result(result)
         sealed = self.box.seal(json.dumps(secrets)) if secrets else None
+        domain = row.target[len("domain:") :] if row.target.startswith("domain:") else None
         with self._tx() as db:
+            # one statement: done under the lease, and what it means for ownership
             held = db.execute(
-                "SELECT server FROM events WHERE id=%s AND lease_owner=%s FOR UPDATE",
-                (row.id, token),
+                "WITH done AS (UPDATE events SET state='done', secret=NULL, lease_until=NULL, "
+                "lease_owner=NULL, updated_at=%(wall)s, result=%(result)s, "
+                "result_secret=%(sealed)s, last_error=NULL, error_type=NULL "
+                "WHERE id=%(id)s AND lease_owner=%(token)s RETURNING server), "
+                "owned AS (INSERT INTO provisioned (vendor, domain, since) SELECT %(vendor)s, "
+                "%(domain)s, %(wall)s FROM done WHERE %(created)s ON CONFLICT DO NOTHING), "
+                "gone AS (DELETE FROM provisioned WHERE %(deleted)s AND vendor=%(vendor)s AND "
+                "domain=%(domain)s AND EXISTS (SELECT 1 FROM done)) "
+                "SELECT server FROM done",
+                {
+                    "wall": self.clock(),
+                    "result": json.dumps(public) if public is not None else None,
+                    "sealed": sealed,
+                    "id": row.id,
+                    "token": token,
+                    "vendor": row.vendor,
+                    "domain": domain,
+                    "created": domain is not None and row.hook == "domain_created",
+                    "deleted": domain is not None and row.hook == "domain_deleted",
+                },
             ).fetchone()
             if held is None:
                 return False
             for step in steps:
                 self._insert(db, step.to_dict(), step.target_key, row.vendor, None,
                              held["server"])  # fmt: skip
-            db.execute(
-                "UPDATE events SET state='done', secret=NULL, lease_until=NULL, "
-                "lease_owner=NULL, updated_at=%s, result=%s, result_secret=%s, "
-                "last_error=NULL, error_type=NULL WHERE id=%s",
-                (
-                    self.clock(),
-                    json.dumps(public) if public is not None else None,
-                    sealed,
-                    row.id,
-                ),
-            )
-            self._own(db, row)
         return True
-
-    def _own(self, db: DB, row: Row) -> None:
-        if not row.target.startswith("domain:"):
-            return
-        domain = row.target[len("domain:") :]
-        if row.hook == "domain_created":
-            db.execute(
-                "INSERT INTO provisioned (vendor, domain, since) VALUES (%s,%s,%s) "
-                "ON CONFLICT DO NOTHING",
-                (row.vendor, domain, self.clock()),
-            )
-        elif row.hook == "domain_deleted":
-            db.execute(
-                "DELETE FROM provisioned WHERE vendor=%s AND domain=%s", (row.vendor, domain)
-            )
 
     @_translated
     def fail(
@@ -1176,6 +1181,12 @@ class FleetGuard(VendorGuard):
     ) -> None:
         super().__init__(name, state_dir, table)
         self.fleet = fleet
+        self._seen: tuple[float, dict[str, Any] | None] | None = None  # (when, suspension)
+
+    #: while the credentials are proven (deliveries side by side), how long a look at the
+    #: suspension serves the requests that follow, in seconds; while they are not, every
+    #: request looks (one delivery at a time: the next one must see a refusal)
+    FRESH = 0.25
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[DB]:
@@ -1191,10 +1202,23 @@ class FleetGuard(VendorGuard):
                 "SELECT reason, since FROM vendor_guard WHERE vendor=%s AND suspended",
                 (self.name,),
             ).fetchone()
-        return dict(found) if found else None
+        self._seen = (time.monotonic(), dict(found) if found else None)
+        return self._seen[1]
+
+    def admit(self) -> None:
+        seen = self._seen
+        if (
+            self._known_proven
+            and seen is not None
+            and seen[1] is None
+            and time.monotonic() - seen[0] < self.FRESH
+            and not getattr(self._local, "checking", False)
+        ):
+            return
+        super().admit()
 
     def suspend(self, reason: str) -> None:
-        self._known_proven = False
+        self._known_proven, self._seen = False, None
         with self._db() as db:
             db.execute(
                 "INSERT INTO vendor_guard (vendor, suspended, reason, since) VALUES "
@@ -1208,6 +1232,9 @@ class FleetGuard(VendorGuard):
             db.execute("UPDATE vendor_guard SET suspended=false WHERE vendor=%s", (self.name,))
 
     def proven(self) -> bool:
+        seen = self._seen
+        if self._known_proven and seen is not None and time.monotonic() - seen[0] < self.FRESH:
+            return True  # looked at the suspension just now, and the proof stood
         with self._db() as db:
             found = db.execute(
                 "SELECT salt, fingerprint FROM vendor_guard WHERE vendor=%s", (self.name,)
