@@ -22,6 +22,7 @@ Everything that reads or writes the queue does so through a :class:`Queue` (made
 from __future__ import annotations
 
 import contextlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -263,3 +264,28 @@ class Queue(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def row_of(r: Any, offset: float = 0.0) -> Row:
+    """A :class:`Row` from a database row read by column name (a ``sqlite3.Row`` or a dict);
+    *offset* turns its stored scheduling times into wall-clock ones."""
+    return Row(
+        id=r["id"],
+        event_id=r["event_id"],
+        vendor=r["vendor"],
+        hook=r["hook"],
+        target=r["target"],
+        payload=json.loads(r["payload"]),
+        has_secret=r["secret"] is not None,
+        state=r["state"],
+        attempts=r["attempts"],
+        next_at=r["next_at"] + offset,
+        lease_until=r["lease_until"] + offset if r["lease_until"] is not None else None,
+        lease_owner=r["lease_owner"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        last_error=r["last_error"],
+        error_type=r["error_type"],
+        result=json.loads(r["result"]) if r["result"] else None,
+        server=r["server"] if "server" in r.keys() else None,
+    )

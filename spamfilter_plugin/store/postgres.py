@@ -55,7 +55,7 @@ from ..guard import LOCK_WAIT, VendorGuard
 from ..keyfile import create_key, read_key
 from ..redaction import Secret, redact
 from . import STATES, STEP_HOOK, SUPERSEDES
-from .base import Item, Queue, Row
+from .base import Item, Queue, Row, row_of
 from .outbox import DB_NAME, SecretBox
 from .sqlite import SqliteQueue, split_result
 
@@ -283,29 +283,6 @@ class FleetKey(SecretBox):
         from cryptography.fernet import Fernet
 
         return create_key(self.path, Fernet.generate_key())
-
-
-def _row(r: dict[str, Any], offset: float = 0.0) -> Row:
-    return Row(
-        id=r["id"],
-        event_id=r["event_id"],
-        vendor=r["vendor"],
-        hook=r["hook"],
-        target=r["target"],
-        payload=json.loads(r["payload"]),
-        has_secret=r["secret"] is not None,
-        state=r["state"],
-        attempts=r["attempts"],
-        next_at=r["next_at"] + offset,
-        lease_until=r["lease_until"] + offset if r["lease_until"] is not None else None,
-        lease_owner=r["lease_owner"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-        last_error=r["last_error"],
-        error_type=r["error_type"],
-        result=json.loads(r["result"]) if r["result"] else None,
-        server=r["server"],
-    )
 
 
 def domain_of(target: str) -> str:
@@ -794,7 +771,7 @@ class PostgresQueue(Queue):
             {**params, "lease": lease_seconds, "now": self._now(), "wall": self.clock()},
         ).fetchall()
         offset = self._offset()
-        rows = sorted((_row(r, offset) for r in found), key=lambda r: r.id)
+        rows = sorted((row_of(r, offset) for r in found), key=lambda r: r.id)
         return [(row, row.lease_owner or "") for row in rows]
 
     @_translated
@@ -877,7 +854,7 @@ class PostgresQueue(Queue):
             (sorted(self._chosen), list(states)),
         )
         offset = self._offset()
-        return [_row(r, offset) for r in found]
+        return [row_of(r, offset) for r in found]
 
     @_translated
     def event_of(self, row: Row) -> Event:
@@ -982,7 +959,7 @@ class PostgresQueue(Queue):
     @_translated
     def get(self, row_id: int) -> Row | None:
         found = self.db.execute("SELECT * FROM events WHERE id=%s", (row_id,)).fetchone()
-        return _row(found, self._offset()) if found else None
+        return row_of(found, self._offset()) if found else None
 
     @_translated
     def server_of(self, row_id: int) -> str | None:
@@ -1010,7 +987,7 @@ class PostgresQueue(Queue):
             {"state": state, "vendor": vendor, "limit": limit},
         )
         offset = self._offset()
-        return [_row(r, offset) for r in found]
+        return [row_of(r, offset) for r in found]
 
     @_translated
     def targets(self) -> list[str]:
@@ -1024,7 +1001,7 @@ class PostgresQueue(Queue):
             (list(hooks),),
         )
         offset = self._offset()
-        rows = (_row(r, offset) for r in found)
+        rows = (row_of(r, offset) for r in found)
         return {(row.vendor, row.target): row for row in rows}
 
     @_translated
@@ -1070,7 +1047,7 @@ class PostgresQueue(Queue):
             (vendor, list(hooks)),
         )
         offset = self._offset()
-        return {r["target"]: _row(r, offset) for r in found}
+        return {r["target"]: row_of(r, offset) for r in found}
 
     @_translated
     def ahead_of(self, row: Row) -> Row | None:
@@ -1079,7 +1056,7 @@ class PostgresQueue(Queue):
             "AND state IN ('pending','leased') ORDER BY id LIMIT 1",
             (row.vendor, row.target, row.id),
         ).fetchone()
-        return _row(found, self._offset()) if found else None
+        return row_of(found, self._offset()) if found else None
 
     # -- managing ----------------------------------------------------------------------
 

@@ -45,31 +45,8 @@ from ..errors import SpamFilterError
 from ..events import Event, event_from_dict
 from ..redaction import Secret
 from . import STATES, STEP_HOOK, outbox
-from .base import Item, Queue, Row
+from .base import Item, Queue, Row, row_of
 from .outbox import DB_NAME, SecretBox, Transaction, queue_error
-
-
-def _row(r: sqlite3.Row, offset: float = 0.0) -> Row:
-    """A row from the database; *offset* turns its monotonic times into wall-clock ones."""
-    return Row(
-        id=r["id"],
-        event_id=r["event_id"],
-        vendor=r["vendor"],
-        hook=r["hook"],
-        target=r["target"],
-        payload=json.loads(r["payload"]),
-        has_secret=r["secret"] is not None,
-        state=r["state"],
-        attempts=r["attempts"],
-        next_at=r["next_at"] + offset,
-        lease_until=r["lease_until"] + offset if r["lease_until"] is not None else None,
-        lease_owner=r["lease_owner"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-        last_error=r["last_error"],
-        error_type=r["error_type"],
-        result=json.loads(r["result"]) if r["result"] else None,
-    )
 
 
 def split_result(result: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
@@ -274,7 +251,7 @@ class SqliteQueue(Queue):
             (now + lease_seconds, token, wall, row_id),
         )
         row = db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
-        return _row(row, wall - now), token
+        return row_of(row, wall - now), token
 
     @_translated
     def claim_batch(
@@ -348,7 +325,7 @@ class SqliteQueue(Queue):
             f"({','.join('?' * len(states))}) ORDER BY id",
             states,
         )
-        return [_row(r, offset) for r in found]
+        return [row_of(r, offset) for r in found]
 
     @_translated
     def rows_after(self, upto: int, limit: int) -> list[tuple[Row, bytes | None]]:
@@ -358,7 +335,7 @@ class SqliteQueue(Queue):
             "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (upto, limit)
         ).fetchall()
         offset = self._offset()
-        return [(_row(r, offset), r["secret"]) for r in found]
+        return [(row_of(r, offset), r["secret"]) for r in found]
 
     @_translated
     def forget_upto(self, upto: int) -> int:
@@ -391,7 +368,7 @@ class SqliteQueue(Queue):
             "ON e.id = m.id"
         )
         offset = self._offset()
-        return {r["target"]: _row(r, offset) for r in self.db.execute(sql, (vendor, *hooks))}
+        return {r["target"]: row_of(r, offset) for r in self.db.execute(sql, (vendor, *hooks))}
 
     @_translated
     def ahead_of(self, row: Row) -> Row | None:
@@ -402,7 +379,7 @@ class SqliteQueue(Queue):
             "AND state IN ('pending','leased') ORDER BY id LIMIT 1",
             (row.vendor, row.target, row.id),
         ).fetchone()
-        return _row(r, self._offset()) if r else None
+        return row_of(r, self._offset()) if r else None
 
     @_translated
     def event_of(self, row: Row) -> Event:
@@ -498,7 +475,7 @@ class SqliteQueue(Queue):
     @_translated
     def get(self, row_id: int) -> Row | None:
         r = self.db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
-        return _row(r, self._offset()) if r else None
+        return row_of(r, self._offset()) if r else None
 
     @_translated
     def secret_result(self, row_id: int) -> dict[str, Secret]:
@@ -525,7 +502,7 @@ class SqliteQueue(Queue):
             + " ORDER BY id DESC LIMIT ?"
         )
         offset = self._offset()
-        return [_row(r, offset) for r in self.db.execute(sql, (*params, limit))]
+        return [row_of(r, offset) for r in self.db.execute(sql, (*params, limit))]
 
     @_translated
     def targets(self) -> list[str]:
@@ -543,7 +520,7 @@ class SqliteQueue(Queue):
             f"({marks}) AND state != 'superseded' GROUP BY vendor, target) m ON e.id = m.id"
         )
         offset = self._offset()
-        rows = (_row(r, offset) for r in self.db.execute(sql, hooks))
+        rows = (row_of(r, offset) for r in self.db.execute(sql, hooks))
         return {(row.vendor, row.target): row for row in rows}
 
     @_translated
