@@ -2,8 +2,9 @@
 """Fleet mode against a single server, in one run: delivery to the SpamPort emulator (in its
 own process, with a fixed latency added to every answer) by worker processes on the
 PostgreSQL store (two servers, two workers each) and on the SQLite store (one server, two
-workers), with the same number of deliveries in flight in all (``--concurrency``, split
-between the workers); and what claiming and completing one row costs each store.
+workers), with the same number of deliveries in flight in all (``--concurrency``: the
+fleet holds it for all its workers, one server's workers split it); and what claiming and
+completing one row costs each store.
 
 Needs a PostgreSQL server (``--postgres URL``, default ``$SPAMFILTER_TEST_POSTGRES``); the
 run makes a schema of its own there and drops it.
@@ -84,18 +85,19 @@ def delivery(tmp: Path, emulator: Emulator, args, fleet: dict | None) -> dict:
     emulator.fresh()
     servers = ["web1", "web2"] if fleet else ["solo"]
     workers = 2 * len(servers)
-    per_worker = max(1, args.concurrency // workers)
+    # the fleet holds a vendor's concurrency in all; one server's workers each their own
+    per_worker = args.concurrency if fleet else max(1, args.concurrency // workers)
     configs = [server(tmp, name, emulator, per_worker, fleet) for name in servers]
     for cfg, name in zip(configs, servers, strict=True):
         fill(cfg, args.events // len(servers), f"{name}-")
     before = emulator.requests_seen()
     seconds = drain(configs, 2, tmp)
     sent = emulator.requests_seen() - before
-    bound = sent * args.latency / (per_worker * workers)
+    bound = sent * args.latency / args.concurrency
     return {
         "servers": len(servers),
         "workers": workers,
-        "in_flight": per_worker * workers,
+        "in_flight": args.concurrency,
         "events": sent,
         "seconds": round(seconds, 2),
         "per_second": round(sent / seconds, 1),

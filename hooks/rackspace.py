@@ -116,6 +116,7 @@ def client(vendor) -> RackspaceClient:
             legacy_names=cfg["list_names"] == "legacy",
             fmt=cfg["format"],
             rate_limit=cfg["rate_limit"],
+            limiter=vendor.rate_limiter(cfg["user_key"].reveal(), cfg["rate_limit"]),
         )
 
     return vendor.cached("client", make)

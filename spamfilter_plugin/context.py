@@ -20,6 +20,7 @@ from .events import Domain
 from .files import JsonStore
 from .guard import VendorGuard
 from .http import HttpClient
+from .ratelimit import limiter_for
 from .redaction import get_logger
 from .vault import Vault
 
@@ -136,6 +137,16 @@ class VendorContext:
         domain's verification record, say): a :class:`~spamfilter_plugin.files.JsonStore` in
         ``state_dir/state-<vendor>.json``; read with ``read()``, change with ``editing()``."""
         return JsonStore(Path(self.general.state_dir) / f"state-{self.name}.json")
+
+    def rate_limiter(self, account: str, per_minute: int):
+        """The request budget of one vendor account (``per_minute`` requests in any 60
+        seconds), shared by every client of it: in this process, or in fleet mode by the
+        whole fleet (see :mod:`~spamfilter_plugin.ratelimit`)."""
+        if self.fleet is not None:
+            from .store.postgres import FleetRateLimiter  # needs the [fleet] extra
+
+            return FleetRateLimiter(self.fleet, self.name, account, per_minute)
+        return limiter_for(self.name, account, per_minute)
 
     def suspension(self) -> dict[str, Any] | None:
         """Why and since when calls to this vendor are suspended, or None."""

@@ -302,6 +302,7 @@ class Worker:
                     slots,
                     chosen=run.chosen,
                     ignore_schedule=run.ignore_schedule,
+                    limits=self.limits,
                 )
         for delivery in delivered:
             self._report(delivery, run.stats)
@@ -362,7 +363,7 @@ class Worker:
                     log.error("%s; the worker waits %.0fs and tries again", exc, QUEUE_WAIT)
                     stop.wait(QUEUE_WAIT)
                     continue
-                stop.wait(poll if due_in is None else min(poll, max(due_in, 0.01)))
+                queue.wait(stop, poll if due_in is None else min(poll, max(due_in, 0.01)))
         finally:
             while self.in_flight:  # stopped, or an error: record what is still in flight
                 try:

@@ -41,10 +41,9 @@ def private_cache_dir(tmp_path_factory, monkeypatch):
 def fresh_rate_limits():
     """Each test starts with Rackspace's per-account request budget unspent (the limiter is
     process-wide, as the account's limit is)."""
-    from spamfilter_plugin.vendors import rackspace
+    from spamfilter_plugin import ratelimit
 
-    with rackspace._limiters_lock:
-        rackspace._limiters.clear()
+    ratelimit.clear()
 
 
 @pytest.fixture

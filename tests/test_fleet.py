@@ -404,3 +404,99 @@ def test_the_console_shows_every_servers_rows_with_their_server(tmp_path, sandbo
     rows = dict(re.findall(r"<td>(web\d)</td><td>spamport</td><td>domain created</td>\s*"
                            r"<td>([a-z.]+)</td>", page))  # fmt: skip
     assert rows == {"web1": "one.example", "web2": "two.example"}
+
+
+def test_a_step_is_taken_only_by_the_workers_of_the_server_whose_row_queued_it(tmp_path, fleet_db):
+    """An MX switch or a TXT record to publish needs that server's panel; a vendor's
+    lifecycle event can go from any server."""
+    from queue_helpers import put
+
+    from spamfilter_plugin.events import VendorStep
+
+    with (
+        open_queue(tmp_path / "web1", fleet=fleet_db.config("web1")) as web1,
+        open_queue(tmp_path / "web2", fleet=fleet_db.config("web2")) as web2,
+    ):
+        (step,) = put(web1, VendorStep(domain="a.example", step="mx_check"), ["spamport"])
+        (created,) = put(web1, DomainCreated(domain="b.example"), ["spamport"])
+        taken = web2.claim_batch("w2", 30, {"spamport": 5})
+        assert [row.id for row, _ in taken] == [created]
+        assert web2.claim("w2", 30) is None
+        (mine,) = web1.claim_batch("w1", 30, {"spamport": 5})
+        assert mine[0].id == step and mine[0].server == "web1"
+
+
+def test_a_vendors_concurrency_holds_for_the_whole_fleet(tmp_path, fleet_db):
+    from queue_helpers import put
+
+    with (
+        open_queue(tmp_path / "web1", fleet=fleet_db.config("web1")) as web1,
+        open_queue(tmp_path / "web2", fleet=fleet_db.config("web2")) as web2,
+    ):
+        for i in range(8):
+            put(web1 if i % 2 else web2, DomainCreated(domain=f"c{i}.example"), ["spamport"])
+        limits = {"spamport": 3}
+        first = web1.claim_batch("w1", 30, {"spamport": 5}, limits=limits)
+        assert len(first) == 3
+        assert web2.claim_batch("w2", 30, {"spamport": 5}, limits=limits) == []
+        row, token = first[0]
+        assert web1.complete(row, token)  # one place free in the fleet
+        (taken,) = web2.claim_batch("w2", 30, {"spamport": 5}, limits=limits)
+        assert taken[0].id not in {r.id for r, _ in first}
+
+
+def test_a_waiting_worker_is_woken_by_another_servers_rows(tmp_path, sandbox, fleet_db):
+    """LISTEN/NOTIFY: a worker that would next look in 30 seconds delivers what another
+    server queued at once (polling stays the fallback)."""
+    import threading
+    import time
+
+    from queue_helpers import put
+
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
+    rt = load_runtime(web1)
+    rt.check("spamport")
+    worker = Worker(rt)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop, 30.0))
+    thread.start()
+    try:
+        time.sleep(1.0)  # the worker found nothing and waits
+        with open_queue(tmp_path / "web2", fleet=fleet_db.config("web2")) as web2:
+            put(web2, DomainCreated(domain="woken.example"), ["spamport"])
+        for _ in range(100):
+            if "woken.example" in sandbox["spamport"].emulator.domains:
+                break
+            time.sleep(0.1)
+        assert "woken.example" in sandbox["spamport"].emulator.domains
+    finally:
+        stop.set()
+        thread.join(40)
+
+
+def test_rackspaces_request_rate_holds_for_the_whole_fleet(tmp_path, sandbox, fleet_db):
+    from spamfilter_plugin.events import MailboxAdded
+
+    emulator = sandbox["rackspace"].emulator
+    emulator.seed_data(
+        {
+            "rate_limit": 5,
+            "mailboxes": [{"domain": "example.com", "mailbox": f"user{i}"} for i in range(12)],
+        }
+    )
+    configs = []
+    for server in ("web1", "web2"):
+        folder = tmp_path / server
+        folder.mkdir()
+        cfg = sandbox_config(folder, sandbox, rackspace={"rate_limit": 5, "concurrency": 8})
+        with open(cfg, "a", encoding="utf-8") as fh:
+            fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table(server))) + "\n")
+        configs.append(cfg)
+    for i in range(12):
+        emit(MailboxAdded(mailbox=f"user{i}@example.com"), configs[i % 2])
+    for cfg in configs:  # each server's worker in a process of its own
+        code, out, err = run(cfg, "worker", "--drain")
+        assert code == 0, (out, err)
+    sent = [r for r in emulator.requests if r["fault"] is None]
+    # five requests in the minute for the account, whichever server sent them
+    assert len(sent) == 5 and all(r["status"] != 403 for r in sent)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -115,8 +116,11 @@ class Queue(ABC):
         *,
         chosen: bool = False,
         ignore_schedule: bool = False,
+        limits: Mapping[str, int] | None = None,
     ) -> list[tuple[Row, str]]:
-        """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first."""
+        """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first.  A
+        store that many servers share also keeps each vendor's rows in flight within
+        ``limits[vendor]`` in all (one server's store: its workers' own places do)."""
 
     @abstractmethod
     def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
@@ -249,6 +253,11 @@ class Queue(ABC):
         """A problem with the store that ``spamfilter check`` reports (one line, with its
         fix), or None."""
         return None
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        """Wait up to *seconds* for new rows (or *stop*); a store that can tell when rows
+        arrive wakes the worker at once, the others just wait."""
+        stop.wait(seconds)
 
     def local_waiting(self, limit: int = 100) -> list[Row]:
         """The rows of this server's local outbox not in this queue yet (fleet mode)."""

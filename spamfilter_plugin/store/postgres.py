@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import secrets
@@ -53,6 +54,7 @@ from ..errors import ConfigError, QueueError, SpamFilterError, VendorBusy
 from ..events import Event, event_from_dict
 from ..guard import LOCK_WAIT, VendorGuard
 from ..keyfile import create_key, read_key
+from ..ratelimit import paced
 from ..redaction import Secret, redact
 from . import STATES, STEP_HOOK, SUPERSEDES
 from .base import Item, Queue, Row, row_of
@@ -115,6 +117,11 @@ MIGRATIONS: tuple[str, ...] = (
         server text PRIMARY KEY,
         upto   bigint NOT NULL
     );
+    CREATE TABLE rate_slots (
+        account text NOT NULL,
+        at      double precision NOT NULL
+    );
+    CREATE INDEX rate_slots_account ON rate_slots (account, at);
     CREATE TABLE vendor_guard (
         vendor      text PRIMARY KEY,
         suspended   boolean NOT NULL DEFAULT false,
@@ -135,11 +142,19 @@ KEY_PROOF = "spamfilter-plugin fleet key"
 NOW = "COALESCE(%(now)s::float8, extract(epoch from statement_timestamp()))"
 
 #: (the partial index ``events_open`` answers it from the open rows alone)
+#: a step (``vendor_step``) is a follow-up that may need the panel of the server whose row
+#: queued it (an MX switch, a TXT record to publish): only that server's workers take it;
+#: any server's worker delivers the vendors' lifecycle events
+MINE = "(e.hook != %(step)s OR e.server = %(me)s)"
+
 IN_ORDER = (
     "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
     "AND p.id < e.id AND p.state IN ('pending','leased') "
     "AND (p.state='leased' OR p.hook != %(step)s))"
 )
+
+#: the channel a server's append wakes the fleet's waiting workers on
+CHANNEL = "spamfilter_rows"
 
 #: a connection whose rows are dicts (``row_factory=dict_row``)
 DB = psycopg.Connection[Any]
@@ -355,6 +370,7 @@ class PostgresQueue(Queue):
         self._relayed_upto: int | None = None
         self._relay_at = float("-inf")
         self._local: SqliteQueue | None = None
+        self._listener: DB | None = None
 
     # -- the connection -----------------------------------------------------------------
 
@@ -393,7 +409,36 @@ class PostgresQueue(Queue):
             with contextlib.suppress(Exception):
                 pool_of(self.fleet).putconn(db)
 
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        """Wait up to *seconds*, waking when any server adds rows (LISTEN/NOTIFY on a
+        connection of its own); polling is the fallback when it cannot listen."""
+        until = time.monotonic() + seconds
+        try:
+            if self._listener is None:
+                self._listener = connect(self.fleet)
+                self._listener.execute(f"LISTEN {CHANNEL}")
+            while not stop.is_set():
+                left = until - time.monotonic()
+                if left <= 0:
+                    return
+                if any(True for _ in self._listener.notifies(timeout=min(left, 0.25))):
+                    return
+        except (psycopg.Error, QueueError):
+            if self._listener is not None:
+                with contextlib.suppress(Exception):
+                    self._listener.close()
+                self._listener = None
+            stop.wait(max(0.0, until - time.monotonic()))
+
+    def _notify(self, db: DB) -> None:
+        """Wake the fleet's waiting workers when this transaction commits."""
+        db.execute(f"NOTIFY {CHANNEL}")
+
     def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                self._listener.close()
+            self._listener = None
         if self._local is not None:
             self._local.close()
             self._local = None
@@ -442,6 +487,7 @@ class PostgresQueue(Queue):
         ]
         with self._tx() as db:
             self._lock_targets(db, [item[1] for item in items])
+            self._notify(db)
             return [
                 [self._insert(db, stored, target, v, secret, self.server) for v in vendors]
                 for (stored, target, _, vendors), secret in zip(items, sealed, strict=True)
@@ -619,6 +665,7 @@ class PostgresQueue(Queue):
         upto = max(row.id for row, _ in rows)
         with self._tx() as db:
             self._lock_targets(db, [row.target for row, _ in rows])
+            self._notify(db)
             for (row, _), secret in zip(rows, sealed, strict=True):
                 exists = db.execute(
                     "SELECT 1 FROM events WHERE server=%s AND origin_id=%s", (self.server, row.id)
@@ -768,7 +815,13 @@ class PostgresQueue(Queue):
             "lease_owner = %(owner)s || ':' || substr(md5(random()::text || events.id), 1, 12), "
             "attempts=attempts+1, updated_at=%(wall)s FROM picked WHERE events.id = picked.id "
             "RETURNING events.*",
-            {**params, "lease": lease_seconds, "now": self._now(), "wall": self.clock()},
+            {
+                **params,
+                "lease": lease_seconds,
+                "now": self._now(),
+                "wall": self.clock(),
+                "me": self.server,
+            },
         ).fetchall()
         offset = self._offset()
         rows = sorted((row_of(r, offset) for r in found), key=lambda r: r.id)
@@ -785,7 +838,7 @@ class PostgresQueue(Queue):
         ignore_schedule: bool = False,
     ) -> tuple[Row, str] | None:
         """Lease the oldest deliverable row; it with its lease token, or None."""
-        where = [self.DUE, IN_ORDER]
+        where = [self.DUE, IN_ORDER, MINE]
         params: dict[str, Any] = {
             "ignore": ignore_schedule,
             "step": STEP_HOOK,
@@ -810,9 +863,12 @@ class PostgresQueue(Queue):
         *,
         chosen: bool = False,
         ignore_schedule: bool = False,
+        limits: Mapping[str, int] | None = None,
     ) -> list[tuple[Row, str]]:
-        """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first."""
-        rest = f" AND {IN_ORDER}"
+        """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first;
+        with *limits*, never more than ``limits[vendor]`` rows of a vendor leased in the
+        whole fleet (each vendor's ``concurrency``): the claims of one vendor take turns."""
+        rest = f" AND {IN_ORDER} AND {MINE}"
         params: dict[str, Any] = {"ignore": ignore_schedule, "step": STEP_HOOK, "owner": owner}
         if chosen:
             rest += " AND e.id = ANY(%(chosen)s)"
@@ -820,6 +876,8 @@ class PostgresQueue(Queue):
         claimed: list[tuple[Row, str]] = []
         with self._tx() as db:
             for vendor, free in slots.items():
+                if limits and vendor in limits and free > 0:
+                    free = min(free, limits[vendor] - self._in_flight(db, vendor))
                 for state in (self.EXPIRED, self.WAITING):
                     if free <= 0:
                         break
@@ -830,6 +888,17 @@ class PostgresQueue(Queue):
                     claimed += taken
                     free -= len(taken)
         return claimed
+
+    def _in_flight(self, db: DB, vendor: str) -> int:
+        """Rows of *vendor* leased and not run out, fleet-wide; the vendor's claims take turns
+        from here to the end of the caller's transaction."""
+        db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 11))", (f"claim {vendor}",))
+        found = db.execute(
+            "SELECT count(*) AS n FROM events WHERE vendor=%(vendor)s AND state='leased' "
+            f"AND lease_until >= {NOW}",
+            {"vendor": vendor, "now": self._now()},
+        ).fetchone()
+        return int(_one(found)["n"])
 
     def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
         """Add rows to the ones :meth:`claim_batch` takes with ``chosen=True`` (kept by this
@@ -1276,3 +1345,56 @@ class FleetGuard(VendorGuard):
                     "changed, or refused before); this event waits its turn",
                 )
             time.sleep(0.05)
+
+
+class FleetRateLimiter:
+    """A vendor account's request budget (``per_minute`` requests in any 60 seconds) for the
+    whole fleet: each request's time is kept in the database (on its clock), and the
+    servers take slots in turn.  The account is stored only as a hash of its key."""
+
+    def __init__(self, fleet: FleetConfig, vendor: str, account: str, per_minute: int) -> None:
+        self.fleet, self.vendor, self.per_minute = fleet, vendor, per_minute
+        digest = hashlib.sha256(f"{vendor}\0{account}".encode()).hexdigest()
+        self.account = f"{vendor}:{digest[:32]}"
+
+    def _take(self) -> float:
+        """A slot now (0.0), or the seconds until the oldest one frees."""
+        try:
+            with pool_of(self.fleet).connection() as db, db.transaction():
+                db.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 13))", (self.account,)
+                )
+                now = float(
+                    _one(
+                        db.execute("SELECT extract(epoch from clock_timestamp()) AS t").fetchone()
+                    )["t"]
+                )
+                db.execute(
+                    "DELETE FROM rate_slots WHERE account=%s AND at <= %s",
+                    (self.account, now - 60),
+                )
+                found = _one(
+                    db.execute(
+                        "SELECT count(*) AS n, min(at) AS oldest FROM rate_slots WHERE account=%s",
+                        (self.account,),
+                    ).fetchone()
+                )
+                if found["n"] < self.per_minute:
+                    db.execute(
+                        "INSERT INTO rate_slots (account, at) VALUES (%s, %s)", (self.account, now)
+                    )
+                    return 0.0
+                return max(0.01, float(found["oldest"]) + 60 - now)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise VendorBusy(self.vendor, str(unreachable(self.fleet, exc))) from None
+
+    def acquire(self) -> float:
+        waited = 0.0
+        while True:
+            delay = self._take()
+            if not delay:
+                return waited
+            if deadline.bounded(delay) < delay:
+                raise paced(self.vendor, self.per_minute, delay)
+            time.sleep(delay)
+            waited += delay

@@ -37,7 +37,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,7 @@ class SqliteQueue(Queue):
         *,
         chosen: bool = False,
         ignore_schedule: bool = False,
+        limits: Mapping[str, int] | None = None,
     ) -> list[tuple[Row, str]]:
         """Lease up to ``slots[vendor]`` deliverable rows of each vendor, oldest first, in
         one transaction (a concurrent worker filling its free places); with *chosen*, only

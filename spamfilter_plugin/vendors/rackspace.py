@@ -14,9 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,19 +22,18 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import fields
 
-from .. import deadline
 from ..errors import (
     InvalidInput,
     VendorAuthError,
     VendorError,
     VendorNotFound,
-    VendorPaced,
     VendorRateLimited,
     VendorRejected,
     VendorResponseError,
 )
 from ..events import Mailbox, normalise_email, normalise_ip
 from ..http import HttpClient, Response, quote_segment
+from ..ratelimit import Limiter, RateLimiter, limiter_for
 from ..redaction import Secret, register_name
 from .response import ResponseSchema, read_response
 
@@ -46,6 +43,8 @@ register_name("user_key")
 register_name("secret_key")
 
 VENDOR = "rackspace"
+
+__all__ = ["RackspaceClient", "RateLimiter", "signature", "validate_entry"]
 DEFAULT_URL = "https://api.emailsrvr.com/v1"
 FILTER_LEVELS = ("on", "off", "exclusive")
 LISTS = ("blocklist", "ipblocklist", "safelist", "ipsafelist")
@@ -57,54 +56,6 @@ def signature(user_key: str, user_agent: str, timestamp: str, secret_key: str) -
     """Base64(SHA1(UserKey + UserAgent + Timestamp + SecretKey)), as the API documents it."""
     digest = hashlib.sha1((user_key + user_agent + timestamp + secret_key).encode("utf-8")).digest()
     return base64.b64encode(digest).decode("ascii")
-
-
-class RateLimiter:
-    """At most ``per_minute`` requests in any 60 seconds; ``acquire()`` waits for a slot."""
-
-    def __init__(
-        self,
-        per_minute: int,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.per_minute, self.clock, self.sleep = per_minute, clock, sleep
-        self.sent: deque[float] = deque()
-        self.lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Take a slot; return how long it waited.  Inside a delivery
-        (:mod:`~spamfilter_plugin.deadline`) it never waits past the delivery's end: it
-        raises VendorPaced instead: nothing was sent, and the event waits for the slot."""
-        waited = 0.0
-        while True:
-            with self.lock:
-                now = self.clock()
-                while self.sent and self.sent[0] <= now - 60:
-                    self.sent.popleft()
-                if len(self.sent) < self.per_minute:
-                    self.sent.append(now)
-                    return waited
-                delay = self.sent[0] + 60 - now
-            if deadline.bounded(delay) < delay:
-                raise VendorPaced(
-                    VENDOR,
-                    f"no request slot within this delivery's time (rate_limit = "
-                    f"{self.per_minute} a minute); the event waits {delay:.0f}s for one",
-                    retry_after=delay,
-                )
-            self.sleep(delay)
-            waited += delay
-
-
-_limiters: dict[tuple[str, int], RateLimiter] = {}
-_limiters_lock = threading.Lock()
-
-
-def limiter_for(user_key: str, per_minute: int) -> RateLimiter:
-    """The process-wide limiter of one account (every client of that key shares it)."""
-    with _limiters_lock:
-        return _limiters.setdefault((user_key, per_minute), RateLimiter(per_minute))
 
 
 # -- validation before sending ---------------------------------------------------
@@ -230,13 +181,13 @@ class RackspaceClient:
         fmt: str = "json",
         rate_limit: int = 60,
         now: Callable[[], float] = time.time,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.http, self.customer_id = http, str(customer_id)
         self.user_key, self.secret_key = user_key, secret_key
         self.zone = dt.UTC if timestamp_timezone == "UTC" else ZoneInfo(timestamp_timezone)
         self.legacy_names, self.fmt, self.now = legacy_names, fmt, now
-        self.limiter = limiter or limiter_for(user_key.reveal(), rate_limit)
+        self.limiter = limiter or limiter_for(VENDOR, user_key.reveal(), rate_limit)
         http.before_send = self._sign
         http.classify = self._classify
 
