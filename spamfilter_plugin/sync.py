@@ -21,7 +21,7 @@ up where the last one stopped and does nothing twice.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from . import intake
@@ -52,8 +52,9 @@ LINGER = 3.0
 ACTION_HOOKS = {"add": "domain_created", "remove": "domain_deleted", "update": "domain_updated"}
 ACTION_OF = {hook: action for action, hook in ACTION_HOOKS.items()}
 #: what is reported and never applied: a foreign domain, a name that is not a valid domain,
-#: another spelling of a domain (case, a final dot)
-LEFT_ALONE = ("foreign", "invalid", "variant")
+#: another spelling of a domain (case, a final dot); in a fleet, a domain another server's
+#: panel holds (``elsewhere``) and a removal a stale domain list holds back (``held``)
+LEFT_ALONE = ("foreign", "invalid", "variant", "elsewhere", "held")
 
 
 @dataclass
@@ -220,6 +221,9 @@ class Reconcile:
     :param runtime: the loaded runtime.
     :param wanted: the panel's domains (IDNA) with their destinations (None: ``mail_host``).
     :param prune_foreign: remove domains held at the vendor that the plugin did not add.
+    :param elsewhere: in a fleet, the domains other servers' panels hold (with the server).
+    :param stale: in a fleet, the servers whose published lists are too old (with their age
+        in hours): while there is one, nothing is removed.
     """
 
     def __init__(
@@ -229,9 +233,13 @@ class Reconcile:
         *,
         prune_foreign: bool = False,
         queue: Queue | None = None,
+        elsewhere: Mapping[str, str] | None = None,
+        stale: Mapping[str, float] | None = None,
     ) -> None:
         self.runtime = runtime
         self.wanted = wanted
+        self.elsewhere = dict(elsewhere or {})
+        self.stale = dict(stale or {})
         self.prune_foreign = prune_foreign
         self.queue = queue or queue_of(runtime.config)
         self._routes: dict[tuple[str, str], str | None] = {}
@@ -318,8 +326,14 @@ class Reconcile:
                     destination = self.wanted[name] or self.runtime.config.general.mail_host
                     reason = f"mail goes to {route}, not {expected}"
                     yield Change(vendor, name, "update", reason, destination)
+            elif name in self.elsewhere:
+                continue  # another server's panel holds it: that server's business
+            elif name in owned and self.stale:
+                yield Change(vendor, name, "held", self._held_back())
             elif name in owned:
                 reason = "added by the plugin; no longer on the panel"
+                if self.runtime.config.fleet is not None:
+                    reason = "added by the fleet; on no server's panel"
                 yield Change(vendor, name, "remove", reason)
             elif self.prune_foreign:
                 reason = "not on the panel, not added by the plugin"
@@ -334,6 +348,24 @@ class Reconcile:
         for name, destination in self.wanted.items():
             if name not in held:
                 yield Change(vendor, name, "add", "on the panel, not at the vendor", destination)
+        for name, server in self.elsewhere.items():
+            if name not in held and name not in self.wanted:
+                reason = f"on {server}'s panel, not at the vendor: {server}'s sync adds it"
+                yield Change(vendor, name, "elsewhere", reason)
+
+    def _held_back(self) -> str:
+        limit = (
+            self.runtime.config.fleet.inventory_max_age_hours if self.runtime.config.fleet else 0
+        )
+        ages = ", ".join(
+            f"{server}'s is {age:.0f} h old" if age != float("inf") else f"{server} has none"
+            for server, age in sorted(self.stale.items())
+        )
+        return (
+            f"on no panel, but not removed while a server's domain list is out of date "
+            f"({ages}; inventory_max_age_hours = {limit:g}): run 'spamfilter fleet publish' "
+            "there"
+        )
 
     # -- applying ---------------------------------------------------------------------
 

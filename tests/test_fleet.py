@@ -500,3 +500,51 @@ def test_rackspaces_request_rate_holds_for_the_whole_fleet(tmp_path, sandbox, fl
     sent = [r for r in emulator.requests if r["fault"] is None]
     # five requests in the minute for the account, whichever server sent them
     assert len(sent) == 5 and all(r["status"] != 403 for r in sent)
+
+
+# -- reconcile for the fleet --------------------------------------------------------------
+
+
+def test_fleet_sync_removes_only_what_no_server_holds_and_a_stale_list_holds_removals_back(
+    tmp_path, sandbox, fleet_db
+):
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
+    web2 = server_config(tmp_path, sandbox, fleet_db, "web2")
+    web3 = server_config(tmp_path, sandbox, fleet_db, "web3")
+    for name, cfg in (("a", web1), ("c", web2), ("gone", web1)):  # the fleet provisions them
+        emit(DomainCreated(domain=f"{name}.example"), cfg)
+    for cfg in (web1, web2):
+        Worker(load_runtime(cfg)).drain()
+    sandbox["spamport"].emulator.domains["hand.example"] = dict(
+        sandbox["spamport"].emulator.domains["a.example"], domain="hand.example"
+    )  # added at the vendor by hand: foreign
+    lists = {"web1": "a.example\n", "web2": "c.example\nnew2.example\n", "web3": ""}
+    for server, cfg in (("web1", web1), ("web2", web2), ("web3", web3)):
+        listing = tmp_path / f"{server}.txt"
+        listing.write_text(lists[server])
+        code, out, err = run(cfg, "fleet", "publish", "--domains-from", str(listing))
+        assert code == 0 and f"as {server}'s panel list" in out, (out, err)
+    mine = tmp_path / "web1.txt"
+
+    # web3 published long ago: nothing is removed, and the plan says why
+    with postgres.connect(fleet_db.config()) as db:
+        db.execute("UPDATE inventory_published SET at = at - 30 * 3600 WHERE server='web3'")
+    code, out, err = run(web1, "sync", "--domains-from", str(mine), "--dry-run", "--json")
+    changes = {c["domain"]: c for c in json.loads(out)["changes"]}
+    assert changes["gone.example"]["action"] == "held"
+    assert "web3's is 30 h old; inventory_max_age_hours = 24" in changes["gone.example"]["reason"]
+    assert changes["new2.example"]["action"] == "elsewhere"
+    assert "on web2's panel" in changes["new2.example"]["reason"]
+    assert "c.example" not in changes  # web2 holds it: not removed, not reported
+    assert changes["hand.example"]["action"] == "foreign"
+
+    # web3 publishes again: the domain on no panel is removed, the others stay
+    run(web3, "fleet", "publish", "--domains-from", str(tmp_path / "web3.txt"))
+    code, out, err = run(web1, "sync", "--domains-from", str(mine), "--json")
+    assert code == 0, (out, err)
+    changes = {c["domain"]: c for c in json.loads(out)["changes"]}
+    assert changes["gone.example"]["action"] == "remove"
+    assert changes["gone.example"]["outcome"] == "done"
+    held = sandbox["spamport"].emulator.domains
+    assert "gone.example" not in held
+    assert {"a.example", "c.example", "hand.example"} <= set(held)

@@ -38,7 +38,22 @@ def register(sub) -> None:
         "--dry-run", action="store_true", help="say what would be moved, move nothing"
     )
     join.set_defaults(action=_join)
-    for sp in (init, join):
+    publish = fsub.add_parser(
+        "publish",
+        help="publish this server's panel domains to the fleet now",
+        description="Replace this server's domain list in the fleet with the panel's (or the "
+        "file's). 'spamfilter sync' on any server plans against every server's list; a list "
+        "older than [fleet] inventory_max_age_hours holds every removal back. A running "
+        "worker publishes its panel's list every hour on its own.",
+    )
+    publish.add_argument(
+        "--domains-from",
+        metavar="FILE",
+        help="the domains, one a line with an optional destination (- for standard input); "
+        "default: ask the panel of the [panel] table",
+    )
+    publish.set_defaults(action=_publish)
+    for sp in (init, join, publish):
         sp.add_argument("--json", action="store_true", help="print JSON instead of text")
     f.set_defaults(func=cmd_fleet)
 
@@ -50,6 +65,7 @@ def cmd_fleet(args) -> int:
             f"{rt.config.path} has no [fleet] table; add one (url, key, server) to use fleet "
             "mode (README 'Fleet mode')"
         )
+    args.rt = rt
     return args.action(rt.config, args)
 
 
@@ -106,4 +122,19 @@ def _join(config, args) -> int:
         f"{counts['provisioned']} provisioned domain record(s) into the fleet as "
         f"{config.fleet.server}"
     )
+    return EXIT_OK
+
+
+def _publish(config, args) -> int:
+    from ..queue import queue_of
+    from .sync import wanted_domains
+
+    domains = wanted_domains(args, args.rt)
+    mail_host = config.general.mail_host
+    with queue_of(config) as queue:
+        count = queue.publish_inventory({d: dest or mail_host for d, dest in domains.items()})
+    if args.json:
+        print_json({"server": config.fleet.server, "published": count})
+    else:
+        print(f"published {count} domain(s) as {config.fleet.server}'s panel list")
     return EXIT_OK

@@ -54,7 +54,7 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_sync)
 
 
-def _wanted(args, rt):
+def wanted_domains(args, rt):
     from ..sync import panel_domains, read_domains
 
     if args.domains_from is None:
@@ -70,6 +70,29 @@ def _wanted(args, rt):
         ) from None
     except UnicodeDecodeError:
         raise CliError(f"--domains-from {args.domains_from}: not UTF-8 text") from None
+
+
+def _fleet(rt, wanted) -> tuple[dict[str, str], dict[str, float]]:
+    """In fleet mode: the domains other servers' panels hold (their published lists), and
+    the servers whose lists are older than ``inventory_max_age_hours`` (age in hours)."""
+    fleet = rt.config.fleet
+    if fleet is None:
+        return {}, {}
+    import time
+
+    from ..queue import queue_of
+
+    with queue_of(rt.config) as queue:
+        domains, published = queue.fleet_inventory()
+    me = fleet.server
+    elsewhere = {d: s for d, (s, _) in domains.items() if s != me and d not in wanted}
+    now = time.time()
+    stale = {
+        s: (now - at) / 3600
+        for s, at in published.items()
+        if s != me and now - at > fleet.inventory_max_age_hours * 3600
+    }
+    return elsewhere, stale
 
 
 class Printer:
@@ -144,8 +167,9 @@ def cmd_sync(args) -> int:
     from ..sync import ChangeOutcome, Reconcile, VendorReport
 
     rt = runtime(args)
-    wanted = _wanted(args, rt)
-    sync = Reconcile(rt, wanted, prune_foreign=args.prune_foreign)
+    wanted = wanted_domains(args, rt)
+    elsewhere, stale = _fleet(rt, wanted)
+    sync = Reconcile(rt, wanted, prune_foreign=args.prune_foreign, elsewhere=elsewhere, stale=stale)
     vendors = sync.vendors(args.vendor)
     printer = Printer(args.json, args.quiet, args.dry_run)
     reports = []

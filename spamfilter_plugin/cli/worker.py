@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from ._common import EXIT_OK, EXIT_VENDOR, note, runtime, stop_event
@@ -102,5 +103,34 @@ def cmd_worker(args) -> int:
         note(f"delivered {stats.done}, retrying later {stats.pending}, dead {stats.dead}")
         return EXIT_VENDOR if stats.dead else EXIT_OK
     note(f"spamfilter: worker {worker.owner} running on {worker.queue.where}")
-    worker.run_forever(stop_event(), poll=args.poll)
+    stop = stop_event()
+    if rt.config.fleet is not None:
+        threading.Thread(target=publish_every, args=(rt, stop), daemon=True).start()
+    worker.run_forever(stop, poll=args.poll)
     return EXIT_OK
+
+
+#: how often a running worker publishes its panel's domains to the fleet (seconds)
+PUBLISH_EVERY = 3600.0
+
+
+def publish_every(rt, stop: threading.Event) -> None:
+    """In fleet mode: this server's panel list, published now and every hour, so the fleet's
+    ``sync`` sees it fresh (a panel that cannot list its domains is left to ``fleet
+    publish --domains-from``)."""
+    from ..errors import ConfigError, QueueError
+    from ..queue import queue_of
+    from ..sync import panel_domains
+
+    while not stop.is_set():
+        try:
+            domains = panel_domains(rt)
+            with queue_of(rt.config) as queue:
+                mail_host = rt.config.general.mail_host
+                queue.publish_inventory({d: dest or mail_host for d, dest in domains.items()})
+        except ConfigError as exc:  # the panel cannot list: 'fleet publish' is the way
+            note(f"spamfilter: the panel's domains are not published to the fleet: {exc}")
+            return
+        except QueueError as exc:  # the database is down: the next hour tries again
+            note(f"spamfilter: the panel's domains could not be published now: {exc}")
+        stop.wait(PUBLISH_EVERY)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from ..errors import QueueError
 from ..events import Event
 from ..redaction import Secret
 
@@ -258,6 +259,14 @@ class Queue(ABC):
         """Wait up to *seconds* for new rows (or *stop*); a store that can tell when rows
         arrive wakes the worker at once, the others just wait."""
         stop.wait(seconds)
+
+    def publish_inventory(self, domains: Mapping[str, str | None]) -> int:
+        """Make *domains* this server's panel list in a shared store (fleet mode)."""
+        raise QueueError(f"{self.where} is one server's queue; publishing is for a fleet")
+
+    def fleet_inventory(self) -> tuple[dict[str, tuple[str, str | None]], dict[str, float]]:
+        """Every server's published panel list, and when each published (fleet mode)."""
+        raise QueueError(f"{self.where} is one server's queue; it keeps no fleet's lists")
 
     def local_waiting(self, limit: int = 100) -> list[Row]:
         """The rows of this server's local outbox not in this queue yet (fleet mode)."""

@@ -117,6 +117,17 @@ MIGRATIONS: tuple[str, ...] = (
         server text PRIMARY KEY,
         upto   bigint NOT NULL
     );
+    CREATE TABLE inventory (
+        server      text NOT NULL,
+        domain      text NOT NULL,
+        destination text,
+        PRIMARY KEY (server, domain)
+    );
+    CREATE INDEX inventory_domain ON inventory (domain);
+    CREATE TABLE inventory_published (
+        server text PRIMARY KEY,
+        at     double precision NOT NULL
+    );
     CREATE TABLE rate_slots (
         account text NOT NULL,
         at      double precision NOT NULL
@@ -710,6 +721,40 @@ class PostgresQueue(Queue):
         except QueueError:
             upto = 0
         return [row for row, _ in reversed(local.rows_after(upto, limit))]
+
+    # -- the panels' domain lists ------------------------------------------------------
+
+    @_translated
+    def publish_inventory(self, domains: Mapping[str, str | None]) -> int:
+        """Make *domains* (name: destination or None) this server's panel list in the fleet,
+        replacing the one it published before, in one transaction; how many."""
+        with self._tx() as db:
+            db.execute("DELETE FROM inventory WHERE server=%s", (self.server,))
+            with (
+                db.cursor() as cur,
+                cur.copy("COPY inventory (server, domain, destination) FROM STDIN") as copy,
+            ):
+                for name, destination in domains.items():
+                    copy.write_row((self.server, name, destination))
+            db.execute(
+                "INSERT INTO inventory_published (server, at) VALUES (%s, %s) "
+                "ON CONFLICT (server) DO UPDATE SET at=excluded.at",
+                (self.server, self.clock()),
+            )
+        return len(domains)
+
+    @_translated
+    def fleet_inventory(self) -> tuple[dict[str, tuple[str, str | None]], dict[str, float]]:
+        """Every server's published panel list: ``{domain: (server, destination)}`` (the
+        first server by name, when two hold one), and when each server published."""
+        published = {
+            r["server"]: float(r["at"])
+            for r in self.db.execute("SELECT server, at FROM inventory_published")
+        }
+        domains: dict[str, tuple[str, str | None]] = {}
+        for r in self.db.execute("SELECT server, domain, destination FROM inventory ORDER BY 1"):
+            domains.setdefault(r["domain"], (r["server"], r["destination"]))
+        return domains, published
 
     # -- joining the fleet -----------------------------------------------------------
 
