@@ -129,6 +129,11 @@ class VendorContext:
     def vault(self):
         """Credentials this vendor keeps to act for someone later, encrypted with the
         queue's key (:class:`~spamfilter_plugin.vault.Vault`)."""
+        if self.fleet is not None:
+            from .store.postgres import FleetJsonStore, FleetKey  # needs the [fleet] extra
+
+            store = FleetJsonStore(self.fleet, f"vault-{self.name}")
+            return Vault(self.name, self.general.state_dir, store, FleetKey(self.fleet.key_file))
         return Vault(self.name, self.general.state_dir)
 
     @cached_property
@@ -136,6 +141,10 @@ class VendorContext:
         """What this vendor remembers between calls and processes that is not a secret (a
         domain's verification record, say): a :class:`~spamfilter_plugin.files.JsonStore` in
         ``state_dir/state-<vendor>.json``; read with ``read()``, change with ``editing()``."""
+        if self.fleet is not None:
+            from .store.postgres import FleetJsonStore  # needs the [fleet] extra
+
+            return FleetJsonStore(self.fleet, f"state-{self.name}")
         return JsonStore(Path(self.general.state_dir) / f"state-{self.name}.json")
 
     def rate_limiter(self, account: str, per_minute: int):

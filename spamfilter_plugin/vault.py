@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from .files import JsonStore
 from .redaction import Secret
@@ -21,11 +22,15 @@ from .store.outbox import SecretBox
 class Vault:
     """The stored credentials of one vendor."""
 
-    def __init__(self, vendor: str, state_dir: str | os.PathLike) -> None:
+    def __init__(
+        self, vendor: str, state_dir: str | os.PathLike, store: Any = None, box: Any = None
+    ) -> None:
+        """*store* and *box* (default: the file and the queue's key in *state_dir*) are
+        where the sealed entries are kept and what seals them (the fleet's, in fleet mode)."""
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / f"vault-{vendor}.json"
-        self._store = JsonStore(self.path)
-        self._box = SecretBox(self.state_dir)
+        self._store = store if store is not None else JsonStore(self.path)
+        self._box = box if box is not None else SecretBox(self.state_dir)
 
     def put(self, name: str, secret: Secret) -> None:
         with self._store.editing() as data:

@@ -548,3 +548,28 @@ def test_fleet_sync_removes_only_what_no_server_holds_and_a_stale_list_holds_rem
     held = sandbox["spamport"].emulator.domains
     assert "gone.example" not in held
     assert {"a.example", "c.example", "hand.example"} <= set(held)
+
+
+# -- what vendors keep is the fleet's -----------------------------------------------------
+
+
+def test_what_a_vendor_keeps_is_shared_by_the_fleet_and_sealed(tmp_path, sandbox, fleet_db):
+    from spamfilter_plugin.redaction import Secret
+    from spamfilter_plugin.store.mx import mx_store
+
+    web1 = load_runtime(server_config(tmp_path, sandbox, fleet_db, "web1"))
+    web2 = load_runtime(server_config(tmp_path, sandbox, fleet_db, "web2"))
+    one, two = web1.contexts["spamport"], web2.contexts["spamport"]
+    one.vault.put("info@a.example", Secret("Vault-Secret-77"))
+    assert two.vault.get("info@a.example").reveal() == "Vault-Secret-77"
+    with one.state.editing() as data:
+        data["a.example"] = {"verified": True}
+    assert two.state.read() == {"a.example": {"verified": True}}
+    mx_store(web1.config).put("a.example", "spamport", state="switching", recorded=[[10, "mx.a"]])
+    seen = mx_store(web2.config).get("a.example")
+    assert seen.state == "switching" and seen.recorded == [[10, "mx.a"]]
+    # nothing of it in the servers' own folders, and the secret sealed in the database
+    assert not list((tmp_path / "web1" / "state").glob("vault-*"))
+    with postgres.connect(fleet_db.config()) as db:
+        stored = str(db.execute("SELECT * FROM documents").fetchall())
+    assert "info@a.example" in stored and "Vault-Secret-77" not in stored

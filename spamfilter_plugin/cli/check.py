@@ -60,11 +60,15 @@ def _fleet(config) -> dict | None:
 
 def _wrong_mx(rt) -> list[dict]:
     """The domains whose MX was found ``wrong`` (README "MX records")."""
-    from ..store.mx import FILE, MxStore
+    from ..errors import QueueError
+    from ..store.mx import FILE, mx_store
 
-    if not (rt.config.general.state_dir / FILE).exists():
+    if rt.config.fleet is None and not (rt.config.general.state_dir / FILE).exists():
         return []
-    return [r.to_dict() for r in MxStore(rt.config.general.state_dir).all() if r.state == "wrong"]
+    try:
+        return [r.to_dict() for r in mx_store(rt.config).all() if r.state == "wrong"]
+    except QueueError:  # the fleet's database: 'fleet:' says what is wrong with it
+        return []
 
 
 def cmd_vendors(args) -> int:

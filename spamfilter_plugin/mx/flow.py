@@ -32,7 +32,7 @@ from ..config.schema import mx_managers
 from ..errors import PanelError, VendorRejected, VendorWaiting
 from ..events import Domain, VendorStep
 from ..queue import queue_of
-from ..store.mx import MxStore, shown
+from ..store.mx import MxStore, mx_store, shown
 from . import plan
 from .lookup import lookup, mx_set
 from .probe import probe
@@ -53,7 +53,7 @@ def vendor_mx(table: dict[str, Any]):
 
 
 def store(runtime) -> MxStore:
-    return MxStore(runtime.config.general.state_dir)
+    return mx_store(runtime.config)
 
 
 def follow_up(runtime, vendor: str, hook: str, event) -> list[VendorStep]:

@@ -114,20 +114,15 @@ class MxStore:
     def get(self, domain: str) -> MxState | None:
         with closing(self._connect()) as db:
             row = db.execute("SELECT * FROM mx WHERE domain = ?", (domain,)).fetchone()
-        return _state(row) if row else None
+        return mx_state(row) if row else None
 
     def all(self) -> list[MxState]:
         with closing(self._connect()) as db:
-            return [_state(r) for r in db.execute("SELECT * FROM mx ORDER BY domain")]
+            return [mx_state(r) for r in db.execute("SELECT * FROM mx ORDER BY domain")]
 
     def put(self, domain: str, vendor: str, **changes: Any) -> MxState:
         """Set *changes* for *domain* (made if new); ``recorded`` and ``seen`` are MX sets."""
-        if "state" in changes and changes["state"] not in STATES:
-            raise ValueError(f"state: {changes['state']!r} is not one of {STATES}")
-        for key in ("recorded", "seen"):
-            if key in changes and changes[key] is not None:
-                changes[key] = json.dumps([list(r) for r in changes[key]])
-        changes["updated_at"] = time.time()
+        changes = mx_changes(changes)
         with closing(self._connect()) as db:
             db.execute("BEGIN IMMEDIATE")
             exists = db.execute("SELECT 1 FROM mx WHERE domain = ?", (domain,)).fetchone()
@@ -151,7 +146,36 @@ class MxStore:
         return state
 
 
-def _state(row: sqlite3.Row) -> MxState:
+#: the columns a change may set
+COLUMNS = ("state", "detail", "recorded", "seen", "switched_at", "checked_at")
+
+
+def mx_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """*changes* checked and as stored (MX sets as JSON), with the time of the change."""
+    unknown = set(changes) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"{', '.join(sorted(unknown))}: not a column of the MX state")
+    if "state" in changes and changes["state"] not in STATES:
+        raise ValueError(f"state: {changes['state']!r} is not one of {STATES}")
+    changes = dict(changes)
+    for key in ("recorded", "seen"):
+        if key in changes and changes[key] is not None:
+            changes[key] = json.dumps([list(r) for r in changes[key]])
+    changes["updated_at"] = time.time()
+    return changes
+
+
+def mx_store(config) -> MxStore:
+    """The MX state *config* names: this server's file, or in fleet mode the fleet's."""
+    if config.fleet is not None:
+        from .postgres import FleetMxStore  # needs the [fleet] extra
+
+        return FleetMxStore(config.fleet)
+    return MxStore(config.general.state_dir)
+
+
+def mx_state(row: Any) -> MxState:
+    """An :class:`MxState` from a database row read by column name."""
     data = dict(row)
     for key in ("recorded", "seen"):
         data[key] = json.loads(data[key]) if data[key] is not None else None

@@ -58,6 +58,7 @@ from ..ratelimit import paced
 from ..redaction import Secret, redact
 from . import STATES, STEP_HOOK, SUPERSEDES
 from .base import Item, Queue, Row, row_of
+from .mx import MxState, MxStore, mx_changes, mx_state
 from .outbox import DB_NAME, SecretBox
 from .sqlite import SqliteQueue, split_result
 
@@ -127,6 +128,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE inventory_published (
         server text PRIMARY KEY,
         at     double precision NOT NULL
+    );
+    CREATE TABLE documents (
+        name text PRIMARY KEY,
+        body text NOT NULL
+    );
+    CREATE TABLE mx (
+        domain      text PRIMARY KEY,
+        vendor      text NOT NULL,
+        state       text NOT NULL,
+        detail      text NOT NULL DEFAULT '',
+        recorded    text,
+        seen        text,
+        switched_at double precision,
+        checked_at  double precision,
+        updated_at  double precision NOT NULL
     );
     CREATE TABLE rate_slots (
         account text NOT NULL,
@@ -1443,3 +1459,96 @@ class FleetRateLimiter:
                 raise paced(self.vendor, self.per_minute, delay)
             time.sleep(delay)
             waited += delay
+
+
+class FleetJsonStore:
+    """What a vendor keeps between deliveries (its state, its vault's sealed entries), as
+    :class:`~..files.JsonStore` keeps it in a file, shared by the fleet: one JSON document
+    per *name*; writers take turns on the document's row, so no edit is lost."""
+
+    def __init__(self, fleet: FleetConfig, name: str) -> None:
+        self.fleet, self.name = fleet, name
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[DB]:
+        try:
+            with pool_of(self.fleet).connection() as db:
+                yield db
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise unreachable(self.fleet, exc) from None
+
+    def read(self) -> dict[str, Any]:
+        with self._db() as db:
+            found = db.execute("SELECT body FROM documents WHERE name=%s", (self.name,)).fetchone()
+        data = json.loads(found["body"]) if found else {}
+        return data if isinstance(data, dict) else {}
+
+    @contextlib.contextmanager
+    def editing(self) -> Iterator[dict[str, Any]]:
+        """The document under its row lock; what the block leaves in it is written back."""
+        with self._db() as db, db.transaction():
+            db.execute(
+                "INSERT INTO documents (name, body) VALUES (%s, '{}') ON CONFLICT DO NOTHING",
+                (self.name,),
+            )
+            found = _one(
+                db.execute(
+                    "SELECT body FROM documents WHERE name=%s FOR UPDATE", (self.name,)
+                ).fetchone()
+            )
+            data = json.loads(found["body"])
+            data = data if isinstance(data, dict) else {}
+            yield data
+            db.execute(
+                "UPDATE documents SET body=%s WHERE name=%s",
+                (json.dumps(data, sort_keys=True), self.name),
+            )
+
+
+class FleetMxStore(MxStore):
+    """The MX state of the domains whose MX the plugin manages (see :mod:`.mx`), shared
+    by the fleet."""
+
+    def __init__(self, fleet: FleetConfig) -> None:
+        self.fleet = fleet
+        self.path = Path(shown(fleet.url))
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[DB]:
+        try:
+            with pool_of(self.fleet).connection() as db:
+                yield db
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise unreachable(self.fleet, exc) from None
+
+    def get(self, domain: str) -> MxState | None:
+        with self._db() as db:
+            found = db.execute("SELECT * FROM mx WHERE domain=%s", (domain,)).fetchone()
+        return mx_state(found) if found else None
+
+    def all(self) -> list[MxState]:
+        with self._db() as db:
+            return [mx_state(r) for r in db.execute("SELECT * FROM mx ORDER BY domain")]
+
+    def put(self, domain: str, vendor: str, **changes: Any) -> MxState:
+        changes = mx_changes(changes)
+        with self._db() as db, db.transaction():
+            exists = db.execute("SELECT 1 FROM mx WHERE domain=%s FOR UPDATE", (domain,)).fetchone()
+            if exists:
+                sets = ", ".join(f"{k} = %({k})s" for k in changes)
+                db.execute(
+                    f"UPDATE mx SET vendor = %(vendor)s, {sets} WHERE domain = %(domain)s",
+                    {**changes, "vendor": vendor, "domain": domain},
+                )
+            else:
+                changes.setdefault("state", "queued")
+                keys = ", ".join(changes)
+                marks = ", ".join(f"%({k})s" for k in changes)
+                db.execute(
+                    f"INSERT INTO mx (domain, vendor, {keys}) VALUES "
+                    f"(%(domain)s, %(vendor)s, {marks})",
+                    {**changes, "vendor": vendor, "domain": domain},
+                )
+        state = self.get(domain)
+        assert state is not None
+        return state

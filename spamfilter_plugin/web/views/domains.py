@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 
 from ... import intake
 from ...events import DomainCreated, DomainDeleted
-from ...store.mx import MxStore
+from ...store.mx import mx_store
 from .. import status
 from ..access import Refused, Viewer
 from ..site import console, log, me, queue, records
@@ -29,7 +29,7 @@ def domain_vendors() -> list[str]:
 
 def rows_for(viewer: Viewer) -> list[status.DomainStatus]:
     domains = records().domains_for(viewer)
-    mx = {m.domain: m.to_dict() for m in MxStore(console().state_dir).all()}
+    mx = {m.domain: m.to_dict() for m in mx_store(console().runtime.config).all()}
     latest = queue().latest(status.DOMAIN_HOOKS)
     return status.statuses(domains, domain_vendors(), latest, mx)
 
