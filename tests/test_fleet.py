@@ -573,3 +573,50 @@ def test_what_a_vendor_keeps_is_shared_by_the_fleet_and_sealed(tmp_path, sandbox
     with postgres.connect(fleet_db.config()) as db:
         stored = str(db.execute("SELECT * FROM documents").fetchall())
     assert "info@a.example" in stored and "Vault-Secret-77" not in stored
+
+
+def test_the_console_lists_every_servers_domains_and_acts_for_their_server(
+    tmp_path, sandbox, fleet_db
+):
+    from console_helpers import csrf_of
+
+    from spamfilter_plugin.web.app import create_app
+    from spamfilter_plugin.web.serve import console_for
+
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
+    web2 = server_config(tmp_path, sandbox, fleet_db, "web2")
+    for server, cfg, names in (("web1", web1, "one.example\n"), ("web2", web2, "two.example\n")):
+        listing = tmp_path / f"{server}.txt"
+        listing.write_text(names)
+        assert run(cfg, "fleet", "publish", "--domains-from", str(listing))[0] == 0
+        run(cfg, "emit", "domain-created", "--domain", names.strip())
+        assert run(cfg, "worker", "--drain")[0] == 0
+    console, password = console_for(load_runtime(web1), host="127.0.0.1")
+    client = create_app(console).test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login",
+        data={"csrf_token": token, "username": "admin", "password": password, "next": "/"},
+    )
+    page = client.get("/").get_data(as_text=True)
+    assert '<select name="server"' in page and "<th>Server</th>" in page
+    found = dict(re.findall(r'<tr data-domain="([a-z.]+)">.*?sfc-server">(web\d)<', page, re.S))
+    assert found == {"one.example": "web1", "two.example": "web2"}
+    only = client.get("/?server=web2").get_data(as_text=True)
+    assert 'data-domain="two.example"' in only and 'data-domain="one.example"' not in only
+    # the admin unprotects web2's domain from web1's console: queued as web2's, delivered
+    token = csrf_of(page)
+    client.post(
+        "/selection",
+        data={
+            "csrf_token": token,
+            "shown": "two.example",
+            "selected": "two.example",
+            "action": "unprotect",
+        },
+    )
+    with queue_of(load_runtime(web1).config) as fleet:
+        (row,) = [r for r in fleet.rows() if r.hook == "domain_deleted"]
+        assert row.server == "web2" and row.state == "pending"
+    assert run(web1, "worker", "--drain")[0] == 0
+    assert "two.example" not in sandbox["spamport"].emulator.domains

@@ -25,7 +25,7 @@ import contextlib
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -254,6 +254,12 @@ class Queue(ABC):
         """A problem with the store that ``spamfilter check`` reports (one line, with its
         fix), or None."""
         return None
+
+    @contextlib.contextmanager
+    def on_behalf_of(self, server: str | None) -> Iterator[None]:
+        """Within this block, rows are queued as *server*'s (in a fleet: an admin's action
+        on a domain another server's panel holds); None, or one server's queue: as usual."""
+        yield
 
     def wait(self, stop: threading.Event, seconds: float) -> None:
         """Wait up to *seconds* for new rows (or *stop*); a store that can tell when rows

@@ -436,6 +436,18 @@ class PostgresQueue(Queue):
             with contextlib.suppress(Exception):
                 pool_of(self.fleet).putconn(db)
 
+    @contextlib.contextmanager
+    def on_behalf_of(self, server: str | None) -> Iterator[None]:
+        if server is None or server == self.server:
+            yield
+            return
+        mine = self.server
+        self.server = server
+        try:
+            yield
+        finally:
+            self.server = mine
+
     def wait(self, stop: threading.Event, seconds: float) -> None:
         """Wait up to *seconds*, waking when any server adds rows (LISTEN/NOTIFY on a
         connection of its own); polling is the fallback when it cannot listen."""

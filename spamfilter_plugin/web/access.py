@@ -85,9 +85,11 @@ class Records:
     files, else what the queue has seen (*seen* returns queue targets such as
     ``domain:example.com`` and ``mailbox:a@example.com``)."""
 
-    def __init__(self, adapter, seen) -> None:
+    def __init__(self, adapter, seen, fleet=None) -> None:
         self.adapter = adapter
         self.seen = seen
+        #: in fleet mode: ``{domain: server}`` of every server's published panel list
+        self.fleet = fleet
 
     def all_domains(self) -> list[str]:
         domains = self.adapter.all_domains() if self.adapter is not None else None
@@ -96,6 +98,8 @@ class Records:
                 t.split(":", 1)[1] if t.startswith("domain:") else t.rsplit("@", 1)[1]
                 for t in self.seen()
             }
+        if self.fleet is not None:  # the admin sees every server's domains
+            domains = set(domains) | set(self.fleet())
         return sorted(domains)
 
     def domains_for(self, viewer: Viewer) -> list[str]:

@@ -51,7 +51,23 @@ def close_queue(_exc: BaseException | None = None) -> None:
 
 def records() -> Records:
     """The domains and mailboxes there are, as the panel's records (or the queue) give them."""
-    return Records(console().adapter, queue().targets)
+    fleet = console().runtime.config.fleet
+    return Records(console().adapter, queue().targets, servers if fleet is not None else None)
+
+
+def servers() -> dict[str, str]:
+    """In fleet mode: the server whose panel holds each domain (this server's own panel
+    first, then every server's published list), read once per request."""
+    if "servers" not in g:
+        fleet = console().runtime.config.fleet
+        assert fleet is not None  # asked in fleet mode only
+        domains, _ = queue().fleet_inventory()
+        held = {d: server for d, (server, _) in domains.items()}
+        adapter = console().adapter
+        own = adapter.all_domains() if adapter is not None else None
+        held.update(dict.fromkeys(own or (), fleet.server))
+        g.servers = held
+    return g.servers
 
 
 def settings() -> SettingsService:

@@ -45,6 +45,8 @@ class DomainStatus:
     vendors: dict[str, VendorState]
     mx: dict[str, Any] | None = None
     last: Row | None = None
+    #: in fleet mode, the server whose panel holds the domain
+    server: str | None = None
 
     @property
     def unicode(self) -> str:
@@ -73,6 +75,7 @@ def statuses(
     vendors: list[str],
     latest: dict[tuple[str, str], Row],
     mx: dict[str, Any],
+    servers: dict[str, str] | None = None,
 ) -> list[DomainStatus]:
     """One row per domain; *vendors* are those that handle ``domain_created``; *latest* is
     :meth:`~spamfilter_plugin.queue.Queue.latest` of the domain hooks; *mx* maps a domain
@@ -84,15 +87,21 @@ def statuses(
         seen = [r for r in rows.values() if r is not None]
         last = max(seen, key=lambda r: r.id) if seen else None
         per_vendor = {v: vendor_state(r) for v, r in rows.items()}
-        out.append(DomainStatus(domain, per_vendor, mx.get(domain), last))
+        server = servers.get(domain) if servers else None
+        out.append(DomainStatus(domain, per_vendor, mx.get(domain), last, server))
     return out
 
 
-def filtered(rows: list[DomainStatus], state: str = "", vendor: str = "") -> list[DomainStatus]:
-    """Rows where *vendor* (or any vendor) is in *state*; either may be empty (any)."""
+def filtered(
+    rows: list[DomainStatus], state: str = "", vendor: str = "", server: str = ""
+) -> list[DomainStatus]:
+    """Rows where *vendor* (or any vendor) is in *state*, on *server* (fleet mode); any
+    may be empty (any)."""
 
     def keep(row: DomainStatus) -> bool:
         if vendor and vendor not in row.vendors:
+            return False
+        if server and row.server != server:
             return False
         picked = [row.vendors[vendor]] if vendor else row.vendors.values()
         return not state or any(v.state == state for v in picked)

@@ -11,7 +11,7 @@ from ...events import DomainCreated, DomainDeleted
 from ...store.mx import mx_store
 from .. import status
 from ..access import Refused, Viewer
-from ..site import console, log, me, queue, records
+from ..site import console, log, me, queue, records, servers
 
 bp = Blueprint("domains", __name__)
 
@@ -31,7 +31,8 @@ def rows_for(viewer: Viewer) -> list[status.DomainStatus]:
     domains = records().domains_for(viewer)
     mx = {m.domain: m.to_dict() for m in mx_store(console().runtime.config).all()}
     latest = queue().latest(status.DOMAIN_HOOKS)
-    return status.statuses(domains, domain_vendors(), latest, mx)
+    held = servers() if console().runtime.config.fleet is not None else None
+    return status.statuses(domains, domain_vendors(), latest, mx, held)
 
 
 @bp.get("/")
@@ -45,7 +46,11 @@ def dashboard():
         state = ""
     if vendor and vendor not in domain_vendors():
         vendor = ""
-    rows = status.filtered(rows_for(viewer), state, vendor)
+    fleet = sorted(set(servers().values())) if console().runtime.config.fleet else []
+    server = request.args.get("server", "")
+    if server not in fleet:
+        server = ""
+    rows = status.filtered(rows_for(viewer), state, vendor, server)
     shown, page, pages = status.page_of(rows, _int(request.args.get("page"), 1))
     demo = console().demo
     return render_template(
@@ -56,6 +61,8 @@ def dashboard():
         pages=pages,
         state=state,
         vendor=vendor,
+        server=server,
+        servers=fleet,
         states=status.STATES,
         domain_vendors=domain_vendors(),
         selected=set(session.get("selected", [])),
@@ -74,7 +81,7 @@ def selection():
     ticked = set(request.form.getlist("selected")) & allowed
     chosen = (chosen - shown) | ticked
     action = request.form.get("action", "")
-    back = {k: request.form.get(k, "") for k in ("state", "vendor")}
+    back = {k: request.form.get(k, "") for k in ("state", "vendor", "server")}
     back = {k: v for k, v in back.items() if v}
     if action == "clear":
         chosen = set()
@@ -98,9 +105,19 @@ def bulk(action: str, domains: list[str]) -> str:
         retried = sum(queue().retry(r.id) for r in dead)
         return f"Retrying {retried} failed deliver{'y' if retried == 1 else 'ies'}."
     kind = DomainCreated if action == "protect" else DomainDeleted
-    events = [kind(domain=d) for d in domains]
-    queued = intake.enqueue(queue(), events, capabilities=console().runtime.capabilities())
-    rows = sum(len(ids) for _, ids in queued)
+    held = servers() if console().runtime.config.fleet is not None else {}
+    by_server: dict[str | None, list[str]] = {}
+    for d in domains:  # in the fleet, each on behalf of the server whose panel holds it
+        by_server.setdefault(held.get(d), []).append(d)
+    rows = 0
+    for server, names in by_server.items():
+        with queue().on_behalf_of(server):
+            queued = intake.enqueue(
+                queue(),
+                [kind(domain=d) for d in names],
+                capabilities=console().runtime.capabilities(),
+            )
+        rows += sum(len(ids) for _, ids in queued)
     log.info("console: %s %s (%d rows)", action, ", ".join(domains), rows)
     verb = "Protecting" if action == "protect" else "Removing protection from"
     return f"{verb} {len(domains)} domain{'s' if len(domains) != 1 else ''} ({rows} queued)."
