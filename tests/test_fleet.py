@@ -620,3 +620,138 @@ def test_the_console_lists_every_servers_domains_and_acts_for_their_server(
         assert row.server == "web2" and row.state == "pending"
     assert run(web1, "worker", "--drain")[0] == 0
     assert "two.example" not in sandbox["spamport"].emulator.domains
+
+
+# -- chaos across the fleet -----------------------------------------------------------------
+
+
+def _local_cluster(url: str) -> bool:
+    """Whether the test server is this machine's Debian PostgreSQL cluster."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or "localhost"
+    local = host in ("127.0.0.1", "localhost") and shutil.which("pg_ctlcluster") is not None
+    return local and os.geteuid() == 0  # root may restart it
+
+
+def _restart_postgres(url: str) -> bool:
+    """Restart the machine's PostgreSQL cluster when the test server is it; whether it did."""
+    if not _local_cluster(url):
+        return False
+    for version in sorted(os.listdir("/etc/postgresql")):
+        done = subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+            capture_output=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            return False
+    return True
+
+
+def test_two_servers_lose_nothing_under_faults_worker_kills_and_a_database_restart(
+    tmp_path, sandbox, fleet_db, postgres_url
+):
+    import random
+    import signal
+    import threading
+    import time
+
+    from spamfilter_plugin.events import DomainUpdated
+
+    rng = random.Random(20261202)
+    spamport = sandbox["spamport"].emulator
+    spamport.seed_data({"license_limit": 10000})
+    spamport.faults.configure(
+        rates={"error": 0.08, "reset": 0.05, "reset_after": 0.05, "timeout": 0.02},
+        hang_seconds=0.6,
+        seed=11,
+    )
+    http = {"retries": 0, "connect_timeout": 0.5, "read_timeout": 0.3, "deadline": 1.0}
+    general = {"lease_seconds": 1.5, "max_attempts": 1000, "retry_base": 0.02, "retry_cap": 0.2}
+    servers = {}
+    for name in ("web1", "web2"):
+        folder = tmp_path / name
+        folder.mkdir()
+        cfg = sandbox_config(folder, sandbox, general=general, spamport=http, rackspace=http)
+        with open(cfg, "a", encoding="utf-8") as fh:
+            fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table(name))) + "\n")
+        servers[name] = cfg
+    # each server's own domains, a valid history each
+    plans, expected = {}, {}
+    for n, name in enumerate(servers):
+        events = []
+        for i in range(120):
+            d = f"f{n}-{i % 30}.example"
+            if expected.get(d) is None:
+                expected[d] = f"192.0.2.{rng.randint(1, 250)}"
+                events.append(DomainCreated(domain=d, destination=expected[d]))
+            elif rng.random() < 0.6:
+                expected[d] = f"mx{rng.randint(1, 99)}.example.net"
+                events.append(DomainUpdated(domain=d, destination=expected[d]))
+            else:
+                events.append(DomainDeleted(domain=d))
+                expected[d] = None
+        plans[name] = events
+
+    def start(cfg):
+        return subprocess.Popen(
+            [SPAMFILTER, "--config", str(cfg), "worker", "--poll", "0.05"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    workers = [start(cfg) for cfg in servers.values() for _ in range(2)]
+    emitters = [
+        threading.Thread(target=lambda n=n: [emit(e, servers[n]) for e in plans[n]])
+        for n in servers
+    ]
+    for t in emitters:
+        t.start()
+    kills, restarted = 0, False
+    while any(t.is_alive() for t in emitters) or kills < 6:
+        time.sleep(rng.uniform(0.3, 0.7))
+        i = rng.randrange(len(workers))
+        workers[i].send_signal(signal.SIGKILL)
+        workers[i].wait()
+        workers[i] = start(list(servers.values())[i // 2])
+        kills += 1
+        if kills == 3:
+            restarted = _restart_postgres(postgres_url)
+    for t in emitters:
+        t.join()
+
+    config = load_runtime(servers["web1"]).config
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with queue_of(config) as fleet:
+                counts = fleet.counts()
+        except QueueError:  # a connection the restart ended: the next one is new
+            continue
+        waiting = 0
+        for n, cfg in servers.items():
+            with open_queue(cfg.parent / "state", fleet=fleet_db.config(n)) as queue:
+                waiting += len(queue.local_waiting())
+        if counts["pending"] == counts["leased"] == waiting == 0:
+            break
+        time.sleep(0.3)
+    for w in workers:
+        w.send_signal(signal.SIGTERM)
+        w.wait(timeout=30)
+    spamport.faults.clear()
+    time.sleep(1.6)  # any lease of a killed worker has run out
+    for cfg in servers.values():
+        Worker(load_runtime(cfg)).drain(ignore_schedule=True)
+
+    with queue_of(config) as fleet:
+        counts = fleet.counts()
+        rows = fleet.rows(limit=10000)
+    assert counts["pending"] == counts["leased"] == counts["dead"] == 0, counts
+    assert len(rows) == sum(len(e) for e in plans.values())  # every event once, none lost
+    assert {r.server for r in rows} == {"web1", "web2"}
+    actual = {name: d["transport"] for name, d in spamport.domains.items()}
+    assert actual == {d: f"smtp:{dest}" for d, dest in expected.items() if dest is not None}
+    faulted = [r for r in spamport.requests if r["fault"]]
+    assert len(faulted) > 20, "the run saw too few faults to prove anything"
+    assert restarted == _local_cluster(postgres_url)  # the database went away mid-run
