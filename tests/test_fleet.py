@@ -190,6 +190,14 @@ def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
     emit(PasswordReset(domain="done.example", password="Secret-Pw-1"), cfg)
     Worker(load_runtime(cfg)).drain()
     emit(DomainCreated(domain="later.example"), cfg)  # still pending
+    from spamfilter_plugin.redaction import Secret
+    from spamfilter_plugin.store.mx import mx_store
+
+    own = load_runtime(cfg)  # what the vendors kept on this server
+    own.contexts["spamport"].vault.put("info@done.example", Secret("Kept-Secret-9"))
+    with own.contexts["spamport"].state.editing() as data:
+        data["done.example"] = {"verified": True}
+    mx_store(own.config).put("done.example", "spamport", state="verified", recorded=[[5, "m"]])
     with open(cfg, "a", encoding="utf-8") as fh:
         fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table("web1"))) + "\n")
 
@@ -201,6 +209,7 @@ def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
 
     code, out, err = run(cfg, "fleet", "join")
     assert code == 0 and "moved 3 rows (2 done, 1 pending)" in out, (out, err)
+    assert "1 vault entry, 1 vendor state entry and the MX state of 1 domain(s)" in out
     code, out, err = run(cfg, "fleet", "join")  # again: nothing doubled
     assert code == 0
     with queue_of(load_runtime(cfg).config) as fleet:
@@ -208,6 +217,10 @@ def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
         assert counts["done"] == 2 and counts["pending"] == 1
         assert fleet.provisioned("spamport") == {"done.example"}
         assert fleet.holders() == {"done.example": "web1", "later.example": "web1"}
+    shared = load_runtime(cfg)  # what the vendors kept is the fleet's now
+    assert shared.contexts["spamport"].vault.get("info@done.example").reveal() == "Kept-Secret-9"
+    assert shared.contexts["spamport"].state.read() == {"done.example": {"verified": True}}
+    assert mx_store(shared.config).get("done.example").recorded == [[5, "m"]]
     # the worker goes on from the fleet: the pending row is delivered once
     stats = Worker(load_runtime(cfg)).drain()
     assert stats.done == 1 and "later.example" in sandbox["spamport"].emulator.domains

@@ -115,12 +115,16 @@ def _join(config, args) -> int:
         print_json({"dry_run": args.dry_run, "server": config.fleet.server, "moved": counts})
         return EXIT_OK
     verb = "would move" if args.dry_run else "moved"
-    rows = sum(n for k, n in counts.items() if k != "provisioned")
-    states = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if k != "provisioned")
+    kept = ("provisioned", "vault_entries", "state_entries", "mx_domains")
+    rows = sum(n for k, n in counts.items() if k not in kept)
+    states = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if k not in kept)
     print(
-        f"{verb} {rows} row{'s' * (rows != 1)} ({states or 'none'}) and "
-        f"{counts['provisioned']} provisioned domain record(s) into the fleet as "
-        f"{config.fleet.server}"
+        f"{verb} {rows} row{'s' * (rows != 1)} ({states or 'none'}), "
+        f"{counts['provisioned']} provisioned domain record(s), {counts['vault_entries']} "
+        f"vault entr{'y' if counts['vault_entries'] == 1 else 'ies'}, "
+        f"{counts['state_entries']} vendor state entr"
+        f"{'y' if counts['state_entries'] == 1 else 'ies'} and the MX state of "
+        f"{counts['mx_domains']} domain(s) into the fleet as {config.fleet.server}"
     )
     return EXIT_OK
 

@@ -52,12 +52,15 @@ from .. import deadline
 from ..config.model import FleetConfig
 from ..errors import ConfigError, QueueError, SpamFilterError, VendorBusy
 from ..events import Event, event_from_dict
+from ..files import JsonStore
 from ..guard import LOCK_WAIT, VendorGuard
 from ..keyfile import create_key, read_key
 from ..ratelimit import paced
 from ..redaction import Secret, redact
 from . import STATES, STEP_HOOK, SUPERSEDES
 from .base import Item, Queue, Row, row_of
+from .mx import COLUMNS as MX_COLUMNS
+from .mx import FILE as MX_FILE
 from .mx import MxState, MxStore, mx_changes, mx_state
 from .outbox import DB_NAME, SecretBox
 from .sqlite import SqliteQueue, split_result
@@ -826,6 +829,37 @@ class PostgresQueue(Queue):
                     (self.server, upto),
                 )
             self._relayed_upto = None
+        counts.update(self._join_kept(local.state_dir, dry_run))
+        return counts
+
+    def _join_kept(self, state_dir: Path, dry_run: bool) -> dict[str, int]:
+        """What vendors kept in *state_dir* (vaults, state, the MX state) into the fleet:
+        a vault's secrets opened with the server's queue key and sealed with the fleet's;
+        what the fleet holds already under the same name stays."""
+        counts = {"vault_entries": 0, "state_entries": 0, "mx_domains": 0}
+        local_box = SecretBox(state_dir)
+        for path in sorted(state_dir.glob("vault-*.json")) + sorted(state_dir.glob("state-*.json")):
+            data = JsonStore(path).read()
+            vault = path.name.startswith("vault-")
+            counts["vault_entries" if vault else "state_entries"] += len(data)
+            if dry_run or not data:
+                continue
+            with FleetJsonStore(self.fleet, path.stem).editing() as shared:
+                for key, value in data.items():
+                    if key not in shared:
+                        shared[key] = (
+                            self.box.seal(local_box.open(value.encode("ascii"))).decode("ascii")
+                            if vault
+                            else value
+                        )
+        if (state_dir / MX_FILE).exists():
+            fleet_mx = FleetMxStore(self.fleet)
+            for state in MxStore(state_dir).all():
+                counts["mx_domains"] += 1
+                if dry_run or fleet_mx.get(state.domain) is not None:
+                    continue
+                fields = {k: getattr(state, k) for k in MX_COLUMNS}
+                fleet_mx.put(state.domain, state.vendor, **fields)
         return counts
 
     # -- the key ----------------------------------------------------------------------
