@@ -15,6 +15,7 @@ import time
 from .config.model import Config, FleetConfig
 from .store import STATES, STEP_HOOK, SUPERSEDES
 from .store.base import Item, Queue, Row
+from .store.mx import MxStore
 from .store.outbox import BOOT_ID_FILE, DB_NAME, KEY_NAME, SecretBox, boot_id
 from .store.sqlite import SqliteQueue
 
@@ -30,6 +31,7 @@ __all__ = [
     "Row",
     "SecretBox",
     "boot_id",
+    "mx_store",
     "open_queue",
     "queue_of",
 ]
@@ -57,6 +59,15 @@ def open_queue(
 
         return PostgresQueue(state_dir, fleet, clock=clock, monotonic=monotonic)
     return SqliteQueue(state_dir, clock=clock, monotonic=monotonic or time.monotonic, boot=boot)
+
+
+def mx_store(config: Config) -> MxStore:
+    """The MX state *config* names: this server's file, or in fleet mode the fleet's."""
+    if config.fleet is not None:
+        from .store.postgres import FleetMxStore  # needs the [fleet] extra
+
+        return FleetMxStore(config.fleet)
+    return MxStore(config.general.state_dir)
 
 
 def queue_of(config: Config, **kwargs) -> Queue:

@@ -190,8 +190,8 @@ def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
     emit(PasswordReset(domain="done.example", password="Secret-Pw-1"), cfg)
     Worker(load_runtime(cfg)).drain()
     emit(DomainCreated(domain="later.example"), cfg)  # still pending
+    from spamfilter_plugin.queue import mx_store
     from spamfilter_plugin.redaction import Secret
-    from spamfilter_plugin.store.mx import mx_store
 
     own = load_runtime(cfg)  # what the vendors kept on this server
     own.contexts["spamport"].vault.put("info@done.example", Secret("Kept-Secret-9"))
@@ -567,8 +567,8 @@ def test_fleet_sync_removes_only_what_no_server_holds_and_a_stale_list_holds_rem
 
 
 def test_what_a_vendor_keeps_is_shared_by_the_fleet_and_sealed(tmp_path, sandbox, fleet_db):
+    from spamfilter_plugin.queue import mx_store
     from spamfilter_plugin.redaction import Secret
-    from spamfilter_plugin.store.mx import mx_store
 
     web1 = load_runtime(server_config(tmp_path, sandbox, fleet_db, "web1"))
     web2 = load_runtime(server_config(tmp_path, sandbox, fleet_db, "web2"))

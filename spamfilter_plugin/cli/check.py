@@ -61,7 +61,8 @@ def _fleet(config) -> dict | None:
 def _wrong_mx(rt) -> list[dict]:
     """The domains whose MX was found ``wrong`` (README "MX records")."""
     from ..errors import QueueError
-    from ..store.mx import FILE, mx_store
+    from ..queue import mx_store
+    from ..store.mx import FILE
 
     if rt.config.fleet is None and not (rt.config.general.state_dir / FILE).exists():
         return []

@@ -31,8 +31,8 @@ from .. import intake
 from ..config.schema import mx_managers
 from ..errors import PanelError, VendorRejected, VendorWaiting
 from ..events import Domain, VendorStep
-from ..queue import queue_of
-from ..store.mx import MxStore, mx_store, shown
+from ..queue import mx_store, queue_of
+from ..store.mx import MxStore, shown
 from . import plan
 from .lookup import lookup, mx_set
 from .probe import probe

@@ -165,15 +165,6 @@ def mx_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def mx_store(config) -> MxStore:
-    """The MX state *config* names: this server's file, or in fleet mode the fleet's."""
-    if config.fleet is not None:
-        from .postgres import FleetMxStore  # needs the [fleet] extra
-
-        return FleetMxStore(config.fleet)
-    return MxStore(config.general.state_dir)
-
-
 def mx_state(row: Any) -> MxState:
     """An :class:`MxState` from a database row read by column name."""
     data = dict(row)

@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 
 from ... import intake
 from ...events import DomainCreated, DomainDeleted
-from ...store.mx import mx_store
+from ...queue import mx_store
 from .. import status
 from ..access import Refused, Viewer
 from ..site import console, log, me, queue, records, servers
