@@ -253,6 +253,17 @@ def close_pools() -> None:
         pool.close()
 
 
+@contextlib.contextmanager
+def pooled(fleet: FleetConfig) -> Iterator[DB]:
+    """A connection of this process's pool for a moment; QueueError (temporary), in one line,
+    when the database cannot be reached."""
+    try:
+        with pool_of(fleet).connection() as db:
+            yield db
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise unreachable(fleet, exc) from None
+
+
 def connect(fleet: FleetConfig) -> DB:
     """A connection of its own (not pooled) to the fleet database; QueueError when it
     cannot be made within ``connect_timeout``."""
@@ -1344,10 +1355,10 @@ class FleetGuard(VendorGuard):
     @contextlib.contextmanager
     def _db(self) -> Iterator[DB]:
         try:
-            with pool_of(self.fleet).connection() as db:
+            with pooled(self.fleet) as db:
                 yield db
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise VendorBusy(self.name, str(unreachable(self.fleet, exc))) from None
+        except QueueError as exc:  # nothing is sent: the row waits, its attempt not counted
+            raise VendorBusy(self.name, str(exc)) from None
 
     def suspension(self) -> dict[str, Any] | None:
         with self._db() as db:
@@ -1467,7 +1478,7 @@ class FleetRateLimiter:
     def _take(self) -> float:
         """A slot now (0.0), or the seconds until the oldest one frees."""
         try:
-            with pool_of(self.fleet).connection() as db, db.transaction():
+            with pooled(self.fleet) as db, db.transaction():
                 db.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 13))", (self.account,)
                 )
@@ -1492,8 +1503,8 @@ class FleetRateLimiter:
                     )
                     return 0.0
                 return max(0.01, float(found["oldest"]) + 60 - now)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise VendorBusy(self.vendor, str(unreachable(self.fleet, exc))) from None
+        except QueueError as exc:  # nothing is sent: the row waits, its attempt not counted
+            raise VendorBusy(self.vendor, str(exc)) from None
 
     def acquire(self) -> float:
         waited = 0.0
@@ -1515,13 +1526,8 @@ class FleetJsonStore:
     def __init__(self, fleet: FleetConfig, name: str) -> None:
         self.fleet, self.name = fleet, name
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[DB]:
-        try:
-            with pool_of(self.fleet).connection() as db:
-                yield db
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise unreachable(self.fleet, exc) from None
+    def _db(self) -> contextlib.AbstractContextManager[DB]:
+        return pooled(self.fleet)
 
     def read(self) -> dict[str, Any]:
         with self._db() as db:
@@ -1559,13 +1565,8 @@ class FleetMxStore(MxStore):
         self.fleet = fleet
         self.path = Path(shown(fleet.url))
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[DB]:
-        try:
-            with pool_of(self.fleet).connection() as db:
-                yield db
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise unreachable(self.fleet, exc) from None
+    def _db(self) -> contextlib.AbstractContextManager[DB]:
+        return pooled(self.fleet)
 
     def get(self, domain: str) -> MxState | None:
         with self._db() as db:
