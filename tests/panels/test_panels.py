@@ -310,7 +310,8 @@ sys.argv = ["spamfilter", "--config", sys.argv[1], "panel-hook", "directadmin", 
 main()
 loaded = set(sys.modules) - before
 heavy = ("tomllib", "dataclasses", "pathlib", "logging", "argparse", "typing", "idna",
-         "ipaddress", "uuid", "requests", "jinja2", "marshmallow", "pluggy", "cryptography")
+         "ipaddress", "uuid", "requests", "jinja2", "marshmallow", "pluggy", "cryptography",
+         "psycopg", "psycopg_pool")
 ours = sorted(m for m in loaded if m.startswith("spamfilter_plugin."))
 print(json.dumps({"heavy": [m for m in heavy if m in loaded], "ours": ours}))
 """
@@ -368,6 +369,20 @@ def test_a_validated_config_is_used_from_the_cache_without_parsing(panel_config,
     assert "Unique-Pw-42" not in cache.read_text()
 
     assert light_call(config, "second.example") == []  # none of the heavy modules
+    assert [t for _, t, _ in queued(config)] == ["first.example", "second.example"]
+
+
+def test_in_fleet_mode_the_panel_hook_is_as_light_and_never_touches_the_database(
+    panel_config, private_cache_dir
+):
+    """A [fleet] table changes nothing on the panel's call: the event goes to the local
+    outbox (the database here does not even exist), and no driver is loaded."""
+    config = panel_config("directadmin")
+    key = config.parent / "fleet.key"
+    fleet = f'[fleet]\nurl = "postgresql://u@192.0.2.1:9/none"\nkey = {{ file = "{key}" }}\n'
+    config.write_text(config.read_text() + "\n" + fleet)
+    assert "psycopg" in light_call(config, "first.example")  # validated in full once
+    assert light_call(config, "second.example") == []
     assert [t for _, t, _ in queued(config)] == ["first.example", "second.example"]
 
 
