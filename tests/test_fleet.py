@@ -768,3 +768,39 @@ def test_two_servers_lose_nothing_under_faults_worker_kills_and_a_database_resta
     faulted = [r for r in spamport.requests if r["fault"]]
     assert len(faulted) > 20, "the run saw too few faults to prove anything"
     assert restarted == _local_cluster(postgres_url)  # the database went away mid-run
+
+
+def test_the_worker_daemon_publishes_its_panels_domains(tmp_path, sandbox, fleet_db):
+    import threading
+    import time
+
+    from spamfilter_plugin.cli.worker import publish_every
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "userdomains").write_text("bob.example: bob\nshop.example: bob\n")
+    (root / "var" / "cpanel" / "users").mkdir(parents=True)
+    (root / "var" / "cpanel" / "users" / "bob").write_text("DNS=bob.example\n")
+    cfg = server_config(tmp_path, sandbox, fleet_db, "web1")
+    with open(cfg, "a", encoding="utf-8") as fh:
+        fh.write("\n" + "\n".join(toml_table("panel", {"kind": "cpanel", "root": str(root)})))
+        fh.write("\n")
+    rt = load_runtime(cfg)
+    stop = threading.Event()
+    thread = threading.Thread(target=publish_every, args=(rt, stop))
+    thread.start()
+    try:
+        for _ in range(100):
+            with queue_of(rt.config) as fleet:
+                domains, published = fleet.fleet_inventory()
+            if published:
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert set(published) == {"web1"}
+    assert domains == {
+        "bob.example": ("web1", "mx.provider.example"),
+        "shop.example": ("web1", "mx.provider.example"),
+    }

@@ -44,7 +44,8 @@ def register(sub) -> None:
         description="Replace this server's domain list in the fleet with the panel's (or the "
         "file's). 'spamfilter sync' on any server plans against every server's list; a list "
         "older than [fleet] inventory_max_age_hours holds every removal back. A running "
-        "worker publishes its panel's list every hour on its own.",
+        "'spamfilter worker' (the daemon) publishes its panel's list every hour on its own, "
+        "where the panel lists its domains in files (cPanel, DirectAdmin).",
     )
     publish.add_argument(
         "--domains-from",
