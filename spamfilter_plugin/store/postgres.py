@@ -410,6 +410,7 @@ class PostgresQueue(Queue):
         self._check_schema = check_schema
         self._relayed_upto: int | None = None
         self._relay_at = float("-inf")
+        self._forgotten = 0  # the local rows up to this id are gone
         self._local: SqliteQueue | None = None
         self._listener: DB | None = None
 
@@ -675,7 +676,9 @@ class PostgresQueue(Queue):
         moved = 0
         while True:
             upto = self._mark()
-            local.forget_upto(upto)
+            if upto > self._forgotten:  # the local copies of relayed rows go (a write
+                local.forget_upto(upto)  # only when there are some: panel hooks write too)
+                self._forgotten = upto
             rows = local.rows_after(upto, limit)
             if not rows:
                 return moved
