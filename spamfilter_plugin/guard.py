@@ -76,10 +76,7 @@ class VendorGuard:
 
     def suspension(self) -> dict[str, Any] | None:
         """Why and since when calls to this vendor are suspended, or None."""
-        try:
-            return json.loads(self.suspension_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        return self._read_suspension()
 
     def suspended_error(self) -> VendorSuspended | None:
         found = self.suspension()
@@ -95,21 +92,12 @@ class VendorGuard:
     def suspend(self, reason: str) -> None:
         """Suspend calls in every process, and forget that the credentials were good."""
         self.forget()
-        try:
-            write_private_json(
-                self.suspension_file,
-                {"reason": redact(reason), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")},
-            )
-        except OSError as exc:
-            log.error(
-                "%s: cannot record the suspension in %s (%s); fix state_dir",
-                self.name,
-                self.suspension_file,
-                exc.strerror,
-            )
+        self._write_suspension(
+            {"reason": redact(reason), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        )
 
     def resume(self) -> None:
-        self.suspension_file.unlink(missing_ok=True)
+        self._drop_suspension()
 
     @contextmanager
     def checking(self) -> Iterator[None]:
@@ -137,11 +125,12 @@ class VendorGuard:
 
     def proven(self) -> bool:
         """True when a call with exactly this table has been accepted (and not refused since)."""
+        stored = self._read_proof()
         try:
-            stored = json.loads(self.proof_file.read_text(encoding="utf-8"))
-            salt = bytes.fromhex(stored["salt"])
-            proven = secrets.compare_digest(stored["fingerprint"], self._fingerprint(salt))
-        except (OSError, ValueError, KeyError, TypeError):
+            proven = stored is not None and secrets.compare_digest(
+                stored["fingerprint"], self._fingerprint(bytes.fromhex(stored["salt"]))
+            )
+        except (ValueError, KeyError, TypeError):
             proven = False
         self._known_proven = proven
         return proven
@@ -151,17 +140,12 @@ class VendorGuard:
         if self._known_proven:
             return
         salt = secrets.token_bytes(16)
-        try:
-            write_private_json(
-                self.proof_file, {"salt": salt.hex(), "fingerprint": self._fingerprint(salt)}
-            )
-        except OSError:
-            return  # unproven is the safe side: deliveries keep going one at a time
-        self._known_proven = True
+        if self._write_proof({"salt": salt.hex(), "fingerprint": self._fingerprint(salt)}):
+            self._known_proven = True
 
     def forget(self) -> None:
         self._known_proven = False
-        self.proof_file.unlink(missing_ok=True)
+        self._drop_proof()
 
     # -- the one-at-a-time lock ----------------------------------------------------------
 
@@ -172,6 +156,57 @@ class VendorGuard:
         if self.proven():
             yield
             return
+        with self._exclusive():
+            yield
+
+    def busy(self) -> VendorBusy:
+        return VendorBusy(
+            self.name,
+            "another delivery is trying its credentials (new or changed, or refused before); "
+            "this event waits its turn",
+        )
+
+    # -- where it is kept: files in state_dir (the fleet keeps it in its database) ------
+
+    def _read_suspension(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.suspension_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _write_suspension(self, doc: dict[str, Any]) -> None:
+        try:
+            write_private_json(self.suspension_file, doc)
+        except OSError as exc:
+            log.error(
+                "%s: cannot record the suspension in %s (%s); fix state_dir",
+                self.name,
+                self.suspension_file,
+                exc.strerror,
+            )
+
+    def _drop_suspension(self) -> None:
+        self.suspension_file.unlink(missing_ok=True)
+
+    def _read_proof(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.proof_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _write_proof(self, doc: dict[str, Any]) -> bool:
+        try:
+            write_private_json(self.proof_file, doc)
+        except OSError:
+            return False  # unproven is the safe side: deliveries keep going one at a time
+        return True
+
+    def _drop_proof(self) -> None:
+        self.proof_file.unlink(missing_ok=True)
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The lock file, held until the block ends; VendorBusy when not had in time."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -182,11 +217,7 @@ class VendorGuard:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= until:
-                        raise VendorBusy(
-                            self.name,
-                            "another delivery is trying its credentials (new or changed, or "
-                            "refused before); this event waits its turn",
-                        ) from None
+                        raise self.busy() from None
                     time.sleep(_POLL)
             yield  # released when the file is closed
         finally:

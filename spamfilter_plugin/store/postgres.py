@@ -36,7 +36,6 @@ import functools
 import hashlib
 import json
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -56,7 +55,7 @@ from ..files import JsonStore
 from ..guard import LOCK_WAIT, VendorGuard
 from ..keyfile import create_key, read_key
 from ..ratelimit import paced
-from ..redaction import Secret, redact
+from ..redaction import Secret
 from . import STATES, STEP_HOOK, SUPERSEDES
 from .base import Item, Queue, Row, row_of
 from .mx import COLUMNS as MX_COLUMNS
@@ -1363,7 +1362,7 @@ class FleetGuard(VendorGuard):
         except QueueError as exc:  # nothing is sent: the row waits, its attempt not counted
             raise VendorBusy(self.name, str(exc)) from None
 
-    def suspension(self) -> dict[str, Any] | None:
+    def _read_suspension(self) -> dict[str, Any] | None:
         with self._db() as db:
             found = db.execute(
                 "SELECT reason, since FROM vendor_guard WHERE vendor=%s AND suspended",
@@ -1385,16 +1384,19 @@ class FleetGuard(VendorGuard):
         super().admit()
 
     def suspend(self, reason: str) -> None:
-        self._known_proven, self._seen = False, None
+        self._seen = None
+        super().suspend(reason)
+
+    def _write_suspension(self, doc: dict[str, Any]) -> None:
         with self._db() as db:
             db.execute(
                 "INSERT INTO vendor_guard (vendor, suspended, reason, since) VALUES "
                 "(%s, true, %s, %s) ON CONFLICT (vendor) DO UPDATE SET suspended=true, "
-                "reason=excluded.reason, since=excluded.since, salt=NULL, fingerprint=NULL",
-                (self.name, redact(reason), time.strftime("%Y-%m-%d %H:%M:%S %Z")),
+                "reason=excluded.reason, since=excluded.since",
+                (self.name, doc["reason"], doc["since"]),
             )
 
-    def resume(self) -> None:
+    def _drop_suspension(self) -> None:
         with self._db() as db:
             db.execute("UPDATE vendor_guard SET suspended=false WHERE vendor=%s", (self.name,))
 
@@ -1402,35 +1404,27 @@ class FleetGuard(VendorGuard):
         seen = self._seen
         if self._known_proven and seen is not None and time.monotonic() - seen[0] < self.FRESH:
             return True  # looked at the suspension just now, and the proof stood
+        return super().proven()
+
+    def _read_proof(self) -> dict[str, Any] | None:
         with self._db() as db:
             found = db.execute(
-                "SELECT salt, fingerprint FROM vendor_guard WHERE vendor=%s", (self.name,)
+                "SELECT salt, fingerprint FROM vendor_guard WHERE vendor=%s AND salt IS NOT NULL",
+                (self.name,),
             ).fetchone()
-        proven = (
-            found is not None
-            and found["salt"] is not None
-            and secrets.compare_digest(
-                found["fingerprint"], self._fingerprint(bytes.fromhex(found["salt"]))
-            )
-        )
-        self._known_proven = proven
-        return proven
+        return dict(found) if found else None
 
-    def prove(self) -> None:
-        if self._known_proven:
-            return
-        salt = secrets.token_bytes(16)
+    def _write_proof(self, doc: dict[str, Any]) -> bool:
         with self._db() as db:
             db.execute(
                 "INSERT INTO vendor_guard (vendor, salt, fingerprint) VALUES (%s, %s, %s) "
                 "ON CONFLICT (vendor) DO UPDATE SET salt=excluded.salt, "
                 "fingerprint=excluded.fingerprint",
-                (self.name, salt.hex(), self._fingerprint(salt)),
+                (self.name, doc["salt"], doc["fingerprint"]),
             )
-        self._known_proven = True
+        return True
 
-    def forget(self) -> None:
-        self._known_proven = False
+    def _drop_proof(self) -> None:
         with self._db() as db:
             db.execute(
                 "UPDATE vendor_guard SET salt=NULL, fingerprint=NULL WHERE vendor=%s",
@@ -1438,15 +1432,12 @@ class FleetGuard(VendorGuard):
             )
 
     @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        """Around one delivery: exclusive across the fleet while the credentials are not
-        proven (a session lock in the database, held on a connection of its own)."""
-        if self.proven():
-            yield
-            return
+    def _exclusive(self) -> Iterator[None]:
+        """A session lock in the database, on a connection of its own while it is held; a
+        waiter holds no connection between its tries."""
         key = f"spamfilter-plugin guard {self.name}"
         until = time.monotonic() + deadline.bounded(LOCK_WAIT)
-        while True:  # a waiter holds no connection between its tries
+        while True:
             with self._db() as db:
                 got = _one(
                     db.execute(
@@ -1460,11 +1451,7 @@ class FleetGuard(VendorGuard):
                         db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
                     return
             if time.monotonic() >= until:
-                raise VendorBusy(
-                    self.name,
-                    "another delivery in the fleet is trying its credentials (new or "
-                    "changed, or refused before); this event waits its turn",
-                )
+                raise self.busy()
             time.sleep(0.05)
 
 
