@@ -46,12 +46,16 @@ def sandbox_config(
 FLEET = None
 
 
+def add_table(config, name: str, table: dict):
+    """The config file *config* with a ``[name]`` table added."""
+    with open(config, "a", encoding="utf-8") as fh:
+        fh.write("\n" + "\n".join(toml_table(name, table)) + "\n")
+    return config
+
+
 def with_fleet(config, server: str = "web1"):
     """The config file *config* in fleet mode when the test runs on PostgreSQL."""
-    if FLEET is not None:
-        with open(config, "a", encoding="utf-8") as fh:
-            fh.write("\n" + "\n".join(toml_table("fleet", FLEET.table(server))) + "\n")
-    return config
+    return add_table(config, "fleet", FLEET.table(server)) if FLEET is not None else config
 
 
 def opened(state_dir, **kwargs):

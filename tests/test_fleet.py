@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from queue_helpers import sandbox_config
+from console_helpers import csrf_of
+from queue_helpers import add_table, sandbox_config
 
-from spamfilter_plugin.config.model import toml_table
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import ConfigError, QueueError
 from spamfilter_plugin.events import DomainCreated, DomainDeleted, MailboxDeleted, PasswordReset
@@ -26,6 +26,8 @@ from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.queue import open_queue, queue_of
 from spamfilter_plugin.store import postgres
 from spamfilter_plugin.testing import closed_port_url, write_config
+from spamfilter_plugin.web.app import create_app
+from spamfilter_plugin.web.serve import console_for
 from spamfilter_plugin.worker import Worker
 
 SPAMFILTER = shutil.which("spamfilter") or os.path.join(
@@ -44,24 +46,31 @@ def run(cfg, *args, env=None):
     return done.returncode, done.stdout, done.stderr
 
 
-def server_config(tmp_path: Path, sandbox, fleet_db, server: str) -> Path:
-    """A server of the fleet: its own folder and state, the shared fleet."""
+def server_config(tmp_path: Path, sandbox, fleet_db, server: str, **tables) -> Path:
+    """A server of the fleet: its own folder and state, the shared fleet (*tables* as
+    :func:`queue_helpers.sandbox_config` takes them)."""
     folder = tmp_path / server
     folder.mkdir()
-    cfg = sandbox_config(folder, sandbox)
-    with open(cfg, "a", encoding="utf-8") as fh:
-        fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table(server))) + "\n")
-    return cfg
+    return add_table(sandbox_config(folder, sandbox, **tables), "fleet", fleet_db.table(server))
+
+
+def admin_client(cfg: Path):
+    """A logged-in admin of the console of *cfg* (Flask's test client)."""
+    console, password = console_for(load_runtime(cfg), host="127.0.0.1")
+    client = create_app(console).test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login",
+        data={"csrf_token": token, "username": "admin", "password": password, "next": "/"},
+    )
+    return client
 
 
 # -- the configuration ------------------------------------------------------------------
 
 
 def fleet_file(tmp_path: Path, fleet: dict) -> Path:
-    cfg = write_config(tmp_path / "c.toml", {}, {})
-    with open(cfg, "a", encoding="utf-8") as fh:
-        fh.write("\n".join(toml_table("fleet", fleet)) + "\n")
-    return cfg
+    return add_table(write_config(tmp_path / "c.toml", {}, {}), "fleet", fleet)
 
 
 @pytest.mark.parametrize(
@@ -125,8 +134,7 @@ def test_init_makes_the_key_and_the_tables_once_and_check_proves_them(
         key.parent.mkdir(mode=0o700)
         cfg = sandbox_config(tmp_path, sandbox)
         table = {"url": fresh, "server": "web1", "key": {"file": str(key)}}
-        with open(cfg, "a", encoding="utf-8") as fh:
-            fh.write("\n" + "\n".join(toml_table("fleet", table)) + "\n")
+        add_table(cfg, "fleet", table)
 
         code, out, err = run(cfg, "fleet", "init")
         assert code == 0, (out, err)
@@ -167,8 +175,7 @@ def test_an_unreachable_database_is_one_line_within_the_connect_timeout(tmp_path
         "key": {"file": str(key)},
         "connect_timeout": 2,
     }
-    with open(cfg, "a", encoding="utf-8") as fh:
-        fh.write("\n" + "\n".join(toml_table("fleet", table)) + "\n")
+    add_table(cfg, "fleet", table)
     postgres.FleetKey(key).make()
     code, out, _ = run(cfg, "check")
     line = next(x for x in out.splitlines() if x.startswith("fleet:"))
@@ -198,8 +205,7 @@ def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
     with own.contexts["spamport"].state.editing() as data:
         data["done.example"] = {"verified": True}
     mx_store(own.config).put("done.example", "spamport", state="verified", recorded=[[5, "m"]])
-    with open(cfg, "a", encoding="utf-8") as fh:
-        fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table("web1"))) + "\n")
+    add_table(cfg, "fleet", fleet_db.table("web1"))
 
     code, out, err = run(cfg, "fleet", "join", "--dry-run", "--json")
     doc = json.loads(out)
@@ -236,8 +242,7 @@ def test_the_panel_hook_queues_locally_while_the_database_is_down(tmp_path, sand
     key = tmp_path / "fleet.key"
     postgres.FleetKey(key).make()
     table = {"url": f"postgresql://u@127.0.0.1:{port}/x", "key": {"file": str(key)}}
-    with open(cfg, "a", encoding="utf-8") as fh:
-        fh.write("\n" + "\n".join(toml_table("fleet", table)) + "\n")
+    add_table(cfg, "fleet", table)
     code, out, err = run(cfg, "emit", "domain-created", "--domain", "down.example")
     assert code == 0 and out.startswith("queued domain-created for spamport"), (out, err)
     code, out, err = run(cfg, "queue", "list")
@@ -362,11 +367,7 @@ def test_five_workers_on_three_servers_with_a_wrong_password_send_one_login(
 
     configs = []
     for server in ("web1", "web2", "web3"):
-        folder = tmp_path / server
-        folder.mkdir()
-        cfg = sandbox_config(folder, sandbox, spamport={"password": "wrong-pw"})
-        with open(cfg, "a", encoding="utf-8") as fh:
-            fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table(server))) + "\n")
+        cfg = server_config(tmp_path, sandbox, fleet_db, server, spamport={"password": "wrong-pw"})
         for i in range(3):
             emit(DomainCreated(domain=f"{server}-{i}.example"), cfg)
         configs.append(cfg)
@@ -393,11 +394,6 @@ def test_five_workers_on_three_servers_with_a_wrong_password_send_one_login(
 
 
 def test_the_console_shows_every_servers_rows_with_their_server(tmp_path, sandbox, fleet_db):
-    from console_helpers import csrf_of
-
-    from spamfilter_plugin.web.app import create_app
-    from spamfilter_plugin.web.serve import console_for
-
     web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
     web2 = server_config(tmp_path, sandbox, fleet_db, "web2")
     emit(DomainCreated(domain="one.example"), web1)
@@ -405,13 +401,7 @@ def test_the_console_shows_every_servers_rows_with_their_server(tmp_path, sandbo
     for cfg in (web1, web2):
         with queue_of(load_runtime(cfg).config) as fleet:
             fleet.relay()
-    console, password = console_for(load_runtime(web1), host="127.0.0.1")
-    client = create_app(console).test_client()
-    token = csrf_of(client.get("/login").get_data(as_text=True))
-    client.post(
-        "/login",
-        data={"csrf_token": token, "username": "admin", "password": password, "next": "/"},
-    )
+    client = admin_client(web1)
     page = client.get("/queue").get_data(as_text=True)
     assert "<th>Server</th>" in page
     rows = dict(re.findall(r"<td>(web\d)</td><td>spamport</td><td>domain created</td>\s*"
@@ -499,12 +489,8 @@ def test_rackspaces_request_rate_holds_for_the_whole_fleet(tmp_path, sandbox, fl
     )
     configs = []
     for server in ("web1", "web2"):
-        folder = tmp_path / server
-        folder.mkdir()
-        cfg = sandbox_config(folder, sandbox, rackspace={"rate_limit": 5, "concurrency": 8})
-        with open(cfg, "a", encoding="utf-8") as fh:
-            fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table(server))) + "\n")
-        configs.append(cfg)
+        rackspace = {"rate_limit": 5, "concurrency": 8}
+        configs.append(server_config(tmp_path, sandbox, fleet_db, server, rackspace=rackspace))
     for i in range(12):
         emit(MailboxAdded(mailbox=f"user{i}@example.com"), configs[i % 2])
     for cfg in configs:  # each server's worker in a process of its own
@@ -591,11 +577,6 @@ def test_what_a_vendor_keeps_is_shared_by_the_fleet_and_sealed(tmp_path, sandbox
 def test_the_console_lists_every_servers_domains_and_acts_for_their_server(
     tmp_path, sandbox, fleet_db
 ):
-    from console_helpers import csrf_of
-
-    from spamfilter_plugin.web.app import create_app
-    from spamfilter_plugin.web.serve import console_for
-
     web1 = server_config(tmp_path, sandbox, fleet_db, "web1")
     web2 = server_config(tmp_path, sandbox, fleet_db, "web2")
     for server, cfg, names in (("web1", web1, "one.example\n"), ("web2", web2, "two.example\n")):
@@ -604,13 +585,7 @@ def test_the_console_lists_every_servers_domains_and_acts_for_their_server(
         assert run(cfg, "fleet", "publish", "--domains-from", str(listing))[0] == 0
         run(cfg, "emit", "domain-created", "--domain", names.strip())
         assert run(cfg, "worker", "--drain")[0] == 0
-    console, password = console_for(load_runtime(web1), host="127.0.0.1")
-    client = create_app(console).test_client()
-    token = csrf_of(client.get("/login").get_data(as_text=True))
-    client.post(
-        "/login",
-        data={"csrf_token": token, "username": "admin", "password": password, "next": "/"},
-    )
+    client = admin_client(web1)
     page = client.get("/").get_data(as_text=True)
     assert '<select name="server"' in page and "<th>Server</th>" in page
     found = dict(re.findall(r'<tr data-domain="([a-z.]+)">.*?sfc-server">(web\d)<', page, re.S))
@@ -684,12 +659,9 @@ def test_two_servers_lose_nothing_under_faults_worker_kills_and_a_database_resta
     general = {"lease_seconds": 1.5, "max_attempts": 1000, "retry_base": 0.02, "retry_cap": 0.2}
     servers = {}
     for name in ("web1", "web2"):
-        folder = tmp_path / name
-        folder.mkdir()
-        cfg = sandbox_config(folder, sandbox, general=general, spamport=http, rackspace=http)
-        with open(cfg, "a", encoding="utf-8") as fh:
-            fh.write("\n" + "\n".join(toml_table("fleet", fleet_db.table(name))) + "\n")
-        servers[name] = cfg
+        servers[name] = server_config(
+            tmp_path, sandbox, fleet_db, name, general=general, spamport=http, rackspace=http
+        )
     # each server's own domains, a valid history each
     plans, expected = {}, {}
     for n, name in enumerate(servers):
@@ -781,10 +753,11 @@ def test_the_worker_daemon_publishes_its_panels_domains(tmp_path, sandbox, fleet
     (root / "etc" / "userdomains").write_text("bob.example: bob\nshop.example: bob\n")
     (root / "var" / "cpanel" / "users").mkdir(parents=True)
     (root / "var" / "cpanel" / "users" / "bob").write_text("DNS=bob.example\n")
-    cfg = server_config(tmp_path, sandbox, fleet_db, "web1")
-    with open(cfg, "a", encoding="utf-8") as fh:
-        fh.write("\n" + "\n".join(toml_table("panel", {"kind": "cpanel", "root": str(root)})))
-        fh.write("\n")
+    cfg = add_table(
+        server_config(tmp_path, sandbox, fleet_db, "web1"),
+        "panel",
+        {"kind": "cpanel", "root": str(root)},
+    )
     rt = load_runtime(cfg)
     stop = threading.Event()
     thread = threading.Thread(target=publish_every, args=(rt, stop))
