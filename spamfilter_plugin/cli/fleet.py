@@ -66,13 +66,13 @@ def cmd_fleet(args) -> int:
             f"{rt.config.path} has no [fleet] table; add one (url, key, server) to use fleet "
             "mode (README 'Fleet mode')"
         )
-    args.rt = rt
-    return args.action(rt.config, args)
+    return args.action(rt, args)
 
 
-def _init(config, args) -> int:
+def _init(rt, args) -> int:
     from ..store import postgres
 
+    config = rt.config
     fleet = config.fleet
     key = postgres.FleetKey(fleet.key_file)
     made = key.make()
@@ -103,10 +103,11 @@ def _init(config, args) -> int:
     return EXIT_OK if problem is None else EXIT_VENDOR
 
 
-def _join(config, args) -> int:
+def _join(rt, args) -> int:
     from ..queue import open_queue
     from ..store import postgres
 
+    config = rt.config
     with (
         open_queue(config.general.state_dir) as local,
         postgres.PostgresQueue(config.general.state_dir, config.fleet) as fleet,
@@ -130,11 +131,12 @@ def _join(config, args) -> int:
     return EXIT_OK
 
 
-def _publish(config, args) -> int:
+def _publish(rt, args) -> int:
     from ..queue import queue_of
     from .sync import wanted_domains
 
-    domains = wanted_domains(args, args.rt)
+    config = rt.config
+    domains = wanted_domains(args, rt)
     mail_host = config.general.mail_host
     with queue_of(config) as queue:
         count = queue.publish_inventory({d: dest or mail_host for d, dest in domains.items()})
