@@ -192,6 +192,13 @@ def inventory_domains(vendor):
 
 
 @hookimpl
+def domain_current_route(vendor, domain):
+    # get-domains is the API's one read of a domain's host
+    route = client(vendor).route_of(domain.name)
+    return None if route is settle.NOT_HELD else route
+
+
+@hookimpl
 def domain_created(vendor, event):
     api, name, host = client(vendor), event.domain.name, vendor.destination(event)
     added = []

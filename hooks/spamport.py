@@ -170,6 +170,15 @@ def inventory_domains(vendor):
 
 
 @hookimpl
+def domain_current_route(vendor, domain):
+    # one domain's "info" (documented: "transport" is its destination mail server)
+    try:
+        return client(vendor).info(domain.name).destination
+    except VendorNotFound:  # "Domain not found"
+        return None
+
+
+@hookimpl
 def settings_fragments(vendor, scope, target, csrf_token):
     if scope == "admin":
         domains = client(vendor).get_domains()

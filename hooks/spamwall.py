@@ -233,6 +233,13 @@ def _route(vendor, event, *, create: bool) -> dict:
 
 
 @hookimpl
+def domain_current_route(vendor, domain):
+    # list_domains is the API's one read of a domain's IP and port
+    route = client(vendor).route_of(domain.name)
+    return None if route is settle.NOT_HELD else route
+
+
+@hookimpl
 def domain_created(vendor, event):
     return _route(vendor, event, create=True)
 

@@ -7,6 +7,13 @@ A temporary failure goes back to the queue with capped, jittered exponential bac
 once with the vendor's reason.  A row held back untried (the vendor suspended, busy proving
 its credentials, or out of request rate) waits without its attempt being counted.
 
+Before a domain is deleted at a vendor that can say where it sends the domain's mail now
+(``domain_current_route``), that route is compared with those this server gave it (the
+destinations its creations and updates set, kept with the queue's ownership record and in
+its rows, and ``general.mail_host``): when another destination took the domain over since
+(the account moved to another server, which created it there), the deletion would bounce
+that server's mail, so it is not made and the row ends ``skipped`` with the reason.
+
 A delivery, every call and every wait of its hook included, runs inside a
 :mod:`~spamfilter_plugin.deadline` scope of :data:`DELIVERY_SHARE` of the lease, so it is
 over before the lease runs out and no other worker can take the row while it is still
@@ -19,16 +26,24 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import deadline
-from .errors import SpamFilterError, VendorError, VendorHeld, VendorPaced, VendorWaiting
-from .events import Event, VendorStep
+from .errors import (
+    SpamFilterError,
+    VendorError,
+    VendorHeld,
+    VendorPaced,
+    VendorSkipped,
+    VendorWaiting,
+)
+from .events import DomainDeleted, Event, VendorStep
 from .manager import Outcome, Runtime
 from .queue import STATES, Queue, Row
 from .redaction import get_logger
+from .settle import plain_route
 
 log = get_logger(__name__)
 
@@ -37,6 +52,16 @@ DELIVERY_SHARE = 0.8
 
 #: seconds before a row held back untried (the vendor busy proving credentials) comes due
 HELD_WAIT = 1.0
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A claimed row's event, ready to deliver: its password opened and, for a domain's
+    deletion, the destinations its server gave the domain at the vendor (none when it did
+    not put the domain there: no check)."""
+
+    event: Event
+    destinations: tuple[str, ...] = ()
 
 
 @dataclass
@@ -126,9 +151,10 @@ class Policy:
         window = min(self.general.retry_cap, self.general.retry_base * 2 ** (attempts - 1))
         return window / 2 + self.rng() * window / 2
 
-    def prepare(self, row: Row) -> Event | Outcome:
-        """The row's event (its password opened), or the failed Outcome that says why it
-        cannot be delivered.  Reads the queue: call it where the queue is used."""
+    def prepare(self, row: Row) -> Ready | Outcome:
+        """The row's event (its password opened, and for a deletion the destination to check
+        for), or the failed Outcome that says why it cannot be delivered.  Reads the queue:
+        call it where the queue is used."""
         if row.vendor not in self.runtime.contexts:
             error = VendorError(
                 row.vendor,
@@ -137,21 +163,66 @@ class Policy:
             )
             return Outcome(row.vendor, False, error=error)
         try:
-            return self.queue.event_of(row)
+            event = self.queue.event_of(row)
+            if not isinstance(event, DomainDeleted):
+                return Ready(event)
+            given = self.queue.destinations(row.vendor, event.domain.name, row.server)
         except SpamFilterError as exc:
             return Outcome(row.vendor, False, error=exc)
+        fleet = self.runtime.config.fleet
+        if None in given and row.server in (None, fleet and fleet.server):
+            given.add(self.general.mail_host)  # where this server's creations go by default
+        return Ready(event, tuple(sorted(d for d in given if d)))
 
-    def attempt(self, row: Row, event: Event | Outcome, claimed_at: float | None = None) -> Attempt:
+    def taken_over(
+        self, row: Row, event: DomainDeleted, destinations: Iterable[str]
+    ) -> Outcome | None:
+        """Before *event* deletes the domain: None when the vendor sends its mail to one of
+        the *destinations* its server gave it (or does not hold it, or cannot say); else the
+        Outcome that skips the deletion with the reason, or the failure that kept the
+        answer from being known (tried again later)."""
+        vendor = row.vendor
+        if not self.runtime.handles(vendor, "domain_current_route"):
+            return None
+        found = self.runtime.call_isolated(vendor, "domain_current_route", domain=event.domain)
+        if not found.ok or found.result is None:
+            return found if not found.ok else None
+        ours, failed = set(), None
+        for host in destinations:
+            try:
+                ours.add(self.runtime.route(vendor, host))
+            except SpamFilterError as exc:  # a host that does not resolve: the others may do
+                failed = exc
+        if not ours and failed is not None:
+            return Outcome(vendor, False, error=failed)
+        now = plain_route(found.result)
+        if now in ours:
+            return None
+        error = VendorSkipped(
+            vendor,
+            f"mail for {event.domain.name} goes to {now} there, not to this server's "
+            f"{' or '.join(sorted(ours))}: another destination took the domain over since, "
+            "so it was not deleted",
+        )
+        log.info("queue row %d: %s", row.id, error)
+        return Outcome(vendor, False, error=error)
+
+    def attempt(self, row: Row, ready: Ready | Outcome, claimed_at: float | None = None) -> Attempt:
         """Deliver *event* to the row's vendor inside the delivery's time budget, and ask the
         built-in features for the steps that follow.  Touches no queue, so deliveries run
         side by side in threads.  The budget counts from *claimed_at* (this process's
         ``time.monotonic()`` when the lease was taken), so a delivery that started late,
         on a busy machine, still ends inside its lease."""
-        if isinstance(event, Outcome):
-            return Attempt(event)
+        if isinstance(ready, Outcome):
+            return Attempt(ready)
+        event = ready.event
         spent = time.monotonic() - claimed_at if claimed_at is not None else 0.0
         with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE - max(spent, 0.0)):
-            outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
+            outcome = None
+            if isinstance(event, DomainDeleted) and ready.destinations:
+                outcome = self.taken_over(row, event, ready.destinations)
+            if outcome is None:
+                outcome = self.runtime.call_isolated(row.vendor, row.hook, event=event)
         recorded, steps = outcome.result, []
         if outcome.ok:
             try:
@@ -187,6 +258,8 @@ class Policy:
         queue = self.queue
         if outcome.ok:
             ok, state = queue.complete(row, token, result, steps), "done"
+        elif isinstance(outcome.error, VendorSkipped):  # on purpose: nothing was sent
+            ok, state = queue.skip(row, token, outcome.error), "skipped"
         elif isinstance(outcome.error, VendorHeld):  # nothing was sent: not an attempt
             retry_in = HELD_WAIT * (0.5 + self.rng())
             if isinstance(outcome.error, VendorPaced):  # when the vendor's rate has room

@@ -217,3 +217,12 @@ class VendorPaced(VendorHeld):
     def __init__(self, vendor: str, message: str, *, retry_after: float, **kw) -> None:
         self.retry_after = retry_after
         super().__init__(vendor, message, **kw)
+
+
+class VendorSkipped(VendorError):
+    """The event was not delivered on purpose: doing it would undo what another server set
+    at the vendor since (a deletion of a domain whose mail now goes to another server's
+    destination).  The row ends ``skipped`` with this reason; it is not a failure."""
+
+    permanent = True
+    retry = False

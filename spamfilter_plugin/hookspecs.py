@@ -241,6 +241,24 @@ def domain_route(vendor: VendorContext, destination: str) -> str | None:
     """
 
 
+@hookspec(firstresult=True)
+def domain_current_route(vendor: VendorContext, domain: Domain) -> str | None:
+    """Where this vendor sends *domain*'s clean mail now, in the form :func:`domain_route`
+    gives, read from the vendor.
+
+    Before a ``domain_deleted`` is delivered, the route is compared with the one this server
+    gave the domain: when another destination took the domain over since (the account moved
+    to another server, which created it there), the deletion is not made and its row ends
+    ``skipped`` with the reason.  A vendor without this hook is not asked.
+
+    :param vendor: the vendor's context.
+    :param domain: the domain about to be deleted.
+    :return: the route; None when the vendor does not hold the domain.
+
+    Stops at first non-None result.
+    """
+
+
 # -------------------------------------------------------------------------
 # Panel services (implemented by panel adapters, called by vendors)
 # -------------------------------------------------------------------------

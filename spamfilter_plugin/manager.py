@@ -39,6 +39,7 @@ from .events import LIFECYCLE_HOOKS, Domain, Event, Mailbox
 from .panels import load
 from .queue import STEP_HOOK
 from .redaction import get_logger, redact
+from .settle import plain_route
 from .templating import SettingsResult
 
 log = get_logger(__name__)
@@ -159,6 +160,15 @@ class Runtime:
         an event (:func:`~spamfilter_plugin.intake.vendors_for`), here and in the
         panel-hook cache alike."""
         return {v: [h for h in LIFECYCLE_HOOKS if self.handles(v, h)] for v in self.vendors}
+
+    def route(self, vendor: str, destination: str) -> str:
+        """Where *vendor* sends the clean mail of a domain given *destination*, as routes are
+        compared (:func:`~.settle.plain_route`): its ``domain_route``, else the host itself.
+        The vendor's errors propagate (a host that does not resolve, say)."""
+        found = None
+        if self.handles(vendor, "domain_route"):
+            found = self.call(vendor, "domain_route", destination=destination)
+        return plain_route(found or destination)
 
     def call(self, vendor: str, hook: str, **kwargs: Any) -> Any:
         """Call *hook* on *vendor* only, with its context as ``vendor``; errors propagate.

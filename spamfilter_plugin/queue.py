@@ -44,6 +44,7 @@ def open_queue(
     clock=time.time,
     monotonic=None,
     boot: str | None = None,
+    mail_host: str | None = None,
 ) -> Queue:
     """The queue of *state_dir* (opened on first use; :meth:`Queue.close` it when done):
     its own SQLite queue, or with *fleet* (``[fleet]``) the fleet's queue on PostgreSQL,
@@ -53,11 +54,15 @@ def open_queue(
     :param monotonic: the clock that orders and expires work (default: the machine's
         monotonic clock; in the fleet, the database's clock).
     :param boot: this boot's identity (default: the kernel's boot id; SQLite only).
+    :param mail_host: ``[general] mail_host``; in the fleet, written into this server's
+        domain creations that name no destination, as any server's worker may deliver them.
     """
     if fleet is not None:
         from .store.postgres import PostgresQueue  # needs the [fleet] extra
 
-        return PostgresQueue(state_dir, fleet, clock=clock, monotonic=monotonic)
+        return PostgresQueue(
+            state_dir, fleet, clock=clock, monotonic=monotonic, mail_host=mail_host
+        )
     return SqliteQueue(state_dir, clock=clock, monotonic=monotonic or time.monotonic, boot=boot)
 
 
@@ -72,4 +77,6 @@ def mx_store(config: Config) -> MxStore:
 
 def queue_of(config: Config, **kwargs) -> Queue:
     """The queue *config* names: ``[general] state_dir`` and, in fleet mode, ``[fleet]``."""
-    return open_queue(config.general.state_dir, fleet=config.fleet, **kwargs)
+    return open_queue(
+        config.general.state_dir, fleet=config.fleet, mail_host=config.general.mail_host, **kwargs
+    )

@@ -26,7 +26,8 @@ log = get_logger(__name__)
 NOT_HELD = object()
 
 
-def _plain(route) -> str:
+def plain_route(route) -> str:
+    """A route as routes are compared: lower-case, without a trailing dot."""
     return str(route).lower().rstrip(".")
 
 
@@ -50,7 +51,7 @@ def created(
         route = route_of(domain)
         if route is NOT_HELD:
             raise
-        if route is not None and _plain(route) == _plain(wanted):
+        if route is not None and plain_route(route) == plain_route(wanted):
             log.info("%s: %s: creation answered %s; it is held with %s", vendor, domain, exc, route)
             return "held"
         log.info("%s: %s: creation answered %s; held with %s: updating", vendor, domain, exc, route)

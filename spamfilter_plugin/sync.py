@@ -4,8 +4,9 @@ For each enabled vendor that keeps a domain list (``inventory_domains``), the pl
 
 * **add** a panel domain the vendor does not hold (``domain_created``);
 * **remove** a domain the vendor holds that the panel no longer has, when the plugin put it
-  there (the queue's ``provisioned`` record); one someone added at the vendor by hand is
-  **foreign** and left alone unless pruning is asked for;
+  there (the queue's ``provisioned`` record) and its mail still goes where the plugin sent it
+  (otherwise it was **taken** over by another destination, and is left alone); one someone
+  added at the vendor by hand is **foreign** and left alone unless pruning is asked for;
 * **update** a domain whose route (where the vendor sends its clean mail) is not the one the
   panel's destination gives (``domain_updated``, or ``domain_created`` again for a vendor
   without it).
@@ -37,6 +38,7 @@ from .events import (
 from .manager import Runtime
 from .queue import Queue, Row, queue_of
 from .redaction import get_logger
+from .settle import plain_route
 from .worker import Delivery, Worker, concurrency_of
 
 log = get_logger(__name__)
@@ -53,8 +55,10 @@ ACTION_HOOKS = {"add": "domain_created", "remove": "domain_deleted", "update": "
 ACTION_OF = {hook: action for action, hook in ACTION_HOOKS.items()}
 #: what is reported and never applied: a foreign domain, a name that is not a valid domain,
 #: another spelling of a domain (case, a final dot); in a fleet, a domain another server's
-#: panel holds (``elsewhere``) and a removal a stale domain list holds back (``held``)
-LEFT_ALONE = ("foreign", "invalid", "variant", "elsewhere", "held")
+#: panel holds (``elsewhere``) and a removal a stale domain list holds back (``held``); a
+#: domain the plugin added whose mail the vendor now sends to another destination than this
+#: server's (``taken``: another server took it over)
+LEFT_ALONE = ("foreign", "invalid", "variant", "elsewhere", "held", "taken")
 
 
 @dataclass
@@ -169,11 +173,6 @@ def panel_domains(runtime: Runtime) -> dict[str, str | None]:
     return {normalise_domain(n, "domain"): None for n in names}
 
 
-def _plain(value: str) -> str:
-    """A route as compared: lower-case, without a trailing dot."""
-    return value.lower().rstrip(".")
-
-
 def printable(text: str) -> str:
     """*text* with every control or formatting character escaped as Python writes it
     (``\\x1b``, ``\\n``, ``\\u202e``), so a name from a vendor cannot move the cursor,
@@ -209,7 +208,7 @@ def inventory_entries(result) -> Iterator[Entry]:
             name, problem = normalise_domain(raw, "domain"), ""
         except InvalidInput as exc:
             name, problem = None, exc.message.split(": ", 1)[-1]
-        yield Entry(raw, name, None if route is None else _plain(str(route)), problem)
+        yield Entry(raw, name, None if route is None else plain_route(str(route)), problem)
 
 
 # -- the plan ---------------------------------------------------------------------------
@@ -271,15 +270,11 @@ class Reconcile:
             return None
         key = (vendor, host)
         if key not in self._routes:
-            route = None
             try:
-                if self.runtime.handles(vendor, "domain_route"):
-                    route = self.runtime.call(vendor, "domain_route", destination=host)
+                self._routes[key] = self.runtime.route(vendor, host)
             except SpamFilterError as exc:  # an unresolvable host: no route to compare with
                 log.warning("%s: the route for %s is not known (%s)", vendor, host, exc)
                 self._routes[key] = None
-                return None
-            self._routes[key] = _plain(route or host)
         return self._routes[key]
 
     def plan(self, vendor: str) -> Iterator[Change]:
@@ -328,6 +323,8 @@ class Reconcile:
                     yield Change(vendor, name, "update", reason, destination)
             elif name in self.elsewhere:
                 continue  # another server's panel holds it: that server's business
+            elif name in owned and (taken := self._taken(vendor, name, route)):
+                yield Change(vendor, name, "taken", taken)
             elif name in owned and self.stale:
                 yield Change(vendor, name, "held", self._held_back())
             elif name in owned:
@@ -352,6 +349,20 @@ class Reconcile:
             if name not in held and name not in self.wanted:
                 reason = f"on {server}'s panel, not at the vendor: {server}'s sync adds it"
                 yield Change(vendor, name, "elsewhere", reason)
+
+    def _taken(self, vendor: str, name: str, route: str | None) -> str:
+        """Why the plugin's domain *name* is not removed though no panel has it: the vendor
+        sends its mail to another destination than this server gave it; "" when not."""
+        if route is None:
+            return ""
+        given = self.queue.destinations(vendor, name)  # None: general.mail_host
+        ours = {r for r in (self.route(vendor, d) for d in given) if r is not None}
+        if not ours or route in ours:
+            return ""
+        return (
+            f"added by the plugin, but its mail goes to {route}, not to this server's "
+            f"{' or '.join(sorted(ours))}: another destination took it over; left alone"
+        )
 
     def _held_back(self) -> str:
         limit = (

@@ -247,11 +247,11 @@ class Worker:
             if vendor not in self._suspended and limit > self._inflight[vendor]
         }
 
-    def _deliver(self, row, token, event, claimed_at: float) -> None:
+    def _deliver(self, row, token, ready, claimed_at: float) -> None:
         """In a pool thread: the vendor's part of one delivery; the outcome goes back to
         the dispatcher whatever happens."""
         try:
-            attempt = self.policy.attempt(row, event, claimed_at)
+            attempt = self.policy.attempt(row, ready, claimed_at)
         except BaseException as exc:  # a bug must not lose the row's outcome or hang the loop
             log.error("queue row %d: delivery crashed", row.id, exc_info=True)
             error = VendorError(row.vendor, f"delivery crashed: {type(exc).__name__}: {exc}")

@@ -312,6 +312,26 @@ def test_an_account_moved_to_another_server_is_not_deleted_by_the_old_one(
     assert code == 0 and "skipped" in out and "web2 holds moved.example" in out
 
 
+def test_a_creation_goes_to_its_own_servers_mail_host_whichever_worker_delivers_it(
+    tmp_path, sandbox, fleet_db
+):
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1", general={"mail_host": "192.0.2.1"})
+    web2 = server_config(tmp_path, sandbox, fleet_db, "web2", general={"mail_host": "192.0.2.2"})
+    emit(DomainCreated(domain="mine.example"), web1)
+    with queue_of(load_runtime(web1).config) as fleet:
+        assert fleet.relay() == 1
+    assert Worker(load_runtime(web2)).drain().done == 1  # web2's worker delivers web1's row
+    assert sandbox["spamport"].emulator.domains["mine.example"]["transport"].endswith("192.0.2.1")
+    with queue_of(load_runtime(web2).config) as fleet:
+        assert fleet.destinations("spamport", "mine.example") == {"192.0.2.1"}
+    # web1's deletion passes the destination check on any worker
+    emit(DomainDeleted(domain="mine.example"), web1)
+    with queue_of(load_runtime(web1).config) as fleet:
+        assert fleet.relay() == 1
+    assert Worker(load_runtime(web2)).drain().done == 1
+    assert "mine.example" not in sandbox["spamport"].emulator.domains
+
+
 def test_a_deletion_still_waiting_when_another_server_creates_the_domain_is_skipped(
     tmp_path, sandbox, fleet_db
 ):

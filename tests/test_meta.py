@@ -36,6 +36,7 @@ def test_hookspecs_are_discovered():
         "settings_submitted",
         "inventory_domains",
         "domain_route",
+        "domain_current_route",
         "publish_dns_record",
         "vendor_check",
         "vendor_config_schema",

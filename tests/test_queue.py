@@ -9,7 +9,7 @@ import pytest
 from queue_helpers import opened, put, sandbox_config
 
 from spamfilter_plugin.emit import emit
-from spamfilter_plugin.errors import VendorUnavailable
+from spamfilter_plugin.errors import VendorSkipped, VendorUnavailable
 from spamfilter_plugin.events import (
     DomainCreated,
     DomainDeleted,
@@ -484,6 +484,54 @@ def test_a_batch_is_one_transaction_all_or_nothing(queue):
         for row, token in claimed:
             assert queue.complete(row, token, {"message": "ok"})
     assert queue.provisioned("spamport") == {"a.example", "b.example"}
+
+
+def _deliver(queue, event, vendor="spamport"):
+    (row_id,) = put(queue, event, [vendor])
+    row, token = queue.claim("w", 60)
+    assert row.id == row_id and queue.complete(row, token)
+
+
+def test_the_destinations_the_plugin_set_are_kept(queue):
+    _deliver(queue, DomainCreated(domain="a.example", destination="mail.a.example"))
+    _deliver(queue, DomainCreated(domain="b.example"))  # general.mail_host's: none named
+    assert queue.destinations("spamport", "a.example") == {"mail.a.example"}
+    assert queue.destinations("spamport", "b.example") == {None}
+    _deliver(queue, DomainUpdated(domain="a.example", destination="192.0.2.7"))
+    # an update on its way (it may have reached the vendor already) counts too
+    put(queue, DomainUpdated(domain="a.example", destination="192.0.2.8"), ["spamport"])
+    assert queue.destinations("spamport", "a.example") == {
+        "mail.a.example",
+        "192.0.2.7",
+        "192.0.2.8",
+    }
+    assert queue.destinations("rackspace", "a.example") == set()  # never put there
+    # the record outlives the rows: the latest delivered destination is kept
+    row, token = queue.claim("w", 60)
+    assert queue.complete(row, token)
+    assert queue.purge(-1) == 4
+    assert queue.destinations("spamport", "a.example") == {"192.0.2.8"}
+    assert queue.provisioned("spamport") == {"a.example", "b.example"}
+    _deliver(queue, DomainDeleted(domain="a.example"))
+    assert queue.purge(-1) == 1
+    assert queue.destinations("spamport", "a.example") == set()
+
+
+def test_a_skipped_deletion_ends_skipped_and_gives_the_domain_up(queue):
+    _deliver(queue, DomainCreated(domain="a.example", destination="192.0.2.7"))
+    (row_id,) = put(queue, DomainDeleted(domain="a.example"), ["spamport"])
+    row, token = queue.claim("w", 60)
+    reason = VendorSkipped("spamport", "mail for a.example goes to 192.0.2.9 there")
+    assert not queue.skip(row, "another lease", reason)  # a lost lease writes nothing
+    assert queue.get(row_id).state == "leased"
+    assert queue.skip(row, token, reason)
+    skipped = queue.get(row_id)
+    assert skipped.state == "skipped" and skipped.lease_owner is None
+    assert skipped.last_error == "spamport: mail for a.example goes to 192.0.2.9 there"
+    assert skipped.error_type == "VendorSkipped"
+    assert queue.provisioned("spamport") == set()
+    assert queue.counts()["skipped"] == 1 and queue.claim("w", 60) is None
+    assert queue.purge(-1) == 2  # history like done rows
 
 
 def test_ownership_is_kept_through_purge_and_filled_from_an_older_queue(queue, tmp_path, store):

@@ -39,7 +39,9 @@ def register(sub) -> None:
     qd = qsub.add_parser("drop", help="delete a row that is not being delivered")
     qd.add_argument("id", type=int)
     qd.set_defaults(action=_drop)
-    qp = qsub.add_parser("purge", help="delete done and superseded rows older than some days")
+    qp = qsub.add_parser(
+        "purge", help="delete done, superseded and skipped rows older than some days"
+    )
     qp.add_argument("--older-than", type=float, default=30, metavar="DAYS", help="default 30")
     qp.set_defaults(action=_purge)
     for sp in (ql, qs, qr, qd, qp):
@@ -143,6 +145,8 @@ def _drop(queue, args) -> int:
 def _purge(queue, args) -> int:
     count = queue.purge(args.older_than * 86400)
     print(
-        json.dumps({"purged": count}) if args.json else f"{count} old done/superseded rows deleted"
+        json.dumps({"purged": count})
+        if args.json
+        else f"{count} old done/superseded/skipped rows deleted"
     )
     return EXIT_OK

@@ -11,10 +11,11 @@ Everything that reads or writes the queue does so through a :class:`Queue` (made
 * **claim with a lease**: a row is leased by one delivery at a time, for a time measured on a
   clock every worker shares; it is claimable only when no earlier row of its vendor and target
   is pending or leased (order per target);
-* **complete, fail, release**: each names the lease it holds and writes nothing when the lease
-  was taken over; completing a domain's creation or deletion records its ownership
-  (:meth:`Queue.provisioned`) in the same transaction, and queues the steps the vendor asked
-  for;
+* **complete, fail, release, skip**: each names the lease it holds and writes nothing when the
+  lease was taken over; completing a domain's creation or deletion records its ownership
+  (:meth:`Queue.provisioned`, with the destination the creation or a later update set) in the
+  same transaction, and queues the steps the vendor asked for; a skipped deletion gives the
+  ownership up;
 * **list and manage**: rows by state, the newest per target, counts, retry, drop, purge;
 * **console sessions**: opened, looked up, ended and pruned (only a hash of each id is kept).
 """
@@ -156,6 +157,12 @@ class Queue(ABC):
     def release(self, row: Row, token: str, error: Exception, retry_in: float) -> bool:
         """Nothing was sent: the row waits *retry_in* seconds, the attempt not counted."""
 
+    @abstractmethod
+    def skip(self, row: Row, token: str, error: Exception) -> bool:
+        """Nothing was sent, on purpose (*error* says why: another server's destination took
+        the domain over): the row ends ``skipped``, its secret wiped, and a domain's
+        ownership is given up, in one transaction; False if the lease was lost."""
+
     # -- reading ----------------------------------------------------------------------
 
     @abstractmethod
@@ -196,6 +203,15 @@ class Queue(ABC):
         """The domains the plugin created at *vendor* and has not deleted there."""
 
     @abstractmethod
+    def destinations(self, vendor: str, domain: str, server: str | None = None) -> set[str | None]:
+        """The destinations the plugin set, or set out to set, for *domain* at *vendor*: the
+        one its ``provisioned`` record keeps (its creation's, or a later update's) and those
+        of the domain's creations and updates still in the queue (of *server*'s rows only,
+        when given, in a store that keeps servers).  None stands for a creation that named
+        none (``general.mail_host``); an empty set means the plugin never put the domain
+        there."""
+
+    @abstractmethod
     def open_rows(self, vendor: str, hooks: Iterable[str]) -> dict[str, Row]:
         """The newest pending, leased or dead row of any of *hooks* per target of *vendor*."""
 
@@ -222,7 +238,7 @@ class Queue(ABC):
 
     @abstractmethod
     def purge(self, older_than_seconds: float) -> int:
-        """Delete done and superseded rows older than that."""
+        """Delete done, superseded and skipped rows older than that."""
 
     # -- console sessions ----------------------------------------------------------------
 

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS provisioned (
     vendor TEXT NOT NULL,
     domain TEXT NOT NULL,
     since  REAL NOT NULL,
+    destination TEXT,
     PRIMARY KEY (vendor, domain)
 ) WITHOUT ROWID;
 """

@@ -108,6 +108,7 @@ MIGRATIONS: tuple[str, ...] = (
         vendor text NOT NULL,
         domain text NOT NULL,
         since  double precision NOT NULL,
+        destination text,
         PRIMARY KEY (vendor, domain)
     );
     CREATE TABLE holders (
@@ -395,12 +396,16 @@ class PostgresQueue(Queue):
         clock=time.time,
         monotonic=None,
         check_schema: bool = True,
+        mail_host: str | None = None,
     ) -> None:
         # the worker's own timers; what the queue schedules is on the database's clock
         super().__init__(clock=clock, monotonic=monotonic or time.monotonic)
         self.state_dir = Path(state_dir)
         self.fleet = fleet
         self.server = fleet.server
+        #: this server's ``general.mail_host``: written into its domain creations that name
+        #: no destination, since another server's worker may deliver them
+        self.mail_host = mail_host
         self.box = FleetKey(fleet.key_file)
         self._fixed = monotonic  # None: the database's clock
         self._db: DB | None = None
@@ -566,6 +571,9 @@ class PostgresQueue(Queue):
     ) -> int:
         """One row (inside the caller's transaction), after superseding and ownership."""
         hook = stored["event"]
+        if hook == "domain_created" and stored.get("destination") is None and self.mail_host:
+            if server == self.server:  # the destination as this server's config has it
+                stored = {**stored, "destination": self.mail_host}
         params: dict[str, Any] = {
             "now": self._now(),
             "wall": self.clock(),
@@ -824,11 +832,11 @@ class PostgresQueue(Queue):
         counts["provisioned"] = len(owned)
         if not dry_run:
             with self._tx() as db:
-                for vendor, domain, since in owned:
+                for vendor, domain, since, destination in owned:
                     db.execute(
-                        "INSERT INTO provisioned (vendor, domain, since) VALUES (%s,%s,%s) "
-                        "ON CONFLICT DO NOTHING",
-                        (vendor, domain, since),
+                        "INSERT INTO provisioned (vendor, domain, since, destination) "
+                        "VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+                        (vendor, domain, since, destination or self.mail_host),
                     )
                     # this server's panel held it (unless another server has said since)
                     db.execute(
@@ -1068,8 +1076,13 @@ class PostgresQueue(Queue):
                 "lease_owner=NULL, updated_at=%(wall)s, result=%(result)s, "
                 "result_secret=%(sealed)s, last_error=NULL, error_type=NULL "
                 "WHERE id=%(id)s AND lease_owner=%(token)s RETURNING server), "
-                "owned AS (INSERT INTO provisioned (vendor, domain, since) SELECT %(vendor)s, "
-                "%(domain)s, %(wall)s FROM done WHERE %(created)s ON CONFLICT DO NOTHING), "
+                "owned AS (INSERT INTO provisioned (vendor, domain, since, destination) "
+                "SELECT %(vendor)s, %(domain)s, %(wall)s, %(destination)s FROM done "
+                "WHERE %(created)s ON CONFLICT (vendor, domain) DO UPDATE "
+                "SET destination=excluded.destination), "
+                "moved AS (UPDATE provisioned SET destination=%(destination)s "
+                "WHERE %(updated)s AND vendor=%(vendor)s AND domain=%(domain)s "
+                "AND EXISTS (SELECT 1 FROM done)), "
                 "gone AS (DELETE FROM provisioned WHERE %(deleted)s AND vendor=%(vendor)s AND "
                 "domain=%(domain)s AND EXISTS (SELECT 1 FROM done)) "
                 "SELECT server FROM done",
@@ -1081,7 +1094,9 @@ class PostgresQueue(Queue):
                     "token": token,
                     "vendor": row.vendor,
                     "domain": domain,
+                    "destination": row.payload.get("destination"),
                     "created": domain is not None and row.hook == "domain_created",
+                    "updated": domain is not None and row.hook == "domain_updated",
                     "deleted": domain is not None and row.hook == "domain_deleted",
                 },
             ).fetchone()
@@ -1122,6 +1137,30 @@ class PostgresQueue(Queue):
                     },
                 )
         return cur.rowcount == 1
+
+    @_translated
+    def skip(self, row: Row, token: str, error: Exception) -> bool:
+        domain = row.target[len("domain:") :] if row.target.startswith("domain:") else None
+        with self._tx() as db:
+            cur = db.execute(
+                "WITH ended AS (UPDATE events SET state='skipped', secret=NULL, "
+                "lease_until=NULL, lease_owner=NULL, updated_at=%(wall)s, "
+                "last_error=%(message)s, error_type=%(kind)s "
+                "WHERE id=%(id)s AND lease_owner=%(token)s RETURNING id), "
+                "gone AS (DELETE FROM provisioned WHERE vendor=%(vendor)s AND domain=%(domain)s "
+                "AND EXISTS (SELECT 1 FROM ended)) "
+                "SELECT id FROM ended",
+                {
+                    "wall": self.clock(),
+                    "message": str(error),
+                    "kind": type(error).__name__,
+                    "id": row.id,
+                    "token": token,
+                    "vendor": row.vendor,
+                    "domain": domain,
+                },
+            )
+            return cur.fetchone() is not None
 
     @_translated
     def release(self, row: Row, token: str, error: SpamFilterError, retry_in: float) -> bool:
@@ -1221,6 +1260,18 @@ class PostgresQueue(Queue):
     def provisioned(self, vendor: str) -> set[str]:
         found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=%s", (vendor,))
         return {r["domain"] for r in found}
+
+    @_translated
+    def destinations(self, vendor: str, domain: str, server: str | None = None) -> set[str | None]:
+        found = self.db.execute(
+            "SELECT destination AS d FROM provisioned WHERE vendor=%(vendor)s "
+            "AND domain=%(domain)s UNION SELECT (payload::jsonb)->>'destination' FROM events "
+            "WHERE vendor=%(vendor)s AND target=%(target)s "
+            "AND hook IN ('domain_created','domain_updated') "
+            "AND (%(server)s::text IS NULL OR server=%(server)s)",
+            {"vendor": vendor, "domain": domain, "target": f"domain:{domain}", "server": server},
+        )
+        return {r["d"] for r in found}
 
     @_translated
     def holders(self) -> dict[str, str]:

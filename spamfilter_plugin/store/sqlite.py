@@ -90,15 +90,35 @@ def _fill_provisioned(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO meta (key, value) VALUES ('provisioned', '1')")
 
 
+def _add_destination(db: sqlite3.Connection) -> None:
+    """Once per database: give ``provisioned`` its ``destination`` column (a queue made
+    before it kept none; its domains count as sent to ``general.mail_host``)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(provisioned)")}
+    if "destination" in columns:
+        return
+    with Transaction(db):
+        columns = {r[1] for r in db.execute("PRAGMA table_info(provisioned)")}
+        if "destination" not in columns:
+            db.execute("ALTER TABLE provisioned ADD COLUMN destination TEXT")
+
+
 def _own(db: sqlite3.Connection, row: Row, now: float) -> None:
-    """Record what a delivered domain creation or deletion means for ownership."""
+    """Record what a delivered domain creation, update or deletion means for ownership and
+    for the destination the plugin set at the vendor."""
     if not row.target.startswith("domain:"):
         return
     domain = row.target[len("domain:") :]
+    destination = row.payload.get("destination")
     if row.hook == "domain_created":
         db.execute(
-            "INSERT OR IGNORE INTO provisioned (vendor, domain, since) VALUES (?,?,?)",
-            (row.vendor, domain, now),
+            "INSERT INTO provisioned (vendor, domain, since, destination) VALUES (?,?,?,?) "
+            "ON CONFLICT (vendor, domain) DO UPDATE SET destination=excluded.destination",
+            (row.vendor, domain, now, destination),
+        )
+    elif row.hook == "domain_updated":
+        db.execute(
+            "UPDATE provisioned SET destination=? WHERE vendor=? AND domain=?",
+            (destination, row.vendor, domain),
         )
     elif row.hook == "domain_deleted":
         db.execute("DELETE FROM provisioned WHERE vendor=? AND domain=?", (row.vendor, domain))
@@ -159,6 +179,7 @@ class SqliteQueue(Queue):
             self.state_dir, clock=self.clock, monotonic=self.monotonic, boot=self.boot
         )
         db.row_factory = sqlite3.Row
+        _add_destination(db)
         _fill_provisioned(db)
         return db
 
@@ -346,16 +367,29 @@ class SqliteQueue(Queue):
         return self._change("DELETE FROM events WHERE id <= ?", (upto,))
 
     @_translated
-    def provisioned_all(self) -> list[tuple[str, str, float]]:
-        """Every ``(vendor, domain, since)`` the plugin provisioned from this queue."""
-        found = self.db.execute("SELECT vendor, domain, since FROM provisioned ORDER BY 1, 2")
-        return [(r["vendor"], r["domain"], r["since"]) for r in found]
+    def provisioned_all(self) -> list[tuple[str, str, float, str | None]]:
+        """Every ``(vendor, domain, since, destination)`` the plugin provisioned from this
+        queue."""
+        found = self.db.execute(
+            "SELECT vendor, domain, since, destination FROM provisioned ORDER BY 1, 2"
+        )
+        return [(r["vendor"], r["domain"], r["since"], r["destination"]) for r in found]
 
     @_translated
     def provisioned(self, vendor: str) -> set[str]:
         """The domains the plugin created at *vendor* and has not deleted there."""
         found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=?", (vendor,))
         return {r["domain"] for r in found}
+
+    @_translated
+    def destinations(self, vendor: str, domain: str, server: str | None = None) -> set[str | None]:
+        found = self.db.execute(
+            "SELECT destination FROM provisioned WHERE vendor=? AND domain=? UNION "
+            "SELECT json_extract(payload, '$.destination') FROM events WHERE vendor=? "
+            "AND target=? AND hook IN ('domain_created','domain_updated')",
+            (vendor, domain, vendor, f"domain:{domain}"),
+        )
+        return {r[0] for r in found}
 
     @_translated
     def open_rows(self, vendor: str, hooks: Iterable[str]) -> dict[str, Row]:
@@ -449,6 +483,22 @@ class SqliteQueue(Queue):
                     "lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
                     "WHERE id=? AND lease_owner=?",
                     (self.monotonic() + retry_in, now, message, kind, row.id, token),
+                )
+        return cur.rowcount == 1
+
+    @_translated
+    def skip(self, row: Row, token: str, error: Exception) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE events SET state='skipped', secret=NULL, lease_until=NULL, "
+                "lease_owner=NULL, updated_at=?, last_error=?, error_type=? "
+                "WHERE id=? AND lease_owner=?",
+                (self.clock(), str(error), type(error).__name__, row.id, token),
+            )
+            if cur.rowcount == 1 and row.target.startswith("domain:"):
+                db.execute(
+                    "DELETE FROM provisioned WHERE vendor=? AND domain=?",
+                    (row.vendor, row.target[len("domain:") :]),
                 )
         return cur.rowcount == 1
 
@@ -596,9 +646,9 @@ class SqliteQueue(Queue):
 
     @_translated
     def purge(self, older_than_seconds: float) -> int:
-        """Delete done and superseded rows older than the given age."""
+        """Delete done, superseded and skipped rows older than the given age."""
         return self._change(
-            "DELETE FROM events WHERE state IN ('done','superseded') AND updated_at < ?",
+            "DELETE FROM events WHERE state IN ('done','superseded','skipped') AND updated_at < ?",
             (self.clock() - older_than_seconds,),
         )
 
