@@ -393,6 +393,27 @@ def test_a_queue_from_an_earlier_release_keeps_its_schedule_and_leases(tmp_path,
     assert abs(q.get(2).next_at - (now + 3600)) < 5
 
 
+def test_an_ownership_record_from_an_earlier_release_gains_its_destination(tmp_path, store):
+    sqlite_only(store, "a SQLite file from an earlier release")
+    import sqlite3
+
+    q = opened(tmp_path / "s")
+    _deliver(q, DomainCreated(domain="a.example", destination="192.0.2.5"))
+    q.close()
+    db = sqlite3.connect(tmp_path / "s" / DB_NAME)  # the table as an earlier release made it
+    db.executescript(
+        "DROP TABLE provisioned; CREATE TABLE provisioned (vendor TEXT NOT NULL, "
+        "domain TEXT NOT NULL, since REAL NOT NULL, PRIMARY KEY (vendor, domain)) WITHOUT ROWID;"
+        "INSERT INTO provisioned VALUES ('spamport', 'old.example', 1.0);"
+    )
+    db.close()
+    q = opened(tmp_path / "s")
+    assert q.provisioned("spamport") == {"old.example"}
+    assert q.destinations("spamport", "old.example") == {None}  # general.mail_host's
+    _deliver(q, DomainUpdated(domain="old.example", destination="192.0.2.6"))
+    assert q.destinations("spamport", "old.example") == {"192.0.2.6"}
+
+
 # -- steps a vendor queues for itself ------------------------------------------------------
 
 
