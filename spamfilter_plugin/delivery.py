@@ -235,9 +235,30 @@ class Policy:
     def record(self, row: Row, token: str, attempt: Attempt) -> Delivery:
         """Write the attempt's outcome under the row's lease: the Delivery as it ended (the
         row as it is now when the lease was taken over)."""
-        outcome = attempt.outcome
-        state = self._write(row, token, outcome, attempt.recorded, attempt.steps)
+        state = self._write(row, token, attempt.outcome, attempt.recorded, attempt.steps)
+        return self._ended(row, attempt.outcome, state)
+
+    def record_all(self, ended: list[tuple[Row, str, Attempt]]) -> list[Delivery]:
+        """:meth:`record` for each ``(row, token, attempt)``; the plain successes (no steps
+        to queue) are written together (:meth:`~.store.base.Queue.complete_many`)."""
+        plain = [(r, t, a) for r, t, a in ended if a.outcome.ok and not a.steps]
+        held = (
+            self.queue.complete_many([(r, t, a.recorded) for r, t, a in plain]) if plain else set()
+        )
+        return [
+            self._ended(row, attempt.outcome, "done" if row.id in held else None)
+            if attempt.outcome.ok and not attempt.steps
+            else self.record(row, token, attempt)
+            for row, token, attempt in ended
+        ]
+
+    def _ended(self, row: Row, outcome: Outcome, state: str | None) -> Delivery:
+        """The Delivery of *row* that ended in *state* (None: its lease was taken over)."""
         if state is None:  # the lease was taken over: report the row as it is now
+            log.warning(
+                "queue row %d: the lease expired during delivery and another worker took it over",
+                row.id,
+            )
             current = self.queue.get(row.id)
             delivery = Delivery(row, outcome, current.state if current else "leased", True)
         else:
@@ -282,10 +303,4 @@ class Policy:
             else:
                 retry, state = self.backoff(row.attempts), "pending"
             ok = queue.fail(row, token, error, retry, note=note)
-        if not ok:
-            log.warning(
-                "queue row %d: the lease expired during delivery and another worker took it over",
-                row.id,
-            )
-            return None
-        return state
+        return state if ok else None

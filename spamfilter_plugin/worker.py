@@ -60,6 +60,10 @@ QUEUE_WAIT = 10.0
 #: in fleet mode, how often a running worker relays the panel hooks' local rows (seconds)
 RELAY_EVERY = 0.25
 
+#: in fleet mode, seconds a worker with nothing in flight waits before looking again while
+#: the fleet's other workers hold every place a vendor's ``concurrency`` allows
+FULL_WAIT = 0.05
+
 
 def concurrency_of(ctx) -> int:
     """A vendor's deliveries in flight at once: its ``concurrency`` key."""
@@ -247,6 +251,10 @@ class Worker:
             if vendor not in self._suspended and limit > self._inflight[vendor]
         }
 
+    def _open_slots(self) -> dict[str, int]:
+        """:meth:`_slots` without the vendors whose places the whole fleet holds now."""
+        return {v: n for v, n in self._slots().items() if v not in self.queue.full}
+
     def _deliver(self, row, token, ready, claimed_at: float) -> None:
         """In a pool thread: the vendor's part of one delivery; the outcome goes back to
         the dispatcher whatever happens."""
@@ -290,8 +298,7 @@ class Worker:
             return
         claimed_at = time.monotonic()  # the leases are counted from no later than this
         with self.queue.batch():
-            for row, token, attempt in ended:
-                delivered.append(self.policy.record(row, token, attempt))
+            delivered = self.policy.record_all(ended)
             if run.untried is not None and delivered:  # each chosen row at most once
                 run.untried -= {d.row.id for d in delivered}
                 self.queue.choose(run.untried, fresh=True)
@@ -356,7 +363,10 @@ class Worker:
                         return
                     due_in = queue.next_due_in(after_now=True)
                     if until_idle and not (chosen and linger and queue.chosen_waiting(linger)):
-                        return
+                        if chosen or not queue.full:
+                            return
+                    if queue.full:  # the fleet's other workers hold every place: they end soon
+                        due_in = FULL_WAIT
                 except QueueError as exc:
                     if until_idle or not exc.temporary:
                         raise
@@ -376,8 +386,8 @@ class Worker:
         """How long to wait for a delivery to end before looking for rows again: *poll*, or
         less when there are free places and a row comes due sooner.  (A row due already but
         not claimed waits behind an earlier one of its target: a delivery ending frees it.)"""
-        if stop.is_set() or not self._slots():
-            return poll
+        if stop.is_set() or not self._open_slots():
+            return poll  # a delivery of this worker's ending frees a place
         due_in = self.queue.next_due_in(after_now=True)
         return poll if due_in is None else min(poll, max(due_in, 0.01))
 

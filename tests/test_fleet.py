@@ -460,12 +460,39 @@ def test_a_vendors_concurrency_holds_for_the_whole_fleet(tmp_path, fleet_db):
             put(web1 if i % 2 else web2, DomainCreated(domain=f"c{i}.example"), ["spamport"])
         limits = {"spamport": 3}
         first = web1.claim_batch("w1", 30, {"spamport": 5}, limits=limits)
-        assert len(first) == 3
+        assert len(first) == 3 and web1.full == {"spamport"}  # it took the last places
         assert web2.claim_batch("w2", 30, {"spamport": 5}, limits=limits) == []
+        assert web2.full == {"spamport"}  # so web2's worker waits for a place to free
         row, token = first[0]
         assert web1.complete(row, token)  # one place free in the fleet
         (taken,) = web2.claim_batch("w2", 30, {"spamport": 5}, limits=limits)
         assert taken[0].id not in {r.id for r, _ in first}
+        for row, token in [*first[1:], taken]:
+            assert web1.complete(row, token)
+        assert len(web2.claim_batch("w2", 30, {"spamport": 2}, limits=limits)) == 2
+        assert web2.full == set()  # room to spare
+
+
+def test_a_draining_worker_waits_while_other_workers_hold_the_fleets_places(
+    tmp_path, sandbox, fleet_db
+):
+    web1 = server_config(tmp_path, sandbox, fleet_db, "web1", spamport={"concurrency": 1})
+    with queue_of(load_runtime(web1).config) as other:
+        from queue_helpers import put
+
+        for i in range(3):
+            put(other, DomainCreated(domain=f"w{i}.example"), ["spamport"])
+        held = other.claim_batch("elsewhere", 30, {"spamport": 1}, limits={"spamport": 1})
+        assert len(held) == 1  # another server's worker holds the one place
+        import threading
+
+        freed = threading.Timer(1.0, lambda: other.complete(*held[0]))
+        freed.start()
+        stats = Worker(load_runtime(web1)).drain()
+        freed.join()
+    # it did not give up while the place was held: it delivered the rest once it freed
+    assert stats.done == 2
+    assert {d.row.target for d in stats.deliveries} == {"domain:w1.example", "domain:w2.example"}
 
 
 def test_a_waiting_worker_is_woken_by_another_servers_rows(tmp_path, sandbox, fleet_db):

@@ -538,6 +538,28 @@ def test_the_destinations_the_plugin_set_are_kept(queue):
     assert queue.destinations("spamport", "a.example") == set()
 
 
+def test_completing_many_rows_at_once_keeps_each_lease_and_ownership(queue):
+    _deliver(queue, DomainCreated(domain="gone.example"))
+    put(queue, DomainCreated(domain="a.example", destination="192.0.2.1"), ["spamport"])
+    put(queue, DomainUpdated(domain="gone.example", destination="192.0.2.2"), ["spamport"])
+    put(queue, MailboxAdded(mailbox="x@a.example"), ["rackspace"])
+    put(queue, DomainCreated(domain="lost.example"), ["spamport"])
+    claimed = queue.claim_batch("w", 60, {"spamport": 3, "rackspace": 1})
+    assert len(claimed) == 4
+    items = [
+        (row, token if "lost" not in row.target else "a lease taken over", {"message": "ok"})
+        for row, token in claimed
+    ]
+    held = queue.complete_many(items)
+    assert held == {row.id for row, _ in claimed if "lost" not in row.target}
+    assert {queue.get(row.id).state for row, _ in claimed if row.id in held} == {"done"}
+    assert queue.get(next(r.id for r, _ in claimed if "lost" in r.target)).state == "leased"
+    assert queue.get(next(iter(held))).result == {"message": "ok"}
+    assert queue.provisioned("spamport") == {"a.example", "gone.example"}
+    assert queue.destinations("spamport", "gone.example") == {None, "192.0.2.2"}
+    assert queue.complete_many([]) == set()
+
+
 def test_a_skipped_deletion_ends_skipped_and_gives_the_domain_up(queue):
     _deliver(queue, DomainCreated(domain="a.example", destination="192.0.2.7"))
     (row_id,) = put(queue, DomainDeleted(domain="a.example"), ["spamport"])

@@ -84,6 +84,10 @@ class Queue(ABC):
     def __init__(self, *, clock, monotonic) -> None:
         #: the wall clock (times shown to people) and the clock that orders and expires work
         self.clock, self.monotonic = clock, monotonic
+        #: the vendors whose rows in flight were at their limit for the whole fleet when
+        #: :meth:`claim_batch` last looked (a store many servers share; never one server's):
+        #: a place frees only when one of those deliveries ends
+        self.full: set[str] = set()
 
     # -- writing ------------------------------------------------------------------------
 
@@ -146,6 +150,13 @@ class Queue(ABC):
     ) -> bool:
         """The row is done: its result recorded, its secret wiped, ownership recorded and the
         *steps* queued, in one transaction; False (nothing written) if the lease was lost."""
+
+    def complete_many(self, items: list[tuple[Row, str, Any]]) -> set[int]:
+        """:meth:`complete` for each ``(row, token, result)`` of *items* (without steps), in
+        one transaction; the ids of the rows whose lease held (a store may write them all
+        in one statement)."""
+        with self.batch():
+            return {row.id for row, token, result in items if self.complete(row, token, result)}
 
     @abstractmethod
     def fail(

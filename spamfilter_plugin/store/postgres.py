@@ -95,6 +95,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_event ON events (event_id);
     CREATE INDEX events_claim ON events (vendor, state, id);
     CREATE INDEX events_open ON events (vendor, target, id) WHERE state IN ('pending','leased');
+    CREATE INDEX events_leased ON events (vendor) WHERE state = 'leased';
     CREATE TABLE fleet_meta (key text PRIMARY KEY, value text NOT NULL);
     CREATE TABLE sessions (
         id         text PRIMARY KEY,
@@ -177,10 +178,14 @@ NOW = "COALESCE(%(now)s::float8, extract(epoch from statement_timestamp()))"
 #: any server's worker delivers the vendors' lifecycle events
 MINE = "(e.hook != %(step)s OR e.server = %(me)s)"
 
+#: order per target; ``OFFSET 0`` keeps the planner from turning the test into a join, which
+#: on a table without statistics yet (a new fleet, a busy hour before autovacuum's analyze)
+#: it ran as a scan of every open row of the vendor for each candidate: as a subplan it looks
+#: up the candidate's own target in ``events_open``
 IN_ORDER = (
     "NOT EXISTS (SELECT 1 FROM events p WHERE p.vendor=e.vendor AND p.target=e.target "
     "AND p.id < e.id AND p.state IN ('pending','leased') "
-    "AND (p.state='leased' OR p.hook != %(step)s))"
+    "AND (p.state='leased' OR p.hook != %(step)s) OFFSET 0)"
 )
 
 #: the channel a server's append wakes the fleet's waiting workers on
@@ -1002,10 +1007,13 @@ class PostgresQueue(Queue):
             rest += " AND e.id = ANY(%(chosen)s)"
             params["chosen"] = sorted(self._chosen)
         claimed: list[tuple[Row, str]] = []
+        full: set[str] = set()
         with self._tx() as db:
             for vendor, free in slots.items():
+                capped = False
                 if limits and vendor in limits and free > 0:
-                    free = min(free, limits[vendor] - self._in_flight(db, vendor))
+                    room = limits[vendor] - self._in_flight(db, vendor)
+                    capped, free = room <= free, min(free, room)
                 for state in (self.EXPIRED, self.WAITING):
                     if free <= 0:
                         break
@@ -1015,6 +1023,9 @@ class PostgresQueue(Queue):
                     )
                     claimed += taken
                     free -= len(taken)
+                if capped and free <= 0:  # the fleet's places are all taken now
+                    full.add(vendor)
+        self.full = full
         return claimed
 
     def _in_flight(self, db: DB, vendor: str) -> int:
@@ -1066,46 +1077,60 @@ class PostgresQueue(Queue):
     def complete(
         self, row: Row, token: str, result: Any = None, steps: Iterable[Event] = ()
     ) -> bool:
-        public, secrets = split_result(result)
-        sealed = self.box.seal(json.dumps(secrets)) if secrets else None
-        domain = row.target[len("domain:") :] if row.target.startswith("domain:") else None
         with self._tx() as db:
-            # one statement: done under the lease, and what it means for ownership
-            held = db.execute(
-                "WITH done AS (UPDATE events SET state='done', secret=NULL, lease_until=NULL, "
-                "lease_owner=NULL, updated_at=%(wall)s, result=%(result)s, "
-                "result_secret=%(sealed)s, last_error=NULL, error_type=NULL "
-                "WHERE id=%(id)s AND lease_owner=%(token)s RETURNING server), "
-                "owned AS (INSERT INTO provisioned (vendor, domain, since, destination) "
-                "SELECT %(vendor)s, %(domain)s, %(wall)s, %(destination)s FROM done "
-                "WHERE %(created)s ON CONFLICT (vendor, domain) DO UPDATE "
-                "SET destination=excluded.destination), "
-                "moved AS (UPDATE provisioned SET destination=%(destination)s "
-                "WHERE %(updated)s AND vendor=%(vendor)s AND domain=%(domain)s "
-                "AND EXISTS (SELECT 1 FROM done)), "
-                "gone AS (DELETE FROM provisioned WHERE %(deleted)s AND vendor=%(vendor)s AND "
-                "domain=%(domain)s AND EXISTS (SELECT 1 FROM done)) "
-                "SELECT server FROM done",
-                {
-                    "wall": self.clock(),
-                    "result": json.dumps(public) if public is not None else None,
-                    "sealed": sealed,
-                    "id": row.id,
-                    "token": token,
-                    "vendor": row.vendor,
-                    "domain": domain,
-                    "destination": row.payload.get("destination"),
-                    "created": domain is not None and row.hook == "domain_created",
-                    "updated": domain is not None and row.hook == "domain_updated",
-                    "deleted": domain is not None and row.hook == "domain_deleted",
-                },
-            ).fetchone()
-            if held is None:
+            held = self._complete(db, [(row, token, result)])
+            if row.id not in held:
                 return False
             for step in steps:
-                self._insert(db, step.to_dict(), step.target_key, row.vendor, None,
-                             held["server"])  # fmt: skip
+                self._insert(db, step.to_dict(), step.target_key, row.vendor, None, held[row.id])
         return True
+
+    @_translated
+    def complete_many(self, items: list[tuple[Row, str, Any]]) -> set[int]:
+        with self._tx() as db:
+            return set(self._complete(db, items))
+
+    def _complete(self, db: DB, items: list[tuple[Row, str, Any]]) -> dict[int, str]:
+        """One statement for every row of *items*: done under its lease, and what that
+        means for ownership.  The rows whose lease held, with the server that queued each.
+        (Two rows of one vendor and target are never leased at once, so no record is
+        written twice by the statement.)"""
+        ids, tokens, results, sealed = [], [], [], []
+        for row, token, result in items:
+            public, secrets = split_result(result)
+            ids.append(row.id)
+            tokens.append(token)
+            results.append(json.dumps(public) if public is not None else None)
+            sealed.append(self.box.seal(json.dumps(secrets)) if secrets else None)
+        found = db.execute(
+            "WITH input AS (SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::text[], "
+            "%(results)s::text[], %(sealed)s::bytea[]) AS i(id, token, result, sealed)), "
+            "done AS (UPDATE events e SET state='done', secret=NULL, lease_until=NULL, "
+            "lease_owner=NULL, updated_at=%(wall)s, result=i.result, result_secret=i.sealed, "
+            "last_error=NULL, error_type=NULL FROM input i "
+            "WHERE e.id = ANY(%(ids)s) AND e.id=i.id AND e.lease_owner=i.token "
+            "RETURNING e.id, e.server, e.vendor, e.hook, substr(e.target, 8) AS domain, "
+            "(e.payload::jsonb)->>'destination' AS destination, "
+            "e.target LIKE 'domain:%%' AS of_domain), "
+            "owned AS (INSERT INTO provisioned (vendor, domain, since, destination) "
+            "SELECT vendor, domain, %(wall)s, destination FROM done "
+            "WHERE of_domain AND hook='domain_created' ON CONFLICT (vendor, domain) "
+            "DO UPDATE SET destination=excluded.destination), "
+            "moved AS (UPDATE provisioned p SET destination=d.destination FROM done d "
+            "WHERE d.of_domain AND d.hook='domain_updated' AND p.vendor=d.vendor "
+            "AND p.domain=d.domain), "
+            "gone AS (DELETE FROM provisioned p USING done d WHERE d.of_domain "
+            "AND d.hook='domain_deleted' AND p.vendor=d.vendor AND p.domain=d.domain) "
+            "SELECT id, server FROM done",
+            {
+                "ids": ids,
+                "tokens": tokens,
+                "results": results,
+                "sealed": sealed,
+                "wall": self.clock(),
+            },
+        )
+        return {r["id"]: r["server"] for r in found}
 
     @_translated
     def fail(
