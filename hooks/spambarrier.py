@@ -10,12 +10,13 @@ of each domain's verification is kept in the vendor's state file, for the domain
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from spamfilter_plugin import settle, txt_proof
+from spamfilter_plugin import settle, suspension, txt_proof
 from spamfilter_plugin.charts import stacked_bars
 from spamfilter_plugin.config.schema import (
     GatewaySchema,
@@ -189,6 +190,46 @@ def vendor_check(vendor):
 @hookimpl
 def inventory_domains(vendor):
     return ((d.name, d.host) for d in client(vendor).get_domains())
+
+
+def _treatment(vendor, name: str) -> dict | None:
+    """What spambarrier does with *name*'s spam now; None when it does not hold the domain."""
+    try:
+        found = client(vendor).get_filter_settings(name)
+    except VendorNotFound:
+        return None
+    return {"spam_treatment": found.spam_treatment, "greylisting": found.greylisting}
+
+
+def _treat(vendor, name: str, spam_treatment: str, greylisting: bool) -> None:
+    """Set *name*'s spam treatment and greylisting, its other settings as they are."""
+    api = client(vendor)
+    now = api.get_filter_settings(name)
+    api.set_filter_settings(
+        name, dataclasses.replace(now, spam_treatment=spam_treatment, greylisting=greylisting)
+    )
+
+
+@hookimpl
+def domain_suspended(vendor, event):
+    # bypass: spam is tagged and delivered ("tag"), no greylisting; viruses stay held
+    name = event.domain.name
+    return suspension.suspended(
+        vendor,
+        event,
+        read=lambda: _treatment(vendor, name),
+        bypass=lambda: _treat(vendor, name, "tag", False),
+    )
+
+
+@hookimpl
+def domain_unsuspended(vendor, event):
+    name = event.domain.name
+    return suspension.unsuspended(
+        vendor,
+        event,
+        restore=lambda was: _treat(vendor, name, was["spam_treatment"], was["greylisting"]),
+    )
 
 
 @hookimpl

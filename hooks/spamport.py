@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin import settle
+from spamfilter_plugin import settle, suspension
 from spamfilter_plugin.config.schema import (
     GatewaySchema,
     SecretField,
@@ -167,6 +167,34 @@ def password_reset(vendor, event):
 def inventory_domains(vendor):
     # the route is the mail host SpamPort delivers to (its transport without "smtp:[...]")
     return ((d.domain, d.destination) for d in client(vendor).get_domains())
+
+
+def _filtering(vendor, name: str) -> dict | None:
+    """Whether SpamPort filters *name* (its ``noscan`` is the inverse); None when not held."""
+    try:
+        return {"filtering": not client(vendor).info(name).noscan}
+    except VendorNotFound:  # "Domain not found"
+        return None
+
+
+@hookimpl
+def domain_suspended(vendor, event):
+    # bypass: SpamPort's noscan ("set_filter"), which relays the mail unscanned
+    name = event.domain.name
+    return suspension.suspended(
+        vendor,
+        event,
+        read=lambda: _filtering(vendor, name),
+        bypass=lambda: client(vendor).set_filter(name, False),
+    )
+
+
+@hookimpl
+def domain_unsuspended(vendor, event):
+    name = event.domain.name
+    return suspension.unsuspended(
+        vendor, event, restore=lambda was: client(vendor).set_filter(name, was["filtering"])
+    )
 
 
 @hookimpl

@@ -16,7 +16,7 @@ import secrets
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from spamfilter_plugin import settle
+from spamfilter_plugin import settle, suspension
 from spamfilter_plugin.config.schema import (
     GatewaySchema,
     SecretField,
@@ -70,6 +70,10 @@ class DomainAdminSchema(Schema):
 class SpamWallSchema(GatewaySchema):
     """``[vendors.spamwall]``: the admin account, where domains' mail goes, and the mailbox
     policy."""
+
+    on_suspend = suspension.keep_only(
+        "SpamWall", "its API routes a domain to an IP and port, and has no filter switch"
+    )
 
     api_url = fields.Url(schemes={"http", "https"}, require_tld=False, load_default=DEFAULT_URL)
     username = fields.String(
@@ -230,6 +234,16 @@ def _route(vendor, event, *, create: bool) -> dict:
         update=lambda: api.change_domain(name, ip, port),
     )
     return {"message": f"mail for {name} goes to {ip} port {port}"}
+
+
+@hookimpl
+def domain_suspended(vendor, event):
+    return suspension.suspended(vendor, event)  # keep: nothing to change at SpamWall
+
+
+@hookimpl
+def domain_unsuspended(vendor, event):
+    return suspension.unsuspended(vendor, event)
 
 
 @hookimpl

@@ -29,11 +29,27 @@ PAYLOAD_FIELDS: dict[str, tuple[str, ...]] = {
     "domain_created": ("domain", "destination"),
     "domain_deleted": ("domain",),
     "domain_updated": ("domain", "destination"),
+    "domain_suspended": ("domain", "reason"),
+    "domain_unsuspended": ("domain",),
     "mailbox_added": ("mailbox",),
     "mailbox_deleted": ("mailbox",),
     "password_reset": ("domain", "mailbox"),
     "vendor_step": ("domain", "step", "data"),
 }
+
+
+#: the longest suspension reason kept (a panel's reason is free text)
+REASON_MAX = 200
+
+
+def normalise_reason(value: Any, field_name: str = "reason") -> str | None:
+    """A panel's free-text reason (a suspension's), trimmed, at most :data:`REASON_MAX`
+    characters, without control characters; None when empty."""
+    if not isinstance(value, str):
+        raise InvalidInput(field_name, f"{value!r} is not text")
+    text = " ".join(value.split())[:REASON_MAX]
+    no_control(text, field_name)
+    return text or None
 
 
 def no_control(value: str, field_name: str) -> None:
@@ -211,7 +227,7 @@ def panel_event(hook: str, fields: dict[str, Any]) -> tuple[dict[str, Any], str 
     unknown = sorted(set(fields) - set(names))
     if unknown:
         raise InvalidInput(unknown[0], f"is not a field of {hook}")
-    values = {}
+    values: dict[str, str | None] = {}
     for name, value in fields.items():
         if value is None:
             continue
@@ -219,6 +235,8 @@ def panel_event(hook: str, fields: dict[str, Any]) -> tuple[dict[str, Any], str 
             values[name] = normalise_email(value, name)
         elif name == "domain":
             values[name] = normalise_domain(value, name)
+        elif name == "reason":
+            values[name] = normalise_reason(value, name)
         else:
             values[name] = normalise_host(value, name)
     if hook == "domain_updated" and "destination" not in values:

@@ -27,6 +27,7 @@ from .eventdata import (
     normalise_email,
     normalise_host,
     normalise_ip,
+    normalise_reason,
     now,
     payload,
     target_key,
@@ -197,6 +198,45 @@ class DomainUpdated(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DomainSuspended(Event):
+    """The panel suspended the account that holds the domain (an unpaid invoice, an expired
+    subscription, abuse), with the panel's reason when it gives one.  What a vendor does is
+    its ``on_suspend`` policy: ``keep`` filtering as it is, or ``bypass`` the filter while
+    relaying mail; never removal (see :mod:`~spamfilter_plugin.suspension`)."""
+
+    hook: ClassVar[str] = "domain_suspended"
+    cli_name: ClassVar[str] = "domain-suspended"
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["domain_suspended"]
+
+    domain: Target[Domain] = Target(Domain)
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason is not None:
+            object.__setattr__(self, "reason", normalise_reason(self.reason))
+
+    @property
+    def target(self) -> Domain:
+        return self.domain
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainUnsuspended(Event):
+    """The panel lifted the suspension of the account that holds the domain: what its
+    suspension changed at a vendor is put back as it was."""
+
+    hook: ClassVar[str] = "domain_unsuspended"
+    cli_name: ClassVar[str] = "domain-unsuspended"
+    _payload_fields: ClassVar[tuple[str, ...]] = PAYLOAD_FIELDS["domain_unsuspended"]
+
+    domain: Target[Domain] = Target(Domain)
+
+    @property
+    def target(self) -> Domain:
+        return self.domain
+
+
+@dataclass(frozen=True, kw_only=True)
 class MailboxAdded(Event):
     """A mailbox was created on the panel."""
 
@@ -305,6 +345,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DomainCreated,
     DomainDeleted,
     DomainUpdated,
+    DomainSuspended,
+    DomainUnsuspended,
     MailboxAdded,
     MailboxDeleted,
     PasswordReset,

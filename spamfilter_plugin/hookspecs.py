@@ -26,6 +26,8 @@ if TYPE_CHECKING:
         Domain,
         DomainCreated,
         DomainDeleted,
+        DomainSuspended,
+        DomainUnsuspended,
         DomainUpdated,
         Event,
         Mailbox,
@@ -112,6 +114,32 @@ def domain_updated(vendor: VendorContext, event: DomainUpdated) -> dict[str, Any
 
     :param vendor: the vendor's context.
     :param event: the event; ``event.destination`` is the new host name or IP.
+    """
+
+
+@hookspec
+def domain_suspended(vendor: VendorContext, event: DomainSuspended) -> dict[str, Any] | None:
+    """The panel suspended the account that holds the domain.
+
+    Follow the vendor's ``on_suspend`` key through
+    :func:`spamfilter_plugin.suspension.suspended`: ``keep`` changes nothing at the vendor;
+    ``bypass`` turns the vendor's filtering of the domain off while it goes on relaying the
+    mail, after remembering what was there.  Never remove the domain: suspensions are
+    usually lifted within days, and an inbound filter without the domain bounces its mail.
+
+    :param vendor: the vendor's context.
+    :param event: the event; ``event.reason`` is the panel's reason, if it gave one.
+    """
+
+
+@hookspec
+def domain_unsuspended(vendor: VendorContext, event: DomainUnsuspended) -> dict[str, Any] | None:
+    """The panel lifted the account's suspension: put back exactly what the suspension
+    changed (:func:`spamfilter_plugin.suspension.unsuspended`); a domain whose filtering
+    was off before the suspension stays off.
+
+    :param vendor: the vendor's context.
+    :param event: the event.
     """
 
 

@@ -168,6 +168,12 @@ def test_emit_password_reset_reads_stdin_and_never_prints_it(cli_env, toy_config
             "exactly one",
         ),
         (["emit", "domain-deleted", "--domain", "a.example", "--password-stdin"], "does not apply"),
+        (["emit", "domain-created", "--domain", "a.example", "--reason", "x"], "--reason does"),
+        (["emit", "domain-suspended", "--mailbox", "b@a.example"], "needs --domain"),
+        (
+            ["emit", "domain-suspended", "--domain", "a.example", "--reason", "bad\x1b"],
+            "reason: ",
+        ),
     ],
 )
 def test_emit_bad_input_exits_2_naming_the_field(cli_env, toy_config, args, needle):

@@ -6,6 +6,8 @@ from spamfilter_plugin.events import (
     Domain,
     DomainCreated,
     DomainDeleted,
+    DomainSuspended,
+    DomainUnsuspended,
     DomainUpdated,
     Mailbox,
     MailboxAdded,
@@ -154,6 +156,9 @@ def test_round_trip_through_dicts_for_every_event_type():
         DomainCreated(domain="example.com"),
         DomainDeleted(domain="example.com"),
         DomainUpdated(domain="example.com", destination="mx.example.net"),
+        DomainSuspended(domain="example.com", reason="Unpaid invoice"),
+        DomainSuspended(domain="example.com"),
+        DomainUnsuspended(domain="example.com"),
         MailboxAdded(mailbox="a@example.com"),
         PasswordReset(domain="example.com"),
     ]
@@ -161,6 +166,8 @@ def test_round_trip_through_dicts_for_every_event_type():
         assert event_from_dict(event.to_dict()) == event
     assert set(BY_CLI_NAME) == {
         "domain-created",
+        "domain-suspended",
+        "domain-unsuspended",
         "domain-deleted",
         "domain-updated",
         "mailbox-added",
@@ -198,3 +205,12 @@ def test_control_characters_zone_ids_and_stray_dots_are_refused(func, value, fie
 
 def test_one_trailing_dot_is_still_fine():
     assert normalise_domain("Example.COM.") == "example.com"
+
+
+def test_a_suspension_reason_is_one_line_of_plain_text():
+    event = DomainSuspended(domain="example.com", reason="  Unpaid\n invoice  #7 ")
+    assert event.reason == "Unpaid invoice #7"
+    assert DomainSuspended(domain="example.com", reason="x" * 500).reason == "x" * 200
+    with pytest.raises(InvalidInput) as info:
+        DomainSuspended(domain="example.com", reason="bad\x1b[31m")
+    assert info.value.field == "reason"

@@ -37,6 +37,8 @@ def test_hookspecs_are_discovered():
         "inventory_domains",
         "domain_route",
         "domain_current_route",
+        "domain_suspended",
+        "domain_unsuspended",
         "publish_dns_record",
         "vendor_check",
         "vendor_config_schema",

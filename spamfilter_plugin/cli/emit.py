@@ -7,7 +7,15 @@ import sys
 import time
 from typing import Any
 
-from ..events import BY_CLI_NAME, DomainCreated, DomainDeleted, DomainUpdated, PasswordReset
+from ..events import (
+    BY_CLI_NAME,
+    DomainCreated,
+    DomainDeleted,
+    DomainSuspended,
+    DomainUnsuspended,
+    DomainUpdated,
+    PasswordReset,
+)
 from ..redaction import Secret
 from ._common import EXIT_OK, CliError, note, print_json, print_outcomes, runtime
 
@@ -30,6 +38,9 @@ def register(sub) -> None:
         "(domain-created: optional, default general.mail_host; domain-updated: required)",
     )
     e.add_argument(
+        "--reason", help="domain-suspended: the panel's reason (free text, kept as shown)"
+    )
+    e.add_argument(
         "--password-stdin",
         action="store_true",
         help="password-reset: read the new password from the first line of standard input "
@@ -45,7 +56,13 @@ def register(sub) -> None:
 def build_event(args):
     """The event the options describe; CliError naming the option when they do not fit."""
     cls = BY_CLI_NAME[args.event]
-    needs_domain = cls in (DomainCreated, DomainDeleted, DomainUpdated)
+    needs_domain = cls in (
+        DomainCreated,
+        DomainDeleted,
+        DomainUpdated,
+        DomainSuspended,
+        DomainUnsuspended,
+    )
     if needs_domain and not args.domain:
         raise CliError(f"{args.event} needs --domain")
     if cls is PasswordReset:
@@ -57,6 +74,8 @@ def build_event(args):
         raise CliError(f"--destination does not apply to {args.event}")
     if cls is DomainUpdated and not args.destination:
         raise CliError("domain-updated needs --destination (the new mail host)")
+    if args.reason and cls is not DomainSuspended:
+        raise CliError(f"--reason does not apply to {args.event}")
     if args.password_stdin and cls is not PasswordReset:
         raise CliError(f"--password-stdin does not apply to {args.event}")
     kwargs: dict[str, Any] = {}
@@ -80,6 +99,8 @@ def build_event(args):
         kwargs["domain"] = args.domain
         if args.destination:
             kwargs["destination"] = args.destination
+        if args.reason:
+            kwargs["reason"] = args.reason
     else:
         kwargs["mailbox"] = args.mailbox
     return cls(**kwargs)

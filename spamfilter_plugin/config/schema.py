@@ -216,6 +216,15 @@ class VendorSchema(Schema):
         ),
     )
 
+    on_suspend = fields.String(
+        load_default="keep",
+        validate=validate.OneOf(
+            ("keep", "bypass"),
+            error="must be keep (filtering goes on) or bypass (the vendor relays the "
+            "suspended domain's mail unfiltered) (got {input})",
+        ),
+    )
+
     @validates("ca_bundle")
     def _ca_bundle_exists(self, value: str | None, **kwargs) -> None:
         if value is not None and not Path(value).is_file():

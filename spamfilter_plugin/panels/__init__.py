@@ -243,15 +243,31 @@ class Panel:
         """The deletion of every domain of the account *user* (named by the payload's
         *field*) as the panel's files in *where* list them, whatever ``secondary_domains``
         says; a note when it has none."""
+        return self.account_events(what, field, user, where, "domain_deleted", every=True)
+
+    def account_events(
+        self,
+        what: str,
+        field: str,
+        user: object,
+        where: str,
+        hook: str,
+        *,
+        every: bool = False,
+        **fields: object,
+    ) -> Found:
+        """An event of *hook* (with *fields*) for each domain of the account *user* (named
+        by the payload's *field*) that the hooks protect (with *every*, each of its
+        domains), as the panel's files in *where* list them; a note when it has none."""
         if not isinstance(user, str) or not user:
             raise PayloadError(field, "missing")
         try:
-            domains = self.domains_of(user, every=True)
+            domains = self.domains_of(user, every=every)
         except PayloadError:
             raise PayloadError(field, f"{user!r} is not a plain account name") from None
         if not domains:
             return Found(what, note=f"account {user} has no domains in {where}")
-        return Found(what, [deleted(d) for d in domains])
+        return Found(what, [(hook, {"domain": d, **fields}) for d in domains])
 
     def read_lines(self, base: str, *names: str) -> list[str]:
         """The lines of the panel file at :meth:`record_path` (none when it does not exist)."""

@@ -18,7 +18,14 @@ STATES = ("pending", "leased", "done", "dead", "superseded", "skipped")
 #: a new event of the key's hook supersedes undelivered (pending) earlier events of
 #: these hooks, for the same vendor and target
 SUPERSEDES: dict[str, tuple[str, ...]] = {
-    "domain_deleted": ("domain_created", "domain_updated", "password_reset", "vendor_step"),
+    "domain_deleted": (
+        "domain_created",
+        "domain_updated",
+        "domain_suspended",
+        "domain_unsuspended",
+        "password_reset",
+        "vendor_step",
+    ),
     "domain_updated": ("domain_updated",),
     "mailbox_deleted": ("mailbox_added", "password_reset"),
     "password_reset": ("password_reset",),

@@ -429,3 +429,11 @@ def test_a_cache_others_could_have_written_is_ignored(panel_config, private_cach
     assert "tomllib" in light_call(config, "second.example")
     assert not (config.parent / "elsewhere").exists()
     assert [t for _, t, _ in queued(config)] == ["first.example", "second.example"]
+
+
+def test_a_cpanel_suspension_carries_its_reason_to_every_domain(panel_config, capsys):
+    config = panel_config("cpanel")
+    case = json.loads((FIXTURES / "cpanel" / "accounts_suspendacct_post.json").read_text())
+    call(case, "cpanel", config, capsys)
+    events = [e for hook, _, e in queued(config) if hook == "domain_suspended"]
+    assert len(events) == 4 and {e.reason for e in events} == {"Unpaid invoice #4411"}

@@ -44,6 +44,8 @@ HOOKS = (
     ("Whostmgr", "Accounts::Create", "post"),
     ("Whostmgr", "Accounts::Remove", "pre"),
     ("Whostmgr", "Accounts::Modify", "post"),
+    ("Whostmgr", "Accounts::suspendacct", "post"),
+    ("Whostmgr", "Accounts::unsuspendacct", "post"),
     ("Whostmgr", "ParkAdmin::park", "post"),
     ("Whostmgr", "ParkAdmin::unpark", "post"),
     ("Whostmgr", "Domain::addsubdomain", "post"),
@@ -222,6 +224,18 @@ class CPanel(Panel):
             [deleted(domain_name(old, "data.domain")), created(domain_name(new, "data.newdomain"))],
         )
 
+    def account_suspended(self, what, data):
+        reason = data.get("reason") if isinstance(data.get("reason"), str) else None
+        return self.account_events(
+            what, "data.user", data.get("user"), "/etc/userdomains", "domain_suspended",
+            reason=reason or None,
+        )  # fmt: skip
+
+    def account_unsuspended(self, what, data):
+        return self.account_events(
+            what, "data.user", data.get("user"), "/etc/userdomains", "domain_unsuspended"
+        )
+
     def parked(self, what, data):
         return self.secondary(what, "domain_created", data.get("new_domain"))
 
@@ -281,6 +295,8 @@ _HANDLERS = {
     ("Accounts::Create", "post"): CPanel.account_created,
     ("Accounts::Remove", "pre"): CPanel.account_removed,
     ("Accounts::Modify", "post"): CPanel.account_modified,
+    ("Accounts::suspendacct", "post"): CPanel.account_suspended,
+    ("Accounts::unsuspendacct", "post"): CPanel.account_unsuspended,
     ("ParkAdmin::park", "post"): CPanel.parked,
     ("Domain::park", "post"): CPanel.parked,
     ("ParkAdmin::unpark", "post"): CPanel.unparked,

@@ -1,0 +1,131 @@
+"""Suspended accounts at the vendors (README "Suspension"): each ``on_suspend`` policy
+against the emulators, over loopback HTTP, through the queue and the worker."""
+
+from __future__ import annotations
+
+import pytest
+
+from spamfilter_plugin.emit import emit
+from spamfilter_plugin.errors import ConfigError
+from spamfilter_plugin.events import DomainCreated, DomainSuspended, DomainUnsuspended
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.queue import queue_of
+from spamfilter_plugin.testing import write_config
+from spamfilter_plugin.worker import Worker
+
+
+def config(tmp_path, sandbox, vendor: str, **table):
+    vendors = {vendor: {**sandbox[vendor].config_table(), "retries": 0, **table}}
+    return write_config(tmp_path / "config.toml", {"mail_host": "192.0.2.25"}, vendors)
+
+
+def deliver(cfg, event) -> list:
+    emit(event, cfg)
+    stats = Worker(load_runtime(cfg)).drain()
+    return [d for d in stats.deliveries if d.row.hook == event.hook]
+
+
+def calls(sandbox, vendor: str, *functions: str) -> list[str]:
+    """The emulator's requests that changed something of these kinds."""
+    return [
+        r["body"] or r.get("path", "")
+        for r in sandbox[vendor].emulator.requests
+        if any(f in (r["body"] or "") for f in functions)
+    ]
+
+
+def test_keep_queues_the_suspension_and_changes_nothing_at_the_vendor(tmp_path, sandbox):
+    cfg = config(tmp_path, sandbox, "spamport")
+    deliver(cfg, DomainCreated(domain="owed.example"))
+    sandbox["spamport"].emulator.requests.clear()
+    (suspended,) = deliver(cfg, DomainSuspended(domain="owed.example", reason="Unpaid #4411"))
+    assert suspended.final_state == "done"
+    assert "filtering goes on (on_suspend = keep)" in suspended.outcome.result["message"]
+    assert "Unpaid #4411" in suspended.outcome.result["message"]
+    assert sandbox["spamport"].emulator.requests == []  # keep sends nothing
+    assert sandbox["spamport"].emulator.domains["owed.example"]["noscan"] == "0"
+    with queue_of(load_runtime(cfg).config) as queue:
+        (row,) = [r for r in queue.rows() if r.hook == "domain_suspended"]
+        assert row.payload["reason"] == "Unpaid #4411"
+    (lifted,) = deliver(cfg, DomainUnsuspended(domain="owed.example"))
+    assert lifted.final_state == "done" and "changed nothing" in lifted.outcome.result["message"]
+    assert sandbox["spamport"].emulator.requests == []
+
+
+@pytest.mark.parametrize("before", ["0", "1"])
+def test_spamport_bypass_turns_scanning_off_and_puts_back_what_was_there(tmp_path, sandbox, before):
+    cfg = config(tmp_path, sandbox, "spamport", on_suspend="bypass")
+    deliver(cfg, DomainCreated(domain="owed.example"))
+    held = sandbox["spamport"].emulator.domains["owed.example"]
+    held["noscan"] = before  # filtering was already off for "1"
+    deliver(cfg, DomainSuspended(domain="owed.example"))
+    assert held["noscan"] == "1"
+    # delivered twice (at least once): what was there before is still what comes back
+    deliver(cfg, DomainSuspended(domain="owed.example"))
+    assert held["noscan"] == "1"
+    (lifted,) = deliver(cfg, DomainUnsuspended(domain="owed.example"))
+    assert lifted.final_state == "done"
+    assert held["noscan"] == before
+    # a second unsuspension finds nothing to put back and changes nothing
+    held["noscan"] = "1" if before == "0" else "0"
+    deliver(cfg, DomainUnsuspended(domain="owed.example"))
+    assert held["noscan"] == ("1" if before == "0" else "0")
+
+
+def test_spamport_bypass_of_a_domain_it_does_not_hold_sends_no_change(tmp_path, sandbox):
+    cfg = config(tmp_path, sandbox, "spamport", on_suspend="bypass")
+    (suspended,) = deliver(cfg, DomainSuspended(domain="elsewhere.example"))
+    assert suspended.final_state == "done"
+    assert "nothing to bypass" in suspended.outcome.result["message"]
+    assert calls(sandbox, "spamport", "function=set_filter") == []
+
+
+def test_spambarrier_bypass_tags_spam_and_restores_the_treatment_it_had(tmp_path, sandbox):
+    cfg = config(tmp_path, sandbox, "spambarrier", on_suspend="bypass")
+    deliver(cfg, DomainCreated(domain="owed.example"))
+    domains = sandbox["spambarrier"].emulator.domains
+    domains["owed.example"]["filter"].update(spam_treatment="reject", greylisting=1)  # not defaults
+    (suspended,) = deliver(cfg, DomainSuspended(domain="owed.example", reason="expired"))
+    assert "relayed unfiltered" in suspended.outcome.result["message"]
+    settings = domains["owed.example"]["filter"]
+    assert settings["spam_treatment"] == "tag" and not settings["greylisting"]
+    assert settings["spam_threshold"] == 5 and settings["virus_treatment"] == "quarantine"
+    deliver(cfg, DomainUnsuspended(domain="owed.example"))
+    settings = domains["owed.example"]["filter"]
+    assert settings["spam_treatment"] == "reject" and settings["greylisting"]
+    assert settings["spam_threshold"] == 5
+
+
+def test_a_vendor_that_cannot_bypass_refuses_it_in_the_config(tmp_path, sandbox):
+    cfg = config(tmp_path, sandbox, "spamwall", on_suspend="bypass")
+    with pytest.raises(ConfigError) as info:
+        load_runtime(cfg)
+    assert "[vendors.spamwall] on_suspend" in str(info.value)
+    assert "SpamWall can only keep filtering a suspended domain" in str(info.value)
+    cfg = config(tmp_path, sandbox, "spamport", on_suspend="pause")
+    with pytest.raises(ConfigError) as info:
+        load_runtime(cfg)
+    assert "on_suspend: must be keep (filtering goes on) or bypass" in str(info.value)
+
+
+def test_hook_domain_suspended(tmp_path, sandbox):
+    cfg = config(tmp_path, sandbox, "spamport", on_suspend="bypass")
+    rt = load_runtime(cfg)
+    rt.deliver(DomainCreated(domain="owed.example"))
+    done = rt.call("spamport", "domain_suspended", event=DomainSuspended(domain="owed.example"))
+    assert done == {"message": "owed.example suspended; mail is relayed unfiltered (on_suspend = "
+                    "bypass)"}  # fmt: skip
+    assert rt.contexts["spamport"].state.read()["suspended"] == {
+        "owed.example": {"filtering": True}
+    }
+
+
+def test_hook_domain_unsuspended(tmp_path, sandbox):
+    cfg = config(tmp_path, sandbox, "spamport", on_suspend="bypass")
+    rt = load_runtime(cfg)
+    rt.deliver(DomainCreated(domain="owed.example"))
+    rt.call("spamport", "domain_suspended", event=DomainSuspended(domain="owed.example"))
+    done = rt.call("spamport", "domain_unsuspended", event=DomainUnsuspended(domain="owed.example"))
+    assert done == {"message": "owed.example unsuspended; its filtering is as it was before"}
+    assert rt.contexts["spamport"].state.read()["suspended"] == {}
+    assert sandbox["spamport"].emulator.domains["owed.example"]["noscan"] == "0"
