@@ -210,26 +210,14 @@ def _treat(vendor, name: str, spam_treatment: str, greylisting: bool) -> None:
     )
 
 
-@hookimpl
-def domain_suspended(vendor, event):
-    # bypass: spam is tagged and delivered ("tag"), no greylisting; viruses stay held
-    name = event.domain.name
-    return suspension.suspended(
-        vendor,
-        event,
-        read=lambda: _treatment(vendor, name),
-        bypass=lambda: _treat(vendor, name, "tag", False),
-    )
-
-
-@hookimpl
-def domain_unsuspended(vendor, event):
-    name = event.domain.name
-    return suspension.unsuspended(
-        vendor,
-        event,
-        restore=lambda was: _treat(vendor, name, was["spam_treatment"], was["greylisting"]),
-    )
+# bypass: spam is tagged and delivered ("tag"), no greylisting; viruses stay held
+domain_suspended, domain_unsuspended = suspension.hookimpls(
+    read=_treatment,
+    bypass=lambda vendor, name: _treat(vendor, name, "tag", False),
+    restore=lambda vendor, name, was: _treat(
+        vendor, name, was["spam_treatment"], was["greylisting"]
+    ),
+)
 
 
 @hookimpl

@@ -177,24 +177,12 @@ def _filtering(vendor, name: str) -> dict | None:
         return None
 
 
-@hookimpl
-def domain_suspended(vendor, event):
-    # bypass: SpamPort's noscan ("set_filter"), which relays the mail unscanned
-    name = event.domain.name
-    return suspension.suspended(
-        vendor,
-        event,
-        read=lambda: _filtering(vendor, name),
-        bypass=lambda: client(vendor).set_filter(name, False),
-    )
-
-
-@hookimpl
-def domain_unsuspended(vendor, event):
-    name = event.domain.name
-    return suspension.unsuspended(
-        vendor, event, restore=lambda was: client(vendor).set_filter(name, was["filtering"])
-    )
+# bypass: SpamPort's noscan ("set_filter"), which relays the mail unscanned
+domain_suspended, domain_unsuspended = suspension.hookimpls(
+    read=_filtering,
+    bypass=lambda vendor, name: client(vendor).set_filter(name, False),
+    restore=lambda vendor, name, was: client(vendor).set_filter(name, was["filtering"]),
+)
 
 
 @hookimpl

@@ -236,14 +236,8 @@ def _route(vendor, event, *, create: bool) -> dict:
     return {"message": f"mail for {name} goes to {ip} port {port}"}
 
 
-@hookimpl
-def domain_suspended(vendor, event):
-    return suspension.suspended(vendor, event)  # keep: nothing to change at SpamWall
-
-
-@hookimpl
-def domain_unsuspended(vendor, event):
-    return suspension.unsuspended(vendor, event)
+# keep only: nothing to change at SpamWall (its schema refuses bypass)
+domain_suspended, domain_unsuspended = suspension.hookimpls()
 
 
 @hookimpl

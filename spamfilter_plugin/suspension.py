@@ -91,3 +91,37 @@ def keep_only(vendor_label: str, why: str):
             "set it to keep or leave it out (got {input})",
         ),
     )
+
+
+def hookimpls(
+    *,
+    read: Callable[[Any, str], dict[str, Any] | None] | None = None,
+    bypass: Callable[[Any, str], None] | None = None,
+    restore: Callable[[Any, str, dict[str, Any]], None] | None = None,
+):
+    """A vendor's ``domain_suspended`` and ``domain_unsuspended`` hookimpls, from its own
+    calls, each given the vendor's context and the domain's name: *read* what its filtering
+    is, *bypass* it, *restore* what *read* gave.  Without them, the vendor only keeps::
+
+        domain_suspended, domain_unsuspended = suspension.hookimpls(read=..., ...)
+    """
+    from .hookspecs import hookimpl
+
+    @hookimpl
+    def domain_suspended(vendor, event):
+        name = event.domain.name
+        return suspended(
+            vendor,
+            event,
+            read=(lambda: read(vendor, name)) if read else None,
+            bypass=(lambda: bypass(vendor, name)) if bypass else None,
+        )
+
+    @hookimpl
+    def domain_unsuspended(vendor, event):
+        name = event.domain.name
+        return unsuspended(
+            vendor, event, restore=(lambda was: restore(vendor, name, was)) if restore else None
+        )
+
+    return domain_suspended, domain_unsuspended
