@@ -39,6 +39,8 @@ HOOKS = (
     "subdomain_create_post",
     "subdomain_destroy_post",
     "user_destroy_pre",
+    "user_suspend_post",
+    "user_activate_post",
     "email_create_post",
     "email_destroy_post",
     "email_change_pass_post",
@@ -151,6 +153,11 @@ class DirectAdmin(Panel):
             return self.secondary(what, kind, f"{label.strip()}.{parent}")
         if hook == "user_destroy_pre":
             return self.account_removal(what, "username", env.get("username"), "its domains.list")
+        if hook in ("user_suspend_post", "user_activate_post"):
+            kind = "domain_suspended" if hook == "user_suspend_post" else "domain_unsuspended"
+            return self.account_events(
+                what, "username", env.get("username"), "its domains.list", kind
+            )
         if hook in ("email_create_post", "email_destroy_post", "email_change_pass_post"):
             mailbox = address(env.get("user"), env.get("domain"), "user")
             if hook == "email_destroy_post":

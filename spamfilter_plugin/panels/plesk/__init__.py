@@ -39,6 +39,25 @@ def _sub(label, parent, field: str) -> str:
     return label if "." in label and parent is None else f"{label}.{domain_name(parent, 'parent')}"
 
 
+def _status(value) -> int | None:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _status_change(domain: str, env: dict) -> list[tuple[str, dict]]:
+    """A suspension or its end, from the ``OLD_STATUS``/``NEW_STATUS`` pair Plesk passes
+    with an update: 0 is active, anything else a suspended state (by the admin, the
+    reseller, the customer, or an expired subscription)."""
+    before, after = _status(env.get("OLD_STATUS")), _status(env.get("NEW_STATUS"))
+    if before is None or after is None or (before == 0) == (after == 0):
+        return []
+    if after == 0:
+        return [("domain_unsuspended", {"domain": domain})]
+    return [("domain_suspended", {"domain": domain, "reason": f"Plesk status {after}"})]
+
+
 class Plesk(Panel):
     name = "plesk"
 
@@ -58,9 +77,11 @@ class Plesk(Panel):
         if event in ("domain_update", "site_update"):
             old = domain_name(env.get("OLD_DOMAIN_NAME"), "OLD_DOMAIN_NAME")
             new = domain_name(env.get("NEW_DOMAIN_NAME"), "NEW_DOMAIN_NAME")
-            if old == new:
-                return Found(what, note="the domain name did not change")
-            return Found(what, [deleted(old), created(new)])
+            found = [] if old == new else [deleted(old), created(new)]
+            found += _status_change(new, env)
+            if not found:
+                return Found(what, note="neither the domain's name nor its status changed")
+            return Found(what, found)
         if event in ("subdomain_create", "subdomain_delete"):
             side = "NEW" if event.endswith("create") else "OLD"
             name = _sub(

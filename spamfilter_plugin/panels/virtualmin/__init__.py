@@ -63,6 +63,15 @@ class Virtualmin(Panel):
             if secondary:
                 return self.secondary(what, "domain_deleted", dom)
             return Found(what, [deleted(domain_name(dom, "VIRTUALSERVER_DOM"))])
+        if action in ("DISABLE_DOMAIN", "ENABLE_DOMAIN"):
+            # each server, sub-servers too, runs the command itself (disable-domain.pl)
+            if secondary and not self.protect_secondary:
+                return Found(what, note="secondary domains are skipped (secondary_domains)")
+            name = domain_name(dom, "VIRTUALSERVER_DOM")
+            if action == "ENABLE_DOMAIN":
+                return Found(what, [("domain_unsuspended", {"domain": name})])
+            why = env.get("VIRTUALSERVER_DISABLED_WHY") or env.get("VIRTUALSERVER_DISABLED_REASON")
+            return Found(what, [("domain_suspended", {"domain": name, "reason": why or None})])
         if action == "MODIFY_DOMAIN":
             new = domain_name(dom, "VIRTUALSERVER_DOM")
             old_name = env.get("VIRTUALSERVER_OLDSERVER_DOM")
