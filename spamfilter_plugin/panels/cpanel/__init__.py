@@ -50,6 +50,9 @@ HOOKS = (
     ("Whostmgr", "ParkAdmin::unpark", "post"),
     ("Whostmgr", "Domain::addsubdomain", "post"),
     ("Whostmgr", "Domain::delsubdomain", "post"),
+    ("Cpanel", "Api2::SubDomain::addsubdomain", "post"),
+    ("Cpanel", "Api2::SubDomain::delsubdomain", "post"),
+    ("Cpanel", "UAPI::SubDomain::addsubdomain", "post"),
     ("Cpanel", "Api2::AddonDomain::addaddondomain", "post"),
     ("Cpanel", "Api2::AddonDomain::deladdondomain", "post"),
     ("Cpanel", "UAPI::Email::add_pop", "post"),
@@ -266,6 +269,27 @@ def _addon(hook, key):
     return handle
 
 
+def _user_subdomain(hook, api2=True):
+    """A cPanel user's own subdomain call: at creation ``args.domain`` is the label and
+    ``args.rootdomain`` the parent; at deletion ``args.domain`` is ``label_rootdomain``,
+    where the last ``_`` ends the label (which may hold dots: ``sub.part_example.com``)."""
+
+    def handle(self, what, data):
+        args = data.get("args") if isinstance(data.get("args"), dict) else {}
+        if api2 and _api2_failed(data):
+            return Found(what, note="the API 2 call failed; nothing changed")
+        label, root = args.get("domain"), args.get("rootdomain")
+        if hook == "domain_deleted" and isinstance(label, str) and "_" in label:
+            label, _, root = label.rpartition("_")
+        if not isinstance(label, str) or not label.strip():
+            raise PayloadError("args.domain", "missing")
+        if not isinstance(root, str) or not root.strip():
+            raise PayloadError("args.rootdomain", "missing")
+        return self.secondary(what, hook, f"{label.strip()}.{root.strip()}")
+
+    return handle
+
+
 def _mailbox(hook, api2=False):
     def handle(self, what, data):
         args = data.get("args") if isinstance(data.get("args"), dict) else {}
@@ -303,6 +327,9 @@ _HANDLERS = {
     ("Domain::unpark", "post"): CPanel.unparked,
     ("Domain::addsubdomain", "post"): _subdomain("domain_created"),
     ("Domain::delsubdomain", "post"): _subdomain("domain_deleted"),
+    ("Api2::SubDomain::addsubdomain", "post"): _user_subdomain("domain_created"),
+    ("Api2::SubDomain::delsubdomain", "post"): _user_subdomain("domain_deleted"),
+    ("UAPI::SubDomain::addsubdomain", "post"): _user_subdomain("domain_created", api2=False),
     ("Api2::AddonDomain::addaddondomain", "post"): _addon("domain_created", "newdomain"),
     ("Api2::AddonDomain::deladdondomain", "post"): _addon("domain_deleted", "domain"),
     ("UAPI::Email::add_pop", "post"): _mailbox("mailbox_added"),
