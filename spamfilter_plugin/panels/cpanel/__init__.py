@@ -44,6 +44,7 @@ HOOKS = (
     ("Whostmgr", "Accounts::Create", "post"),
     ("Whostmgr", "Accounts::Remove", "pre"),
     ("Whostmgr", "Accounts::Modify", "post"),
+    ("PkgAcct", "Restore", "post"),
     ("Whostmgr", "Accounts::suspendacct", "post"),
     ("Whostmgr", "Accounts::unsuspendacct", "post"),
     ("Whostmgr", "ParkAdmin::park", "post"),
@@ -227,6 +228,12 @@ class CPanel(Panel):
             [deleted(domain_name(old, "data.domain")), created(domain_name(new, "data.newdomain"))],
         )
 
+    def account_restored(self, what, data):
+        # a restore or a transfer in: every protected domain the restored account has now
+        return self.account_events(
+            what, "data.user", data.get("user"), "/etc/userdomains", "domain_created"
+        )
+
     def account_suspended(self, what, data):
         reason = data.get("reason") if isinstance(data.get("reason"), str) else None
         return self.account_events(
@@ -319,6 +326,7 @@ _HANDLERS = {
     ("Accounts::Create", "post"): CPanel.account_created,
     ("Accounts::Remove", "pre"): CPanel.account_removed,
     ("Accounts::Modify", "post"): CPanel.account_modified,
+    ("Restore", "post"): CPanel.account_restored,
     ("Accounts::suspendacct", "post"): CPanel.account_suspended,
     ("Accounts::unsuspendacct", "post"): CPanel.account_unsuspended,
     ("ParkAdmin::park", "post"): CPanel.parked,

@@ -39,6 +39,7 @@ HOOKS = (
     "subdomain_create_post",
     "subdomain_destroy_post",
     "user_destroy_pre",
+    "user_restore_post",
     "user_suspend_post",
     "user_activate_post",
     "email_create_post",
@@ -153,6 +154,10 @@ class DirectAdmin(Panel):
             return self.secondary(what, kind, f"{label.strip()}.{parent}")
         if hook == "user_destroy_pre":
             return self.account_removal(what, "username", env.get("username"), "its domains.list")
+        if hook == "user_restore_post":  # a restore or a transfer in: every domain it has now
+            return self.account_events(
+                what, "username", env.get("username"), "its domains.list", "domain_created"
+            )
         if hook in ("user_suspend_post", "user_activate_post"):
             kind = "domain_suspended" if hook == "user_suspend_post" else "domain_unsuspended"
             return self.account_events(
