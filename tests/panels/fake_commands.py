@@ -16,7 +16,9 @@ registrations in $FAKE_PANEL_DIR/<command>.json.
       [remove=LINE]... [add=JSON]... | listzones  (a stale serial is refused)
   virtualmin get-dns --domain D --multiline [--type T] | modify-dns --domain D
       [--remove-record "name type [values]"]... [--add-record "name type values"]... |
-      list-domains --name-only | list-domains --domain D --multiline
+      list-domains --name-only | list-domains --domain D --multiline |
+      list-domains --simple-multiline ($FAKE_PANEL_DIR/virtualmin_servers.json: dom, type,
+      user, parent or real, plan, disabled)
 
 The zones are kept by fake_zones.py in $FAKE_PANEL_DIR/zones.
 """
@@ -271,6 +273,20 @@ def virtualmin(args):
     if command == "list-domains":
         if rest == ["--name-only"]:
             print("\n".join(fake_zones.domains(DIR)))
+            return
+        if rest == ["--simple-multiline"]:  # list-domains.pl's keys, in its order
+            for d in state("virtualmin_servers", []):
+                print(d["dom"])
+                print(f"    Type: {d['type']}")
+                if d.get("real"):
+                    print(f"    Real domain: {d['real']}")
+                elif d.get("parent"):
+                    print(f"    Parent domain: {d['parent']}")
+                if d.get("plan"):
+                    print(f"    Plan: {d['plan']}")
+                print(f"    Username: {d['user']}")
+                if d.get("disabled"):
+                    print(f"    Disabled: {d['disabled']}")
             return
         if rest[:1] == ["--domain"] and rest[2:] == ["--multiline"]:
             zone = zone_or_exit(rest[1])

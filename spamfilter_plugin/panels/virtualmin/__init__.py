@@ -36,8 +36,54 @@ def mailbox_of(user: str, domain: str) -> str:
     return address(local, domain, "USERADMIN_USER")
 
 
+def read_servers(text: str) -> list[dict[str, str]]:
+    """``virtualmin list-domains --simple-multiline`` as one dict per virtual server: its
+    name under ``dom``, then each ``    Key: value`` line below it (``Type``, ``Username``,
+    ``Parent domain``, ``Plan``, ``Disabled``...), as list-domains.pl prints them."""
+    servers: list[dict[str, str]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            servers.append({"dom": line.strip()})
+        elif servers:
+            key, sep, value = line.strip().partition(": ")
+            if sep:
+                servers[-1].setdefault(key, value.strip())
+    return servers
+
+
 class Virtualmin(Panel):
     name = "virtualmin"
+
+    # -- records: the panel's own listing (Virtualmin keeps its servers in its config) --
+
+    def servers(self) -> list[dict[str, str]]:
+        """Every virtual server, from ``virtualmin list-domains --simple-multiline``;
+        PanelError naming the command when it fails."""
+        from ..steps import run_command
+
+        return read_servers(
+            run_command([self.conf["virtualmin"], "list-domains", "--simple-multiline"])
+        )
+
+    def inventory(self) -> list[tuple[str, str, str]] | None:
+        """A top-level server is main (what ``CREATE_DOMAIN`` without a parent protects);
+        a sub-server or an alias server is secondary."""
+        return [
+            (
+                domain_name(s["dom"], "dom"),
+                s.get("Username", ""),
+                "main" if s.get("Type") == "Top-level server" else "secondary",
+            )
+            for s in self.servers()
+        ]
+
+    def account_inventory(self, account: str) -> list[tuple[str, str]]:
+        return [(d, kind) for d, user, kind in self.inventory() or () if user == account]
+
+    def owner_of(self, domain: str) -> str | None:
+        return next((u for d, u, _ in self.inventory() or () if d == domain and u), None)
 
     def events(self, argv: list[str], env: dict, stdin: str) -> Found:
         stage = argv[0] if argv else ""
