@@ -21,7 +21,13 @@ from queue_helpers import add_table, sandbox_config
 
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import ConfigError, QueueError
-from spamfilter_plugin.events import DomainCreated, DomainDeleted, MailboxDeleted, PasswordReset
+from spamfilter_plugin.events import (
+    DomainCreated,
+    DomainDeleted,
+    DomainSuspended,
+    MailboxDeleted,
+    PasswordReset,
+)
 from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.queue import open_queue, queue_of
 from spamfilter_plugin.store import postgres
@@ -197,6 +203,7 @@ def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
     emit(PasswordReset(domain="done.example", password="Secret-Pw-1"), cfg)
     Worker(load_runtime(cfg)).drain()
     emit(DomainCreated(domain="later.example"), cfg)  # still pending
+    emit(DomainSuspended(domain="done.example", reason="Unpaid #3"), cfg)  # pending too
     from spamfilter_plugin.queue import mx_store
     from spamfilter_plugin.redaction import Secret
 
@@ -209,19 +216,20 @@ def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
 
     code, out, err = run(cfg, "fleet", "join", "--dry-run", "--json")
     doc = json.loads(out)
-    assert code == 0 and doc["moved"]["done"] == 2 and doc["moved"]["pending"] == 1
+    assert code == 0 and doc["moved"]["done"] == 2 and doc["moved"]["pending"] == 2
     with queue_of(load_runtime(cfg).config) as fleet:
         assert fleet.counts()["done"] == 0  # a dry run moves nothing
 
     code, out, err = run(cfg, "fleet", "join")
-    assert code == 0 and "moved 3 rows (2 done, 1 pending)" in out, (out, err)
+    assert code == 0 and "moved 4 rows (2 done, 2 pending)" in out, (out, err)
     assert "1 vault entry, 1 vendor state entry and the MX state of 1 domain(s)" in out
     code, out, err = run(cfg, "fleet", "join")  # again: nothing doubled
     assert code == 0
     with queue_of(load_runtime(cfg).config) as fleet:
         counts = fleet.counts()
-        assert counts["done"] == 2 and counts["pending"] == 1
+        assert counts["done"] == 2 and counts["pending"] == 2
         assert fleet.provisioned("spamport") == {"done.example"}
+        assert fleet.suspensions()["done.example"][1] == "Unpaid #3"
         assert fleet.holders() == {"done.example": "web1", "later.example": "web1"}
     shared = load_runtime(cfg)  # what the vendors kept is the fleet's now
     assert shared.contexts["spamport"].vault.get("info@done.example").reveal() == "Kept-Secret-9"
@@ -229,7 +237,7 @@ def test_join_moves_a_servers_own_queue_once(tmp_path, sandbox, fleet_db):
     assert mx_store(shared.config).get("done.example").recorded == [[5, "m"]]
     # the worker goes on from the fleet: the pending row is delivered once
     stats = Worker(load_runtime(cfg)).drain()
-    assert stats.done == 1 and "later.example" in sandbox["spamport"].emulator.domains
+    assert stats.done == 2 and "later.example" in sandbox["spamport"].emulator.domains
     assert (tmp_path / "state" / "queue.sqlite3").exists()  # left in place
 
 

@@ -13,6 +13,8 @@ from spamfilter_plugin.errors import VendorSkipped, VendorUnavailable
 from spamfilter_plugin.events import (
     DomainCreated,
     DomainDeleted,
+    DomainSuspended,
+    DomainUnsuspended,
     DomainUpdated,
     MailboxAdded,
     MailboxDeleted,
@@ -597,3 +599,23 @@ def test_ownership_is_kept_through_purge_and_filled_from_an_older_queue(queue, t
     queue.db.execute("DELETE FROM meta WHERE key='provisioned'")
     queue.close()
     assert opened(queue.state_dir).provisioned("spamport") == {"b.example"}
+
+
+def test_the_queue_keeps_which_domains_are_suspended_since_when_and_why(queue):
+    put(queue, DomainSuspended(domain="a.example", reason="Unpaid #1"), ["spamport", "rackspace"])
+    put(queue, DomainSuspended(domain="b.example"), ["spamport"])
+    (since, reason) = queue.suspensions()["a.example"]
+    assert reason == "Unpaid #1" and abs(since - time.time()) < 60
+    put(queue, DomainSuspended(domain="a.example", reason="again"), ["spamport"])
+    assert queue.suspensions()["a.example"] == (since, "Unpaid #1")  # the first one counts
+    put(queue, DomainUnsuspended(domain="a.example"), ["spamport"])
+    put(queue, DomainDeleted(domain="b.example"), ["spamport"])
+    assert queue.suspensions() == {}
+    # kept through purge: it is the panel's word, not a row's
+    put(queue, DomainSuspended(domain="c.example"), ["spamport"])
+    row, token = queue.claim("w", 60)
+    while row is not None:
+        queue.complete(row, token)
+        row, token = queue.claim("w", 60) or (None, None)
+    queue.purge(-1)
+    assert set(queue.suspensions()) == {"c.example"}

@@ -214,6 +214,11 @@ class Queue(ABC):
         """The domains the plugin created at *vendor* and has not deleted there."""
 
     @abstractmethod
+    def suspensions(self) -> dict[str, tuple[float, str | None]]:
+        """The domains whose accounts the panel suspended, each with since when (wall
+        clock, as the suspension was queued) and the panel's reason."""
+
+    @abstractmethod
     def destinations(self, vendor: str, domain: str, server: str | None = None) -> set[str | None]:
         """The destinations the plugin set, or set out to set, for *domain* at *vendor*: the
         one its ``provisioned`` record keeps (its creation's, or a later update's) and those

@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at REAL NOT NULL,
     seen_at    REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS suspended (
+    domain TEXT PRIMARY KEY,
+    since  REAL NOT NULL,
+    reason TEXT
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS provisioned (
     vendor TEXT NOT NULL,
     domain TEXT NOT NULL,
@@ -263,6 +268,8 @@ def insert(
             "AND json_extract(payload, '$.step')=?",
             (now, vendor, target, STEP_HOOK, stored["step"]),
         )
+    if hook in SUSPENSION_HOOKS:
+        _note_suspension(db, hook, stored, now)
     cur = db.execute(
         "INSERT INTO events (event_id, vendor, hook, target, payload, secret, "
         "next_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -270,6 +277,23 @@ def insert(
     )
     assert cur.lastrowid is not None  # an INSERT always has one
     return cur.lastrowid
+
+
+#: the events that change whether a domain's account is suspended (the ``suspended`` table)
+SUSPENSION_HOOKS = ("domain_suspended", "domain_unsuspended", "domain_deleted")
+
+
+def _note_suspension(db: sqlite3.Connection, hook: str, stored: dict[str, Any], now: float):
+    """Keep the ``suspended`` record with the panel's word, as it is queued: since when (the
+    first suspension; a repeated one keeps it) and why; gone with the unsuspension."""
+    if hook == "domain_suspended":
+        db.execute(
+            "INSERT INTO suspended (domain, since, reason) VALUES (?,?,?) "
+            "ON CONFLICT (domain) DO NOTHING",
+            (stored["domain"], now, stored.get("reason")),
+        )
+    else:
+        db.execute("DELETE FROM suspended WHERE domain=?", (stored["domain"],))
 
 
 def seal_all(box: SecretBox, items: list[tuple[dict[str, Any], str, str | None, list[str]]]):

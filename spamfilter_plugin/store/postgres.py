@@ -61,7 +61,7 @@ from .base import Item, Queue, Row, row_of
 from .mx import COLUMNS as MX_COLUMNS
 from .mx import FILE as MX_FILE
 from .mx import MxState, MxStore, mx_changes, mx_state
-from .outbox import DB_NAME, SecretBox
+from .outbox import DB_NAME, SUSPENSION_HOOKS, SecretBox
 from .sqlite import SqliteQueue, split_result
 
 #: the schema, one entry per version; a new version appends an entry (never edits one)
@@ -104,6 +104,11 @@ MIGRATIONS: tuple[str, ...] = (
         stamp      text NOT NULL,
         created_at double precision NOT NULL,
         seen_at    double precision NOT NULL
+    );
+    CREATE TABLE suspended (
+        domain text PRIMARY KEY,
+        since  double precision NOT NULL,
+        reason text
     );
     CREATE TABLE provisioned (
         vendor text NOT NULL,
@@ -562,6 +567,18 @@ class PostgresQueue(Queue):
         for domain in sorted({domain_of(t) for t in targets}):
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (domain,))
 
+    @staticmethod
+    def _note_suspension(db: DB, hook: str, stored: dict[str, Any], wall: float) -> None:
+        """The ``suspended`` record, as :func:`.outbox._note_suspension` keeps it."""
+        if hook == "domain_suspended":
+            db.execute(
+                "INSERT INTO suspended (domain, since, reason) VALUES (%s,%s,%s) "
+                "ON CONFLICT (domain) DO NOTHING",
+                (stored["domain"], wall, stored.get("reason")),
+            )
+        else:
+            db.execute("DELETE FROM suspended WHERE domain=%s", (stored["domain"],))
+
     def _insert(
         self,
         db: DB,
@@ -587,6 +604,8 @@ class PostgresQueue(Queue):
             "hook": hook,
             "server": server,
         }
+        if state == "pending" and hook in SUSPENSION_HOOKS:
+            self._note_suspension(db, hook, stored, params["wall"])
         skipped = self._ownership(db, stored, target, params) if state == "pending" else None
         if skipped is None and state == "pending":
             self._supersede(db, stored, params)
@@ -848,6 +867,12 @@ class PostgresQueue(Queue):
                         "INSERT INTO holders (domain, server, since) VALUES (%s,%s,%s) "
                         "ON CONFLICT DO NOTHING",
                         (domain, self.server, since),
+                    )
+                for domain, (since, reason) in local.suspensions().items():
+                    db.execute(
+                        "INSERT INTO suspended (domain, since, reason) VALUES (%s,%s,%s) "
+                        "ON CONFLICT (domain) DO NOTHING",
+                        (domain, since, reason),
                     )
                 db.execute(
                     "INSERT INTO relayed (server, upto) VALUES (%s, %s) ON CONFLICT (server) "
@@ -1285,6 +1310,11 @@ class PostgresQueue(Queue):
     def provisioned(self, vendor: str) -> set[str]:
         found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=%s", (vendor,))
         return {r["domain"] for r in found}
+
+    @_translated
+    def suspensions(self) -> dict[str, tuple[float, str | None]]:
+        found = self.db.execute("SELECT domain, since, reason FROM suspended")
+        return {r["domain"]: (float(r["since"]), r["reason"]) for r in found}
 
     @_translated
     def destinations(self, vendor: str, domain: str, server: str | None = None) -> set[str | None]:

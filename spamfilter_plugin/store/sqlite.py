@@ -382,6 +382,11 @@ class SqliteQueue(Queue):
         return {r["domain"] for r in found}
 
     @_translated
+    def suspensions(self) -> dict[str, tuple[float, str | None]]:
+        found = self.db.execute("SELECT domain, since, reason FROM suspended")
+        return {r["domain"]: (r["since"], r["reason"]) for r in found}
+
+    @_translated
     def destinations(self, vendor: str, domain: str, server: str | None = None) -> set[str | None]:
         found = self.db.execute(
             "SELECT destination FROM provisioned WHERE vendor=? AND domain=? UNION "

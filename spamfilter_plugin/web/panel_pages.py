@@ -25,7 +25,7 @@ from ..manager import Runtime
 from ..queue import queue_of
 from ..templating import Fragment, SettingsResult, stylesheet
 from .access import Records, Refused, Viewer, console_key, panel_viewer
-from .settings import SettingsService
+from .settings import SettingsService, suspended_text
 from .status import shown_name
 
 _POST_FORM = re.compile(r'<form class="sfp-form" action="([^"]*)" method="post"')
@@ -41,7 +41,7 @@ class PanelPages:
         self.state_dir = runtime.config.general.state_dir
         self._queue = queue_of(runtime.config)
         self.records = Records(self.adapter, self._queue.targets)
-        self.settings = SettingsService(runtime, self.records)
+        self.settings = SettingsService(runtime, self.records, self._queue.suspensions)
 
     def close(self) -> None:
         self._queue.close()
@@ -201,6 +201,13 @@ def page(
                 for k, v in result.errors.items()
             ]
         fragments = pages.render(viewer, scope, target, form_url=here, query=query)
+        held = pages.settings.suspension(scope, target)
+        if held is not None:
+            out.insert(
+                0,
+                f'<p class="sfp-message sfp-suspended" role="status">'
+                f"{html.escape(suspended_text(target, held))}</p>",
+            )
     except (Refused, InvalidInput) as exc:
         text = exc.message if isinstance(exc, InvalidInput) else str(exc)
         return _wrap(f'<p class="sfp-message sfp-error" role="alert">{html.escape(text)}</p>')

@@ -10,7 +10,7 @@ through its client.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..errors import InvalidInput
 from ..events import Domain, Mailbox
@@ -32,11 +32,28 @@ def target_of(scope: str, name: str | None) -> Domain | Mailbox | None:
     return None
 
 
-class SettingsService:
-    """The settings of *runtime*'s vendors, as *records* lets each viewer see them."""
+#: who may change the settings of a suspended account's domains (its own user may not)
+SUSPENSION_LIFTERS = ("admin", "reseller")
 
-    def __init__(self, runtime: Runtime, records: Records) -> None:
-        self.runtime, self.records = runtime, records
+
+class SettingsService:
+    """The settings of *runtime*'s vendors, as *records* lets each viewer see them;
+    *suspensions* gives the suspended domains (:meth:`~..queue.Queue.suspensions`)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        records: Records,
+        suspensions: Callable[[], Mapping[str, tuple[float, str | None]]] = dict,
+    ) -> None:
+        self.runtime, self.records, self._suspensions = runtime, records, suspensions
+
+    def suspension(self, scope: str, name: str | None) -> tuple[float, str | None] | None:
+        """Since when and why the account of *name* (a domain, or a mailbox's domain) is
+        suspended; None when it is not."""
+        if name is None or scope == "admin":
+            return None
+        return self._suspensions().get(name.rsplit("@", 1)[-1])
 
     def check(self, viewer: Viewer, scope: str, target: str | None) -> str | None:
         """The normalised target if *viewer* may see it; Refused (logged) otherwise."""
@@ -80,7 +97,20 @@ class SettingsService:
         """The checked target and what *vendor* made of the submitted *form* (the caller
         has checked its CSRF token)."""
         name = self.check(viewer, scope, target)
-        result = self.runtime.settings_submitted(
-            self.vendor(vendor), scope, target_of(scope, name), dict(form)
-        )
+        vendor = self.vendor(vendor)
+        held = self.suspension(scope, name)
+        if held is not None and viewer.role not in SUSPENSION_LIFTERS:
+            return name, SettingsResult(False, suspended_text(name, held) + (
+                "; its settings cannot be changed until the suspension is lifted"
+            ))  # fmt: skip
+        result = self.runtime.settings_submitted(vendor, scope, target_of(scope, name), dict(form))
         return name, result
+
+
+def suspended_text(name: str | None, held: tuple[float, str | None]) -> str:
+    """``example.com is suspended since 2026-12-01 10:00 UTC: Unpaid invoice``."""
+    import time
+
+    since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(held[0]))
+    domain = (name or "").rsplit("@", 1)[-1]
+    return f"{domain} is suspended since {since}" + (f": {held[1]}" if held[1] else "")

@@ -71,7 +71,7 @@ def servers() -> dict[str, str]:
 
 
 def settings() -> SettingsService:
-    return SettingsService(console().runtime, records())
+    return SettingsService(console().runtime, records(), queue().suspensions)
 
 
 def viewer() -> Viewer | None:

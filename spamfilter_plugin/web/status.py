@@ -47,6 +47,8 @@ class DomainStatus:
     last: Row | None = None
     #: in fleet mode, the server whose panel holds the domain
     server: str | None = None
+    #: since when (wall clock) and why the panel suspended the domain's account, if it did
+    suspended: tuple[float, str | None] | None = None
 
     @property
     def unicode(self) -> str:
@@ -76,6 +78,7 @@ def statuses(
     latest: dict[tuple[str, str], Row],
     mx: dict[str, Any],
     servers: dict[str, str] | None = None,
+    suspensions: dict[str, tuple[float, str | None]] | None = None,
 ) -> list[DomainStatus]:
     """One row per domain; *vendors* are those that handle ``domain_created``; *latest* is
     :meth:`~spamfilter_plugin.queue.Queue.latest` of the domain hooks; *mx* maps a domain
@@ -88,7 +91,8 @@ def statuses(
         last = max(seen, key=lambda r: r.id) if seen else None
         per_vendor = {v: vendor_state(r) for v, r in rows.items()}
         server = servers.get(domain) if servers else None
-        out.append(DomainStatus(domain, per_vendor, mx.get(domain), last, server))
+        held = (suspensions or {}).get(domain)
+        out.append(DomainStatus(domain, per_vendor, mx.get(domain), last, server, held))
     return out
 
 

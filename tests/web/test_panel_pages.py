@@ -210,3 +210,48 @@ def test_cpanel_pages_are_registered(tmp_path, fake_cpanel_tools, cli_env):
     live = root / "usr/local/cpanel/base/frontend/jupiter/spamfilter/index.live.pl"
     assert "Cpanel::LiveAPI" in live.read_text() and "REMOTE_USER" in live.read_text()
     assert os.access(live, os.X_OK)
+
+
+def test_a_suspended_accounts_user_sees_why_and_cannot_change_its_settings(demo):
+    from console_helpers import admin_session
+
+    from spamfilter_plugin.emit import emit
+    from spamfilter_plugin.events import DomainSuspended, DomainUnsuspended
+
+    target = ("--scope", "domain", "--target", "alice.example")
+    emit(DomainSuspended(domain="alice.example", reason="Unpaid invoice 77"), demo.config_path)
+    try:
+        code, page, err = ui(demo, "page", "--user", "alice", "--query",
+                             "scope=domain&target=alice.example")  # fmt: skip
+        assert code == 0, err
+        assert "alice.example is suspended since" in page and "Unpaid invoice 77" in page
+        code, out, err = ui(demo, "render", "--user", "alice", *target, "--vendor", "spamport")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', out).group(1)
+        was = spamport(demo).domains["alice.example"]["spamscore"]
+        new = "high" if was != "high" else "low"
+        form = {"csrf_token": token, "sfp_form": "spamport/domain", "action": "save",
+                "spamscore": new}  # fmt: skip
+        code, out, err = ui(demo, "submit", "--user", "alice", *target, stdin=json.dumps(form))
+        answer = json.loads(out)
+        assert code == 1 and answer["ok"] is False
+        assert "cannot be changed until the suspension is lifted" in answer["message"]
+        assert spamport(demo).domains["alice.example"]["spamscore"] == was
+        # the account's reseller (and the admin) still may
+        code, out, err = ui(demo, "render", "--user", "resel", *target, "--vendor", "spamport")
+        form["csrf_token"] = re.search(r'name="csrf_token" value="([^"]+)"', out).group(1)
+        code, out, err = ui(demo, "submit", "--user", "resel", *target, stdin=json.dumps(form))
+        assert code == 0 and json.loads(out)["ok"] is True, (out, err)
+        assert spamport(demo).domains["alice.example"]["spamscore"] == new
+        # the console's admin sees it on the dashboard and the domain's page
+        session = admin_session(demo)
+        board = session.get(demo.url, params={"vendor": "spamport"}, timeout=10).text
+        row = board[board.index('data-domain="alice.example"') :].split("</tr>", 1)[0]
+        assert "suspended since" in row and "Unpaid invoice 77" in row
+        settings = session.get(demo.url + "settings/domain/alice.example/", timeout=10).text
+        assert "alice.example is suspended since" in settings
+        assert "cannot be changed" not in settings  # the admin can change them
+    finally:
+        emit(DomainUnsuspended(domain="alice.example"), demo.config_path)
+    code, page, _ = ui(demo, "page", "--user", "alice", "--query",
+                       "scope=domain&target=alice.example")  # fmt: skip
+    assert "is suspended since" not in page

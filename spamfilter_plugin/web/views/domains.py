@@ -32,7 +32,8 @@ def rows_for(viewer: Viewer) -> list[status.DomainStatus]:
     mx = {m.domain: m.to_dict() for m in mx_store(console().runtime.config).all()}
     latest = queue().latest(status.DOMAIN_HOOKS)
     held = servers() if console().runtime.config.fleet is not None else None
-    return status.statuses(domains, domain_vendors(), latest, mx, held)
+    suspended = queue().suspensions()
+    return status.statuses(domains, domain_vendors(), latest, mx, held, suspended)
 
 
 @bp.get("/")
