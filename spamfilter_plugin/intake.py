@@ -16,7 +16,7 @@ from .eventdata import panel_event, target_key
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any, Protocol
 
     class Appends(Protocol):
@@ -52,17 +52,23 @@ def enqueue(
     *,
     capabilities: Mapping[str, Iterable[str]] | None = None,
     vendors: Sequence[str] | None = None,
+    allow: Callable[[Any], Iterable[str] | None] | None = None,
 ) -> list[tuple[str, dict[str, int]]]:
     """Queue *events* in one transaction, each for the vendors whose *capabilities* include
     its hook (or for *vendors*, when given: a step for the vendor that asked for it, say).
-    Every event is checked before anything is written.  Per event, its target key
-    (``domain:example.com``) and ``{vendor: row id}``."""
+    Every event is checked before anything is written.  *allow*, when given, narrows each
+    event's vendors to those it returns (None: no narrowing): an account's plan, say.  Per
+    event, its target key (``domain:example.com``) and ``{vendor: row id}``."""
     if (capabilities is None) == (vendors is None):
         raise ValueError("give capabilities or vendors, not both and not neither")
-    items = [
-        item_of(e, vendors if vendors is not None else vendors_for(capabilities or {}, _hook(e)))
-        for e in events
-    ]
+    items = []
+    for e in events:
+        chosen = vendors if vendors is not None else vendors_for(capabilities or {}, _hook(e))
+        narrowed = allow(e) if allow is not None else None
+        if narrowed is not None:
+            kept = set(narrowed)
+            chosen = [v for v in chosen if v in kept]
+        items.append(item_of(e, chosen))
     if not items:
         return []
     ids = queue.append(items)

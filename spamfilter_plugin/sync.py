@@ -36,6 +36,7 @@ from .events import (
     normalise_host,
 )
 from .manager import Runtime
+from .plans import protected, reason
 from .queue import Queue, Row, queue_of
 from .redaction import get_logger
 from .settle import plain_route
@@ -57,8 +58,9 @@ ACTION_OF = {hook: action for action, hook in ACTION_HOOKS.items()}
 #: another spelling of a domain (case, a final dot); in a fleet, a domain another server's
 #: panel holds (``elsewhere``) and a removal a stale domain list holds back (``held``); a
 #: domain the plugin added whose mail the vendor now sends to another destination than this
-#: server's (``taken``: another server took it over)
-LEFT_ALONE = ("foreign", "invalid", "variant", "elsewhere", "held", "taken")
+#: server's (``taken``: another server took it over); a panel domain whose plan does not
+#: protect it at the vendor, which the vendor does not hold (``unplanned``: not added)
+LEFT_ALONE = ("foreign", "invalid", "variant", "elsewhere", "held", "taken", "unplanned")
 
 
 @dataclass
@@ -223,6 +225,8 @@ class Reconcile:
     :param elsewhere: in a fleet, the domains other servers' panels hold (with the server).
     :param stale: in a fleet, the servers whose published lists are too old (with their age
         in hours): while there is one, nothing is removed.
+    :param plan_of: each wanted domain's plan: a domain whose plan does not protect it at a
+        vendor (``[plans]``) is not added there, and removed when the plugin put it there.
     """
 
     def __init__(
@@ -234,9 +238,12 @@ class Reconcile:
         queue: Queue | None = None,
         elsewhere: Mapping[str, str] | None = None,
         stale: Mapping[str, float] | None = None,
+        plan_of: Mapping[str, str | None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.wanted = wanted
+        #: each wanted domain's hosting plan (with ``[plans]`` and a panel that tells)
+        self.plan_of = plan_of
         self.elsewhere = dict(elsewhere or {})
         self.stale = dict(stale or {})
         self.prune_foreign = prune_foreign
@@ -315,6 +322,13 @@ class Reconcile:
                 continue
             held.add(name)
             route = entry.route
+            unplanned = self._unplanned(vendor, name)
+            if unplanned and name in owned:
+                yield Change(vendor, name, "remove", f"{unplanned}; added by the plugin")
+                continue
+            if unplanned:
+                yield Change(vendor, name, "foreign", f"{unplanned}; not added by the plugin")
+                continue
             if name in self.wanted:
                 expected = self.route(vendor, self.wanted[name])
                 if route is not None and expected is not None and route != expected:
@@ -343,12 +357,27 @@ class Reconcile:
                 yield Change(vendor, name, "foreign", reason)
         self.held = len(held)
         for name, destination in self.wanted.items():
-            if name not in held:
+            if name in held:
+                continue
+            unplanned = self._unplanned(vendor, name)
+            if unplanned:
+                yield Change(vendor, name, "unplanned", f"{unplanned}: not added")
+            else:
                 yield Change(vendor, name, "add", "on the panel, not at the vendor", destination)
         for name, server in self.elsewhere.items():
             if name not in held and name not in self.wanted:
                 reason = f"on {server}'s panel, not at the vendor: {server}'s sync adds it"
                 yield Change(vendor, name, "elsewhere", reason)
+
+    def _unplanned(self, vendor: str, name: str) -> str:
+        """Why the panel domain *name*'s plan does not protect it at *vendor*; "" when it
+        does (or the domain is not the panel's, or there are no plans)."""
+        if self.plan_of is None or name not in self.plan_of:
+            return ""
+        table, plan = self.runtime.config.plans, self.plan_of[name]
+        if vendor in protected(table, plan, [vendor]):
+            return ""
+        return reason(table, plan, vendor)
 
     def _taken(self, vendor: str, name: str, route: str | None) -> str:
         """Why the plugin's domain *name* is not removed though no panel has it: the vendor

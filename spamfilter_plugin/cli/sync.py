@@ -162,6 +162,18 @@ class Printer:
                 )
 
 
+def _plans(rt, wanted) -> dict[str, str | None] | None:
+    """With a ``[plans]`` table and a panel: each wanted domain's plan (one look-up per
+    account); None otherwise (every domain protected)."""
+    adapter = rt.panel_adapter
+    if not rt.config.plans or adapter is None:
+        return None
+    found: dict[str, str | None] = {}
+    for domain in wanted:
+        found[domain] = adapter.plan_of_domain(domain)
+    return found
+
+
 def cmd_sync(args) -> int:
     from ..errors import SpamFilterError
     from ..sync import ChangeOutcome, Reconcile, VendorReport
@@ -169,7 +181,14 @@ def cmd_sync(args) -> int:
     rt = runtime(args)
     wanted = wanted_domains(args, rt)
     elsewhere, stale = _fleet(rt, wanted)
-    sync = Reconcile(rt, wanted, prune_foreign=args.prune_foreign, elsewhere=elsewhere, stale=stale)
+    sync = Reconcile(
+        rt,
+        wanted,
+        prune_foreign=args.prune_foreign,
+        elsewhere=elsewhere,
+        stale=stale,
+        plan_of=_plans(rt, wanted),
+    )
     vendors = sync.vendors(args.vendor)
     printer = Printer(args.json, args.quiet, args.dry_run)
     reports = []

@@ -52,8 +52,8 @@ def hook_cache_path(st: os.stat_result) -> str:
 
 def read_hook_cache(path: str | os.PathLike) -> dict[str, Any] | None:
     """What the last full validation of the config file at *path* recorded for panel hooks
-    (``state_dir``, ``panel``, ``handlers``), if the file and its secret files are exactly
-    as validated then and the cache is this user's own; None otherwise."""
+    (``state_dir``, ``panel``, ``plans``, ``handlers``), if the file and its secret files
+    are exactly as validated then and the cache is this user's own; None otherwise."""
     try:
         st = os.stat(path)
         with open(hook_cache_path(st), encoding="utf-8") as fh:
@@ -88,6 +88,7 @@ def record(config: Config, capabilities: dict[str, list[str]]) -> None:
         "secret_files": list(config.secret_files),
         "state_dir": str(config.general.state_dir),
         "panel": config.panel,
+        "plans": config.plans,
         "handlers": handlers,
     }
     try:

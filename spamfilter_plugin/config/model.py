@@ -183,6 +183,8 @@ class Config:
     console: dict[str, Any] = field(default_factory=lambda: dict(CONSOLE_DEFAULTS))
     #: the ``[fleet]`` table, or None (one server, its own queue)
     fleet: FleetConfig | None = None
+    #: the ``[plans]`` table (:mod:`~spamfilter_plugin.plans`), or None (every plan protected)
+    plans: dict[str, Any] | None = None
 
 
 def read_file(path: Path) -> RawConfig:

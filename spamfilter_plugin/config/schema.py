@@ -446,6 +446,17 @@ def fleet_config(raw: RawConfig, problems: list[str]) -> FleetConfig | None:
     )
 
 
+def plans_config(raw: RawConfig, problems: list[str]) -> dict[str, Any] | None:
+    """The ``[plans]`` table, or None without one; its problems added to *problems*."""
+    if "plans" not in raw.data:
+        return None
+    from ..plans import check
+
+    plans = dict(raw.data["plans"])
+    problems += [f"[plans] {p}" for p in check(plans, raw.vendor_tables)]
+    return plans
+
+
 def _optional_table(
     raw: RawConfig, name: str, schema: Schema, defaults: dict[str, Any], problems: list[str]
 ) -> dict[str, Any]:
@@ -583,6 +594,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
     fleet = fleet_config(raw, problems)
     if "fleet" in raw.data:
         literal += [f"[fleet] {k}" for k in literal_secret_keys(FleetSchema(), raw.data["fleet"])]
+    plans = plans_config(raw, problems)
     panel = None
     if "panel" in raw.data:
         try:
@@ -616,4 +628,5 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         mx=mx,
         console=console,
         fleet=fleet,
+        plans=plans,
     )

@@ -179,6 +179,19 @@ class Panel:
         """The mailboxes of *domain*, where the panel keeps them in files; None otherwise."""
         return None
 
+    def plan_of(self, account: str) -> str | None:
+        """The hosting plan (package) of *account* as the panel's records give it; None when
+        the panel does not say (``[plans] default`` applies)."""
+        return None
+
+    def plan_of_domain(self, domain: str) -> str | None:
+        """The plan of the account that owns *domain*; None when unknown."""
+        try:
+            owner = self.owner_of(domain)
+        except (NotImplementedError, PayloadError):
+            return None
+        return self.plan_of(owner) if owner else None
+
     def all_domains(self) -> list[str] | None:
         """Every domain on the server the hooks protect, where the panel keeps them in files;
         None otherwise (``sync`` then asks for a list; the console shows what the queue has

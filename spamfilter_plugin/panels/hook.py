@@ -68,6 +68,8 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         cached = config_cache.read_hook_cache(path)
         if cached is not None:  # validated as it is: no need to parse it
             data = {"panel": cached["panel"]} if cached["panel"] else {}
+            if cached.get("plans"):
+                data["plans"] = cached["plans"]
             state_dir, handlers = cached["state_dir"], cached["handlers"]
         else:
             data, loose, identity = config_file.read(path)
@@ -86,7 +88,7 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
             handlers = config_cache.cached_handlers(state_dir, key)
         if handlers is None:  # not validated since it changed: validate it in full, once
             handlers = _validated(path, data, loose, identity)
-        queued = enqueue(state_dir, found.events, handlers)
+        queued = enqueue(state_dir, found.events, handlers, planned(adapter, data.get("plans")))
         rows = "; ".join(f"{label} ({where})" for label, where in queued)
         log(state_dir, f"{kind} {found.what}: queued {rows}")
         return _answer(adapter, True, "queued " + ", ".join(label for label, _ in queued))
@@ -101,8 +103,25 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         return _answer(adapter, False, f"not queued: {reason}")
 
 
+def planned(adapter, plans):
+    """For ``intake.enqueue``'s *allow*: the vendors that protect each event's account under
+    *plans* (the ``[plans]`` table; None: every plan protected)."""
+    if not plans:
+        return None
+    from ..plans import PLANNED_HOOKS, allowed
+
+    def allow(event):
+        hook, fields = event
+        if hook not in PLANNED_HOOKS:
+            return None
+        domain = fields.get("domain") or str(fields.get("mailbox", "")).rpartition("@")[2]
+        return allowed(plans, adapter.plan_of_domain(domain))
+
+    return allow
+
+
 def enqueue(
-    state_dir: str, events: list[tuple[str, dict]], handlers: dict
+    state_dir: str, events: list[tuple[str, dict]], handlers: dict, allow=None
 ) -> list[tuple[str, str]]:
     """Queue each ``(hook, fields)`` pair, all in one transaction, through the one way in
     (:func:`~spamfilter_plugin.intake.enqueue`) and the local outbox; for each event,
@@ -117,7 +136,7 @@ def enqueue(
             register(fields["password"])
     outbox = Outbox(state_dir)
     try:
-        queued = intake.enqueue(outbox, events, capabilities=handlers)
+        queued = intake.enqueue(outbox, events, capabilities=handlers, allow=allow)
     finally:
         outbox.close()
     lines = []

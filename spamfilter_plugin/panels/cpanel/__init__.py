@@ -171,6 +171,10 @@ class CPanel(Panel):
             u for u in users if u == reseller or self._account_field(u, "OWNER") == reseller
         )
 
+    def plan_of(self, account: str) -> str | None:
+        """``PLAN=`` of ``/var/cpanel/users/<user>`` (the package)."""
+        return self._account_field(account, "PLAN")
+
     def main_domain(self, user: str) -> str | None:
         main = self._account_field(user, "DNS")
         return main.lower() if main else None

@@ -108,6 +108,10 @@ class DirectAdmin(Panel):
                 conf[key.strip()] = value.strip()
         return conf
 
+    def plan_of(self, account: str) -> str | None:
+        """``package`` in ``data/users/<user>/user.conf``."""
+        return self._user_conf(account).get("package") or None
+
     def role_of(self, user: str) -> str | None:
         """``usertype`` in ``data/users/<user>/user.conf``: admin, reseller or user."""
         kind = self._user_conf(user).get("usertype")

@@ -82,6 +82,17 @@ class Virtualmin(Panel):
     def account_inventory(self, account: str) -> list[tuple[str, str]]:
         return [(d, kind) for d, user, kind in self.inventory() or () if user == account]
 
+    def plan_of(self, account: str) -> str | None:
+        """The ``Plan`` of the account's top-level server."""
+        return next(
+            (
+                s.get("Plan")
+                for s in self.servers()
+                if s.get("Username") == account and s.get("Type") == "Top-level server"
+            ),
+            None,
+        )
+
     def owner_of(self, domain: str) -> str | None:
         return next((u for d, u, _ in self.inventory() or () if d == domain and u), None)
 

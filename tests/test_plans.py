@@ -1,0 +1,134 @@
+"""Protection per hosting plan (README "Plans"): the ``[plans]`` table, the panel hook
+queueing nothing for a vendor an account's plan does not protect, and ``sync`` honouring
+plans, against the SpamPort emulator and the panels' records (cPanel's ``PLAN=``,
+DirectAdmin's ``package=``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from queue_helpers import add_table, sandbox_config
+
+from spamfilter_plugin.errors import ConfigError
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.panels.hook import run
+from spamfilter_plugin.queue import open_queue
+from spamfilter_plugin.worker import Worker
+
+SPAMFILTER = str(Path(sys.executable).with_name("spamfilter"))
+DA_USERS = "usr/local/directadmin/data/users"
+
+#: two cPanel accounts on two plans, and the same on DirectAdmin
+RECORDS = {
+    "cpanel": {
+        "etc/userdomains": "gold.example: alice\ncheap.example: bob\n",
+        "var/cpanel/users/alice": "USER=alice\nDNS=gold.example\nPLAN=business\n",
+        "var/cpanel/users/bob": "USER=bob\nDNS=cheap.example\nPLAN=basic\n",
+    },
+    "directadmin": {
+        "etc/virtual/domainowners": "gold.example: alice\ncheap.example: bob\n",
+        f"{DA_USERS}/alice/domains.list": "gold.example\n",
+        f"{DA_USERS}/alice/user.conf": "username=alice\nusertype=user\npackage=business\n",
+        f"{DA_USERS}/bob/domains.list": "cheap.example\n",
+        f"{DA_USERS}/bob/user.conf": "username=bob\nusertype=user\npackage=basic\n",
+    },
+}
+
+#: the panel's call that creates each account's domain
+CREATED = {
+    "cpanel": lambda d: (
+        [], {}, json.dumps({"context": {"category": "Whostmgr", "event": "Accounts::Create",
+                                        "stage": "post"}, "data": {"domain": d}}),
+    ),
+    "directadmin": lambda d: (["domain_create_post"], {"domain": d}, ""),
+}  # fmt: skip
+
+PLANS = {"default": True, "basic": False, "business": ["spamport"]}
+
+
+def configured(tmp_path, sandbox, kind: str, plans=PLANS) -> Path:
+    root = tmp_path / "root"
+    for name, text in RECORDS[kind].items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    cfg = add_table(sandbox_config(tmp_path, sandbox), "panel", {"kind": kind, "root": str(root)})
+    return add_table(cfg, "plans", plans) if plans is not None else cfg
+
+
+def rows(cfg: Path) -> list[tuple[str, str, str]]:
+    q = open_queue(cfg.parent / "state")
+    try:
+        return sorted((r.vendor, r.hook, r.target) for r in q.rows(limit=100))
+    finally:
+        q.close()
+
+
+@pytest.mark.parametrize("kind", ["cpanel", "directadmin"])
+def test_the_panel_hook_queues_only_for_the_vendors_an_accounts_plan_protects(
+    tmp_path, sandbox, kind
+):
+    cfg = configured(tmp_path, sandbox, kind)
+    for domain in ("gold.example", "cheap.example"):
+        argv, env, stdin = CREATED[kind](domain)
+        assert run(kind, argv, config=str(cfg), env=env, stdin=stdin) == 0
+    # business protects at SpamPort only (not Rackspace); basic nowhere
+    assert rows(cfg) == [("spamport", "domain_created", "domain:gold.example")]
+
+
+def test_without_a_plans_table_every_account_is_protected(tmp_path, sandbox):
+    cfg = configured(tmp_path, sandbox, "cpanel", plans=None)
+    argv, env, stdin = CREATED["cpanel"]("cheap.example")
+    assert run("cpanel", argv, config=str(cfg), env=env, stdin=stdin) == 0
+    assert ("spamport", "domain_created", "domain:cheap.example") in rows(cfg)
+
+
+@pytest.mark.parametrize(
+    ("plans", "says"),
+    [
+        ({"basic": False}, "[plans] default: missing; add default = true"),
+        ({"default": True, "gold": ["spamwall"]}, "'gold': spamwall is not an enabled vendor"),
+        ({"default": "yes"}, "'default': must be true, false or a list of vendors"),
+    ],
+)
+def test_a_wrong_plans_table_names_the_key_and_the_fix(tmp_path, sandbox, plans, says):
+    cfg = configured(tmp_path, sandbox, "cpanel", plans=plans)
+    with pytest.raises(ConfigError) as info:
+        load_runtime(cfg)
+    assert says in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["cpanel", "directadmin"])
+def test_sync_adds_and_removes_by_plan_and_says_why(tmp_path, sandbox, kind):
+    cfg = configured(tmp_path, sandbox, kind, plans=None)
+    for domain in ("gold.example", "cheap.example"):  # both protected before the plans
+        argv, env, stdin = CREATED[kind](domain)
+        run(kind, argv, config=str(cfg), env=env, stdin=stdin)
+    Worker(load_runtime(cfg)).drain()
+    assert {"gold.example", "cheap.example"} <= set(sandbox["spamport"].emulator.domains)
+    add_table(cfg, "plans", {"default": True, "basic": False})
+    sandbox["spamport"].emulator.domains.pop("gold.example")  # lost at the vendor meanwhile
+
+    def sync(*extra):
+        out = subprocess.run(
+            [SPAMFILTER, "--config", str(cfg), "sync", "--vendor", "spamport", "--json", *extra],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return {c["domain"]: c for c in json.loads(out.stdout)["changes"]}
+
+    planned = sync("--dry-run")
+    assert planned["cheap.example"]["action"] == "remove"
+    assert planned["cheap.example"]["reason"].startswith("plan basic is not protected at spamport")
+    assert planned["gold.example"]["action"] == "add"  # business falls under default = true
+    done = sync()
+    assert done["cheap.example"]["outcome"] == "done" and done["gold.example"]["outcome"] == "done"
+    assert "cheap.example" not in sandbox["spamport"].emulator.domains
+    assert "gold.example" in sandbox["spamport"].emulator.domains
+    # a domain on an unprotected plan that the vendor does not hold is never added
+    again = sync("--dry-run")
+    assert again["cheap.example"]["action"] == "unplanned"
+    assert "not added" in again["cheap.example"]["reason"]
