@@ -132,3 +132,77 @@ def test_sync_adds_and_removes_by_plan_and_says_why(tmp_path, sandbox, kind):
     again = sync("--dry-run")
     assert again["cheap.example"]["action"] == "unplanned"
     assert "not added" in again["cheap.example"]["reason"]
+
+
+# -- a plan change (cPanel's Accounts::change_package) ------------------------------------
+
+
+def change_package(cfg: Path, old: str, new: str) -> None:
+    """The panel moves alice to *new*: its records first, then the post hook."""
+    records = cfg.parent / "root" / "var/cpanel/users/alice"
+    records.write_text(records.read_text().replace(f"PLAN={old}", f"PLAN={new}"))
+    payload = {
+        "context": {"category": "Whostmgr", "event": "Accounts::change_package", "stage": "post"},
+        "data": {"user": "alice", "cur_pkg": old, "new_pkg": new},
+    }
+    assert run("cpanel", [], config=str(cfg), env={}, stdin=json.dumps(payload)) == 0
+
+
+def with_grace(cfg: Path, hours: float) -> Path:
+    text = cfg.read_text().replace("[panel]\n", f"[panel]\nplan_grace_hours = {hours}\n", 1)
+    cfg.write_text(text)
+    return cfg
+
+
+def test_an_upgrade_protects_the_accounts_domains_at_once(tmp_path, sandbox):
+    cfg = configured(tmp_path, sandbox, "cpanel")
+    records = cfg.parent / "root" / "var/cpanel/users/alice"
+    records.write_text(records.read_text().replace("PLAN=business", "PLAN=basic"))
+    change_package(cfg, "basic", "business")
+    assert rows(cfg) == [("spamport", "domain_created", "domain:gold.example")]
+    Worker(load_runtime(cfg)).drain()
+    assert "gold.example" in sandbox["spamport"].emulator.domains
+
+
+def test_a_downgrade_removes_after_the_grace_time_and_an_upgrade_in_between_keeps(
+    tmp_path, sandbox
+):
+    cfg = with_grace(configured(tmp_path, sandbox, "cpanel"), 0)
+    argv, env, stdin = CREATED["cpanel"]("gold.example")
+    run("cpanel", argv, config=str(cfg), env=env, stdin=stdin)
+    Worker(load_runtime(cfg)).drain()
+    held = sandbox["spamport"].emulator.domains
+    assert "gold.example" in held
+    # downgraded, then upgraded again before the worker came to the removal: kept
+    change_package(cfg, "business", "basic")
+    change_package(cfg, "basic", "business")
+    Worker(load_runtime(cfg)).drain()
+    assert "gold.example" in held
+    (kept,) = [r for r in rows_of(cfg) if r.hook == "vendor_step"]
+    assert kept.state == "done" and "protected at spamport: kept" in kept.result["message"]
+    # downgraded for good: once the grace time is over the domains leave the vendor
+    change_package(cfg, "business", "basic")
+    Worker(load_runtime(cfg)).drain()
+    assert "gold.example" not in held
+    deleted = [r for r in rows_of(cfg) if r.hook == "domain_deleted"]
+    assert [r.state for r in deleted] == ["done"]
+
+
+def test_within_the_grace_time_the_removal_waits(tmp_path, sandbox):
+    cfg = with_grace(configured(tmp_path, sandbox, "cpanel"), 72)
+    argv, env, stdin = CREATED["cpanel"]("gold.example")
+    run("cpanel", argv, config=str(cfg), env=env, stdin=stdin)
+    Worker(load_runtime(cfg)).drain()
+    change_package(cfg, "business", "basic")
+    Worker(load_runtime(cfg)).drain()
+    assert "gold.example" in sandbox["spamport"].emulator.domains
+    (waiting,) = [r for r in rows_of(cfg) if r.hook == "vendor_step"]
+    assert waiting.state == "pending" and "unless its plan protects them" in waiting.last_error
+
+
+def rows_of(cfg: Path):
+    q = open_queue(cfg.parent / "state")
+    try:
+        return sorted(q.rows(limit=100), key=lambda r: r.id)
+    finally:
+        q.close()

@@ -27,7 +27,10 @@ from ..eventdata import normalise_domain, normalise_email
 KINDS = ("cpanel", "directadmin", "plesk", "virtualmin")
 SECONDARY = ("protect", "skip")
 
-COMMON = {"root": "/", "secondary_domains": "protect", "hook_command": ""}
+COMMON = {"root": "/", "secondary_domains": "protect", "hook_command": "", "plan_grace_hours": 72}
+
+#: the ``[panel]`` keys that are numbers (the others are strings)
+NUMBERS = ("plan_grace_hours",)
 
 
 class PayloadError(ValueError):
@@ -41,12 +44,15 @@ class PayloadError(ValueError):
 class Found:
     """What a payload means: ``events`` as ``(hook, fields)`` pairs (a ``password`` field
     is the plain-text password, to be sealed by the queue), or none with ``note`` saying
-    why it is not an event."""
+    why it is not an event; ``plan_change`` for an account moved to another plan (what
+    that means follows from ``[plans]``, in :mod:`.hook`)."""
 
-    __slots__ = ("events", "note", "what")
+    __slots__ = ("events", "note", "plan_change", "what")
 
-    def __init__(self, what: str, events=(), note: str = "") -> None:
+    def __init__(self, what: str, events=(), note: str = "", plan_change=None) -> None:
         self.what, self.events, self.note = what, list(events), note
+        #: ``(account, old plan, new plan)`` when the payload moved an account to a plan
+        self.plan_change = plan_change
 
     def __repr__(self) -> str:  # never the password
         shown = [(h, {k: v for k, v in f.items() if k != "password"}) for h, f in self.events]
@@ -74,7 +80,10 @@ def settings(table: dict | None, kind: str | None = None) -> dict:
         )
     out = {"kind": kind, **COMMON, **defaults, **table}
     for key, value in out.items():
-        if not isinstance(value, str):
+        if key in NUMBERS:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{key}: must be a number of hours, 0 or more (got {value!r})")
+        elif not isinstance(value, str):
             raise ValueError(f"{key}: must be a string")
     if not os.path.isabs(out["root"]):
         raise ValueError(f"root: {out['root']!r} is relative; give an absolute path such as /")

@@ -80,6 +80,15 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         if describing:
             return _describe(adapter)
         found = adapter.events(argv, env, stdin or "")
+        if found.plan_change and data.get("plans"):
+            if handlers is None:
+                key = config_file.fingerprint(path, identity, config_file.secret_files(data))
+                handlers = config_cache.cached_handlers(state_dir, key)
+            if handlers is None:
+                handlers = _validated(path, data, loose, identity)
+            said = plan_changed(state_dir, adapter, data["plans"], handlers, found.plan_change)
+            log(state_dir, f"{kind} {found.what}: {said}")
+            return _answer(adapter, True, said)
         if not found.events:
             log(state_dir, f"{kind} {found.what}: ignored ({found.note})")
             return _answer(adapter, True, f"ignored: {found.note}")
@@ -118,6 +127,51 @@ def planned(adapter, plans):
         return allowed(plans, adapter.plan_of_domain(domain))
 
     return allow
+
+
+#: the step that removes a downgraded account's domains once the grace time is over
+PLAN_STEP = "plan_removal"
+
+
+def plan_changed(state_dir: str, adapter, plans: dict, handlers: dict, change) -> str:
+    """An account moved from one plan to another: its domains are created at once at the
+    vendors the new plan protects and the old did not; for each vendor the new plan no
+    longer protects, a :data:`PLAN_STEP` step waits ``[panel] plan_grace_hours`` and then
+    removes them, unless the plan protects them again by then.  What was queued, in words."""
+    import time
+
+    from .. import intake
+    from ..events import VendorStep
+    from ..plans import protected
+    from ..store.outbox import Outbox
+
+    account, old, new = change
+    domain_vendors = sorted(v for v, hooks in handlers.items() if "domain_created" in hooks)
+    before, after = protected(plans, old, domain_vendors), protected(plans, new, domain_vendors)
+    gained = [v for v in after if v not in before]
+    lost = [v for v in before if v not in after]
+    domains = adapter.domains_of(account)
+    if not domains or not (gained or lost):
+        return f"plan {old} -> {new} of {account}: nothing changes at a vendor"
+    said = []
+    outbox = Outbox(state_dir)
+    try:
+        if gained:
+            intake.enqueue(outbox, [("domain_created", {"domain": d}) for d in domains],
+                           vendors=gained)  # fmt: skip
+            said.append(f"{len(domains)} domain(s) queued at {', '.join(gained)}")
+        if lost:
+            hours = float(adapter.conf["plan_grace_hours"])
+            step = VendorStep(
+                domain=domains[0],
+                step=PLAN_STEP,
+                data={"account": account, "plan": new, "until": time.time() + hours * 3600},
+            )
+            intake.enqueue(outbox, [step], vendors=lost)
+            said.append(f"removal at {', '.join(lost)} after {hours:g} h unless upgraded again")
+    finally:
+        outbox.close()
+    return f"plan {old} -> {new} of {account}: " + "; ".join(said)
 
 
 def enqueue(

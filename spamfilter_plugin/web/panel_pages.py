@@ -205,8 +205,8 @@ def page(
         if held is not None:
             out.insert(
                 0,
-                f'<p class="sfp-message sfp-suspended" role="status">'
-                f"{html.escape(suspended_text(target, held))}</p>",
+                f'<section class="sfp-fragment"><p class="sfp-message sfp-suspended" '
+                f'role="status">{html.escape(suspended_text(target, held))}</p></section>',
             )
     except (Refused, InvalidInput) as exc:
         text = exc.message if isinstance(exc, InvalidInput) else str(exc)

@@ -45,6 +45,7 @@ HOOKS = (
     ("Whostmgr", "Accounts::Remove", "pre"),
     ("Whostmgr", "Accounts::Modify", "post"),
     ("PkgAcct", "Restore", "post"),
+    ("Whostmgr", "Accounts::change_package", "post"),
     ("Whostmgr", "Accounts::suspendacct", "post"),
     ("Whostmgr", "Accounts::unsuspendacct", "post"),
     ("Whostmgr", "ParkAdmin::park", "post"),
@@ -238,6 +239,16 @@ class CPanel(Panel):
             what, "data.user", data.get("user"), "/etc/userdomains", "domain_created"
         )
 
+    def package_changed(self, what, data):
+        user, old, new = data.get("user"), data.get("cur_pkg"), data.get("new_pkg")
+        if not isinstance(user, str) or not user:
+            raise PayloadError("data.user", "missing")
+        if not isinstance(new, str) or not new:
+            raise PayloadError("data.new_pkg", "missing")
+        if old == new:
+            return Found(what, note=f"{user} stays on plan {new}")
+        return Found(what, note=f"{user}: plan {old} -> {new}", plan_change=(user, old, new))
+
     def account_suspended(self, what, data):
         reason = data.get("reason") if isinstance(data.get("reason"), str) else None
         return self.account_events(
@@ -331,6 +342,7 @@ _HANDLERS = {
     ("Accounts::Remove", "pre"): CPanel.account_removed,
     ("Accounts::Modify", "post"): CPanel.account_modified,
     ("Restore", "post"): CPanel.account_restored,
+    ("Accounts::change_package", "post"): CPanel.package_changed,
     ("Accounts::suspendacct", "post"): CPanel.account_suspended,
     ("Accounts::unsuspendacct", "post"): CPanel.account_unsuspended,
     ("ParkAdmin::park", "post"): CPanel.parked,
