@@ -269,7 +269,7 @@ def insert(
             (now, vendor, target, STEP_HOOK, stored["step"]),
         )
     if hook in SUSPENSION_HOOKS:
-        _note_suspension(db, hook, stored, now)
+        note_suspension(db, hook, stored, now)
     cur = db.execute(
         "INSERT INTO events (event_id, vendor, hook, target, payload, secret, "
         "next_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -283,17 +283,19 @@ def insert(
 SUSPENSION_HOOKS = ("domain_suspended", "domain_unsuspended", "domain_deleted")
 
 
-def _note_suspension(db: sqlite3.Connection, hook: str, stored: dict[str, Any], now: float):
+def note_suspension(db, hook: str, stored: dict[str, Any], now: float, mark: str = "?"):
     """Keep the ``suspended`` record with the panel's word, as it is queued: since when (the
-    first suspension; a repeated one keeps it) and why; gone with the unsuspension."""
+    first suspension; a repeated one keeps it) and why; gone with the unsuspension or the
+    domain's deletion.  Both stores' databases take the same statements (*mark* is their
+    parameter mark: ``?`` here, ``%s`` on PostgreSQL)."""
     if hook == "domain_suspended":
         db.execute(
-            "INSERT INTO suspended (domain, since, reason) VALUES (?,?,?) "
+            f"INSERT INTO suspended (domain, since, reason) VALUES ({mark},{mark},{mark}) "
             "ON CONFLICT (domain) DO NOTHING",
             (stored["domain"], now, stored.get("reason")),
         )
     else:
-        db.execute("DELETE FROM suspended WHERE domain=?", (stored["domain"],))
+        db.execute(f"DELETE FROM suspended WHERE domain={mark}", (stored["domain"],))
 
 
 def seal_all(box: SecretBox, items: list[tuple[dict[str, Any], str, str | None, list[str]]]):

@@ -61,7 +61,7 @@ from .base import Item, Queue, Row, row_of
 from .mx import COLUMNS as MX_COLUMNS
 from .mx import FILE as MX_FILE
 from .mx import MxState, MxStore, mx_changes, mx_state
-from .outbox import DB_NAME, SUSPENSION_HOOKS, SecretBox
+from .outbox import DB_NAME, SUSPENSION_HOOKS, SecretBox, note_suspension
 from .sqlite import SqliteQueue, split_result
 
 #: the schema, one entry per version; a new version appends an entry (never edits one)
@@ -567,18 +567,6 @@ class PostgresQueue(Queue):
         for domain in sorted({domain_of(t) for t in targets}):
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (domain,))
 
-    @staticmethod
-    def _note_suspension(db: DB, hook: str, stored: dict[str, Any], wall: float) -> None:
-        """The ``suspended`` record, as :func:`.outbox._note_suspension` keeps it."""
-        if hook == "domain_suspended":
-            db.execute(
-                "INSERT INTO suspended (domain, since, reason) VALUES (%s,%s,%s) "
-                "ON CONFLICT (domain) DO NOTHING",
-                (stored["domain"], wall, stored.get("reason")),
-            )
-        else:
-            db.execute("DELETE FROM suspended WHERE domain=%s", (stored["domain"],))
-
     def _insert(
         self,
         db: DB,
@@ -605,7 +593,7 @@ class PostgresQueue(Queue):
             "server": server,
         }
         if state == "pending" and hook in SUSPENSION_HOOKS:
-            self._note_suspension(db, hook, stored, params["wall"])
+            note_suspension(db, hook, stored, params["wall"], mark="%s")
         skipped = self._ownership(db, stored, target, params) if state == "pending" else None
         if skipped is None and state == "pending":
             self._supersede(db, stored, params)
