@@ -206,3 +206,69 @@ def rows_of(cfg: Path):
         return sorted(q.rows(limit=100), key=lambda r: r.id)
     finally:
         q.close()
+
+
+# -- sync on every panel, with plans and a suspended account --------------------------------
+
+#: per panel: records (files under root, or the fake virtualmin's servers), and how sync
+#: gets the domains (Plesk: a list)
+EVERY_PANEL = {
+    "cpanel": {"files": {
+        "etc/userdomains": "gold.example: alice\ncheap.example: bob\nowed.example: carol\n",
+        "var/cpanel/users/alice": "USER=alice\nDNS=gold.example\nPLAN=business\n",
+        "var/cpanel/users/bob": "USER=bob\nDNS=cheap.example\nPLAN=basic\n",
+        "var/cpanel/users/carol": "USER=carol\nDNS=owed.example\nPLAN=business\n",
+    }},
+    "directadmin": {"files": {
+        "etc/virtual/domainowners": "gold.example: alice\ncheap.example: bob\n"
+        "owed.example: carol\n",
+        **{f"{DA_USERS}/{u}/domains.list": f"{d}\n" for u, d in
+           (("alice", "gold.example"), ("bob", "cheap.example"), ("carol", "owed.example"))},
+        **{f"{DA_USERS}/{u}/user.conf": f"username={u}\nusertype=user\npackage={p}\n" for u, p in
+           (("alice", "business"), ("bob", "basic"), ("carol", "business"))},
+    }},
+    "virtualmin": {"servers": [
+        {"dom": "gold.example", "type": "Top-level server", "user": "alice", "plan": "business"},
+        {"dom": "cheap.example", "type": "Top-level server", "user": "bob", "plan": "basic"},
+        {"dom": "owed.example", "type": "Top-level server", "user": "carol", "plan": "business",
+         "disabled": "Manually (Unpaid)"},
+    ]},
+    "plesk": {"list": "gold.example\ncheap.example\nowed.example\n"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(EVERY_PANEL))
+def test_sync_dry_run_on_every_panel_with_plans_and_a_suspended_account(tmp_path, sandbox, kind):
+    from panels.test_inventory import fake_servers
+
+    setup = EVERY_PANEL[kind]
+    root = tmp_path / "root"
+    for name, text in setup.get("files", {}).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    panel = {"kind": kind, "root": str(root)}
+    if "servers" in setup:
+        panel["virtualmin"] = fake_servers(tmp_path, setup["servers"])
+    cfg = add_table(sandbox_config(tmp_path, sandbox), "panel", panel)
+    add_table(cfg, "plans", {"default": True, "basic": False})
+    emit_suspension = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), "emit", "domain-suspended", "--domain",
+         "owed.example", "--reason", "Unpaid"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert emit_suspension.returncode == 0, emit_suspension.stderr
+    args = ["sync", "--vendor", "spamport", "--dry-run", "--json"]
+    stdin = None
+    if "list" in setup:
+        args += ["--domains-from", "-"]
+        stdin = setup["list"]
+    out = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), *args],
+        input=stdin, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    plan = {c["domain"]: c["action"] for c in json.loads(out.stdout)["changes"]}
+    # the suspended account is still the panel's: it is added like any protected domain
+    assert plan["owed.example"] == "add" and plan["gold.example"] == "add"
+    # bob's plan is not protected, where the panel says plans (Plesk's hooks do not)
+    assert plan["cheap.example"] == ("add" if kind == "plesk" else "unplanned")
