@@ -272,3 +272,38 @@ def test_sync_dry_run_on_every_panel_with_plans_and_a_suspended_account(tmp_path
     assert plan["owed.example"] == "add" and plan["gold.example"] == "add"
     # bob's plan is not protected, where the panel says plans (Plesk's hooks do not)
     assert plan["cheap.example"] == ("add" if kind == "plesk" else "unplanned")
+
+
+def test_a_virtualmin_plan_change_protects_or_schedules_the_removal(tmp_path, sandbox):
+    from panels.test_inventory import fake_servers
+
+    servers = [{"dom": "gold.example", "type": "Top-level server", "user": "alice",
+                "plan": "basic"}]  # fmt: skip
+    command = fake_servers(tmp_path, servers)
+    (tmp_path / "fake" / "virtualmin_plans.json").write_text(
+        json.dumps({"11": "basic", "12": "business"})
+    )
+    cfg = add_table(
+        sandbox_config(tmp_path, sandbox),
+        "panel",
+        {"kind": "virtualmin", "root": str(tmp_path), "virtualmin": command},
+    )
+    add_table(cfg, "plans", PLANS)
+
+    def modify(old: str, new: str) -> None:
+        servers[0]["plan"] = {"11": "basic", "12": "business"}[new]
+        (tmp_path / "fake" / "virtualmin_servers.json").write_text(json.dumps(servers))
+        env = {"VIRTUALSERVER_ACTION": "MODIFY_DOMAIN", "VIRTUALSERVER_DOM": "gold.example",
+               "VIRTUALSERVER_OLDSERVER_DOM": "gold.example", "VIRTUALSERVER_USER": "alice",
+               "VIRTUALSERVER_PLAN": new, "VIRTUALSERVER_OLDSERVER_PLAN": old}  # fmt: skip
+        assert run("virtualmin", ["post"], config=str(cfg), env=env, stdin="") == 0
+
+    modify("11", "12")  # basic -> business: protected at once
+    assert rows(cfg) == [("spamport", "domain_created", "domain:gold.example")]
+    Worker(load_runtime(cfg)).drain()
+    assert "gold.example" in sandbox["spamport"].emulator.domains
+    modify("12", "11")  # business -> basic: the removal waits out the grace time
+    (step,) = [r for r in rows_of(cfg) if r.hook == "vendor_step"]
+    assert step.payload["step"] == "plan_removal" and step.payload["data"]["plan"] == "basic"
+    Worker(load_runtime(cfg)).drain()
+    assert "gold.example" in sandbox["spamport"].emulator.domains  # 72 hours by default

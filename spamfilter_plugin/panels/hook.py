@@ -80,16 +80,8 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         if describing:
             return _describe(adapter)
         found = adapter.events(argv, env, stdin or "")
-        if found.plan_change and data.get("plans"):
-            if handlers is None:
-                key = config_file.fingerprint(path, identity, config_file.secret_files(data))
-                handlers = config_cache.cached_handlers(state_dir, key)
-            if handlers is None:
-                handlers = _validated(path, data, loose, identity)
-            said = plan_changed(state_dir, adapter, data["plans"], handlers, found.plan_change)
-            log(state_dir, f"{kind} {found.what}: {said}")
-            return _answer(adapter, True, said)
-        if not found.events:
+        planning = bool(found.plan_change and data.get("plans"))
+        if not found.events and not planning:
             log(state_dir, f"{kind} {found.what}: ignored ({found.note})")
             return _answer(adapter, True, f"ignored: {found.note}")
         if handlers is None:
@@ -97,10 +89,19 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
             handlers = config_cache.cached_handlers(state_dir, key)
         if handlers is None:  # not validated since it changed: validate it in full, once
             handlers = _validated(path, data, loose, identity)
-        queued = enqueue(state_dir, found.events, handlers, planned(adapter, data.get("plans")))
-        rows = "; ".join(f"{label} ({where})" for label, where in queued)
-        log(state_dir, f"{kind} {found.what}: queued {rows}")
-        return _answer(adapter, True, "queued " + ", ".join(label for label, _ in queued))
+        said = []
+        if planning:
+            said.append(
+                plan_changed(state_dir, adapter, data["plans"], handlers, found.plan_change)
+            )
+        if found.events:
+            queued = enqueue(state_dir, found.events, handlers, planned(adapter, data.get("plans")))
+            rows = "; ".join(f"{label} ({where})" for label, where in queued)
+            log(state_dir, f"{kind} {found.what}: queued {rows}")
+            said.append("queued " + ", ".join(label for label, _ in queued))
+        if planning:
+            log(state_dir, f"{kind} {found.what}: {said[0]}")
+        return _answer(adapter, True, "; ".join(said))
     except Exception as exc:  # noqa: BLE001 - nothing may fail the panel's action
         from . import PayloadError
 

@@ -18,7 +18,8 @@ registrations in $FAKE_PANEL_DIR/<command>.json.
       [--remove-record "name type [values]"]... [--add-record "name type values"]... |
       list-domains --name-only | list-domains --domain D --multiline |
       list-domains --simple-multiline ($FAKE_PANEL_DIR/virtualmin_servers.json: dom, type,
-      user, parent or real, plan, disabled)
+      user, parent or real, plan, disabled) | list-plans --id N --name-only
+      ($FAKE_PANEL_DIR/virtualmin_plans.json: {id: name})
 
 The zones are kept by fake_zones.py in $FAKE_PANEL_DIR/zones.
 """
@@ -270,6 +271,15 @@ def _virtualmin_name(name, domain):
 
 def virtualmin(args):
     command, rest = args[0], args[1:]
+    if command == "list-plans":  # --id N --name-only, as list-plans.pl prints it
+        plans = state("virtualmin_plans", {})
+        if len(rest) != 3 or rest[0] != "--id" or rest[2] != "--name-only":
+            sys.exit(f"virtualmin list-plans: unsupported {rest}")
+        if rest[1] not in plans:
+            print(f"No plan with ID {rest[1]} was found")
+            sys.exit(1)
+        print(plans[rest[1]])
+        return
     if command == "list-domains":
         if rest == ["--name-only"]:
             print("\n".join(fake_zones.domains(DIR)))

@@ -133,12 +133,28 @@ class Virtualmin(Panel):
             new = domain_name(dom, "VIRTUALSERVER_DOM")
             old_name = env.get("VIRTUALSERVER_OLDSERVER_DOM")
             old = domain_name(old_name, "VIRTUALSERVER_OLDSERVER_DOM") if old_name else new
+            moved = self._plan_change(env) if not secondary else None
             if old == new:
-                return Found(what, note="the domain name did not change")
+                return Found(what, note="the domain name did not change", plan_change=moved)
             if secondary and not self.protect_secondary:
                 return Found(what, note="secondary domains are skipped (secondary_domains)")
-            return Found(what, [deleted(old), created(new)])
+            return Found(what, [deleted(old), created(new)], plan_change=moved)
         return Found(what, note="not an event spamfilter-plugin acts on")
+
+    def _plan_change(self, env: dict):
+        """``(account, old plan, new plan)`` when a top-level server's plan changed: the
+        post command gets the plan IDs (``VIRTUALSERVER_PLAN``, ``_OLDSERVER_PLAN``), named
+        by ``virtualmin list-plans --id N --name-only``; None otherwise."""
+        new, old = env.get("VIRTUALSERVER_PLAN"), env.get("VIRTUALSERVER_OLDSERVER_PLAN")
+        if not new or not old or new == old or not env.get("VIRTUALSERVER_USER"):
+            return None
+        from ..steps import run_command
+
+        def name(plan_id: str) -> str:
+            argv = [self.conf["virtualmin"], "list-plans", "--id", plan_id, "--name-only"]
+            return run_command(argv).strip() or plan_id
+
+        return env["VIRTUALSERVER_USER"], name(old), name(new)
 
     def _mailbox(self, stage: str, env: dict) -> Found:
         action = env["USERADMIN_ACTION"]
