@@ -129,3 +129,31 @@ def test_hook_domain_unsuspended(tmp_path, sandbox):
     assert done == {"message": "owed.example unsuspended; its filtering is as it was before"}
     assert rt.contexts["spamport"].state.read()["suspended"] == {}
     assert sandbox["spamport"].emulator.domains["owed.example"]["noscan"] == "0"
+
+
+def test_a_burst_of_suspensions_is_one_write_per_account_and_all_delivered(tmp_path, sandbox):
+    import json as _json
+
+    from queue_helpers import add_table
+
+    from spamfilter_plugin.panels.hook import run
+
+    names = [f"d{i:03}.example" for i in range(200)]
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/userdomains").write_text("".join(f"{n}: dave\n" for n in names))
+    (root / "var/cpanel/users").mkdir(parents=True)
+    (root / "var/cpanel/users/dave").write_text("USER=dave\nDNS=d000.example\n")
+    cfg = config(tmp_path, sandbox, "spamport", concurrency=8)
+    add_table(cfg, "panel", {"kind": "cpanel", "root": str(root)})
+    payload = {
+        "context": {"category": "Whostmgr", "event": "Accounts::suspendacct", "stage": "post"},
+        "data": {"user": "dave", "reason": "expired"},
+    }
+    assert run("cpanel", [], config=str(cfg), env={}, stdin=_json.dumps(payload)) == 0
+    with queue_of(load_runtime(cfg).config) as queue:
+        rows = [r for r in queue.rows(limit=500) if r.hook == "domain_suspended"]
+        assert len(rows) == 200 and len({r.created_at for r in rows}) == 1  # one transaction
+        assert len(queue.suspensions()) == 200
+    stats = Worker(load_runtime(cfg)).drain()
+    assert stats.done == 200 and sandbox["spamport"].emulator.requests == []  # keep: no call
