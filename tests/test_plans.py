@@ -307,3 +307,12 @@ def test_a_virtualmin_plan_change_protects_or_schedules_the_removal(tmp_path, sa
     assert step.payload["step"] == "plan_removal" and step.payload["data"]["plan"] == "basic"
     Worker(load_runtime(cfg)).drain()
     assert "gold.example" in sandbox["spamport"].emulator.domains  # 72 hours by default
+
+
+def test_a_plan_that_cannot_be_read_falls_back_to_default_and_loses_nothing(tmp_path, sandbox):
+    panel = {"kind": "virtualmin", "root": str(tmp_path), "virtualmin": str(tmp_path / "gone")}
+    cfg = add_table(sandbox_config(tmp_path, sandbox), "panel", panel)
+    add_table(cfg, "plans", {"default": True, "basic": False})
+    env = {"VIRTUALSERVER_ACTION": "CREATE_DOMAIN", "VIRTUALSERVER_DOM": "new.example"}
+    assert run("virtualmin", ["post"], config=str(cfg), env=env, stdin="") == 0
+    assert rows(cfg) == [("spamport", "domain_created", "domain:new.example")]

@@ -194,12 +194,14 @@ class Panel:
         return None
 
     def plan_of_domain(self, domain: str) -> str | None:
-        """The plan of the account that owns *domain*; None when unknown."""
+        """The plan of the account that owns *domain*; None when unknown, also when the
+        panel's records or command cannot be read (``[plans] default`` applies then: an
+        event is never lost because its plan could not be read)."""
         try:
             owner = self.owner_of(domain)
-        except (NotImplementedError, PayloadError):
+            return self.plan_of(owner) if owner else None
+        except Exception:  # noqa: BLE001 - a failing panel command must not lose the event
             return None
-        return self.plan_of(owner) if owner else None
 
     def all_domains(self) -> list[str] | None:
         """Every domain on the server the hooks protect, where the panel keeps them in files;
