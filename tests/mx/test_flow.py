@@ -305,3 +305,37 @@ def test_restoring_a_domain_the_panel_never_had_records_nothing(world):
     assert out.returncode == 0, out.stderr
     assert "never managed" in out.stdout
     assert state(world, "nothere.example") is None
+
+
+def test_a_downgrade_restores_the_mx_before_the_domain_leaves_the_vendor(world, sandbox):
+    from queue_helpers import add_table
+
+    from spamfilter_plugin.panels.hook import run
+
+    cfg = world("cpanel")
+    root = Path(world.panel("cpanel").conf["root"])
+    (root / "etc").mkdir(exist_ok=True)
+    (root / "etc/userdomains").write_text("shop.example: alice\n")
+    (root / "var/cpanel/users").mkdir(parents=True, exist_ok=True)
+    users = root / "var/cpanel/users/alice"
+    users.write_text("USER=alice\nDNS=shop.example\nPLAN=business\n")
+    cfg.write_text(cfg.read_text().replace("plan_grace_hours = 72", "plan_grace_hours = 0"))
+    add_table(cfg, "plans", {"default": True, "basic": False})
+    world.panel.domain("shop.example", mx=ORIGINAL)
+    emit(DomainCreated(domain="shop.example", destination="127.0.0.1"), cfg)
+    drain(cfg)
+    assert fake_zones.mx(world.panel.base, "shop.example") == VENDOR_MX
+
+    users.write_text("USER=alice\nDNS=shop.example\nPLAN=basic\n")
+    payload = {
+        "context": {"category": "Whostmgr", "event": "Accounts::change_package", "stage": "post"},
+        "data": {"user": "alice", "cur_pkg": "business", "new_pkg": "basic"},
+    }
+    assert run("cpanel", [], config=str(cfg), env={}, stdin=json.dumps(payload)) == 0
+    stats = drain(cfg)
+    # the step restored the MX, then the deletion went; no restore was left to follow it
+    assert [d.row.hook for d in stats.deliveries] == ["vendor_step", "domain_deleted"]
+    assert "their MX restored first (1)" in stats.deliveries[0].outcome.result["message"]
+    assert fake_zones.mx(world.panel.base, "shop.example") == ORIGINAL
+    assert state(world, "shop.example").state == "restored"
+    assert "shop.example" not in sandbox["spamport"].emulator.domains
