@@ -113,6 +113,15 @@ class ConsoleServer:
             thread.start()
         return self
 
+    def _in_loop(self, action) -> None:
+        """Run *action* in the server's loop thread (through its trigger).  A trigger
+        already closed means the loop has closed everything with it and ended: nothing is
+        left to do there (a socket closed twice is what this avoids)."""
+        try:
+            self.server.trigger.pull_trigger(action)
+        except OSError:
+            log.debug("the console's loop had already closed its connections")
+
     def stop(self, grace: float = 3.0) -> None:
         """Stop serving without cutting off what is in flight: stop taking connections, let
         the requests being served finish (up to *grace* seconds) and their answers go out,
@@ -122,7 +131,7 @@ class ConsoleServer:
 
         self.stopping.set()
         server = self.server
-        server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+        self._in_loop(lambda: wasyncore.dispatcher.close(server))
         tasks = server.task_dispatcher
         deadline = time.monotonic() + grace
         while (tasks.queue or tasks.active_count) and time.monotonic() < deadline:
@@ -132,6 +141,6 @@ class ConsoleServer:
             getattr(channel, "total_outbufs_len", 0) for channel in list(server._map.values())
         ):
             time.sleep(0.02)
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        self._in_loop(lambda: wasyncore.close_all(server._map))
         for thread in self.threads:
             thread.join(timeout=10)
