@@ -43,6 +43,7 @@ class Emulator:
     """``spamfilter sandbox --vendor spamport`` in its own process, with added latency."""
 
     def __init__(self, latency: float) -> None:
+        self.latency = latency  # put back by fresh(): a reset clears it
         self.proc = subprocess.Popen(
             [SPAMFILTER, "sandbox", "--vendor", "spamport", "--json", "--latency", str(latency)],
             stdout=subprocess.PIPE,
@@ -166,7 +167,6 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=1000, help="domains for the naive loop")
     args = parser.parse_args()
     emulator = Emulator(args.latency)
-    emulator.latency = args.latency
     results: dict = {"latency": args.latency, "concurrency": args.concurrency}
     try:
         with tempfile.TemporaryDirectory() as tmp:

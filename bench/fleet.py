@@ -149,7 +149,6 @@ def main() -> None:
     joiner = "&" if "?" in args.postgres else "?"
     url = f"{args.postgres}{joiner}options={quote(f'-csearch_path={schema}')}"
     emulator = Emulator(args.latency)
-    emulator.latency = args.latency
     results: dict = {"latency": args.latency, "concurrency": args.concurrency}
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -169,12 +169,18 @@ def inventory_domains(vendor):
     return ((d.domain, d.destination) for d in client(vendor).get_domains())
 
 
-def _filtering(vendor, name: str) -> dict | None:
-    """Whether SpamPort filters *name* (its ``noscan`` is the inverse); None when not held."""
+def _info(vendor, name: str):
+    """SpamPort's ``info`` of *name*, None when it does not hold the domain."""
     try:
-        return {"filtering": not client(vendor).info(name).noscan}
+        return client(vendor).info(name)
     except VendorNotFound:  # "Domain not found"
         return None
+
+
+def _filtering(vendor, name: str) -> dict | None:
+    """Whether SpamPort filters *name* (its ``noscan`` is the inverse); None when not held."""
+    info = _info(vendor, name)
+    return {"filtering": not info.noscan} if info is not None else None
 
 
 # bypass: SpamPort's noscan ("set_filter"), which relays the mail unscanned
@@ -188,10 +194,8 @@ domain_suspended, domain_unsuspended = suspension.hookimpls(
 @hookimpl
 def domain_current_route(vendor, domain):
     # one domain's "info" (documented: "transport" is its destination mail server)
-    try:
-        return client(vendor).info(domain.name).destination
-    except VendorNotFound:  # "Domain not found"
-        return None
+    info = _info(vendor, domain.name)
+    return info.destination if info is not None else None
 
 
 @hookimpl

@@ -243,8 +243,7 @@ domain_suspended, domain_unsuspended = suspension.hookimpls()
 @hookimpl
 def domain_current_route(vendor, domain):
     # list_domains is the API's one read of a domain's IP and port
-    route = client(vendor).route_of(domain.name)
-    return None if route is settle.NOT_HELD else route
+    return settle.current_route(client(vendor).route_of, domain.name)
 
 
 @hookimpl

@@ -26,6 +26,13 @@ log = get_logger(__name__)
 NOT_HELD = object()
 
 
+def current_route(route_of: Callable[[str], object], domain: str):
+    """*route_of*'s answer for *domain*, None for :data:`NOT_HELD` (what a vendor's
+    ``domain_current_route`` hook answers)."""
+    route = route_of(domain)
+    return None if route is NOT_HELD else route
+
+
 def plain_route(route) -> str:
     """A route as routes are compared: lower-case, without a trailing dot."""
     return str(route).lower().rstrip(".")
