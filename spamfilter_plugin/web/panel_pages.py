@@ -25,7 +25,7 @@ from ..manager import Runtime
 from ..queue import queue_of
 from ..templating import Fragment, SettingsResult, stylesheet
 from .access import Records, Refused, Viewer, console_key, panel_viewer
-from .settings import SettingsService, suspended_text
+from .settings import SettingsService
 from .status import shown_name
 
 _POST_FORM = re.compile(r'<form class="sfp-form" action="([^"]*)" method="post"')
@@ -201,12 +201,12 @@ def page(
                 for k, v in result.errors.items()
             ]
         fragments = pages.render(viewer, scope, target, form_url=here, query=query)
-        held = pages.settings.suspension(scope, target)
-        if held is not None:
+        notice = pages.settings.suspension_notice(viewer, scope, target)
+        if notice is not None:
             out.insert(
                 0,
                 f'<section class="sfp-fragment"><p class="sfp-message sfp-suspended" '
-                f'role="status">{html.escape(suspended_text(target, held))}</p></section>',
+                f'role="status">{html.escape(notice)}</p></section>',
             )
     except (Refused, InvalidInput) as exc:
         text = exc.message if isinstance(exc, InvalidInput) else str(exc)

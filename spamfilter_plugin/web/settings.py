@@ -55,6 +55,17 @@ class SettingsService:
             return None
         return self._suspensions().get(name.rsplit("@", 1)[-1])
 
+    def suspension_notice(self, viewer: Viewer, scope: str, name: str | None) -> str | None:
+        """What the pages say of a suspended account to *viewer* (and why its own user's
+        form is refused); None when the account is not suspended."""
+        held = self.suspension(scope, name)
+        if held is None:
+            return None
+        text = suspended_text(name, held)
+        if viewer.role not in SUSPENSION_LIFTERS:
+            text += "; its settings cannot be changed until the suspension is lifted"
+        return text
+
     def check(self, viewer: Viewer, scope: str, target: str | None) -> str | None:
         """The normalised target if *viewer* may see it; Refused (logged) otherwise."""
         return self.records.check(viewer, scope, target)
@@ -98,11 +109,9 @@ class SettingsService:
         has checked its CSRF token)."""
         name = self.check(viewer, scope, target)
         vendor = self.vendor(vendor)
-        held = self.suspension(scope, name)
-        if held is not None and viewer.role not in SUSPENSION_LIFTERS:
-            return name, SettingsResult(False, suspended_text(name, held) + (
-                "; its settings cannot be changed until the suspension is lifted"
-            ))  # fmt: skip
+        notice = self.suspension_notice(viewer, scope, name)
+        if notice is not None and viewer.role not in SUSPENSION_LIFTERS:
+            return name, SettingsResult(False, notice)
         result = self.runtime.settings_submitted(vendor, scope, target_of(scope, name), dict(form))
         return name, result
 

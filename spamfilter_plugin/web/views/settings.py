@@ -8,7 +8,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from ...errors import InvalidInput
-from ..settings import SCOPES, suspended_text
+from ..settings import SCOPES
 from ..site import log, me, records, settings
 
 bp = Blueprint("settings", __name__)
@@ -23,12 +23,11 @@ def page(scope: str, target: str | None):
     name, fragments = settings().fragments(
         me(), scope, target, csrf_token=generate_csrf(), query=query
     )
-    held = settings().suspension(scope, name)
     return render_template(
         "settings.html",
         scope=scope,
         name=name,
-        suspended=suspended_text(name, held) if held else None,
+        suspended=settings().suspension_notice(me(), scope, name),
         fragments=[Markup(f.html) for f in fragments],
         mailboxes=records().mailboxes_of(name) if scope == "domain" and name else [],
     )
