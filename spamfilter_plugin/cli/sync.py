@@ -163,15 +163,12 @@ class Printer:
 
 
 def _plans(rt, wanted) -> dict[str, str | None] | None:
-    """With a ``[plans]`` table and a panel: each wanted domain's plan (one look-up per
-    account); None otherwise (every domain protected)."""
+    """With a ``[plans]`` table and a panel: each wanted domain's plan, the panel's records
+    read once; None otherwise (every domain protected)."""
     adapter = rt.panel_adapter
     if not rt.config.plans or adapter is None:
         return None
-    found: dict[str, str | None] = {}
-    for domain in wanted:
-        found[domain] = adapter.plan_of_domain(domain)
-    return found
+    return adapter.plans_of(wanted)
 
 
 def cmd_sync(args) -> int:

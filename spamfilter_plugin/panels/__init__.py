@@ -24,6 +24,10 @@ import os
 
 from ..eventdata import normalise_domain, normalise_email
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the hook path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 KINDS = ("cpanel", "directadmin", "plesk", "virtualmin")
 SECONDARY = ("protect", "skip")
 
@@ -192,6 +196,15 @@ class Panel:
         """The hosting plan (package) of *account* as the panel's records give it; None when
         the panel does not say (``[plans] default`` applies)."""
         return None
+
+    def plans_of(self, domains: Iterable[str]) -> dict[str, str | None]:
+        """Each of *domains*' plans, the panel's records read once: the owners from
+        :meth:`inventory`, one :meth:`plan_of` per account (None where unknown)."""
+        owners = {d: a for d, a, _ in self.inventory() or ()}
+        plans: dict[str, str | None] = {}
+        for account in set(owners.values()):
+            plans[account] = self.plan_of(account)
+        return {d: plans.get(owners.get(d, "")) for d in domains}
 
     def plan_of_domain(self, domain: str) -> str | None:
         """The plan of the account that owns *domain*; None when unknown, also when the

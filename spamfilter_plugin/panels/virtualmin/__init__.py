@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from .. import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 #: the command the adapter uses, with its documented default (README)
 DEFAULTS = {"virtualmin": "/usr/sbin/virtualmin"}
 
@@ -82,6 +86,16 @@ class Virtualmin(Panel):
     def account_inventory(self, account: str) -> list[tuple[str, str]]:
         return [(d, kind) for d, user, kind in self.inventory() or () if user == account]
 
+    def plans_of(self, domains: Iterable[str]) -> dict[str, str | None]:
+        """From one listing: each server's owner, and the plan of the owner's top-level
+        server."""
+        servers = self.servers()
+        plans = {
+            s.get("Username"): s.get("Plan") for s in servers if s.get("Type") == "Top-level server"
+        }
+        owners = {domain_name(s["dom"], "dom"): s.get("Username") for s in servers}
+        return {d: plans.get(owners.get(d)) for d in domains}
+
     def plan_of(self, account: str) -> str | None:
         """The ``Plan`` of the account's top-level server."""
         return next(
@@ -92,6 +106,12 @@ class Virtualmin(Panel):
             ),
             None,
         )
+
+    def plan_of_domain(self, domain: str) -> str | None:
+        try:
+            return self.plans_of([domain])[domain]
+        except Exception:  # noqa: BLE001 - as Panel.plan_of_domain: default applies
+            return None
 
     def owner_of(self, domain: str) -> str | None:
         return next((u for d, u, _ in self.inventory() or () if d == domain and u), None)
