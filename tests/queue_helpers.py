@@ -74,3 +74,31 @@ def put(queue, event, vendors):
 
     ((_, rows),) = intake.enqueue(queue, [event], vendors=vendors)
     return list(rows.values())
+
+
+def _spamfilter() -> str:
+    import os
+    import shutil
+    import sys
+
+    return shutil.which("spamfilter") or os.path.join(os.path.dirname(sys.executable), "spamfilter")
+
+
+#: the installed ``spamfilter`` command
+SPAMFILTER = _spamfilter()
+
+
+def run_cli(cfg, *args, stdin=None, env=None):
+    """``spamfilter --config CFG ARGS...`` as an admin runs it: (exit status, out, err)."""
+    import os
+    import subprocess
+
+    done = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+    return done.returncode, done.stdout, done.stderr

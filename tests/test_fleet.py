@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from console_helpers import csrf_of
-from queue_helpers import add_table, sandbox_config
+from queue_helpers import SPAMFILTER, add_table, sandbox_config
+from queue_helpers import run_cli as run
 
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.errors import ConfigError, QueueError
@@ -35,21 +36,6 @@ from spamfilter_plugin.testing import closed_port_url, write_config
 from spamfilter_plugin.web.app import create_app
 from spamfilter_plugin.web.serve import console_for
 from spamfilter_plugin.worker import Worker
-
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(
-    os.path.dirname(sys.executable), "spamfilter"
-)
-
-
-def run(cfg, *args, env=None):
-    done = subprocess.run(
-        [SPAMFILTER, "--config", str(cfg), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
-    return done.returncode, done.stdout, done.stderr
 
 
 def server_config(tmp_path: Path, sandbox, fleet_db, server: str, **tables) -> Path:

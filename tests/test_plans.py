@@ -6,12 +6,10 @@ DirectAdmin's ``package=``)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from queue_helpers import add_table, sandbox_config
+from queue_helpers import add_table, run_cli, sandbox_config
 
 from spamfilter_plugin.errors import ConfigError
 from spamfilter_plugin.manager import load_runtime
@@ -19,7 +17,6 @@ from spamfilter_plugin.panels.hook import run
 from spamfilter_plugin.queue import open_queue
 from spamfilter_plugin.worker import Worker
 
-SPAMFILTER = str(Path(sys.executable).with_name("spamfilter"))
 DA_USERS = "usr/local/directadmin/data/users"
 
 #: two cPanel accounts on two plans, and the same on DirectAdmin
@@ -113,12 +110,9 @@ def test_sync_adds_and_removes_by_plan_and_says_why(tmp_path, sandbox, kind):
     sandbox["spamport"].emulator.domains.pop("gold.example")  # lost at the vendor meanwhile
 
     def sync(*extra):
-        out = subprocess.run(
-            [SPAMFILTER, "--config", str(cfg), "sync", "--vendor", "spamport", "--json", *extra],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        return {c["domain"]: c for c in json.loads(out.stdout)["changes"]}
+        code, out, err = run_cli(cfg, "sync", "--vendor", "spamport", "--json", *extra)
+        assert code == 0, err
+        return {c["domain"]: c for c in json.loads(out)["changes"]}
 
     planned = sync("--dry-run")
     assert planned["cheap.example"]["action"] == "remove"
@@ -251,23 +245,17 @@ def test_sync_dry_run_on_every_panel_with_plans_and_a_suspended_account(tmp_path
         panel["virtualmin"] = fake_servers(tmp_path, setup["servers"])
     cfg = add_table(sandbox_config(tmp_path, sandbox), "panel", panel)
     add_table(cfg, "plans", {"default": True, "basic": False})
-    emit_suspension = subprocess.run(
-        [SPAMFILTER, "--config", str(cfg), "emit", "domain-suspended", "--domain",
-         "owed.example", "--reason", "Unpaid"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert emit_suspension.returncode == 0, emit_suspension.stderr
+    code, _, err = run_cli(cfg, "emit", "domain-suspended", "--domain", "owed.example",
+                           "--reason", "Unpaid")  # fmt: skip
+    assert code == 0, err
     args = ["sync", "--vendor", "spamport", "--dry-run", "--json"]
     stdin = None
     if "list" in setup:
         args += ["--domains-from", "-"]
         stdin = setup["list"]
-    out = subprocess.run(
-        [SPAMFILTER, "--config", str(cfg), *args],
-        input=stdin, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    plan = {c["domain"]: c["action"] for c in json.loads(out.stdout)["changes"]}
+    code, out, err = run_cli(cfg, *args, stdin=stdin)
+    assert code == 0, err
+    plan = {c["domain"]: c["action"] for c in json.loads(out)["changes"]}
     # the suspended account is still the panel's: it is added like any protected domain
     assert plan["owed.example"] == "add" and plan["gold.example"] == "add"
     # bob's plan is not protected, where the panel says plans (Plesk's hooks do not)

@@ -10,13 +10,10 @@ sends its mail to web2), then web1's panel deletes it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from queue_helpers import run_cli as run
 
 from spamfilter_plugin.emit import emit
 from spamfilter_plugin.events import Domain, DomainCreated, DomainDeleted
@@ -24,10 +21,6 @@ from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.queue import queue_of
 from spamfilter_plugin.testing import write_config
 from spamfilter_plugin.worker import Worker
-
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(
-    os.path.dirname(sys.executable), "spamfilter"
-)
 
 #: each server's own mail host (IPs: SpamWall routes a domain to an IP)
 MAIL_HOSTS = {"web1": "192.0.2.11", "web2": "192.0.2.22"}
@@ -38,13 +31,6 @@ ROUTES = {
     "spambarrier": lambda d: d["host"],
     "spamwall": lambda d: d["IP"],
 }
-
-
-def run(cfg: Path, *args: str) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [SPAMFILTER, "--config", str(cfg), *args], capture_output=True, text=True, timeout=120
-    )
-    return done.returncode, done.stdout, done.stderr
 
 
 def servers(tmp_path: Path, sandbox, vendor: str) -> dict[str, Path]:
