@@ -1,33 +1,17 @@
 """'spamfilter emit' (queued), 'spamfilter worker' and 'spamfilter queue' as an admin runs them."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+from queue_helpers import run_cli as run
 from queue_helpers import sandbox_config
-
-SPAMFILTER = shutil.which("spamfilter") or os.path.join(
-    os.path.dirname(sys.executable), "spamfilter"
-)
 
 
 @pytest.fixture
 def cfg(tmp_path, sandbox):
     return sandbox_config(tmp_path, sandbox)
-
-
-def run(cfg, *args, stdin=None):
-    proc = subprocess.run(
-        [SPAMFILTER, "--config", str(cfg), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def test_emit_queues_without_calling_the_vendor(cfg, sandbox):
@@ -182,8 +166,6 @@ sys.exit(main(["--config", sys.argv[1], "emit", "domain-created", "--domain", "b
 
 
 def test_a_full_disk_is_one_clear_line(cfg):
-    import subprocess
-    import sys
 
     proc = subprocess.run(
         [sys.executable, "-c", FULL_DISK, str(cfg)], capture_output=True, text=True, timeout=60
