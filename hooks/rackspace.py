@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from spamfilter_plugin import suspension
 from spamfilter_plugin.config.schema import SecretField, VendorSchema, WholeNumber, email_or_empty
 from spamfilter_plugin.errors import VendorNotFound
 from spamfilter_plugin.events import Mailbox
@@ -224,3 +225,64 @@ def _apply(api: RackspaceClient, mailbox: Mailbox, data: dict) -> SettingsResult
         f"{title.capitalize()}: {len(add)} added, {len(remove)} removed in one edit.",
         changed=(name,),
     )
+
+
+# -- suspension: bypass is filterlevel "off" on each of the domain's mailboxes ----------------
+
+
+def _filtering(vendor, name: str) -> dict | None:
+    """The spam settings of each of *name*'s mailboxes that Rackspace holds, as the panel's
+    records list them (Rackspace's API lists no mailboxes of a domain); None when there are
+    none to bypass."""
+    listed = vendor.panel.mailboxes_of(name)
+    if listed is None:
+        vendor.log.warning(
+            "%s: the panel keeps no list of its mailboxes the plugin can read; "
+            "Rackspace keeps filtering them",
+            name,
+        )
+        return None
+    api, held = client(vendor), {}
+    for address in listed:
+        try:
+            settings = api.get_settings(Mailbox(address))
+        except VendorNotFound:  # the panel's mailbox is not one Rackspace hosts
+            continue
+        held[address] = {
+            "filterlevel": settings.filter_level,
+            "sendtodomainquarantine": settings.send_to_domain_quarantine,
+            "quarantineowner": settings.quarantine_owner,
+        }
+    return {"mailboxes": held} if held else None
+
+
+def _each_remembered(vendor, was: dict, change) -> None:
+    api = client(vendor)
+    for address, settings in was["mailboxes"].items():
+        try:
+            change(api, Mailbox(address), settings)
+        except VendorNotFound:  # deleted meanwhile: nothing of it to change
+            continue
+
+
+def _bypass(vendor, name: str) -> None:
+    was = vendor.state.read()[suspension.STATE_KEY][name]
+    _each_remembered(vendor, was, lambda api, mailbox, _: api.edit_settings(mailbox, "off"))
+
+
+def _restore_one(api: RackspaceClient, mailbox: Mailbox, settings: dict) -> None:
+    owner = settings["quarantineowner"]
+    api.edit_settings(
+        mailbox,
+        settings["filterlevel"],
+        send_to_domain_quarantine=settings["sendtodomainquarantine"],
+        quarantine_owner=owner or None,
+        remove_quarantine_owner=not owner,
+    )
+
+
+domain_suspended, domain_unsuspended = suspension.hookimpls(
+    read=_filtering,
+    bypass=_bypass,
+    restore=lambda vendor, name, was: _each_remembered(vendor, was, _restore_one),
+)

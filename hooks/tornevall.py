@@ -14,6 +14,7 @@ import time
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from spamfilter_plugin import suspension
 from spamfilter_plugin.config.schema import (
     SecretField,
     VendorSchema,
@@ -62,6 +63,11 @@ class TornevallSchema(VendorSchema):
     """``[vendors.tornevall]``: the application's credentials, new-mailbox preferences and
     what deletions do."""
 
+    on_suspend = suspension.keep_only(
+        "Tornevall",
+        "its SpamAssassin preferences have no switch that stops filtering, and it keeps "
+        "nothing per domain",
+    )
     api_url = https_url(DEFAULT_URL)
     auth_scheme = fields.String(
         load_default="basic",
@@ -263,6 +269,10 @@ def _kind(options: SpamOptions, name: str) -> str:
     if name in options.strict or name in STRICT:
         return "strict"
     return "boolean" if name in options.booleans else "text"
+
+
+# a suspension keeps filtering: the rows are delivered as no-ops, seen by the queue and sync
+domain_suspended, domain_unsuspended = suspension.hookimpls()
 
 
 @hookimpl

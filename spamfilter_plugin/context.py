@@ -64,6 +64,17 @@ class PanelServices:
             return False
         return True
 
+    def mailboxes_of(self, domain: str) -> list[str] | None:
+        """The mailboxes of *domain* as the panel's records list them (cPanel, DirectAdmin);
+        None where the panel keeps no such list or it cannot be read (logged)."""
+        if self._adapter is None:
+            return None
+        try:
+            return self._adapter.mailboxes_of(domain)
+        except (SpamFilterError, OSError) as exc:
+            log.warning("the panel's mailboxes of %s could not be read: %s", domain, exc)
+            return None
+
 
 @dataclass
 class VendorContext:

@@ -42,8 +42,9 @@ def suspended(
     """Carry out *event* (a :class:`~.events.DomainSuspended`) at *vendor*.
 
     :param read: what the vendor's filtering of the domain is now, as a JSON-ready dict
-        (what :func:`unsuspended` gives back to *restore*); None when the vendor does not
-        hold the domain (nothing to bypass).
+        (what :func:`unsuspended` gives back to *restore*, and what *bypass* finds in the
+        vendor's state under :data:`STATE_KEY`); None when the vendor holds nothing of the
+        domain (nothing to bypass).
     :param bypass: stop filtering the domain, mail still relayed.
 
     A vendor whose API cannot bypass its filter passes neither (its schema takes only
@@ -56,7 +57,8 @@ def suspended(
     if name not in vendor.state.read().get(STATE_KEY, {}):
         before = read()
         if before is None:
-            return {"message": f"{name} suspended{why}; not at {vendor.name}, nothing to bypass"}
+            held = f"{vendor.name} holds nothing of it"
+            return {"message": f"{name} suspended{why}; nothing to bypass: {held}"}
         with vendor.state.editing() as state:
             state.setdefault(STATE_KEY, {}).setdefault(name, before)
     bypass()

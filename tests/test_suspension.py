@@ -157,3 +157,71 @@ def test_a_burst_of_suspensions_is_one_write_per_account_and_all_delivered(tmp_p
         assert len(queue.suspensions()) == 200
     stats = Worker(load_runtime(cfg)).drain()
     assert stats.done == 200 and sandbox["spamport"].emulator.requests == []  # keep: no call
+
+
+def cpanel_root(tmp_path, domain: str, user: str, mailboxes: list[str]):
+    """A cPanel server's records: *user* owns *domain* and its *mailboxes* (local parts)."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/userdomains").write_text(f"{domain}: {user}\n")
+    (root / "var/cpanel/users").mkdir(parents=True)
+    (root / "var/cpanel/users" / user).write_text(f"USER={user}\nDNS={domain}\n")
+    passwd = root / "home" / user / "etc" / domain / "passwd"
+    passwd.parent.mkdir(parents=True)
+    passwd.write_text("".join(f"{m}:x:1000:1000::/home/{user}/mail/{domain}/{m}:/bin/false\n"
+                              for m in mailboxes))  # fmt: skip
+    return root
+
+
+def test_rackspace_bypass_turns_each_mailbox_off_and_puts_back_what_each_had(tmp_path, sandbox):
+    from queue_helpers import add_table
+
+    boxes = sandbox["rackspace"].emulator.mailboxes
+
+    def settings(mailbox: str) -> dict:  # the emulator replaces the dict on each change
+        return boxes[("12345678", "example.com", mailbox)]["settings"]
+
+    # not the defaults: jane's filtering was already off, alex's went to the domain quarantine
+    settings("alex.smith").update(filterLevel="exclusive", sendToDomainQuarantine=True,
+                                  quarantineOwner="boss@example.com")  # fmt: skip
+    settings("jane.doe").update(filterLevel="off")
+    before = {m: dict(settings(m)) for m in ("alex.smith", "jane.doe")}
+    # the panel lists a third mailbox that Rackspace does not host: skipped, not failed
+    root = cpanel_root(tmp_path, "example.com", "ex", ["alex.smith", "jane.doe", "local.only"])
+    cfg = config(tmp_path, sandbox, "rackspace", on_suspend="bypass")
+    add_table(cfg, "panel", {"kind": "cpanel", "root": str(root)})
+    (suspended,) = deliver(cfg, DomainSuspended(domain="example.com", reason="unpaid"))
+    assert suspended.final_state == "done", suspended.outcome
+    assert "relayed unfiltered" in suspended.outcome.result["message"]
+    assert settings("alex.smith")["filterLevel"] == "off"
+    assert settings("alex.smith")["sendToDomainQuarantine"] is False  # what "off" forces
+    assert settings("jane.doe")["filterLevel"] == "off"
+    deliver(cfg, DomainSuspended(domain="example.com"))  # twice: the memory is the first one's
+    (lifted,) = deliver(cfg, DomainUnsuspended(domain="example.com"))
+    assert lifted.final_state == "done", lifted.outcome
+    assert {m: settings(m) for m in before} == before
+
+
+def test_rackspace_bypass_without_a_panel_list_of_mailboxes_changes_nothing(tmp_path, sandbox):
+    cfg = config(tmp_path, sandbox, "rackspace", on_suspend="bypass")  # no [panel]: no list
+    sandbox["rackspace"].emulator.requests.clear()
+    (suspended,) = deliver(cfg, DomainSuspended(domain="example.com"))
+    assert suspended.final_state == "done"
+    assert "nothing to bypass" in suspended.outcome.result["message"]
+    assert sandbox["rackspace"].emulator.requests == []
+    key = ("12345678", "example.com", "alex.smith")
+    assert sandbox["rackspace"].emulator.mailboxes[key]["settings"]["filterLevel"] == "on"
+
+
+def test_tornevall_keeps_filtering_and_refuses_bypass(tmp_path, sandbox):
+    cfg = config(tmp_path, sandbox, "tornevall", on_suspend="bypass")
+    with pytest.raises(ConfigError) as info:
+        load_runtime(cfg)
+    assert "[vendors.tornevall] on_suspend" in str(info.value)
+    assert "no switch that stops filtering" in str(info.value)
+    cfg = config(tmp_path, sandbox, "tornevall")
+    sandbox["tornevall"].emulator.requests.clear()
+    (suspended,) = deliver(cfg, DomainSuspended(domain="example.com", reason="unpaid"))
+    assert suspended.final_state == "done"
+    assert "filtering goes on (on_suspend = keep)" in suspended.outcome.result["message"]
+    assert sandbox["tornevall"].emulator.requests == []
