@@ -304,3 +304,30 @@ def test_a_plan_that_cannot_be_read_falls_back_to_default_and_loses_nothing(tmp_
     env = {"VIRTUALSERVER_ACTION": "CREATE_DOMAIN", "VIRTUALSERVER_DOM": "new.example"}
     assert run("virtualmin", ["post"], config=str(cfg), env=env, stdin="") == 0
     assert rows(cfg) == [("spamport", "domain_created", "domain:new.example")]
+
+
+def test_a_directadmin_plan_change_is_found_from_the_plan_last_seen(tmp_path, sandbox):
+    """DirectAdmin's user hooks give the package the account is on, never the one before:
+    the hook remembers the plan it last saw per account and acts on a difference."""
+    cfg = with_grace(configured(tmp_path, sandbox, "directadmin"), 0)
+    conf = cfg.parent / "root" / DA_USERS / "alice/user.conf"
+
+    def modify(package: str) -> None:  # the panel writes user.conf, then runs the hook
+        conf.write_text(f"username=alice\nusertype=user\npackage={package}\n")
+        env = {"username": "alice", "usertype": "user", "package": package}
+        assert run("directadmin", ["user_modify_post"], config=str(cfg), env=env, stdin="") == 0
+
+    modify("basic")  # first sight of alice: remembered, nothing queued
+    assert rows(cfg) == []
+    modify("basic")  # a modification that kept the package: nothing
+    assert rows(cfg) == []
+    modify("business")  # upgraded: protected at once
+    assert rows(cfg) == [("spamport", "domain_created", "domain:gold.example")]
+    Worker(load_runtime(cfg)).drain()
+    assert "gold.example" in sandbox["spamport"].emulator.domains
+    modify("basic")  # downgraded: removed once the grace time (0 here) is over
+    Worker(load_runtime(cfg)).drain()
+    assert "gold.example" not in sandbox["spamport"].emulator.domains
+    log = (cfg.parent / "state" / "panel-hook.log").read_text()
+    assert "alice is on plan basic (remembered" in log
+    assert "plan business -> basic of alice: removal at spamport after 0 h" in log

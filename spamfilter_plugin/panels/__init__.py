@@ -49,14 +49,20 @@ class Found:
     """What a payload means: ``events`` as ``(hook, fields)`` pairs (a ``password`` field
     is the plain-text password, to be sealed by the queue), or none with ``note`` saying
     why it is not an event; ``plan_change`` for an account moved to another plan (what
-    that means follows from ``[plans]``, in :mod:`.hook`)."""
+    that means follows from ``[plans]``, in :mod:`.hook`); ``plan_seen`` for an account's
+    plan as a payload shows it, where the panel does not say what it was before (the hook
+    compares it with the plan it last saw)."""
 
-    __slots__ = ("events", "note", "plan_change", "what")
+    __slots__ = ("events", "note", "plan_change", "plan_seen", "what")
 
-    def __init__(self, what: str, events=(), note: str = "", plan_change=None) -> None:
+    def __init__(
+        self, what: str, events=(), note: str = "", plan_change=None, plan_seen=None
+    ) -> None:
         self.what, self.events, self.note = what, list(events), note
         #: ``(account, old plan, new plan)`` when the payload moved an account to a plan
         self.plan_change = plan_change
+        #: ``(account, plan)``: the plan the account is on now, the old one not given
+        self.plan_seen = plan_seen
 
     def __repr__(self) -> str:  # never the password
         shown = [(h, {k: v for k, v in f.items() if k != "password"}) for h, f in self.events]

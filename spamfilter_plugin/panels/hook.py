@@ -80,6 +80,8 @@ def run(kind: str, argv: list[str], *, config=None, env=None, stdin=None) -> int
         if describing:
             return _describe(adapter)
         found = adapter.events(argv, env, stdin or "")
+        if found.plan_seen is not None:
+            compared(state_dir, found)
         planning = bool(found.plan_change and data.get("plans"))
         if not found.events and not planning:
             log(state_dir, f"{kind} {found.what}: ignored ({found.note})")
@@ -128,6 +130,27 @@ def planned(adapter, plans):
         return allowed(plans, adapter.plan_of_domain(domain))
 
     return allow
+
+
+def compared(state_dir: str, found) -> None:
+    """A payload that shows an account's plan but not the one before (DirectAdmin): compared
+    with the plan last seen for the account, kept in the local outbox; a different one is
+    *found*'s ``plan_change``.  The first sight of an account only remembers its plan."""
+    from ..store.outbox import Outbox
+
+    account, plan = found.plan_seen
+    outbox = Outbox(state_dir)
+    try:
+        before = outbox.remember_plan(account, plan)
+    finally:
+        outbox.close()
+    if before is None:
+        found.note = f"{account} is on plan {plan} (remembered; no earlier plan known)"
+    elif before == plan:
+        found.note = f"{account} stays on plan {plan}"
+    else:
+        found.note = f"{account}: plan {before} -> {plan}"
+        found.plan_change = (account, before, plan)
 
 
 #: the step that removes a downgraded account's domains once the grace time is over

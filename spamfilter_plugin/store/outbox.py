@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS suspended (
     since  REAL NOT NULL,
     reason TEXT
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS plans_seen (
+    account TEXT PRIMARY KEY,
+    plan    TEXT NOT NULL,
+    seen_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS provisioned (
     vendor TEXT NOT NULL,
     domain TEXT NOT NULL,
@@ -354,6 +359,22 @@ class Outbox:
             return append(self.db, self.box, items)
         except sqlite3.Error as exc:
             raise queue_error(self.path, exc) from None
+
+    def remember_plan(self, account: str, plan: str) -> str | None:
+        """Keep *plan* as the plan *account* is on; the plan it was on when last seen (None
+        the first time), for a panel whose hooks do not say what the plan was before."""
+        try:
+            with Transaction(self.db):
+                row = self.db.execute(
+                    "SELECT plan FROM plans_seen WHERE account=?", (account,)
+                ).fetchone()
+                self.db.execute(
+                    "INSERT OR REPLACE INTO plans_seen (account, plan, seen_at) VALUES (?,?,?)",
+                    (account, plan, time.time()),
+                )
+        except sqlite3.Error as exc:
+            raise queue_error(self.path, exc) from None
+        return row[0] if row else None
 
     def close(self) -> None:
         self.db.close()

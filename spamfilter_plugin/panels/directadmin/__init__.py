@@ -14,7 +14,17 @@ mailboxes in ``/etc/virtual/<domain>/passwd``.
 
 from __future__ import annotations
 
-from .. import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+from .. import (
+    Found,
+    Panel,
+    PayloadError,
+    address,
+    created,
+    deleted,
+    domain_name,
+    mailbox_events,
+    plain_name,
+)
 
 DATA = "usr/local/directadmin/data/users"
 
@@ -39,6 +49,8 @@ HOOKS = (
     "subdomain_create_post",
     "subdomain_destroy_post",
     "user_destroy_pre",
+    "user_create_post",
+    "user_modify_post",
     "user_restore_post",
     "user_suspend_post",
     "user_activate_post",
@@ -112,6 +124,16 @@ class DirectAdmin(Panel):
         """``package`` in ``data/users/<user>/user.conf``."""
         return self._user_conf(account).get("package") or None
 
+    def _plan_seen(self, env: dict) -> tuple[str, str] | None:
+        """``(username, package)``: the package from the hook's environment (the contents of
+        ``user.conf``), else from ``user.conf`` itself; None when neither names one."""
+        user = env.get("username")
+        if not isinstance(user, str) or not user.strip():
+            raise PayloadError("username", "missing")
+        user = plain_name(user.strip(), "username")
+        package = env.get("package") or self.plan_of(user)
+        return (user, package.strip()) if isinstance(package, str) and package.strip() else None
+
     def role_of(self, user: str) -> str | None:
         """``usertype`` in ``data/users/<user>/user.conf``: admin, reseller or user."""
         kind = self._user_conf(user).get("usertype")
@@ -159,9 +181,17 @@ class DirectAdmin(Panel):
         if hook == "user_destroy_pre":
             return self.account_removal(what, "username", env.get("username"), "its domains.list")
         if hook == "user_restore_post":  # a restore or a transfer in: every domain it has now
-            return self.account_events(
+            found = self.account_events(
                 what, "username", env.get("username"), "its domains.list", "domain_created"
             )
+            found.plan_seen = self._plan_seen(env)
+            return found
+        if hook in ("user_create_post", "user_modify_post"):
+            # the plan as the account has it now; DirectAdmin does not say what it was before
+            seen = self._plan_seen(env)
+            if seen is None:
+                return Found(what, note="the account's package is not known")
+            return Found(what, plan_seen=seen)
         if hook in ("user_suspend_post", "user_activate_post"):
             kind = "domain_suspended" if hook == "user_suspend_post" else "domain_unsuspended"
             return self.account_events(
