@@ -227,13 +227,20 @@ EVERY_PANEL = {
         {"dom": "owed.example", "type": "Top-level server", "user": "carol", "plan": "business",
          "disabled": "Manually (Unpaid)"},
     ]},
-    "plesk": {"list": "gold.example\ncheap.example\nowed.example\n"},
+    "plesk": {"psa": {  # one subscription each; Plesk's psa tables (tests/panels/test_inventory)
+        "clients": [(1, "alice"), (2, "bob"), (3, "carol")],
+        "domains": [(11, "gold.example", 1, 0, 0), (12, "cheap.example", 2, 0, 0),
+                    (13, "owed.example", 3, 0, 0)],
+        "Subscriptions": [(21, 11, "domain"), (22, 12, "domain"), (23, 13, "domain")],
+        "PlansSubscriptions": [(21, 31), (22, 32), (23, 31)],
+        "Templates": [(31, "business", "domain"), (32, "basic", "domain")],
+    }},
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", sorted(EVERY_PANEL))
 def test_sync_dry_run_on_every_panel_with_plans_and_a_suspended_account(tmp_path, sandbox, kind):
-    from panels.test_inventory import fake_servers
+    from panels.test_inventory import fake_psa, fake_servers
 
     setup = EVERY_PANEL[kind]
     root = tmp_path / "root"
@@ -243,23 +250,20 @@ def test_sync_dry_run_on_every_panel_with_plans_and_a_suspended_account(tmp_path
     panel = {"kind": kind, "root": str(root)}
     if "servers" in setup:
         panel["virtualmin"] = fake_servers(tmp_path, setup["servers"])
+    if "psa" in setup:
+        panel["plesk"] = fake_psa(tmp_path, setup["psa"])
     cfg = add_table(sandbox_config(tmp_path, sandbox), "panel", panel)
     add_table(cfg, "plans", {"default": True, "basic": False})
     code, _, err = run_cli(cfg, "emit", "domain-suspended", "--domain", "owed.example",
                            "--reason", "Unpaid")  # fmt: skip
     assert code == 0, err
-    args = ["sync", "--vendor", "spamport", "--dry-run", "--json"]
-    stdin = None
-    if "list" in setup:
-        args += ["--domains-from", "-"]
-        stdin = setup["list"]
-    code, out, err = run_cli(cfg, *args, stdin=stdin)
+    code, out, err = run_cli(cfg, "sync", "--vendor", "spamport", "--dry-run", "--json")
     assert code == 0, err
     plan = {c["domain"]: c["action"] for c in json.loads(out)["changes"]}
     # the suspended account is still the panel's: it is added like any protected domain
     assert plan["owed.example"] == "add" and plan["gold.example"] == "add"
-    # bob's plan is not protected, where the panel says plans (Plesk's hooks do not)
-    assert plan["cheap.example"] == ("add" if kind == "plesk" else "unplanned")
+    # bob's plan is not protected: not added, and the dry run says why
+    assert plan["cheap.example"] == "unplanned"
 
 
 def test_a_virtualmin_plan_change_protects_or_schedules_the_removal(tmp_path, sandbox):

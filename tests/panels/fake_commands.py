@@ -12,6 +12,9 @@ registrations in $FAKE_PANEL_DIR/<command>.json.
       with {"add_keeps_nothing": true} in $FAKE_PANEL_DIR/faults.json, --add exits 0
       and keeps nothing (a broken panel, for the tests that a zone never ends empty)
   plesk bin domain --list | --info D  ("Mail service: On|Off")
+  plesk db -Ne SQL  (runs SQL on $FAKE_PANEL_DIR/psa.sqlite3, the tables of Plesk's psa
+      database the adapter reads, and prints the rows as the MySQL client's batch mode does:
+      tab-separated, NULL for none, no header)
   whmapi1 --output=json parse_dns_zone zone=D | mass_edit_dns_zone zone=D serial=S
       [remove=LINE]... [add=JSON]... | listzones  (a stale serial is refused)
   virtualmin get-dns --domain D --multiline [--type T] | modify-dns --domain D
@@ -72,6 +75,17 @@ def manage_hooks(args):
 
 
 def plesk(args):
+    if args[:2] == ["db", "-Ne"] and len(args) == 3:
+        import sqlite3
+
+        db = sqlite3.connect(os.path.join(DIR, "psa.sqlite3"))
+        try:
+            rows = db.execute(args[2]).fetchall()
+        except sqlite3.Error as exc:
+            sys.exit(f"ERROR 1064 (42000): {exc}")
+        for row in rows:
+            print("\t".join("NULL" if v is None else str(v) for v in row))
+        return
     if args[:2] == ["bin", "dns"]:
         return plesk_dns(args[2:])
     if args[:2] == ["bin", "domain"]:

@@ -11,7 +11,11 @@ The panels' records, as each panel writes them:
 * cPanel: ``/etc/userdomains`` (every domain of every kind, ``domain: user``, the addon's
   own subdomain included) and ``/var/cpanel/users/<user>`` (``DNS=`` the main domain);
 * Virtualmin: its own listing, ``virtualmin list-domains --simple-multiline`` (the fake
-  command prints the servers the fake panel holds, as list-domains.pl prints them).
+  command prints the servers the fake panel holds, as list-domains.pl prints them);
+* Plesk: its ``psa`` database through ``plesk db`` (the fake command runs the query on a
+  SQLite file with the tables and columns the adapter reads: ``domains`` with ``cl_id``,
+  ``webspace_id`` and ``parentDomainId``, ``domain_aliases``, ``clients``, and the plan's
+  ``Subscriptions``, ``PlansSubscriptions`` and ``Templates``).
 """
 
 import json
@@ -22,7 +26,6 @@ from pathlib import Path
 import pytest
 from queue_helpers import sandbox_config
 
-from spamfilter_plugin.errors import ConfigError
 from spamfilter_plugin.manager import load_runtime
 from spamfilter_plugin.panels import PayloadError, load
 from spamfilter_plugin.panels.hook import run
@@ -107,7 +110,62 @@ PANELS = {
         ],
         "main": {"example.net"},
     },
+    "plesk": {
+        "files": {},
+        # carol's subscription example.info on plan Gold, with an additional site, a
+        # subdomain and an alias
+        "psa": {
+            "clients": [(1, "admin"), (7, "carol")],
+            "domains": [(11, "example.info", 7, 0, 0), (12, "addon.example", 7, 11, 0),
+                        (13, "shop.example.info", 7, 11, 11)],
+            "domain_aliases": [(21, "alias-example.info", 11)],
+            "Subscriptions": [(31, 11, "domain")],
+            "PlansSubscriptions": [(31, 41), (31, 42)],
+            "Templates": [(41, "Gold", "domain"), (42, "Extra storage", "domain_addon")],
+        },
+        "calls": [
+            (["domain_create"], {"NEW_DOMAIN_NAME": "example.info"}, ""),
+            (["site_create"], {"NEW_DOMAIN_NAME": "addon.example"}, ""),
+            (["subdomain_create"], {"NEW_SUBDOMAIN_NAME": "shop",
+                                    "NEW_DOMAIN_NAME": "example.info"}, ""),
+            (["domain_alias_create"], {"NEW_DOMAIN_ALIAS_NAME": "alias-example.info",
+                                       "NEW_DOMAIN_NAME": "example.info"}, ""),
+        ],
+        "main": {"example.info", "addon.example"},
+    },
 }  # fmt: skip
+
+#: the columns of the psa tables the Plesk adapter reads
+PSA_TABLES = {
+    "clients": "id INTEGER, login TEXT",
+    "domains": "id INTEGER, name TEXT, cl_id INTEGER, webspace_id INTEGER, parentDomainId INTEGER",
+    "domain_aliases": "id INTEGER, name TEXT, dom_id INTEGER",
+    "Subscriptions": "id INTEGER, object_id INTEGER, object_type TEXT",
+    "PlansSubscriptions": "subscription_id INTEGER, plan_id INTEGER",
+    "Templates": "id INTEGER, name TEXT, type TEXT",
+}
+
+
+def fake_psa(tmp_path, tables: dict[str, list[tuple]]) -> str:
+    """A fake ``plesk`` command whose ``plesk db`` reads *tables* (see PSA_TABLES); its path."""
+    import sqlite3
+
+    base = tmp_path / "fake"
+    base.mkdir(exist_ok=True)
+    db = sqlite3.connect(base / "psa.sqlite3")
+    with db:
+        for name, columns in PSA_TABLES.items():
+            db.execute(f"CREATE TABLE {name} ({columns})")
+            for row in tables.get(name, []):
+                db.execute(f"INSERT INTO {name} VALUES ({','.join('?' * len(row))})", row)
+    db.close()
+    path = base / "plesk"
+    commands = Path(__file__).with_name("fake_commands.py")
+    path.write_text(
+        f'#!/bin/sh\nFAKE_PANEL_DIR="{base}" exec {sys.executable} {commands} plesk "$@"\n'
+    )
+    path.chmod(0o755)
+    return str(path)
 
 
 def tree(root: Path, files: dict[str, str]) -> Path:
@@ -139,6 +197,8 @@ def config_for(tmp_path, sandbox, kind: str, secondary: str):
     panel = f'[panel]\nkind = "{kind}"\nroot = "{root}"\nsecondary_domains = "{secondary}"\n'
     if "servers" in PANELS[kind]:
         panel += f'virtualmin = "{fake_servers(tmp_path, PANELS[kind]["servers"])}"\n'
+    if "psa" in PANELS[kind]:
+        panel += f'plesk = "{fake_psa(tmp_path, PANELS[kind]["psa"])}"\n'
     cfg.write_text(text.replace("[vendors.spamport]", panel + "\n[vendors.spamport]", 1))
     return cfg
 
@@ -188,15 +248,37 @@ def test_sync_never_plans_the_removal_of_a_domain_a_hook_protects(kind, tmp_path
     assert not [a for a in actions if a[1] == "remove"], actions
 
 
-@pytest.mark.parametrize("kind", ["plesk"])
-def test_a_panel_without_records_in_files_makes_sync_ask_for_a_list(kind, tmp_path, sandbox):
+def test_the_plesk_inventory_names_each_domains_owner_kind_and_plan(tmp_path):
+    command = fake_psa(tmp_path, PANELS["plesk"]["psa"])
+    adapter = load("plesk", {"root": str(tmp_path), "plesk": command})
+    assert sorted(adapter.inventory()) == [
+        ("addon.example", "carol", "main"),
+        ("alias-example.info", "carol", "secondary"),
+        ("example.info", "carol", "main"),
+        ("shop.example.info", "carol", "secondary"),
+    ]
+    # the subscription's plan, not its add-on, for every domain in it
+    names = ["shop.example.info", "alias-example.info", "nowhere.example"]
+    assert adapter.plans_of(names) == dict(zip(names, ["Gold", "Gold", None], strict=True))
+    assert adapter.plan_of("carol") == "Gold" and adapter.owner_of("addon.example") == "carol"
+    assert adapter.domains_of("carol") == [
+        "addon.example", "alias-example.info", "example.info", "shop.example.info"]  # fmt: skip
+
+
+def test_a_panel_whose_listing_fails_makes_sync_name_the_command(tmp_path, sandbox):
     cfg = sandbox_config(tmp_path, sandbox)
-    text = cfg.read_text().replace(
-        "[vendors.spamport]", f'[panel]\nkind = "{kind}"\n\n[vendors.spamport]', 1
-    )
+    missing = tmp_path / "no-such-plesk"
+    panel = f'[panel]\nkind = "plesk"\nplesk = "{missing}"\n'
+    text = cfg.read_text().replace("[vendors.spamport]", panel + "\n[vendors.spamport]", 1)
     cfg.write_text(text)
-    with pytest.raises(ConfigError, match=f"the {kind} adapter cannot list"):
-        panel_domains(load_runtime(cfg))
+    out = subprocess.run(
+        [SPAMFILTER, "--config", str(cfg), "sync", "--vendor", "spamport", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert f"{missing} not found; check the [panel] table" in out.stderr
 
 
 def test_an_account_removal_takes_every_domain_of_the_account(tmp_path, sandbox, capsys):

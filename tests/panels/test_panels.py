@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from spamfilter_plugin.errors import PanelError
 from spamfilter_plugin.panels import PayloadError, load, settings
 from spamfilter_plugin.panels.hook import LOG_NAME, run
 from spamfilter_plugin.queue import open_queue
@@ -243,8 +244,9 @@ def test_panel_records(tmp_path):
     assert da.domains_of("bob") == ["alias-example.org", "example.org", "second.example"]
     assert da.owner_of("second.example") == "bob"
     assert da.mailboxes_of("example.org") == ["info@example.org"]
-    with pytest.raises(NotImplementedError):
-        load("plesk", {"root": root}).domains_of("x")
+    # Plesk reads its database through its command: a missing command is named
+    with pytest.raises(PanelError, match="no-plesk not found; check the"):
+        load("plesk", {"root": root, "plesk": f"{root}/no-plesk"}).domains_of("x")
 
 
 def test_panel_settings_name_the_key():

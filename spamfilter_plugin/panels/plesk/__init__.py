@@ -4,12 +4,18 @@ Plesk runs the handler after the action, in the background, with ``NEW_*`` (crea
 update) and ``OLD_*`` (delete, update) environment variables and no event-name
 variable, so the event's name is put in the command line.  It cannot veto anything and
 its output is lost: the entry logs to a file.  Domain names come as Unicode; they are
-turned into IDNA here.  Plesk sends one event per domain, so it needs no look-ups.
+turned into IDNA here.  Plesk sends one event per domain, so its hooks need no look-ups;
+``sync``, plans and the console read the server's domains from Plesk's database through
+``plesk db`` (:data:`INVENTORY_SQL`).
 """
 
 from __future__ import annotations
 
 from .. import Found, Panel, PayloadError, address, created, deleted, domain_name, mailbox_events
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: the command the adapter uses, with its documented default (README)
 DEFAULTS = {"plesk": "/usr/sbin/plesk"}
@@ -30,6 +36,44 @@ HOOKS = (
     "mailname_update",
     "mailname_delete",
 )
+
+
+#: a domain's subscription plan: the service plan (``Templates`` of type ``domain``) its
+#: subscription (the domain itself, or the webspace it belongs to) is on
+_PLAN = (
+    "COALESCE((SELECT t.name FROM Subscriptions s"
+    " JOIN PlansSubscriptions ps ON ps.subscription_id = s.id"
+    " JOIN Templates t ON t.id = ps.plan_id AND t.type = 'domain'"
+    " WHERE s.object_type = 'domain'"
+    " AND s.object_id = CASE WHEN d.webspace_id = 0 THEN d.id ELSE d.webspace_id END), '')"
+)
+
+#: every domain of the server from Plesk's own database (``plesk db``), as
+#: ``name, kind, owner's login, plan``: a subscription's domain and an additional site are
+#: what ``domain_create``/``site_create`` protect (main); a subdomain (a domain with a parent)
+#: and a domain alias are secondary, as ``subdomain_create`` and ``domain_alias_create`` treat
+#: them.  The tables and columns are those of Plesk's ``psa`` database as integrations read
+#: them (README "Plesk"); names are kept in their ASCII (IDNA) form there.
+INVENTORY_SQL = (
+    "SELECT d.name, CASE WHEN d.parentDomainId = 0 THEN 'main' ELSE 'secondary' END,"
+    f" c.login, {_PLAN} FROM domains d JOIN clients c ON c.id = d.cl_id"
+    " UNION ALL"
+    f" SELECT a.name, 'secondary', c.login, {_PLAN} FROM domain_aliases a"
+    " JOIN domains d ON d.id = a.dom_id JOIN clients c ON c.id = d.cl_id"
+)
+
+
+def read_rows(text: str) -> list[tuple[str, str, str, str]]:
+    """``plesk db -Ne`` output (the MySQL client's batch form: one row a line, columns
+    separated by tabs, no header) as ``(domain, kind, owner, plan)``; a line that is not four
+    columns is skipped."""
+    rows = []
+    for line in text.splitlines():
+        cols = line.split("\t")
+        if len(cols) == 4 and cols[0].strip():
+            name, kind, owner, plan = (c.strip() for c in cols)
+            rows.append((name, kind, owner, "" if plan == "NULL" else plan))
+    return rows
 
 
 def _sub(label, parent, field: str) -> str:
@@ -60,6 +104,42 @@ def _status_change(domain: str, env: dict) -> list[tuple[str, dict]]:
 
 class Plesk(Panel):
     name = "plesk"
+
+    # -- records: Plesk keeps them in its database, read with ``plesk db`` ----------------
+
+    def domain_rows(self) -> list[tuple[str, str, str, str]]:
+        """Every domain as ``(domain, kind, owner, plan)`` (see :data:`INVENTORY_SQL`);
+        PanelError naming the command when it fails."""
+        from ..steps import run_command
+
+        text = run_command([self.conf["plesk"], "db", "-Ne", INVENTORY_SQL])
+        return [(domain_name(d, "domain"), k, o, p) for d, k, o, p in read_rows(text)]
+
+    def inventory(self) -> list[tuple[str, str, str]] | None:
+        return [(d, owner, kind) for d, kind, owner, _ in self.domain_rows()]
+
+    def account_inventory(self, account: str) -> list[tuple[str, str]]:
+        return [(d, kind) for d, kind, owner, _ in self.domain_rows() if owner == account]
+
+    def owner_of(self, domain: str) -> str | None:
+        return next((o for d, _, o, _ in self.domain_rows() if d == domain and o), None)
+
+    def plans_of(self, domains: Iterable[str]) -> dict[str, str | None]:
+        """Each domain's own subscription plan, from one reading."""
+        plans = {d: p or None for d, _, _, p in self.domain_rows()}
+        return {d: plans.get(d) for d in domains}
+
+    def plan_of(self, account: str) -> str | None:
+        """The plan of the account's subscriptions when they are all on one (a Plesk
+        customer may hold several subscriptions on different plans); None otherwise."""
+        found = {p for _, _, o, p in self.domain_rows() if o == account}
+        return found.pop() or None if len(found) == 1 else None
+
+    def plan_of_domain(self, domain: str) -> str | None:
+        try:
+            return self.plans_of([domain])[domain]
+        except Exception:  # noqa: BLE001 - as Panel.plan_of_domain: default applies
+            return None
 
     def events(self, argv: list[str], env: dict, stdin: str) -> Found:
         if not argv:
