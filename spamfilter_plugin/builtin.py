@@ -5,4 +5,8 @@ knowing what they are.  A new built-in feature is a module here and its name in
 :data:`BUILTIN_PLUGINS`."""
 
 #: the modules registered on every plugin manager, by their import name
-BUILTIN_PLUGINS = ("spamfilter_plugin.mx.plugin", "spamfilter_plugin.plan_change")
+BUILTIN_PLUGINS = (
+    "spamfilter_plugin.mx.plugin",
+    "spamfilter_plugin.plan_change",
+    "spamfilter_plugin.metrics",
+)

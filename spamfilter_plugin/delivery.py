@@ -72,6 +72,8 @@ class Attempt:
     outcome: Outcome
     recorded: Any = None
     steps: list = field(default_factory=list)
+    #: how long the vendor's part took (seconds)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -87,6 +89,8 @@ class Delivery:
     outcome: Outcome
     final_state: str
     lease_lost: bool = False
+    #: how long the vendor's part took (seconds)
+    seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.final_state not in STATES:
@@ -216,7 +220,8 @@ class Policy:
         if isinstance(ready, Outcome):
             return Attempt(ready)
         event = ready.event
-        spent = time.monotonic() - claimed_at if claimed_at is not None else 0.0
+        began = time.monotonic()
+        spent = began - claimed_at if claimed_at is not None else 0.0
         with deadline.scope(self.general.lease_seconds * DELIVERY_SHARE - max(spent, 0.0)):
             outcome = None
             if isinstance(event, DomainDeleted) and ready.destinations:
@@ -230,13 +235,13 @@ class Policy:
                 steps += self.runtime.after_delivery(row.vendor, row.hook, event)
             except VendorError as exc:
                 outcome = Outcome(row.vendor, False, error=exc)
-        return Attempt(outcome, recorded, steps)
+        return Attempt(outcome, recorded, steps, time.monotonic() - began)
 
     def record(self, row: Row, token: str, attempt: Attempt) -> Delivery:
         """Write the attempt's outcome under the row's lease: the Delivery as it ended (the
         row as it is now when the lease was taken over)."""
         state = self._write(row, token, attempt.outcome, attempt.recorded, attempt.steps)
-        return self._ended(row, attempt.outcome, state)
+        return self._ended(row, attempt.outcome, state, attempt.seconds)
 
     def record_all(self, ended: list[tuple[Row, str, Attempt]]) -> list[Delivery]:
         """:meth:`record` for each ``(row, token, attempt)``; the plain successes (no steps
@@ -246,13 +251,15 @@ class Policy:
             self.queue.complete_many([(r, t, a.recorded) for r, t, a in plain]) if plain else set()
         )
         return [
-            self._ended(row, attempt.outcome, "done" if row.id in held else None)
+            self._ended(row, attempt.outcome, "done" if row.id in held else None, attempt.seconds)
             if attempt.outcome.ok and not attempt.steps
             else self.record(row, token, attempt)
             for row, token, attempt in ended
         ]
 
-    def _ended(self, row: Row, outcome: Outcome, state: str | None) -> Delivery:
+    def _ended(
+        self, row: Row, outcome: Outcome, state: str | None, seconds: float = 0.0
+    ) -> Delivery:
         """The Delivery of *row* that ended in *state* (None: its lease was taken over)."""
         if state is None:  # the lease was taken over: report the row as it is now
             log.warning(
@@ -260,9 +267,9 @@ class Policy:
                 row.id,
             )
             current = self.queue.get(row.id)
-            delivery = Delivery(row, outcome, current.state if current else "leased", True)
+            delivery = Delivery(row, outcome, current.state if current else "leased", True, seconds)
         else:
-            delivery = Delivery(row, outcome, state)
+            delivery = Delivery(row, outcome, state, seconds=seconds)
         log.debug(
             "queue row %d (%s %s %s, attempt %d): %s",
             row.id,

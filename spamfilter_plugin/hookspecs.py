@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from marshmallow import Schema
 
     from .context import Host, VendorContext
+    from .delivery import Delivery
     from .events import (
         Domain,
         DomainCreated,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         PasswordReset,
         VendorStep,
     )
+    from .store.base import Queue
     from .templating import Fragment, SettingsResult
 
 PROJECT = "spamfilter_plugin"
@@ -332,6 +334,18 @@ def delivery_succeeded(
     :return: the steps to queue, or None.
     :raises spamfilter_plugin.errors.SpamFilterError: the steps cannot be worked out now;
         the delivery is then tried again later (nothing is lost).
+    """
+
+
+@hookspec
+def deliveries_recorded(host: Host, queue: Queue, deliveries: list[Delivery]) -> None:
+    """Observe deliveries whose outcomes were just written (the operations counters count
+    them), in the transaction that wrote them; also called now and then with none, while a
+    worker runs, so a feature can note that it is alive.
+
+    :param host: the host's view of the runtime (see :func:`delivery_succeeded`).
+    :param queue: the queue the outcomes were written to (write to it through its methods).
+    :param deliveries: each with its row, outcome, final state and duration.
     """
 
 

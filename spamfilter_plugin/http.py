@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import xml.etree.ElementTree as stdlib_et
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -375,6 +376,19 @@ def _redact_url(url: str) -> str:
     return redact(urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
 
 
+_requests_lock = threading.Lock()
+_requests: Counter[tuple[str, str]] = Counter()
+
+
+def taken_requests() -> dict[tuple[str, str], int]:
+    """The requests sent since the last call, per ``(vendor, status class)`` (``2xx``,
+    ``4xx``..., ``none`` for an attempt that got no answer); the count starts again."""
+    with _requests_lock:
+        taken = dict(_requests)
+        _requests.clear()
+    return taken
+
+
 @dataclass
 class HttpClient:
     """One vendor's HTTP client.
@@ -478,6 +492,9 @@ class HttpClient:
             except VendorError as exc:
                 error = exc
                 resp = None
+            with _requests_lock:
+                klass = f"{resp.status // 100}xx" if resp is not None else "none"
+                _requests[(self.vendor, klass)] += 1
             log.debug(
                 "%s: %s %s -> %s in %.3fs (attempt %d/%d)",
                 self.vendor,

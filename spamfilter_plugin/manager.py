@@ -252,6 +252,15 @@ class Runtime:
             ) from None
         return [step for steps in found for step in steps or ()]
 
+    def recorded(self, queue, deliveries: list) -> None:
+        """Tell the built-in features which deliveries were written
+        (:func:`~.hookspecs.deliveries_recorded`); one that fails is logged, never the
+        deliveries' loss."""
+        try:
+            self.pm.hook.deliveries_recorded(host=self, queue=queue, deliveries=deliveries)
+        except Exception:
+            log.warning("a feature could not take note of the deliveries", exc_info=True)
+
     def deliver(self, event: Event, vendors: Iterable[str] | None = None) -> list[Outcome]:
         """Call the event's hook on each vendor that handles it, each on its own."""
         names = list(vendors) if vendors is not None else self.handlers(event.hook)

@@ -64,6 +64,10 @@ RELAY_EVERY = 0.25
 #: the fleet's other workers hold every place a vendor's ``concurrency`` allows
 FULL_WAIT = 0.05
 
+#: how often a running worker with nothing delivered tells the built-in features it is alive
+#: (the heartbeat the operations metrics show), in seconds
+NOTE_EVERY = 15.0
+
 
 def concurrency_of(ctx) -> int:
     """A vendor's deliveries in flight at once: its ``concurrency`` key."""
@@ -146,6 +150,7 @@ class Worker:
         self._suspended: set[str] = set()
         self._unproven: set[str] = set()
         self._guards_at = float("-inf")
+        self._noted_at = float("-inf")
 
     # -- what callers use -----------------------------------------------------------
 
@@ -170,7 +175,9 @@ class Worker:
             return None
         row, token = claimed
         attempt = self.policy.attempt(row, self.policy.prepare(row), claimed_at)
-        delivery = self.policy.record(row, token, attempt)
+        with self.queue.batch():
+            delivery = self.policy.record(row, token, attempt)
+            self._noted([delivery])
         self._report(delivery, None)
         return delivery
 
@@ -295,10 +302,15 @@ class Worker:
         delivered: list[Delivery] = []
         claimed: list[tuple[Row, str]] = []
         if not ended and not slots:
+            if time.monotonic() - self._noted_at >= NOTE_EVERY:
+                with self.queue.batch():
+                    self._noted([])  # alive, with nothing delivered
             return
         claimed_at = time.monotonic()  # the leases are counted from no later than this
         with self.queue.batch():
             delivered = self.policy.record_all(ended)
+            if delivered or claimed_at - self._noted_at >= NOTE_EVERY:
+                self._noted(delivered)
             if run.untried is not None and delivered:  # each chosen row at most once
                 run.untried -= {d.row.id for d in delivered}
                 self.queue.choose(run.untried, fresh=True)
@@ -390,6 +402,11 @@ class Worker:
             return poll  # a delivery of this worker's ending frees a place
         due_in = self.queue.next_due_in(after_now=True)
         return poll if due_in is None else min(poll, max(due_in, 0.01))
+
+    def _noted(self, delivered: list[Delivery]) -> None:
+        """The built-in features take note of what was written, in its transaction."""
+        self._noted_at = time.monotonic()
+        self.runtime.recorded(self.queue, delivered)
 
     def _report(self, delivery: Delivery, stats: Stats | None) -> None:
         if stats is not None:

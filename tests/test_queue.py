@@ -619,3 +619,27 @@ def test_the_queue_keeps_which_domains_are_suspended_since_when_and_why(queue):
         row, token = queue.claim("w", 60) or (None, None)
     queue.purge(-1)
     assert set(queue.suspensions()) == {"c.example"}
+
+
+def test_operations_counters_add_up_and_gauges_are_set_in_the_store(queue):
+    from spamfilter_plugin.metrics import labels
+
+    spamport = labels(vendor="spamport")
+    queue.add_metrics({("spamfilter_lease_expired_total", spamport): 2})
+    with queue.batch():  # inside the worker's transaction, as it writes outcomes
+        queue.add_metrics(
+            {("spamfilter_lease_expired_total", spamport): 3},
+            {("spamfilter_worker_last_seen_timestamp_seconds", labels()): 1700000000.5},
+        )
+    queue.add_metrics({}, {("spamfilter_worker_last_seen_timestamp_seconds", labels()): 1.0})
+    assert queue.metrics() == [
+        ("spamfilter_lease_expired_total", spamport, 5.0),
+        ("spamfilter_worker_last_seen_timestamp_seconds", "{}", 1.0),
+    ]
+    put(queue, DomainCreated(domain="a.example"), ["spamport", "rackspace"])
+    before = time.time()
+    put(queue, DomainCreated(domain="b.example"), ["spamport"])
+    summary = {(v, s): (n, first) for v, s, n, first in queue.vendor_summary()}
+    assert summary[("spamport", "pending")][0] == 2
+    assert summary[("rackspace", "pending")][0] == 1
+    assert summary[("spamport", "pending")][1] <= before

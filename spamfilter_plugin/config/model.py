@@ -100,6 +100,7 @@ CONSOLE_DEFAULTS: dict[str, Any] = {
     "password_hash": "",  # an argon2 hash (spamfilter serve --hash-password); empty: no login
     "panel_origin": "",  # e.g. https://panel.example.net:2222; empty: pages are never framed
     "public_url": "",  # the console's address as browsers reach it (links for panel users)
+    "metrics_token": None,  # a bearer token /metrics asks for; none: loopback scrapes only
     "session_idle_minutes": 60,  # a console session unused this long ends
     "session_max_hours": 12,  # and any session ends this long after its login
 }

@@ -359,6 +359,7 @@ class ConsoleSchema(Schema):
         load_default=CONSOLE_DEFAULTS["session_idle_minutes"],
         validate=validate.Range(1, 24 * 60, error="must be 1 to 1440 minutes"),
     )
+    metrics_token = SecretField(load_default=CONSOLE_DEFAULTS["metrics_token"])
     session_max_hours = WholeNumber(
         load_default=CONSOLE_DEFAULTS["session_max_hours"],
         validate=validate.Range(1, 24 * 31, error="must be 1 to 744 hours"),

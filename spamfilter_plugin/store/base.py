@@ -214,6 +214,26 @@ class Queue(ABC):
         """The domains the plugin created at *vendor* and has not deleted there."""
 
     @abstractmethod
+    def add_metrics(
+        self,
+        counts: Mapping[tuple[str, str], float],
+        gauges: Mapping[tuple[str, str], float] | None = None,
+    ) -> None:
+        """Add *counts* to the operations counters, each ``(name, labels)`` with its labels as
+        sorted JSON, and set *gauges* to their values; one write.
+        Kept in the store so what a short-lived process delivered is still counted when the
+        metrics are read (:mod:`~spamfilter_plugin.metrics`)."""
+
+    @abstractmethod
+    def metrics(self) -> list[tuple[str, str, float]]:
+        """Every counter and gauge of :meth:`add_metrics` as ``(name, labels, value)``."""
+
+    @abstractmethod
+    def vendor_summary(self) -> list[tuple[str, str, int, float | None]]:
+        """Per vendor and state: ``(vendor, state, rows, oldest)``, *oldest* the wall-clock
+        time the oldest of those rows was queued."""
+
+    @abstractmethod
     def suspensions(self) -> dict[str, tuple[float, str | None]]:
         """The domains whose accounts the panel suspended, each with since when (wall
         clock, as the suspension was queued) and the panel's reason."""

@@ -63,6 +63,12 @@ CREATE TABLE IF NOT EXISTS suspended (
     since  REAL NOT NULL,
     reason TEXT
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metrics (
+    name   TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    value  REAL NOT NULL,
+    PRIMARY KEY (name, labels)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS plans_seen (
     account TEXT PRIMARY KEY,
     plan    TEXT NOT NULL,

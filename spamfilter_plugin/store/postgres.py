@@ -167,6 +167,15 @@ MIGRATIONS: tuple[str, ...] = (
         fingerprint text
     );
     """,
+    # 2: the operations counters and gauges (spamfilter_plugin.metrics)
+    """
+    CREATE TABLE metrics (
+        name   text NOT NULL,
+        labels text NOT NULL,
+        value  double precision NOT NULL,
+        PRIMARY KEY (name, labels)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -1298,6 +1307,40 @@ class PostgresQueue(Queue):
     def provisioned(self, vendor: str) -> set[str]:
         found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=%s", (vendor,))
         return {r["domain"] for r in found}
+
+    @_translated
+    def add_metrics(
+        self,
+        counts: Mapping[tuple[str, str], float],
+        gauges: Mapping[tuple[str, str], float] | None = None,
+    ) -> None:
+        if not counts and not gauges:
+            return
+        with self._tx() as db:
+            with db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO metrics (name, labels, value) VALUES (%s,%s,%s) ON CONFLICT "
+                    "(name, labels) DO UPDATE SET value = metrics.value + excluded.value",
+                    [(n, lab, v) for (n, lab), v in sorted(counts.items())],
+                )
+                cur.executemany(
+                    "INSERT INTO metrics (name, labels, value) VALUES (%s,%s,%s) ON CONFLICT "
+                    "(name, labels) DO UPDATE SET value = excluded.value",
+                    [(n, lab, v) for (n, lab), v in sorted((gauges or {}).items())],
+                )
+
+    @_translated
+    def metrics(self) -> list[tuple[str, str, float]]:
+        found = self.db.execute("SELECT name, labels, value FROM metrics ORDER BY 1, 2")
+        return [(r["name"], r["labels"], float(r["value"])) for r in found]
+
+    @_translated
+    def vendor_summary(self) -> list[tuple[str, str, int, float | None]]:
+        found = self.db.execute(
+            "SELECT vendor, state, count(*) AS n, min(created_at) AS oldest FROM events "
+            "GROUP BY vendor, state ORDER BY 1, 2"
+        )
+        return [(r["vendor"], r["state"], int(r["n"]), r["oldest"]) for r in found]
 
     @_translated
     def suspensions(self) -> dict[str, tuple[float, str | None]]:

@@ -382,6 +382,39 @@ class SqliteQueue(Queue):
         return {r["domain"] for r in found}
 
     @_translated
+    def add_metrics(
+        self,
+        counts: Mapping[tuple[str, str], float],
+        gauges: Mapping[tuple[str, str], float] | None = None,
+    ) -> None:
+        if not counts and not gauges:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO metrics (name, labels, value) VALUES (?,?,?) ON CONFLICT "
+                "(name, labels) DO UPDATE SET value = value + excluded.value",
+                [(n, lab, v) for (n, lab), v in counts.items()],
+            )
+            db.executemany(
+                "INSERT INTO metrics (name, labels, value) VALUES (?,?,?) ON CONFLICT "
+                "(name, labels) DO UPDATE SET value = excluded.value",
+                [(n, lab, v) for (n, lab), v in (gauges or {}).items()],
+            )
+
+    @_translated
+    def metrics(self) -> list[tuple[str, str, float]]:
+        found = self.db.execute("SELECT name, labels, value FROM metrics ORDER BY 1, 2")
+        return [(r["name"], r["labels"], r["value"]) for r in found]
+
+    @_translated
+    def vendor_summary(self) -> list[tuple[str, str, int, float | None]]:
+        found = self.db.execute(
+            "SELECT vendor, state, count(*) n, min(created_at) oldest FROM events "
+            "GROUP BY vendor, state ORDER BY 1, 2"
+        )
+        return [(r["vendor"], r["state"], r["n"], r["oldest"]) for r in found]
+
+    @_translated
     def suspensions(self) -> dict[str, tuple[float, str | None]]:
         found = self.db.execute("SELECT domain, since, reason FROM suspended")
         return {r["domain"]: (r["since"], r["reason"]) for r in found}

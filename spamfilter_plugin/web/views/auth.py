@@ -13,7 +13,7 @@ from ..site import console, console_css, log, queue, site, viewer
 bp = Blueprint("auth", __name__)
 
 #: the endpoints a visitor reaches without a session
-OPEN = ("auth.stylesheet", "auth.login", "auth.enter", "auth.enter_confirm")
+OPEN = ("auth.stylesheet", "auth.login", "auth.enter", "auth.enter_confirm", "metrics.scrape")
 
 
 def start_session(who: Viewer, stamp: str) -> None:

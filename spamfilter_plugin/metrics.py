@@ -1,0 +1,220 @@
+"""Operations metrics, as a built-in plugin and a Prometheus exposition.
+
+What the worker delivered is counted when the outcomes are written
+(:func:`deliveries_recorded`), in the queue's store, in the same transaction: a panel hook's
+``emit --now`` or a ``worker --drain`` is counted like the daemon, and a scrape reads the
+totals whatever process wrote them (no multiprocess mode of prometheus_client is needed).
+What the queue holds is read from it when scraped (:func:`exposition`).  Names follow
+Prometheus' conventions: base units, ``_total`` on counters, bounded label sets (vendors,
+hooks, outcomes, states; never a domain or a mailbox).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .errors import VendorHeld
+from .hookspecs import hookimpl
+from .http import taken_requests
+
+if TYPE_CHECKING:
+    from .context import Host
+    from .delivery import Delivery
+    from .store.base import Queue
+
+DELIVERIES = "spamfilter_deliveries_total"
+DURATION = "spamfilter_delivery_duration_seconds"
+REQUESTS = "spamfilter_vendor_requests_total"
+LEASE_EXPIRED = "spamfilter_lease_expired_total"
+WORKER_SEEN = "spamfilter_worker_last_seen_timestamp_seconds"
+DRIFT = "spamfilter_drift_findings"
+
+#: the upper bounds of the delivery duration histogram (seconds)
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+#: what a delivery came to, as ``spamfilter_deliveries_total`` says it
+OUTCOMES = ("done", "retry", "dead", "held", "skipped")
+
+HELP = {
+    DELIVERIES: "Deliveries to vendors by what they came to (done, retry, dead, held, skipped).",
+    DURATION: "Time the vendor's part of a delivery took.",
+    REQUESTS: "HTTP requests sent to vendors by the status class of the answer (none: no answer).",
+    LEASE_EXPIRED: "Deliveries whose lease ran out before their outcome was written.",
+    WORKER_SEEN: "When a worker last wrote its outcomes or said it was alive (Unix time).",
+    DRIFT: "What the last drift check found, per vendor and kind.",
+    "spamfilter_queue_rows": "Queue rows per vendor and state.",
+    "spamfilter_oldest_pending_age_seconds": "Age of the oldest pending row per vendor.",
+    "spamfilter_vendor_suspended": "1 while calls to a vendor are suspended (credentials refused).",
+    "spamfilter_mx_domains": "Domains whose MX the plugin manages, per state.",
+}
+
+
+def labels(**values: str) -> str:
+    """A label set as the store keeps it: sorted JSON."""
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def outcome_of(delivery: Delivery) -> str:
+    """What *delivery* came to, as one of :data:`OUTCOMES`."""
+    state = delivery.final_state
+    if state in ("done", "dead", "skipped"):
+        return state
+    if isinstance(delivery.outcome.error, VendorHeld):
+        return "held"  # nothing was sent: the row waits, the attempt not counted
+    return "retry"
+
+
+def counted(deliveries: Iterable[Delivery]) -> dict[tuple[str, str], float]:
+    """The counters *deliveries* add, and the requests sent since last counted."""
+    counts: dict[tuple[str, str], float] = defaultdict(float)
+    for d in deliveries:
+        vendor = d.row.vendor
+        counts[(DELIVERIES, labels(vendor=vendor, hook=d.row.hook, outcome=outcome_of(d)))] += 1
+        if d.lease_lost:
+            counts[(LEASE_EXPIRED, labels(vendor=vendor))] += 1
+        for bound in BUCKETS:
+            if d.seconds <= bound:
+                counts[(f"{DURATION}_bucket", labels(vendor=vendor, le=repr(bound)))] += 1
+        counts[(f"{DURATION}_bucket", labels(vendor=vendor, le="+Inf"))] += 1
+        counts[(f"{DURATION}_count", labels(vendor=vendor))] += 1
+        counts[(f"{DURATION}_sum", labels(vendor=vendor))] += d.seconds
+    for (vendor, status_class), n in taken_requests().items():
+        counts[(REQUESTS, labels(vendor=vendor, status_class=status_class))] += n
+    return counts
+
+
+@hookimpl
+def deliveries_recorded(host: Host, queue: Queue, deliveries: list[Delivery]) -> None:
+    queue.add_metrics(counted(deliveries), {(WORKER_SEEN, labels()): time.time()})
+
+
+# -- the exposition -------------------------------------------------------------------------
+
+
+class _Collector:
+    """A prometheus_client collector over one reading of the store and the runtime."""
+
+    def __init__(self, stored: list[tuple[str, str, float]], current: list[Any]) -> None:
+        self.stored, self.current = stored, current
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        by_name: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for name, raw, value in self.stored:
+            by_name.setdefault(name, []).append((json.loads(raw), value))
+        for name in (DELIVERIES, REQUESTS, LEASE_EXPIRED):
+            base = name.removesuffix("_total")  # the family's name; _total is added to samples
+            family = CounterMetricFamily(base, HELP[name], labels=_keys(name))
+            for values, value in by_name.get(name, []):
+                family.add_metric([values[k] for k in _keys(name)], value)
+            yield family
+        yield _histogram(by_name)
+        for name in (WORKER_SEEN, DRIFT):
+            gauge = GaugeMetricFamily(name, HELP[name], labels=_keys(name))
+            for values, value in by_name.get(name, []):
+                gauge.add_metric([values[k] for k in _keys(name)], value)
+            yield gauge
+        yield from self.current
+
+
+def _keys(name: str) -> list[str]:
+    return {
+        DELIVERIES: ["vendor", "hook", "outcome"],
+        REQUESTS: ["vendor", "status_class"],
+        LEASE_EXPIRED: ["vendor"],
+        WORKER_SEEN: [],
+        DRIFT: ["vendor", "kind"],
+    }[name]
+
+
+def _histogram(by_name: dict[str, list[tuple[dict[str, str], float]]]) -> Any:
+    from prometheus_client.core import HistogramMetricFamily
+
+    family = HistogramMetricFamily(DURATION, HELP[DURATION], labels=["vendor"])
+    sums = {v["vendor"]: value for v, value in by_name.get(f"{DURATION}_sum", [])}
+    buckets: dict[str, dict[str, float]] = {}
+    for values, value in by_name.get(f"{DURATION}_bucket", []):
+        buckets.setdefault(values["vendor"], {})[values["le"]] = value
+    for vendor, counts in sorted(buckets.items()):
+        bounds = [repr(b) for b in BUCKETS] + ["+Inf"]
+        family.add_metric(
+            [vendor],
+            [(le, counts.get(le, 0.0)) for le in bounds],
+            sums.get(vendor, 0.0),
+        )
+    return family
+
+
+def current(runtime, queue: Queue, now: float | None = None) -> list[Any]:
+    """The gauges read from the queue, the vendors' guards and the MX state now."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    from .queue import mx_store
+    from .store import STATES
+
+    now = time.time() if now is None else now
+    vendors = sorted(set(runtime.contexts))
+    rows = GaugeMetricFamily("spamfilter_queue_rows", HELP["spamfilter_queue_rows"],
+                             labels=["vendor", "state"])  # fmt: skip
+    oldest = GaugeMetricFamily(
+        "spamfilter_oldest_pending_age_seconds",
+        HELP["spamfilter_oldest_pending_age_seconds"],
+        labels=["vendor"],
+    )
+    held: dict[tuple[str, str], int] = {}
+    pending: dict[str, float] = {}
+    for vendor, state, n, first in queue.vendor_summary():
+        held[(vendor, state)] = n
+        if state == "pending" and first is not None:
+            pending[vendor] = max(0.0, now - first)
+    for vendor in sorted(set(vendors) | {v for v, _ in held}):
+        for state in STATES:
+            rows.add_metric([vendor, state], held.get((vendor, state), 0))
+        oldest.add_metric([vendor], pending.get(vendor, 0.0))
+    suspended = GaugeMetricFamily(
+        "spamfilter_vendor_suspended", HELP["spamfilter_vendor_suspended"], labels=["vendor"]
+    )
+    for vendor in vendors:
+        suspended.add_metric([vendor], 1 if runtime.contexts[vendor].suspension() else 0)
+    from .store.mx import STATES as MX_STATES
+
+    mx = GaugeMetricFamily("spamfilter_mx_domains", HELP["spamfilter_mx_domains"],
+                           labels=["state"])  # fmt: skip
+    states = Counter(s.state for s in mx_store(runtime.config).all())
+    for state in MX_STATES:
+        mx.add_metric([state], states.get(state, 0))
+    return [rows, oldest, suspended, mx]
+
+
+def exposition(runtime, queue: Queue) -> bytes:
+    """The metrics in Prometheus' text format, read now."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(queue.metrics(), current(runtime, queue)))
+    return generate_latest(registry)
+
+
+def write_textfile(runtime, queue: Queue, path: str) -> None:
+    """:func:`exposition` written to *path* for node_exporter's textfile collector: to a
+    temporary file beside it, then renamed over it, so the collector never reads half."""
+    import os
+    import tempfile
+
+    text = exposition(runtime, queue)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=".spamfilter-metrics.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        with __import__("contextlib").suppress(OSError):
+            os.unlink(temp)
+        raise

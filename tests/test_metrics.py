@@ -1,0 +1,148 @@
+"""The operations metrics (README "Operations"): counted by the worker in the queue's store,
+read at scrape time, served at ``/metrics`` by the console and written by ``spamfilter
+metrics --textfile``; parsed with prometheus_client's own text parser."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from queue_helpers import add_table, run_cli
+
+from spamfilter_plugin.emit import emit
+from spamfilter_plugin.events import DomainCreated
+from spamfilter_plugin.manager import load_runtime
+from spamfilter_plugin.metrics import exposition
+from spamfilter_plugin.queue import queue_of
+from spamfilter_plugin.testing import write_config
+from spamfilter_plugin.web.app import create_app
+from spamfilter_plugin.web.serve import console_for
+from spamfilter_plugin.worker import Worker
+
+TOKEN = "scrape-token-7f3a91c2"
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of an exposition, by name and sorted labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.fixture
+def cfg(tmp_path, sandbox):
+    """SpamPort that works and gives up after two attempts; spambarrier with refused
+    credentials."""
+    vendors = {
+        "spamport": {**sandbox["spamport"].config_table(), "retries": 0},
+        "spambarrier": {**sandbox["spambarrier"].config_table(), "retries": 0,
+                        "api_token": "not-the-token"},
+    }  # fmt: skip
+    path = write_config(tmp_path / "config.toml", {"mail_host": "192.0.2.25", "max_attempts": 2},
+                        vendors)  # fmt: skip
+    return path
+
+
+def delivered(cfg, sandbox) -> None:
+    """Two successes and a row that fails twice (a retry, then dead) at SpamPort; one
+    refused delivery at spambarrier, which suspends it."""
+    emit(DomainCreated(domain="one.example"), cfg)
+    emit(DomainCreated(domain="two.example"), cfg)
+    Worker(load_runtime(cfg)).drain()
+    sandbox["spamport"].emulator.faults.configure(queue=["error", "error"])
+    emit(DomainCreated(domain="bad.example"), cfg)
+    Worker(load_runtime(cfg)).drain()  # attempt 1: a retry
+    Worker(load_runtime(cfg)).drain(ignore_schedule=True)  # attempt 2 of 2: dead
+
+
+def test_the_worker_counts_outcomes_and_the_scrape_reads_the_queue(cfg, sandbox):
+    delivered(cfg, sandbox)
+    rt = load_runtime(cfg)
+    with queue_of(rt.config) as queue:
+        got = samples(exposition(rt, queue).decode())
+
+    def value(name, **labels):
+        return got.get((name, tuple(sorted(labels.items()))))
+
+    done = value("spamfilter_deliveries_total", vendor="spamport", hook="domain_created",
+                 outcome="done")  # fmt: skip
+    assert done == 2
+    assert value("spamfilter_deliveries_total", vendor="spamport", hook="domain_created",
+                 outcome="retry") == 1  # fmt: skip
+    assert value("spamfilter_deliveries_total", vendor="spamport", hook="domain_created",
+                 outcome="dead") == 1  # fmt: skip
+    # the refused credentials: the delivery waits (held or retried), the vendor is suspended
+    assert value("spamfilter_vendor_suspended", vendor="spambarrier") == 1
+    assert value("spamfilter_vendor_suspended", vendor="spamport") == 0
+    assert value("spamfilter_queue_rows", vendor="spamport", state="done") == 2
+    assert value("spamfilter_queue_rows", vendor="spamport", state="dead") == 1
+    barrier = {state: value("spamfilter_queue_rows", vendor="spambarrier", state=state)
+               for state in ("pending", "dead", "done")}  # fmt: skip
+    assert barrier["done"] == 0 and barrier["pending"] + barrier["dead"] == 3, barrier
+    asked = [
+        v
+        for (name, lab), v in got.items()
+        if name == "spamfilter_vendor_requests_total" and ("vendor", "spambarrier") in lab
+    ]
+    assert sum(asked) >= 1  # the request that was refused, whatever its status  # fmt: skip
+    assert value("spamfilter_oldest_pending_age_seconds", vendor="spambarrier") >= 0
+    assert value("spamfilter_oldest_pending_age_seconds", vendor="spamport") == 0
+    # every attempt is one request: 2 successes, 2 server errors at SpamPort
+    assert value("spamfilter_vendor_requests_total", vendor="spamport", status_class="2xx") == 2
+    assert value("spamfilter_vendor_requests_total", vendor="spamport", status_class="5xx") == 2
+    assert value("spamfilter_delivery_duration_seconds_count", vendor="spamport") == 4
+    assert value("spamfilter_delivery_duration_seconds_bucket", vendor="spamport", le="+Inf") == 4
+    assert value("spamfilter_delivery_duration_seconds_sum", vendor="spamport") > 0
+    assert value("spamfilter_worker_last_seen_timestamp_seconds") > 0
+    assert value("spamfilter_mx_domains", state="verified") == 0
+    # no domain is ever a label
+    assert not [k for k in got if any("example" in str(v) for _, v in k[1])]
+
+
+def test_console_metrics_ask_for_the_token_and_loopback_without_one(cfg, sandbox):
+    delivered(cfg, sandbox)
+    console, _ = console_for(load_runtime(cfg), host="127.0.0.1")
+    client = create_app(console).test_client()
+    far = {"REMOTE_ADDR": "203.0.113.9"}
+    # without a token: this machine only
+    assert client.get("/metrics", environ_overrides=far).status_code == 403
+    local = client.get("/metrics")
+    assert local.status_code == 200 and local.content_type.startswith("text/plain; version=0.0.4")
+    assert (
+        samples(local.text)[
+            (
+                "spamfilter_deliveries_total",
+                (("hook", "domain_created"), ("outcome", "done"), ("vendor", "spamport")),
+            )
+        ]
+        == 2
+    )
+    # with a token: only with it, from anywhere
+    add_table(cfg, "console", {"metrics_token": TOKEN})
+    console, _ = console_for(load_runtime(cfg), host="127.0.0.1")
+    client = create_app(console).test_client()
+    refused = client.get("/metrics")
+    assert refused.status_code == 401 and "Bearer" in refused.headers["WWW-Authenticate"]
+    wrong = {"Authorization": "Bearer not-" + TOKEN}
+    assert client.get("/metrics", headers=wrong, environ_overrides=far).status_code == 401
+    good = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"},
+                      environ_overrides=far)  # fmt: skip
+    assert good.status_code == 200 and "spamfilter_queue_rows" in good.text
+    assert TOKEN not in good.text
+
+
+def test_the_textfile_is_written_whole_for_node_exporter(cfg, sandbox, tmp_path):
+    delivered(cfg, sandbox)
+    target = tmp_path / "collector" / "spamfilter.prom"
+    target.parent.mkdir()
+    code, out, err = run_cli(cfg, "metrics", "--textfile", str(target))
+    assert code == 0, err
+    got = samples(target.read_text())
+    key = ("spamfilter_queue_rows", (("state", "dead"), ("vendor", "spamport")))
+    assert got[key] == 1
+    assert [p.name for p in target.parent.iterdir()] == ["spamfilter.prom"]  # no temp left
+    code, out, err = run_cli(cfg, "metrics", "--textfile", str(tmp_path / "none" / "x.prom"))
+    assert code == 2 and "--textfile: cannot write" in err
+    code, out, err = run_cli(cfg, "metrics")
+    assert code == 0 and samples(out)[key] == 1
