@@ -278,6 +278,15 @@ class Policy:
             row.target,
             row.attempts,
             "done" if outcome.ok else f"{state}: {outcome.error}",
+            extra={
+                "vendor": row.vendor,
+                "row": row.id,
+                "hook": row.hook,
+                "target": row.target,
+                "attempt": row.attempts,
+                "duration_s": round(seconds, 4),
+                "outcome": delivery.final_state,
+            },
         )
         return delivery
 
@@ -306,7 +315,9 @@ class Policy:
             elif row.attempts >= self.general.max_attempts:
                 retry, state = None, "dead"
                 note = f"gave up after {row.attempts} attempts (general.max_attempts): "
-                log.error("queue row %d: %s%s", row.id, note, error)
+                where = {"vendor": row.vendor, "row": row.id, "hook": row.hook,
+                         "target": row.target, "outcome": "dead"}  # fmt: skip
+                log.error("queue row %d: %s%s", row.id, note, error, extra=where)
             else:
                 retry, state = self.backoff(row.attempts), "pending"
             ok = queue.fail(row, token, error, retry, note=note)

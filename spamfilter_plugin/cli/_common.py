@@ -47,6 +47,9 @@ def runtime(args):
     rt = load_runtime(args.config)
     if not args.verbose:  # -v/-vv on the command line win over general.log_level
         logging.getLogger().setLevel(rt.config.general.log_level.upper())
+    from ..logformat import use
+
+    use(rt.config.general.log_format)
     refresh_capabilities(rt)
     return rt
 
@@ -112,6 +115,9 @@ def wait_until_stopped(stop: threading.Event) -> None:
         pass
 
 
-def note(message: str) -> None:
-    """Progress and notes go to standard error, so standard output stays parseable."""
-    print(message, file=sys.stderr)
+def note(message: str, **fields: object) -> None:
+    """Progress and notes go to standard error, so standard output stays parseable (as JSON
+    objects with ``log_format = "json"``, *fields* then as fields of their own)."""
+    from ..logformat import note_line
+
+    print(note_line(message, **fields), file=sys.stderr)

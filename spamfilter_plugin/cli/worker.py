@@ -89,7 +89,15 @@ def cmd_worker(args) -> int:
 
     def report(d):
         state = "done" if d.outcome.ok else f"{d.final_state}: {d.outcome.error}"
-        note(f"row {d.row.id} {d.row.vendor} {d.row.hook} {d.row.target}: {state}")
+        note(
+            f"row {d.row.id} {d.row.vendor} {d.row.hook} {d.row.target}: {state}",
+            vendor=d.row.vendor,
+            row=d.row.id,
+            hook=d.row.hook,
+            target=d.row.target,
+            outcome=d.final_state,
+            duration_s=round(d.seconds, 4),
+        )
 
     worker = Worker(rt, on_delivery=report)
     if args.once:

@@ -111,6 +111,8 @@ class GeneralConfig:
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     mail_host: str | None = None
     log_level: str = "info"
+    #: ``text`` (the default) or ``json``: one JSON object a line on standard error
+    log_format: str = "text"
     #: seconds a worker holds a claimed queue row before another worker may take it
     lease_seconds: float = 300.0
     #: first retry delay and its cap (seconds), and attempts before a row is dead

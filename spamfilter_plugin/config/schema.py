@@ -493,6 +493,10 @@ class GeneralSchema(Schema):
             ["debug", "info", "warning", "error"], error="must be one of: {choices}"
         ),
     )
+    log_format = fields.String(
+        load_default=_GENERAL.log_format,
+        validate=validate.OneOf(["text", "json"], error="must be text or json"),
+    )
     lease_seconds = fields.Float(
         load_default=_GENERAL.lease_seconds, validate=_positive("lease_seconds")
     )
@@ -619,6 +623,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
             if general["mail_host"]
             else None,
             log_level=general["log_level"],
+            log_format=general["log_format"],
             lease_seconds=general["lease_seconds"],
             retry_base=general["retry_base"],
             retry_cap=general["retry_cap"],
