@@ -409,8 +409,9 @@ def _apply(vendor, name: str, mailbox: str | None, data: dict) -> SettingsResult
         settings = FilterForm().load(
             {k: data[k] for k in FilterForm().fields if data.get(k) not in (None, "")}
         )
+        was = dataclasses.asdict(api.get_filter_settings(name))
         api.set_filter_settings(name, FilterSettings(**settings))
-        return SettingsResult(True, "Filter settings saved.", changed=("filter",))
+        return SettingsResult(True, "Filter settings saved.", changed=("filter",), before=was)
     if action == "verify":
         ok, message = txt_proof.verify_now(vendor, name, api.confirm_txt_record)
         return SettingsResult(ok, message, changed=("verification",) if ok else ())

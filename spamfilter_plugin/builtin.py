@@ -9,4 +9,5 @@ BUILTIN_PLUGINS = (
     "spamfilter_plugin.mx.plugin",
     "spamfilter_plugin.plan_change",
     "spamfilter_plugin.metrics",
+    "spamfilter_plugin.audit",
 )

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from marshmallow import Schema
 
     from .context import Host, VendorContext
-    from .delivery import Delivery
     from .events import (
         Domain,
         DomainCreated,
@@ -338,14 +337,28 @@ def delivery_succeeded(
 
 
 @hookspec
-def deliveries_recorded(host: Host, queue: Queue, deliveries: list[Delivery]) -> None:
+def deliveries_recorded(host: Host, queue: Queue, deliveries: list[Any]) -> None:
     """Observe deliveries whose outcomes were just written (the operations counters count
     them), in the transaction that wrote them; also called now and then with none, while a
     worker runs, so a feature can note that it is alive.
 
     :param host: the host's view of the runtime (see :func:`delivery_succeeded`).
     :param queue: the queue the outcomes were written to (write to it through its methods).
-    :param deliveries: each with its row, outcome, final state and duration.
+    :param deliveries: each a :class:`~.delivery.Delivery`: its row, outcome, final state and
+        duration.
+    """
+
+
+@hookspec
+def worker_chores(host: Host, queue: Queue, now: float) -> None:
+    """Do what is due of a feature's periodic work (purging old entries, checking drift,
+    sending alerts), on a thread of the worker daemon's own, about once a minute, never in
+    the way of a delivery.  Each feature keeps when it last did its work and decides itself
+    whether it is due.
+
+    :param host: the host's view of the runtime (see :func:`delivery_succeeded`).
+    :param queue: the queue (its store), opened for this thread.
+    :param now: the wall-clock time of this round.
     """
 
 

@@ -258,8 +258,18 @@ class Runtime:
         deliveries' loss."""
         try:
             self.pm.hook.deliveries_recorded(host=self, queue=queue, deliveries=deliveries)
-        except Exception:
+        except Exception:  # an observer must not undo what it observes
             log.warning("a feature could not take note of the deliveries", exc_info=True)
+
+    def chores(self, queue, now: float) -> None:
+        """One round of the built-in features' periodic work
+        (:func:`~.hookspecs.worker_chores`); each feature's failure is logged, the others
+        still run."""
+        for impl in self.pm.hook.worker_chores.get_hookimpls():
+            try:
+                impl.function(host=self, queue=queue, now=now)
+            except Exception:  # a chore must not stop the worker
+                log.error("%s: its periodic work failed", impl.plugin_name, exc_info=True)
 
     def deliver(self, event: Event, vendors: Iterable[str] | None = None) -> list[Outcome]:
         """Call the event's hook on each vendor that handles it, each on its own."""

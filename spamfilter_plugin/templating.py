@@ -56,6 +56,9 @@ class SettingsResult:
     errors: dict[str, str] = field(default_factory=dict)
     #: a URL the panel should send the browser to (a vendor's one-time login link)
     redirect: str | None = None
+    #: the values the change replaced, by form field, where the vendor read them first (the
+    #: audit log's old values)
+    before: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def invalid(cls, messages: dict | list | str) -> SettingsResult:

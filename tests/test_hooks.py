@@ -163,7 +163,7 @@ class Feature:
     domain creation, and carries out that step itself."""
 
     def __init__(self):
-        self.seen, self.ran = [], []
+        self.seen, self.ran, self.recorded, self.chores = [], [], [], []
 
     @hookimpl
     def delivery_succeeded(self, host, vendor, hook, event):
@@ -180,6 +180,16 @@ class Feature:
             return None
         self.ran.append((vendor.name, str(event.domain), event.data, host.config.general.mail_host))
         return {"message": "probed"}
+
+    @hookimpl
+    def deliveries_recorded(self, host, queue, deliveries):
+        self.recorded.append([(d.row.hook, d.final_state) for d in deliveries])
+
+    @hookimpl
+    def worker_chores(self, host, queue, now):
+        self.chores.append((now, len(queue.rows(limit=10))))
+        if now < 0:
+            raise RuntimeError("a chore that breaks")
 
 
 def _with_feature(toy_config):
@@ -211,3 +221,24 @@ def test_hook_step_run(toy_config, toy_emulator):
     assert stats.deliveries[-1].outcome.result == {"message": "probed"}
     # the vendor never saw the step: only its domain creation reached the emulator
     assert [r["method"] for r in toy_emulator.state.requests] == ["PUT"]
+
+
+def test_hook_deliveries_recorded(toy_config, toy_emulator):
+    from spamfilter_plugin import intake
+
+    feature, worker = _with_feature(toy_config)
+    intake.enqueue(worker.queue, [DomainCreated(domain="h.example")], vendors=["toy"])
+    worker.drain()
+    delivered = [d for batch in feature.recorded for d in batch]
+    assert ("domain_created", "done") in delivered and ("vendor_step", "done") in delivered
+
+
+def test_hook_worker_chores(toy_config, toy_emulator, caplog):
+    from spamfilter_plugin import intake
+
+    feature, worker = _with_feature(toy_config)
+    intake.enqueue(worker.queue, [DomainCreated(domain="i.example")], vendors=["toy"])
+    worker.runtime.chores(worker.queue, 1234.5)
+    assert feature.chores == [(1234.5, 1)]
+    worker.runtime.chores(worker.queue, -1.0)  # it fails: logged, the worker goes on
+    assert "its periodic work failed" in caplog.text

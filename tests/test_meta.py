@@ -45,6 +45,8 @@ def test_hookspecs_are_discovered():
         "vendor_step",
         "delivery_succeeded",
         "step_run",
+        "deliveries_recorded",
+        "worker_chores",
     } == set(HOOKS)
 
 

@@ -1,5 +1,6 @@
 """The outbox: rows per handling vendor, ordering, superseding, leases, secrets at rest."""
 
+import json
 import os
 import stat
 import time
@@ -643,3 +644,19 @@ def test_operations_counters_add_up_and_gauges_are_set_in_the_store(queue):
     assert summary[("spamport", "pending")][0] == 2
     assert summary[("rackspace", "pending")][0] == 1
     assert summary[("spamport", "pending")][1] <= before
+
+
+def test_the_audit_log_appends_finds_and_purges_in_the_store(queue):
+    from spamfilter_plugin import audit
+
+    for at, actor, target in ((100.0, "admin", "example.com"), (200.0, "alice", "a@example.com"),
+                              (300.0, "admin", "other.example")):  # fmt: skip
+        audit.record(queue, actor=actor, action="settings", target=target, outcome="ok", at=at,
+                     changed={"password": {"changed": True}})  # fmt: skip
+    found = queue.audit_entries(target="example.com")
+    assert [(e["at"], e["target"]) for e in found] == [(200.0, "a@example.com"),
+                                                      (100.0, "example.com")]  # fmt: skip
+    assert [e["target"] for e in queue.audit_entries(actor="admin", since=150)] == ["other.example"]
+    assert json.loads(found[0]["changes"]) == {"password": {"changed": True}}
+    assert queue.audit_purge(250.0) == 2
+    assert [e["target"] for e in queue.audit_entries()] == ["other.example"]

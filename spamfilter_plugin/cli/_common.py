@@ -34,6 +34,9 @@ def join_dashed_values(argv: list[str]) -> list[str]:
     return out
 
 
+log = logging.getLogger(__name__)
+
+
 class CliError(Exception):
     """A one-line reason to stop with exit status 2 (name the option or value at fault)."""
 
@@ -121,3 +124,22 @@ def note(message: str, **fields: object) -> None:
     from ..logformat import note_line
 
     print(note_line(message, **fields), file=sys.stderr)
+
+
+def audited(config, **entry) -> None:
+    """Write an audit entry (:func:`~..audit.record`) for a command run by a person, as
+    ``cli:<unix user>``, into the queue *config* names (a path, or a loaded Config); a config
+    that cannot be read leaves nothing to write to, and the command goes on."""
+    from .. import audit
+    from ..errors import SpamFilterError
+    from ..queue import queue_of
+
+    try:
+        if not hasattr(config, "general"):
+            from ..manager import load_runtime
+
+            config = load_runtime(config).config
+        with queue_of(config) as queue:
+            audit.record(queue, actor=audit.cli_actor(), origin="cli", **entry)
+    except SpamFilterError as exc:
+        log.warning("not written to the audit log: %s", exc)

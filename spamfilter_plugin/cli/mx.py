@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import SpamFilterError
-from ._common import EXIT_OK, EXIT_VENDOR, CliError, note, print_json, runtime
+from ._common import EXIT_OK, EXIT_VENDOR, CliError, audited, note, print_json, runtime
 
 
 def register(sub) -> None:
@@ -113,6 +113,8 @@ def _switch(rt, args) -> int:
         ids = queue_switch(rt, name, args.destination)
     except SpamFilterError as exc:
         raise CliError(str(exc)) from None
+    audited(rt.config, action="mx switch", scope="domain", target=name,
+            outcome=f"ok: queued (row {', '.join(map(str, ids))})")  # fmt: skip
     if args.json:
         print_json({"domain": name, "queued": ids})
     else:
@@ -146,6 +148,9 @@ def _restore(rt, args) -> int:
             message, ok = f"{name}: NOT restored: {exc}", False
             failed += 1
         results.append({"domain": name, "vendor": vendor, "ok": ok, "message": message})
+        if not args.dry_run:
+            audited(rt.config, action="mx restore", scope="domain", target=name, vendor=vendor,
+                    outcome=("ok: " if ok else "failed: ") + message)  # fmt: skip
         if not args.json:
             print(message)
     if args.json:

@@ -127,17 +127,37 @@ def _show(queue, args) -> int:
 def _retry(queue, args) -> int:
     if args.all_dead == (args.id is not None):
         raise CliError("queue retry needs a row id or --all-dead (not both)")
+    row = None if args.all_dead else queue.get(args.id)
     count = queue.retry_all_dead() if args.all_dead else int(queue.retry(args.id))
     if not args.all_dead and not count:
         raise CliError(f"id: row {args.id} is not dead (only dead rows can be retried)")
     text = f"{count} row{'s' * (count != 1)} pending again"
+    _audited(queue, "queue retry", row, "every dead row" if args.all_dead else "", text)
     print(json.dumps({"retried": count}) if args.json else text)
     return EXIT_OK
 
 
+def _audited(queue, action: str, row, form: str, outcome: str) -> None:
+    from .. import audit
+
+    audit.record(
+        queue,
+        actor=audit.cli_actor(),
+        origin="cli",
+        action=action,
+        scope="queue",
+        target=row.target.partition(":")[2] if row is not None else "",
+        vendor=row.vendor if row is not None else "",
+        form=form or (f"row {row.id}" if row is not None else ""),
+        outcome="ok: " + outcome,
+    )
+
+
 def _drop(queue, args) -> int:
+    row = queue.get(args.id)
     if not queue.drop(args.id):
         raise CliError(f"id: row {args.id} does not exist or is being delivered right now")
+    _audited(queue, "queue drop", row, "", f"row {args.id} dropped")
     print(json.dumps({"dropped": args.id}) if args.json else f"row {args.id} dropped")
     return EXIT_OK
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import getpass
 import sys
 
-from ._common import EXIT_OK, CliError, note, runtime, stop_event, wait_until_stopped
+from ._common import EXIT_OK, CliError, audited, note, runtime, stop_event, wait_until_stopped
 
 
 def register(sub) -> None:
@@ -50,6 +50,8 @@ def cmd_serve(args) -> int:
         if len(password) < 10:
             raise CliError("password: use at least 10 characters")
         print(hash_password(password))
+        audited(args.config, action="password hash made", scope="console",
+                changed={"password_hash": {"changed": True}}, outcome="ok: printed")  # fmt: skip
         return EXIT_OK
     if not 0 < args.port < 65536:
         raise CliError(f"--port: {args.port} is not a port (1 to 65535)")

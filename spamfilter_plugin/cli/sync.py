@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ._common import EXIT_OK, EXIT_VENDOR, CliError, note, runtime
+from ._common import EXIT_OK, EXIT_VENDOR, CliError, audited, note, runtime
 
 
 def register(sub) -> None:
@@ -224,6 +224,12 @@ def cmd_sync(args) -> int:
                 report.error = str(exc)
             report.held = sync.held
             printer.close_bar()
+            if not args.dry_run and not report.skipped:
+                done = ", ".join(f"{n} {state}" for state, n in sorted(report.outcomes.items()))
+                audited(rt.config, action="sync", scope="vendor", target=vendor, vendor=vendor,
+                        changed={a: {"new": n} for a, n in sorted(report.planned.items())},
+                        outcome=(f"failed: {report.error}" if report.error
+                                 else f"ok: {done or 'nothing to change'}"))  # fmt: skip
     finally:
         printer.finish(reports)
     bad = any(r.error or r.outcomes.get("failed") or r.outcomes.get("retrying") for r in reports)

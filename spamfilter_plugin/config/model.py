@@ -113,6 +113,8 @@ class GeneralConfig:
     log_level: str = "info"
     #: ``text`` (the default) or ``json``: one JSON object a line on standard error
     log_format: str = "text"
+    #: days the audit log keeps its entries (the worker purges older ones)
+    audit_days: float = 365.0
     #: seconds a worker holds a claimed queue row before another worker may take it
     lease_seconds: float = 300.0
     #: first retry delay and its cap (seconds), and attempts before a row is dead

@@ -497,6 +497,7 @@ class GeneralSchema(Schema):
         load_default=_GENERAL.log_format,
         validate=validate.OneOf(["text", "json"], error="must be text or json"),
     )
+    audit_days = fields.Float(load_default=_GENERAL.audit_days, validate=_positive("audit_days"))
     lease_seconds = fields.Float(
         load_default=_GENERAL.lease_seconds, validate=_positive("lease_seconds")
     )
@@ -624,6 +625,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
             else None,
             log_level=general["log_level"],
             log_format=general["log_format"],
+            audit_days=general["audit_days"],
             lease_seconds=general["lease_seconds"],
             retry_base=general["retry_base"],
             retry_cap=general["retry_cap"],

@@ -70,6 +70,40 @@ class Row:
         return dict(self.__dict__)
 
 
+#: the columns of an audit entry, after its id
+AUDIT_FIELDS = (
+    "at",
+    "actor",
+    "role",
+    "origin",
+    "action",
+    "scope",
+    "target",
+    "vendor",
+    "form",
+    "changes",
+    "outcome",
+)
+
+
+def audit_filter(
+    since: float | None, target: str | None, actor: str | None, mark: str
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of :meth:`Queue.audit_entries` (*mark*: the driver's placeholder)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if since is not None:
+        where.append(f"at >= {mark}")
+        args.append(since)
+    if target is not None:
+        where.append(f"(target = {mark} OR target LIKE {mark})")
+        args += [target, f"%@{target}"]
+    if actor is not None:
+        where.append(f"actor = {mark}")
+        args.append(actor)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
 class Queue(ABC):
     """A queue store (see the module).  Errors are :class:`~..errors.QueueError`, worded
     with the store, the cause and the fix."""
@@ -185,9 +219,14 @@ class Queue(ABC):
 
     @abstractmethod
     def rows(
-        self, *, state: str | None = None, vendor: str | None = None, limit: int = 100
+        self,
+        *,
+        state: str | None = None,
+        vendor: str | None = None,
+        limit: int = 100,
+        target: str | None = None,
     ) -> list[Row]:
-        """Rows, newest first."""
+        """Rows, newest first (of one *target*, ``domain:x`` or ``mailbox:a@x``, if given)."""
 
     @abstractmethod
     def targets(self) -> list[str]:
@@ -232,6 +271,27 @@ class Queue(ABC):
     def vendor_summary(self) -> list[tuple[str, str, int, float | None]]:
         """Per vendor and state: ``(vendor, state, rows, oldest)``, *oldest* the wall-clock
         time the oldest of those rows was queued."""
+
+    @abstractmethod
+    def audit_add(self, entry: Mapping[str, Any]) -> None:
+        """Append one audit entry (:data:`AUDIT_FIELDS`, ``changes`` as JSON text); entries
+        are never changed, only purged when old (:meth:`audit_purge`)."""
+
+    @abstractmethod
+    def audit_entries(
+        self,
+        *,
+        since: float | None = None,
+        target: str | None = None,
+        actor: str | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        """Audit entries, newest first: since a wall-clock time, of one target (a domain
+        also matches its mailboxes), of one actor."""
+
+    @abstractmethod
+    def audit_purge(self, before: float) -> int:
+        """Delete the audit entries made before *before* (wall clock); how many."""
 
     @abstractmethod
     def suspensions(self) -> dict[str, tuple[float, str | None]]:

@@ -63,6 +63,22 @@ CREATE TABLE IF NOT EXISTS suspended (
     since  REAL NOT NULL,
     reason TEXT
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      REAL NOT NULL,
+    actor   TEXT NOT NULL,
+    role    TEXT NOT NULL,
+    origin  TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    scope   TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    vendor  TEXT NOT NULL,
+    form    TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, at);
 CREATE TABLE IF NOT EXISTS metrics (
     name   TEXT NOT NULL,
     labels TEXT NOT NULL,

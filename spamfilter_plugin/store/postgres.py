@@ -57,7 +57,7 @@ from ..keyfile import create_key, read_key
 from ..ratelimit import paced
 from ..redaction import Secret
 from . import STATES, STEP_HOOK, SUPERSEDES
-from .base import Item, Queue, Row, row_of
+from .base import AUDIT_FIELDS, Item, Queue, Row, audit_filter, row_of
 from .mx import COLUMNS as MX_COLUMNS
 from .mx import FILE as MX_FILE
 from .mx import MxState, MxStore, mx_changes, mx_state
@@ -167,8 +167,24 @@ MIGRATIONS: tuple[str, ...] = (
         fingerprint text
     );
     """,
-    # 2: the operations counters and gauges (spamfilter_plugin.metrics)
+    # 2: the operations counters and gauges (spamfilter_plugin.metrics), the audit log
     """
+    CREATE TABLE audit (
+        id      bigserial PRIMARY KEY,
+        at      double precision NOT NULL,
+        actor   text NOT NULL,
+        role    text NOT NULL,
+        origin  text NOT NULL,
+        action  text NOT NULL,
+        scope   text NOT NULL,
+        target  text NOT NULL,
+        vendor  text NOT NULL,
+        form    text NOT NULL,
+        changes text NOT NULL,
+        outcome text NOT NULL
+    );
+    CREATE INDEX audit_at ON audit (at);
+    CREATE INDEX audit_target ON audit (target, at);
     CREATE TABLE metrics (
         name   text NOT NULL,
         labels text NOT NULL,
@@ -1254,12 +1270,18 @@ class PostgresQueue(Queue):
 
     @_translated
     def rows(
-        self, *, state: str | None = None, vendor: str | None = None, limit: int = 100
+        self,
+        *,
+        state: str | None = None,
+        vendor: str | None = None,
+        limit: int = 100,
+        target: str | None = None,
     ) -> list[Row]:
         found = self.db.execute(
             "SELECT * FROM events WHERE (%(state)s::text IS NULL OR state=%(state)s) AND "
-            "(%(vendor)s::text IS NULL OR vendor=%(vendor)s) ORDER BY id DESC LIMIT %(limit)s",
-            {"state": state, "vendor": vendor, "limit": limit},
+            "(%(vendor)s::text IS NULL OR vendor=%(vendor)s) AND "
+            "(%(target)s::text IS NULL OR target=%(target)s) ORDER BY id DESC LIMIT %(limit)s",
+            {"state": state, "vendor": vendor, "limit": limit, "target": target},
         )
         offset = self._offset()
         return [row_of(r, offset) for r in found]
@@ -1307,6 +1329,37 @@ class PostgresQueue(Queue):
     def provisioned(self, vendor: str) -> set[str]:
         found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=%s", (vendor,))
         return {r["domain"] for r in found}
+
+    @_translated
+    def audit_add(self, entry: Mapping[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO audit ({', '.join(AUDIT_FIELDS)}) VALUES "
+                f"({', '.join(['%s'] * len(AUDIT_FIELDS))})",
+                [entry[k] for k in AUDIT_FIELDS],
+            )
+
+    @_translated
+    def audit_entries(
+        self,
+        *,
+        since: float | None = None,
+        target: str | None = None,
+        actor: str | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        where, args = audit_filter(since, target, actor, "%s")
+        found = self.db.execute(
+            f"SELECT id, {', '.join(AUDIT_FIELDS)} FROM audit{where} ORDER BY at DESC, id DESC "
+            "LIMIT %s",
+            [*args, limit],
+        )
+        return [dict(r) for r in found]
+
+    @_translated
+    def audit_purge(self, before: float) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM audit WHERE at < %s", (before,)).rowcount
 
     @_translated
     def add_metrics(

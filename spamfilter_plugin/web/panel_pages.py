@@ -41,7 +41,13 @@ class PanelPages:
         self.state_dir = runtime.config.general.state_dir
         self._queue = queue_of(runtime.config)
         self.records = Records(self.adapter, self._queue.targets)
-        self.settings = SettingsService(runtime, self.records, self._queue.suspensions)
+        self.settings = SettingsService(
+            runtime,
+            self.records,
+            self._queue.suspensions,
+            audit=self._queue,
+            origin=f"panel {self.adapter.name}" if self.adapter is not None else "panel",
+        )
 
     def close(self) -> None:
         self._queue.close()
@@ -154,6 +160,7 @@ def read_form(text: str) -> dict[str, str]:
 def result_json(result: SettingsResult) -> dict:
     doc = asdict(result)
     doc["changed"] = list(result.changed)
+    doc.pop("before")  # what the change replaced is for the audit log, not the page
     return doc
 
 

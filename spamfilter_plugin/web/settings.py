@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from ..errors import InvalidInput
 from ..events import Domain, Mailbox
 from ..manager import Runtime
+from ..queue import Queue
 from ..templating import Fragment, SettingsResult
 from .access import Records, Viewer
 
@@ -45,8 +46,14 @@ class SettingsService:
         runtime: Runtime,
         records: Records,
         suspensions: Callable[[], Mapping[str, tuple[float, str | None]]] = dict,
+        *,
+        audit: Queue | None = None,
+        origin: str = "",
     ) -> None:
         self.runtime, self.records, self._suspensions = runtime, records, suspensions
+        #: where each submission is written to the audit log, and from where it came (the
+        #: console user's address, or ``panel <kind>``)
+        self.audit, self.origin = audit, origin
 
     def suspension(self, scope: str, name: str | None) -> tuple[float, str | None] | None:
         """Since when and why the account of *name* (a domain, or a mailbox's domain) is
@@ -111,9 +118,38 @@ class SettingsService:
         vendor = self.vendor(vendor)
         notice = self.suspension_notice(viewer, scope, name)
         if notice is not None and viewer.role not in SUSPENSION_LIFTERS:
-            return name, SettingsResult(False, notice)
-        result = self.runtime.settings_submitted(vendor, scope, target_of(scope, name), dict(form))
+            result = SettingsResult(False, notice)
+        else:
+            result = self.runtime.settings_submitted(
+                vendor, scope, target_of(scope, name), dict(form)
+            )
+        self._audited(viewer, scope, name, vendor, form, result)
         return name, result
+
+    def _audited(self, viewer, scope, name, vendor, form, result: SettingsResult) -> None:
+        if self.audit is None:
+            return
+        from .. import audit
+
+        if result.ok:
+            outcome = "ok: " + result.message
+        elif result.errors:
+            outcome = "refused: " + "; ".join(f"{k}: {v}" for k, v in result.errors.items())
+        else:
+            outcome = "refused: " + result.message
+        audit.record(
+            self.audit,
+            actor=viewer.name,
+            role=viewer.role,
+            origin=self.origin,
+            action="settings",
+            scope=scope,
+            target=name or "",
+            vendor=vendor,
+            form=str(form.get("action", "")),
+            changed=audit.changes(form, result.before),
+            outcome=outcome,
+        )
 
 
 def suspended_text(name: str | None, held: tuple[float, str | None]) -> str:

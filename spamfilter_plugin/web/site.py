@@ -71,7 +71,13 @@ def servers() -> dict[str, str]:
 
 
 def settings() -> SettingsService:
-    return SettingsService(console().runtime, records(), queue().suspensions)
+    return SettingsService(
+        console().runtime,
+        records(),
+        queue().suspensions,
+        audit=queue(),
+        origin=request.remote_addr or "",
+    )
 
 
 def viewer() -> Viewer | None:

@@ -248,8 +248,12 @@ def test_a_suspended_accounts_user_sees_why_and_cannot_change_its_settings(demo)
         row = board[board.index('data-domain="alice.example"') :].split("</tr>", 1)[0]
         assert "suspended since" in row and "Unpaid invoice 77" in row
         settings = session.get(demo.url + "settings/domain/alice.example/", timeout=10).text
-        assert "alice.example is suspended since" in settings
-        assert "cannot be changed" not in settings  # the admin can change them
+        notice = settings[settings.index("sfp-suspended") :].split("</p>", 1)[0]
+        assert "alice.example is suspended since" in notice
+        assert "cannot be changed" not in notice  # the admin can change them
+        # the refused attempt of alice is in the domain's history
+        history = settings[settings.index('id="sfc-domain-history"') :]
+        assert "alice (user)" in history and "refused: alice.example is suspended" in history
     finally:
         emit(DomainUnsuspended(domain="alice.example"), demo.config_path)
     code, page, _ = ui(demo, "page", "--user", "alice", "--query",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from ..site import admin_only, log, queue
+from ... import audit
+from ..site import admin_only, log, me, queue
 
 bp = Blueprint("queue", __name__)
 
@@ -39,7 +40,20 @@ def action(row_id: int, action: str):
     if action not in QUEUE_ACTIONS:
         abort(404)
     done, refused = QUEUE_ACTIONS[action]
+    row = queue().get(row_id)
     ok = getattr(queue(), action)(row_id)
     flash(f"Row #{row_id} {done if ok else refused}", "ok" if ok else "error")
+    audit.record(
+        queue(),
+        actor=me().name,
+        role=me().role,
+        origin=request.remote_addr or "",
+        action=f"queue {action}",
+        scope="queue",
+        target=row.target.partition(":")[2] if row is not None else f"row {row_id}",
+        vendor=row.vendor if row is not None else "",
+        form=f"row {row_id}",
+        outcome=("ok: " if ok else "refused: ") + (done if ok else refused),
+    )
     log.info("console: %s row #%d: %s", action, row_id, "ok" if ok else "refused")
     return redirect(url_for("queue.page"))

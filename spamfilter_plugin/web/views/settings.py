@@ -10,6 +10,7 @@ from markupsafe import Markup
 from ...errors import InvalidInput
 from ..settings import SCOPES
 from ..site import log, me, records, settings
+from .history import of_domain
 
 bp = Blueprint("settings", __name__)
 
@@ -30,6 +31,7 @@ def page(scope: str, target: str | None):
         suspended=settings().suspension_notice(me(), scope, name),
         fragments=[Markup(f.html) for f in fragments],
         mailboxes=records().mailboxes_of(name) if scope == "domain" and name else [],
+        history=of_domain(name) if scope == "domain" and name else [],
     )
 
 
