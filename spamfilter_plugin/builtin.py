@@ -10,4 +10,5 @@ BUILTIN_PLUGINS = (
     "spamfilter_plugin.plan_change",
     "spamfilter_plugin.metrics",
     "spamfilter_plugin.audit",
+    "spamfilter_plugin.drift",
 )

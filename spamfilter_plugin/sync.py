@@ -252,6 +252,21 @@ class Reconcile:
         #: how many domains the last vendor planned holds
         self.held = 0
 
+    @classmethod
+    def of(cls, runtime: Runtime, wanted: dict[str, str | None], *, prune_foreign: bool = False):
+        """The reconcile of *wanted* (the panel's domains) as ``sync`` runs it: in fleet mode
+        with the domains other servers' panels hold and the servers whose lists are stale,
+        and with ``[plans]`` each domain's plan, the panel's records read once."""
+        elsewhere, stale = _fleet(runtime, wanted)
+        return cls(
+            runtime,
+            wanted,
+            prune_foreign=prune_foreign,
+            elsewhere=elsewhere,
+            stale=stale,
+            plan_of=_plans(runtime, wanted),
+        )
+
     def vendors(self, only: Iterable[str] | None = None) -> list[str]:
         """The vendors to reconcile: the enabled ones (or *only* these, each of which must be
         enabled)."""
@@ -486,3 +501,33 @@ def outcome_of(
         reason = str(error) if error is not None else note
         return ChangeOutcome(change, "retrying", f"{reason}; the worker retries it")
     return ChangeOutcome(change, "retrying", "left to the worker")
+
+
+def _fleet(rt, wanted) -> tuple[dict[str, str], dict[str, float]]:
+    """In fleet mode: the domains other servers' panels hold (their published lists), and
+    the servers whose lists are older than ``inventory_max_age_hours`` (age in hours)."""
+    fleet = rt.config.fleet
+    if fleet is None:
+        return {}, {}
+    import time
+
+    with queue_of(rt.config) as queue:
+        domains, published = queue.fleet_inventory()
+    me = fleet.server
+    elsewhere = {d: s for d, (s, _) in domains.items() if s != me and d not in wanted}
+    now = time.time()
+    stale = {
+        s: (now - at) / 3600
+        for s, at in published.items()
+        if s != me and now - at > fleet.inventory_max_age_hours * 3600
+    }
+    return elsewhere, stale
+
+
+def _plans(rt, wanted) -> dict[str, str | None] | None:
+    """With a ``[plans]`` table and a panel: each wanted domain's plan, the panel's records
+    read once; None otherwise (every domain protected)."""
+    adapter = rt.panel_adapter
+    if not rt.config.plans or adapter is None:
+        return None
+    return adapter.plans_of(wanted)

@@ -72,29 +72,6 @@ def wanted_domains(args, rt):
         raise CliError(f"--domains-from {args.domains_from}: not UTF-8 text") from None
 
 
-def _fleet(rt, wanted) -> tuple[dict[str, str], dict[str, float]]:
-    """In fleet mode: the domains other servers' panels hold (their published lists), and
-    the servers whose lists are older than ``inventory_max_age_hours`` (age in hours)."""
-    fleet = rt.config.fleet
-    if fleet is None:
-        return {}, {}
-    import time
-
-    from ..queue import queue_of
-
-    with queue_of(rt.config) as queue:
-        domains, published = queue.fleet_inventory()
-    me = fleet.server
-    elsewhere = {d: s for d, (s, _) in domains.items() if s != me and d not in wanted}
-    now = time.time()
-    stale = {
-        s: (now - at) / 3600
-        for s, at in published.items()
-        if s != me and now - at > fleet.inventory_max_age_hours * 3600
-    }
-    return elsewhere, stale
-
-
 class Printer:
     """Each outcome as a line (or a JSON entry) as it is known, a progress bar on a
     terminal, and the summary at the end.  Keeps counts, never the outcomes."""
@@ -162,30 +139,13 @@ class Printer:
                 )
 
 
-def _plans(rt, wanted) -> dict[str, str | None] | None:
-    """With a ``[plans]`` table and a panel: each wanted domain's plan, the panel's records
-    read once; None otherwise (every domain protected)."""
-    adapter = rt.panel_adapter
-    if not rt.config.plans or adapter is None:
-        return None
-    return adapter.plans_of(wanted)
-
-
 def cmd_sync(args) -> int:
     from ..errors import SpamFilterError
     from ..sync import ChangeOutcome, Reconcile, VendorReport
 
     rt = runtime(args)
     wanted = wanted_domains(args, rt)
-    elsewhere, stale = _fleet(rt, wanted)
-    sync = Reconcile(
-        rt,
-        wanted,
-        prune_foreign=args.prune_foreign,
-        elsewhere=elsewhere,
-        stale=stale,
-        plan_of=_plans(rt, wanted),
-    )
+    sync = Reconcile.of(rt, wanted, prune_foreign=args.prune_foreign)
     vendors = sync.vendors(args.vendor)
     printer = Printer(args.json, args.quiet, args.dry_run)
     reports = []

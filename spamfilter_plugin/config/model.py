@@ -87,6 +87,7 @@ MX_DEFAULTS: dict[str, Any] = {
     "dns_port": 53,
     "dns_timeout": 5.0,
     "verify_hours": 48.0,
+    "recheck_hours": 24.0,  # how often the worker looks again at verified MX sets (drift)
     "smtp_port": 25,
     "smtp_timeout": 30.0,
     "helo_name": "",  # empty: this host's fully qualified name
@@ -115,6 +116,10 @@ class GeneralConfig:
     log_format: str = "text"
     #: days the audit log keeps its entries (the worker purges older ones)
     audit_days: float = 365.0
+    #: hours between the worker's drift checks of each vendor against the panel's list
+    drift_hours: float = 24.0
+    #: queue the fixes a drift check finds, as ``sync`` would (else only report them)
+    drift_repair: bool = False
     #: seconds a worker holds a claimed queue row before another worker may take it
     lease_seconds: float = 300.0
     #: first retry delay and its cap (seconds), and attempts before a row is dead

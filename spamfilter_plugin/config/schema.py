@@ -291,6 +291,9 @@ class MxSchema(Schema):
     verify_hours = fields.Float(
         load_default=MX_DEFAULTS["verify_hours"], validate=_positive("verify_hours")
     )
+    recheck_hours = fields.Float(
+        load_default=MX_DEFAULTS["recheck_hours"], validate=_positive("recheck_hours")
+    )
     smtp_port = _mx_port("smtp_port")
     smtp_timeout = fields.Float(
         load_default=MX_DEFAULTS["smtp_timeout"], validate=_positive("smtp_timeout")
@@ -498,6 +501,8 @@ class GeneralSchema(Schema):
         validate=validate.OneOf(["text", "json"], error="must be text or json"),
     )
     audit_days = fields.Float(load_default=_GENERAL.audit_days, validate=_positive("audit_days"))
+    drift_hours = fields.Float(load_default=_GENERAL.drift_hours, validate=_positive("drift_hours"))
+    drift_repair = fields.Boolean(load_default=_GENERAL.drift_repair)
     lease_seconds = fields.Float(
         load_default=_GENERAL.lease_seconds, validate=_positive("lease_seconds")
     )
@@ -626,6 +631,8 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
             log_level=general["log_level"],
             log_format=general["log_format"],
             audit_days=general["audit_days"],
+            drift_hours=general["drift_hours"],
+            drift_repair=general["drift_repair"],
             lease_seconds=general["lease_seconds"],
             retry_base=general["retry_base"],
             retry_cap=general["retry_cap"],

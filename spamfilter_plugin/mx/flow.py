@@ -199,6 +199,30 @@ def _verify(runtime, ctx, name: str, data: dict) -> dict[str, Any]:
     )
 
 
+def recheck(runtime, name: str, vendor: str) -> str | None:
+    """Look again at a verified domain's MX: None while DNS still gives the vendor's set (the
+    time of the check is kept); else why it is wrong now (the domain becomes ``wrong``).  A
+    lookup that gets no answer says nothing (None, nothing changed)."""
+    ctx = runtime.contexts.get(vendor)
+    if ctx is None:
+        return None
+    mx = runtime.config.mx
+    answer = lookup(
+        name, nameservers=mx["nameservers"], port=mx["dns_port"], timeout=mx["dns_timeout"]
+    )
+    if answer.status not in ("found", "none"):
+        return None
+    wanted, now = vendor_mx(ctx.config), time.time()
+    seen = list(answer.records) if answer.status == "found" else []
+    db = store(runtime)
+    if answer.matches(wanted):
+        db.put(name, vendor, state="verified", seen=seen, checked_at=now)
+        return None
+    detail = f"DNS gives {answer.describe()} since it was verified; expected {shown(wanted)}"
+    db.put(name, vendor, state="wrong", seen=seen, checked_at=now, detail=detail)
+    return detail
+
+
 def _restore(runtime, ctx, name: str, data: dict) -> dict[str, Any]:
     return {"message": restore(runtime, ctx.name, name)}
 

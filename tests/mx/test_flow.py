@@ -339,3 +339,31 @@ def test_a_downgrade_restores_the_mx_before_the_domain_leaves_the_vendor(world, 
     assert fake_zones.mx(world.panel.base, "shop.example") == ORIGINAL
     assert state(world, "shop.example").state == "restored"
     assert "shop.example" not in sandbox["spamport"].emulator.domains
+
+
+def test_an_mx_changed_behind_the_plugins_back_is_found_at_the_next_check(world):
+    cfg = world("cpanel")
+    world.panel.domain("shop.example", mx=ORIGINAL)
+    emit(DomainCreated(domain="shop.example", destination="127.0.0.1"), cfg)
+    drain(cfg)
+    assert state(world, "shop.example").state == "verified"
+    # still as verified: nothing found
+    done = cli(world, "drift", "--json")
+    found = [f for f in json.loads(done.stdout)["findings"] if f["kind"] == "mx_wrong"]
+    assert found == [] and state(world, "shop.example").state == "verified"
+    # the customer puts their own MX back in the zone
+    zone = fake_zones.load(world.panel.base, "shop.example")
+    zone["records"] = [r for r in zone["records"] if r["type"] != "MX"] + [
+        {"name": "shop.example.", "type": "MX", "values": ["5", "mx.elsewhere.example."]}
+    ]
+    fake_zones.save(world.panel.base, "shop.example", zone)
+    done = cli(world, "drift", "--json")
+    assert done.returncode == 1, done.stderr
+    (found,) = [f for f in json.loads(done.stdout)["findings"] if f["kind"] == "mx_wrong"]
+    assert found["domain"] == "shop.example" and "5 mx.elsewhere.example" in found["reason"]
+    known = state(world, "shop.example")
+    assert known.state == "wrong" and "since it was verified" in known.detail
+    # the metrics count it
+    metrics = cli(world, "metrics").stdout
+    assert 'spamfilter_drift_findings{kind="mx_wrong",vendor="spamport"} 1.0' in metrics
+    assert 'spamfilter_mx_domains{state="wrong"} 1.0' in metrics

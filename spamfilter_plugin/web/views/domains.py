@@ -56,6 +56,7 @@ def dashboard():
     demo = console().demo
     return render_template(
         "dashboard.html",
+        drift=drift_summary() if viewer.is_admin else None,
         rows=shown,
         total=len(rows),
         page=page,
@@ -107,6 +108,19 @@ def selection():
     session["selected"] = sorted(chosen)
     page = _int(request.form.get("goto") or request.form.get("page"), 1)
     return redirect(url_for("domains.dashboard", page=page, **back))  # type: ignore[arg-type]
+
+
+def drift_summary() -> str | None:
+    """The last drift check's findings in a line (``2 missing, 1 mx_wrong``), or None."""
+    from collections import Counter
+
+    from ...drift import last
+
+    found = last(console().runtime.config).get("findings") or []
+    if not found:
+        return None
+    counts = Counter(f["kind"] for f in found)
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
 def bulk(action: str, domains: list[str]) -> str:

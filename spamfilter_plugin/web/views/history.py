@@ -9,12 +9,21 @@ from typing import Any
 from flask import Blueprint, render_template, request
 
 from ... import audit
-from ..site import admin_only, queue
+from ..site import admin_only, console, queue
 
 bp = Blueprint("history", __name__)
 
 #: the longest list a page shows
 LIMIT = 200
+
+
+@bp.get("/drift")
+def drift():
+    admin_only()
+    from ...drift import last
+
+    doc = last(console().runtime.config)
+    return render_template("drift.html", doc=doc)
 
 
 @bp.get("/history")
