@@ -11,4 +11,5 @@ BUILTIN_PLUGINS = (
     "spamfilter_plugin.metrics",
     "spamfilter_plugin.audit",
     "spamfilter_plugin.drift",
+    "spamfilter_plugin.alerts",
 )

@@ -32,6 +32,7 @@ REQUESTS = "spamfilter_vendor_requests_total"
 LEASE_EXPIRED = "spamfilter_lease_expired_total"
 WORKER_SEEN = "spamfilter_worker_last_seen_timestamp_seconds"
 DRIFT = "spamfilter_drift_findings"
+ALERTS = "spamfilter_alerts_total"
 
 #: the upper bounds of the delivery duration histogram (seconds)
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -46,6 +47,7 @@ HELP = {
     LEASE_EXPIRED: "Deliveries whose lease ran out before their outcome was written.",
     WORKER_SEEN: "When a worker last wrote its outcomes or said it was alive (Unix time).",
     DRIFT: "What the last drift check found, per vendor and kind.",
+    ALERTS: "Alert messages by kind and whether they went out (sent, failed).",
     "spamfilter_queue_rows": "Queue rows per vendor and state.",
     "spamfilter_oldest_pending_age_seconds": "Age of the oldest pending row per vendor.",
     "spamfilter_vendor_suspended": "1 while calls to a vendor are suspended (credentials refused).",
@@ -107,7 +109,7 @@ class _Collector:
         by_name: dict[str, list[tuple[dict[str, str], float]]] = {}
         for name, raw, value in self.stored:
             by_name.setdefault(name, []).append((json.loads(raw), value))
-        for name in (DELIVERIES, REQUESTS, LEASE_EXPIRED):
+        for name in (DELIVERIES, REQUESTS, LEASE_EXPIRED, ALERTS):
             base = name.removesuffix("_total")  # the family's name; _total is added to samples
             family = CounterMetricFamily(base, HELP[name], labels=_keys(name))
             for values, value in by_name.get(name, []):
@@ -127,6 +129,7 @@ def _keys(name: str) -> list[str]:
         DELIVERIES: ["vendor", "hook", "outcome"],
         REQUESTS: ["vendor", "status_class"],
         LEASE_EXPIRED: ["vendor"],
+        ALERTS: ["kind", "outcome"],
         WORKER_SEEN: [],
         DRIFT: ["vendor", "kind"],
     }[name]

@@ -413,3 +413,20 @@ class Worker:
             stats.add(delivery)
         if self.on_delivery is not None:
             self.on_delivery(delivery)
+
+
+#: how often a running worker does the built-in features' periodic work (seconds)
+CHORES_EVERY = 60.0
+
+
+def chores_every(runtime: Runtime, stop: threading.Event, every: float = CHORES_EVERY) -> None:
+    """The built-in features' periodic work (audit purge, drift watch, alerts), now and then
+    about every minute until *stop*: run on a thread of its own by the worker daemon and the
+    console, so a slow chore (a notification service that hangs) never holds up a delivery."""
+    while not stop.is_set():
+        try:
+            with queue_of(runtime.config) as queue:
+                runtime.chores(queue, time.time())
+        except QueueError as exc:  # the store is down for now: the next round tries again
+            log.error("periodic work skipped: %s", exc)
+        stop.wait(every)

@@ -72,7 +72,7 @@ def systemd_unit(exe: str, config: str, state_dir: str) -> str:
 
 
 def cmd_worker(args) -> int:
-    from ..worker import Worker
+    from ..worker import Worker, chores_every
 
     rt = runtime(args)
     if args.systemd_unit:
@@ -114,30 +114,9 @@ def cmd_worker(args) -> int:
     stop = stop_event()
     if rt.config.fleet is not None:
         threading.Thread(target=publish_every, args=(rt, stop), daemon=True).start()
-    threading.Thread(target=chores_every, args=(rt, stop), daemon=True).start()
+    threading.Thread(target=chores_every, args=(rt, stop), name="chores", daemon=True).start()
     worker.run_forever(stop, poll=args.poll)
     return EXIT_OK
-
-
-#: how often a running worker does the built-in features' periodic work (seconds)
-CHORES_EVERY = 60.0
-
-
-def chores_every(rt, stop: threading.Event) -> None:
-    """The built-in features' periodic work (audit purge, drift watch, alerts), now and
-    about every minute, on this thread: a slow chore never holds up a delivery."""
-    import time
-
-    from ..errors import QueueError
-    from ..queue import queue_of
-
-    while not stop.is_set():
-        try:
-            with queue_of(rt.config) as queue:
-                rt.chores(queue, time.time())
-        except QueueError as exc:  # the store is down for now: the next round tries again
-            note(f"spamfilter: periodic work skipped: {exc}")
-        stop.wait(CHORES_EVERY)
 
 
 #: how often a running worker publishes its panel's domains to the fleet (seconds)

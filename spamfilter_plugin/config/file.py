@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/etc/spamfilter-plugin/config.toml"
 ENV_VAR = "SPAMFILTER_CONFIG"
 DEFAULT_STATE_DIR = "/var/lib/spamfilter-plugin"
-TABLES = ("console", "fleet", "general", "mx", "panel", "plans", "vendors")
+TABLES = ("alerts", "console", "fleet", "general", "mx", "panel", "plans", "vendors")
 
 
 def locate(cli_value: str | os.PathLike | None = None) -> str:
@@ -86,8 +86,8 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], bool, str]:
     for key, value in data.items():
         if key not in TABLES:
             problems.append(
-                f"[{key}]: unknown table; the file has [general], [console], [fleet], [mx], "
-                "[panel], [plans] and [vendors.<name>] tables only"
+                f"[{key}]: unknown table; the file has [general], [alerts], [console], "
+                "[fleet], [mx], [panel], [plans] and [vendors.<name>] tables only"
             )
         elif not isinstance(value, dict):
             problems.append(f"{key}: must be a table, written [{key}]")

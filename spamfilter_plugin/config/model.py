@@ -94,6 +94,18 @@ MX_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: what alerts are sent for (``[alerts] on``; see :mod:`~spamfilter_plugin.alerts`)
+ALERT_KINDS = ("dead", "suspended", "mx_wrong", "drift", "worker_stalled")
+
+#: defaults of the ``[alerts]`` table: where alerts go (apprise URLs, secrets) and how often
+ALERTS_DEFAULTS: dict[str, Any] = {
+    "urls": [],  # none: no alert is sent
+    "on": list(ALERT_KINDS),
+    "every_minutes": 15.0,  # at most one message per kind in this time, grouped
+    "stall_minutes": 10.0,  # a worker not seen this long is stalled
+}
+
+
 #: defaults of the ``[console]`` table: who may log in to the web console, and from where
 #: the panel may frame its pages
 CONSOLE_DEFAULTS: dict[str, Any] = {
@@ -195,6 +207,8 @@ class Config:
     fleet: FleetConfig | None = None
     #: the ``[plans]`` table (:mod:`~spamfilter_plugin.plans`), or None (every plan protected)
     plans: dict[str, Any] | None = None
+    #: the ``[alerts]`` table with its defaults (:data:`ALERTS_DEFAULTS`)
+    alerts: dict[str, Any] = field(default_factory=lambda: dict(ALERTS_DEFAULTS))
 
 
 def read_file(path: Path) -> RawConfig:

@@ -29,6 +29,8 @@ from ..redaction import Secret
 from ..urls import plain_http_problem
 from .file import secret_files
 from .model import (
+    ALERT_KINDS,
+    ALERTS_DEFAULTS,
     CONCURRENCY_DEFAULT,
     CONCURRENCY_MAX,
     CONSOLE_DEFAULTS,
@@ -478,6 +480,41 @@ def mx_managers(vendors: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(n for n, t in vendors.items() if t.get("manage_mx"))
 
 
+class AlertsSchema(Schema):
+    """The ``[alerts]`` table (defaults in :data:`~.config.ALERTS_DEFAULTS`)."""
+
+    class Meta:
+        unknown = RAISE
+
+    urls = fields.List(SecretField(), load_default=list)
+    on = fields.List(
+        fields.String(
+            validate=validate.OneOf(ALERT_KINDS, error="must be one of: {choices} (got {input})")
+        ),
+        load_default=lambda: list(ALERT_KINDS),
+    )
+    every_minutes = fields.Float(
+        load_default=ALERTS_DEFAULTS["every_minutes"], validate=_positive("every_minutes")
+    )
+    stall_minutes = fields.Float(
+        load_default=ALERTS_DEFAULTS["stall_minutes"], validate=_positive("stall_minutes")
+    )
+
+    @validates("urls")
+    def _known(self, value, **kwargs) -> None:
+        """Each URL one apprise can send to (the URL itself is a secret: never shown)."""
+        if not value:
+            return
+        import apprise
+
+        for number, url in enumerate(value, 1):
+            if not apprise.Apprise().add(url.reveal()):
+                raise ValidationError(
+                    f"entry {number} is not a notification URL apprise knows (mailto://, "
+                    "slack://, msteams://, json://, ...; see apprise's list of services)"
+                )
+
+
 _GENERAL = GeneralConfig()  # the defaults
 
 
@@ -606,6 +643,11 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
     if "fleet" in raw.data:
         literal += [f"[fleet] {k}" for k in literal_secret_keys(FleetSchema(), raw.data["fleet"])]
     plans = plans_config(raw, problems)
+    alerts = _optional_table(raw, "alerts", AlertsSchema(), ALERTS_DEFAULTS, problems)
+    table = raw.data.get("alerts")
+    urls = table.get("urls") if isinstance(table, dict) else None
+    if isinstance(urls, list) and any(isinstance(u, str) for u in urls):
+        literal.append("[alerts] urls")
     panel = None
     if "panel" in raw.data:
         try:
@@ -644,4 +686,5 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         console=console,
         fleet=fleet,
         plans=plans,
+        alerts=alerts,
     )

@@ -264,7 +264,9 @@ class Demo:
             runtime = load_runtime(config_path, plugins=[("demo-dns", self.dns)])
             console, _ = console_for(runtime, host=self.host, demo=self.panel)
             self.panel.seed()
-            self.server = ConsoleServer(console, self.host, self.port, poll=self.poll).start()
+            self.server = ConsoleServer(
+                console, self.host, self.port, poll=self.poll, chores=False
+            ).start()  # the demo's state stays what its visitor does: no drift, no purge
         except BaseException:
             self.stop()
             raise

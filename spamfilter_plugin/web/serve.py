@@ -15,7 +15,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from ..errors import ConfigError
-from ..worker import Worker
+from ..worker import Worker, chores_every
 from .access import console_key
 from .app import create_app
 from .console import Console, hash_password
@@ -71,7 +71,9 @@ class Served:
 class ConsoleServer:
     """The app under waitress, in a thread; the worker in another unless *worker* is off."""
 
-    def __init__(self, console, host: str, port: int, *, worker: bool = True, poll=1.0) -> None:
+    def __init__(
+        self, console, host: str, port: int, *, worker: bool = True, poll=1.0, chores=True
+    ) -> None:
 
         self.console = console
         # waitress's server, whose internals stop() uses (its trigger, task dispatcher, map)
@@ -84,6 +86,15 @@ class ConsoleServer:
         if worker:
             self.threads.append(
                 threading.Thread(target=self._work, args=(poll,), name="worker", daemon=True)
+            )
+        if chores:  # the features' periodic work (alerts too), with or without the worker
+            self.threads.append(
+                threading.Thread(
+                    target=chores_every,
+                    args=(console.runtime, self.stopping),
+                    name="chores",
+                    daemon=True,
+                )
             )
 
     @property
