@@ -600,6 +600,28 @@ def literal_secret_keys(schema: Schema, table: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def _across_vendors(vendors: Mapping[str, Mapping[str, Any]], lease: float) -> list[str]:
+    """What is wrong between the vendors' tables and the rest: a deadline not shorter than
+    the lease, more than one vendor managing MX."""
+    problems = []
+    for name, table in vendors.items():
+        if table.get("deadline", 0) >= lease:
+            problems.append(
+                f"[vendors.{name}] deadline: {table['deadline']:g}s is not shorter than "
+                f"[general] lease_seconds ({lease:g}s); a slow call could be delivered twice. "
+                "Lower the deadline or raise lease_seconds"
+            )
+    managers = mx_managers(vendors)
+    if len(managers) > 1:
+        named = " and ".join(f"[vendors.{n}]" for n in managers)
+        problems.append(
+            f"{named} both manage MX records (manage_mx, on when mx is given): a domain's "
+            "mail can go to only one filter first, so at most one vendor may manage MX; set "
+            "manage_mx = false in all but one"
+        )
+    return problems
+
+
 def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Config:
     """Validate *raw* against the general schema and each enabled vendor's schema.
 
@@ -621,22 +643,7 @@ def validate_config(raw: RawConfig, schemas: Mapping[str, type[Schema]]) -> Conf
         except ValidationError as exc:
             problems += _describe(f"[vendors.{name}]", exc.messages, schema)  # type: ignore[arg-type]
         literal += [f"[vendors.{name}] {k}" for k in literal_secret_keys(schema, table)]
-    for name, table in vendors.items():
-        lease = general.get("lease_seconds", _GENERAL.lease_seconds)
-        if table.get("deadline", 0) >= lease:
-            problems.append(
-                f"[vendors.{name}] deadline: {table['deadline']:g}s is not shorter than "
-                f"[general] lease_seconds ({lease:g}s); a slow call could be delivered twice. "
-                "Lower the deadline or raise lease_seconds"
-            )
-    managers = mx_managers(vendors)
-    if len(managers) > 1:
-        named = " and ".join(f"[vendors.{n}]" for n in managers)
-        problems.append(
-            f"{named} both manage MX records (manage_mx, on when mx is given): a domain's "
-            "mail can go to only one filter first, so at most one vendor may manage MX; set "
-            "manage_mx = false in all but one"
-        )
+    problems += _across_vendors(vendors, general.get("lease_seconds", _GENERAL.lease_seconds))
     mx = _optional_table(raw, "mx", MxSchema(), MX_DEFAULTS, problems)
     console = _optional_table(raw, "console", ConsoleSchema(), CONSOLE_DEFAULTS, problems)
     fleet = fleet_config(raw, problems)
