@@ -272,12 +272,18 @@ class Queue(ABC):
         """Per vendor and state: ``(vendor, state, rows, oldest)``, *oldest* the wall-clock
         time the oldest of those rows was queued."""
 
-    @abstractmethod
+    #: the driver's placeholder in the SQL this class writes for its stores
+    MARK = "?"
+
     def audit_add(self, entry: Mapping[str, Any]) -> None:
         """Append one audit entry (:data:`AUDIT_FIELDS`, ``changes`` as JSON text); entries
         are never changed, only purged when old (:meth:`audit_purge`)."""
+        marks = ", ".join([self.MARK] * len(AUDIT_FIELDS))
+        self._audit_write(
+            f"INSERT INTO audit ({', '.join(AUDIT_FIELDS)}) VALUES ({marks})",
+            [entry[k] for k in AUDIT_FIELDS],
+        )
 
-    @abstractmethod
     def audit_entries(
         self,
         *,
@@ -288,10 +294,24 @@ class Queue(ABC):
     ) -> list[dict[str, Any]]:
         """Audit entries, newest first: since a wall-clock time, of one target (a domain
         also matches its mailboxes), of one actor."""
+        where, args = audit_filter(since, target, actor, self.MARK)
+        return self._audit_read(
+            f"SELECT id, {', '.join(AUDIT_FIELDS)} FROM audit{where} "
+            f"ORDER BY at DESC, id DESC LIMIT {self.MARK}",
+            [*args, limit],
+        )
 
-    @abstractmethod
     def audit_purge(self, before: float) -> int:
         """Delete the audit entries made before *before* (wall clock); how many."""
+        return self._audit_write(f"DELETE FROM audit WHERE at < {self.MARK}", [before])
+
+    @abstractmethod
+    def _audit_write(self, sql: str, args: list[Any]) -> int:
+        """Run one statement on the audit table in a transaction; the rows it touched."""
+
+    @abstractmethod
+    def _audit_read(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+        """The rows of one query on the audit table."""
 
     @abstractmethod
     def suspensions(self) -> dict[str, tuple[float, str | None]]:

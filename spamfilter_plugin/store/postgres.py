@@ -57,7 +57,7 @@ from ..keyfile import create_key, read_key
 from ..ratelimit import paced
 from ..redaction import Secret
 from . import STATES, STEP_HOOK, SUPERSEDES
-from .base import AUDIT_FIELDS, Item, Queue, Row, audit_filter, row_of
+from .base import Item, Queue, Row, row_of
 from .mx import COLUMNS as MX_COLUMNS
 from .mx import FILE as MX_FILE
 from .mx import MxState, MxStore, mx_changes, mx_state
@@ -1330,36 +1330,16 @@ class PostgresQueue(Queue):
         found = self.db.execute("SELECT domain FROM provisioned WHERE vendor=%s", (vendor,))
         return {r["domain"] for r in found}
 
-    @_translated
-    def audit_add(self, entry: Mapping[str, Any]) -> None:
-        with self._tx() as db:
-            db.execute(
-                f"INSERT INTO audit ({', '.join(AUDIT_FIELDS)}) VALUES "
-                f"({', '.join(['%s'] * len(AUDIT_FIELDS))})",
-                [entry[k] for k in AUDIT_FIELDS],
-            )
+    MARK = "%s"
 
     @_translated
-    def audit_entries(
-        self,
-        *,
-        since: float | None = None,
-        target: str | None = None,
-        actor: str | None = None,
-        limit: int = 200,
-    ) -> list[dict[str, Any]]:
-        where, args = audit_filter(since, target, actor, "%s")
-        found = self.db.execute(
-            f"SELECT id, {', '.join(AUDIT_FIELDS)} FROM audit{where} ORDER BY at DESC, id DESC "
-            "LIMIT %s",
-            [*args, limit],
-        )
-        return [dict(r) for r in found]
+    def _audit_write(self, sql: str, args: list[Any]) -> int:
+        with self._tx() as db:
+            return db.execute(sql, args).rowcount
 
     @_translated
-    def audit_purge(self, before: float) -> int:
-        with self._tx() as db:
-            return db.execute("DELETE FROM audit WHERE at < %s", (before,)).rowcount
+    def _audit_read(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute(sql, args)]
 
     @_translated
     def add_metrics(

@@ -45,7 +45,7 @@ from ..errors import SpamFilterError
 from ..events import Event, event_from_dict
 from ..redaction import Secret
 from . import STATES, STEP_HOOK, outbox
-from .base import AUDIT_FIELDS, Item, Queue, Row, audit_filter, row_of
+from .base import Item, Queue, Row, row_of
 from .outbox import DB_NAME, SecretBox, Transaction, queue_error
 
 
@@ -382,35 +382,13 @@ class SqliteQueue(Queue):
         return {r["domain"] for r in found}
 
     @_translated
-    def audit_add(self, entry: Mapping[str, Any]) -> None:
+    def _audit_write(self, sql: str, args: list[Any]) -> int:
         with self._tx() as db:
-            db.execute(
-                f"INSERT INTO audit ({', '.join(AUDIT_FIELDS)}) VALUES "
-                f"({', '.join(['?'] * len(AUDIT_FIELDS))})",
-                [entry[k] for k in AUDIT_FIELDS],
-            )
+            return db.execute(sql, args).rowcount
 
     @_translated
-    def audit_entries(
-        self,
-        *,
-        since: float | None = None,
-        target: str | None = None,
-        actor: str | None = None,
-        limit: int = 200,
-    ) -> list[dict[str, Any]]:
-        where, args = audit_filter(since, target, actor, "?")
-        found = self.db.execute(
-            f"SELECT id, {', '.join(AUDIT_FIELDS)} FROM audit{where} ORDER BY at DESC, id DESC "
-            "LIMIT ?",
-            [*args, limit],
-        )
-        return [dict(r) for r in found]
-
-    @_translated
-    def audit_purge(self, before: float) -> int:
-        with self._tx() as db:
-            return db.execute("DELETE FROM audit WHERE at < ?", (before,)).rowcount
+    def _audit_read(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute(sql, args)]
 
     @_translated
     def add_metrics(
