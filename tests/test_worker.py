@@ -165,7 +165,8 @@ def test_concurrent_workers_never_deliver_a_row_twice(cfg, sandbox):
     for i in range(120):
         emit(DomainCreated(domain=f"d{i}.example"), cfg)
     # answers take a moment, so the first worker up is still busy when the others start
-    sandbox["spamport"].emulator.faults.configure(latency=0.05)
+    # (some seconds of work: a loaded machine may take a second to start a process)
+    sandbox["spamport"].emulator.faults.configure(latency=0.2)
     delivered = [json.loads(out) for out in run_parallel(DRAIN, [[cfg]] * 3)]
     ids = [i for chunk in delivered for i in chunk]
     assert len(ids) == len(set(ids)) == 120
