@@ -174,3 +174,33 @@ def test_mx_found_wrong_and_drift_found_are_a_message_each(tmp_path, sandbox, re
         "moved.example: DNS gives 5 mx.elsewhere.example" in said["spamfilter: 1 MX records wrong"]
     )
     assert "spamport: missing: lost.example" in said["spamfilter: 1 drift found"]
+
+
+def test_a_hanging_receiver_holds_up_no_delivery(tmp_path, sandbox, receiver):
+    """The console and the worker daemon send alerts from their chores thread: while a send
+    hangs there, the worker goes on delivering."""
+    from spamfilter_plugin.worker import chores_every
+
+    cfg = configured(tmp_path, sandbox, receiver)
+    rt = load_runtime(cfg)
+    with queue_of(rt.config) as queue:
+        queue.add_metrics({}, {(WORKER_SEEN, labels()): time.time() - 3600})  # stalled
+    receiver.hang = 8.0
+    stop = threading.Event()
+    chores = threading.Thread(target=chores_every, args=(rt, stop), daemon=True)
+    chores.start()
+    try:
+        for _ in range(200):  # until the alert reached the receiver, which now hangs
+            if receiver.bodies:
+                break
+            time.sleep(0.05)
+        assert receiver.bodies and chores.is_alive()
+        for i in range(5):
+            emit(DomainCreated(domain=f"meanwhile{i}.example"), cfg)
+        stats = Worker(load_runtime(cfg)).drain()
+        assert stats.done == 5
+        with queue_of(rt.config) as queue:  # the send has not ended yet: nothing counted
+            assert not [m for m in queue.metrics() if m[0] == "spamfilter_alerts_total"]
+    finally:
+        stop.set()
+        chores.join(timeout=20)
