@@ -230,6 +230,15 @@ def test_a_decimal_spam_threshold_is_saved_from_the_browser(demo, page):
     form.get_by_role("button", name="Save").click()
     page.wait_for_load_state()
     assert em.domains["bob.example"]["filter"]["spam_threshold"] == 6.5
+    # the change is in the domain's history on its page, and on the History page, old -> new
+    history = page.locator("#sfc-domain-history").inner_text()
+    assert "admin (admin)" in history and "spam_threshold" in history and "→ 6.5" in history
+    page.get_by_role("link", name="History").click()
+    page.fill("#h-target", "bob.example")
+    page.get_by_role("button", name="Show").click()
+    row = page.locator("table.sfc-history tbody tr").first.inner_text()
+    assert "settings" in row and "spambarrier" in row and "spam_threshold" in row
+    assert "ok: Filter settings saved." in row
 
 
 def test_spamwall_levels_out_of_order_are_refused_naming_both(demo, page):
