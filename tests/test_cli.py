@@ -307,3 +307,32 @@ def test_password_stdin_that_is_not_utf8_is_a_clear_error(cli_env, toy_config):
     )
     err = proc.stderr.decode()
     assert proc.returncode == 2 and "not UTF-8" in err and "Traceback" not in err
+
+
+def test_every_option_of_every_command_says_what_it_is_and_its_default():
+    """``--help`` describes every option and argument; an option with a default says it."""
+    import argparse
+
+    from spamfilter_plugin.cli import build_parser
+
+    def actions(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from actions(sub, [*path, name])
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                yield " ".join(path), action
+
+    silent, undated = [], []
+    for where, action in actions(build_parser(), ["spamfilter"]):
+        name = "/".join(action.option_strings) or action.dest
+        if not action.help or action.help == argparse.SUPPRESS:
+            silent.append(f"{where} {name}")
+        elif (
+            action.option_strings
+            and not isinstance(action, argparse._CountAction)
+            and action.default not in (None, False, argparse.SUPPRESS)
+            and "default" not in action.help
+        ):
+            undated.append(f"{where} {name}")
+    assert silent == [] and undated == []

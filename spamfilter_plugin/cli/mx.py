@@ -33,7 +33,7 @@ def register(sub) -> None:
         description="Queue the MX switch of DOMAIN from its first step (the destination "
         "check); the worker carries it out. Use after fixing a refused destination.",
     )
-    sw.add_argument("domain")
+    sw.add_argument("domain", help="the domain whose MX to switch (Unicode or punycode)")
     sw.add_argument("--destination", help="the host to check (default: [general] mail_host)")
     sw.set_defaults(action=_switch)
     rs = msub.add_parser(
@@ -44,7 +44,7 @@ def register(sub) -> None:
         "added; with nothing recorded the fallback is [general] mail_host. A zone is never "
         "left without MX. Exit 1 when a domain could not be restored.",
     )
-    rs.add_argument("domain", nargs="?")
+    rs.add_argument("domain", nargs="?", help="the domain whose MX to put back (or --all)")
     rs.add_argument("--all", action="store_true", help="every domain whose MX was switched")
     rs.add_argument("--dry-run", action="store_true", help="say what would change; change none")
     rs.set_defaults(action=_restore)

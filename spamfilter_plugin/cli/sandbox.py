@@ -50,7 +50,8 @@ def register(sub) -> None:
         action="append",
         default=[],
         metavar="KIND=RATE",
-        help="give this share (0..1) of requests a fault, e.g. --fault error=0.1 (repeatable)",
+        help="give this share (0..1) of requests a fault, e.g. --fault error=0.1 (repeatable; "
+        "default none)",
     )
     s.add_argument(
         "--hang-seconds",

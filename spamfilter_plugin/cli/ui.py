@@ -49,7 +49,7 @@ def _add_render(usub) -> None:
         "--form-url",
         help="post every form to this URL (the panel page), naming the form in sfp_form",
     )
-    r.add_argument("--query", default="", help="the page's query string (a=1&b=2)")
+    r.add_argument("--query", default="", help="the page's query string (a=1&b=2; default none)")
     r.add_argument("--json", action="store_true", help="print [{vendor, name, title, html}]")
     r.set_defaults(func=_render)
 
@@ -81,7 +81,7 @@ def _add_page(usub) -> None:
         "--level",
         choices=("admin", "reseller", "user"),
         default="user",
-        help="the panel level the page belongs to (admin pages refuse other users)",
+        help="the panel level the page belongs to (admin pages refuse other users; default user)",
     )
     p.add_argument(
         "--method",
