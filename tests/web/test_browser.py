@@ -127,6 +127,11 @@ def test_dashboard_paging_keeps_the_bulk_selection(demo, page):
     assert page.locator("#sfc-selected-count").inner_text() == "2"
     # a bulk action applies to the whole selection, across pages
     page.get_by_role("button", name="Unprotect").click()
+    # a removal at the vendors asks first, saying what it does, without JavaScript
+    assert page.locator("h1").inner_text() == "Remove protection from 2 domains?"
+    assert "is removed at" in page.inner_text("body") and "spamport" in page.inner_text("body")
+    assert first_domain in page.locator(".sfc-confirm-items").inner_text()
+    page.get_by_role("button", name="Remove protection").click()
     assert "Removing protection from 2 domains" in page.locator(".sfc-flash").inner_text()
 
     def removed():

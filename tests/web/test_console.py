@@ -134,6 +134,11 @@ def test_queue_page_retries_and_drops(demo):
     page = s.get(demo.url + "queue").text
     assert f'data-row="{dead.id}"' in page and "test: refused" in page
     r = s.post(demo.url + f"queue/{dead.id}/drop", data={"csrf_token": csrf_of(page)})
+    # a drop asks first, and says what it means
+    assert f"Drop row #{dead.id}?" in r.text and "is never delivered" in r.text
+    assert q.get(dead.id) is not None
+    r = s.post(demo.url + f"queue/{dead.id}/drop",
+               data={"csrf_token": csrf_of(r.text), "confirm": "yes"})  # fmt: skip
     assert "was dropped" in r.text and q.get(dead.id) is None
     q.db.execute("UPDATE events SET state='dead' WHERE id=?", (other.id,))
     r = s.post(demo.url + f"queue/{other.id}/retry", data={"csrf_token": csrf_of(page)})

@@ -91,6 +91,9 @@ def selection():
         if not viewer.is_admin:
             raise Refused("bulk actions are for the admin")
         targets = sorted(chosen & allowed)
+        if action == "unprotect" and targets and request.form.get("confirm") != "yes":
+            session["selected"] = targets  # what the confirmation acts on
+            return render_template("confirm.html", **unprotect_plan(targets, back))
         done = bulk(action, targets)
         for target in targets:  # one entry a domain: each domain's history shows it
             audit.record(
@@ -108,6 +111,31 @@ def selection():
     session["selected"] = sorted(chosen)
     page = _int(request.form.get("goto") or request.form.get("page"), 1)
     return redirect(url_for("domains.dashboard", page=page, **back))  # type: ignore[arg-type]
+
+
+def unprotect_plan(domains: list[str], back: dict[str, str]) -> dict:
+    """What removing protection from *domains* will do, for the confirmation page."""
+    from ...mx.flow import SWITCHED
+
+    runtime = console().runtime
+    vendors = runtime.handlers("domain_deleted")
+    switched = [s.domain for s in mx_store(runtime.config).all()
+                if s.domain in set(domains) and s.state in SWITCHED]  # fmt: skip
+    effects = [f"Each domain is removed at {', '.join(vendors) or 'no vendor'}."]
+    if switched:
+        effects.append(
+            f"The MX records of {len(switched)} of them are first put back as recorded before "
+            "the switch, so their mail stops going through the filter."
+        )
+    return {
+        "title": f"Remove protection from {len(domains)} domain{'s' * (len(domains) != 1)}?",
+        "effects": effects,
+        "items": domains,
+        "action": url_for("domains.selection"),
+        "fields": {"action": "unprotect", "confirm": "yes", **back},
+        "button": "Remove protection",
+        "cancel": url_for("domains.dashboard", **back),  # type: ignore[arg-type]
+    }
 
 
 def drift_summary() -> str | None:

@@ -41,6 +41,21 @@ def action(row_id: int, action: str):
         abort(404)
     done, refused = QUEUE_ACTIONS[action]
     row = queue().get(row_id)
+    if action == "drop" and row is not None and request.form.get("confirm") != "yes":
+        target = row.target.partition(":")[2]
+        return render_template(
+            "confirm.html",
+            title=f"Drop row #{row_id}?",
+            effects=[
+                f"The {row.hook.replace('_', ' ')} of {target} is never delivered to "
+                f"{row.vendor}; nothing is changed there. Queue the event again to deliver it."
+            ],
+            items=[],
+            action=url_for("queue.action", row_id=row_id, action="drop"),
+            fields={"confirm": "yes"},
+            button="Drop",
+            cancel=url_for("queue.page"),
+        )
     ok = getattr(queue(), action)(row_id)
     flash(f"Row #{row_id} {done if ok else refused}", "ok" if ok else "error")
     audit.record(
