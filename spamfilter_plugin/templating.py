@@ -131,6 +131,36 @@ def format_time(stamp: float | int | str) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def relative_time(stamp: float | int | str, now: float) -> str:
+    """How far *stamp* is from *now* in words: ``3 min ago``, ``in 2 h``, ``just now``."""
+    try:
+        delta = float(stamp) - now
+    except (TypeError, ValueError):
+        return ""
+    seconds = abs(delta)
+    if seconds < 45:
+        return "just now" if delta <= 0 else "in a moment"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size or unit == "min":
+            amount = f"{round(seconds / size):d} {unit}"
+            return f"in {amount}" if delta > 0 else f"{amount} ago"
+    return ""  # not reached
+
+
+def format_when(stamp: float | int | str, now: float | None = None) -> Markup | str:
+    """The console's times: ``2026-11-21 14:05 UTC (3 min ago)`` in a ``<time>`` element."""
+    import time as _time
+
+    try:
+        when = datetime.fromtimestamp(float(stamp), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(stamp)
+    near = relative_time(stamp, _time.time() if now is None else now)
+    return Markup('<time datetime="{}">{} <small class="sfc-ago">({})</small></time>').format(
+        when.strftime("%Y-%m-%dT%H:%M:%SZ"), format_time(stamp), near
+    )
+
+
 _extra_loaders: list = []
 
 

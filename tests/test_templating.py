@@ -93,3 +93,16 @@ def test_number_bounds_follow_the_schema():
     assert number_bounds(Form, "score") == {"min": 0, "max": 100, "step": "any"}
     assert number_bounds(Form(), "port") == {"min": 1, "max": 65535, "step": 1}
     assert number_bounds(Form, "text") == {"min": -9, "max": 9, "step": 0.01}
+
+
+def test_console_times_say_their_zone_and_how_long_ago():
+    from spamfilter_plugin.templating import format_when, relative_time
+
+    now = 1_800_000_000.0
+    assert relative_time(now - 10, now) == "just now"
+    assert relative_time(now - 180, now) == "3 min ago"
+    assert relative_time(now + 2 * 3600, now) == "in 2 h"
+    assert relative_time(now - 3 * 86400, now) == "3 d ago"
+    shown = str(format_when(now - 180, now))
+    assert shown.startswith('<time datetime="2027-01-15T07:57:00Z">2027-01-15 07:57 UTC')
+    assert "(3 min ago)" in shown

@@ -14,7 +14,7 @@ from flask import Flask, flash, g, get_flashed_messages, redirect, request, sess
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from jinja2 import StrictUndefined
 
-from ..templating import format_time
+from ..templating import format_time, format_when
 from . import status
 from .access import LinkRedeemer, Refused
 from .console import Console, hash_password
@@ -50,6 +50,7 @@ def create_app(the_console: Console) -> Flask:
     )
     app.jinja_env.filters["shown"] = status.shown_name
     app.jinja_env.filters["sfp_time"] = format_time
+    app.jinja_env.filters["sfp_when"] = format_when
     app.jinja_env.globals["csrf_token"] = generate_csrf
     app.jinja_env.globals["messages"] = lambda: get_flashed_messages(with_categories=True)
     app.teardown_appcontext(close_queue)

@@ -133,6 +133,8 @@ def test_queue_page_retries_and_drops(demo):
     s = admin_session(demo)
     page = s.get(demo.url + "queue").text
     assert f'data-row="{dead.id}"' in page and "test: refused" in page
+    assert "Failed for good (" in page and "failed for good: " in page  # an admin's words
+    assert re.search(r'<time datetime="[^"]+Z">[^<]+ UTC <small class="sfc-ago">\(', page)
     r = s.post(demo.url + f"queue/{dead.id}/drop", data={"csrf_token": csrf_of(page)})
     # a drop asks first, and says what it means
     assert f"Drop row #{dead.id}?" in r.text and "is never delivered" in r.text

@@ -19,6 +19,17 @@ QUEUE_ACTIONS = {
 }
 
 
+#: the queue's states in the words an admin uses
+STATE_WORDS = {
+    "pending": "waiting",
+    "leased": "being delivered",
+    "done": "delivered",
+    "dead": "failed for good",
+    "superseded": "replaced by a later event",
+    "skipped": "skipped on purpose",
+}
+
+
 @bp.get("/queue")
 def page():
     admin_only()
@@ -30,6 +41,7 @@ def page():
         leased=queue().rows(state="leased", limit=200),
         dead=queue().rows(state="dead", limit=200),
         counts=queue().counts(),
+        state_words=STATE_WORDS,
         now=time.time(),
     )
 
