@@ -643,6 +643,7 @@ def test_the_console_lists_every_servers_domains_and_acts_for_their_server(
             "shown": "two.example",
             "selected": "two.example",
             "action": "unprotect",
+            "confirm": "yes",  # as the confirmation page posts it
         },
     )
     with queue_of(load_runtime(web1).config) as fleet:
