@@ -168,6 +168,8 @@ def worker_chores(host: Host, queue: Queue, now: float) -> None:
 
 def send_test(host) -> str | None:
     """``spamfilter alerts test``: one message to every URL; None when it went out."""
-    return send(host.config.alerts["urls"], "test", [
-        f"spamfilter-plugin on {__import__('socket').gethostname()} can send alerts "
-        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"])  # fmt: skip
+    import socket
+
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    line = f"spamfilter-plugin on {socket.gethostname()} can send alerts ({stamp})"
+    return send(host.config.alerts["urls"], "test", [line])

@@ -117,7 +117,8 @@ def check(host, queue: Queue, *, vendors=None, lists=True, mx=True, now=None) ->
     findings, notes, fixes = vendor_drift(host, vendors) if lists else ([], [], {})
     if mx:
         findings += mx_drift(host)
-    before = last(host.config).get("findings", [])
+    kept = last(host.config)
+    before = kept.get("findings", [])
     # a check not run this time keeps what it found last time
     findings += [
         Finding(**f)
@@ -125,7 +126,7 @@ def check(host, queue: Queue, *, vendors=None, lists=True, mx=True, now=None) ->
         if (not mx and f["kind"] == MX_WRONG) or (not lists and f["kind"] != MX_WRONG)
     ]
     if not lists:
-        notes = list(last(host.config).get("notes", []))
+        notes = list(kept.get("notes", []))
     repaired = 0
     if host.config.general.drift_repair and fixes:
         from . import intake

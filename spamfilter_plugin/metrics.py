@@ -206,6 +206,7 @@ def exposition(runtime, queue: Queue) -> bytes:
 def write_textfile(runtime, queue: Queue, path: str) -> None:
     """:func:`exposition` written to *path* for node_exporter's textfile collector: to a
     temporary file beside it, then renamed over it, so the collector never reads half."""
+    import contextlib
     import os
     import tempfile
 
@@ -218,6 +219,6 @@ def write_textfile(runtime, queue: Queue, path: str) -> None:
         os.chmod(temp, 0o644)
         os.replace(temp, path)
     except BaseException:
-        with __import__("contextlib").suppress(OSError):
+        with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
