@@ -56,9 +56,24 @@ def test_template_names_are_checked(vendor, name):
 
 
 def test_stylesheet_is_namespaced():
-    css = stylesheet()
-    rules = [line for line in css.splitlines() if "{" in line]
-    assert rules and all(line.startswith(".sfp-fragment") for line in rules)
+    """Every rule of the shared stylesheet applies inside a fragment (.sfp-fragment) or our
+    own pages (.sfp-ui) only: a panel's elements are never styled by it."""
+    css = re.sub(r"/\*.*?\*/", "", stylesheet(), flags=re.S)
+    selectors = [rule.split("{", 1)[0].strip() for rule in css.split("}") if "{" in rule]
+    assert len(selectors) > 20
+    for selector in selectors:
+        assert selector.startswith((".sfp-fragment", ":is(.sfp-fragment, .sfp-ui)")), selector
+
+
+def test_the_console_stylesheet_uses_the_design_tokens():
+    """The console's layout takes its colours and spacing from the shared tokens, which the
+    fragments use too, so a fragment inside the console looks like the console."""
+    from spamfilter_plugin.web.site import console_css
+
+    tokens = set(re.findall(r"(--sfp-[a-z0-9-]+):", stylesheet()))
+    used = set(re.findall(r"var\((--sfp-[a-z0-9-]+)\)", console_css() + stylesheet()))
+    assert {"--sfp-primary", "--sfp-danger", "--sfp-ok-bg", "--sfp-err-bg"} <= tokens
+    assert used and used <= tokens, used - tokens
 
 
 def test_package_templates_are_found_without_extra_loaders():

@@ -115,6 +115,12 @@ class Records:
             found.update(self.adapter.domains_of(account))
         return sorted(found)
 
+    def owners(self) -> dict[str, str]:
+        """The panel account that owns each domain, where the panel keeps its records in files
+        (empty otherwise: the console then shows no owner)."""
+        found = self.adapter.inventory() if self.adapter is not None else None
+        return {domain: account for domain, account, _ in found or ()}
+
     def mailboxes_of(self, domain: str) -> list[str]:
         listed = self.adapter.mailboxes_of(domain) if self.adapter is not None else None
         if listed is None:

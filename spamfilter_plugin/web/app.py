@@ -51,6 +51,7 @@ def create_app(the_console: Console) -> Flask:
     app.jinja_env.filters["shown"] = status.shown_name
     app.jinja_env.filters["sfp_time"] = format_time
     app.jinja_env.filters["sfp_when"] = format_when
+    app.jinja_env.filters["event_words"] = status.event_words
     app.jinja_env.globals["csrf_token"] = generate_csrf
     app.jinja_env.globals["messages"] = lambda: get_flashed_messages(with_categories=True)
     app.teardown_appcontext(close_queue)

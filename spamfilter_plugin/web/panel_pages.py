@@ -238,4 +238,4 @@ def _domain_list(pages: PanelPages, viewer: Viewer, page_url: str) -> str:
 
 
 def _wrap(inner: str) -> str:
-    return f"<style>{stylesheet()}</style>\n<div class='sfp-page'>{inner}</div>\n"
+    return f"<style>{stylesheet()}</style>\n<div class='sfp-page sfp-ui'>{inner}</div>\n"

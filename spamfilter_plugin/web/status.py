@@ -7,13 +7,18 @@ A vendor's state for a domain is read from what was last asked of it (the newest
 ``protected``       the vendor accepted the domain (``domain_created`` done)
 ``pending``         waiting for the worker, or retrying after a failure
 ``failed``          the queue gave up (a dead row); the vendor's reason is shown
-``not protected``   never sent, or removed (``domain_deleted`` done)
+``not protected``   never sent, or removed (``domain_deleted`` done: "unprotected")
 ==================  ==========================================================
+
+:class:`ListQuery` is the domain list's search, filters, sorting and paging, read from a
+request's arguments and written back into links, so every page, the CSV export and the
+select-all act on the same rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import idna
@@ -23,6 +28,11 @@ from ..queue import Row
 STATES = ("protected", "pending", "failed", "not protected")
 DOMAIN_HOOKS = ("domain_created", "domain_deleted")
 PAGE_SIZE = 25
+PAGE_SIZES = (25, 50, 100, 250)
+#: the sort orders of the domain list, by the name the page links use
+SORTS = {"name": "name", "state": "state", "changed": "last change"}
+#: worst first: sorting by state puts the domains that need a look at the top
+STATE_RANK = {"failed": 0, "pending": 1, "not protected": 2, "protected": 3}
 
 
 def shown_name(domain: str) -> str:
@@ -49,6 +59,8 @@ class DomainStatus:
     server: str | None = None
     #: since when (wall clock) and why the panel suspended the domain's account, if it did
     suspended: tuple[float, str | None] | None = None
+    #: the panel account that owns the domain, where the panel's records say
+    owner: str | None = None
 
     @property
     def unicode(self) -> str:
@@ -57,6 +69,29 @@ class DomainStatus:
     @property
     def is_idn(self) -> bool:
         return self.unicode != self.domain
+
+    @property
+    def last_change(self) -> float:
+        """When something last happened to the domain at a vendor (0 when never)."""
+        return self.last.updated_at if self.last is not None else 0.0
+
+    def worst(self, vendor: str = "") -> str:
+        """The state that most needs a look, of *vendor* (or of any vendor)."""
+        picked = [self.vendors[vendor]] if vendor else list(self.vendors.values())
+        states = [v.state for v in picked] or ["not protected"]
+        return min(states, key=lambda s: STATE_RANK.get(s, 9))
+
+
+def event_words(row: Row) -> str:
+    """What a domain row asked of its vendor and how far it got, as an admin says it."""
+    verb = "protect" if row.hook == "domain_created" else "unprotect"
+    if row.state == "done":
+        return f"{verb}ed"
+    if row.state == "dead":
+        return f"{verb}ing failed"
+    if row.state == "superseded":
+        return f"{verb}: replaced by a later event"
+    return f"{verb}ing"
 
 
 def vendor_state(row: Row | None) -> VendorState:
@@ -69,7 +104,7 @@ def vendor_state(row: Row | None) -> VendorState:
         return VendorState("pending", detail)
     if row.hook == "domain_created":
         return VendorState("protected")
-    return VendorState("not protected", "removed")
+    return VendorState("not protected", "unprotected")
 
 
 def statuses(
@@ -79,6 +114,7 @@ def statuses(
     mx: dict[str, Any],
     servers: dict[str, str] | None = None,
     suspensions: dict[str, tuple[float, str | None]] | None = None,
+    owners: Mapping[str, str] | None = None,
 ) -> list[DomainStatus]:
     """One row per domain; *vendors* are those that handle ``domain_created``; *latest* is
     :meth:`~spamfilter_plugin.queue.Queue.latest` of the domain hooks; *mx* maps a domain
@@ -92,25 +128,9 @@ def statuses(
         per_vendor = {v: vendor_state(r) for v, r in rows.items()}
         server = servers.get(domain) if servers else None
         held = (suspensions or {}).get(domain)
-        out.append(DomainStatus(domain, per_vendor, mx.get(domain), last, server, held))
+        owner = (owners or {}).get(domain)
+        out.append(DomainStatus(domain, per_vendor, mx.get(domain), last, server, held, owner))
     return out
-
-
-def filtered(
-    rows: list[DomainStatus], state: str = "", vendor: str = "", server: str = ""
-) -> list[DomainStatus]:
-    """Rows where *vendor* (or any vendor) is in *state*, on *server* (fleet mode); any
-    may be empty (any)."""
-
-    def keep(row: DomainStatus) -> bool:
-        if vendor and vendor not in row.vendors:
-            return False
-        if server and row.server != server:
-            return False
-        picked = [row.vendors[vendor]] if vendor else row.vendors.values()
-        return not state or any(v.state == state for v in picked)
-
-    return [row for row in rows if keep(row)]
 
 
 def page_of(rows: list, page: int, size: int = PAGE_SIZE) -> tuple[list, int, int]:
@@ -118,3 +138,86 @@ def page_of(rows: list, page: int, size: int = PAGE_SIZE) -> tuple[list, int, in
     pages = max(1, -(-len(rows) // size))
     page = min(max(1, page), pages)
     return rows[(page - 1) * size : page * size], page, pages
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """The domain list as asked for: a search (name in Unicode or punycode, or owner), the
+    state, vendor and server filters, the sort and its order, the page size and page."""
+
+    q: str = ""
+    state: str = ""
+    vendor: str = ""
+    server: str = ""
+    sort: str = "name"
+    order: str = "asc"
+    size: int = PAGE_SIZE
+    page: int = 1
+
+    @classmethod
+    def read(cls, args: Mapping[str, str], vendors: list[str], servers: list[str]) -> ListQuery:
+        """From a request's arguments; a value out of range falls back to its default."""
+
+        def pick(name: str, allowed, default):
+            value = args.get(name, "")
+            return value if value in allowed else default
+
+        def number(name: str, default: int) -> int:
+            try:
+                return int(args.get(name, default))
+            except (TypeError, ValueError):
+                return default
+
+        size = number("size", PAGE_SIZE)
+        return cls(
+            q=str(args.get("q", "")).strip()[:200],
+            state=pick("state", STATES, ""),
+            vendor=pick("vendor", vendors, ""),
+            server=pick("server", servers, ""),
+            sort=pick("sort", SORTS, "name"),
+            order=pick("order", ("asc", "desc"), "asc"),
+            size=size if size in PAGE_SIZES else PAGE_SIZE,
+            page=max(1, number("page", 1)),
+        )
+
+    def params(self, **changes: Any) -> dict[str, Any]:
+        """This query's non-default arguments, *changes* applied (for a link or a form)."""
+        changed = replace(self, **changes)
+        default = ListQuery()
+        return {
+            f.name: getattr(changed, f.name)
+            for f in fields(self)
+            if getattr(changed, f.name) != getattr(default, f.name)
+        }
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether a search or a filter leaves some domains out."""
+        return bool(self.q or self.state or self.vendor or self.server)
+
+    def matches(self, row: DomainStatus) -> bool:
+        if self.vendor and self.vendor not in row.vendors:
+            return False
+        if self.server and row.server != self.server:
+            return False
+        if self.state:
+            picked = [row.vendors[self.vendor]] if self.vendor else row.vendors.values()
+            if not any(v.state == self.state for v in picked):
+                return False
+        if self.q:
+            needle = self.q.casefold()
+            haystack = (row.domain, row.unicode.casefold(), (row.owner or "").casefold())
+            return any(needle in text for text in haystack)
+        return True
+
+    def apply(self, rows: list[DomainStatus]) -> list[DomainStatus]:
+        """The rows that match, in the asked-for order (ties by name)."""
+        found = [r for r in rows if self.matches(r)]
+        found.sort(key=lambda r: (r.unicode.casefold(), r.domain))
+        if self.sort == "state":
+            found.sort(key=lambda r: STATE_RANK.get(r.worst(self.vendor), 9))
+        elif self.sort == "changed":
+            found.sort(key=lambda r: r.last_change)
+        if self.order == "desc":
+            found.reverse()
+        return found

@@ -246,7 +246,7 @@ def test_a_suspended_accounts_user_sees_why_and_cannot_change_its_settings(demo)
         session = admin_session(demo)
         board = session.get(demo.url, params={"vendor": "spamport"}, timeout=10).text
         row = board[board.index('data-domain="alice.example"') :].split("</tr>", 1)[0]
-        assert "suspended since" in row and "Unpaid invoice 77" in row
+        assert "suspended</span> since" in row and "Unpaid invoice 77" in row
         settings = session.get(demo.url + "settings/domain/alice.example/", timeout=10).text
         notice = settings[settings.index("sfp-suspended") :].split("</p>", 1)[0]
         assert "alice.example is suspended since" in notice

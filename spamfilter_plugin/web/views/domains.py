@@ -4,7 +4,21 @@ being left)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+import csv
+import io
+import time
+from dataclasses import replace
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from ... import audit, intake
 from ...events import DomainCreated, DomainDeleted
@@ -27,13 +41,31 @@ def domain_vendors() -> list[str]:
     return console().runtime.handlers("domain_created")
 
 
-def rows_for(viewer: Viewer) -> list[status.DomainStatus]:
-    domains = records().domains_for(viewer)
+def fleet_servers() -> list[str]:
+    return sorted(set(servers().values())) if console().runtime.config.fleet else []
+
+
+def rows_for(viewer: Viewer, domains: list[str] | None = None) -> list[status.DomainStatus]:
+    """The status rows of the domains *viewer* may see (of *domains*, when given)."""
+    the_records = records()
+    if domains is None:
+        domains = the_records.domains_for(viewer)
     mx = {m.domain: m.to_dict() for m in mx_store(console().runtime.config).all()}
     latest = queue().latest(status.DOMAIN_HOOKS)
     held = servers() if console().runtime.config.fleet is not None else None
     suspended = queue().suspensions()
-    return status.statuses(domains, domain_vendors(), latest, mx, held, suspended)
+    owners = the_records.owners() if viewer.role != "user" else {}
+    return status.statuses(domains, domain_vendors(), latest, mx, held, suspended, owners)
+
+
+def asked(args) -> status.ListQuery:
+    """The domain list's search, filters, sort and paging from *args*."""
+    return status.ListQuery.read(args, domain_vendors(), fleet_servers())
+
+
+def listed(viewer: Viewer, query: status.ListQuery) -> list[status.DomainStatus]:
+    """Every row of *viewer*'s domains that *query* matches, in its order."""
+    return query.apply(rows_for(viewer))
 
 
 @bp.get("/")
@@ -41,19 +73,12 @@ def dashboard():
     viewer = me()
     if viewer.role == "mailbox":
         return redirect(url_for("settings.page", scope="mailbox", target=viewer.name))
-    state = request.args.get("state", "")
-    vendor = request.args.get("vendor", "")
-    if state and state not in status.STATES:
-        state = ""
-    if vendor and vendor not in domain_vendors():
-        vendor = ""
-    fleet = sorted(set(servers().values())) if console().runtime.config.fleet else []
-    server = request.args.get("server", "")
-    if server not in fleet:
-        server = ""
-    rows = status.filtered(rows_for(viewer), state, vendor, server)
-    shown, page, pages = status.page_of(rows, _int(request.args.get("page"), 1))
+    query = asked(request.args)
+    rows = listed(viewer, query)
+    shown, page, pages = status.page_of(rows, query.page, query.size)
+    query = replace(query, page=page)
     demo = console().demo
+    fleet = fleet_servers()
     return render_template(
         "dashboard.html",
         drift=drift_summary() if viewer.is_admin else None,
@@ -61,15 +86,61 @@ def dashboard():
         total=len(rows),
         page=page,
         pages=pages,
-        state=state,
-        vendor=vendor,
-        server=server,
+        query=query,
+        sorts=status.SORTS,
+        sizes=status.PAGE_SIZES,
         servers=fleet,
+        owners_shown=viewer.role != "user" and any(r.owner for r in rows),
         states=status.STATES,
         domain_vendors=domain_vendors(),
         selected=set(session.get("selected", [])),
         owners=demo.accounts() if demo else [],
     )
+
+
+@bp.get("/domains.csv")
+def export():
+    """The filtered, sorted list (every page of it) as CSV, for a spreadsheet."""
+    viewer = me()
+    if viewer.role == "mailbox":
+        raise Refused("the domain list is for the panel's users")
+    rows = listed(viewer, asked(request.args))
+    vendors = domain_vendors()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["domain", "name", "owner", "server", *vendors, "mx", "last event", "last change (UTC)"]
+    )
+    for row in rows:
+        last = row.last
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(last.updated_at)) if last else ""
+        cells = [
+            row.domain,
+            row.unicode,
+            row.owner or "",
+            row.server or "",
+            *(_state_text(row.vendors[v]) for v in vendors),
+            (row.mx or {}).get("state", ""),
+            f"{status.event_words(last)} at {last.vendor}" if last else "",
+            when,
+        ]
+        writer.writerow([_cell(c) for c in cells])
+    name = time.strftime("domains-%Y%m%d-%H%M.csv", time.gmtime())
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _state_text(state: status.VendorState) -> str:
+    return state.state + (f": {state.detail}" if state.detail else "")
+
+
+def _cell(text: str) -> str:
+    """A cell a spreadsheet shows as text: one that starts like a formula (a vendor's
+    message could) is prefixed with an apostrophe."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @bp.post("/selection")
@@ -83,10 +154,12 @@ def selection():
     ticked = set(request.form.getlist("selected")) & allowed
     chosen = (chosen - shown) | ticked
     action = request.form.get("action", "")
-    back = {k: request.form.get(k, "") for k in ("state", "vendor", "server")}
-    back = {k: v for k, v in back.items() if v}
+    query = asked(request.form)
+    back = query.params(page=1)
     if action == "clear":
         chosen = set()
+    elif action == "select_all":  # every domain the search and filters match, all pages
+        chosen |= {row.domain for row in listed(viewer, query)} & allowed
     elif action in ("protect", "unprotect", "retry"):
         if not viewer.is_admin:
             raise Refused("bulk actions are for the admin")
@@ -110,10 +183,10 @@ def selection():
         chosen = set()
     session["selected"] = sorted(chosen)
     page = _int(request.form.get("goto") or request.form.get("page"), 1)
-    return redirect(url_for("domains.dashboard", page=page, **back))  # type: ignore[arg-type]
+    return redirect(url_for("domains.dashboard", **query.params(page=page)))
 
 
-def unprotect_plan(domains: list[str], back: dict[str, str]) -> dict:
+def unprotect_plan(domains: list[str], back: dict) -> dict:
     """What removing protection from *domains* will do, for the confirmation page."""
     from ...mx.flow import SWITCHED
 
@@ -134,7 +207,7 @@ def unprotect_plan(domains: list[str], back: dict[str, str]) -> dict:
         "action": url_for("domains.selection"),
         "fields": {"action": "unprotect", "confirm": "yes", **back},
         "button": "Remove protection",
-        "cancel": url_for("domains.dashboard", **back),  # type: ignore[arg-type]
+        "cancel": url_for("domains.dashboard", **back),
     }
 
 
