@@ -166,7 +166,7 @@ def settings_fragments(vendor, scope, target, csrf_token):
     return Fragment(
         VENDOR,
         "mailbox",
-        f"Spam filter for {target}",
+        f"Rackspace spam filter for {target.unicode_address}",
         render_fragment(
             VENDOR,
             "mailbox",

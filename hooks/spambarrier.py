@@ -369,18 +369,20 @@ def settings_fragments(vendor, scope, target, csrf_token, query):
             **page,
         )
         frags.append(Fragment(VENDOR, "domain", f"spambarrier for {domain.unicode_name}", html))
-    whose = domain.unicode_name if scope == "domain" else str(target)
+    whose = domain.unicode_name if scope == "domain" else target.unicode_address
     html = render_fragment(VENDOR, "quarantine", messages=messages, whose=whose, **page)
-    frags.append(Fragment(VENDOR, "quarantine", f"Quarantine of {whose}", html))
+    frags.append(Fragment(VENDOR, "quarantine", f"spambarrier quarantine of {whose}", html))
     if scope == "domain":
         stats = _statistics(vendor, domain.name, query)
         html = render_fragment(VENDOR, "statistics", **stats, **page)
-        frags.append(Fragment(VENDOR, "statistics", f"Mail statistics of {whose}", html))
+        frags.append(
+            Fragment(VENDOR, "statistics", f"spambarrier mail statistics of {whose}", html)
+        )
     mailbox = str(target) if scope == "mailbox" else None
     html = render_fragment(
         VENDOR, "whitelist", entries=entries, whose=whose, mailbox=mailbox, **page
     )
-    frags.append(Fragment(VENDOR, "whitelist", f"Whitelist of {whose}", html))
+    frags.append(Fragment(VENDOR, "whitelist", f"spambarrier whitelist of {whose}", html))
     return frags
 
 

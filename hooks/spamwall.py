@@ -338,7 +338,7 @@ def settings_fragments(vendor, scope, target, csrf_token):
     else:
         user = as_user(vendor, target.address)
         context = {"mailbox": target, "levels": user.spam_levels() if user else None}
-        title = f"SpamWall for {target}"
+        title = f"SpamWall for {target.unicode_address}"
     html = render_fragment(
         VENDOR,
         scope,

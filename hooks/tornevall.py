@@ -40,6 +40,77 @@ from spamfilter_plugin.vendors.tornevall import (
 
 _FREE_TEXT_MAX = 200
 
+#: each SpamAssassin preference in plain words: its label, and what it does (ours; the
+#: vendor's own descriptions are the SpamAssassin manual's, written for mail admins).  A
+#: preference not named here is shown by its key, with the vendor's description.
+LABELS: dict[str, tuple[str, str]] = {
+    "required_hits": (
+        "Spam score threshold",
+        "Mail that scores this much or more is marked as spam. 5 is usual; lower catches more "
+        "spam, and more good mail with it.",
+    ),
+    "rewrite_header": (
+        "Spam subject tag",
+        "Put in front of the subject of mail marked as spam: 'Subject ' and the tag, such as "
+        "'Subject [SPAM]'.",
+    ),
+    "report_safe": (
+        "How spam is delivered",
+        "Marked only (headers added), or wrapped in a short report with the original attached.",
+    ),
+    "ok_languages": (
+        "Languages you expect",
+        "Two-letter codes separated by spaces (sv en), or all. Mail written in other languages "
+        "scores a little higher.",
+    ),
+    "ok_locales": (
+        "Alphabets you expect",
+        "Two-letter codes separated by spaces (sv en), or all. Mail in the character sets of "
+        "other regions scores a little higher.",
+    ),
+    "use_bayes": (
+        "Learn from your mail",
+        "Scores mail by how much it looks like earlier spam and earlier good mail.",
+    ),
+    "bayes_auto_learn": (
+        "Learn automatically",
+        "Clear spam and clearly good mail are learned from without anyone marking them.",
+    ),
+    "use_auto_whitelist": (
+        "Remember each sender's usual score",
+        "A sender's past mail evens out a one-off high or low score.",
+    ),
+    "use_pyzor": (
+        "Compare with Pyzor",
+        "Checks mail against a shared network's fingerprints of known spam.",
+    ),
+    "use_razor2": (
+        "Compare with Razor",
+        "Checks mail against another shared network's fingerprints of known spam.",
+    ),
+    "skip_rbl_checks": (
+        "Skip blocklist look-ups",
+        "Ticked, senders are not looked up in public DNS blocklists: faster, but less spam "
+        "is caught.",
+    ),
+    "fold_headers": (
+        "Wrap long spam headers",
+        "The headers the filter adds are broken into several short lines.",
+    ),
+    "normalize_charset": (
+        "Read every alphabet as Unicode",
+        "Text in other character sets is converted before the checks run, so they can read it.",
+    ),
+}
+#: the choices of a preference that takes one of a few values
+CHOICES: dict[str, list[tuple[str, str]]] = {
+    "report_safe": [
+        ("0", "Mark it only (headers added)"),
+        ("1", "Wrap it in a report, the original attached as a message"),
+        ("2", "Wrap it in a report, the original attached as plain text"),
+    ],
+}
+
 
 class Preferences(fields.Dict):
     """``[vendors.tornevall.preferences]``: documented, non-strict preference names, each
@@ -300,12 +371,16 @@ def settings_fragments(vendor, scope, target, csrf_token):
     rows = []
     if options is not None:
         for name in sorted(options.preferences):
+            described = options.descriptions.get(name, "")
+            label, help_ = LABELS.get(name, (name, described))
             rows.append(
                 {
                     "name": name,
                     "value": options.preferences[name],
-                    "kind": _kind(options, name),
-                    "description": options.descriptions.get(name, ""),
+                    "kind": "choice" if name in CHOICES else _kind(options, name),
+                    "label": label,
+                    "description": "" if help_ == "Not described" else help_,
+                    "choices": CHOICES.get(name, []),
                 }
             )
     html = render_fragment(
@@ -318,7 +393,7 @@ def settings_fragments(vendor, scope, target, csrf_token):
         record=record(vendor, address),
         csrf_token=csrf_token,
     )
-    return Fragment(VENDOR, "mailbox", f"SpamAssassin for {target}", html)
+    return Fragment(VENDOR, "mailbox", f"Tornevall SpamAssassin for {target.unicode_address}", html)
 
 
 def _mailbox_form(options: SpamOptions):

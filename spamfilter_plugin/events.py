@@ -77,6 +77,11 @@ class Mailbox:
     def domain(self) -> Domain:
         return Domain(self.address.rpartition("@")[2])
 
+    @property
+    def unicode_address(self) -> str:
+        """The address for display (``kontakt@bücher.example``)."""
+        return f"{self.local_part}@{self.domain.unicode_name}"
+
     def __str__(self) -> str:
         return self.address
 

@@ -11,6 +11,9 @@ panel's CSRF token through the ``form`` macro of ``_macros.html.j2``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -70,6 +73,61 @@ class SettingsResult:
         return cls(False, "Please correct the highlighted fields.", errors=errors)
 
 
+@dataclass
+class Submitted:
+    """A form of *vendor* that came back refused: what the user typed (*values*) and the
+    message of each field that was wrong (*errors*, by field name).  While it is current
+    (:func:`submitted`), that vendor's fragments render each field with the typed value and
+    its error beside it, and note the field's label here (:meth:`problems`)."""
+
+    vendor: str
+    values: Mapping[str, str]
+    errors: Mapping[str, str]
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def problems(self) -> list[tuple[str | None, str]]:
+        """Each error as ``(field id or None, "Label: message")``, for a summary that links
+        to the fields; an error of no shown field is named by its key in words."""
+        out: list[tuple[str | None, str]] = []
+        for key, message in self.errors.items():
+            if key in self.labels:
+                out.append((f"sfp-{key}", f"{self.labels[key]}: {message}"))
+            elif key == "_schema":
+                out.append((None, message))
+            else:
+                out.append((None, f"{key.replace('_', ' ').capitalize()}: {message}"))
+        return out
+
+
+_submitted: ContextVar[Submitted | None] = ContextVar("sfp_submitted", default=None)
+_rendering: ContextVar[str | None] = ContextVar("sfp_rendering", default=None)
+
+
+@contextmanager
+def submitted(
+    vendor: str, values: Mapping[str, str], errors: Mapping[str, str]
+) -> Iterator[Submitted]:
+    """Render *vendor*'s fragments, within the block, as the refused form left them."""
+    state = Submitted(vendor, values, errors)
+    token = _submitted.set(state)
+    try:
+        yield state
+    finally:
+        _submitted.reset(token)
+
+
+def field_state(name: str, label: str) -> dict[str, object]:
+    """What a form macro needs of a refused submission for the field *name*: ``sent``
+    (whether the user sent a value), ``value`` and ``error`` (None when none)."""
+    state = _submitted.get()
+    if state is None or state.vendor != _rendering.get():
+        return {"sent": False, "value": None, "error": None}
+    error = state.errors.get(name)
+    if error is not None:
+        state.labels[name] = label
+    return {"sent": name in state.values, "value": state.values.get(name), "error": error}
+
+
 def number_bounds(schema, name: str) -> dict[str, object]:
     """The ``min``, ``max`` and ``step`` a number input gets from the field *name* of the
     marshmallow *schema* (a class or an instance): its ``Range`` validator, and the step
@@ -104,6 +162,7 @@ def make_environment(*extra_loaders) -> Environment:
         keep_trailing_newline=False,
     )
     env.globals["css_prefix"] = CSS_PREFIX
+    env.globals["sfp_field"] = field_state
     env.filters["sfp_time"] = format_time
     env.filters["sfp_domain"] = shown_domain
     return env
@@ -187,7 +246,11 @@ def render_fragment(vendor: str, name: str, **context) -> Markup:
                 f"{value!r} is not a template name (lower-case letters, digits, - and _)",
             )
     template = environment().get_template(f"{vendor}/{name}.html.j2")
-    return Markup(template.render(vendor=vendor, **context))
+    token = _rendering.set(vendor)
+    try:
+        return Markup(template.render(vendor=vendor, **context))
+    finally:
+        _rendering.reset(token)
 
 
 def stylesheet() -> str:

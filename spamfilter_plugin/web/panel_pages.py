@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, replace
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,7 +24,7 @@ from markupsafe import Markup
 from ..errors import InvalidInput
 from ..manager import Runtime
 from ..queue import queue_of
-from ..templating import Fragment, SettingsResult, stylesheet
+from ..templating import Fragment, SettingsResult, Submitted, stylesheet, submitted
 from .access import Records, Refused, Viewer, console_key, panel_viewer
 from .settings import SettingsService
 from .status import shown_name
@@ -196,18 +197,17 @@ def page(
     try:
         if scope not in ("admin", "domain", "mailbox"):
             return _wrap(_domain_list(pages, viewer, page_url))
+        result = None
+        sent: AbstractContextManager[Submitted | None] = nullcontext()
         if method.upper() == "POST":
-            result = pages.submit(viewer, scope, target, read_form(body))
-            kind = "sfp-ok" if result.ok else "sfp-error"
-            out.append(
-                f'<p class="sfp-message {kind}" role="status">{html.escape(result.message)}</p>'
-            )
-            out += [
-                f'<p class="sfp-message sfp-error" data-field="{html.escape(k)}">'
-                f"{html.escape(k)}: {html.escape(v)}</p>"
-                for k, v in result.errors.items()
-            ]
-        fragments = pages.render(viewer, scope, target, form_url=here, query=query)
+            form = read_form(body)
+            result = pages.submit(viewer, scope, target, form)
+            if not result.ok:  # the forms again as the user left them, errors beside fields
+                sent = submitted(form.get("sfp_form", "").split("/")[0], form, result.errors)
+        with sent as state:
+            fragments = pages.render(viewer, scope, target, form_url=here, query=query)
+        if result is not None:
+            out.append(_said(result, state.problems() if state is not None else []))
         notice = pages.settings.suspension_notice(viewer, scope, target)
         if notice is not None:
             out.insert(
@@ -220,6 +220,22 @@ def page(
         return _wrap(f'<p class="sfp-message sfp-error" role="alert">{html.escape(text)}</p>')
     out += [str(f.html) for f in fragments] or ['<p class="sfp-help">No settings here.</p>']
     return _wrap("\n".join(out))
+
+
+def _said(result: SettingsResult, problems: list[tuple[str | None, str]]) -> str:
+    """What a submitted form did; refused, each error too, linked to its field."""
+    items = "".join(
+        f'<li><a href="#{html.escape(id_)}">{html.escape(text)}</a></li>'
+        if id_
+        else f"<li>{html.escape(text)}</li>"
+        for id_, text in problems
+    )
+    kind, role = ("sfp-ok", "status") if result.ok else ("sfp-error", "alert")
+    return (
+        f'<div class="sfp-message {kind}" role="{role}"><p>{html.escape(result.message)}</p>'
+        + (f"<ul class='sfp-errors'>{items}</ul>" if items else "")
+        + "</div>"
+    )
 
 
 def _domain_list(pages: PanelPages, viewer: Viewer, page_url: str) -> str:

@@ -47,6 +47,8 @@ def shown_name(domain: str) -> str:
 class VendorState:
     state: str
     detail: str = ""
+    #: when the vendor's state last changed (wall clock; None when nothing was sent)
+    at: float | None = None
 
 
 @dataclass
@@ -97,14 +99,32 @@ def event_words(row: Row) -> str:
 def vendor_state(row: Row | None) -> VendorState:
     if row is None:
         return VendorState("not protected")
+    at = row.updated_at
     if row.state == "dead":
-        return VendorState("failed", row.last_error or "the vendor refused it")
+        return VendorState("failed", row.last_error or "the vendor refused it", at)
     if row.state in ("pending", "leased"):
         detail = f"retrying after: {row.last_error}" if row.attempts and row.last_error else ""
-        return VendorState("pending", detail)
+        return VendorState("pending", detail, at)
     if row.hook == "domain_created":
-        return VendorState("protected")
-    return VendorState("not protected", "unprotected")
+        return VendorState("protected", "", at)
+    return VendorState("not protected", "unprotected", at)
+
+
+#: what an end customer reads instead of a vendor's reason (meant for the admin: licences,
+#: quotas, the vendor's own words)
+CUSTOMER_WORDS = {
+    "failed": "filtering could not be set up yet; your host has been told",
+    "pending": "being set up",
+}
+
+
+def for_customer(rows: list[DomainStatus]) -> list[DomainStatus]:
+    """*rows* as an end customer sees them: each state with a short, plain reason."""
+    for row in rows:
+        for vendor, state in row.vendors.items():
+            if state.detail and state.state in CUSTOMER_WORDS:
+                row.vendors[vendor] = replace(state, detail=CUSTOMER_WORDS[state.state])
+    return rows
 
 
 def statuses(

@@ -458,7 +458,15 @@ def test_mailbox_page_is_generated_from_the_options(rt, tornevall_sandbox):
     assert 'name="use_bayes"' in html and 'name="required_hits"' in html
     assert 'name="bayes_auto_learn"' not in html and 'name="use_auto_whitelist"' not in html
     assert "Set by Tornevall for every mailbox" in html  # the strict ones, read-only
-    assert "Adds a specific string to the mail when spam is detected" in html
+    # plain labels and our explanations; the vendor's key shown small, for experts; the
+    # vendor's own sentences are not
+    assert "Adds a specific string to the mail when spam is detected" not in html
+    assert '<label class="sfp-label" for="sfp-rewrite_header">Spam subject tag' in html
+    assert '<small class="sfp-key-name">rewrite_header</small>' in html
+    assert "Put in front of the subject of mail marked as spam" in html
+    # a preference of a few values is a choice of them, in words
+    assert '<option value="2" selected>Wrap it in a report, the original attached as plain' in html
+    assert frag.title == "Tornevall SpamAssassin for " + EMAIL
     assert "*@marvel.com" in html
     (frag,) = rt.settings_fragments("mailbox", Mailbox("nobody@elsewhere.example"), "t")
     assert "not a mailbox Tornevall hosts" in frag.html and "<form" not in frag.html

@@ -156,6 +156,24 @@ def test_directadmin_plugin_pages(demo, tmp_path, fake_sudo):
     post = f"csrf_token={token}&sfp_form=spamport/domain&action=save&greylist=0&greylist=1"
     done = request("alice", "scope=domain&target=alice.example", post).stdout
     assert "greylist" in done and spamport(demo).domains["alice.example"]["greylist"] == "1"
+    # a refused form comes back as it was sent: each error beside its field, named by its
+    # label, the other changes kept, nothing saved
+    before = dict(spamport(demo).domains["alice.example"])
+    post = (
+        f"csrf_token={token}&sfp_form=spamport/domain&action=save&greylist=0"
+        "&report_to=not-an-address&spamscore=high"
+    )
+    back = request("alice", "scope=domain&target=alice.example", post).stdout
+    assert spamport(demo).domains["alice.example"] == before
+    field = re.search(r'<input class="sfp-input" id="sfp-report_to"[^>]*>', back).group(0)
+    assert 'value="not-an-address"' in field and 'aria-invalid="true"' in field
+    assert 'aria-describedby="sfp-report_to-help sfp-report_to-error"' in field
+    error = re.search(r'id="sfp-report_to-error">([^<]*)<', back).group(1)
+    assert error.startswith("Send spam reports to: ")
+    assert '<a href="#sfp-report_to">Send spam reports to: ' in back  # the summary links to it
+    assert "report_to:" not in back  # the internal key is not what the user reads
+    assert re.search(r'<option value="high"\s*selected>', back)  # the other change kept
+    assert not re.search(r'id="sfp-greylist"[^>]*checked', back)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from dataclasses import replace
 from flask import (
     Blueprint,
     Response,
+    abort,
     flash,
     redirect,
     render_template,
@@ -55,7 +56,8 @@ def rows_for(viewer: Viewer, domains: list[str] | None = None) -> list[status.Do
     held = servers() if console().runtime.config.fleet is not None else None
     suspended = queue().suspensions()
     owners = the_records.owners() if viewer.role != "user" else {}
-    return status.statuses(domains, domain_vendors(), latest, mx, held, suspended, owners)
+    rows = status.statuses(domains, domain_vendors(), latest, mx, held, suspended, owners)
+    return rows if viewer.role in ("admin", "reseller") else status.for_customer(rows)
 
 
 def asked(args) -> status.ListQuery:
@@ -168,22 +170,60 @@ def selection():
             session["selected"] = targets  # what the confirmation acts on
             return render_template("confirm.html", **unprotect_plan(targets, back))
         done = bulk(action, targets)
-        for target in targets:  # one entry a domain: each domain's history shows it
-            audit.record(
-                queue(),
-                actor=viewer.name,
-                role=viewer.role,
-                origin=request.remote_addr or "",
-                action=f"bulk {action}",
-                scope="domain",
-                target=target,
-                outcome=f"{done} ({len(targets)} selected)",
-            )
+        _audited(viewer, f"bulk {action}", targets, f"{done} ({len(targets)} selected)")
         flash(done, "ok")
         chosen = set()
     session["selected"] = sorted(chosen)
     page = _int(request.form.get("goto") or request.form.get("page"), 1)
     return redirect(url_for("domains.dashboard", **query.params(page=page)))
+
+
+@bp.post("/domain/<name>/<action>")
+def act(name: str, action: str):
+    """Protect, unprotect (after a confirmation) or retry one domain, from its page."""
+    viewer = me()
+    if action not in ("protect", "unprotect", "retry"):
+        abort(404)
+    if not viewer.is_admin:
+        raise Refused("protecting and unprotecting are for the admin")
+    domain = records().check(viewer, "domain", name)
+    assert domain is not None
+    here = url_for("settings.page", scope="domain", target=domain)
+    if action == "unprotect" and request.form.get("confirm") != "yes":
+        plan = unprotect_plan([domain], {})
+        plan.update(
+            action=url_for("domains.act", name=domain, action="unprotect"),
+            fields={"confirm": "yes"},
+            cancel=here,
+        )
+        return render_template("confirm.html", **plan)
+    done = bulk(action, [domain])
+    _audited(viewer, action, [domain], done)
+    flash(done, "ok")
+    return redirect(here)
+
+
+def _audited(viewer: Viewer, action: str, targets: list[str], outcome: str) -> None:
+    for target in targets:  # one entry a domain: each domain's history shows it
+        audit.record(
+            queue(),
+            actor=viewer.name,
+            role=viewer.role,
+            origin=request.remote_addr or "",
+            action=action,
+            scope="domain",
+            target=target,
+            outcome=outcome,
+        )
+
+
+def summary(domain: str) -> dict:
+    """What a domain's page opens with: its row (each vendor's state with its reason and
+    time, the MX state, the owner, the server) and what the viewer may do."""
+    viewer = me()
+    (row,) = rows_for(viewer, [domain])
+    failed = any(v.state == "failed" for v in row.vendors.values())
+    return {"row": row, "actions": viewer.is_admin, "failed": failed}
 
 
 def unprotect_plan(domains: list[str], back: dict) -> dict:

@@ -10,6 +10,7 @@ from flask import Blueprint, render_template, request
 
 from ... import audit
 from ..site import admin_only, console, queue
+from .queue import STATE_WORDS
 
 bp = Blueprint("history", __name__)
 
@@ -50,15 +51,17 @@ def page():
     )
 
 
-def of_domain(name: str, limit: int = 50) -> list[dict[str, Any]]:
+def of_domain(name: str, limit: int = 50, *, plain: bool = False) -> list[dict[str, Any]]:
     """*name*'s events, newest first: its queue rows and the audit entries of it and its
-    mailboxes, as ``{at, kind, what, outcome}``."""
+    mailboxes, as ``{at, kind, what, outcome}``; *plain* (for an end customer) leaves the
+    vendors' reasons out."""
     items: list[dict[str, Any]] = [
         {
             "at": r.updated_at,
             "kind": "queue",
             "what": f"{r.hook.replace('_', ' ')} at {r.vendor} (row {r.id})",
-            "outcome": r.state + (f": {r.last_error}" if r.last_error else ""),
+            "outcome": STATE_WORDS.get(r.state, r.state)
+            + (f": {r.last_error}" if r.last_error and not plain else ""),
         }
         for r in queue().rows(target=f"domain:{name}", limit=limit)
     ]

@@ -3,16 +3,26 @@ they post, through the settings service (:mod:`..settings`), which the panel pag
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ...errors import InvalidInput
+from ...templating import SettingsResult, submitted
 from ..settings import SCOPES
 from ..site import log, me, records, settings
+from .domains import summary
 from .history import of_domain
 
 bp = Blueprint("settings", __name__)
+
+#: a vendor's "log in to our panel" form in its fragment (named ``<vendor>-login``), which
+#: the domain's summary offers beside the other actions
+#: a fragment's form, with its action relative to the settings page
+RELATIVE_FORM = re.compile(r'<form class="sfp-form" action="((?:[a-z0-9_-]+/[a-z0-9_-]+)?)"')
+LOGIN_FORM = re.compile(r'<form [^>]*name="[a-z0-9_]+-login">.*?</form>', re.S)
 
 
 @bp.get("/settings/admin/", defaults={"scope": "admin", "target": None})
@@ -20,19 +30,44 @@ bp = Blueprint("settings", __name__)
 def page(scope: str, target: str | None):
     if scope not in SCOPES or (scope == "admin") != (target is None):
         abort(404)
+    return _page(scope, target)
+
+
+def _page(scope: str, target: str | None, refused: SettingsResult | None = None, sent=None):
+    """The settings page; after a refused form (*refused*), with *sent* (a
+    :class:`~...templating.Submitted`) current, so its fields show what was typed."""
     query = dict(request.args.items())
-    name, fragments = settings().fragments(
-        me(), scope, target, csrf_token=generate_csrf(), query=query
-    )
+    name, found = settings().fragments(me(), scope, target, csrf_token=generate_csrf(), query=query)
+    here = url_for("settings.page", scope=scope, target=name)
+    fragments = [_anchored(f.html, here) for f in found]
+    if scope == "domain" and name and me().is_admin and name not in records().all_domains():
+        abort(404)  # an admin may look at any domain, but only at one there is
     return render_template(
         "settings.html",
         scope=scope,
         name=name,
+        summary=summary(name) if scope == "domain" and name else None,
+        logins=[Markup(m) for f in fragments for m in LOGIN_FORM.findall(str(f))],
         suspended=settings().suspension_notice(me(), scope, name),
-        fragments=[Markup(f.html) for f in fragments],
+        fragments=fragments,
         mailboxes=records().mailboxes_of(name) if scope == "domain" and name else [],
-        history=of_domain(name) if scope == "domain" and name else [],
+        history=of_domain(name, plain=me().role not in ("admin", "reseller"))
+        if scope == "domain" and name
+        else [],
+        refused=refused,
+        problems=sent.problems() if sent is not None else [],
     )
+
+
+def _anchored(fragment_html: str, page_url: str) -> Markup:
+    """*fragment_html* with its forms' actions (``<vendor>/<form>``, relative to the page)
+    made absolute, so the page may be shown at another address: after a refused form, at
+    the address the form was posted to."""
+
+    def anchor(match: re.Match) -> str:
+        return f'<form class="sfp-form" action="{escape(page_url + match.group(1))}"'
+
+    return Markup(RELATIVE_FORM.sub(anchor, str(fragment_html)))
 
 
 @bp.post("/settings/admin/<vendor>/<form>", defaults={"scope": "admin", "target": None})
@@ -53,9 +88,11 @@ def submit(scope: str, target: str | None, vendor: str, form: str):
     )  # fmt: skip
     if result.ok and result.redirect:
         return redirect(result.redirect)
-    flash(result.message, "ok" if result.ok else "error")
-    for key, text in result.errors.items():
-        flash(f"{key}: {text}", "error")
+    if not result.ok:  # the page again, as the user left it, each error beside its field
+        with submitted(vendor, fields, result.errors) as sent:
+            page_html = _page(scope, None if scope == "admin" else name, result, sent)
+        return page_html, 422 if result.errors else 200
+    flash(result.message, "ok")
     if scope == "admin":
         return redirect(url_for("settings.page", scope="admin"))
     return redirect(url_for("settings.page", scope=scope, target=name))
