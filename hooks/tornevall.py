@@ -430,8 +430,8 @@ def _changes(options: SpamOptions, data: dict) -> dict[str, str]:
                 raise ValueError("tick it or leave it unticked (1 or 0)")
             elif len(value) > _FREE_TEXT_MAX or not value.isprintable():
                 raise ValueError(f"at most {_FREE_TEXT_MAX} printable characters")
-        except ValueError as exc:
-            problems[name] = [str(exc)]
+        except ValueError as exc:  # shown beside the field, under its label: no key
+            problems[name] = [str(exc).removeprefix(f"{name} ")]
             continue
         if value != options.preferences[name]:
             changes[name] = value

@@ -83,7 +83,8 @@ class Submitted:
     vendor: str
     values: Mapping[str, str]
     errors: Mapping[str, str]
-    labels: dict[str, str] = field(default_factory=dict)
+    #: the label and element id of each field in error, as it was rendered
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def problems(self) -> list[tuple[str | None, str]]:
         """Each error as ``(field id or None, "Label: message")``, for a summary that links
@@ -91,7 +92,8 @@ class Submitted:
         out: list[tuple[str | None, str]] = []
         for key, message in self.errors.items():
             if key in self.labels:
-                out.append((f"sfp-{key}", f"{self.labels[key]}: {message}"))
+                label, element = self.labels[key]
+                out.append((element, f"{label}: {message}"))
             elif key == "_schema":
                 out.append((None, message))
             else:
@@ -101,6 +103,26 @@ class Submitted:
 
 _submitted: ContextVar[Submitted | None] = ContextVar("sfp_submitted", default=None)
 _rendering: ContextVar[str | None] = ContextVar("sfp_rendering", default=None)
+_ids: ContextVar[dict[str, int] | None] = ContextVar("sfp_ids", default=None)
+
+
+@contextmanager
+def one_page() -> Iterator[None]:
+    """Fragments rendered within the block share a page: each field's element id is unique
+    on it (``sfp-greylist``, then ``sfp-greylist-2`` for the next form with that field)."""
+    token = _ids.set({})
+    try:
+        yield
+    finally:
+        _ids.reset(token)
+
+
+def _field_id(name: str) -> str:
+    used = _ids.get()
+    if used is None:
+        return f"sfp-{name}"
+    used[name] = used.get(name, 0) + 1
+    return f"sfp-{name}" if used[name] == 1 else f"sfp-{name}-{used[name]}"
 
 
 @contextmanager
@@ -117,15 +139,22 @@ def submitted(
 
 
 def field_state(name: str, label: str) -> dict[str, object]:
-    """What a form macro needs of a refused submission for the field *name*: ``sent``
-    (whether the user sent a value), ``value`` and ``error`` (None when none)."""
+    """What a form macro needs for the field *name*: its element ``id`` (unique on the
+    page), and of a refused submission ``sent`` (whether the user sent a value), ``value``
+    and ``error`` (None when none)."""
+    element = _field_id(name)
     state = _submitted.get()
     if state is None or state.vendor != _rendering.get():
-        return {"sent": False, "value": None, "error": None}
+        return {"id": element, "sent": False, "value": None, "error": None}
     error = state.errors.get(name)
-    if error is not None:
-        state.labels[name] = label
-    return {"sent": name in state.values, "value": state.values.get(name), "error": error}
+    if error is not None and name not in state.labels:
+        state.labels[name] = (label, element)
+    return {
+        "id": element,
+        "sent": name in state.values,
+        "value": state.values.get(name),
+        "error": error,
+    }
 
 
 def number_bounds(schema, name: str) -> dict[str, object]:
@@ -247,10 +276,13 @@ def render_fragment(vendor: str, name: str, **context) -> Markup:
             )
     template = environment().get_template(f"{vendor}/{name}.html.j2")
     token = _rendering.set(vendor)
+    ids = _ids.set({}) if _ids.get() is None else None  # a fragment alone is a page
     try:
         return Markup(template.render(vendor=vendor, **context))
     finally:
         _rendering.reset(token)
+        if ids is not None:
+            _ids.reset(ids)
 
 
 def stylesheet() -> str:

@@ -27,7 +27,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context()
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
     page = context.new_page()
     yield page
     context.close()

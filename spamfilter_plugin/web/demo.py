@@ -35,6 +35,9 @@ DATA = "usr/local/directadmin/data/users"
 PREFIX = "spamfilter-demo-"
 #: the file in a demo's folder naming the process that runs it
 OWNER = "owner"
+#: Rackspace's requests per minute in the demo, for the emulator and the client alike (the
+#: documented 60 would make a visitor who opens many mailbox pages wait)
+DEMO_RACKSPACE_RATE = 600
 #: the vendors built in, whose emulators the demo serves
 VENDORS = ("spamport", "spamwall", "spambarrier", "tornevall", "rackspace")
 
@@ -237,7 +240,10 @@ class Demo:
             *toml_table("mx", {"nameservers": ["127.0.0.1"], "dns_port": self.dns.zone.port}),
         ]
         for name, running in self.sandbox.running.items():
-            lines += ["", *toml_table(f"vendors.{name}", running.config_table())]
+            table = running.config_table()
+            if name == "rackspace":  # a visitor clicking around is not throttled
+                table["rate_limit"] = running.emulator.rate_limit = DEMO_RACKSPACE_RATE
+            lines += ["", *toml_table(f"vendors.{name}", table)]
         return "\n".join(lines) + "\n"
 
     def start(self) -> Demo:

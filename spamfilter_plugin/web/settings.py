@@ -16,7 +16,7 @@ from ..errors import InvalidInput
 from ..events import Domain, Mailbox
 from ..manager import Runtime
 from ..queue import Queue
-from ..templating import Fragment, SettingsResult
+from ..templating import Fragment, SettingsResult, one_page
 from .access import Records, Viewer
 
 SCOPES = ("admin", "domain", "mailbox")
@@ -99,9 +99,10 @@ class SettingsService:
         name = self.check(viewer, scope, target)
         if vendor is not None:
             self.vendor(vendor)
-        found = self.runtime.settings_fragments(
-            scope, target_of(scope, name), csrf_token, dict(query or {})
-        )
+        with one_page():  # the fragments share a page: their fields' ids are unique on it
+            found = self.runtime.settings_fragments(
+                scope, target_of(scope, name), csrf_token, dict(query or {})
+            )
         return name, [f for f in found if vendor is None or f.vendor == vendor]
 
     def submit(
