@@ -96,7 +96,7 @@ def build_manager(
     except pluggy.PluginValidationError as exc:
         raise PluginError(
             f"vendor {pm.get_name(exc.plugin)!r} implements a hook that does not exist ({exc}); "
-            "check the hook names against README 'Hooks'"
+            "check the hook names against docs/hooks.md"
         ) from None
     return pm
 

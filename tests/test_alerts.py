@@ -1,4 +1,4 @@
-"""Alerts through apprise (README "Operations"): a local HTTP receiver (apprise's
+"""Alerts through apprise (docs/operations.md): a local HTTP receiver (apprise's
 ``json://`` URL on loopback) gets one grouped message per kind; a receiver that fails or
 hangs is logged and counted and holds nothing up; no secret is in any message."""
 

@@ -1,4 +1,4 @@
-"""Drift watch (README "Operations"): a domain removed at the vendor by hand, or left there
+"""Drift watch (docs/operations.md): a domain removed at the vendor by hand, or left there
 after the panel lost it, is reported by the dry run of ``sync`` the worker runs every
 ``drift_hours`` (and ``spamfilter drift`` now), never changed unless ``drift_repair``."""
 

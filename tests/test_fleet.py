@@ -1,4 +1,4 @@
-"""Fleet mode: servers sharing one queue on PostgreSQL (README "Fleet mode").
+"""Fleet mode: servers sharing one queue on PostgreSQL (docs/fleet.md).
 
 Every test here runs against the real server ``SPAMFILTER_TEST_POSTGRES`` names, in a
 schema of its own (``fleet.py``); the queue's general promises are the queue, worker,

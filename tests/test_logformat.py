@@ -1,4 +1,4 @@
-"""``[general] log_format = "json"`` (README "Operations"): every line the command writes to
+"""``[general] log_format = "json"`` (docs/operations.md): every line the command writes to
 standard error is one JSON object with the time, level, logger, message and the delivery's
 fields, redacted as the text format is."""
 

@@ -1,4 +1,4 @@
-"""The operations metrics (README "Operations"): counted by the worker in the queue's store,
+"""The operations metrics (docs/operations.md): counted by the worker in the queue's store,
 read at scrape time, served at ``/metrics`` by the console and written by ``spamfilter
 metrics --textfile``; parsed with prometheus_client's own text parser."""
 

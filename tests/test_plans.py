@@ -1,4 +1,4 @@
-"""Protection per hosting plan (README "Plans"): the ``[plans]`` table, the panel hook
+"""Protection per hosting plan (docs/accounts.md): the ``[plans]`` table, the panel hook
 queueing nothing for a vendor an account's plan does not protect, and ``sync`` honouring
 plans, against the SpamPort emulator and the panels' records (cPanel's ``PLAN=``,
 DirectAdmin's ``package=``)."""

@@ -1,4 +1,4 @@
-"""Suspended accounts at the vendors (README "Suspension"): each ``on_suspend`` policy
+"""Suspended accounts at the vendors (docs/accounts.md): each ``on_suspend`` policy
 against the emulators, over loopback HTTP, through the queue and the worker."""
 
 from __future__ import annotations

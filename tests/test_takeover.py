@@ -1,6 +1,6 @@
 """An account moved between independent servers (each with its own SQLite queue, no fleet):
 the old server's deletion is not made where the vendor can show that another destination
-took the domain over (README "Delivery guarantees").
+took the domain over (docs/delivery.md).
 
 Each vendor whose API says where a domain's mail goes is tested against its emulator: server
 web1 creates the domain, web2 creates it again (the account restored there: the vendor now

@@ -10,7 +10,7 @@ def register(sub) -> None:
         "alerts",
         help="alerts: send a test message",
         description="Alerts go to the [alerts] urls (apprise URLs) from the worker daemon and "
-        "the console; see the README's Operations section.",
+        "the console; see docs/operations.md.",
     )
     asub = p.add_subparsers(dest="alerts_command", metavar="ACTION")
     asub.required = True

@@ -59,7 +59,7 @@ def _fleet(config) -> dict | None:
 
 
 def _wrong_mx(rt) -> list[dict]:
-    """The domains whose MX was found ``wrong`` (README "MX records")."""
+    """The domains whose MX was found ``wrong`` (docs/mx.md)."""
     from ..errors import QueueError
     from ..queue import mx_store
     from ..store.mx import FILE

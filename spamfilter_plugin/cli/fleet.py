@@ -64,7 +64,7 @@ def cmd_fleet(args) -> int:
     if rt.config.fleet is None:
         raise CliError(
             f"{rt.config.path} has no [fleet] table; add one (url, key, server) to use fleet "
-            "mode (README 'Fleet mode')"
+            "mode (docs/fleet.md)"
         )
     return args.action(rt, args)
 

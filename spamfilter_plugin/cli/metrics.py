@@ -12,7 +12,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "metrics",
         help="print the operations metrics, or write them for node_exporter",
-        description="The metrics /metrics serves (see the README's Operations section), read "
+        description="The metrics /metrics serves (see docs/operations.md), read "
         "from the queue now. Without --textfile they are printed.",
     )
     p.add_argument(

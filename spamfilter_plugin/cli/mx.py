@@ -14,7 +14,7 @@ def register(sub) -> None:
         "domain's mail: after it accepts a domain, the destination is checked by SMTP, the "
         "MX set is recorded and switched through the panel, and the switch is verified by "
         "DNS lookup. States: queued, skipped (remote mail), destination refused, switching, "
-        "pending, verified, wrong, restored, gone. See README 'MX records'.",
+        "pending, verified, wrong, restored, gone. See docs/mx.md.",
     )
     msub = m.add_subparsers(dest="mx_command", metavar="ACTION")
     msub.required = True

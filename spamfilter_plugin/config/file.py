@@ -73,7 +73,7 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], bool, str]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(
-            f"config file {path} does not exist; create it (see README, 'Configuration'), "
+            f"config file {path} does not exist; create it (see docs/configuration.md), "
             f"or point --config or ${ENV_VAR} at it"
         ) from None
     except PermissionError:

@@ -249,7 +249,7 @@ class MxHostSchema(Schema):
 class GatewaySchema(VendorSchema):
     """A gateway filter's table: the vendor's schema keys plus its MX hosts (``mx``, as the
     vendor tells its customers) and ``manage_mx`` (default: on when ``mx`` is given), which
-    switches a protected domain's MX records to those hosts (README "MX records")."""
+    switches a protected domain's MX records to those hosts (docs/mx.md)."""
 
     mx = fields.List(fields.Nested(MxHostSchema), load_default=list)
     manage_mx = fields.Boolean(load_default=None)

@@ -1,7 +1,7 @@
 """SpamPort emulator: ``POST /api`` with form fields, JSON ``{"message", "status"}`` answers.
 
 Written from the SpamPort API document.  Where the document is silent the
-emulator's choice is stated here and in README "Sandbox":
+emulator's choice is stated here and in docs/sandbox.md:
 
 * a wrong username/password answers
   ``{"message":"Invalid username or password","status":"failure"}``

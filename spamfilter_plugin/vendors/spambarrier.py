@@ -2,7 +2,7 @@
 ``user_id`` and ``api_token`` in ``params``; ``{"result": "success", "params": ...}`` back.
 
 One typed method per documented method.  Where the document is silent, the vendor's own
-PHP client is the evidence followed (README "spambarrier"):
+PHP client is the evidence followed (docs/vendors/spambarrier.md):
 
 * a failure is ``{"result": "error", "params": {"message": ...}}`` (the client throws
   ``params->message``); an ``error`` object in its place is read as well, and a

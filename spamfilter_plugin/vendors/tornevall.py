@@ -3,7 +3,7 @@
 
 One typed method per documented verb.  Where the document is silent, Tornevall's own
 generic client (``torneApi()`` in Tornevall/tornevall-wp-dnsbl ``includes/api.php``) is the
-evidence followed (README "Tornevall"):
+evidence followed (docs/vendors/tornevall.md):
 
 * authentication is HTTP Basic with the application id and key (``auth_scheme = "basic"``,
   the default); ``bearer`` and ``header`` (``X-Api-Key``) are there for endpoints set up so;

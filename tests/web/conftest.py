@@ -18,7 +18,7 @@ def demo():
 
 @pytest.fixture(scope="session")
 def shots(tmp_path_factory):
-    """Where screenshots go: $SFP_SCREENSHOTS (README's pictures are made so), else a
+    """Where screenshots go: $SFP_SCREENSHOTS (the documentation's pictures are made so), else a
     temporary folder."""
     folder = os.environ.get("SFP_SCREENSHOTS") or str(tmp_path_factory.mktemp("screenshots"))
     os.makedirs(folder, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The audit log (README "Operations"): a settings change through the console, a panel page
+"""The audit log (docs/operations.md): a settings change through the console, a panel page
 (``ui render``/``ui submit``) and a bulk action, and queue retry and drop, each one entry
 with the actor, where from, and old → new; a secret is never written, and ``spamfilter
 audit`` shows them."""

@@ -27,7 +27,7 @@ from .. import (
     mailbox_events,
 )
 
-#: the commands and files the adapter uses, with their documented defaults (README, cPanel)
+#: the commands and files the adapter uses, with their documented defaults (docs/panels)
 DEFAULTS = {
     "manage_hooks": "/usr/local/cpanel/bin/manage_hooks",
     "whmapi1": "/usr/local/cpanel/bin/whmapi1",

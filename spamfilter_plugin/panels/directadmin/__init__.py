@@ -28,7 +28,7 @@ from .. import (
 
 DATA = "usr/local/directadmin/data/users"
 
-#: the commands and files the adapter uses, with their documented defaults (README)
+#: the commands and files the adapter uses, with their documented defaults (docs/panels/index.md)
 DEFAULTS = {
     "scripts_dir": "/usr/local/directadmin/scripts/custom",
     "api_url": "https://127.0.0.1:2222",

@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-#: the command the adapter uses, with its documented default (README)
+#: the command the adapter uses, with its documented default (docs/panels/index.md)
 DEFAULTS = {"plesk": "/usr/sbin/plesk"}
 
 #: the events ``install-hooks plesk`` registers
@@ -53,7 +53,7 @@ _PLAN = (
 #: what ``domain_create``/``site_create`` protect (main); a subdomain (a domain with a parent)
 #: and a domain alias are secondary, as ``subdomain_create`` and ``domain_alias_create`` treat
 #: them.  The tables and columns are those of Plesk's ``psa`` database as integrations read
-#: them (README "Plesk"); names are kept in their ASCII (IDNA) form there.
+#: them (docs/panels/plesk.md); names are kept in their ASCII (IDNA) form there.
 INVENTORY_SQL = (
     "SELECT d.name, CASE WHEN d.parentDomainId = 0 THEN 'main' ELSE 'secondary' END,"
     f" c.login, {_PLAN} FROM domains d JOIN clients c ON c.id = d.cl_id"

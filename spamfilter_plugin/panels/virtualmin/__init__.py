@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-#: the command the adapter uses, with its documented default (README)
+#: the command the adapter uses, with its documented default (docs/panels/index.md)
 DEFAULTS = {"virtualmin": "/usr/sbin/virtualmin"}
 
 
