@@ -23,7 +23,9 @@ def register(sub) -> None:
     d.add_argument(
         "--json",
         action="store_true",
-        help='print one line {"url", "username", "password"} once it is ready to serve',
+        help='print one line {"url", "username", "password", "emulators", "dns"} once it is '
+        "ready to serve (emulators: each vendor emulator's API address; dns: the loopback "
+        "name server's host:port)",
     )
     d.set_defaults(func=cmd_demo)
 
@@ -43,12 +45,11 @@ def cmd_demo(args) -> int:
         raise CliError(f"--port: cannot listen on 127.0.0.1:{args.port} ({exc.strerror})") from None
     try:
         if args.json:
-            print(
-                json.dumps({"url": demo.url, "username": demo.username, "password": demo.password}),
-                flush=True,
-            )
+            print(json.dumps(demo.described()), flush=True)
         else:
             print(f"Console:  {demo.url}\nLogin:    {demo.username} / {demo.password}", flush=True)
+            for name, url in demo.described()["emulators"].items():
+                print(f"{name + ':':<13} {url}", flush=True)
             note("the seeded domains are being provisioned; press Ctrl-C to stop")
         wait_until_stopped(stop)
     finally:

@@ -294,6 +294,17 @@ class Demo:
     def url(self) -> str:
         return self.server.url
 
+    def described(self) -> dict[str, Any]:
+        """The console's address and login, each emulator's API address and the loopback
+        name server's (what ``demo --json`` prints)."""
+        return {
+            "url": self.url,
+            "username": self.username,
+            "password": self.password,
+            "emulators": {name: r.url for name, r in self.sandbox.running.items()},
+            "dns": f"127.0.0.1:{self.dns.zone.port}",
+        }
+
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()

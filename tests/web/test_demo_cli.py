@@ -57,7 +57,15 @@ def test_demo_starts_serves_provisions_and_stops(stop, tmp_path):
     proc, login = start_demo(tmp_path)
     busy = threading.Event()
     try:
-        assert set(login) == {"url", "username", "password"}
+        assert set(login) == {"url", "username", "password", "emulators", "dns"}
+        assert set(login["emulators"]) == {
+            "spamport", "spamwall", "spambarrier", "tornevall", "rackspace",
+        }  # fmt: skip
+        # each address is its emulator's API: its control endpoint answers beside it
+        for name, url in login["emulators"].items():
+            root = url.split("/", 3)[:3]
+            state = requests.get("/".join(root) + "/_sandbox/state", timeout=10)
+            assert state.status_code == 200, (name, url)
         assert len(folders(tmp_path)) == 1
         s = requests.Session()
         token = csrf_of(s.get(login["url"] + "login", timeout=10).text)
