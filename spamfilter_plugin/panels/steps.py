@@ -2,13 +2,20 @@
 each is idempotent, printed before it is taken (``--dry-run`` only prints), and touches only
 what is ours: an admin's own hooks and files are never overwritten or removed.  Each panel's
 ``<panel>/install.py`` and ``<panel>/ui.py`` take their steps through :class:`Steps`.
+
+Every file a step changes or removes is first kept in a :class:`Checkpoint` (its content and
+mode, or that it did not exist), so a run that fails half-way is rolled back: the files are
+put back as they were, newest change first.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+import shutil
 import subprocess
+import time
 
 from ..errors import PanelError
 
@@ -34,11 +41,71 @@ def run_command(argv: list[str], timeout: float = TIMEOUT) -> str:
     return done.stdout
 
 
-class Steps:
-    """What is done (or would be, with *dry_run*), one line each."""
+class Checkpoint:
+    """What the files looked like before a run changed them, kept in *folder*: a copy of
+    each file (``0``, ``1``, ...) and ``manifest.json`` listing ``[path, copy or null,
+    mode, folders]`` in the order they were first changed (null: the file did not exist;
+    *folders*: those the run made for it)."""
 
-    def __init__(self, dry_run: bool, say) -> None:
-        self.dry_run, self.say = dry_run, say
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.kept: list[tuple[str, str | None, int, list[str]]] = []
+
+    @classmethod
+    def under(cls, state_dir: str, what: str) -> Checkpoint:
+        """A new checkpoint in ``state_dir/checkpoints/<UTC time>-<what>``."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        base = os.path.join(state_dir, "checkpoints", f"{stamp}-{what}")
+        folder, n = base, 1
+        while os.path.exists(folder):
+            n += 1
+            folder = f"{base}-{n}"
+        return cls(folder)
+
+    def keep(self, path: str) -> None:
+        """Save *path* as it is now, unless it was saved already in this run."""
+        if any(entry[0] == path for entry in self.kept):
+            return
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        copy, mode, made = None, 0, []
+        parent = os.path.dirname(path)
+        while parent and not os.path.exists(parent):
+            made.append(parent)
+            parent = os.path.dirname(parent)
+        if os.path.lexists(path):
+            copy = str(len(self.kept))
+            shutil.copyfile(path, os.path.join(self.folder, copy), follow_symlinks=False)
+            mode = os.stat(path).st_mode & 0o7777
+            os.chmod(os.path.join(self.folder, copy), 0o600)
+        self.kept.append((path, copy, mode, made))
+        with open(os.path.join(self.folder, "manifest.json"), "w", encoding="utf-8") as fh:
+            json.dump(self.kept, fh, indent=1)
+
+    def rollback(self, say) -> None:
+        """Put every kept file back as it was (newest first): its content and mode, or gone
+        when it did not exist; *say* gets one line per file."""
+        for path, copy, mode, made in reversed(self.kept):
+            if copy is None:
+                if os.path.lexists(path):
+                    os.unlink(path)
+                    say(f"rolled back: removed {path}")
+                for folder in made:  # innermost first; only if the run left them empty
+                    if os.path.isdir(folder) and not os.listdir(folder):
+                        os.rmdir(folder)
+                continue
+            tmp = f"{path}.spamfilter-tmp"
+            shutil.copyfile(os.path.join(self.folder, copy), tmp)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+            say(f"rolled back: restored {path}")
+
+
+class Steps:
+    """What is done (or would be, with *dry_run*), one line each; each file changed is kept
+    in *checkpoint* first, when one is given."""
+
+    def __init__(self, dry_run: bool, say, checkpoint: Checkpoint | None = None) -> None:
+        self.dry_run, self.say, self.checkpoint = dry_run, say, checkpoint
         self.lines: list[str] = []
 
     def note(self, text: str) -> None:
@@ -55,6 +122,8 @@ class Steps:
             return
         self.note(("would write: " if self.dry_run else "write: ") + path)
         if not self.dry_run:
+            if self.checkpoint is not None:
+                self.checkpoint.keep(path)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f"{path}.spamfilter-tmp"
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -65,6 +134,8 @@ class Steps:
     def remove(self, path: str) -> None:
         self.note(("would remove: " if self.dry_run else "remove: ") + path)
         if not self.dry_run:
+            if self.checkpoint is not None:
+                self.checkpoint.keep(path)
             os.unlink(path)
 
 

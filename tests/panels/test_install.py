@@ -172,3 +172,43 @@ def test_virtualmin_chains_in_front_of_the_admins_post_command(panel):
     assert done.returncode == 0
     assert "post_command=/opt/admin/post.sh" in server.read_text().splitlines()
     assert "post_command=" in users.read_text() and "panel-hook" not in users.read_text()
+
+
+def test_a_half_done_directadmin_install_is_rolled_back(panel):
+    """A hook folder that cannot be made (a file is in its way) stops the install half-way:
+    the scripts written before it are removed again, with the folders made for them."""
+    config = panel("directadmin")
+    custom = panel.root / "usr/local/directadmin/scripts/custom"
+    custom.mkdir(parents=True)
+    (custom / "subdomain_create_post").write_text("in the way\n")  # a file, not a folder
+    (custom / "domain_create_post").mkdir()
+    (custom / "domain_create_post" / "admin.sh").write_text("#!/bin/sh\n")
+    done = panel.cli(config, "install-hooks", "directadmin")
+    assert done.returncode != 0
+    assert "rolled back: removed" in done.stdout and "rolled back" in done.stderr
+    assert not list(custom.rglob("spamfilter.sh"))
+    assert sorted(p.name for p in custom.iterdir()) == [
+        "domain_create_post",
+        "subdomain_create_post",
+    ]
+    assert (custom / "domain_create_post" / "admin.sh").exists()  # the admin's: untouched
+
+
+def test_the_virtualmin_config_is_kept_before_it_is_rewritten(panel):
+    config = panel("virtualmin")
+    server = panel.root / "etc/webmin/virtual-server/config"
+    server.parent.mkdir(parents=True)
+    original = "post_command=/opt/admin/post.sh\nother=1\n"
+    server.write_text(original)
+    server.chmod(0o640)
+    done = panel.cli(config, "install-hooks", "virtualmin")
+    assert done.returncode == 0, done.stderr
+    kept = done.stdout.split("checkpoint: the files as they were before are kept in ")[1].strip()
+    manifest = json.loads((Path(kept) / "manifest.json").read_text())
+    ((path, copy, mode, made),) = manifest
+    assert path == str(server) and mode == 0o640 and made == []
+    assert (Path(kept) / copy).read_text() == original
+    assert "panel-hook virtualmin" in server.read_text()
+    # an install that changes nothing keeps nothing
+    again = panel.cli(config, "install-hooks", "virtualmin")
+    assert again.returncode == 0 and "checkpoint:" not in again.stdout
