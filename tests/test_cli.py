@@ -228,13 +228,21 @@ def test_a_new_command_is_a_new_module(tmp_path, monkeypatch):
         assert name in cli.command_modules()
 
 
-def test_systemd_unit_template_keeps_its_placeholders():
-    from spamfilter_plugin.cli.worker import UNIT_PLACEHOLDERS, systemd_unit, unit_template
+def test_systemd_unit_templates_keep_their_placeholders():
+    from spamfilter_plugin.systemd import MARK, UNITS, template, unit
 
-    assert set(unit_template().get_identifiers()) == UNIT_PLACEHOLDERS
-    unit = systemd_unit("/opt/sf bin/spamfilter", "/etc/sf/config.toml", "/var/lib/sf")
-    assert 'ExecStart="/opt/sf bin/spamfilter" --config /etc/sf/config.toml worker' in unit
-    assert "ReadWritePaths=/var/lib/sf" in unit and "$" not in unit
+    assert set(template("spamfilter-worker.service").get_identifiers()) == {
+        "exe", "config", "state_dir",
+    }  # fmt: skip
+    assert set(template("spamfilter-console.service").get_identifiers()) == {
+        "exe", "config", "state_dir", "port",
+    }  # fmt: skip
+    worker = unit(UNITS[0], "/opt/sf bin/spamfilter", "/etc/sf/config.toml", "/var/lib/sf")
+    assert 'ExecStart="/opt/sf bin/spamfilter" --config /etc/sf/config.toml worker' in worker
+    assert "ReadWritePaths=/var/lib/sf" in worker and "$" not in worker
+    console = unit(UNITS[1], "/usr/bin/spamfilter", "/etc/sf/c.toml", "/var/lib/sf", 8030)
+    assert "serve --no-worker --host 127.0.0.1 --port 8030" in console
+    assert worker.startswith(MARK) and console.startswith(MARK)
 
 
 def test_sandbox_lists_and_serves_a_third_party_emulator(cli_env):

@@ -60,14 +60,14 @@ def run_steps(args, action: str) -> int:
     except (ValueError, RuntimeError, OSError, SpamFilterError) as exc:
         print(f"spamfilter: {args.panel}: {exc}", file=sys.stderr)
         if steps is not None and steps.checkpoint is not None:
-            _roll_back(panel, command, action, steps)
+            roll_back(panel, command, action, steps)
         return EXIT_USAGE
     if steps.checkpoint is not None and steps.checkpoint.kept:
         print(f"checkpoint: the files as they were before are kept in {steps.checkpoint.folder}")
     return EXIT_OK
 
 
-def _roll_back(panel: Panel, command: list[str], action: str, steps: Steps) -> None:
+def roll_back(panel: Panel, command: list[str], action: str, steps: Steps) -> None:
     """Undo a run that failed half-way: the registrations it made with the panel's commands
     (an install that ran any: the panel's uninstall, which removes only ours), then every
     file it changed, as it was."""

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 from ._common import EXIT_OK, EXIT_VENDOR, note, runtime, stop_event
 
 if TYPE_CHECKING:
-    from string import Template
+    pass
 
 #: the placeholders of the shipped unit template, all of which must be in it
-UNIT_PLACEHOLDERS = frozenset({"exe", "config", "state_dir"})
 
 
 def register(sub) -> None:
@@ -49,28 +48,6 @@ def register(sub) -> None:
     w.set_defaults(func=cmd_worker)
 
 
-def unit_template() -> Template:
-    """The unit file shipped as package data, a :class:`string.Template`."""
-    from importlib import resources
-    from string import Template
-
-    path = resources.files("spamfilter_plugin.systemd").joinpath("spamfilter-worker.service")
-    return Template(path.read_text("utf-8"))
-
-
-def _unit_word(value: str) -> str:
-    """A path as one word of a unit file (quoted when it holds spaces)."""
-    if any(c.isspace() for c in value) or '"' in value:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return value
-
-
-def systemd_unit(exe: str, config: str, state_dir: str) -> str:
-    """The shipped unit with this installation's executable, config file and state directory."""
-    values = {"exe": exe, "config": config, "state_dir": state_dir}
-    return unit_template().substitute({k: _unit_word(v) for k, v in values.items()})
-
-
 def cmd_worker(args) -> int:
     from ..worker import Worker, chores_every
 
@@ -81,10 +58,15 @@ def cmd_worker(args) -> int:
         exe = shutil.which("spamfilter") or os.path.join(
             os.path.dirname(sys.executable), "spamfilter"
         )
-        unit = systemd_unit(
-            os.path.abspath(exe), str(rt.config.path.resolve()), str(rt.config.general.state_dir)
+        from ..systemd import unit
+
+        text = unit(
+            "spamfilter-worker.service",
+            os.path.abspath(exe),
+            str(rt.config.path.resolve()),
+            str(rt.config.general.state_dir),
         )
-        print(unit, end="")
+        print(text, end="")
         return EXIT_OK
 
     def report(d):

@@ -273,6 +273,14 @@ class Panel:
             ) from None
         part.install_ui(self, command, steps)
 
+    def uninstall_ui(self, command: list[str], steps) -> None:
+        """Remove the settings pages from this panel, only ours (nothing where it has none)."""
+        try:
+            part = self._part("ui")
+        except ModuleNotFoundError:
+            return
+        part.uninstall_ui(self, command, steps)
+
     # -- helpers for the adapters ---------------------------------------------------
 
     def secondary(self, what: str, hook: str, domain: object) -> Found:

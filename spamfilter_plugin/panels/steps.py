@@ -139,6 +139,28 @@ class Steps:
             os.unlink(path)
 
 
+def remove_ours(steps: Steps, path: str, mark: str = MARK) -> bool:
+    """Remove *path* when it holds *mark* (it is ours); a file that is not is left alone
+    (and said so). Whether it was removed."""
+    text = read(path)
+    if text is None:
+        return False
+    if mark not in text:
+        steps.note(f"left alone (not ours): {path}")
+        return False
+    steps.remove(path)
+    return True
+
+
+def prune(steps: Steps, folder: str, stop: str) -> None:
+    """Remove *folder* and its parents up to (not including) *stop* while they are empty."""
+    while not steps.dry_run and folder.startswith(stop) and folder != stop:
+        if not os.path.isdir(folder) or os.listdir(folder):
+            return
+        os.rmdir(folder)
+        folder = os.path.dirname(folder)
+
+
 def run(argv: list[str]) -> str:
     """Run a panel command (two minutes at most); its output, or PanelError."""
     return run_command(argv, timeout=120)

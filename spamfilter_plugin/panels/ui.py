@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 
 from . import Panel
-from .steps import MARK, Steps
+from .steps import MARK, Steps, remove_ours
 
 SUDOERS = "etc/sudoers.d/spamfilter-plugin"
 
@@ -37,3 +37,7 @@ def sudoers(panel: Panel, command: list[str], steps: Steps) -> None:
         f"ALL ALL=(root) NOPASSWD: {line} *\n",
         0o440,
     )
+
+
+def remove_sudoers(panel: Panel, steps: Steps) -> None:
+    remove_ours(steps, panel.path(SUDOERS))

@@ -10,12 +10,16 @@ import os
 
 from ... import __version__
 from .. import Panel
-from ..steps import MARK, Steps
-from ..ui import page_command, sudoers
+from ..steps import MARK, Steps, prune, remove_ours
+from ..ui import page_command, remove_sudoers, sudoers
+
+
+def _base(panel: Panel) -> str:
+    return os.path.join(panel.path(panel.conf["plugins_dir"]), "spamfilter")
 
 
 def install_ui(panel: Panel, command: list[str], steps: Steps) -> None:
-    base = os.path.join(panel.path(panel.conf["plugins_dir"]), "spamfilter")
+    base = _base(panel)
     steps.write(
         os.path.join(base, "plugin.conf"),
         "name=Spam filtering\nid=spamfilter\nauthor=spamfilter-plugin\n"
@@ -31,3 +35,15 @@ def install_ui(panel: Panel, command: list[str], steps: Steps) -> None:
         )
         steps.write(os.path.join(base, "hooks", f"{level}_txt.html"), "Spam filtering\n", 0o644)
     sudoers(panel, command, steps)
+
+
+def uninstall_ui(panel: Panel, command: list[str], steps: Steps) -> None:
+    base = _base(panel)
+    for level in ("admin", "reseller", "user"):
+        remove_ours(steps, os.path.join(base, level, "index.html"))
+        remove_ours(steps, os.path.join(base, "hooks", f"{level}_txt.html"), "Spam filtering")
+        prune(steps, os.path.join(base, level), base)
+    prune(steps, os.path.join(base, "hooks"), base)
+    remove_ours(steps, os.path.join(base, "plugin.conf"), "id=spamfilter")
+    prune(steps, base, os.path.dirname(base))
+    remove_sudoers(panel, steps)
