@@ -35,6 +35,11 @@ DATA = "usr/local/directadmin/data/users"
 PREFIX = "spamfilter-demo-"
 #: the file in a demo's folder naming the process that runs it
 OWNER = "owner"
+#: the demo panel's DNS administrator, and the vendor whose MX hosts the demo switches to
+DNS_USER = "admin"
+MX_VENDOR = "spamport"
+MX_HOSTS = [{"host": "mx1.spamport.example", "priority": 10},
+            {"host": "mx2.spamport.example", "priority": 20}]  # fmt: skip
 #: Rackspace's requests per minute in the demo, for the emulator and the client alike (the
 #: documented 60 would make a visitor who opens many mailbox pages wait)
 DEMO_RACKSPACE_RATE = 600
@@ -62,9 +67,11 @@ class DemoPanel:
     """A DirectAdmin file tree under *root*, and the hook a panel runs on each change.
     *hosted* is told of each new mailbox (the demo's mail service)."""
 
-    def __init__(self, root: Path, config_path: Path, hosted=None) -> None:
+    def __init__(self, root: Path, config_path: Path, hosted=None, zones=None) -> None:
         self.root, self.config_path = root, config_path
-        self.hosted = hosted
+        #: told of each new mailbox (the demo's mail service), and of each new domain (the
+        #: panel's DNS makes its zone)
+        self.hosted, self.zones = hosted, zones
         self._lock = threading.Lock()
 
     def _file(self, *parts: str) -> Path:
@@ -107,7 +114,10 @@ class DemoPanel:
                 return f"domain: {name} exists on the panel already", "error"
             self._append(name, DATA, owner, "domains.list")
             self._append(f"{name}: {owner}", "etc/virtual/domainowners")
+            self._append(name, "etc/virtual/domains")  # this server handles its mail
             self._file("etc/virtual", name, "passwd").touch()
+        if self.zones is not None:
+            self.zones(name)
         self._hook("domain_create_post", {"domain": name, "username": owner, "creator": "admin"})
         return f"Created {domain.strip()} for {owner}; the panel's hook queued it.", "ok"
 
@@ -142,15 +152,25 @@ class DemoPanel:
 
 
 class DemoDns:
-    """The demo's DNS: the panel publishes TXT records into a loopback name server (which
-    the config's ``[mx]`` table points at) and into the spambarrier emulator's view of
-    DNS, as a real panel's zone would be seen by both."""
+    """The demo's DNS and mail host: a loopback name server (which the config's ``[mx]``
+    table points at), the demo panel's DNS administration (DirectAdmin's
+    ``CMD_API_DNS_ADMIN``, through which the MX switch and restore go, and whose zones the
+    name server answers from), and a mail host that accepts the destination check.  TXT
+    records are published into the name server and the spambarrier emulator's view of DNS,
+    as a real panel's zone would be seen by both."""
 
     def __init__(self, sandbox) -> None:
+        from ..sandbox.directadmin import DirectAdminDns
+        from ..sandbox.server import LoopbackServer
+        from ..sandbox.smtp import SmtpAcceptor
 
         self.sandbox = sandbox
         self.zone = ZoneServer().__enter__()
         self.txt: dict[str, list[str]] = {}
+        self.key = secrets.token_urlsafe(24)
+        self.panel_api = DirectAdminDns(DNS_USER, self.key, published=self.zone.set)
+        self.api_server = LoopbackServer(self.panel_api).start()
+        self.smtp = SmtpAcceptor().__enter__()
 
     @hookimpl(tryfirst=True)
     def publish_dns_record(self, domain, record_type, name, value):
@@ -166,6 +186,8 @@ class DemoDns:
         return True
 
     def stop(self) -> None:
+        self.smtp.__exit__(None, None, None)
+        self.api_server.stop()
         self.zone.__exit__(None, None, None)
 
 
@@ -225,22 +247,44 @@ class Demo:
         self.username = "admin"
         self.password = ""
 
-    def config_text(self, state_dir: Path, panel_root: Path, password_hash: str) -> str:
+    def config_text(
+        self, state_dir: Path, panel_root: Path, password_hash: str, key_file: Path
+    ) -> str:
         lines = [
             "# spamfilter-plugin demo: public emulator credentials, loopback only",
             *toml_table(
                 "general",
-                {"state_dir": str(state_dir), "mail_host": "192.0.2.25", "retry_base": 2.0},
+                {"state_dir": str(state_dir), "mail_host": "127.0.0.1", "retry_base": 2.0},
             ),
             "",
-            *toml_table("panel", {"kind": "directadmin", "root": str(panel_root)}),
+            *toml_table(
+                "panel",
+                {
+                    "kind": "directadmin",
+                    "root": str(panel_root),
+                    "api_url": self.dns.api_server.url,
+                    "api_user": DNS_USER,
+                    "api_key_file": str(key_file),
+                },
+            ),
             "",
             *toml_table("console", {"username": self.username, "password_hash": password_hash}),
             "",
-            *toml_table("mx", {"nameservers": ["127.0.0.1"], "dns_port": self.dns.zone.port}),
+            *toml_table(
+                "mx",
+                {
+                    "nameservers": ["127.0.0.1"],
+                    "dns_port": self.dns.zone.port,
+                    "smtp_port": self.dns.smtp.port,
+                    "smtp_timeout": 5.0,
+                    "helo_name": "demo.localhost",
+                },
+            ),
         ]
         for name, running in self.sandbox.running.items():
             table = running.config_table()
+            if name == MX_VENDOR:  # its MX hosts: the demo switches every domain to them
+                table["mx"] = MX_HOSTS
             if name == "rackspace":  # a visitor clicking around is not throttled
                 table["rate_limit"] = running.emulator.rate_limit = DEMO_RACKSPACE_RATE
             lines += ["", *toml_table(f"vendors.{name}", table)]
@@ -261,12 +305,23 @@ class Demo:
             self.sandbox = Sandbox(host=self.host, vendors=VENDORS).start()
             self.dns = DemoDns(self.sandbox)
             self.password = secrets.token_urlsafe(9)
+            key_file = self.folder / "directadmin.key"
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(self.dns.key + "\n")
             config_path = self.folder / "spamfilter.toml"
             fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.config_text(state_dir, panel_root, hash_password(self.password)))
+                fh.write(
+                    self.config_text(state_dir, panel_root, hash_password(self.password), key_file)
+                )
             self.config_path = config_path
-            self.panel = DemoPanel(panel_root, config_path, hosted=self.host_mailbox)
+            self.panel = DemoPanel(
+                panel_root,
+                config_path,
+                hosted=self.host_mailbox,
+                zones=self.dns.panel_api.create_zone,
+            )
             runtime = load_runtime(config_path, plugins=[("demo-dns", self.dns)])
             console, _ = console_for(runtime, host=self.host, demo=self.panel)
             self.panel.seed()

@@ -62,7 +62,10 @@ def test_a_domains_page_opens_with_its_summary_and_actions(demo, page):
         assert box.get_attribute("data-state") == "protected"
         assert re.search(r"UTC \((just now|\d+ min ago)\)", box.inner_text())  # when, with its zone
     assert "Owner: carol" in summary.inner_text()
-    assert "Not managed" in summary.locator("[data-mx]").inner_text()
+    wait_until(lambda: mx_of(demo, "carol.example") == "verified")
+    page.reload()
+    summary = page.locator("#sfc-domain-summary")
+    assert summary.locator("[data-mx]").get_attribute("data-mx") == "verified"
     # the vendor that has a panel of its own offers the login here too
     assert summary.get_by_role("button", name="Log in to SpamPort").count() == 1
     # unprotecting asks first and says what it does; cancelling changes nothing
@@ -126,3 +129,34 @@ def q_state(demo, row_id):
         return found.state if found else None
     finally:
         q.close()
+
+
+def mx_of(demo, domain):
+    s = admin_session(demo)
+    page = s.get(demo.url, params={"q": domain}, timeout=10).text
+    found = re.search(rf'<tr data-domain="{re.escape(domain)}".*?data-mx="([^"]*)"', page, re.S)
+    return found.group(1) if found else None
+
+
+def test_the_demo_switches_mx_verifies_it_and_puts_it_back(demo, page):
+    """The demo manages MX through its panel's DNS administration and the loopback name
+    server: a new domain is switched to SpamPort's MX hosts and verified; unprotected, its
+    own MX set is put back first."""
+    zones = demo.dns.panel_api.zones
+    login(page, demo)
+    form = page.locator("form[name=demo-domain]")
+    form.locator("#demo-owner").select_option("bob")
+    form.locator("#demo-domain").fill("mx-tour.example")
+    form.get_by_role("button", name="Create domain").click()
+    assert zones["mx-tour.example"][0] == ("mx-tour.example.", "MX", "10 mail.mx-tour.example.")
+    wait_until(lambda: mx_of(demo, "mx-tour.example") == "verified")
+    mx = sorted(v for n, t, v in zones["mx-tour.example"] if t == "MX")
+    assert mx == ["10 mx1.spamport.example.", "20 mx2.spamport.example."]
+    page.goto(demo.url + "settings/domain/mx-tour.example/")
+    page.locator("#sfc-domain-summary").get_by_role("button", name="Unprotect").click()
+    assert "MX records of 1 of them are first put back" in page.inner_text("body")
+    page.get_by_role("button", name="Remove protection").click()
+    wait_until(lambda: mx_of(demo, "mx-tour.example") == "restored")
+    mx = [v for n, t, v in zones["mx-tour.example"] if t == "MX"]
+    assert mx == ["10 mail.mx-tour.example."]
+    wait_until(lambda: "mx-tour.example" not in emulator(demo, "spamport").domains)
