@@ -138,3 +138,24 @@ def test_a_half_done_setup_is_rolled_back(server, spamport_sandbox):
     assert not list(custom.rglob("spamfilter.sh"))
     assert not (server.root / "usr/local/directadmin/plugins/spamfilter").exists()
     assert "rolled back" in done.stdout
+
+
+def test_virtualmin_setup_chains_its_hook_and_teardown_gives_the_admins_back(
+    server, spamport_sandbox
+):
+    server.configure(spamport_sandbox)
+    server.config.write_text(
+        server.config.read_text().replace('kind = "directadmin"', 'kind = "virtualmin"')
+    )
+    missing = server.cli("setup", "virtualmin")
+    assert missing.returncode == 2 and "is virtualmin installed here" in missing.stderr
+    config = server.root / "etc/webmin/virtual-server/config"
+    config.parent.mkdir(parents=True)
+    config.write_text("post_command=/opt/admin/post.sh\n")
+    done = server.cli("setup", "virtualmin")
+    assert done.returncode == 0, done.stderr
+    assert "[6] panel pages" not in done.stdout  # Virtualmin's pages are the console's
+    assert "panel-hook virtualmin post ; /opt/admin/post.sh" in config.read_text()
+    gone = server.cli("teardown", "virtualmin")
+    assert gone.returncode == 0, gone.stderr
+    assert config.read_text() == "post_command=/opt/admin/post.sh\n"
