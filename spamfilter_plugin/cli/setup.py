@@ -124,9 +124,7 @@ def cmd_setup(args) -> int:
     if cmd_check(argparse.Namespace(config=args.config, json=False, verbose=0)) != EXIT_OK:
         print("stopped: fix what check says, then run setup again (nothing was changed)")
         return EXIT_VENDOR
-    checkpoint = (
-        None if args.dry_run else Checkpoint.under(state_dir_of(args), f"setup-{args.panel}")
-    )
+    checkpoint = _checkpoint(args, "setup")
     steps = Steps(args.dry_run, print, checkpoint)
     units = Systemctl(print)
     started: list[str] = []
@@ -329,9 +327,7 @@ def cmd_teardown(args) -> int:
     if _restore_mx(args) != EXIT_OK:
         print("stopped: an MX set could not be put back; nothing else was removed")
         return EXIT_VENDOR
-    checkpoint = (
-        None if args.dry_run else Checkpoint.under(state_dir_of(args), f"teardown-{args.panel}")
-    )
+    checkpoint = _checkpoint(args, "teardown")
     steps = Steps(args.dry_run, print, checkpoint)
     units = Systemctl(print)
     try:
