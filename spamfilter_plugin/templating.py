@@ -192,7 +192,7 @@ def make_environment(*extra_loaders) -> Environment:
     )
     env.globals["css_prefix"] = CSS_PREFIX
     env.globals["sfp_field"] = field_state
-    env.filters["sfp_time"] = format_time
+    env.filters["sfp_time"] = lambda stamp: format_when(stamp, css="sfp-ago")
     env.filters["sfp_domain"] = shown_domain
     return env
 
@@ -235,8 +235,11 @@ def relative_time(stamp: float | int | str, now: float) -> str:
     return ""  # not reached
 
 
-def format_when(stamp: float | int | str, now: float | None = None) -> Markup | str:
-    """The console's times: ``2026-11-21 14:05 UTC (3 min ago)`` in a ``<time>`` element."""
+def format_when(
+    stamp: float | int | str, now: float | None = None, css: str = "sfc-ago"
+) -> Markup | str:
+    """A time as pages show it: ``2026-11-21 14:05 UTC (3 min ago)`` in a ``<time>``
+    element (the relative part in a ``<small>`` of class *css*)."""
     import time as _time
 
     try:
@@ -244,8 +247,8 @@ def format_when(stamp: float | int | str, now: float | None = None) -> Markup | 
     except (TypeError, ValueError, OverflowError, OSError):
         return str(stamp)
     near = relative_time(stamp, _time.time() if now is None else now)
-    return Markup('<time datetime="{}">{} <small class="sfc-ago">({})</small></time>').format(
-        when.strftime("%Y-%m-%dT%H:%M:%SZ"), format_time(stamp), near
+    return Markup('<time datetime="{}">{} <small class="{}">({})</small></time>').format(
+        when.strftime("%Y-%m-%dT%H:%M:%SZ"), format_time(stamp), css, near
     )
 
 

@@ -123,3 +123,16 @@ def test_console_times_say_their_zone_and_how_long_ago():
     shown = str(format_when(now - 180, now))
     assert shown.startswith('<time datetime="2027-01-15T07:57:00Z">2027-01-15 07:57 UTC')
     assert "(3 min ago)" in shown
+
+
+def test_fragment_times_say_their_zone_and_how_long_ago():
+    import time
+
+    env = make_environment()
+    html = env.from_string("{{ t|sfp_time }}").render(t=time.time() - 180)
+    assert re.fullmatch(
+        r'<time datetime="[0-9T:-]+Z">\d{4}-\d\d-\d\d \d\d:\d\d UTC '
+        r'<small class="sfp-ago">\(3 min ago\)</small></time>',
+        html,
+    ), html
+    assert env.from_string("{{ t|sfp_time }}").render(t="not a time") == "not a time"
