@@ -660,3 +660,19 @@ def test_the_audit_log_appends_finds_and_purges_in_the_store(queue):
     assert json.loads(found[0]["changes"]) == {"password": {"changed": True}}
     assert queue.audit_purge(250.0) == 2
     assert [e["target"] for e in queue.audit_entries()] == ["other.example"]
+
+
+def test_api_tokens_are_kept_by_digest_found_used_and_removed(queue):
+    record = {"name": "whmcs", "digest": "ab" * 32, "role": "admin", "subject": "",
+              "created_at": 100.0, "expires_at": None, "last_used_at": None}  # fmt: skip
+    assert queue.token_add(record) is True
+    assert queue.token_add({**record, "digest": "cd" * 32}) is False  # the name is taken
+    assert queue.token_by_digest("ab" * 32) == record
+    assert queue.token_by_digest("ef" * 32) is None
+    queue.token_used("whmcs", 150.0)
+    assert queue.token_named("whmcs")["last_used_at"] == 150.0
+    queue.token_add({**record, "name": "alice", "digest": "12" * 32, "role": "account",
+                     "subject": "alice", "expires_at": 900.0})  # fmt: skip
+    assert [t["name"] for t in queue.tokens()] == ["alice", "whmcs"]
+    assert queue.token_remove("whmcs") is True and queue.token_remove("whmcs") is False
+    assert queue.token_by_digest("ab" * 32) is None

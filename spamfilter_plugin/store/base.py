@@ -70,6 +70,11 @@ class Row:
         return dict(self.__dict__)
 
 
+#: the columns of an API token: its name, the SHA-256 of the token (never the token), the
+#: role (``admin``, ``reseller`` or ``account``) and whose (the panel user; empty for the
+#: admin), and its times (wall clock; ``expires_at`` and ``last_used_at`` may be null)
+TOKEN_FIELDS = ("name", "digest", "role", "subject", "created_at", "expires_at", "last_used_at")
+
 #: the columns of an audit entry, after its id
 AUDIT_FIELDS = (
     "at",
@@ -279,7 +284,7 @@ class Queue(ABC):
         """Append one audit entry (:data:`AUDIT_FIELDS`, ``changes`` as JSON text); entries
         are never changed, only purged when old (:meth:`audit_purge`)."""
         marks = ", ".join([self.MARK] * len(AUDIT_FIELDS))
-        self._audit_write(
+        self._execute(
             f"INSERT INTO audit ({', '.join(AUDIT_FIELDS)}) VALUES ({marks})",
             [entry[k] for k in AUDIT_FIELDS],
         )
@@ -295,7 +300,7 @@ class Queue(ABC):
         """Audit entries, newest first: since a wall-clock time, of one target (a domain
         also matches its mailboxes), of one actor."""
         where, args = audit_filter(since, target, actor, self.MARK)
-        return self._audit_read(
+        return self._query(
             f"SELECT id, {', '.join(AUDIT_FIELDS)} FROM audit{where} "
             f"ORDER BY at DESC, id DESC LIMIT {self.MARK}",
             [*args, limit],
@@ -303,15 +308,55 @@ class Queue(ABC):
 
     def audit_purge(self, before: float) -> int:
         """Delete the audit entries made before *before* (wall clock); how many."""
-        return self._audit_write(f"DELETE FROM audit WHERE at < {self.MARK}", [before])
+        return self._execute(f"DELETE FROM audit WHERE at < {self.MARK}", [before])
+
+    # -- API tokens (only their digests are kept) -------------------------------------------
+
+    def token_add(self, token: Mapping[str, Any]) -> bool:
+        """Keep a new API token (:data:`TOKEN_FIELDS`); False when its name is taken."""
+        if self.token_named(token["name"]) is not None:
+            return False
+        marks = ", ".join([self.MARK] * len(TOKEN_FIELDS))
+        self._execute(
+            f"INSERT INTO tokens ({', '.join(TOKEN_FIELDS)}) VALUES ({marks})",
+            [token[k] for k in TOKEN_FIELDS],
+        )
+        return True
+
+    def token_named(self, name: str) -> dict[str, Any] | None:
+        found = self._query(
+            f"SELECT {', '.join(TOKEN_FIELDS)} FROM tokens WHERE name = {self.MARK}", [name]
+        )
+        return found[0] if found else None
+
+    def token_by_digest(self, digest: str) -> dict[str, Any] | None:
+        """The token whose digest is *digest*, or None."""
+        found = self._query(
+            f"SELECT {', '.join(TOKEN_FIELDS)} FROM tokens WHERE digest = {self.MARK}", [digest]
+        )
+        return found[0] if found else None
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every API token (without a way back to the token itself), by name."""
+        return self._query(f"SELECT {', '.join(TOKEN_FIELDS)} FROM tokens ORDER BY name", [])
+
+    def token_used(self, name: str, at: float) -> None:
+        self._execute(
+            f"UPDATE tokens SET last_used_at = {self.MARK} WHERE name = {self.MARK}", [at, name]
+        )
+
+    def token_remove(self, name: str) -> bool:
+        """Revoke the token *name*; whether there was one."""
+        return self._execute(f"DELETE FROM tokens WHERE name = {self.MARK}", [name]) > 0
 
     @abstractmethod
-    def _audit_write(self, sql: str, args: list[Any]) -> int:
-        """Run one statement on the audit table in a transaction; the rows it touched."""
+    def _execute(self, sql: str, args: list[Any]) -> int:
+        """Run one statement (of the SQL this class writes) in a transaction; the rows it
+        touched."""
 
     @abstractmethod
-    def _audit_read(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
-        """The rows of one query on the audit table."""
+    def _query(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+        """The rows of one query (of the SQL this class writes)."""
 
     @abstractmethod
     def suspensions(self) -> dict[str, tuple[float, str | None]]:

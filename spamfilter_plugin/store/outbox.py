@@ -85,6 +85,15 @@ CREATE TABLE IF NOT EXISTS metrics (
     value  REAL NOT NULL,
     PRIMARY KEY (name, labels)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    name         TEXT PRIMARY KEY,
+    digest       TEXT NOT NULL UNIQUE,
+    role         TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    expires_at   REAL,
+    last_used_at REAL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS plans_seen (
     account TEXT PRIMARY KEY,
     plan    TEXT NOT NULL,

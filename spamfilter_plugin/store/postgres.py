@@ -192,6 +192,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, labels)
     );
     """,
+    # 3: the JSON API's tokens (their SHA-256 digests, never the tokens)
+    """
+    CREATE TABLE tokens (
+        name         text PRIMARY KEY,
+        digest       text NOT NULL UNIQUE,
+        role         text NOT NULL,
+        subject      text NOT NULL,
+        created_at   double precision NOT NULL,
+        expires_at   double precision,
+        last_used_at double precision
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -1333,12 +1345,12 @@ class PostgresQueue(Queue):
     MARK = "%s"
 
     @_translated
-    def _audit_write(self, sql: str, args: list[Any]) -> int:
+    def _execute(self, sql: str, args: list[Any]) -> int:
         with self._tx() as db:
             return db.execute(sql, args).rowcount
 
     @_translated
-    def _audit_read(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+    def _query(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute(sql, args)]
 
     @_translated

@@ -382,12 +382,12 @@ class SqliteQueue(Queue):
         return {r["domain"] for r in found}
 
     @_translated
-    def _audit_write(self, sql: str, args: list[Any]) -> int:
+    def _execute(self, sql: str, args: list[Any]) -> int:
         with self._tx() as db:
             return db.execute(sql, args).rowcount
 
     @_translated
-    def _audit_read(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+    def _query(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute(sql, args)]
 
     @_translated
