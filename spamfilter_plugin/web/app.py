@@ -20,7 +20,7 @@ from .access import LinkRedeemer, Refused
 from .console import Console, hash_password
 from .sessions import Ended, SessionKeeper
 from .site import Site, close_queue, console, log, page_error, queue, records, site, viewer
-from .views import BLUEPRINTS
+from .views import BLUEPRINTS, api
 from .views.auth import OPEN
 
 __all__ = ["Console", "create_app", "hash_password"]
@@ -44,7 +44,7 @@ def create_app(the_console: Console) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     app.extensions["spamfilter"] = Site(
         the_console, LinkRedeemer(the_console.secret_key), SessionKeeper(the_console)
     )
@@ -60,16 +60,17 @@ def create_app(the_console: Console) -> Flask:
     app.context_processor(_globals)
     app.register_error_handler(CSRFError, _csrf)
     app.register_error_handler(Refused, lambda exc: page_error(403, str(exc)))
-    app.register_error_handler(404, lambda exc: page_error(404, "There is no such page."))
+    app.register_error_handler(404, _not_found)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    csrf.exempt(api.bp)  # token calls: no cookie authenticates them, so no CSRF applies
     return app
 
 
 def _session():
     """Who is asking, from the server-side session, checked again; a login for the rest."""
-    if request.endpoint == "auth.stylesheet":
-        return None
+    if request.endpoint == "auth.stylesheet" or request.blueprint == "api":
+        return None  # the API authenticates by token alone (views.api), never by cookie
     found = site().keeper.current(queue(), session.get("sid"), records())
     if isinstance(found, Ended):
         session.clear()
@@ -102,6 +103,12 @@ def _headers(response):
 def _globals() -> dict:
     the = console()
     return {"viewer": viewer(), "demo": the.demo, "vendors": the.runtime.vendors}
+
+
+def _not_found(exc):
+    if request.path.startswith(api.bp.url_prefix or "/api/"):
+        return api.problem(404, "Not Found", "There is no such resource.")
+    return page_error(404, "There is no such page.")
 
 
 def _csrf(exc):
