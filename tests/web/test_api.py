@@ -68,3 +68,41 @@ def test_each_token_sees_what_its_console_user_would(demo, keys):
     assert refused.status_code == 403 and "not one of alice's domains" in refused.json()["detail"]
     unknown = get(demo, "domains/never.example", keys["t-admin"])
     assert unknown.status_code == 404
+
+
+def post(demo, path, token):
+    return requests.post(demo.url + "api/v1/" + path, timeout=10,
+                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+
+def test_a_change_is_accepted_once_its_rows_are_committed_and_can_be_followed(demo, keys):
+    demo.panel.add_domain("carol", "api-made.example")
+    wait_until(lambda: "api-made.example" in demo.sandbox["spamport"].emulator.domains)
+    # only the admin protects and unprotects, as in the console; no cookie or CSRF needed
+    assert post(demo, "domains/api-made.example/unprotect", keys["t-resel"]).status_code == 403
+    r = post(demo, "domains/api-made.example/unprotect", keys["t-admin"])
+    assert r.status_code == 202, r.text
+    doc = r.json()
+    assert doc["rows"] and doc["follow"] == "/api/v1/queue?rows=" + ",".join(map(str, doc["rows"]))
+    assert r.headers["Location"] == doc["follow"]
+
+    def finished():
+        rows = get(demo, doc["follow"].removeprefix("/api/v1/"), keys["t-admin"]).json()["rows"]
+        return all(row["finished"] for row in rows) and rows
+
+    rows = wait_until(finished)
+    assert {row["event"] for row in rows} == {"domain_deleted"}
+    assert all(row["state"] == "done" for row in rows)
+    assert "api-made.example" not in demo.sandbox["spamport"].emulator.domains
+    one = get(demo, f"queue/{rows[0]['id']}", keys["t-admin"]).json()
+    assert one["id"] == rows[0]["id"] and one["target"] == "domain:api-made.example"
+    assert get(demo, "queue/999999999", keys["t-admin"]).status_code == 404
+    assert get(demo, "queue", keys["t-alice"]).status_code == 403
+    bad = get(demo, "queue", keys["t-admin"], params={"rows": "1,x"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "rows"
+    # protected again, and the calls are in the audit log under the token's name
+    assert post(demo, "domains/api-made.example/protect", keys["t-admin"]).status_code == 202
+    with open_queue(demo.folder / "state") as q:
+        said = [(e["actor"], e["action"]) for e in q.audit_entries(target="api-made.example")]
+    assert said[:2] == [("token:t-admin", "api protect"), ("token:t-admin", "api unprotect")]
+    assert post(demo, "domains/never.example/protect", keys["t-admin"]).status_code == 404

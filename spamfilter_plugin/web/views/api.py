@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify, request, url_for
 
-from ... import tokens
+from ... import audit, tokens
 from .. import status
 from ..access import Refused, Viewer
 from ..site import log, queue, records
-from .domains import asked, fleet_servers, listed, rows_for
+from .domains import act_on, asked, fleet_servers, listed, rows_for
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -126,3 +126,85 @@ def domain(name: str):
         raise Problem(404, "Not Found", f"{name} is not a domain of this panel")
     (row,) = rows_for(viewer, [checked])
     return jsonify(domain_doc(row))
+
+
+#: the word of each row state in the API (the queue's own)
+FINISHED = ("done", "dead", "superseded", "skipped")
+
+
+def row_doc(row) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "vendor": row.vendor,
+        "event": row.hook,
+        "target": row.target,
+        "state": row.state,
+        "finished": row.state in FINISHED,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "updated_at": row.updated_at,
+    }
+
+
+def _own_domain(viewer: Viewer, name: str) -> str:
+    checked = records().check(viewer, "domain", name)
+    if checked is None or checked not in records().all_domains():
+        raise Problem(404, "Not Found", f"{name} is not a domain of this panel")
+    return checked
+
+
+@bp.post("/domains/<name>/<action>")
+def change(name: str, action: str):
+    """Protect, unprotect or retry a domain: ``202 Accepted`` with the queue rows once they
+    are committed, and where to follow them."""
+    viewer: Viewer = g.viewer
+    if action not in ("protect", "unprotect", "retry"):
+        raise Problem(404, "Not Found", f"{action!r}: use protect, unprotect or retry")
+    if not viewer.is_admin:
+        raise Refused(f"{action} is for the admin (as in the console)")
+    domain_name = _own_domain(viewer, name)
+    rows = act_on(action, [domain_name])
+    audit.record(queue(), actor=f"token:{g.token}", role=viewer.role, origin=request.remote_addr
+                 or "", action=f"api {action}", scope="domain", target=domain_name,
+                 outcome=f"queued rows {rows}")  # fmt: skip
+    follow = url_for("api.queue_rows", rows=",".join(map(str, rows)))
+    response = jsonify({"rows": rows, "follow": follow})
+    response.status_code = 202
+    response.headers["Location"] = follow
+    return response
+
+
+@bp.get("/queue")
+def queue_rows():
+    """Queue rows: ``rows=1,2,3`` (what a change answered), else the newest (``limit``); the
+    admin's only."""
+    viewer: Viewer = g.viewer
+    if not viewer.is_admin:
+        raise Refused("the queue is for the admin (as in the console)")
+    wanted = request.args.get("rows", "")
+    if wanted:
+        try:
+            ids = [int(x) for x in wanted.split(",") if x.strip()]
+        except ValueError:
+            message = "not a comma-separated list of row ids"
+            errors = [{"field": "rows", "message": message}]
+            raise Problem(422, "Unprocessable Content", f"rows: {message}", errors=errors) from None
+        found = [r for r in (queue().get(i) for i in ids[:500]) if r is not None]
+    else:
+        try:
+            limit = min(max(int(request.args.get("limit") or 100), 1), 1000)
+        except ValueError:
+            limit = 100
+        found = queue().rows(limit=limit)
+    return jsonify({"rows": [row_doc(r) for r in found]})
+
+
+@bp.get("/queue/<int:row_id>")
+def queue_row(row_id: int):
+    viewer: Viewer = g.viewer
+    if not viewer.is_admin:
+        raise Refused("the queue is for the admin (as in the console)")
+    row = queue().get(row_id)
+    if row is None:
+        raise Problem(404, "Not Found", f"there is no queue row {row_id}")
+    return jsonify(row_doc(row))

@@ -268,17 +268,27 @@ def bulk(action: str, domains: list[str]) -> str:
     """Protect, unprotect or retry the failed deliveries of *domains*; what was done."""
     if not domains:
         return "Nothing is selected."
+    rows = act_on(action, domains)
+    if action == "retry":
+        return f"Retrying {len(rows)} failed deliver{'y' if len(rows) == 1 else 'ies'}."
+    verb = "Protecting" if action == "protect" else "Removing protection from"
+    count = len(domains)
+    return f"{verb} {count} domain{'s' if count != 1 else ''} ({len(rows)} queued)."
+
+
+def act_on(action: str, domains: list[str]) -> list[int]:
+    """Queue *action* (``protect``, ``unprotect`` or ``retry``) for *domains*, committed when
+    this returns: the queue rows that carry it (for a retry, the failed rows retried)."""
     if action == "retry":
         targets = {f"domain:{d}" for d in domains}
         dead = [r for r in queue().rows(state="dead", limit=100000) if r.target in targets]
-        retried = sum(queue().retry(r.id) for r in dead)
-        return f"Retrying {retried} failed deliver{'y' if retried == 1 else 'ies'}."
+        return [r.id for r in dead if queue().retry(r.id)]
     kind = DomainCreated if action == "protect" else DomainDeleted
     held = servers() if console().runtime.config.fleet is not None else {}
     by_server: dict[str | None, list[str]] = {}
     for d in domains:  # in the fleet, each on behalf of the server whose panel holds it
         by_server.setdefault(held.get(d), []).append(d)
-    rows = 0
+    rows: list[int] = []
     for server, names in by_server.items():
         with queue().on_behalf_of(server):
             queued = intake.enqueue(
@@ -286,7 +296,6 @@ def bulk(action: str, domains: list[str]) -> str:
                 [kind(domain=d) for d in names],
                 capabilities=console().runtime.capabilities(),
             )
-        rows += sum(len(ids) for _, ids in queued)
-    log.info("console: %s %s (%d rows)", action, ", ".join(domains), rows)
-    verb = "Protecting" if action == "protect" else "Removing protection from"
-    return f"{verb} {len(domains)} domain{'s' if len(domains) != 1 else ''} ({rows} queued)."
+        rows += [i for _, ids in queued for i in ids.values()]
+    log.info("console: %s %s (%d rows)", action, ", ".join(domains), len(rows))
+    return rows
