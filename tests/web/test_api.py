@@ -106,3 +106,35 @@ def test_a_change_is_accepted_once_its_rows_are_committed_and_can_be_followed(de
         said = [(e["actor"], e["action"]) for e in q.audit_entries(target="api-made.example")]
     assert said[:2] == [("token:t-admin", "api protect"), ("token:t-admin", "api unprotect")]
     assert post(demo, "domains/never.example/protect", keys["t-admin"]).status_code == 404
+
+
+def test_wait_answers_each_rows_outcome_when_they_finish_in_time(demo, keys):
+    demo.panel.add_domain("carol", "api-wait.example")
+    wait_until(lambda: "api-wait.example" in demo.sandbox["spamport"].emulator.domains)
+    r = requests.post(demo.url + "api/v1/domains/api-wait.example/unprotect",
+                      params={"wait": "30"}, timeout=60,
+                      headers={"Authorization": f"Bearer {keys['t-admin']}"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert [o["id"] for o in doc["outcomes"]] == doc["rows"]
+    assert all(o["state"] == "done" and o["finished"] for o in doc["outcomes"])
+    assert "api-wait.example" not in demo.sandbox["spamport"].emulator.domains
+    bad = requests.post(demo.url + "api/v1/domains/api-wait.example/protect",
+                        params={"wait": "999"}, timeout=10,
+                        headers={"Authorization": f"Bearer {keys['t-admin']}"})  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["errors"] == [
+        {"field": "wait", "message": "give 0 to 60 seconds"}
+    ]
+
+
+def test_queue_retry_and_drop_and_a_domains_mailboxes(demo, keys):
+    mine = get(demo, "domains/bob.example/mailboxes", keys["t-resel"]).json()
+    assert mine == {"domain": "bob.example",
+                    "mailboxes": ["bob@bob.example", "office@bob.example"]}  # fmt: skip
+    assert get(demo, "domains/bob.example/mailboxes", keys["t-alice"]).status_code == 403
+    rows = get(demo, "queue", keys["t-admin"], params={"limit": "5"}).json()["rows"]
+    done = next(r for r in rows if r["state"] == "done")
+    refused = post(demo, f"queue/{done['id']}/retry", keys["t-admin"])
+    assert refused.status_code == 409 and "not a failed row" in refused.json()["detail"]
+    assert post(demo, f"queue/{done['id']}/retry", keys["t-alice"]).status_code == 403
+    assert post(demo, "queue/999999999/drop", keys["t-admin"]).status_code == 404

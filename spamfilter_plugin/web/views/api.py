@@ -9,6 +9,7 @@ console's own rules (:class:`~..access.Records`), and the rows are the dashboard
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request, url_for
@@ -168,10 +169,41 @@ def change(name: str, action: str):
                  or "", action=f"api {action}", scope="domain", target=domain_name,
                  outcome=f"queued rows {rows}")  # fmt: skip
     follow = url_for("api.queue_rows", rows=",".join(map(str, rows)))
+    finished = _waited(rows)
+    if finished is not None:  # ?wait=SECONDS, and every row finished in time
+        return jsonify({"rows": rows, "outcomes": finished, "follow": follow})
     response = jsonify({"rows": rows, "follow": follow})
     response.status_code = 202
     response.headers["Location"] = follow
     return response
+
+
+#: the longest ``?wait=`` a change may ask for, in seconds
+MAX_WAIT = 60.0
+
+
+def _waited(rows: list[int]) -> list[dict[str, Any]] | None:
+    """With ``?wait=SECONDS``: each row once all are finished within that time; None when
+    no wait was asked for or the time ran out (the answer is then 202)."""
+    raw = request.args.get("wait")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_WAIT:
+        said = f"give 0 to {MAX_WAIT:g} seconds"
+        errors = [{"field": "wait", "message": said}]
+        raise Problem(422, "Unprocessable Content", f"wait: {said}", errors=errors)
+    deadline = time.monotonic() + seconds
+    while True:
+        found = [queue().get(i) for i in rows]
+        if all(r is not None and r.state in FINISHED for r in found):
+            return [row_doc(r) for r in found if r is not None]
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
 
 
 @bp.get("/queue")
@@ -208,3 +240,36 @@ def queue_row(row_id: int):
     if row is None:
         raise Problem(404, "Not Found", f"there is no queue row {row_id}")
     return jsonify(row_doc(row))
+
+
+@bp.post("/queue/<int:row_id>/<action>")
+def queue_action(row_id: int, action: str):
+    """Retry a failed row, or drop a waiting one (the admin's token only)."""
+    from .queue import QUEUE_ACTIONS
+
+    viewer: Viewer = g.viewer
+    if not viewer.is_admin:
+        raise Refused("the queue is for the admin (as in the console)")
+    if action not in QUEUE_ACTIONS:
+        raise Problem(404, "Not Found", f"{action!r}: use retry or drop")
+    row = queue().get(row_id)
+    if row is None:
+        raise Problem(404, "Not Found", f"there is no queue row {row_id}")
+    done, refused = QUEUE_ACTIONS[action]
+    ok = getattr(queue(), action)(row_id)
+    audit.record(queue(), actor=f"token:{g.token}", role=viewer.role,
+                 origin=request.remote_addr or "", action=f"api queue {action}", scope="queue",
+                 target=row.target.partition(":")[2], vendor=row.vendor, form=f"row {row_id}",
+                 outcome=("ok: " if ok else "refused: ") + (done if ok else refused))  # fmt: skip
+    if not ok:
+        raise Problem(409, "Conflict", f"row {row_id} {refused}")
+    found = queue().get(row_id)
+    return jsonify({"id": row_id, "done": f"row {row_id} {done}",
+                    "row": row_doc(found) if found else None})  # fmt: skip
+
+
+@bp.get("/domains/<name>/mailboxes")
+def mailboxes(name: str):
+    """The mailboxes of a domain the token's user may see."""
+    domain_name = _own_domain(g.viewer, name)
+    return jsonify({"domain": domain_name, "mailboxes": records().mailboxes_of(domain_name)})
