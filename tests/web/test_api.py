@@ -138,3 +138,24 @@ def test_queue_retry_and_drop_and_a_domains_mailboxes(demo, keys):
     assert refused.status_code == 409 and "not a failed row" in refused.json()["detail"]
     assert post(demo, f"queue/{done['id']}/retry", keys["t-alice"]).status_code == 403
     assert post(demo, "queue/999999999/drop", keys["t-admin"]).status_code == 404
+
+
+def test_each_token_has_a_rate_and_a_body_cap(demo, keys):
+    import dataclasses
+
+    from spamfilter_plugin.web.app import create_app
+
+    app = create_app(dataclasses.replace(demo.server.console))
+    app.config["SFP_API_RATE"] = 3
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {keys['t-alice']}"}
+    answers = [client.get("/api/v1/domains", headers=auth).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    limited = client.get("/api/v1/domains", headers=auth)
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 61
+    assert "3 calls a minute per token" in limited.get_json()["detail"]
+    other = {"Authorization": f"Bearer {keys['t-resel']}"}  # another token is not held back
+    assert client.get("/api/v1/domains", headers=other).status_code == 200
+    big = client.post("/api/v1/domains/bob.example/protect", headers=other,
+                      data=b"x" * (64 * 1024 + 1))  # fmt: skip
+    assert big.status_code == 413 and big.mimetype == "application/problem+json"

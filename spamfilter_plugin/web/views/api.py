@@ -9,10 +9,12 @@ console's own rules (:class:`~..access.Records`), and the rows are the dashboard
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from ... import audit, tokens
 from .. import status
@@ -40,6 +42,8 @@ def problem(status_code: int, title: str, detail: str, **extra: Any):
     response.mimetype = PROBLEM
     if status_code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="spamfilter"'
+    if "retry_after" in extra:
+        response.headers["Retry-After"] = str(extra["retry_after"])
     return response
 
 
@@ -58,9 +62,46 @@ def _not_found(exc):
     return problem(404, "Not Found", "There is no such resource.")
 
 
+#: calls a token may make a minute (the application's ``SFP_API_RATE`` overrides it), and
+#: the largest body a call may send
+RATE_PER_MINUTE = 300
+MAX_BODY = 64 * 1024
+
+
+class RateWindow:
+    """Calls per token in the last minute, shared by the console's threads."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def wait(self, token: str, per_minute: int, now: float) -> float:
+        """0 when *token* may call now (the call is counted), else the seconds to wait."""
+        with self.lock:
+            seen = self.calls.setdefault(token, deque())
+            while seen and seen[0] <= now - 60:
+                seen.popleft()
+            if len(seen) >= per_minute:
+                return seen[0] + 60 - now
+            seen.append(now)
+            return 0.0
+
+
+def _rate_limited(token: str) -> None:
+    window = current_app.extensions.setdefault("spamfilter_api_rate", RateWindow())
+    per_minute = int(current_app.config.get("SFP_API_RATE", RATE_PER_MINUTE))
+    wait = window.wait(token, per_minute, time.monotonic())
+    if wait > 0:
+        said = f"at most {per_minute} calls a minute per token; try again in {wait:.0f} s"
+        raise Problem(429, "Too Many Requests", said, retry_after=round(wait + 0.5))
+
+
 @bp.before_request
 def authenticate():
-    """The token's console user, or a 401 problem; a token in the URL is refused."""
+    """The token's console user, or a 401 problem; a token in the URL is refused; a body
+    over :data:`MAX_BODY` and calls over the token's rate are refused."""
+    if (request.content_length or 0) > MAX_BODY:
+        raise Problem(413, "Content Too Large", f"a call may send at most {MAX_BODY} bytes")
     if {"token", "access_token"} & set(request.args):
         raise Problem(400, "Bad Request", "Send the token in the Authorization header "
                       "('Authorization: Bearer <token>'), never in the URL.")  # fmt: skip
@@ -74,6 +115,7 @@ def authenticate():
         raise Problem(401, "Unauthorized", "The token is not valid: unknown, revoked or "
                       "expired.")  # fmt: skip
     name = record["subject"] or f"token:{record['name']}"
+    _rate_limited(record["name"])
     g.viewer = Viewer(tokens.CONSOLE_ROLE[record["role"]], name)
     g.token = record["name"]
 
