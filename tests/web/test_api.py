@@ -159,3 +159,35 @@ def test_each_token_has_a_rate_and_a_body_cap(demo, keys):
     big = client.post("/api/v1/domains/bob.example/protect", headers=other,
                       data=b"x" * (64 * 1024 + 1))  # fmt: skip
     assert big.status_code == 413 and big.mimetype == "application/problem+json"
+
+
+def test_settings_are_read_as_values_and_submitted_as_json(demo, keys):
+    em = demo.sandbox["spamport"].emulator
+    wait_until(lambda: "alice.example" in em.domains)
+    path = "settings/domain/alice.example/spamport/domain"
+    r = get(demo, path, keys["t-alice"])
+    assert r.status_code == 200, r.text
+    forms = {f["name"]: f["fields"] for f in r.json()["forms"]}
+    held = em.domains["alice.example"]
+    assert forms["spamport-settings"]["greylist"] == ("1" if held["greylist"] == "1" else "0")
+    assert forms["spamport-settings"]["spamscore"] == held["spamscore"]
+    assert forms["spamport-login"] == {"action": "login"}
+    want = held["greylist"] != "1"
+    auth = {"Authorization": f"Bearer {keys['t-alice']}"}
+    done = requests.post(demo.url + "api/v1/" + path, json={"action": "save", "greylist": want},
+                         headers=auth, timeout=10)  # fmt: skip
+    assert done.status_code == 200, done.text
+    assert done.json()["ok"] is True and done.json()["changed"] == ["greylist"]
+    assert em.domains["alice.example"]["greylist"] == ("1" if want else "0")
+    bad = requests.post(demo.url + "api/v1/" + path, json={"action": "save", "spamscore": "max"},
+                        headers=auth, timeout=10)  # fmt: skip
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "spamscore"
+    other = get(demo, "settings/domain/bob.example/spamport/domain", keys["t-alice"])
+    assert other.status_code == 403
+    assert (
+        get(demo, "settings/domain/alice.example/nope/domain", keys["t-alice"]).status_code == 404
+    )
+    not_json = requests.post(demo.url + "api/v1/" + path, data="greylist=1", headers=auth,
+                             timeout=10)  # fmt: skip
+    assert not_json.status_code == 422 and not_json.json()["errors"][0]["field"] == "body"

@@ -12,14 +12,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from html.parser import HTMLParser
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from ... import audit, tokens
+from ...errors import InvalidInput
 from .. import status
 from ..access import Refused, Viewer
-from ..site import log, queue, records
+from ..settings import SCOPES
+from ..site import log, queue, records, settings
 from .domains import act_on, asked, fleet_servers, listed, rows_for
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -315,3 +318,96 @@ def mailboxes(name: str):
     """The mailboxes of a domain the token's user may see."""
     domain_name = _own_domain(g.viewer, name)
     return jsonify({"domain": domain_name, "mailboxes": records().mailboxes_of(domain_name)})
+
+
+class _Forms(HTMLParser):
+    """The forms of a rendered fragment that post to *action* (``vendor/form``): each form's
+    name and its fields' current values (a checkbox: ``1`` ticked, ``0`` not; a select: the
+    chosen option; a password: never)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action = action
+        self.forms: list[dict[str, Any]] = []
+        self._fields: dict[str, Any] | None = None
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._fields = None
+            if a.get("action", "").endswith(self.action):
+                self._fields = {}
+                self.forms.append({"name": a.get("name", ""), "fields": self._fields})
+            return
+        fields = self._fields
+        if fields is None:
+            return
+        if tag == "option" and self._select is not None:
+            if "selected" in a or fields.get(self._select) is None:
+                fields[self._select] = a.get("value", "")
+            return
+        name = a.get("name", "")
+        if not name or name == "csrf_token":
+            return
+        if tag == "input" and a.get("type") == "checkbox":
+            fields[name] = "1" if "checked" in a else "0"
+        elif tag == "input" and a.get("type") != "password":
+            fields.setdefault(name, a.get("value", ""))
+        elif tag == "textarea":
+            fields[name] = ""
+        elif tag == "select":
+            self._select = name
+            fields[name] = None
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._fields = None
+        elif tag == "select":
+            self._select = None
+
+
+def settings_forms(html: str, action: str) -> list[dict[str, Any]]:
+    parser = _Forms(action)
+    parser.feed(str(html))
+    return parser.forms
+
+
+@bp.route("/settings/<scope>/<target>/<vendor>/<form>", methods=["GET", "POST"])
+def settings_form(scope: str, target: str, vendor: str, form: str):
+    """A vendor's settings form of a domain, a mailbox (or, with target ``-``, the admin
+    page): GET its forms' current values; POST a JSON object of fields to submit it."""
+    viewer: Viewer = g.viewer
+    if scope not in SCOPES:
+        raise Problem(404, "Not Found", f"{scope!r}: use admin, domain or mailbox")
+    name = None if scope == "admin" else target
+    service = settings()
+    try:
+        if request.method == "GET":
+            _, found = service.fragments(viewer, scope, name, csrf_token="", vendor=vendor)
+            forms = [f for frag in found for f in settings_forms(frag.html, f"{vendor}/{form}")]
+            if not forms:
+                raise Problem(404, "Not Found", f"{vendor} has no {form!r} form here")
+            return jsonify({"scope": scope, "target": name, "vendor": vendor, "forms": forms})
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not all(
+            isinstance(v, (str, int, float, bool)) for v in body.values()
+        ):
+            errors = [{"field": "body", "message": "a JSON object of field values"}]
+            raise Problem(422, "Unprocessable Content", "send a JSON object of field values",
+                          errors=errors)  # fmt: skip
+        fields = {str(k): ("1" if v is True else "0" if v is False else str(v))
+                  for k, v in body.items()}  # fmt: skip
+        _, result = service.submit(viewer, scope, name, vendor, fields)
+    except InvalidInput as exc:
+        raise Problem(404, "Not Found", exc.message) from None
+    if result.errors:
+        errors = [{"field": k, "message": v} for k, v in result.errors.items()]
+        raise Problem(422, "Unprocessable Content", result.message, errors=errors)
+    if not result.ok:
+        raise Problem(409, "Conflict", result.message)
+    return jsonify({"ok": True, "message": result.message, "changed": list(result.changed),
+                    "redirect": result.redirect})  # fmt: skip
