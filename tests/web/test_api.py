@@ -191,3 +191,16 @@ def test_settings_are_read_as_values_and_submitted_as_json(demo, keys):
     not_json = requests.post(demo.url + "api/v1/" + path, data="greylist=1", headers=auth,
                              timeout=10)  # fmt: skip
     assert not_json.status_code == 422 and not_json.json()["errors"][0]["field"] == "body"
+
+
+def test_a_login_link_logs_the_domains_owner_in_on_its_page(demo, keys):
+    r = post(demo, "domains/bücher.example/login-link", keys["t-resel"])
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["user"] == "alice" and doc["url"].startswith(demo.url + "enter/")
+    browser = requests.Session()
+    page = browser.get(doc["url"], timeout=10)
+    assert page.url.endswith("/settings/domain/xn--bcher-kva.example/")
+    assert "alice (user)" in page.text and "bücher.example" in page.text
+    assert browser.get(doc["url"], timeout=10).status_code == 403  # used once
+    assert post(demo, "domains/bob.example/login-link", keys["t-alice"]).status_code == 403

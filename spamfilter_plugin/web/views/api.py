@@ -20,9 +20,9 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from ... import audit, tokens
 from ...errors import InvalidInput
 from .. import status
-from ..access import Refused, Viewer
+from ..access import LINK_SECONDS, Refused, Viewer, login_token
 from ..settings import SCOPES
-from ..site import log, queue, records, settings
+from ..site import console, log, queue, records, settings
 from .domains import act_on, asked, fleet_servers, listed, rows_for
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -411,3 +411,25 @@ def settings_form(scope: str, target: str, vendor: str, form: str):
         raise Problem(409, "Conflict", result.message)
     return jsonify({"ok": True, "message": result.message, "changed": list(result.changed),
                     "redirect": result.redirect})  # fmt: skip
+
+
+@bp.post("/domains/<name>/login-link")
+def login_link(name: str):
+    """A one-use link (two minutes) that logs the domain's owner in to the console, on the
+    domain's page: for a client area's single sign-on.  The token's user must be allowed to
+    see the domain; the owner is the panel account that holds it."""
+    viewer: Viewer = g.viewer
+    domain_name = _own_domain(viewer, name)
+    owner = records().owners().get(domain_name)
+    if viewer.role == "user":
+        owner = viewer.name  # an account's own domain (checked above)
+    if not owner:
+        raise Problem(409, "Conflict", f"the panel's records name no owner of {domain_name}")
+    page = url_for("settings.page", scope="domain", target=domain_name)
+    link = login_token(console().secret_key, Viewer("user", owner), page)
+    base = console().runtime.config.console["public_url"] or request.host_url
+    audit.record(queue(), actor=f"token:{g.token}", role=viewer.role,
+                 origin=request.remote_addr or "", action="api login-link", scope="domain",
+                 target=domain_name, outcome=f"ok: for {owner}")  # fmt: skip
+    url = base.rstrip("/") + "/enter/" + link
+    return jsonify({"url": url, "user": owner, "expires_in": LINK_SECONDS})
