@@ -192,6 +192,11 @@ def row_doc(row) -> dict[str, Any]:
     }
 
 
+def _admin_only(viewer: Viewer, what: str) -> None:
+    if not viewer.is_admin:
+        raise Refused(f"{what} is for the admin (as in the console)")
+
+
 def _own_domain(viewer: Viewer, name: str) -> str:
     checked = records().check(viewer, "domain", name)
     if checked is None or checked not in records().all_domains():
@@ -206,8 +211,7 @@ def change(name: str, action: str):
     viewer: Viewer = g.viewer
     if action not in ("protect", "unprotect", "retry"):
         raise Problem(404, "Not Found", f"{action!r}: use protect, unprotect or retry")
-    if not viewer.is_admin:
-        raise Refused(f"{action} is for the admin (as in the console)")
+    _admin_only(viewer, action)
     domain_name = _own_domain(viewer, name)
     rows = act_on(action, [domain_name])
     audit.record(queue(), actor=f"token:{g.token}", role=viewer.role, origin=request.remote_addr
@@ -256,8 +260,7 @@ def queue_rows():
     """Queue rows: ``rows=1,2,3`` (what a change answered), else the newest (``limit``); the
     admin's only."""
     viewer: Viewer = g.viewer
-    if not viewer.is_admin:
-        raise Refused("the queue is for the admin (as in the console)")
+    _admin_only(viewer, "the queue")
     wanted = request.args.get("rows", "")
     if wanted:
         try:
@@ -279,8 +282,7 @@ def queue_rows():
 @bp.get("/queue/<int:row_id>")
 def queue_row(row_id: int):
     viewer: Viewer = g.viewer
-    if not viewer.is_admin:
-        raise Refused("the queue is for the admin (as in the console)")
+    _admin_only(viewer, "the queue")
     row = queue().get(row_id)
     if row is None:
         raise Problem(404, "Not Found", f"there is no queue row {row_id}")
@@ -293,8 +295,7 @@ def queue_action(row_id: int, action: str):
     from .queue import QUEUE_ACTIONS
 
     viewer: Viewer = g.viewer
-    if not viewer.is_admin:
-        raise Refused("the queue is for the admin (as in the console)")
+    _admin_only(viewer, "the queue")
     if action not in QUEUE_ACTIONS:
         raise Problem(404, "Not Found", f"{action!r}: use retry or drop")
     row = queue().get(row_id)
