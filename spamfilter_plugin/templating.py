@@ -11,7 +11,7 @@ panel's CSRF token through the ``form`` macro of ``_macros.html.j2``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from jinja2 import (
     StrictUndefined,
     select_autoescape,
 )
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from marshmallow import fields as mfields
 from marshmallow import validate as mvalidate
 
@@ -286,6 +286,28 @@ def render_fragment(vendor: str, name: str, **context) -> Markup:
         _rendering.reset(token)
         if ids is not None:
             _ids.reset(ids)
+
+
+#: the opening tag of a fragment's form, as the ``form`` macro writes it
+FORM_TAG = re.compile(r'<form class="sfp-form" action="([^"]*)" method="(\w+)"([^>]*)>')
+
+
+def retarget_forms(
+    fragment_html: str, action_for: Callable[[str, str], tuple[str, str] | None]
+) -> Markup:
+    """*fragment_html* with each form sent elsewhere: ``action_for(action, method)`` gives
+    the form's new action and the HTML to put first inside it (a hidden field, say), or None
+    to leave that form as it is.  The rest of the opening tag (its name) is kept."""
+
+    def swap(match: re.Match) -> str:
+        found = action_for(match.group(1), match.group(2))
+        if found is None:
+            return match.group(0)
+        action, inside = found
+        method, rest = match.group(2), match.group(3)  # as the macro wrote them
+        return f'<form class="sfp-form" action="{escape(action)}" method="{method}"{rest}>{inside}'
+
+    return Markup(FORM_TAG.sub(swap, str(fragment_html)))
 
 
 def stylesheet() -> str:

@@ -90,8 +90,14 @@ class Records:
         self.seen = seen
         #: in fleet mode: ``{domain: server}`` of every server's published panel list
         self.fleet = fleet
+        self._all: list[str] | None = None  # read once: a Records lives for one request
 
     def all_domains(self) -> list[str]:
+        if self._all is None:
+            self._all = self._read_all()
+        return self._all
+
+    def _read_all(self) -> list[str]:
         domains = self.adapter.all_domains() if self.adapter is not None else None
         if domains is None:
             domains = {

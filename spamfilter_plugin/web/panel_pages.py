@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, replace
 from urllib.parse import parse_qsl, urlencode
@@ -24,12 +23,18 @@ from markupsafe import Markup
 from ..errors import InvalidInput
 from ..manager import Runtime
 from ..queue import queue_of
-from ..templating import Fragment, SettingsResult, Submitted, stylesheet, submitted
+from ..templating import (
+    Fragment,
+    SettingsResult,
+    Submitted,
+    retarget_forms,
+    stylesheet,
+    submitted,
+)
 from .access import Records, Refused, Viewer, console_key, panel_viewer
 from .settings import SettingsService
 from .status import shown_name
 
-_POST_FORM = re.compile(r'<form class="sfp-form" action="([^"]*)" method="post"')
 TOKEN_HOURS = 8
 
 
@@ -132,15 +137,17 @@ class PanelPages:
         return self.settings.submit(viewer, scope, target, vendor, form)[1]
 
 
-def _pointed(fragment_html: str, form_url: str):
+def _pointed(fragment_html: str, form_url: str) -> Markup:
+    """The fragment's forms posted to the panel page *form_url*, each naming its own
+    ``vendor/form`` in a hidden ``sfp_form`` field."""
 
-    def point(match: re.Match) -> str:
-        return (
-            f'<form class="sfp-form" action="{html.escape(form_url)}" method="post">'
-            f'<input type="hidden" name="sfp_form" value="{match.group(1)}">'
-        )
+    def point(action: str, method: str) -> tuple[str, str] | None:
+        if method != "post":
+            return None
+        hidden = f'<input type="hidden" name="sfp_form" value="{html.escape(action)}">'
+        return form_url, hidden
 
-    return Markup(_POST_FORM.sub(point, str(fragment_html)))
+    return retarget_forms(fragment_html, point)
 
 
 def read_form(text: str) -> dict[str, str]:

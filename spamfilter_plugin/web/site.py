@@ -50,9 +50,22 @@ def close_queue(_exc: BaseException | None = None) -> None:
 
 
 def records() -> Records:
-    """The domains and mailboxes there are, as the panel's records (or the queue) give them."""
-    fleet = console().runtime.config.fleet
-    return Records(console().adapter, queue().targets, servers if fleet is not None else None)
+    """The domains and mailboxes there are, as the panel's records (or the queue) give them;
+    made once per request, so the panel's records are read once (a Plesk inventory is a
+    command)."""
+    if "records" not in g:
+        fleet = console().runtime.config.fleet
+        g.records = Records(
+            console().adapter, queue().targets, servers if fleet is not None else None
+        )
+    return g.records
+
+
+def known_domain(viewer: Viewer, name: str) -> str | None:
+    """*name* normalised when *viewer* may see it (Refused otherwise) and the panel has it;
+    None when it has not (an admin may ask for any name, but only one there is exists)."""
+    checked = records().check(viewer, "domain", name)
+    return checked if checked is not None and checked in records().all_domains() else None
 
 
 def servers() -> dict[str, str]:

@@ -149,6 +149,12 @@ def test_directadmin_plugin_pages(demo, tmp_path, fake_sudo):
         assert dashed.returncode == 0 and "alice.example" in dashed.stdout, dashed.stderr
     shown = request("alice", "scope=domain&target=alice.example").stdout
     assert 'name="sfp_form" value="spamport/domain"' in shown
+    # the form keeps its own name, and the hidden field goes inside it (no stray text)
+    assert (
+        'method="post" name="spamport-settings"><input type="hidden" name="sfp_form" '
+        'value="spamport/domain">' in shown
+    )
+    assert '"> name="' not in shown
     token = re.search(r'name="csrf_token" value="([^"]+)"', shown).group(1)
     refused = request("alice", "scope=domain&target=bob.example").stdout
     assert "bob.example is not one of alice&#x27;s domains" in refused

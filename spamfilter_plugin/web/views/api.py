@@ -22,8 +22,9 @@ from ...errors import InvalidInput
 from .. import status
 from ..access import LINK_SECONDS, Refused, Viewer, login_token
 from ..settings import SCOPES
-from ..site import console, log, queue, records, settings
+from ..site import console, known_domain, log, queue, records, settings
 from .domains import act_on, asked, fleet_servers, listed, rows_for
+from .queue import QUEUE_ACTIONS, change_row
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -48,6 +49,20 @@ def problem(status_code: int, title: str, detail: str, **extra: Any):
     if "retry_after" in extra:
         response.headers["Retry-After"] = str(extra["retry_after"])
     return response
+
+
+def invalid(errors: dict[str, str], detail: str = "") -> Problem:
+    """A 422 naming each bad field: ``errors`` is ``[{"field", "message"}]``."""
+    listed = [{"field": k, "message": v} for k, v in errors.items()]
+    said = detail or "; ".join(f"{k}: {v}" for k, v in errors.items())
+    return Problem(422, "Unprocessable Content", said, errors=listed)
+
+
+def _audited(action: str, domain: str, outcome: str) -> None:
+    """A token's change to *domain*, in the audit log as ``token:<name>``."""
+    audit.record(queue(), actor=f"token:{g.token}", role=g.viewer.role,
+                 origin=request.remote_addr or "", action=action, scope="domain",
+                 target=domain, outcome=outcome)  # fmt: skip
 
 
 @bp.errorhandler(Problem)
@@ -167,10 +182,7 @@ def domains():
 @bp.get("/domains/<name>")
 def domain(name: str):
     viewer: Viewer = g.viewer
-    checked = records().check(viewer, "domain", name)
-    if checked is None or (viewer.is_admin and checked not in records().all_domains()):
-        raise Problem(404, "Not Found", f"{name} is not a domain of this panel")
-    (row,) = rows_for(viewer, [checked])
+    (row,) = rows_for(viewer, [_own_domain(viewer, name)])
     return jsonify(domain_doc(row))
 
 
@@ -198,8 +210,8 @@ def _admin_only(viewer: Viewer, what: str) -> None:
 
 
 def _own_domain(viewer: Viewer, name: str) -> str:
-    checked = records().check(viewer, "domain", name)
-    if checked is None or checked not in records().all_domains():
+    checked = known_domain(viewer, name)
+    if checked is None:
         raise Problem(404, "Not Found", f"{name} is not a domain of this panel")
     return checked
 
@@ -214,9 +226,7 @@ def change(name: str, action: str):
     _admin_only(viewer, action)
     domain_name = _own_domain(viewer, name)
     rows = act_on(action, [domain_name])
-    audit.record(queue(), actor=f"token:{g.token}", role=viewer.role, origin=request.remote_addr
-                 or "", action=f"api {action}", scope="domain", target=domain_name,
-                 outcome=f"queued rows {rows}")  # fmt: skip
+    _audited(f"api {action}", domain_name, f"queued rows {rows}")
     follow = url_for("api.queue_rows", rows=",".join(map(str, rows)))
     finished = _waited(rows)
     if finished is not None:  # ?wait=SECONDS, and every row finished in time
@@ -242,9 +252,7 @@ def _waited(rows: list[int]) -> list[dict[str, Any]] | None:
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds <= MAX_WAIT:
-        said = f"give 0 to {MAX_WAIT:g} seconds"
-        errors = [{"field": "wait", "message": said}]
-        raise Problem(422, "Unprocessable Content", f"wait: {said}", errors=errors)
+        raise invalid({"wait": f"give 0 to {MAX_WAIT:g} seconds"})
     deadline = time.monotonic() + seconds
     while True:
         found = [queue().get(i) for i in rows]
@@ -266,9 +274,7 @@ def queue_rows():
         try:
             ids = [int(x) for x in wanted.split(",") if x.strip()]
         except ValueError:
-            message = "not a comma-separated list of row ids"
-            errors = [{"field": "rows", "message": message}]
-            raise Problem(422, "Unprocessable Content", f"rows: {message}", errors=errors) from None
+            raise invalid({"rows": "not a comma-separated list of row ids"}) from None
         found = [r for r in (queue().get(i) for i in ids[:500]) if r is not None]
     else:
         try:
@@ -292,8 +298,6 @@ def queue_row(row_id: int):
 @bp.post("/queue/<int:row_id>/<action>")
 def queue_action(row_id: int, action: str):
     """Retry a failed row, or drop a waiting one (the admin's token only)."""
-    from .queue import QUEUE_ACTIONS
-
     viewer: Viewer = g.viewer
     _admin_only(viewer, "the queue")
     if action not in QUEUE_ACTIONS:
@@ -301,17 +305,11 @@ def queue_action(row_id: int, action: str):
     row = queue().get(row_id)
     if row is None:
         raise Problem(404, "Not Found", f"there is no queue row {row_id}")
-    done, refused = QUEUE_ACTIONS[action]
-    ok = getattr(queue(), action)(row_id)
-    audit.record(queue(), actor=f"token:{g.token}", role=viewer.role,
-                 origin=request.remote_addr or "", action=f"api queue {action}", scope="queue",
-                 target=row.target.partition(":")[2], vendor=row.vendor, form=f"row {row_id}",
-                 outcome=("ok: " if ok else "refused: ") + (done if ok else refused))  # fmt: skip
+    ok, said = change_row(row_id, action, f"token:{g.token}", viewer.role, via="api ")
     if not ok:
-        raise Problem(409, "Conflict", f"row {row_id} {refused}")
+        raise Problem(409, "Conflict", said)
     found = queue().get(row_id)
-    return jsonify({"id": row_id, "done": f"row {row_id} {done}",
-                    "row": row_doc(found) if found else None})  # fmt: skip
+    return jsonify({"id": row_id, "done": said, "row": row_doc(found) if found else None})
 
 
 @bp.get("/domains/<name>/mailboxes")
@@ -397,17 +395,14 @@ def settings_form(scope: str, target: str, vendor: str, form: str):
         if not isinstance(body, dict) or not all(
             isinstance(v, (str, int, float, bool)) for v in body.values()
         ):
-            errors = [{"field": "body", "message": "a JSON object of field values"}]
-            raise Problem(422, "Unprocessable Content", "send a JSON object of field values",
-                          errors=errors)  # fmt: skip
+            raise invalid({"body": "send a JSON object of field values"})
         fields = {str(k): ("1" if v is True else "0" if v is False else str(v))
                   for k, v in body.items()}  # fmt: skip
         _, result = service.submit(viewer, scope, name, vendor, fields)
     except InvalidInput as exc:
         raise Problem(404, "Not Found", exc.message) from None
     if result.errors:
-        errors = [{"field": k, "message": v} for k, v in result.errors.items()]
-        raise Problem(422, "Unprocessable Content", result.message, errors=errors)
+        raise invalid(result.errors, result.message)
     if not result.ok:
         raise Problem(409, "Conflict", result.message)
     return jsonify({"ok": True, "message": result.message, "changed": list(result.changed),
@@ -429,8 +424,6 @@ def login_link(name: str):
     page = url_for("settings.page", scope="domain", target=domain_name)
     link = login_token(console().secret_key, Viewer("user", owner), page)
     base = console().runtime.config.console["public_url"] or request.host_url
-    audit.record(queue(), actor=f"token:{g.token}", role=viewer.role,
-                 origin=request.remote_addr or "", action="api login-link", scope="domain",
-                 target=domain_name, outcome=f"ok: for {owner}")  # fmt: skip
+    _audited("api login-link", domain_name, f"ok: for {owner}")
     url = base.rstrip("/") + "/enter/" + link
     return jsonify({"url": url, "user": owner, "expires_in": LINK_SECONDS})

@@ -26,7 +26,7 @@ from ...events import DomainCreated, DomainDeleted
 from ...queue import mx_store
 from .. import status
 from ..access import Refused, Viewer
-from ..site import console, log, me, queue, records, servers
+from ..site import console, known_domain, log, me, queue, records, servers
 
 bp = Blueprint("domains", __name__)
 
@@ -186,8 +186,9 @@ def act(name: str, action: str):
         abort(404)
     if not viewer.is_admin:
         raise Refused("protecting and unprotecting are for the admin")
-    domain = records().check(viewer, "domain", name)
-    assert domain is not None
+    domain = known_domain(viewer, name)
+    if domain is None:
+        abort(404)
     here = url_for("settings.page", scope="domain", target=domain)
     if action == "unprotect" and request.form.get("confirm") != "yes":
         plan = unprotect_plan([domain], {})

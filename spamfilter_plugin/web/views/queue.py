@@ -51,7 +51,6 @@ def action(row_id: int, action: str):
     admin_only()
     if action not in QUEUE_ACTIONS:
         abort(404)
-    done, refused = QUEUE_ACTIONS[action]
     row = queue().get(row_id)
     if action == "drop" and row is not None and request.form.get("confirm") != "yes":
         target = row.target.partition(":")[2]
@@ -68,19 +67,29 @@ def action(row_id: int, action: str):
             button="Drop",
             cancel=url_for("queue.page"),
         )
+    ok, said = change_row(row_id, action, me().name, me().role)
+    flash(said, "ok" if ok else "error")
+    return redirect(url_for("queue.page"))
+
+
+def change_row(row_id: int, action: str, actor: str, role: str, via: str = "") -> tuple[bool, str]:
+    """Retry or drop queue row *row_id* for *actor* (the console's admin, an API token),
+    written to the audit log (as ``<via>queue <action>``): whether it was done, and what
+    happened in words."""
+    row = queue().get(row_id)
+    done, refused = QUEUE_ACTIONS[action]
     ok = getattr(queue(), action)(row_id)
-    flash(f"Row #{row_id} {done if ok else refused}", "ok" if ok else "error")
     audit.record(
         queue(),
-        actor=me().name,
-        role=me().role,
+        actor=actor,
+        role=role,
         origin=request.remote_addr or "",
-        action=f"queue {action}",
+        action=f"{via}queue {action}",
         scope="queue",
         target=row.target.partition(":")[2] if row is not None else f"row {row_id}",
         vendor=row.vendor if row is not None else "",
         form=f"row {row_id}",
         outcome=("ok: " if ok else "refused: ") + (done if ok else refused),
     )
-    log.info("console: %s row #%d: %s", action, row_id, "ok" if ok else "refused")
-    return redirect(url_for("queue.page"))
+    log.info("%s: %s row #%d: %s", actor, action, row_id, "ok" if ok else "refused")
+    return ok, f"Row #{row_id} {done if ok else refused}"

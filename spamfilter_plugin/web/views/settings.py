@@ -7,12 +7,12 @@ import re
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from ...errors import InvalidInput
-from ...templating import SettingsResult, submitted
+from ...templating import SettingsResult, retarget_forms, submitted
 from ..settings import SCOPES
-from ..site import log, me, records, settings
+from ..site import known_domain, log, me, records, settings
 from .domains import summary
 from .history import of_domain
 
@@ -20,8 +20,8 @@ bp = Blueprint("settings", __name__)
 
 #: a vendor's "log in to our panel" form in its fragment (named ``<vendor>-login``), which
 #: the domain's summary offers beside the other actions
-#: a fragment's form, with its action relative to the settings page
-RELATIVE_FORM = re.compile(r'<form class="sfp-form" action="((?:[a-z0-9_-]+/[a-z0-9_-]+)?)"')
+#: a fragment form's action relative to the settings page (``vendor/form``, or none)
+RELATIVE_ACTION = re.compile(r"(?:[a-z0-9_-]+/[a-z0-9_-]+)?")
 LOGIN_FORM = re.compile(r'<form [^>]*name="[a-z0-9_]+-login">.*?</form>', re.S)
 
 
@@ -36,12 +36,12 @@ def page(scope: str, target: str | None):
 def _page(scope: str, target: str | None, refused: SettingsResult | None = None, sent=None):
     """The settings page; after a refused form (*refused*), with *sent* (a
     :class:`~...templating.Submitted`) current, so its fields show what was typed."""
+    if scope == "domain" and target and known_domain(me(), target) is None:
+        abort(404)  # an admin may look at any domain, but only at one there is
     query = dict(request.args.items())
     name, found = settings().fragments(me(), scope, target, csrf_token=generate_csrf(), query=query)
     here = url_for("settings.page", scope=scope, target=name)
     fragments = [_anchored(f.html, here) for f in found]
-    if scope == "domain" and name and me().is_admin and name not in records().all_domains():
-        abort(404)  # an admin may look at any domain, but only at one there is
     return render_template(
         "settings.html",
         scope=scope,
@@ -64,10 +64,10 @@ def _anchored(fragment_html: str, page_url: str) -> Markup:
     made absolute, so the page may be shown at another address: after a refused form, at
     the address the form was posted to."""
 
-    def anchor(match: re.Match) -> str:
-        return f'<form class="sfp-form" action="{escape(page_url + match.group(1))}"'
+    def anchor(action: str, method: str) -> tuple[str, str] | None:
+        return (page_url + action, "") if RELATIVE_ACTION.fullmatch(action) else None
 
-    return Markup(RELATIVE_FORM.sub(anchor, str(fragment_html)))
+    return retarget_forms(fragment_html, anchor)
 
 
 @bp.post("/settings/admin/<vendor>/<form>", defaults={"scope": "admin", "target": None})
