@@ -22,6 +22,9 @@ from .store.base import Queue
 #: what every token starts with (so a leaked one is recognisable in logs and scanners)
 PREFIX = "sfp_"
 ROLES = ("admin", "reseller", "account")
+#: how often a token's last use is written down, in seconds (a busy script's calls are not
+#: each a write to the store)
+USE_NOTED_EVERY = 60.0
 #: the console role of each token role
 CONSOLE_ROLE = {"admin": "admin", "reseller": "reseller", "account": "user"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -94,12 +97,13 @@ def shown(record: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 
 def found(queue: Queue, presented: str, now: float | None = None) -> dict[str, Any] | None:
     """The record of the token *presented*, if it is one and has not expired; its use is
-    noted.  None otherwise."""
+    noted (at most once a minute).  None otherwise."""
     now = time.time() if now is None else now
     if not presented.startswith(PREFIX) or len(presented) > 200:
         return None
     record = queue.token_by_digest(digest(presented))
     if record is None or (record["expires_at"] is not None and record["expires_at"] <= now):
         return None
-    queue.token_used(record["name"], now)
+    if (record["last_used_at"] or 0.0) <= now - USE_NOTED_EVERY:  # not a write per call
+        queue.token_used(record["name"], now)
     return record

@@ -57,7 +57,11 @@ def test_an_expired_token_no_longer_works(tmp_path):
     with open_queue(tmp_path / "state") as q:
         token, record = tokens.create(q, "short", "account:alice", expires_days=1, now=lambda: 0.0)
         assert record["expires_at"] == 86400.0
-        assert tokens.found(q, token, now=86399.0)["subject"] == "alice"
+        assert tokens.found(q, token, now=86300.0)["subject"] == "alice"
+        tokens.found(q, token, now=86330.0)  # within the minute: its use is not written again
+        assert q.token_named("short")["last_used_at"] == 86300.0
+        tokens.found(q, token, now=86399.0)
+        assert q.token_named("short")["last_used_at"] == 86399.0
         assert tokens.found(q, token, now=86400.0) is None
         assert tokens.shown(record, now=90000.0)["expired"] is True
 
