@@ -36,8 +36,6 @@ PANEL_SIGNS = {
     "plesk": ("command", "plesk"),
     "virtualmin": ("path", "etc/webmin/virtual-server"),
 }
-#: the panels whose settings pages ``install-ui`` puts in
-PAGES = ("cpanel", "directadmin")
 #: what the skeleton's secrets point at, in the config file's folder
 SECRET_FILE = "{folder}/{vendor}-{key}"
 EXIT_FILL_IN = 3
@@ -131,7 +129,7 @@ def cmd_setup(args) -> int:
     try:
         step("panel hooks")
         panel.install(command, steps)
-        if args.panel in PAGES:
+        if panel.has_pages:
             step("panel pages")
             panel.install_ui(command, steps)
         step("systemd units")

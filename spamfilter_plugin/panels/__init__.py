@@ -262,24 +262,27 @@ class Panel:
         """Remove this panel's hooks, only ours."""
         self._part("install").uninstall(self, command, steps)
 
+    @property
+    def has_pages(self) -> bool:
+        """Whether ``install-ui`` can put the settings pages into this panel (it has a
+        ``<panel>/ui.py``)."""
+        import importlib.util  # not on the panel hook's path
+
+        return importlib.util.find_spec(f"{__name__}.{self.name}.ui") is not None
+
     def install_ui(self, command: list[str], steps) -> None:
         """Add the settings pages to this panel (``<panel>/ui.py``), where it has a way."""
-        try:
-            part = self._part("ui")
-        except ModuleNotFoundError:
+        if not self.has_pages:
             raise ValueError(
                 f"{self.name}: install-ui knows DirectAdmin and cPanel; on {self.name} call "
                 "'spamfilter ui render' and 'spamfilter ui submit' from the extension's views"
-            ) from None
-        part.install_ui(self, command, steps)
+            )
+        self._part("ui").install_ui(self, command, steps)
 
     def uninstall_ui(self, command: list[str], steps) -> None:
         """Remove the settings pages from this panel, only ours (nothing where it has none)."""
-        try:
-            part = self._part("ui")
-        except ModuleNotFoundError:
-            return
-        part.uninstall_ui(self, command, steps)
+        if self.has_pages:
+            self._part("ui").uninstall_ui(self, command, steps)
 
     # -- helpers for the adapters ---------------------------------------------------
 
