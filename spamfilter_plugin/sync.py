@@ -251,21 +251,32 @@ class Reconcile:
         self._routes: dict[tuple[str, str], str | None] = {}
         #: how many domains the last vendor planned holds
         self.held = 0
+        #: the wanted domains the API owns (no panel holds them)
+        self.api_owned: set[str] = set()
 
     @classmethod
     def of(cls, runtime: Runtime, wanted: dict[str, str | None], *, prune_foreign: bool = False):
         """The reconcile of *wanted* (the panel's domains) as ``sync`` runs it: in fleet mode
         with the domains other servers' panels hold and the servers whose lists are stale,
-        and with ``[plans]`` each domain's plan, the panel's records read once."""
+        and with ``[plans]`` each domain's plan, the panel's records read once.  The domains
+        the API owns (mail hosted elsewhere: no panel holds them) are wanted too, with their
+        destinations, so ``sync`` never removes them."""
+        with queue_of(runtime.config) as queue:
+            owned = {d: r["destination"] for d, r in queue.api_domains().items()}
+        plan_of = _plans(runtime, wanted)
+        api_owned = set(owned) - set(wanted)
+        wanted = {**owned, **wanted}
         elsewhere, stale = _fleet(runtime, wanted)
-        return cls(
+        made = cls(
             runtime,
             wanted,
             prune_foreign=prune_foreign,
             elsewhere=elsewhere,
             stale=stale,
-            plan_of=_plans(runtime, wanted),
+            plan_of=plan_of,
         )
+        made.api_owned = api_owned
+        return made
 
     def vendors(self, only: Iterable[str] | None = None) -> list[str]:
         """The vendors to reconcile: the enabled ones (or *only* these, each of which must be
@@ -378,7 +389,8 @@ class Reconcile:
             if unplanned:
                 yield Change(vendor, name, "unplanned", f"{unplanned}: not added")
             else:
-                yield Change(vendor, name, "add", "on the panel, not at the vendor", destination)
+                where = "owned by the API" if name in self.api_owned else "on the panel"
+                yield Change(vendor, name, "add", f"{where}, not at the vendor", destination)
         for name, server in self.elsewhere.items():
             if name not in held and name not in self.wanted:
                 reason = f"on {server}'s panel, not at the vendor: {server}'s sync adds it"

@@ -676,3 +676,19 @@ def test_api_tokens_are_kept_by_digest_found_used_and_removed(queue):
     assert [t["name"] for t in queue.tokens()] == ["alice", "whmcs"]
     assert queue.token_remove("whmcs") is True and queue.token_remove("whmcs") is False
     assert queue.token_by_digest("ab" * 32) is None
+
+
+def test_the_domains_the_api_owns_are_kept_changed_and_dropped(queue):
+    assert queue.api_domains() == {}
+    queue.api_domain_keep("elsewhere.example", "192.0.2.25", "token:whmcs", 100.0)
+    queue.api_domain_keep("elsewhere.example", "mx.example.net", "token:other", 200.0)
+    assert queue.api_domains() == {
+        "elsewhere.example": {
+            "domain": "elsewhere.example",
+            "destination": "mx.example.net",
+            "added_by": "token:whmcs",
+            "added_at": 100.0,
+        }
+    }
+    assert queue.api_domain_drop("elsewhere.example") is True
+    assert queue.api_domain_drop("elsewhere.example") is False and queue.api_domains() == {}

@@ -74,6 +74,8 @@ class Row:
 #: role (``admin``, ``reseller`` or ``account``) and whose (the panel user; empty for the
 #: admin), and its times (wall clock; ``expires_at`` and ``last_used_at`` may be null)
 TOKEN_FIELDS = ("name", "digest", "role", "subject", "created_at", "expires_at", "last_used_at")
+#: a domain the API protects though no panel holds it (mail hosted elsewhere)
+API_DOMAIN_FIELDS = ("domain", "destination", "added_by", "added_at")
 
 #: the columns of an audit entry, after its id
 AUDIT_FIELDS = (
@@ -348,6 +350,27 @@ class Queue(ABC):
     def token_remove(self, name: str) -> bool:
         """Revoke the token *name*; whether there was one."""
         return self._execute(f"DELETE FROM tokens WHERE name = {self.MARK}", [name]) > 0
+
+    # -- domains owned by the API (no panel holds them) -------------------------------------
+
+    def api_domain_keep(self, domain: str, destination: str, added_by: str, at: float) -> None:
+        """Keep *domain* as the API's, its clean mail going to *destination* (a second call
+        changes the destination)."""
+        marks = ", ".join([self.MARK] * len(API_DOMAIN_FIELDS))
+        self._execute(
+            f"INSERT INTO api_domains ({', '.join(API_DOMAIN_FIELDS)}) VALUES ({marks}) "
+            "ON CONFLICT (domain) DO UPDATE SET destination = excluded.destination",
+            [domain, destination, added_by, at],
+        )
+
+    def api_domains(self) -> dict[str, dict[str, Any]]:
+        """The domains the API owns, each with its destination, who added it and when."""
+        found = self._query(f"SELECT {', '.join(API_DOMAIN_FIELDS)} FROM api_domains", [])
+        return {row["domain"]: row for row in found}
+
+    def api_domain_drop(self, domain: str) -> bool:
+        """*domain* is no longer the API's; whether it was."""
+        return self._execute(f"DELETE FROM api_domains WHERE domain = {self.MARK}", [domain]) > 0
 
     @abstractmethod
     def _execute(self, sql: str, args: list[Any]) -> int:

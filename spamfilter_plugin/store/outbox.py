@@ -94,6 +94,12 @@ CREATE TABLE IF NOT EXISTS tokens (
     expires_at   REAL,
     last_used_at REAL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS api_domains (
+    domain      TEXT PRIMARY KEY,
+    destination TEXT NOT NULL,
+    added_by    TEXT NOT NULL,
+    added_at    REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS plans_seen (
     account TEXT PRIMARY KEY,
     plan    TEXT NOT NULL,

@@ -204,6 +204,15 @@ MIGRATIONS: tuple[str, ...] = (
         last_used_at double precision
     );
     """,
+    # 4: the domains the JSON API protects though no panel holds them
+    """
+    CREATE TABLE api_domains (
+        domain      text PRIMARY KEY,
+        destination text NOT NULL,
+        added_by    text NOT NULL,
+        added_at    double precision NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -83,13 +83,15 @@ def panel_viewer(adapter, user: str) -> Viewer:
 class Records:
     """The domains and mailboxes there are: the panel's records where it keeps them in
     files, else what the queue has seen (*seen* returns queue targets such as
-    ``domain:example.com`` and ``mailbox:a@example.com``)."""
+    ``domain:example.com`` and ``mailbox:a@example.com``).  The domains the API owns (no
+    panel holds them: *api* returns them) are the admin's."""
 
-    def __init__(self, adapter, seen, fleet=None) -> None:
+    def __init__(self, adapter, seen, fleet=None, api=None) -> None:
         self.adapter = adapter
         self.seen = seen
         #: in fleet mode: ``{domain: server}`` of every server's published panel list
         self.fleet = fleet
+        self.api = api
         self._all: list[str] | None = None  # read once: a Records lives for one request
 
     def all_domains(self) -> list[str]:
@@ -106,6 +108,8 @@ class Records:
             }
         if self.fleet is not None:  # the admin sees every server's domains
             domains = set(domains) | set(self.fleet())
+        if self.api is not None:
+            domains = set(domains) | set(self.api())
         return sorted(domains)
 
     def domains_for(self, viewer: Viewer) -> list[str]:

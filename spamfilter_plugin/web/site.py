@@ -56,9 +56,19 @@ def records() -> Records:
     if "records" not in g:
         fleet = console().runtime.config.fleet
         g.records = Records(
-            console().adapter, queue().targets, servers if fleet is not None else None
+            console().adapter,
+            queue().targets,
+            servers if fleet is not None else None,
+            api=api_domains,
         )
     return g.records
+
+
+def api_domains() -> dict[str, dict]:
+    """The domains the API owns (no panel holds them), read once per request."""
+    if "api_domains" not in g:
+        g.api_domains = queue().api_domains()
+    return g.api_domains
 
 
 def known_domain(viewer: Viewer, name: str) -> str | None:

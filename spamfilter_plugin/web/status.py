@@ -63,6 +63,9 @@ class DomainStatus:
     suspended: tuple[float, str | None] | None = None
     #: the panel account that owns the domain, where the panel's records say
     owner: str | None = None
+    #: set when the API owns the domain (no panel holds it): its destination, who added
+    #: it and when
+    api: Mapping[str, Any] | None = None
 
     @property
     def unicode(self) -> str:
@@ -135,6 +138,7 @@ def statuses(
     servers: dict[str, str] | None = None,
     suspensions: dict[str, tuple[float, str | None]] | None = None,
     owners: Mapping[str, str] | None = None,
+    api: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[DomainStatus]:
     """One row per domain; *vendors* are those that handle ``domain_created``; *latest* is
     :meth:`~spamfilter_plugin.queue.Queue.latest` of the domain hooks; *mx* maps a domain
@@ -149,7 +153,10 @@ def statuses(
         server = servers.get(domain) if servers else None
         held = (suspensions or {}).get(domain)
         owner = (owners or {}).get(domain)
-        out.append(DomainStatus(domain, per_vendor, mx.get(domain), last, server, held, owner))
+        owned = (api or {}).get(domain)
+        out.append(
+            DomainStatus(domain, per_vendor, mx.get(domain), last, server, held, owner, owned)
+        )
     return out
 
 

@@ -204,3 +204,137 @@ def test_a_login_link_logs_the_domains_owner_in_on_its_page(demo, keys):
     assert "alice (user)" in page.text and "bücher.example" in page.text
     assert browser.get(doc["url"], timeout=10).status_code == 403  # used once
     assert post(demo, "domains/bob.example/login-link", keys["t-alice"]).status_code == 403
+
+
+def call(demo, path, token, body=None, **params):
+    return requests.post(demo.url + "api/v1/" + path, json=body, params=params, timeout=60,
+                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+
+def test_the_admin_protects_a_domain_no_panel_holds_and_sync_leaves_it(demo, keys):
+    from spamfilter_plugin.sync import Reconcile, panel_domains
+
+    em = demo.sandbox["spamport"].emulator
+    name = "hosted-elsewhere.example"
+    # no destination: a domain no panel holds is not found; a reseller may not protect
+    missing = call(demo, f"domains/{name}/protect", keys["t-admin"])
+    assert missing.status_code == 404 and "give its destination" in missing.json()["detail"]
+    assert call(demo, f"domains/{name}/protect", keys["t-resel"],
+                {"destination": "192.0.2.25"}).status_code == 403  # fmt: skip
+    bad = call(demo, f"domains/{name}/protect", keys["t-admin"], {"destination": "not a host!"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "destination"
+    on_panel = call(demo, "domains/bob.example/protect", keys["t-admin"],
+                    {"destination": "192.0.2.25"})  # fmt: skip
+    assert on_panel.status_code == 422 and "is on the panel" in on_panel.json()["detail"]
+    r = call(demo, f"domains/{name}/protect", keys["t-admin"], {"destination": "192.0.2.25"},
+             wait="30")  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert {o["vendor"] for o in r.json()["outcomes"]} >= {"spamport"}
+    assert em.domains[name]["transport"] == "smtp:192.0.2.25"
+    doc = get(demo, f"domains/{name}", keys["t-admin"]).json()
+    assert doc["api"]["destination"] == "192.0.2.25" and doc["api"]["added_by"] == "token:t-admin"
+    assert doc["vendors"]["spamport"]["state"] == "protected"
+    # the reseller does not see it; the admin's dashboard marks it
+    assert get(demo, f"domains/{name}", keys["t-resel"]).status_code == 403
+    board = admin_session(demo).get(demo.url, params={"q": name}, timeout=10).text
+    row = board[board.index(f'data-domain="{name}"') :]
+    assert "no panel holds it; mail to 192.0.2.25" in row[: row.index("</tr>")]
+    # sync wants it (with its destination): nothing to remove, nothing to add
+    rt = demo.server.console.runtime
+    plan = Reconcile.of(rt, panel_domains(rt))
+    try:
+        changes = [c for c in plan.plan("spamport") if c.domain == name]
+    finally:
+        plan.queue.close()
+    assert changes == [], changes
+    # a new destination is taken by the vendor
+    moved = call(demo, f"domains/{name}/protect", keys["t-admin"],
+                 {"destination": "192.0.2.26"}, wait="30")  # fmt: skip
+    assert moved.status_code == 200 and em.domains[name]["transport"] == "smtp:192.0.2.26"
+    # unprotect removes it at the vendors, and it is no one's then
+    gone = call(demo, f"domains/{name}/unprotect", keys["t-admin"], wait="30")
+    assert gone.status_code == 200, gone.text
+    assert name not in em.domains
+    assert get(demo, f"domains/{name}", keys["t-admin"]).status_code == 404
+    with open_queue(demo.folder / "state") as q:
+        assert name not in q.api_domains()
+
+
+def test_a_changed_product_protects_at_its_vendors_only_and_suspension_is_queued(demo, keys):
+    demo.panel.add_domain("carol", "api-plan.example")
+    sp, sb = demo.sandbox["spamport"].emulator, demo.sandbox["spambarrier"].emulator
+    wait_until(lambda: "api-plan.example" in sp.domains and "api-plan.example" in sb.domains)
+    r = call(demo, "domains/api-plan.example/protect", keys["t-admin"],
+             {"vendors": ["spamport"]}, wait="30")  # fmt: skip
+    assert r.status_code == 200, r.text
+    events = {(o["vendor"], o["event"]) for o in r.json()["outcomes"]}
+    assert ("spamport", "domain_created") in events and ("spambarrier", "domain_deleted") in events
+    assert "api-plan.example" in sp.domains and "api-plan.example" not in sb.domains
+    unknown = call(demo, "domains/api-plan.example/protect", keys["t-admin"],
+                   {"vendors": ["nope"]})  # fmt: skip
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "vendors"
+    # suspension: each vendor follows its on_suspend (the demo keeps filtering)
+    held = call(demo, "domains/api-plan.example/suspend", keys["t-admin"],
+                {"reason": "unpaid invoice"}, wait="30")  # fmt: skip
+    assert held.status_code == 200, held.text
+    assert {o["event"] for o in held.json()["outcomes"]} == {"domain_suspended"}
+    doc = get(demo, "domains/api-plan.example", keys["t-admin"]).json()
+    assert doc["suspended"]["reason"] == "unpaid invoice"
+    lifted = call(demo, "domains/api-plan.example/unsuspend", keys["t-admin"], wait="30")
+    assert {o["event"] for o in lifted.json()["outcomes"]} == {"domain_unsuspended"}
+    assert get(demo, "domains/api-plan.example", keys["t-admin"]).json()["suspended"] is None
+    assert call(demo, "domains/api-plan.example/suspend", keys["t-alice"]).status_code == 403
+
+
+def test_a_failed_row_is_retried_and_a_waiting_one_dropped(demo, keys):
+    with open_queue(demo.folder / "state") as q:
+        dead, waiting = [r for r in q.rows(limit=1000) if r.state == "done"][:2]
+        q.db.execute("UPDATE events SET state='dead', last_error='test' WHERE id=?", (dead.id,))
+        q.db.execute("UPDATE events SET state='dead' WHERE id=?", (waiting.id,))
+    r = post(demo, f"queue/{dead.id}/retry", keys["t-admin"])
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == dead.id and r.json()["row"]["state"] in ("pending", "leased", "done")
+    r = post(demo, f"queue/{waiting.id}/drop", keys["t-admin"])
+    assert r.status_code == 200 and r.json()["row"] is None
+    assert get(demo, f"queue/{waiting.id}", keys["t-admin"]).status_code == 404
+    with open_queue(demo.folder / "state") as q:
+        said = {e["action"] for e in q.audit_entries(actor="token:t-admin", limit=20)}
+    assert {"api queue retry", "api queue drop"} <= said
+
+
+def test_every_call_is_audited_and_the_openapi_document_describes_the_answers(demo, keys):
+    import jsonschema
+    from openapi_spec_validator import validate
+
+    r = requests.get(demo.url + "api/v1/openapi.json", timeout=10)  # no token needed
+    assert r.status_code == 200
+    spec = r.json()
+    validate(spec)
+    assert spec["openapi"] == "3.1.0" and spec["servers"] == [{"url": "/api/v1"}]
+    documented = {(p, m) for p, ops in spec["paths"].items() for m in ops}
+    assert ("/domains/{domain}/protect", "post") in documented
+    assert ("/settings/{scope}/{target}/{vendor}/{form}", "post") in documented
+
+    def check(answer, path, method="get"):
+        schema = spec["paths"][path][method]["responses"][str(answer.status_code)]["content"]
+        kind = answer.headers["Content-Type"].split(";")[0]
+        root = {"components": spec["components"], **schema[kind]["schema"]}
+        jsonschema.Draft202012Validator(root).validate(answer.json())
+
+    check(get(demo, "domains", keys["t-admin"]), "/domains")
+    check(get(demo, "domains/xn--bcher-kva.example", keys["t-admin"]), "/domains/{domain}")
+    check(get(demo, "queue", keys["t-admin"], params={"limit": "3"}), "/queue")
+    check(get(demo, "domains/bob.example/mailboxes", keys["t-resel"]),
+          "/domains/{domain}/mailboxes")  # fmt: skip
+    check(get(demo, "settings/domain/alice.example/spamport/domain", keys["t-alice"]),
+          "/settings/{scope}/{target}/{vendor}/{form}")  # fmt: skip
+    check(post(demo, "domains/bob.example/retry", keys["t-admin"]), "/domains/{domain}/retry",
+          "post")  # fmt: skip
+    check(get(demo, "domains/bob.example", keys["t-alice"]), "/domains/{domain}")  # a 403
+    # a read and a refusal are in the audit log too, under the token's name
+    with open_queue(demo.folder / "state") as q:
+        entries = q.audit_entries(actor="token:t-alice", limit=50)
+    seen = {(e["action"], e["target"], e["outcome"]) for e in entries}
+    assert ("api GET /api/v1/domains/<name>", "bob.example", "403") in seen
+    assert ("api GET /api/v1/settings/<scope>/<target>/<vendor>/<form>", "alice.example",
+            "200") in seen  # fmt: skip

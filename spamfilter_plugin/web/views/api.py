@@ -17,13 +17,21 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
-from ... import audit, tokens
+from ... import __version__, audit, tokens
 from ...errors import InvalidInput
-from .. import status
+from ...events import (
+    DomainCreated,
+    DomainDeleted,
+    DomainSuspended,
+    DomainUnsuspended,
+    normalise_domain,
+    normalise_host,
+)
+from .. import apischema, status
 from ..access import LINK_SECONDS, Refused, Viewer, login_token
 from ..settings import SCOPES
-from ..site import console, known_domain, log, queue, records, settings
-from .domains import act_on, asked, fleet_servers, listed, rows_for
+from ..site import api_domains, console, known_domain, log, queue, records, settings
+from .domains import act_on, asked, domain_vendors, fleet_servers, listed, queue_events, rows_for
 from .queue import QUEUE_ACTIONS, change_row
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -60,6 +68,7 @@ def invalid(errors: dict[str, str], detail: str = "") -> Problem:
 
 def _audited(action: str, domain: str, outcome: str) -> None:
     """A token's change to *domain*, in the audit log as ``token:<name>``."""
+    g.audited = True
     audit.record(queue(), actor=f"token:{g.token}", role=g.viewer.role,
                  origin=request.remote_addr or "", action=action, scope="domain",
                  target=domain, outcome=outcome)  # fmt: skip
@@ -68,6 +77,11 @@ def _audited(action: str, domain: str, outcome: str) -> None:
 @bp.errorhandler(Problem)
 def _problem(exc: Problem):
     return problem(exc.status_code, exc.title, exc.detail, **exc.extra)
+
+
+@bp.errorhandler(apischema.BadFields)
+def _bad_fields(exc: apischema.BadFields):
+    return _problem(invalid(exc.errors))
 
 
 @bp.errorhandler(Refused)
@@ -114,10 +128,19 @@ def _rate_limited(token: str) -> None:
         raise Problem(429, "Too Many Requests", said, retry_after=round(wait + 0.5))
 
 
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI 3.1 document of this API (no token needed: it holds nothing of the
+    server's)."""
+    return jsonify(apischema.openapi(__version__, url_for("api.domains").rsplit("/", 1)[0]))
+
+
 @bp.before_request
 def authenticate():
     """The token's console user, or a 401 problem; a token in the URL is refused; a body
     over :data:`MAX_BODY` and calls over the token's rate are refused."""
+    if request.endpoint == "api.openapi_document":
+        return
     if (request.content_length or 0) > MAX_BODY:
         raise Problem(413, "Content Too Large", f"a call may send at most {MAX_BODY} bytes")
     if {"token", "access_token"} & set(request.args):
@@ -138,6 +161,21 @@ def authenticate():
     g.token = record["name"]
 
 
+@bp.after_request
+def audit_call(response):
+    """Every call a token made is in the audit log: a change with what it queued (by the
+    view), any other call (a read, a refusal) here, with its answer's status."""
+    if "token" in g and not g.get("audited"):
+        view = request.view_args or {}
+        target = view.get("name") or view.get("target") or view.get("row_id") or ""
+        rule = request.url_rule.rule if request.url_rule is not None else request.path
+        audit.record(queue(), actor=f"token:{g.token}", role=g.viewer.role,
+                     origin=request.remote_addr or "", action=f"api {request.method} {rule}",
+                     scope="api", target=str(target),
+                     outcome=str(response.status_code))  # fmt: skip
+    return response
+
+
 def domain_doc(row: status.DomainStatus) -> dict[str, Any]:
     """A domain as the API gives it: each vendor's state with its reason and time, the MX
     state, the owner, the server, the suspension."""
@@ -155,6 +193,9 @@ def domain_doc(row: status.DomainStatus) -> dict[str, Any]:
             {"since": row.suspended[0], "reason": row.suspended[1]} if row.suspended else None
         ),
         "last_change": row.last_change or None,
+        "api": {k: row.api[k] for k in ("destination", "added_by", "added_at")}
+        if row.api
+        else None,
     }
 
 
@@ -164,6 +205,7 @@ def domains():
     (``state``, ``vendor``, ``server``), sort (``sort``, ``order``) and paging (``size``,
     ``page``)."""
     viewer: Viewer = g.viewer
+    apischema.loaded(apischema.DomainListQuery(), request.args)
     query = asked(request.args)
     rows = listed(viewer, query)
     shown, page, pages = status.page_of(rows, query.page, query.size)
@@ -216,19 +258,28 @@ def _own_domain(viewer: Viewer, name: str) -> str:
     return checked
 
 
+#: what a change may do to a domain, and the event each queues
+CHANGES = ("protect", "unprotect", "retry", "suspend", "unsuspend")
+
+
 @bp.post("/domains/<name>/<action>")
 def change(name: str, action: str):
-    """Protect, unprotect or retry a domain: ``202 Accepted`` with the queue rows once they
-    are committed, and where to follow them."""
+    """Protect, unprotect, retry, suspend or unsuspend a domain: ``202 Accepted`` with the
+    queue rows once they are committed, and where to follow them."""
     viewer: Viewer = g.viewer
-    if action not in ("protect", "unprotect", "retry"):
-        raise Problem(404, "Not Found", f"{action!r}: use protect, unprotect or retry")
+    if action not in CHANGES:
+        raise Problem(404, "Not Found", f"{action!r}: use {', '.join(CHANGES)}")
     _admin_only(viewer, action)
-    domain_name = _own_domain(viewer, name)
-    rows = act_on(action, [domain_name])
+    body = apischema.loaded(apischema.ChangeBody(), request.get_json(silent=True))
+    wait = apischema.loaded(apischema.WaitQuery(), request.args).get("wait")
+    domain_name, owned = _changed_domain(viewer, name, action, body)
+    if action == "retry":
+        rows = act_on("retry", [domain_name])
+    else:
+        rows = _queued(action, domain_name, owned, body)
     _audited(f"api {action}", domain_name, f"queued rows {rows}")
     follow = url_for("api.queue_rows", rows=",".join(map(str, rows)))
-    finished = _waited(rows)
+    finished = _waited(rows, wait)
     if finished is not None:  # ?wait=SECONDS, and every row finished in time
         return jsonify({"rows": rows, "outcomes": finished, "follow": follow})
     response = jsonify({"rows": rows, "follow": follow})
@@ -237,23 +288,69 @@ def change(name: str, action: str):
     return response
 
 
-#: the longest ``?wait=`` a change may ask for, in seconds
-MAX_WAIT = 60.0
+def _changed_domain(viewer: Viewer, name: str, action: str, body: dict) -> tuple[str, dict | None]:
+    """The domain a change is for, and its record when the API owns it.  A domain no panel
+    holds is the API's to protect when the call names its destination."""
+    destination = body.get("destination")
+    checked = known_domain(viewer, name)
+    owned = api_domains().get(checked) if checked else None
+    if checked is not None and destination is not None and owned is None:
+        raise invalid({"destination": f"{checked} is on the panel, which says where its mail "
+                       "goes; leave destination out"})  # fmt: skip
+    if checked is not None:
+        return checked, owned
+    if action != "protect" or destination is None:
+        hint = " (to protect a domain no panel holds, give its destination)"
+        raise Problem(404, "Not Found", f"{name} is not a domain of this panel" +
+                      (hint if action == "protect" else ""))  # fmt: skip
+    try:
+        domain_name = normalise_domain(name, "domain")
+    except InvalidInput as exc:
+        raise invalid({"domain": exc.message.split(": ", 1)[-1]}) from None
+    return domain_name, None
 
 
-def _waited(rows: list[int]) -> list[dict[str, Any]] | None:
+def _queued(action: str, domain: str, owned: dict | None, body: dict) -> list[int]:
+    """Queue *action* for *domain* (committed when this returns): the queue rows."""
+    if action == "suspend":
+        return queue_events([DomainSuspended(domain=domain, reason=body.get("reason"))])
+    if action == "unprotect":
+        return act_on("unprotect", [domain])  # a domain the API owned is then no one's
+    if action == "unsuspend":
+        return queue_events([DomainUnsuspended(domain=domain)])
+    vendors = body.get("vendors")
+    offered = domain_vendors()
+    if vendors is not None:
+        unknown = [v for v in vendors if v not in offered]
+        if unknown or not vendors:
+            raise invalid({"vendors": f"{', '.join(unknown) or 'none given'}: give some of "
+                           f"{', '.join(offered) or 'no vendor (none is enabled)'}"})  # fmt: skip
+    destination = body.get("destination")
+    if destination is not None:  # the API's (again: a vendor then takes the new host)
+        destination = normalise_host(destination, "destination")
+        queue().api_domain_keep(domain, destination, f"token:{g.token}", time.time())
+    elif owned is not None:
+        destination = owned["destination"]
+    rows = queue_events([DomainCreated(domain=domain, destination=destination)], vendors)
+    if vendors is not None:  # a product changed: removed where it is no longer sold
+        dropped = [v for v in _holding(domain, offered) if v not in vendors]
+        if dropped:
+            rows += queue_events([DomainDeleted(domain=domain)], dropped)
+    return rows
+
+
+def _holding(domain: str, vendors: list[str]) -> list[str]:
+    """Those of *vendors* at which *domain* is protected or on its way there."""
+    (row,) = rows_for(g.viewer, [domain])
+    return [v for v in vendors if row.vendors[v].state in ("protected", "pending", "failed")]
+
+
+def _waited(rows: list[int], wait: float | None) -> list[dict[str, Any]] | None:
     """With ``?wait=SECONDS``: each row once all are finished within that time; None when
     no wait was asked for or the time ran out (the answer is then 202)."""
-    raw = request.args.get("wait")
-    if raw is None:
+    if wait is None:
         return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= MAX_WAIT:
-        raise invalid({"wait": f"give 0 to {MAX_WAIT:g} seconds"})
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + wait
     while True:
         found = [queue().get(i) for i in rows]
         if all(r is not None and r.state in FINISHED for r in found):
@@ -269,19 +366,12 @@ def queue_rows():
     admin's only."""
     viewer: Viewer = g.viewer
     _admin_only(viewer, "the queue")
-    wanted = request.args.get("rows", "")
-    if wanted:
-        try:
-            ids = [int(x) for x in wanted.split(",") if x.strip()]
-        except ValueError:
-            raise invalid({"rows": "not a comma-separated list of row ids"}) from None
+    asked_for = apischema.loaded(apischema.QueueQuery(), request.args)
+    if asked_for.get("rows"):
+        ids = [int(x) for x in asked_for["rows"].split(",")]
         found = [r for r in (queue().get(i) for i in ids[:500]) if r is not None]
     else:
-        try:
-            limit = min(max(int(request.args.get("limit") or 100), 1), 1000)
-        except ValueError:
-            limit = 100
-        found = queue().rows(limit=limit)
+        found = queue().rows(limit=asked_for.get("limit", 100))
     return jsonify({"rows": [row_doc(r) for r in found]})
 
 
@@ -399,6 +489,7 @@ def settings_form(scope: str, target: str, vendor: str, form: str):
         fields = {str(k): ("1" if v is True else "0" if v is False else str(v))
                   for k, v in body.items()}  # fmt: skip
         _, result = service.submit(viewer, scope, name, vendor, fields)
+        g.audited = True  # the settings service wrote the change, field by field
     except InvalidInput as exc:
         raise Problem(404, "Not Found", exc.message) from None
     if result.errors:

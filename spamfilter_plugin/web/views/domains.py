@@ -26,7 +26,7 @@ from ...events import DomainCreated, DomainDeleted
 from ...queue import mx_store
 from .. import status
 from ..access import Refused, Viewer
-from ..site import console, known_domain, log, me, queue, records, servers
+from ..site import api_domains, console, known_domain, log, me, queue, records, servers
 
 bp = Blueprint("domains", __name__)
 
@@ -56,7 +56,8 @@ def rows_for(viewer: Viewer, domains: list[str] | None = None) -> list[status.Do
     held = servers() if console().runtime.config.fleet is not None else None
     suspended = queue().suspensions()
     owners = the_records.owners() if viewer.role != "user" else {}
-    rows = status.statuses(domains, domain_vendors(), latest, mx, held, suspended, owners)
+    api = api_domains() if viewer.role == "admin" else {}
+    rows = status.statuses(domains, domain_vendors(), latest, mx, held, suspended, owners, api)
     return rows if viewer.role in ("admin", "reseller") else status.for_customer(rows)
 
 
@@ -285,18 +286,34 @@ def act_on(action: str, domains: list[str]) -> list[int]:
         dead = [r for r in queue().rows(state="dead", limit=100000) if r.target in targets]
         return [r.id for r in dead if queue().retry(r.id)]
     kind = DomainCreated if action == "protect" else DomainDeleted
-    held = servers() if console().runtime.config.fleet is not None else {}
-    by_server: dict[str | None, list[str]] = {}
-    for d in domains:  # in the fleet, each on behalf of the server whose panel holds it
-        by_server.setdefault(held.get(d), []).append(d)
-    rows: list[int] = []
-    for server, names in by_server.items():
-        with queue().on_behalf_of(server):
-            queued = intake.enqueue(
-                queue(),
-                [kind(domain=d) for d in names],
-                capabilities=console().runtime.capabilities(),
-            )
-        rows += [i for _, ids in queued for i in ids.values()]
+    owned = api_domains()
+    rows = queue_events(
+        [kind(domain=d, destination=owned[d]["destination"]) if d in owned and
+         kind is DomainCreated else kind(domain=d) for d in domains]
+    )  # fmt: skip
+    if kind is DomainDeleted:  # a domain the API owned is no one's now: nothing keeps it
+        for d in set(domains) & set(owned):
+            queue().api_domain_drop(d)
     log.info("console: %s %s (%d rows)", action, ", ".join(domains), len(rows))
+    return rows
+
+
+def queue_events(events: list, vendors: list[str] | None = None) -> list[int]:
+    """Queue domain *events* (for every vendor that takes each, or for *vendors*), committed
+    when this returns; in the fleet, each on behalf of the server whose panel holds its
+    domain.  The queue rows that carry them."""
+    held = servers() if console().runtime.config.fleet is not None else {}
+    by_server: dict[str | None, list] = {}
+    for event in events:
+        by_server.setdefault(held.get(event.domain.name), []).append(event)
+    rows: list[int] = []
+    for server, batch in by_server.items():
+        with queue().on_behalf_of(server):
+            if vendors is None:
+                queued = intake.enqueue(
+                    queue(), batch, capabilities=console().runtime.capabilities()
+                )
+            else:
+                queued = intake.enqueue(queue(), batch, vendors=vendors)
+        rows += [i for _, ids in queued for i in ids.values()]
     return rows
