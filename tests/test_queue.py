@@ -680,12 +680,13 @@ def test_api_tokens_are_kept_by_digest_found_used_and_removed(queue):
 
 def test_the_domains_the_api_owns_are_kept_changed_and_dropped(queue):
     assert queue.api_domains() == {}
-    queue.api_domain_keep("elsewhere.example", "192.0.2.25", "token:whmcs", 100.0)
-    queue.api_domain_keep("elsewhere.example", "mx.example.net", "token:other", 200.0)
+    queue.api_domain_keep("elsewhere.example", "192.0.2.25", None, "token:whmcs", 100.0)
+    queue.api_domain_keep("elsewhere.example", "mx.example.net", "c-12", "token:other", 200.0)
     assert queue.api_domains() == {
         "elsewhere.example": {
             "domain": "elsewhere.example",
             "destination": "mx.example.net",
+            "owner": "c-12",
             "added_by": "token:whmcs",
             "added_at": 100.0,
         }

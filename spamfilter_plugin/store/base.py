@@ -75,7 +75,7 @@ class Row:
 #: admin), and its times (wall clock; ``expires_at`` and ``last_used_at`` may be null)
 TOKEN_FIELDS = ("name", "digest", "role", "subject", "created_at", "expires_at", "last_used_at")
 #: a domain the API protects though no panel holds it (mail hosted elsewhere)
-API_DOMAIN_FIELDS = ("domain", "destination", "added_by", "added_at")
+API_DOMAIN_FIELDS = ("domain", "destination", "owner", "added_by", "added_at")
 
 #: the columns of an audit entry, after its id
 AUDIT_FIELDS = (
@@ -353,14 +353,18 @@ class Queue(ABC):
 
     # -- domains owned by the API (no panel holds them) -------------------------------------
 
-    def api_domain_keep(self, domain: str, destination: str, added_by: str, at: float) -> None:
-        """Keep *domain* as the API's, its clean mail going to *destination* (a second call
-        changes the destination)."""
+    def api_domain_keep(
+        self, domain: str, destination: str, owner: str | None, added_by: str, at: float
+    ) -> None:
+        """Keep *domain* as the API's, its clean mail going to *destination*, the console
+        user *owner*'s (a billing system's customer; None: the admin's only).  A second
+        call changes the destination and the owner."""
         marks = ", ".join([self.MARK] * len(API_DOMAIN_FIELDS))
         self._execute(
             f"INSERT INTO api_domains ({', '.join(API_DOMAIN_FIELDS)}) VALUES ({marks}) "
-            "ON CONFLICT (domain) DO UPDATE SET destination = excluded.destination",
-            [domain, destination, added_by, at],
+            "ON CONFLICT (domain) DO UPDATE SET destination = excluded.destination, "
+            "owner = excluded.owner",
+            [domain, destination, owner, added_by, at],
         )
 
     def api_domains(self) -> dict[str, dict[str, Any]]:

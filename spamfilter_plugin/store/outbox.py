@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS api_domains (
     domain      TEXT PRIMARY KEY,
     destination TEXT NOT NULL,
+    owner       TEXT,
     added_by    TEXT NOT NULL,
     added_at    REAL NOT NULL
 ) WITHOUT ROWID;

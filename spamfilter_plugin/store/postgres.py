@@ -209,6 +209,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE api_domains (
         domain      text PRIMARY KEY,
         destination text NOT NULL,
+        owner       text,
         added_by    text NOT NULL,
         added_at    double precision NOT NULL
     );

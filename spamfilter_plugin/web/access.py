@@ -84,7 +84,8 @@ class Records:
     """The domains and mailboxes there are: the panel's records where it keeps them in
     files, else what the queue has seen (*seen* returns queue targets such as
     ``domain:example.com`` and ``mailbox:a@example.com``).  The domains the API owns (no
-    panel holds them: *api* returns them) are the admin's."""
+    panel holds them: *api* returns them with their records) are the admin's, and each is
+    also its owner's, a console user a billing system named (``owner``)."""
 
     def __init__(self, adapter, seen, fleet=None, api=None) -> None:
         self.adapter = adapter
@@ -122,14 +123,24 @@ class Records:
         )
         found: set[str] = set()
         for account in accounts:
-            found.update(self.adapter.domains_of(account))
+            found.update(self.adapter.domains_of(account) if self.adapter is not None else ())
+        if viewer.role == "user" and self.api is not None:
+            found.update(d for d, r in self.api().items() if r.get("owner") == viewer.name)
         return sorted(found)
+
+    def owns_api_domain(self, name: str) -> bool:
+        """Whether the console user *name* owns a domain the API holds (a billing system's
+        customer, whom no panel knows)."""
+        return self.api is not None and any(r.get("owner") == name for r in self.api().values())
 
     def owners(self) -> dict[str, str]:
         """The panel account that owns each domain, where the panel keeps its records in files
         (empty otherwise: the console then shows no owner)."""
         found = self.adapter.inventory() if self.adapter is not None else None
-        return {domain: account for domain, account, _ in found or ()}
+        owners = {domain: account for domain, account, _ in found or ()}
+        if self.api is not None:
+            owners.update({d: r["owner"] for d, r in self.api().items() if r.get("owner")})
+        return owners
 
     def mailboxes_of(self, domain: str) -> list[str]:
         listed = self.adapter.mailboxes_of(domain) if self.adapter is not None else None

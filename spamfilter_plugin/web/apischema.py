@@ -39,6 +39,17 @@ class ChangeBody(Schema):
             "example": "mail.example.net",
         }
     )
+    owner = fields.String(
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+            error="letters, digits, dot, dash and underscore (1 to 64), such as whmcs-client-12",
+        ),
+        metadata={
+            "description": "protect, with destination: the console user who owns the domain "
+            "(a billing system's customer): a login link logs them in on its page",
+            "example": "whmcs-client-12",
+        },
+    )
     vendors = fields.List(
         fields.String(),
         metadata={
@@ -142,6 +153,7 @@ class DomainDoc(Schema):
 
 class ApiOwnedDoc(Schema):
     destination = fields.String(required=True)
+    owner = fields.String(allow_none=True)
     added_by = fields.String(required=True)
     added_at = fields.Float(required=True)
 

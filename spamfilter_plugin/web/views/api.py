@@ -193,7 +193,7 @@ def domain_doc(row: status.DomainStatus) -> dict[str, Any]:
             {"since": row.suspended[0], "reason": row.suspended[1]} if row.suspended else None
         ),
         "last_change": row.last_change or None,
-        "api": {k: row.api[k] for k in ("destination", "added_by", "added_at")}
+        "api": {k: row.api[k] for k in ("destination", "owner", "added_by", "added_at")}
         if row.api
         else None,
     }
@@ -294,6 +294,9 @@ def _changed_domain(viewer: Viewer, name: str, action: str, body: dict) -> tuple
     destination = body.get("destination")
     checked = known_domain(viewer, name)
     owned = api_domains().get(checked) if checked else None
+    if body.get("owner") is not None and destination is None:
+        raise invalid({"owner": "give it with destination (an owner is for a domain no panel "
+                       "holds)"})  # fmt: skip
     if checked is not None and destination is not None and owned is None:
         raise invalid({"destination": f"{checked} is on the panel, which says where its mail "
                        "goes; leave destination out"})  # fmt: skip
@@ -328,7 +331,8 @@ def _queued(action: str, domain: str, owned: dict | None, body: dict) -> list[in
     destination = body.get("destination")
     if destination is not None:  # the API's (again: a vendor then takes the new host)
         destination = normalise_host(destination, "destination")
-        queue().api_domain_keep(domain, destination, f"token:{g.token}", time.time())
+        owner = body.get("owner")
+        queue().api_domain_keep(domain, destination, owner, f"token:{g.token}", time.time())
     elif owned is not None:
         destination = owned["destination"]
     rows = queue_events([DomainCreated(domain=domain, destination=destination)], vendors)
