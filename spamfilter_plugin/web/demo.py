@@ -285,6 +285,8 @@ class Demo:
             table = running.config_table()
             if name == MX_VENDOR:  # its MX hosts: the demo switches every domain to them
                 table["mx"] = MX_HOSTS
+            if name == "spamport":  # both suspension policies: SpamPort bypasses, others keep
+                table["on_suspend"] = "bypass"
             if name == "rackspace":  # a visitor clicking around is not throttled
                 table["rate_limit"] = running.emulator.rate_limit = DEMO_RACKSPACE_RATE
             lines += ["", *toml_table(f"vendors.{name}", table)]

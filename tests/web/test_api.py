@@ -273,7 +273,7 @@ def test_a_changed_product_protects_at_its_vendors_only_and_suspension_is_queued
     unknown = call(demo, "domains/api-plan.example/protect", keys["t-admin"],
                    {"vendors": ["nope"]})  # fmt: skip
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "vendors"
-    # suspension: each vendor follows its on_suspend (the demo keeps filtering)
+    # suspension: each vendor follows its on_suspend (the demo's SpamPort bypasses)
     held = call(demo, "domains/api-plan.example/suspend", keys["t-admin"],
                 {"reason": "unpaid invoice"}, wait="30")  # fmt: skip
     assert held.status_code == 200, held.text

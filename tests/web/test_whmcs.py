@@ -143,6 +143,8 @@ def test_a_product_sold_for_mail_hosted_elsewhere_is_created_suspended_and_termi
     assert result == "success"
     with open_queue(demo.folder / "state") as q:
         assert q.suspensions()[name][1] == "Overdue on Payment"
+    # the demo's SpamPort has on_suspend = "bypass": mail is relayed unscanned meanwhile
+    wait_until(lambda: em.domains[name]["noscan"] == "1")
     listed, _ = module("ListAccounts", params)
     mine = [a for a in listed["accounts"] if a["domain"] == name]
     assert listed["success"] is True and mine[0]["status"] == "Suspended"
@@ -150,6 +152,7 @@ def test_a_product_sold_for_mail_hosted_elsewhere_is_created_suspended_and_termi
     assert module("UnsuspendAccount", params)[0] == "success"
     with open_queue(demo.folder / "state") as q:
         assert name not in q.suspensions()
+    wait_until(lambda: em.domains[name]["noscan"] == "0")  # filtering as it was before
     result, log = module("TerminateAccount", params)
     assert result == "success"
     wait_until(lambda: name not in em.domains)
