@@ -112,11 +112,30 @@ class QueueQuery(Schema):
     )
 
 
+class FieldValue(fields.Field):
+    """A form field's value: a string, a number, or true/false for a checkbox (``1``/``0``),
+    as the form would post it."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, (str, int, float)):
+            return str(value)
+        raise ValidationError("give a string, a number, or true/false")
+
+
 class SettingsBody(Schema):
     """A form's fields by name; ``true``/``false`` tick or clear a checkbox."""
 
-    class Meta:
-        unknown = EXCLUDE
+    fields_ = fields.Dict(keys=fields.String(), values=FieldValue(), required=True)
+
+
+def settings_fields(data: Any) -> dict[str, str]:
+    """A settings form's fields from a JSON body, as the form would post them; BadFields
+    naming each field that is not a value."""
+    if not isinstance(data, dict):
+        raise BadFields({"body": "send a JSON object of field values"})
+    return loaded(SettingsBody(), {"fields_": data})["fields_"]
 
 
 # -- answers ---------------------------------------------------------------------------
@@ -271,8 +290,12 @@ def _flat(messages: Any, prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in dict(messages).items():
         name = f"{prefix}.{key}" if prefix else str(key)
-        if key == "_schema":
+        if key == "_schema":  # the body itself
             name = prefix or "body"
+        elif key == "fields_":  # a settings body's fields: each named by itself
+            name = prefix
+        elif key in ("value", "key") and prefix:  # a dict's entry: named by its key
+            name = prefix
         out.update(_flat(value, name))
     return out
 
@@ -429,11 +452,12 @@ def openapi(version: str, server_url: str = "/api/v1") -> dict[str, Any]:
     from apispec import APISpec
     from apispec.ext.marshmallow import MarshmallowPlugin
 
+    plugin = MarshmallowPlugin(schema_name_resolver=_component_name)
     spec = APISpec(
         title="spamfilter-plugin API",
         version=version,
         openapi_version="3.1.0",
-        plugins=[MarshmallowPlugin(schema_name_resolver=_component_name)],
+        plugins=[plugin],
         info={
             "description": "Scripts and billing systems protect, suspend and remove domains "
             "and change filter settings. Send a token made with `spamfilter token create` as "
@@ -442,6 +466,7 @@ def openapi(version: str, server_url: str = "/api/v1") -> dict[str, Any]:
         },
         servers=[{"url": server_url}],
     )
+    plugin.map_to_openapi_type(FieldValue, ["string", "number", "boolean"], None)
     spec.components.security_scheme("token", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Problem", schema=ProblemDoc)
     by_path: dict[str, dict[str, Any]] = {}
@@ -472,18 +497,13 @@ def openapi(version: str, server_url: str = "/api/v1") -> dict[str, Any]:
                 for p in PATH_WORDS if "{" + p + "}" in path
             ] + ([{"in": "query", "schema": query}] if query is not None else []),
         }  # fmt: skip
-        if body is SettingsBody:
+        if body is SettingsBody:  # the body is the schema's one field, a free object
+            assert plugin.converter is not None  # made by APISpec() above
+            shape = plugin.converter.field2property(SettingsBody._declared_fields["fields_"])
+            shape["description"] = SettingsBody.__doc__
             operation["requestBody"] = {
                 "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "description": SettingsBody.__doc__,
-                            "additionalProperties": {"type": ["string", "number", "boolean"]},
-                        }
-                    }
-                },
+                "content": {"application/json": {"schema": shape}},
             }
         elif body is not None:
             operation["requestBody"] = {

@@ -485,13 +485,7 @@ def settings_form(scope: str, target: str, vendor: str, form: str):
             if not forms:
                 raise Problem(404, "Not Found", f"{vendor} has no {form!r} form here")
             return jsonify({"scope": scope, "target": name, "vendor": vendor, "forms": forms})
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not all(
-            isinstance(v, (str, int, float, bool)) for v in body.values()
-        ):
-            raise invalid({"body": "send a JSON object of field values"})
-        fields = {str(k): ("1" if v is True else "0" if v is False else str(v))
-                  for k, v in body.items()}  # fmt: skip
+        fields = apischema.settings_fields(request.get_json(silent=True))
         _, result = service.submit(viewer, scope, name, vendor, fields)
         g.audited = True  # the settings service wrote the change, field by field
     except InvalidInput as exc:
