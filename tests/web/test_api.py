@@ -191,6 +191,11 @@ def test_settings_are_read_as_values_and_submitted_as_json(demo, keys):
     not_json = requests.post(demo.url + "api/v1/" + path, data="greylist=1", headers=auth,
                              timeout=10)  # fmt: skip
     assert not_json.status_code == 422 and not_json.json()["errors"][0]["field"] == "body"
+    nested = requests.post(demo.url + "api/v1/" + path, json={"greylist": [1]}, headers=auth,
+                           timeout=10)  # fmt: skip
+    assert nested.status_code == 422 and nested.json()["errors"] == [
+        {"field": "greylist", "message": "give a string, a number, or true/false"}
+    ]
 
 
 def test_a_login_link_logs_the_domains_owner_in_on_its_page(demo, keys):
