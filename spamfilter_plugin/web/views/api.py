@@ -258,7 +258,7 @@ def _own_domain(viewer: Viewer, name: str) -> str:
     return checked
 
 
-#: what a change may do to a domain, and the event each queues
+#: what a change may do to a domain (POST /domains/{domain}/<change>)
 CHANGES = ("protect", "unprotect", "retry", "suspend", "unsuspend")
 
 

@@ -286,10 +286,10 @@ def act_on(action: str, domains: list[str]) -> list[int]:
         dead = [r for r in queue().rows(state="dead", limit=100000) if r.target in targets]
         return [r.id for r in dead if queue().retry(r.id)]
     kind = DomainCreated if action == "protect" else DomainDeleted
-    owned = api_domains()
+    owned = api_domains()  # protected again: to the destination the API gave
     rows = queue_events(
-        [kind(domain=d, destination=owned[d]["destination"]) if d in owned and
-         kind is DomainCreated else kind(domain=d) for d in domains]
+        [DomainCreated(domain=d, destination=owned[d]["destination"])
+         if kind is DomainCreated and d in owned else kind(domain=d) for d in domains]
     )  # fmt: skip
     if kind is DomainDeleted:  # a domain the API owned is no one's now: nothing keeps it
         for d in set(domains) & set(owned):
