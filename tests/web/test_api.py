@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from console_helpers import admin_session, wait_until
+from console_helpers import admin_session, csrf_of, wait_until
 
 from spamfilter_plugin import tokens
 from spamfilter_plugin.queue import open_queue
@@ -256,6 +256,20 @@ def test_the_admin_protects_a_domain_no_panel_holds_and_sync_leaves_it(demo, key
     moved = call(demo, f"domains/{name}/protect", keys["t-admin"],
                  {"destination": "192.0.2.26"}, wait="30")  # fmt: skip
     assert moved.status_code == 200 and em.domains[name]["transport"] == "smtp:192.0.2.26"
+    # protected again from the console: to the destination the API gave, not mail_host
+    s = admin_session(demo)
+    page = s.get(demo.url + f"settings/domain/{name}/", timeout=10).text
+    assert "Owned by the API" in page and "192.0.2.26" in page
+    before = max(r["id"] for r in get(demo, "queue", keys["t-admin"]).json()["rows"])
+    s.post(demo.url + f"domain/{name}/protect", data={"csrf_token": csrf_of(page)}, timeout=10)
+
+    def redone():
+        rows = get(demo, "queue", keys["t-admin"], params={"limit": "50"}).json()["rows"]
+        mine = [r for r in rows if r["id"] > before and r["target"] == f"domain:{name}"]
+        return mine and all(r["finished"] for r in mine)
+
+    wait_until(redone)
+    assert em.domains[name]["transport"] == "smtp:192.0.2.26"
     # unprotect removes it at the vendors, and it is no one's then
     gone = call(demo, f"domains/{name}/unprotect", keys["t-admin"], wait="30")
     assert gone.status_code == 200, gone.text
