@@ -40,12 +40,13 @@ SPAMFILTER = spamfilter_path()
 
 
 class Emulator:
-    """``spamfilter sandbox --vendor spamport`` in its own process, with added latency."""
+    """``spamfilter sandbox --vendor VENDOR`` in its own process, with added latency."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, vendor: str = "spamport", seed: dict | None = None) -> None:
         self.latency = latency  # put back by fresh(): a reset clears it
+        self.seed = seed if seed is not None else {"license_limit": 10**7}
         self.proc = subprocess.Popen(
-            [SPAMFILTER, "sandbox", "--vendor", "spamport", "--json", "--latency", str(latency)],
+            [SPAMFILTER, "sandbox", "--vendor", vendor, "--json", "--latency", str(latency)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -53,7 +54,7 @@ class Emulator:
         lines = []
         while not lines or lines[-1] != "}":
             lines.append(self.proc.stdout.readline().rstrip("\n"))
-        self.table = json.loads("\n".join(lines))["spamport"]
+        self.table = json.loads("\n".join(lines))[vendor]
         self.root = self.table.pop("root")
 
     def control(self, action: str, doc=None):
@@ -68,7 +69,8 @@ class Emulator:
 
     def fresh(self) -> None:
         self.control("reset")
-        self.control("seed", {"license_limit": 10**7})
+        if self.seed:
+            self.control("seed", self.seed)
         # reset clears the added latency too: put it back
         self.control("faults", {"latency": self.latency})
 

@@ -23,6 +23,7 @@ whose lease was nevertheless taken over writes nothing (every write names its le
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import Counter
@@ -270,6 +271,8 @@ class Policy:
             delivery = Delivery(row, outcome, current.state if current else "leased", True, seconds)
         else:
             delivery = Delivery(row, outcome, state, seconds=seconds)
+        if not log.isEnabledFor(logging.DEBUG):  # the usual case: no record made at all
+            return delivery
         log.debug(
             "queue row %d (%s %s %s, attempt %d): %s",
             row.id,

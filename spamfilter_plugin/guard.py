@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +58,23 @@ class VendorGuard:
         self._table = table
         self._known_proven = False  # this process has seen the proof (or made it)
         self._local = threading.local()
+        #: the verdict on the last proof read (its salt and fingerprint): the fingerprint
+        #: is worked out again only when the proof changed
+        self._verdict: tuple[Any, bool] = (None, False)
+        #: each file's last reading, by its identity (see :func:`_read_json`)
+        self._read: dict[Path, tuple[tuple[int, int, int], Any]] = {}
 
     # -- files -------------------------------------------------------------------
 
-    @property
+    @cached_property
     def suspension_file(self) -> Path:
         return self.state_dir / f"suspended-{self.name}.json"
 
-    @property
+    @cached_property
     def proof_file(self) -> Path:
         return self.state_dir / f"proven-{self.name}.json"
 
-    @property
+    @cached_property
     def lock_file(self) -> Path:
         return self.state_dir / f"lock-{self.name}"
 
@@ -126,12 +132,17 @@ class VendorGuard:
     def proven(self) -> bool:
         """True when a call with exactly this table has been accepted (and not refused since)."""
         stored = self._read_proof()
-        try:
-            proven = stored is not None and secrets.compare_digest(
-                stored["fingerprint"], self._fingerprint(bytes.fromhex(stored["salt"]))
-            )
-        except (ValueError, KeyError, TypeError):
-            proven = False
+        seen = (stored.get("salt"), stored.get("fingerprint")) if isinstance(stored, dict) else None
+        if seen is not None and self._verdict[0] == seen:
+            proven = self._verdict[1]  # the same proof as last time: the same verdict
+        else:
+            try:
+                proven = stored is not None and secrets.compare_digest(
+                    stored["fingerprint"], self._fingerprint(bytes.fromhex(stored["salt"]))
+                )
+            except (ValueError, KeyError, TypeError):
+                proven = False
+            self._verdict = (seen, proven)
         self._known_proven = proven
         return proven
 
@@ -169,10 +180,7 @@ class VendorGuard:
     # -- where it is kept: files in state_dir (the fleet keeps it in its database) ------
 
     def _read_suspension(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.suspension_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        return self._read_json(self.suspension_file)
 
     def _write_suspension(self, doc: dict[str, Any]) -> None:
         try:
@@ -189,10 +197,27 @@ class VendorGuard:
         self.suspension_file.unlink(missing_ok=True)
 
     def _read_proof(self) -> dict[str, Any] | None:
+        return self._read_json(self.proof_file)
+
+    def _read_json(self, path: Path) -> Any:
+        """The JSON document in *path* as it is now (None when there is none, or it is not
+        JSON).  Every call looks at the file (one ``stat``): a file written since, by any
+        process, is read again (it is always replaced whole, so a new inode), and one that
+        did not change is not parsed twice."""
         try:
-            return json.loads(self.proof_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            st = os.stat(path)
+        except OSError:
             return None
+        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        last = self._read.get(path)
+        if last is not None and last[0] == identity:
+            return dict(last[1]) if isinstance(last[1], dict) else last[1]
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            doc = None
+        self._read[path] = (identity, doc)
+        return doc
 
     def _write_proof(self, doc: dict[str, Any]) -> bool:
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import email.utils
 import heapq
 import json as jsonlib
+import logging
 import random
 import socket
 import threading
@@ -430,6 +431,12 @@ class HttpClient:
         self.session.mount("http://", adapter)
         self.session.verify = self.ca_bundle or True
         self.session.headers["User-Agent"] = self.agent or user_agent(self.vendor)
+        # What the environment says is read once, here, not on every request (requests
+        # would look up the proxy variables and ~/.netrc each time): the proxy for this
+        # API's host (HTTPS_PROXY, NO_PROXY...) is kept; a netrc login is never sent, the
+        # credentials are the config's; the CA bundle is ca_bundle or the system's.
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
 
     @classmethod
     def from_config(cls, vendor: str, table: Mapping[str, Any], **kwargs: Any) -> HttpClient:
@@ -492,19 +499,20 @@ class HttpClient:
             except VendorError as exc:
                 error = exc
                 resp = None
+            klass = f"{resp.status // 100}xx" if resp is not None else "none"
             with _requests_lock:
-                klass = f"{resp.status // 100}xx" if resp is not None else "none"
                 _requests[(self.vendor, klass)] += 1
-            log.debug(
-                "%s: %s %s -> %s in %.3fs (attempt %d/%d)",
-                self.vendor,
-                method,
-                _redact_url(url),
-                resp.status if resp is not None else type(error).__name__,
-                self.clock() - started,
-                attempt,
-                attempts,
-            )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s: %s %s -> %s in %.3fs (attempt %d/%d)",
+                    self.vendor,
+                    method,
+                    _redact_url(url),
+                    resp.status if resp is not None else type(error).__name__,
+                    self.clock() - started,
+                    attempt,
+                    attempts,
+                )
             if error is None:
                 if self.accepted is not None:
                     self.accepted()

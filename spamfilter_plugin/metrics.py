@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -71,19 +72,33 @@ def outcome_of(delivery: Delivery) -> str:
 
 
 def counted(deliveries: Iterable[Delivery]) -> dict[tuple[str, str], float]:
-    """The counters *deliveries* add, and the requests sent since last counted."""
-    counts: dict[tuple[str, str], float] = defaultdict(float)
+    """The counters *deliveries* add, and the requests sent since last counted.  Counted
+    per delivery in plain tuples; each label set is written out once per batch."""
+    outcomes: Counter[tuple[str, str, str]] = Counter()
+    lost: Counter[str] = Counter()
+    buckets: dict[str, list[int]] = {}
+    sums: dict[str, float] = defaultdict(float)
     for d in deliveries:
         vendor = d.row.vendor
-        counts[(DELIVERIES, labels(vendor=vendor, hook=d.row.hook, outcome=outcome_of(d)))] += 1
+        outcomes[(vendor, d.row.hook, outcome_of(d))] += 1
         if d.lease_lost:
-            counts[(LEASE_EXPIRED, labels(vendor=vendor))] += 1
-        for bound in BUCKETS:
-            if d.seconds <= bound:
-                counts[(f"{DURATION}_bucket", labels(vendor=vendor, le=repr(bound)))] += 1
-        counts[(f"{DURATION}_bucket", labels(vendor=vendor, le="+Inf"))] += 1
-        counts[(f"{DURATION}_count", labels(vendor=vendor))] += 1
-        counts[(f"{DURATION}_sum", labels(vendor=vendor))] += d.seconds
+            lost[vendor] += 1
+        counts_of = buckets.setdefault(vendor, [0] * (len(BUCKETS) + 1))
+        counts_of[bisect_left(BUCKETS, d.seconds)] += 1  # the first bound it is within
+        sums[vendor] += d.seconds
+    counts: dict[tuple[str, str], float] = defaultdict(float)
+    for (vendor, hook, outcome), n in outcomes.items():
+        counts[(DELIVERIES, labels(vendor=vendor, hook=hook, outcome=outcome))] += n
+    for vendor, n in lost.items():
+        counts[(LEASE_EXPIRED, labels(vendor=vendor))] += n
+    for vendor, within in buckets.items():
+        total = 0
+        for bound, n in zip((*map(repr, BUCKETS), "+Inf"), within, strict=True):
+            total += n  # cumulative: each bucket counts every delivery within its bound
+            if total:
+                counts[(f"{DURATION}_bucket", labels(vendor=vendor, le=bound))] += total
+        counts[(f"{DURATION}_count", labels(vendor=vendor))] += total
+        counts[(f"{DURATION}_sum", labels(vendor=vendor))] += sums[vendor]
     for (vendor, status_class), n in taken_requests().items():
         counts[(REQUESTS, labels(vendor=vendor, status_class=status_class))] += n
     return counts

@@ -442,3 +442,32 @@ def test_a_bom_before_json_is_accepted_and_a_bad_body_is_never_quoted(serve):
     with pytest.raises(VendorResponseError) as info:
         resp.json()
     assert "Zq9" not in str(info.value) and "19 bytes" in str(info.value)
+
+
+def test_the_environments_proxy_is_taken_once_and_a_netrc_login_never_sent(
+    serve, monkeypatch, tmp_path
+):
+    # an HTTP proxy from the environment carries the calls to the API's host
+    script, proxy = serve(reply(200, b'{"via": "proxy"}'))
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    through = client("http://api.vendor.invalid/v1/", retries=0)
+    monkeypatch.delenv("http_proxy")  # read when the client was made, not on each request
+    assert through.request("GET", "ping").json() == {"via": "proxy"}
+    assert script.seen[0]["headers"]["HTTP_HOST"] == "api.vendor.invalid"
+    # NO_PROXY names the host: straight to it (here: a name that does not resolve)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.setenv("no_proxy", "api.vendor.invalid")
+    with pytest.raises(VendorUnavailable):
+        client("http://api.vendor.invalid/v1/", retries=0).request("GET", "ping")
+    assert len(script.seen) == 1
+    # a ~/.netrc entry for the API's host adds no login to a call: the config's alone
+    monkeypatch.delenv("http_proxy")
+    script, server = serve(reply(200, b"{}"))
+    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login someone password hunter2\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    client(server.url).request("GET", "/a")
+    assert "HTTP_AUTHORIZATION" not in script.seen[0]["headers"]

@@ -124,3 +124,42 @@ def test_refused_credentials_suspend_the_vendor_until_check_succeeds(tmp_path, t
     assert out.ok and "suspension lifted" in out.result and not suspended.exists()
     (third,) = rt.deliver(DomainCreated(domain="c.example"))
     assert third.ok and "c.example" in toy_emulator.state.domains
+
+
+def test_the_guard_sees_what_another_process_wrote_at_once_though_it_reads_files_once(tmp_path):
+    """Two guards on one state_dir stand for two processes: each admit and each proof check
+    looks at the files as they are now (a refusal elsewhere stops the very next request),
+    while a file that did not change is not parsed again."""
+    from spamfilter_plugin.errors import VendorSuspended
+    from spamfilter_plugin.guard import VendorGuard
+
+    table = {"api_url": "https://api.example.net/", "password": "s3cret"}
+    here, there = (VendorGuard("spamport", tmp_path, table) for _ in range(2))
+    here.admit()
+    assert not here.proven()
+    there.prove()
+    assert here.proven()
+    reads = []
+    real = type(here.proof_file).read_text
+
+    def counted(path, *args, **kwargs):
+        reads.append(path.name)
+        return real(path, *args, **kwargs)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(type(here.proof_file), "read_text", counted):
+        for _ in range(5):
+            assert here.proven()
+            here.admit()
+        assert reads == []  # nothing changed: nothing parsed again
+        there.suspend("HTTP 401 from the vendor")
+        with pytest.raises(VendorSuspended, match="HTTP 401"):
+            here.admit()
+        assert not here.proven()  # a suspension forgets the proof
+        there.resume()
+        here.admit()
+        assert reads == ["suspended-spamport.json"]  # read once, when it appeared
+    # another table (changed credentials) is not proven by the old proof
+    there.prove()
+    assert not VendorGuard("spamport", tmp_path, {**table, "password": "other"}).proven()

@@ -146,3 +146,35 @@ def test_the_textfile_is_written_whole_for_node_exporter(cfg, sandbox, tmp_path)
     assert code == 2 and "--textfile: cannot write" in err
     code, out, err = run_cli(cfg, "metrics")
     assert code == 0 and samples(out)[key] == 1
+
+
+def test_a_batchs_counters_are_cumulative_buckets_and_one_label_set_each():
+    """``counted`` over deliveries of known durations: each bucket counts every delivery
+    within its bound (Prometheus' cumulative buckets), a bucket nothing falls within is not
+    written, and outcomes are summed per label set."""
+    from types import SimpleNamespace
+
+    from spamfilter_plugin.manager import Outcome
+    from spamfilter_plugin.metrics import DELIVERIES, DURATION, counted, labels
+
+    def delivery(seconds, state="done", vendor="spamport"):
+        row = SimpleNamespace(vendor=vendor, hook="domain_created")
+        return SimpleNamespace(row=row, outcome=Outcome(vendor, state == "done"),
+                               final_state=state, lease_lost=False, seconds=seconds)  # fmt: skip
+
+    found = counted([delivery(0.03), delivery(0.05), delivery(0.2), delivery(7.0, "dead"),
+                     delivery(500.0), delivery(0.01, vendor="spamwall")])  # fmt: skip
+
+    def bucket(le, vendor="spamport"):
+        return found.get((f"{DURATION}_bucket", labels(vendor=vendor, le=le)))
+
+    assert [bucket(le) for le in ("0.05", "0.1", "0.25", "5.0", "10.0", "120.0", "+Inf")] == [
+        2, 2, 3, 3, 4, 4, 5
+    ]  # fmt: skip
+    assert bucket("0.05", "spamwall") == 1 and bucket("+Inf", "spamwall") == 1
+    assert found[(f"{DURATION}_count", labels(vendor="spamport"))] == 5
+    assert found[(f"{DURATION}_sum", labels(vendor="spamport"))] == pytest.approx(507.28)
+    done = labels(vendor="spamport", hook="domain_created", outcome="done")
+    assert found[(DELIVERIES, done)] == 4
+    nothing = counted([delivery(0.2)])
+    assert (f"{DURATION}_bucket", labels(vendor="spamport", le="0.1")) not in nothing
