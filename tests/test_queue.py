@@ -693,3 +693,20 @@ def test_the_domains_the_api_owns_are_kept_changed_and_dropped(queue):
     }
     assert queue.api_domain_drop("elsewhere.example") is True
     assert queue.api_domain_drop("elsewhere.example") is False and queue.api_domains() == {}
+
+
+@pytest.mark.parametrize("returning", [True, False])
+def test_a_lease_reads_the_row_back_with_or_without_returning(tmp_path, monkeypatch, returning):
+    """SQLite before 3.35 has no UPDATE ... RETURNING: the lease then reads the row again;
+    either way the claimed row is the leased one, and every lease has its own token."""
+    from spamfilter_plugin.store import sqlite
+
+    monkeypatch.setattr(sqlite, "RETURNING", returning)
+    with sqlite.SqliteQueue(tmp_path) as queue:
+        ids = [put(queue, DomainCreated(domain=f"r{i}.example"), ["spamport"])[0] for i in range(3)]
+        claimed = queue.claim_batch("w", 60, {"spamport": 3})
+        assert [row.id for row, _ in claimed] == ids
+        assert {(row.state, row.attempts) for row, _ in claimed} == {("leased", 1)}
+        assert all(row.lease_owner == token for row, token in claimed)
+        assert len({token for _, token in claimed}) == 3
+        assert all(token.startswith("w:") for _, token in claimed)

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..redaction import MASK, Secret, redact
@@ -121,9 +122,21 @@ def wait_until_stopped(stop: threading.Event) -> None:
 def note(message: str, **fields: object) -> None:
     """Progress and notes go to standard error, so standard output stays parseable (as JSON
     objects with ``log_format = "json"``, *fields* then as fields of their own)."""
-    from ..logformat import note_line
+    print(_note_line()(message, **fields), file=sys.stderr)
 
-    print(note_line(message, **fields), file=sys.stderr)
+
+_NOTE_LINE: Callable[..., str] | None = None
+
+
+def _note_line() -> Callable[..., str]:
+    """:func:`~..logformat.note_line`, imported on the first note (a worker writes one per
+    delivery: the import is not looked up again each time)."""
+    global _NOTE_LINE
+    if _NOTE_LINE is None:
+        from ..logformat import note_line
+
+        _NOTE_LINE = note_line
+    return _NOTE_LINE
 
 
 def audited(config, **entry) -> None:

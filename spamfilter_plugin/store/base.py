@@ -515,5 +515,13 @@ def row_of(r: Any, offset: float = 0.0) -> Row:
         last_error=r["last_error"],
         error_type=r["error_type"],
         result=json.loads(r["result"]) if r["result"] else None,
-        server=r["server"] if "server" in r.keys() else None,
+        server=_server(r),
     )
+
+
+def _server(r: Any) -> str | None:
+    """The row's server, where the store keeps one (the fleet's does, SQLite's does not)."""
+    try:
+        return r["server"]
+    except (IndexError, KeyError):
+        return None

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import sqlite3
@@ -100,6 +101,30 @@ def _add_destination(db: sqlite3.Connection) -> None:
         columns = {r[1] for r in db.execute("PRAGMA table_info(provisioned)")}
         if "destination" not in columns:
             db.execute("ALTER TABLE provisioned ADD COLUMN destination TEXT")
+
+
+#: SQLite 3.35 and later give an updated row back (``RETURNING``); earlier ones read it again
+RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+
+DONE = (
+    "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, "
+    "updated_at=?, result=?, result_secret=?, last_error=NULL, error_type=NULL "
+    "WHERE id=? AND lease_owner=?"
+)
+
+LEASE = (
+    "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
+    "attempts=attempts+1, updated_at=? WHERE id=?"
+)
+
+#: lease tokens: the owner (host and process), this process's random prefix and a counter,
+#: so no two leases anywhere share one (and no token needs the system's randomness each time)
+_TOKEN_PREFIX = uuid.uuid4().hex[:8]
+_TOKEN_COUNT = itertools.count(1)
+
+
+def lease_token(owner: str) -> str:
+    return f"{owner}:{_TOKEN_PREFIX}{next(_TOKEN_COUNT):x}"
 
 
 def _own(db: sqlite3.Connection, row: Row, now: float) -> None:
@@ -265,13 +290,13 @@ class SqliteQueue(Queue):
     @staticmethod
     def _lease(db, row_id: int, owner: str, lease_seconds: float, now: float, wall: float):
         """Lease one row (inside the caller's transaction): it with its new lease token."""
-        token = f"{owner}:{uuid.uuid4().hex[:12]}"
-        db.execute(
-            "UPDATE events SET state='leased', lease_until=?, lease_owner=?, "
-            "attempts=attempts+1, updated_at=? WHERE id=?",
-            (now + lease_seconds, token, wall, row_id),
-        )
-        row = db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
+        token = lease_token(owner)
+        lease = (now + lease_seconds, token, wall, row_id)
+        if RETURNING:  # one statement: the row comes back from the update
+            row = db.execute(LEASE + " RETURNING *", lease).fetchone()
+        else:
+            db.execute(LEASE, lease)
+            row = db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
         return row_of(row, wall - now), token
 
     @_translated
@@ -495,9 +520,7 @@ class SqliteQueue(Queue):
                     db, step.to_dict(), step.target_key, row.vendor, None, now=now, mono=mono
                 )
             cur = db.execute(
-                "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, "
-                "updated_at=?, result=?, result_secret=?, last_error=NULL, error_type=NULL "
-                "WHERE id=? AND lease_owner=?",
+                DONE,
                 (
                     self.clock(),
                     json.dumps(public) if public is not None else None,
@@ -508,6 +531,26 @@ class SqliteQueue(Queue):
             )
             _own(db, row, now)
         return cur.rowcount == 1
+
+    @_translated
+    def complete_many(self, items: list[tuple[Row, str, Any]]) -> set[int]:
+        """:meth:`complete` for rows without steps, in one transaction: one update a row,
+        whose own condition checks the lease (nothing else is written for a row whose lease
+        was lost)."""
+        held: set[int] = set()
+        if not items:
+            return held
+        with self._tx() as db:
+            now = self.clock()
+            for row, token, result in items:
+                public, secrets = split_result(result)
+                sealed = self.box.seal(json.dumps(secrets)) if secrets else None
+                public_text = json.dumps(public) if public is not None else None
+                cur = db.execute(DONE, (now, public_text, sealed, row.id, token))
+                if cur.rowcount == 1:
+                    _own(db, row, now)
+                    held.add(row.id)
+        return held
 
     @_translated
     def fail(
