@@ -6,7 +6,7 @@ For each vendor, against its emulator in its own process with a fixed latency ad
 every answer (a vendor on the network):
 
 1. the worker's requests are recorded once (an in-process drain with ``requests``'
-   ``Session.send`` wrapped: method, URL, headers, body);
+   ``HTTPAdapter.send`` wrapped: method, URL, headers, body);
 2. ``spamfilter worker --drain`` delivers N queued events (the queue filled beforehand, on
    the SQLite store or, with ``--postgres URL``, the fleet's PostgreSQL);
 3. the bare loop sends the recorded requests from ``--threads`` threads with a
@@ -122,23 +122,23 @@ def record(cfg: Path, vendor: str, n: int) -> list[dict]:
     """The requests the worker sends to deliver *n* events (recorded, not timed)."""
     seen: list[dict] = []
     lock = threading.Lock()
-    send = requests.Session.send
+    send = requests.adapters.HTTPAdapter.send
 
-    def recording(self, prepared, **kwargs):
+    def recording(self, prepared, *args, **kwargs):
         body = prepared.body or b""
         body = body.encode() if isinstance(body, str) else body
         with lock:
             seen.append({"method": prepared.method, "url": prepared.url,
                          "headers": dict(prepared.headers),
                          "body": base64.b64encode(body).decode()})  # fmt: skip
-        return send(self, prepared, **kwargs)
+        return send(self, prepared, *args, **kwargs)
 
     fill(cfg, vendor, n)
-    requests.Session.send = recording  # type: ignore[method-assign]
+    requests.adapters.HTTPAdapter.send = recording  # type: ignore[method-assign]
     try:
         Worker(load_runtime(cfg)).drain(keep=False)
     finally:
-        requests.Session.send = send  # type: ignore[method-assign]
+        requests.adapters.HTTPAdapter.send = send  # type: ignore[method-assign]
     return seen
 
 

@@ -429,7 +429,9 @@ class HttpClient:
         adapter = _WatchedAdapter(pool_maxsize=max(self.pool_size, POOL_SIZE))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.session.verify = self.ca_bundle or True
+        self._adapter = adapter
+        self._verify: bool | str = self.ca_bundle or True
+        self.session.verify = self._verify
         self.session.headers["User-Agent"] = self.agent or user_agent(self.vendor)
         # What the environment says is read once, here, not on every request (requests
         # would look up the proxy variables and ~/.netrc each time): the proxy for this
@@ -573,19 +575,29 @@ class HttpClient:
     def _exchange(self, method, url, params, data, json, headers, remaining, started) -> Response:
         policy, vendor = self.policy, self.vendor
         timeout = (min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining))
+        session = self.session
         try:
-            raw = self.session.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                json=json,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
+            # What Session.request would do for this client, and no more: the request is
+            # prepared from the session's headers and sent by its adapter. No cookies (no
+            # vendor API uses them), no redirects (never followed), no hooks, and the
+            # environment was read once when the client was made.
+            prepared = requests.PreparedRequest()
+            prepared.prepare_method(method)
+            prepared.prepare_url(url, params)
+            merged = requests.structures.CaseInsensitiveDict(session.headers)
+            for name, value in headers.items():
+                if value is None:
+                    merged.pop(name, None)
+                else:
+                    merged[name] = value
+            prepared.prepare_headers(merged)
+            prepared.prepare_body(data, None, json)
+            raw = self._adapter.send(
+                prepared,
                 stream=True,
-                # explicit, or requests would let $REQUESTS_CA_BUNDLE replace ca_bundle
-                verify=self.session.verify,
+                timeout=timeout,
+                verify=self._verify,  # ca_bundle, or the system's: never off
+                proxies=session.proxies,
             )
         except requests.exceptions.SSLError as exc:
             raise VendorTLSError(
