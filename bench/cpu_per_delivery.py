@@ -145,11 +145,14 @@ def record(cfg: Path, vendor: str, n: int) -> list[dict]:
 def measured(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """Run *command* to its end: its processor time (user + system) and wall time in
     seconds, and what it printed."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        started = time.perf_counter()  # output to files: a full pipe would stop the command
+        proc = subprocess.Popen(command, stdout=out_file, stderr=err_file, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read().decode(), err_file.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed: {out}{err}")
     return usage.ru_utime + usage.ru_stime, wall, out

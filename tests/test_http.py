@@ -47,6 +47,7 @@ class Script:
                     "query": environ.get("QUERY_STRING", ""),
                     "body": body,
                     "headers": {k: v for k, v in environ.items() if k.startswith("HTTP_")},
+                    "content_type": environ.get("CONTENT_TYPE", ""),
                 }
             )
             action = self.actions.pop(0) if len(self.actions) > 1 else self.actions[0]
@@ -471,3 +472,26 @@ def test_the_environments_proxy_is_taken_once_and_a_netrc_login_never_sent(
     monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
     client(server.url).request("GET", "/a")
     assert "HTTP_AUTHORIZATION" not in script.seen[0]["headers"]
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"a": "1", "b": "two words", "c": "ü&=+/?#%"},
+        {"list": ["x", "y z", None], "none": None, "n": 3, "f": 1.5, "t": True},
+        {"bytes": b"\xff\x00 raw", "tuple": ("a", b"b"), "empty": ""},
+        {"ключ": "значение", "k": ""},
+    ],
+)
+def test_a_form_body_is_byte_for_byte_what_requests_makes(serve, form):
+    import requests
+
+    from spamfilter_plugin.http import form_body
+
+    expected = requests.Request("POST", "http://x.invalid/", data=form).prepare()
+    assert form_body(form) == (expected.body or "").encode("ascii")
+    script, server = serve(reply(200, b"{}"))
+    client(server.url).request("POST", "/f", data=form)
+    seen = script.seen[0]
+    assert seen["body"] == form_body(form)
+    assert seen["content_type"] == "application/x-www-form-urlencoded"
