@@ -161,14 +161,16 @@ class VendorGuard:
     # -- the one-at-a-time lock ----------------------------------------------------------
 
     @contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self) -> Iterator[bool]:
         """Around one delivery: exclusive across processes while the credentials are not
-        proven, free otherwise.  Raises VendorBusy when the lock is not had in time."""
+        proven, free otherwise.  Gives True when it took the lock (the delivery may have
+        waited for it: look at the suspension again), False when proven.  Raises VendorBusy
+        when the lock is not had in time."""
         if self.proven():
-            yield
+            yield False
             return
         with self._exclusive():
-            yield
+            yield True
 
     def busy(self) -> VendorBusy:
         return VendorBusy(

@@ -220,8 +220,9 @@ class Runtime:
                     result = self._suspending(ctx, hook, kwargs)
             else:
                 guard.admit()
-                with guard.hold():
-                    guard.admit()  # refused elsewhere while this one waited its turn
+                with guard.hold() as locked:
+                    if locked:
+                        guard.admit()  # refused elsewhere while this one waited its turn
                     result = self._suspending(ctx, hook, kwargs)
         except VendorHeld as exc:
             return Outcome(vendor, False, error=exc)

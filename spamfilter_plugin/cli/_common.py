@@ -122,7 +122,7 @@ def wait_until_stopped(stop: threading.Event) -> None:
 def note(message: str, **fields: object) -> None:
     """Progress and notes go to standard error, so standard output stays parseable (as JSON
     objects with ``log_format = "json"``, *fields* then as fields of their own)."""
-    print(_note_line()(message, **fields), file=sys.stderr)
+    sys.stderr.write(_note_line()(message, **fields) + "\n")  # one write: one system call
 
 
 _NOTE_LINE: Callable[..., str] | None = None
