@@ -67,7 +67,7 @@ VENDORS = {
             "rate_limit": 10**9,
             "mailboxes": [{"domain": "example.com", "mailbox": f"u{i}"} for i in range(MAILBOXES)],
         },
-        {"rate_limit": 10**6},
+        {"rate_limit": 10000},  # the most the config takes: Rackspace's client paces to it
         "mailbox",
     ),
 }
@@ -203,11 +203,11 @@ def one_vendor(tmp: Path, vendor: str, args) -> dict:
             emulator.fresh()
             idle = config(tmp, f"{vendor}-idle{r}", vendor, emulator, args)
             load_runtime(idle).check(vendor)
-            cfg = config(tmp, f"{vendor}-w{r}", vendor, emulator, args)
-            fill(cfg, vendor, args.events)
-            base_cpu, base_wall, _ = measured(
+            base_cpu, base_wall, _ = measured(  # before the queue is filled: a fleet's is shared
                 [SPAMFILTER, "--config", str(idle), "worker", "--drain"], env
             )
+            cfg = config(tmp, f"{vendor}-w{r}", vendor, emulator, args)
+            fill(cfg, vendor, args.events)
             cpu, wall, _ = measured([SPAMFILTER, "--config", str(cfg), "worker", "--drain"], env)
             emulator.fresh()
             bare = [sys.executable, str(HERE), "--bare", str(calls_file), "--threads",
