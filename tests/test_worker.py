@@ -275,3 +275,49 @@ def test_a_delivery_that_starts_late_still_ends_inside_its_lease(cfg, sandbox):
             break
         time.sleep(0.05)
     assert emulator.requests
+
+
+def test_outcomes_ending_close_together_are_gathered_into_one_write(monkeypatch):
+    """After one delivery ends, the dispatcher waits up to GATHER for the others in flight,
+    so they share one commit; it does not wait when nothing else is in flight, nor past
+    the window."""
+    import queue as stdqueue
+    import threading
+
+    from spamfilter_plugin import worker as worker_module
+
+    class Dispatcher:
+        def __init__(self, in_flight):
+            self._done = stdqueue.SimpleQueue()
+            self.in_flight = in_flight
+
+    def ended(dispatcher, timeout=1.0):
+        found = []
+        t = threading.Thread(target=lambda: found.extend(
+            worker_module.Worker._ended(dispatcher, timeout)))  # fmt: skip
+        t.start()
+        return t, found
+
+    # two in flight: the second, ending a moment later, comes with the first
+    monkeypatch.setattr(worker_module, "GATHER", 60.0)
+    two = Dispatcher(2)
+    two._done.put("first")
+    t, found = ended(two)
+    two._done.put("second")
+    t.join(10)
+    assert not t.is_alive() and found == ["first", "second"]  # no need to wait the window
+    # one in flight: nothing else to wait for
+    one = Dispatcher(1)
+    one._done.put("only")
+    t, found = ended(one)
+    t.join(10)
+    assert not t.is_alive() and found == ["only"]
+    # three in flight, one ends: the window passes, and the one that ended is written
+    monkeypatch.setattr(worker_module, "GATHER", 0.01)
+    three = Dispatcher(3)
+    three._done.put("early")
+    t, found = ended(three)
+    t.join(10)
+    assert not t.is_alive() and found == ["early"]
+    # nothing ended within the timeout: nothing
+    assert worker_module.Worker._ended(Dispatcher(2), 0) == []
