@@ -15,11 +15,11 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 
 from ..errors import InvalidInput
 from ..eventdata import normalise_host
+from ..store import STATES as ROW_STATES
+from .status import ORDERS, PAGE_SIZES, SORTS, STATES
 
 #: the longest ``?wait=`` a change may ask for, in seconds
 MAX_WAIT = 60.0
-#: the answer to a change: what ``follow`` points at
-ROW_STATES = ("pending", "leased", "done", "dead", "superseded", "skipped")
 
 
 # -- requests --------------------------------------------------------------------------
@@ -88,14 +88,12 @@ class DomainListQuery(Schema):
         unknown = EXCLUDE
 
     q = fields.String(metadata={"description": "name (Unicode or punycode) or owner contains"})
-    state = fields.String(
-        validate=validate.OneOf(("protected", "pending", "failed", "not protected"))
-    )
+    state = fields.String(validate=validate.OneOf(STATES))
     vendor = fields.String(metadata={"description": "with state: that vendor's state"})
     server = fields.String(metadata={"description": "fleet: the server whose panel holds it"})
-    sort = fields.String(validate=validate.OneOf(("name", "state", "changed")))
-    order = fields.String(validate=validate.OneOf(("asc", "desc")))
-    size = fields.Integer(validate=validate.OneOf((25, 50, 100, 250)))
+    sort = fields.String(validate=validate.OneOf(tuple(SORTS)))
+    order = fields.String(validate=validate.OneOf(ORDERS))
+    size = fields.Integer(validate=validate.OneOf(PAGE_SIZES))
     page = fields.Integer(validate=validate.Range(min=1))
 
 
@@ -142,9 +140,7 @@ def settings_fields(data: Any) -> dict[str, str]:
 
 
 class VendorStateDoc(Schema):
-    state = fields.String(
-        required=True, validate=validate.OneOf(("protected", "pending", "failed", "not protected"))
-    )
+    state = fields.String(required=True, validate=validate.OneOf(STATES))
     detail = fields.String(allow_none=True, metadata={"description": "the vendor's reason"})
     at = fields.Float(allow_none=True, metadata={"description": "when (Unix time)"})
 

@@ -31,6 +31,8 @@ PAGE_SIZE = 25
 PAGE_SIZES = (25, 50, 100, 250)
 #: the sort orders of the domain list, by the name the page links use
 SORTS = {"name": "name", "state": "state", "changed": "last change"}
+#: the orders of a sort
+ORDERS = ("asc", "desc")
 #: worst first: sorting by state puts the domains that need a look at the top
 STATE_RANK = {"failed": 0, "pending": 1, "not protected": 2, "protected": 3}
 
@@ -202,7 +204,7 @@ class ListQuery:
             vendor=pick("vendor", vendors, ""),
             server=pick("server", servers, ""),
             sort=pick("sort", SORTS, "name"),
-            order=pick("order", ("asc", "desc"), "asc"),
+            order=pick("order", ORDERS, "asc"),
             size=size if size in PAGE_SIZES else PAGE_SIZE,
             page=max(1, number("page", 1)),
         )
