@@ -8,9 +8,9 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
+from ..logformat import note_line
 from ..redaction import MASK, Secret, redact
 
 EXIT_OK, EXIT_VENDOR, EXIT_USAGE = 0, 1, 2
@@ -122,21 +122,7 @@ def wait_until_stopped(stop: threading.Event) -> None:
 def note(message: str, **fields: object) -> None:
     """Progress and notes go to standard error, so standard output stays parseable (as JSON
     objects with ``log_format = "json"``, *fields* then as fields of their own)."""
-    sys.stderr.write(_note_line()(message, **fields) + "\n")  # one write: one system call
-
-
-_NOTE_LINE: Callable[..., str] | None = None
-
-
-def _note_line() -> Callable[..., str]:
-    """:func:`~..logformat.note_line`, imported on the first note (a worker writes one per
-    delivery: the import is not looked up again each time)."""
-    global _NOTE_LINE
-    if _NOTE_LINE is None:
-        from ..logformat import note_line
-
-        _NOTE_LINE = note_line
-    return _NOTE_LINE
+    sys.stderr.write(note_line(message, **fields) + "\n")  # one write: one system call
 
 
 def audited(config, **entry) -> None:

@@ -506,8 +506,7 @@ class SqliteQueue(Queue):
     ) -> bool:
         """Mark a leased row done (and wipe its secret), and queue the *steps* its vendor
         asked for, in one transaction; False (and nothing written) if the lease was lost."""
-        public, secrets = split_result(result)
-        sealed = self.box.seal(json.dumps(secrets)) if secrets else None
+        public_text, sealed = self._stored_result(result)
         with self._tx() as db:
             held = db.execute(
                 "SELECT 1 FROM events WHERE id=? AND lease_owner=?", (row.id, token)
@@ -519,18 +518,16 @@ class SqliteQueue(Queue):
                 outbox.insert(
                     db, step.to_dict(), step.target_key, row.vendor, None, now=now, mono=mono
                 )
-            cur = db.execute(
-                DONE,
-                (
-                    self.clock(),
-                    json.dumps(public) if public is not None else None,
-                    sealed,
-                    row.id,
-                    token,
-                ),
-            )
+            cur = db.execute(DONE, (self.clock(), public_text, sealed, row.id, token))
             _own(db, row, now)
         return cur.rowcount == 1
+
+    def _stored_result(self, result: Any) -> tuple[str | None, bytes | None]:
+        """A delivery's result as a done row keeps it: the public part as JSON, the secret
+        part sealed with the queue key."""
+        public, secrets = split_result(result)
+        sealed = self.box.seal(json.dumps(secrets)) if secrets else None
+        return (json.dumps(public) if public is not None else None), sealed
 
     @_translated
     def complete_many(self, items: list[tuple[Row, str, Any]]) -> set[int]:
@@ -543,9 +540,7 @@ class SqliteQueue(Queue):
         with self._tx() as db:
             now = self.clock()
             for row, token, result in items:
-                public, secrets = split_result(result)
-                sealed = self.box.seal(json.dumps(secrets)) if secrets else None
-                public_text = json.dumps(public) if public is not None else None
+                public_text, sealed = self._stored_result(result)
                 cur = db.execute(DONE, (now, public_text, sealed, row.id, token))
                 if cur.rowcount == 1:
                     _own(db, row, now)
