@@ -3,18 +3,22 @@ the one delivery loop; what happens to each row is :mod:`.delivery`'s.
 
 Delivering is bound by network round trips, not by the machine: one delivery at a time to a
 vendor 50 ms away manages about 17 a second, whatever the hardware.  The worker keeps up to
-each vendor's ``concurrency`` deliveries (``[vendors.<name>]``) in flight at once, in a pool
-of threads, while one thread, the dispatcher, does all the queue's reading and writing:
+each vendor's ``concurrency`` deliveries (``[vendors.<name>]``) in flight at once, in a lane
+of that many threads per vendor, while one thread, the dispatcher, does all the queue's
+reading and writing:
 
-* it claims rows with :meth:`~.queue.Queue.claim_batch`, at most as many per vendor as that
-  vendor has free places, each with its own lease, and starts each at once (so every
-  delivery has its whole lease, as with one at a time);
+* it claims rows with :meth:`~.queue.Queue.claim_batch`, each with its own lease: as many
+  per vendor as that vendor has free places, and on a server's own store a few more
+  (:data:`AHEAD`), which wait in the vendor's lane so that a thread ending a delivery
+  begins the next at once rather than after the dispatcher's next write (a lease is
+  counted from its claim, and a delivery's time budget with it);
 * a delivery runs :meth:`~.delivery.Policy.attempt` in its thread (the vendor's calls and
   waits, inside the delivery's time budget) and hands the outcome back;
 * the dispatcher records it under the row's lease (:meth:`~.delivery.Policy.record`) and
   fills the freed place; every outcome that has come back and the claims for the free
   places are written in one transaction (:meth:`~.queue.Queue.batch`), so under load one
   synced commit serves many deliveries, and a delivery is reported once it is committed.
+  A worker told to stop gives the rows claimed ahead back untried.
 
 Every promise of one-at-a-time delivery holds: a row is claimed by one delivery at a time
 (the lease), events of the same vendor and target are delivered in order (a row is
@@ -27,6 +31,7 @@ Rackspace's request-rate limit is kept by its client whatever the concurrency.  
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue as stdqueue
 import random
@@ -64,6 +69,12 @@ RELAY_EVERY = 0.25
 #: the fleet's other workers hold every place a vendor's ``concurrency`` allows
 FULL_WAIT = 0.05
 
+#: rows of a vendor claimed ahead, beyond its free places, as a share of its ``concurrency``
+#: (at least one): they wait in its lane, so that a delivery ending begins the next at once.
+#: None on a store many servers share: there a vendor's ``concurrency`` bounds its rows
+#: leased in the whole fleet (see :meth:`~.queue.Queue.claim_batch`)
+AHEAD = 0.5
+
 #: after a delivery ends while others are in flight, how long the dispatcher waits for more
 #: to end before writing them (seconds): outcomes that end close together share one commit
 #: and one wake-up, which costs a delivery's outcome at most this much more time
@@ -79,15 +90,18 @@ def concurrency_of(ctx) -> int:
     return ctx.config.get("concurrency") or CONCURRENCY_DEFAULT
 
 
-class _Pool:
-    """Threads that run deliveries.  Daemon threads: a process told to stop finishes its
-    deliveries in flight when it can, but is never kept alive by one (a delivery cut off
-    is safe: its lease runs out and it is delivered again)."""
+class _Lane:
+    """The deliveries of one vendor, begun in the order they were claimed by *size* threads
+    of the lane's own: no more than *size* are in flight, and a thread that ends one begins
+    the next one waiting at once (the dispatcher keeps a few claimed ahead, see
+    :data:`AHEAD`).  Daemon threads: a process told to stop finishes its deliveries in
+    flight when it can, but is never kept alive by one (a delivery cut off is safe: its
+    lease runs out and it is delivered again)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, vendor: str, size: int) -> None:
         self._work: stdqueue.SimpleQueue = stdqueue.SimpleQueue()
         self._threads = [
-            threading.Thread(target=self._run, name=f"spamfilter-delivery-{i}", daemon=True)
+            threading.Thread(target=self._run, name=f"spamfilter-{vendor}-{i}", daemon=True)
             for i in range(size)
         ]
         for thread in self._threads:
@@ -101,17 +115,49 @@ class _Pool:
     def submit(self, fn, *args) -> None:
         self._work.put((fn, args))
 
+    def withdraw(self) -> list[tuple]:
+        """Take back the deliveries not begun yet: the arguments each was submitted with."""
+        taken: list[tuple] = []
+        while True:
+            try:
+                job = self._work.get_nowait()
+            except stdqueue.Empty:
+                return taken
+            taken.append(job[1])
+
     def shutdown(self) -> None:
         for _ in self._threads:
             self._work.put(None)
 
 
+class _Lanes:
+    """A lane per vendor, made when its first delivery is claimed: *sizes* says how many
+    threads each vendor's lane has (one for a vendor not in it, no longer enabled)."""
+
+    def __init__(self, sizes: Mapping[str, int]) -> None:
+        self._sizes = sizes
+        self._lanes: dict[str, _Lane] = {}
+
+    def submit(self, vendor: str, fn, *args) -> None:
+        lane = self._lanes.get(vendor)
+        if lane is None:
+            lane = self._lanes[vendor] = _Lane(vendor, self._sizes.get(vendor, 1))
+        lane.submit(fn, *args)
+
+    def withdraw(self) -> list[tuple]:
+        return [args for lane in self._lanes.values() for args in lane.withdraw()]
+
+    def shutdown(self) -> None:
+        for lane in self._lanes.values():
+            lane.shutdown()
+
+
 @dataclass
 class _Run:
-    """One run of the loop: its pool, what it counts, which rows it may claim, and (when
+    """One run of the loop: its lanes, what it counts, which rows it may claim, and (when
     each chosen row is tried at most once) the chosen rows not tried yet."""
 
-    pool: _Pool
+    lanes: _Lanes
     stats: Stats | None
     chosen: bool
     ignore_schedule: bool
@@ -148,6 +194,12 @@ class Worker:
         if limits is None:
             limits = {name: concurrency_of(ctx) for name, ctx in runtime.contexts.items()}
         self.limits = dict(limits)
+        #: the rows of each vendor held at most: its places and, on a server's own store,
+        #: those claimed ahead (:data:`AHEAD`)
+        self._ahead = {
+            vendor: n if self.queue.shared else n + max(1, math.ceil(n * AHEAD))
+            for vendor, n in self.limits.items()
+        }
         self._inflight: Counter[str] = Counter()
         self._done: stdqueue.SimpleQueue = stdqueue.SimpleQueue()
         self._strays: set[str] = set()
@@ -240,7 +292,8 @@ class Worker:
         more would only wait for its lock), and so does a vendor no longer enabled, so its
         rows are failed with the reason rather than left unseen.  A suspended one gets none.
         (What the guards say is looked at every :data:`_GUARDS_EVERY` seconds: a request
-        checks the suspension itself just before it is sent.)"""
+        checks the suspension itself just before it is sent.)  A proven vendor's places
+        include the rows claimed ahead."""
         now = self.queue.monotonic()
         if now - self._strays_at >= _STRAYS_EVERY:
             self._strays = set(self.queue.waiting_vendors()) - set(self.limits)
@@ -254,7 +307,7 @@ class Worker:
                 and not self.runtime.contexts[vendor].guard.proven()
             }
             self._guards_at = now
-        limits = {**dict.fromkeys(self._strays, 1), **self.limits}
+        limits = {**dict.fromkeys(self._strays, 1), **self._ahead}
         for vendor in self._unproven:
             limits[vendor] = 1  # unproven credentials are tried one delivery at a time
         return {
@@ -268,7 +321,7 @@ class Worker:
         return {v: n for v, n in self._slots().items() if v not in self.queue.full}
 
     def _deliver(self, row, token, ready, claimed_at: float) -> None:
-        """In a pool thread: the vendor's part of one delivery; the outcome goes back to
+        """In a lane's thread: the vendor's part of one delivery; the outcome goes back to
         the dispatcher whatever happens."""
         try:
             attempt = self.policy.attempt(row, ready, claimed_at)
@@ -277,6 +330,15 @@ class Worker:
             error = VendorError(row.vendor, f"delivery crashed: {type(exc).__name__}: {exc}")
             attempt = Attempt(Outcome(row.vendor, False, error=error))
         self._done.put((row, token, attempt))
+
+    def _withdrawn(self, run: _Run) -> list:
+        """The deliveries claimed ahead and not begun, taken back when the worker stops:
+        given back untried (nothing was sent), for the next run to deliver."""
+        return [
+            (row, token, Attempt(Outcome(row.vendor, False, error=VendorHeld(
+                row.vendor, "not begun: the worker stopped first; the next run delivers it"))))
+            for row, token, _ready, _claimed_at in run.lanes.withdraw()
+        ]  # fmt: skip
 
     def _ended(self, timeout: float | None) -> list:
         """The deliveries that have ended, waiting up to *timeout* for the first, then up to
@@ -342,7 +404,8 @@ class Worker:
             self._report(delivery, run.stats)
         for row, token in claimed:
             self._inflight[row.vendor] += 1
-            run.pool.submit(self._deliver, row, token, self.policy.prepare(row), claimed_at)
+            ready = self.policy.prepare(row)
+            run.lanes.submit(row.vendor, self._deliver, row, token, ready, claimed_at)
 
     def run(
         self,
@@ -371,9 +434,9 @@ class Worker:
         queue = self.queue
         with contextlib.suppress(QueueError):  # the fleet unreachable: the loop says so
             queue.relay()  # what the panel hooks queued so far, before looking for work
-        pool = _Pool(sum(self.limits.values()) + 4)  # and a few for vendors no longer enabled
+        lanes = _Lanes(self.limits)
         untried = {r.id for r in queue.chosen_rows(("pending",))} if chosen and once else None
-        run = _Run(pool, stats, chosen, ignore_schedule, untried)
+        run = _Run(lanes, stats, chosen, ignore_schedule, untried)
         wait = 0.0
         try:
             while True:
@@ -381,6 +444,8 @@ class Worker:
                     if not stop.is_set():
                         queue.relay(every=RELAY_EVERY)
                     ended = self._ended(wait) if self.in_flight else []
+                    if stop.is_set():
+                        ended += self._withdrawn(run)
                     self._step(ended, not stop.is_set(), run)
                     if self.in_flight:
                         wait = self._wait_with_work(stop, poll)
@@ -402,12 +467,14 @@ class Worker:
                     continue
                 queue.wait(stop, poll if due_in is None else min(poll, max(due_in, 0.01)))
         finally:
+            withdrawn = self._withdrawn(run)
             while self.in_flight:  # stopped, or an error: record what is still in flight
                 try:
-                    self._step(self._ended(None), False, run)
+                    self._step(withdrawn + self._ended(None), False, run)
                 except QueueError as exc:
                     log.error("%s; the rows in flight are delivered again later", exc)
-            pool.shutdown()
+                withdrawn = []
+            lanes.shutdown()
 
     def _wait_with_work(self, stop: threading.Event, poll: float) -> float:
         """How long to wait for a delivery to end before looking for rows again: *poll*, or

@@ -2,6 +2,7 @@
 ``concurrency``, in order per target, within Rackspace's request rate, and one at a time
 while a vendor's credentials are unproven."""
 
+import math
 import threading
 
 import pytest
@@ -75,6 +76,63 @@ def test_deliveries_run_side_by_side_up_to_the_vendors_concurrency(
     assert {f"d{i}.example" for i in range(20)} <= set(gauged.emulator.domains)
     # the pooled connections were kept alive: far fewer connections than requests
     assert gauged.server.connections <= concurrency + 2
+
+
+def test_rows_claimed_ahead_wait_in_the_lane_and_go_back_untried_when_the_worker_stops(
+    tmp_path, sandbox, gauged
+):
+    """A few rows beyond the vendor's places are claimed ahead, so a thread ending a
+    delivery begins the next at once; they are never sent beyond the concurrency, and a
+    worker told to stop gives them back untried (nothing sent, the attempt not counted)."""
+    from spamfilter_plugin import worker as worker_module
+    from spamfilter_plugin.queue import queue_of
+
+    cfg = config(tmp_path, sandbox, gauged, concurrency=4)
+    prove(cfg)
+    gauged.emulator.faults.configure(latency=0.5)
+    ids = [emit(DomainCreated(domain=f"a{i}.example"), cfg).rows["spamport"] for i in range(20)]
+    ahead = max(1, math.ceil(4 * worker_module.AHEAD))
+    rt = load_runtime(cfg)
+    stop = threading.Event()
+    thread = threading.Thread(target=Worker(rt).run_forever, args=(stop,), kwargs={"poll": 0.05})
+    with queue_of(rt.config) as queue:
+        thread.start()
+        try:
+            for _ in range(200):  # a busy machine may take seconds; the bound stops a hang
+                if gauged.now == 4 and queue.counts().get("leased") == 4 + ahead:
+                    break
+                stop.wait(0.02)
+            assert gauged.now == 4 and queue.counts()["leased"] == 4 + ahead
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        assert not thread.is_alive()
+        rows = [queue.get(i) for i in ids]
+    assert gauged.most == 4  # never more than the concurrency in flight
+    sent = {d for d in gauged.emulator.domains if d.startswith("a")}
+    done = {r.target.split(":", 1)[1] for r in rows if r.state == "done"}
+    assert done == sent and len(done) >= 4  # the four in flight were finished and recorded
+    back = [r for r in rows if r.state == "pending" and r.last_error]
+    assert len(back) == ahead  # the ones claimed ahead, given back
+    for row in back:
+        assert row.attempts == 0 and row.error_type == "VendorHeld"
+        assert "the worker stopped" in row.last_error
+    assert {r.state for r in rows} == {"done", "pending"}  # none left leased
+
+
+def test_a_fleets_store_has_no_rows_claimed_ahead(tmp_path, sandbox, gauged):
+    """On a store many servers share, a vendor's concurrency bounds its rows leased in the
+    whole fleet: a worker claims no more than its places there."""
+    from spamfilter_plugin.store.postgres import PostgresQueue
+
+    cfg = config(tmp_path, sandbox, gauged, concurrency=4)
+    prove(cfg)
+    rt = load_runtime(cfg)
+    worker = Worker(rt)
+    assert worker._slots()["spamport"] > 4  # a server's own store: some claimed ahead
+    assert PostgresQueue.shared and not worker.queue.shared
+    worker.queue.shared = True  # as the fleet's store says of itself
+    assert Worker(rt, worker.queue)._slots()["spamport"] == 4
 
 
 def test_unproven_credentials_are_tried_one_delivery_at_a_time(tmp_path, sandbox, gauged):

@@ -122,6 +122,10 @@ class Queue(ABC):
     def where(self) -> str:
         """Where the store keeps the queue, as messages name it (a file, a database)."""
 
+    #: many servers share this store: each vendor's ``concurrency`` bounds its rows leased in
+    #: the whole fleet (:meth:`claim_batch`), so a worker claims no rows ahead of its places
+    shared = False
+
     def __init__(self, *, clock, monotonic) -> None:
         #: the wall clock (times shown to people) and the clock that orders and expires work
         self.clock, self.monotonic = clock, monotonic

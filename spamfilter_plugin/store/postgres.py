@@ -445,6 +445,8 @@ class PostgresQueue(Queue):
         database's clock does.
     """
 
+    shared = True
+
     def __init__(
         self,
         state_dir: str | os.PathLike,
