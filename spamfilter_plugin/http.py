@@ -106,6 +106,15 @@ def form_body(data: Mapping[str, Any]) -> bytes:
     return "&".join(pairs).encode("ascii")
 
 
+@functools.lru_cache(maxsize=4096)
+def _prepared_url(url: str) -> str:
+    """*url* as requests prepares it (memoised: a vendor's URLs repeat; an unusable one
+    raises, and is not remembered)."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url  # type: ignore[return-value]
+
+
 def quote_segment(value: str) -> str:
     """Percent-encode one URL path segment (``/``, ``@``, ``%`` and all included)."""
     return quote(str(value), safe="")
@@ -138,6 +147,9 @@ class HttpPolicy:
         return min(delay, self.backoff_cap)
 
 
+_UNREAD = object()  # a Response whose body has not been parsed as JSON yet
+
+
 @dataclass
 class Response:
     """A complete, size-checked answer."""
@@ -149,6 +161,7 @@ class Response:
     url: str
     elapsed: float = 0.0
     attempts: int = 1
+    _doc: Any = field(default=_UNREAD, init=False, repr=False, compare=False)
 
     @property
     def text(self) -> str:
@@ -157,9 +170,13 @@ class Response:
     def json(self) -> Any:
         """The body as JSON (a leading UTF-8 BOM is allowed), or VendorResponseError when it
         is not JSON.  The message never quotes the body, which may hold a secret the vendor
-        has just made; the (redacted) body stays on the error for a debugger."""
+        has just made; the (redacted) body stays on the error for a debugger.  Parsed once:
+        a vendor's classifier and its client read the same document (do not change it)."""
+        if self._doc is not _UNREAD:
+            return self._doc
         try:
-            return jsonlib.loads(self.body.decode("utf-8-sig"))
+            self._doc = jsonlib.loads(self.body.decode("utf-8-sig"))
+            return self._doc
         except (UnicodeDecodeError, ValueError, RecursionError):
             kind = self.headers.get("Content-Type", "no Content-Type")[:60]
             raise VendorResponseError(
@@ -209,9 +226,9 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 def classify_status(resp: Response) -> VendorError | None:
     """Map an HTTP status to a typed error (None for 2xx).  The one default mapping."""
     status, vendor = resp.status, resp.vendor
-    snippet = redact(resp.text[:200]).strip()
     if 200 <= status < 300:
         return None
+    snippet = redact(resp.text[:200]).strip()
     if 300 <= status < 400:
         where = resp.headers.get("Location", "?")
         return VendorResponseError(
@@ -388,11 +405,57 @@ _WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class _WatchedAdapter(HTTPAdapter):
-    """requests' adapter, with connections the watchdog can shut."""
+    """requests' adapter, with connections the watchdog can shut, and without the work
+    that is the same for every request of a client (each goes to its vendor's API)."""
+
+    #: the most origins whose pool is remembered (a client talks to one)
+    POOLS = 64
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+        self._pools: dict[tuple, Any] = {}
+
+    def get_connection_with_tls_context(
+        self, request: Any, verify: Any, proxies: Any = None, cert: Any = None
+    ) -> Any:
+        """requests' own choice of connection pool, remembered per origin, TLS settings and
+        proxies (requests parses the URL, selects the proxy and builds the pool's key on
+        every request).  A pool closed since (the client closed, or evicted) is looked up
+        again."""
+        url = request.url
+        head = url.find("://") + 3
+        end = len(url)
+        for mark in "/?#":
+            found = url.find(mark, head)
+            if 0 <= found < end:
+                end = found
+        key = (url[:end], verify, cert, tuple(proxies.items()) if proxies else ())
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if len(self._pools) >= self.POOLS:
+                self._pools.clear()
+            self._pools[key] = pool
+        return pool
+
+    def close(self) -> None:
+        self._pools.clear()  # the manager lets go of its pools: so does this
+        super().close()
+
+    def build_response(self, req: Any, resp: Any) -> requests.Response:
+        """requests' own, but the answer's cookies are not read into a jar: no vendor API
+        uses cookies, and the client sends none (see :meth:`HttpClient._exchange`)."""
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = requests.structures.CaseInsensitiveDict(resp.headers)
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url
+        response.request = req
+        response.connection = self
+        return response
 
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **kwargs)
@@ -463,6 +526,8 @@ class HttpClient:
         self._verify: bool | str = self.ca_bundle or True
         self.session.verify = self._verify
         self.session.headers["User-Agent"] = self.agent or user_agent(self.vendor)
+        for name, value in self.session.headers.items():  # checked once (see _exchange)
+            requests.utils.check_header_validity((name, str(value)))
         # What the environment says is read once, here, not on every request (requests
         # would look up the proxy variables and ~/.netrc each time): the proxy for this
         # API's host (HTTPS_PROXY, NO_PROXY...) is kept; a netrc login is never sent, the
@@ -613,17 +678,24 @@ class HttpClient:
             # environment was read once when the client was made.
             prepared = requests.PreparedRequest()
             prepared.prepare_method(method)
-            prepared.prepare_url(url, params)
+            if params:
+                prepared.prepare_url(url, params)
+            else:
+                prepared.url = _prepared_url(url)
+            # the headers as prepare_headers makes them: each of this request's own is
+            # checked (no line breaks, no leading white space); the session's were checked
+            # once, when the client was made
             merged = requests.structures.CaseInsensitiveDict(session.headers)
             for name, value in headers.items():
                 if value is None:
                     merged.pop(name, None)
                 else:
+                    requests.utils.check_header_validity((name, value))
                     merged[name] = value
             if isinstance(data, Mapping):  # a form: encoded here, as requests would
                 data = form_body(data)
                 merged.setdefault("Content-Type", FORM)
-            prepared.prepare_headers(merged)
+            prepared.headers = merged  # type: ignore[assignment]
             prepared.prepare_body(data, None, json)
             raw = self._adapter.send(
                 prepared,

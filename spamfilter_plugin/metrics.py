@@ -11,6 +11,7 @@ hooks, outcomes, states; never a domain or a mailbox).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from bisect import bisect_left
@@ -58,7 +59,14 @@ HELP = {
 
 def labels(**values: str) -> str:
     """A label set as the store keeps it: sorted JSON."""
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return _labels(tuple(sorted(values.items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _labels(items: tuple[tuple[str, str], ...]) -> str:
+    """Memoised: a worker writes the same few label sets (vendors, hooks, outcomes,
+    buckets) with every batch."""
+    return json.dumps(dict(items), separators=(",", ":"))
 
 
 def outcome_of(delivery: Delivery) -> str:

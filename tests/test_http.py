@@ -495,3 +495,42 @@ def test_a_form_body_is_byte_for_byte_what_requests_makes(serve, form):
     seen = script.seen[0]
     assert seen["body"] == form_body(form)
     assert seen["content_type"] == "application/x-www-form-urlencoded"
+
+
+def test_requests_are_prepared_as_requests_would_and_no_cookie_is_kept(serve):
+    """The client prepares each request itself (URL, headers) and remembers its pool and
+    its prepared URLs: what reaches the server is what requests would send, a cookie the
+    server sets is never sent back, a header with a line break is refused before anything
+    is sent, and a closed client's next request opens its pool again."""
+    from urllib.parse import unquote_to_bytes
+
+    import requests
+
+    from spamfilter_plugin.errors import VendorError
+
+    script, server = serve(reply(200, b"{}", headers=[("Set-Cookie", "sid=abc; Path=/")]))
+    http = client(server.url)
+    for _ in range(2):  # the second time from what was remembered
+        http.request("GET", "/a b/é", params={"q": "x y", "n": 1})
+        http.request("POST", "/b c/ü", headers={"X-Sig": "v1"})
+    expected = requests.Request("GET", server.url + "/a b/é", params={"q": "x y", "n": 1}).prepare()
+    raw_path = expected.path_url.split("?")[0]
+    seen = script.seen
+    assert len(seen) == 4
+    for got in seen[0::2]:
+        assert got["query"] == expected.path_url.split("?")[1]
+        assert got["path"].encode("latin-1") == unquote_to_bytes(raw_path)
+    plain = requests.Request("POST", server.url + "/b c/ü").prepare().path_url
+    for got in seen[1::2]:
+        assert got["headers"]["HTTP_X_SIG"] == "v1"
+        assert got["path"].encode("latin-1") == unquote_to_bytes(plain) and plain != "/b c/ü"
+    assert not any("HTTP_COOKIE" in s["headers"] for s in seen)  # the cookie was not kept
+    with pytest.raises(VendorError):
+        http.request("GET", "/x", headers={"X-Bad": "one\r\nInjected: two"})
+    assert len(script.seen) == 4  # refused before it was sent
+    pools = list(http._adapter._pools.values())
+    assert len(pools) == 1  # one origin, one pool
+    http.close()
+    assert not http._adapter._pools  # let go of with the manager's
+    http.request("GET", "/again")
+    assert script.seen[-1]["path"] == "/again"
