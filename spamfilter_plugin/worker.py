@@ -171,6 +171,8 @@ class Worker:
     :param monotonic: the clock that orders work (for a queue made here).
     :param rng: the backoff's jitter.
     :param on_delivery: told of each delivery once its outcome is committed.
+    :param on_deliveries: told of the deliveries committed together, once per commit (a
+        progress line for each in one write, say).
     :param limits: deliveries in flight per vendor (default: each vendor's ``concurrency``).
     """
 
@@ -183,6 +185,7 @@ class Worker:
         monotonic: Callable[[], float] | None = None,
         rng: Callable[[], float] = random.random,
         on_delivery: Callable[[Delivery], None] | None = None,
+        on_deliveries: Callable[[list[Delivery]], None] | None = None,
         limits: Mapping[str, int] | None = None,
     ) -> None:
         self.runtime = runtime
@@ -191,6 +194,7 @@ class Worker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.policy = Policy(runtime, self.queue, rng=rng)
         self.on_delivery = on_delivery
+        self.on_deliveries = on_deliveries
         if limits is None:
             limits = {name: concurrency_of(ctx) for name, ctx in runtime.contexts.items()}
         self.limits = dict(limits)
@@ -236,6 +240,8 @@ class Worker:
             delivery = self.policy.record(row, token, attempt)
             self._noted([delivery])
         self._report(delivery, None)
+        if self.on_deliveries is not None:
+            self.on_deliveries([delivery])
         return delivery
 
     def deliver_now(self, row_ids: Iterable[int]) -> list[Delivery]:
@@ -402,6 +408,8 @@ class Worker:
                 )
         for delivery in delivered:
             self._report(delivery, run.stats)
+        if delivered and self.on_deliveries is not None:
+            self.on_deliveries(delivered)
         for row, token in claimed:
             self._inflight[row.vendor] += 1
             ready = self.policy.prepare(row)

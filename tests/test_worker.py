@@ -321,3 +321,32 @@ def test_outcomes_ending_close_together_are_gathered_into_one_write(monkeypatch)
     assert not t.is_alive() and found == ["early"]
     # nothing ended within the timeout: nothing
     assert worker_module.Worker._ended(Dispatcher(2), 0) == []
+
+
+def test_the_deliveries_of_one_commit_are_told_together(cfg):
+    """``on_deliveries`` hears once per commit, of every delivery in it (the worker
+    command writes their progress lines in one write)."""
+    from spamfilter_plugin.cli._common import notes
+
+    for i in range(12):
+        emit(DomainCreated(domain=f"t{i}.example"), cfg)
+    told: list[list] = []
+    w = worker(cfg, on_deliveries=told.append)
+    stats = w.drain()
+    assert stats.done == 12
+    assert sorted(d.row.id for batch in told for d in batch) == sorted(
+        d.row.id for d in stats.deliveries
+    )
+    assert all(told) and len(told) <= 12
+    writes: list[str] = []
+
+    class Err:
+        def write(self, text):
+            writes.append(text)
+
+    real, sys.stderr = sys.stderr, Err()
+    try:
+        notes([("first", {"row": 1}), ("second", {"row": 2})])
+    finally:
+        sys.stderr = real
+    assert len(writes) == 1 and writes[0].splitlines() == ["first", "second"]

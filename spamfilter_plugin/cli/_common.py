@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from ..logformat import note_line
@@ -123,6 +124,11 @@ def note(message: str, **fields: object) -> None:
     """Progress and notes go to standard error, so standard output stays parseable (as JSON
     objects with ``log_format = "json"``, *fields* then as fields of their own)."""
     sys.stderr.write(note_line(message, **fields) + "\n")  # one write: one system call
+
+
+def notes(lines: Iterable[tuple[str, dict[str, object]]]) -> None:
+    """:func:`note` for each ``(message, fields)``, all in one write."""
+    sys.stderr.write("".join(note_line(message, **fields) + "\n" for message, fields in lines))
 
 
 def audited(config, **entry) -> None:

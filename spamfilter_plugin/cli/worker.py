@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from ._common import EXIT_OK, EXIT_VENDOR, note, runtime, stop_event
+from ._common import EXIT_OK, EXIT_VENDOR, note, notes, runtime, stop_event
 
 if TYPE_CHECKING:
     pass
@@ -69,19 +69,21 @@ def cmd_worker(args) -> int:
         print(text, end="")
         return EXIT_OK
 
-    def report(d):
+    def line(d) -> tuple[str, dict[str, object]]:
         state = "done" if d.outcome.ok else f"{d.final_state}: {d.outcome.error}"
-        note(
-            f"row {d.row.id} {d.row.vendor} {d.row.hook} {d.row.target}: {state}",
-            vendor=d.row.vendor,
-            row=d.row.id,
-            hook=d.row.hook,
-            target=d.row.target,
-            outcome=d.final_state,
-            duration_s=round(d.seconds, 4),
-        )
+        return f"row {d.row.id} {d.row.vendor} {d.row.hook} {d.row.target}: {state}", {
+            "vendor": d.row.vendor,
+            "row": d.row.id,
+            "hook": d.row.hook,
+            "target": d.row.target,
+            "outcome": d.final_state,
+            "duration_s": round(d.seconds, 4),
+        }
 
-    worker = Worker(rt, on_delivery=report)
+    def report(deliveries) -> None:  # the lines of one commit in one write
+        notes(line(d) for d in deliveries)
+
+    worker = Worker(rt, on_deliveries=report)
     if args.once:
         delivery = worker.run_one()
         if delivery is None:
