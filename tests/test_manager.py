@@ -163,3 +163,48 @@ def test_the_guard_sees_what_another_process_wrote_at_once_though_it_reads_files
     # another table (changed credentials) is not proven by the old proof
     there.prove()
     assert not VendorGuard("spamport", tmp_path, {**table, "password": "other"}).proven()
+
+
+def test_a_delivery_looks_at_one_guard_file_when_the_credentials_are_proven(tmp_path):
+    """Right after admit() found no suspension, hold() takes credentials this process
+    knows to be proven as proven: one look at the files, not two; a refusal elsewhere is
+    still seen by that look, and hold() reads the proof when admit() did not just look
+    (an admin's check) or the credentials are not known to be proven."""
+    import os
+    import unittest.mock
+
+    from spamfilter_plugin import guard as guard_module
+    from spamfilter_plugin.errors import VendorSuspended
+    from spamfilter_plugin.guard import VendorGuard
+
+    table = {"api_url": "https://api.example.net/", "password": "s3cret"}
+    here, there = (VendorGuard("spamport", tmp_path, table) for _ in range(2))
+    there.prove()
+    looked: list[str] = []
+    real = os.stat
+
+    def counted(path, *args, **kwargs):
+        looked.append(os.path.basename(path))
+        return real(path, *args, **kwargs)
+
+    with unittest.mock.patch.object(guard_module.os, "stat", counted):
+        here.admit()
+        with here.hold() as locked:
+            assert not locked
+        assert looked == ["suspended-spamport.json", "proven-spamport.json"]  # not known yet
+        looked.clear()
+        here.admit()
+        with here.hold() as locked:
+            assert not locked
+        assert looked == ["suspended-spamport.json"]  # known, and just looked
+        looked.clear()
+        with here.checking(), here.hold() as locked:  # no admit just before: it reads
+            assert not locked
+        assert looked == ["proven-spamport.json"]
+        there.suspend("HTTP 401 from the vendor")
+        with pytest.raises(VendorSuspended):
+            here.admit()
+        looked.clear()
+        with here.hold() as locked:  # unproven now: it reads the proof, and locks
+            pass
+        assert locked and looked[0] == "proven-spamport.json"
