@@ -39,6 +39,14 @@ ALERTS = "spamfilter_alerts_total"
 #: the upper bounds of the delivery duration histogram (seconds)
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
+#: the buckets' bounds as the label ``le`` gives them
+BOUNDS = (*map(repr, BUCKETS), "+Inf")
+
+#: how the store keeps the histogram: each delivery counted in the first bucket it is within
+#: (one row a batch, typically), made cumulative when scraped.  Releases before kept the
+#: cumulative buckets themselves, under ``_bucket``: those are added in as they are.
+WITHIN = f"{DURATION}_within"
+
 #: what a delivery came to, as ``spamfilter_deliveries_total`` says it
 OUTCOMES = ("done", "retry", "dead", "held", "skipped")
 
@@ -100,12 +108,10 @@ def counted(deliveries: Iterable[Delivery]) -> dict[tuple[str, str], float]:
     for vendor, n in lost.items():
         counts[(LEASE_EXPIRED, labels(vendor=vendor))] += n
     for vendor, within in buckets.items():
-        total = 0
-        for bound, n in zip((*map(repr, BUCKETS), "+Inf"), within, strict=True):
-            total += n  # cumulative: each bucket counts every delivery within its bound
-            if total:
-                counts[(f"{DURATION}_bucket", labels(vendor=vendor, le=bound))] += total
-        counts[(f"{DURATION}_count", labels(vendor=vendor))] += total
+        for bound, n in zip(BOUNDS, within, strict=True):
+            if n:  # each delivery in the first bucket it is within: made cumulative when read
+                counts[(WITHIN, labels(vendor=vendor, le=bound))] += n
+        counts[(f"{DURATION}_count", labels(vendor=vendor))] += sum(within)
         counts[(f"{DURATION}_sum", labels(vendor=vendor))] += sums[vendor]
     for (vendor, status_class), n in taken_requests().items():
         counts[(REQUESTS, labels(vendor=vendor, status_class=status_class))] += n
@@ -163,16 +169,18 @@ def _histogram(by_name: dict[str, list[tuple[dict[str, str], float]]]) -> Any:
 
     family = HistogramMetricFamily(DURATION, HELP[DURATION], labels=["vendor"])
     sums = {v["vendor"]: value for v, value in by_name.get(f"{DURATION}_sum", [])}
-    buckets: dict[str, dict[str, float]] = {}
+    kept: dict[str, dict[str, float]] = {}  # cumulative, as releases before kept them
     for values, value in by_name.get(f"{DURATION}_bucket", []):
-        buckets.setdefault(values["vendor"], {})[values["le"]] = value
-    for vendor, counts in sorted(buckets.items()):
-        bounds = [repr(b) for b in BUCKETS] + ["+Inf"]
-        family.add_metric(
-            [vendor],
-            [(le, counts.get(le, 0.0)) for le in bounds],
-            sums.get(vendor, 0.0),
-        )
+        kept.setdefault(values["vendor"], {})[values["le"]] = value
+    within: dict[str, dict[str, float]] = {}
+    for values, value in by_name.get(WITHIN, []):
+        within.setdefault(values["vendor"], {})[values["le"]] = value
+    for vendor in sorted(set(kept) | set(within)):
+        total, cumulative = 0.0, []
+        for le in BOUNDS:
+            total += within.get(vendor, {}).get(le, 0.0)
+            cumulative.append((le, kept.get(vendor, {}).get(le, 0.0) + total))
+        family.add_metric([vendor], cumulative, sums.get(vendor, 0.0))
     return family
 
 

@@ -148,14 +148,15 @@ def test_the_textfile_is_written_whole_for_node_exporter(cfg, sandbox, tmp_path)
     assert code == 0 and samples(out)[key] == 1
 
 
-def test_a_batchs_counters_are_cumulative_buckets_and_one_label_set_each():
-    """``counted`` over deliveries of known durations: each bucket counts every delivery
-    within its bound (Prometheus' cumulative buckets), a bucket nothing falls within is not
-    written, and outcomes are summed per label set."""
+def test_a_batch_counts_each_delivery_in_one_bucket_and_the_scrape_makes_them_cumulative():
+    """``counted`` over deliveries of known durations: each delivery is stored in the first
+    bucket within its bound (one row, not one a bound), a bucket nothing falls within is
+    not written, outcomes are summed per label set; the scrape's buckets are Prometheus'
+    cumulative ones, with what a release before stored cumulatively added in."""
     from types import SimpleNamespace
 
     from spamfilter_plugin.manager import Outcome
-    from spamfilter_plugin.metrics import DELIVERIES, DURATION, counted, labels
+    from spamfilter_plugin.metrics import DELIVERIES, DURATION, WITHIN, _histogram, counted, labels
 
     def delivery(seconds, state="done", vendor="spamport"):
         row = SimpleNamespace(vendor=vendor, hook="domain_created")
@@ -164,17 +165,38 @@ def test_a_batchs_counters_are_cumulative_buckets_and_one_label_set_each():
 
     found = counted([delivery(0.03), delivery(0.05), delivery(0.2), delivery(7.0, "dead"),
                      delivery(500.0), delivery(0.01, vendor="spamwall")])  # fmt: skip
-
-    def bucket(le, vendor="spamport"):
-        return found.get((f"{DURATION}_bucket", labels(vendor=vendor, le=le)))
-
-    assert [bucket(le) for le in ("0.05", "0.1", "0.25", "5.0", "10.0", "120.0", "+Inf")] == [
-        2, 2, 3, 3, 4, 4, 5
-    ]  # fmt: skip
-    assert bucket("0.05", "spamwall") == 1 and bucket("+Inf", "spamwall") == 1
+    stored = {
+        (le.split('"le":"')[1].split('"')[0], "spamwall" if "spamwall" in le else "spamport"): n
+        for (name, le), n in found.items()
+        if name == WITHIN
+    }
+    assert stored == {("0.05", "spamport"): 2, ("0.25", "spamport"): 1,
+                      ("10.0", "spamport"): 1, ("+Inf", "spamport"): 1,
+                      ("0.05", "spamwall"): 1}  # fmt: skip
     assert found[(f"{DURATION}_count", labels(vendor="spamport"))] == 5
     assert found[(f"{DURATION}_sum", labels(vendor="spamport"))] == pytest.approx(507.28)
     done = labels(vendor="spamport", hook="domain_created", outcome="done")
     assert found[(DELIVERIES, done)] == 4
     nothing = counted([delivery(0.2)])
-    assert (f"{DURATION}_bucket", labels(vendor="spamport", le="0.1")) not in nothing
+    assert (WITHIN, labels(vendor="spamport", le="0.1")) not in nothing
+    # the scrape: cumulative, with a release before's cumulative buckets added in
+    import json
+
+    rows = [(name, raw, value) for (name, raw), value in found.items()]
+    from spamfilter_plugin.metrics import BOUNDS
+
+    for le in BOUNDS:  # a release before: ten deliveries within 0.05 s, stored cumulative
+        rows.append((f"{DURATION}_bucket", labels(vendor="spamport", le=le), 10.0))
+    by_name: dict = {}
+    for name, raw, value in rows:
+        by_name.setdefault(name, []).append((json.loads(raw), value))
+    buckets = {
+        (s.labels["vendor"], s.labels["le"]): s.value
+        for s in _histogram(by_name).samples
+        if s.name.endswith("_bucket")
+    }
+    assert [buckets[("spamport", le)] for le in ("0.05", "0.1", "0.25", "5.0", "10.0",
+                                                  "120.0", "+Inf")] == [
+        12, 12, 13, 13, 14, 14, 15
+    ]  # fmt: skip
+    assert buckets[("spamwall", "0.05")] == 1 and buckets[("spamwall", "+Inf")] == 1
