@@ -110,7 +110,6 @@ class VendorGuard:
         """Within this block (an admin's ``spamfilter check``), a suspension does not stop
         requests: the check is how a suspended vendor is resumed."""
         self._local.checking = True
-        self._local.clear = False
         try:
             yield
         finally:
@@ -124,7 +123,6 @@ class VendorGuard:
         error = self.suspended_error()
         if error is not None:
             raise error
-        self._local.clear = True  # for hold(), just after: see there
 
     # -- proof -----------------------------------------------------------------------
 
@@ -163,20 +161,19 @@ class VendorGuard:
     # -- the one-at-a-time lock ----------------------------------------------------------
 
     @contextmanager
-    def hold(self) -> Iterator[bool]:
+    def hold(self, *, admitted: bool = False) -> Iterator[bool]:
         """Around one delivery: exclusive across processes while the credentials are not
         proven, free otherwise.  Gives True when it took the lock (the delivery may have
         waited for it: look at the suspension again), False when proven.  Raises VendorBusy
         when the lock is not had in time.
 
-        Right after :meth:`admit` in the same thread found no suspension, credentials this
-        process knows to be proven are taken as proven without reading the proof again: a
-        refusal in any process writes the suspension as it drops the proof, so that look
-        has just seen whether the proof still stands.  (A proof of other credentials, made
+        *admitted*: the caller's :meth:`admit` has just found no suspension.  Credentials
+        this process knows to be proven are then taken as proven without reading the proof
+        again: a refusal in any process writes the suspension as it drops the proof, so that
+        look has just seen whether the proof still stands.  (A proof of other credentials, made
         since by a process with a changed config, is seen at the next :meth:`proven`: the
         worker asks every half second.)"""
-        clear, self._local.clear = getattr(self._local, "clear", False), False
-        if (clear and self._known_proven) or self.proven():
+        if (admitted and self._known_proven) or self.proven():
             yield False
             return
         with self._exclusive():

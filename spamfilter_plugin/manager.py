@@ -220,7 +220,7 @@ class Runtime:
                     result = self._suspending(ctx, hook, kwargs)
             else:
                 guard.admit()
-                with guard.hold() as locked:
+                with guard.hold(admitted=True) as locked:
                     if locked:
                         guard.admit()  # refused elsewhere while this one waited its turn
                     result = self._suspending(ctx, hook, kwargs)

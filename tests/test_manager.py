@@ -166,10 +166,10 @@ def test_the_guard_sees_what_another_process_wrote_at_once_though_it_reads_files
 
 
 def test_a_delivery_looks_at_one_guard_file_when_the_credentials_are_proven(tmp_path):
-    """Right after admit() found no suspension, hold() takes credentials this process
-    knows to be proven as proven: one look at the files, not two; a refusal elsewhere is
-    still seen by that look, and hold() reads the proof when admit() did not just look
-    (an admin's check) or the credentials are not known to be proven."""
+    """Right after admit() found no suspension (hold(admitted=True)), credentials this
+    process knows to be proven are taken as proven: one look at the files, not two; a
+    refusal elsewhere is still seen by that look, and hold() reads the proof when admit()
+    did not just look (an admin's check) or the credentials are not known to be proven."""
     import os
     import unittest.mock
 
@@ -189,12 +189,12 @@ def test_a_delivery_looks_at_one_guard_file_when_the_credentials_are_proven(tmp_
 
     with unittest.mock.patch.object(guard_module.os, "stat", counted):
         here.admit()
-        with here.hold() as locked:
+        with here.hold(admitted=True) as locked:
             assert not locked
         assert looked == ["suspended-spamport.json", "proven-spamport.json"]  # not known yet
         looked.clear()
         here.admit()
-        with here.hold() as locked:
+        with here.hold(admitted=True) as locked:
             assert not locked
         assert looked == ["suspended-spamport.json"]  # known, and just looked
         looked.clear()
@@ -205,6 +205,6 @@ def test_a_delivery_looks_at_one_guard_file_when_the_credentials_are_proven(tmp_
         with pytest.raises(VendorSuspended):
             here.admit()
         looked.clear()
-        with here.hold() as locked:  # unproven now: it reads the proof, and locks
+        with here.hold() as locked:  # admit found a suspension: it reads the proof, and locks
             pass
         assert locked and looked[0] == "proven-spamport.json"
