@@ -423,14 +423,8 @@ class _WatchedAdapter(HTTPAdapter):
         proxies (requests parses the URL, selects the proxy and builds the pool's key on
         every request).  A pool closed since (the client closed, or evicted) is looked up
         again."""
-        url = request.url
-        head = url.find("://") + 3
-        end = len(url)
-        for mark in "/?#":
-            found = url.find(mark, head)
-            if 0 <= found < end:
-                end = found
-        key = (url[:end], verify, cert, tuple(proxies.items()) if proxies else ())
+        origin = urlsplit(request.url)[:2]  # scheme and host (urlsplit memoises)
+        key = (origin, verify, cert, tuple(proxies.items()) if proxies else ())
         pool = self._pools.get(key)
         if pool is None or pool.pool is None:
             pool = super().get_connection_with_tls_context(request, verify, proxies, cert)

@@ -200,7 +200,7 @@ class Worker:
         self.limits = dict(limits)
         #: the rows of each vendor held at most: its places and, on a server's own store,
         #: those claimed ahead (:data:`AHEAD`)
-        self._ahead = {
+        self._held_at_most = {
             vendor: n if self.queue.shared else n + max(1, math.ceil(n * AHEAD))
             for vendor, n in self.limits.items()
         }
@@ -313,7 +313,7 @@ class Worker:
                 and not self.runtime.contexts[vendor].guard.proven()
             }
             self._guards_at = now
-        limits = {**dict.fromkeys(self._strays, 1), **self._ahead}
+        limits = {**dict.fromkeys(self._strays, 1), **self._held_at_most}
         for vendor in self._unproven:
             limits[vendor] = 1  # unproven credentials are tried one delivery at a time
         return {

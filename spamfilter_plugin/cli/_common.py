@@ -123,11 +123,11 @@ def wait_until_stopped(stop: threading.Event) -> None:
 def note(message: str, **fields: object) -> None:
     """Progress and notes go to standard error, so standard output stays parseable (as JSON
     objects with ``log_format = "json"``, *fields* then as fields of their own)."""
-    sys.stderr.write(note_line(message, **fields) + "\n")  # one write: one system call
+    notes([(message, fields)])
 
 
 def notes(lines: Iterable[tuple[str, dict[str, object]]]) -> None:
-    """:func:`note` for each ``(message, fields)``, all in one write."""
+    """:func:`note` for each ``(message, fields)``, all in one write (one system call)."""
     sys.stderr.write("".join(note_line(message, **fields) + "\n" for message, fields in lines))
 
 
