@@ -219,6 +219,33 @@ def test_expired_leases_are_claimed_again_and_the_old_holder_cannot_finish(tmp_p
     assert q.complete(again, new) and q.get(row.id).state == "done"
 
 
+def test_a_batch_claims_rows_whose_lease_ran_out_before_waiting_ones(tmp_path):
+    now = [1000.0]
+    q = opened(tmp_path / "s", monotonic=lambda: now[0])
+    ids = [put(q, DomainCreated(domain=f"b{i}.example"), ["v"])[0] for i in range(4)]
+    for late in ids[2:]:  # the two newest leased, then left to run out
+        assert q.claim("w1", 10, only=[late])[0].id == late
+    now[0] += 11
+    taken = q.claim_batch("w2", 10, {"v": 2})
+    assert [(row.id, row.attempts) for row, _ in taken] == [(ids[2], 2), (ids[3], 2)]
+    rest = q.claim_batch("w2", 10, {"v": 5})
+    assert [(row.id, row.attempts) for row, _ in rest] == [(ids[0], 1), (ids[1], 1)]
+    assert len({token for _, token in taken + rest}) == 4
+    q.close()
+
+
+def test_inside_a_batch_each_write_still_says_whether_it_held(queue):
+    """The fleet's store pipelines a batch: a write's answer is still read before it is told."""
+    a = put(queue, DomainCreated(domain="a.example"), ["v"])[0]
+    b = put(queue, DomainCreated(domain="b.example"), ["w"])[0]
+    row, token = queue.claim("x", 30, only=[a])
+    with queue.batch():
+        assert not queue.fail(row, "x:not-the-lease", VendorUnavailable("v", "x"), 5)
+        assert queue.fail(row, token, VendorUnavailable("v", "x"), 5)
+        assert queue.drop(b) and not queue.drop(b)
+    assert queue.get(a).state == "pending" and queue.get(b) is None
+
+
 def test_results_keep_secrets_encrypted(queue, tmp_path):
     from spamfilter_plugin.redaction import Secret
 

@@ -469,6 +469,7 @@ class PostgresQueue(Queue):
         self._fixed = monotonic  # None: the database's clock
         self._db: DB | None = None
         self._batching = 0
+        self._pipeline: psycopg.Pipeline | None = None
         self._chosen: set[int] = set()
         self._check_schema = check_schema
         self._relayed_upto: int | None = None
@@ -510,7 +511,7 @@ class PostgresQueue(Queue):
     def _discard(self) -> None:
         """Give a broken connection back to the pool, which replaces it."""
         if self._db is not None:
-            db, self._db, self._batching = self._db, None, 0
+            db, self._db, self._batching, self._pipeline = self._db, None, 0, None
             with contextlib.suppress(Exception):
                 pool_of(self.fleet).putconn(db)
 
@@ -580,9 +581,20 @@ class PostgresQueue(Queue):
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """One transaction for every write made in the block."""
+        """One transaction for every write made in the block, pipelined: a statement is sent
+        without waiting for the one before, and the block waits for the database only where
+        it reads an answer (a worker's batch of outcomes and claims is three round trips,
+        not one a statement)."""
+        if self._batching:
+            self._batching += 1
+            try:
+                yield
+            finally:
+                self._batching -= 1
+            return
         try:
-            with self._tx():
+            db = self.db
+            with db.pipeline() as self._pipeline, db.transaction():
                 self._batching += 1
                 try:
                     yield
@@ -591,6 +603,14 @@ class PostgresQueue(Queue):
         except (psycopg.OperationalError, PoolTimeout) as exc:
             self._discard()
             raise unreachable(self.fleet, exc) from None
+        finally:
+            self._pipeline = None
+
+    def _affected(self, cur: psycopg.Cursor[Any]) -> int:
+        """The rows *cur*'s statement changed; in a pipelined batch, once its answer is in."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
+        return cur.rowcount
 
     # -- writing ----------------------------------------------------------------------
 
@@ -1072,34 +1092,75 @@ class PostgresQueue(Queue):
         full: set[str] = set()
         with self._tx() as db:
             for vendor, free in slots.items():
-                capped = False
-                if limits and vendor in limits and free > 0:
-                    room = limits[vendor] - self._in_flight(db, vendor)
-                    capped, free = room <= free, min(free, room)
-                for state in (self.EXPIRED, self.WAITING):
-                    if free <= 0:
-                        break
-                    where = f"e.vendor = %(vendor)s AND {state}{rest}"
-                    taken = self._lease(
-                        db, where, {**params, "vendor": vendor, "k": free}, lease_seconds
-                    )
-                    claimed += taken
-                    free -= len(taken)
-                if capped and free <= 0:  # the fleet's places are all taken now
-                    full.add(vendor)
+                if free <= 0:
+                    continue
+                limit = limits.get(vendor) if limits else None
+                taken, room = self._lease_vendor(
+                    db, vendor, free, limit, rest, params, lease_seconds
+                )
+                claimed += taken
+                if room is not None and room <= free and len(taken) >= room:
+                    full.add(vendor)  # the fleet's places are all taken now
         self.full = full
         return claimed
 
-    def _in_flight(self, db: DB, vendor: str) -> int:
-        """Rows of *vendor* leased and not run out, fleet-wide; the vendor's claims take turns
-        from here to the end of the caller's transaction."""
-        db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 11))", (f"claim {vendor}",))
-        found = db.execute(
-            "SELECT count(*) AS n FROM events WHERE vendor=%(vendor)s AND state='leased' "
-            f"AND lease_until >= {NOW}",
-            {"vendor": vendor, "now": self._now()},
-        ).fetchone()
-        return int(_one(found)["n"])
+    def _lease_vendor(
+        self,
+        db: DB,
+        vendor: str,
+        free: int,
+        limit: int | None,
+        rest: str,
+        params: dict[str, Any],
+        lease_seconds: float,
+    ) -> tuple[list[tuple[Row, str]], int | None]:
+        """Lease up to *free* rows of *vendor* (those whose lease ran out first, then those
+        waiting, oldest first), and with *limit* no more than the places left of it in the
+        whole fleet: the rows with their tokens, and those places (None without *limit*).
+
+        One round trip (pipelined): the vendor's claims take turns from the advisory lock to
+        the end of the caller's transaction, and the statement that counts the places and
+        leases runs after the lock is held, so it sees every claim committed before."""
+        room = "%(k)s"
+        if limit is not None:
+            room = (
+                "%(limit)s - (SELECT count(*) FROM events WHERE vendor=%(vendor)s "
+                f"AND state='leased' AND lease_until >= {NOW})"
+            )
+        pick = f"SELECT e.id FROM events e WHERE e.vendor = %(vendor)s AND {{}}{rest} ORDER BY e.id"
+        take = "(SELECT GREATEST(0, LEAST(%(k)s, room)) FROM room)"
+        sql = (
+            f"WITH room AS (SELECT {room} AS room), "
+            f"expired AS ({pick.format(self.EXPIRED)} LIMIT {take} FOR UPDATE SKIP LOCKED), "
+            f"waiting AS ({pick.format(self.WAITING)} "
+            f"LIMIT {take} - (SELECT count(*) FROM expired) FOR UPDATE SKIP LOCKED), "
+            "picked AS (SELECT id FROM expired UNION ALL SELECT id FROM waiting), "
+            "leased AS (UPDATE events SET state='leased', "
+            f"lease_until={NOW} + %(lease)s, lease_owner = %(owner)s || ':' || "
+            "substr(md5(random()::text || events.id), 1, 12), attempts=attempts+1, "
+            "updated_at=%(wall)s FROM picked WHERE events.id = picked.id RETURNING events.*) "
+            "SELECT room.room AS places_left, leased.* FROM room LEFT JOIN leased ON true"
+        )
+        args = {
+            **params,
+            "vendor": vendor,
+            "k": free,
+            "limit": limit,
+            "lease": lease_seconds,
+            "now": self._now(),
+            "wall": self.clock(),
+            "me": self.server,
+        }
+        with db.pipeline():
+            if limit is not None:
+                db.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 11))", (f"claim {vendor}",)
+                )
+            found = db.execute(sql, args).fetchall()
+        offset = self._offset()
+        rows = sorted((row_of(r, offset) for r in found if r["id"] is not None), key=lambda r: r.id)
+        places = int(found[0]["places_left"]) if limit is not None and found else None
+        return [(row, row.lease_owner or "") for row in rows], places
 
     def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
         """Add rows to the ones :meth:`claim_batch` takes with ``chosen=True`` (kept by this
@@ -1223,7 +1284,7 @@ class PostgresQueue(Queue):
                         "token": token,
                     },
                 )
-        return cur.rowcount == 1
+        return self._affected(cur) == 1
 
     @_translated
     def skip(self, row: Row, token: str, error: Exception) -> bool:
@@ -1267,7 +1328,7 @@ class PostgresQueue(Queue):
                     "token": token,
                 },
             )
-        return cur.rowcount == 1
+        return self._affected(cur) == 1
 
     # -- reading ----------------------------------------------------------------------
 
@@ -1359,7 +1420,7 @@ class PostgresQueue(Queue):
     @_translated
     def _execute(self, sql: str, args: list[Any]) -> int:
         with self._tx() as db:
-            return db.execute(sql, args).rowcount
+            return self._affected(db.execute(sql, args))
 
     @_translated
     def _query(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
@@ -1454,7 +1515,9 @@ class PostgresQueue(Queue):
 
     def _change(self, sql: str, params: dict[str, Any]) -> int:
         with self._tx() as db:
-            return db.execute(sql, {"now": self._now(), "wall": self.clock(), **params}).rowcount
+            return self._affected(
+                db.execute(sql, {"now": self._now(), "wall": self.clock(), **params})
+            )
 
     @_translated
     def retry(self, row_id: int) -> bool:
