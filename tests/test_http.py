@@ -22,7 +22,13 @@ from spamfilter_plugin.errors import (
     VendorTLSError,
     VendorUnavailable,
 )
-from spamfilter_plugin.http import HttpClient, HttpPolicy, parse_xml, quote_segment
+from spamfilter_plugin.http import (
+    HttpClient,
+    HttpPolicy,
+    parse_xml,
+    prepared_url,
+    quote_segment,
+)
 from spamfilter_plugin.redaction import Secret
 from spamfilter_plugin.testing import AbortConnection, LoopbackServer, closed_port_url
 
@@ -495,6 +501,23 @@ def test_a_form_body_is_byte_for_byte_what_requests_makes(serve, form):
     seen = script.seen[0]
     assert seen["body"] == form_body(form)
     assert seen["content_type"] == "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.example/v1/", "https://api.example/a b/é", "https://api.example/x?k=1&k=2",
+     "http://api.example:8080/p?", "https://api.example/p#frag"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "params",
+    [None, {}, {"q": "x y", "n": 1}, {"none": None}, {"d": "bücher.example", "list": ["a", "b&c"]},
+     {"tilde~": "~!*'();:@&=+$,/?#[]", b"raw": b"\xff\x00", "t": ("x", None, 2.5)}],
+)  # fmt: skip
+def test_a_url_with_parameters_is_what_requests_prepares(url, params):
+    import requests
+
+    expected = requests.Request("GET", url, params=params).prepare().url
+    assert prepared_url(url, params) == expected
 
 
 def test_requests_are_prepared_as_requests_would_and_no_cookie_is_kept(serve):
