@@ -724,16 +724,17 @@ def test_the_domains_the_api_owns_are_kept_changed_and_dropped(queue):
 
 @pytest.mark.parametrize("returning", [True, False])
 def test_a_lease_reads_the_row_back_with_or_without_returning(tmp_path, monkeypatch, returning):
-    """SQLite before 3.35 has no UPDATE ... RETURNING: the lease then reads the row again;
-    either way the claimed row is the leased one, and every lease has its own token."""
+    """SQLite before 3.35 has no UPDATE ... RETURNING: a lease then reads the row again (a
+    batch's leases always do, all at once); either way the claimed row is the leased one, and
+    every lease has its own token."""
     from spamfilter_plugin.store import sqlite
 
     monkeypatch.setattr(sqlite, "RETURNING", returning)
     with sqlite.SqliteQueue(tmp_path) as queue:
-        ids = [put(queue, DomainCreated(domain=f"r{i}.example"), ["spamport"])[0] for i in range(3)]
-        claimed = queue.claim_batch("w", 60, {"spamport": 3})
+        ids = [put(queue, DomainCreated(domain=f"r{i}.example"), ["spamport"])[0] for i in range(4)]
+        claimed = [queue.claim("w", 60), *queue.claim_batch("w", 60, {"spamport": 3})]
         assert [row.id for row, _ in claimed] == ids
         assert {(row.state, row.attempts) for row, _ in claimed} == {("leased", 1)}
         assert all(row.lease_owner == token for row, token in claimed)
-        assert len({token for _, token in claimed}) == 3
+        assert len({token for _, token in claimed}) == 4
         assert all(token.startswith("w:") for _, token in claimed)

@@ -127,26 +127,40 @@ def lease_token(owner: str) -> str:
     return f"{owner}:{_TOKEN_PREFIX}{next(_TOKEN_COUNT):x}"
 
 
-def _own(db: sqlite3.Connection, row: Row, now: float) -> None:
-    """Record what a delivered domain creation, update or deletion means for ownership and
-    for the destination the plugin set at the vendor."""
-    if not row.target.startswith("domain:"):
-        return
-    domain = row.target[len("domain:") :]
-    destination = row.payload.get("destination")
-    if row.hook == "domain_created":
-        db.execute(
-            "INSERT INTO provisioned (vendor, domain, since, destination) VALUES (?,?,?,?) "
-            "ON CONFLICT (vendor, domain) DO UPDATE SET destination=excluded.destination",
-            (row.vendor, domain, now, destination),
+#: what a delivered domain event means for ownership: each hook's statement, and its values
+#: from the vendor, the domain, the time and the destination the plugin set at the vendor
+_OWNING = {
+    "domain_created": (
+        "INSERT INTO provisioned (vendor, domain, since, destination) VALUES (?,?,?,?) "
+        "ON CONFLICT (vendor, domain) DO UPDATE SET destination=excluded.destination",
+        lambda vendor, domain, now, destination: (vendor, domain, now, destination),
+    ),
+    "domain_updated": (
+        "UPDATE provisioned SET destination=? WHERE vendor=? AND domain=?",
+        lambda vendor, domain, now, destination: (destination, vendor, domain),
+    ),
+    "domain_deleted": (
+        "DELETE FROM provisioned WHERE vendor=? AND domain=?",
+        lambda vendor, domain, now, destination: (vendor, domain),
+    ),
+}
+
+
+def _own(db: sqlite3.Connection, rows: Iterable[Row], now: float) -> None:
+    """Record what delivered domain creations, updates and deletions mean for ownership and
+    for the destination the plugin set at the vendor: one statement per kind.  (Two rows of
+    one vendor and target are never leased at once, so their order does not matter.)"""
+    values: dict[str, list[tuple]] = {}
+    for row in rows:
+        owning = _OWNING.get(row.hook)
+        if owning is None or not row.target.startswith("domain:"):
+            continue
+        domain = row.target[len("domain:") :]
+        values.setdefault(row.hook, []).append(
+            owning[1](row.vendor, domain, now, row.payload.get("destination"))
         )
-    elif row.hook == "domain_updated":
-        db.execute(
-            "UPDATE provisioned SET destination=? WHERE vendor=? AND domain=?",
-            (destination, row.vendor, domain),
-        )
-    elif row.hook == "domain_deleted":
-        db.execute("DELETE FROM provisioned WHERE vendor=? AND domain=?", (row.vendor, domain))
+    for hook, rows_values in values.items():
+        db.executemany(_OWNING[hook][0], rows_values)
 
 
 def _translated(method):
@@ -332,8 +346,25 @@ class SqliteQueue(Queue):
                     if len(ids) < free:
                         found = db.execute(sql, {**params, "vendor": vendor, "k": free - len(ids)})
                         ids += [r["id"] for r in found]
-                claimed += [self._lease(db, i, owner, lease_seconds, now, wall) for i in ids]
+                claimed += self._lease_all(db, ids, owner, lease_seconds, now, wall)
         return claimed
+
+    @staticmethod
+    def _lease_all(
+        db, ids: list[int], owner: str, lease_seconds: float, now: float, wall: float
+    ) -> list[tuple[Row, str]]:
+        """Lease these rows (inside the caller's transaction), each with its own token: one
+        update for them all, and one read of them back."""
+        if not ids:
+            return []
+        tokens = [lease_token(owner) for _ in ids]
+        until = now + lease_seconds
+        db.executemany(LEASE, [(until, t, wall, i) for t, i in zip(tokens, ids, strict=True)])
+        found = db.execute(
+            f"SELECT * FROM events WHERE id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()
+        rows = {r["id"]: r for r in found}
+        return [(row_of(rows[i], wall - now), t) for i, t in zip(ids, tokens, strict=True)]
 
     def _chosen_table(self) -> None:
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS chosen (id INTEGER PRIMARY KEY)")
@@ -519,7 +550,7 @@ class SqliteQueue(Queue):
                     db, step.to_dict(), step.target_key, row.vendor, None, now=now, mono=mono
                 )
             cur = db.execute(DONE, (self.clock(), public_text, sealed, row.id, token))
-            _own(db, row, now)
+            _own(db, [row], now)
         return cur.rowcount == 1
 
     def _stored_result(self, result: Any) -> tuple[str | None, bytes | None]:
@@ -531,21 +562,27 @@ class SqliteQueue(Queue):
 
     @_translated
     def complete_many(self, items: list[tuple[Row, str, Any]]) -> set[int]:
-        """:meth:`complete` for rows without steps, in one transaction: one update a row,
-        whose own condition checks the lease (nothing else is written for a row whose lease
-        was lost)."""
-        held: set[int] = set()
+        """:meth:`complete` for rows without steps, in one transaction: the rows whose lease
+        is still held are read first, and nothing is written for a row whose lease was lost
+        (the update's own condition checks the lease again)."""
         if not items:
-            return held
+            return set()
         with self._tx() as db:
             now = self.clock()
-            for row, token, result in items:
-                public_text, sealed = self._stored_result(result)
-                cur = db.execute(DONE, (now, public_text, sealed, row.id, token))
-                if cur.rowcount == 1:
-                    _own(db, row, now)
-                    held.add(row.id)
-        return held
+            ids = [row.id for row, _token, _result in items]
+            owners = dict(
+                db.execute(
+                    f"SELECT id, lease_owner FROM events WHERE id IN ({','.join('?' * len(ids))})",
+                    ids,
+                ).fetchall()
+            )
+            held = [item for item in items if item[1] and owners.get(item[0].id) == item[1]]
+            db.executemany(
+                DONE,
+                [(now, *self._stored_result(result), row.id, token) for row, token, result in held],
+            )
+            _own(db, [row for row, _token, _result in held], now)
+        return {row.id for row, _token, _result in held}
 
     @_translated
     def fail(
