@@ -1127,12 +1127,15 @@ class PostgresQueue(Queue):
                 "%(limit)s - (SELECT count(*) FROM events WHERE vendor=%(vendor)s "
                 f"AND state='leased' AND lease_until >= {NOW})"
             )
-        pick = f"SELECT e.id FROM events e WHERE e.vendor = %(vendor)s AND {{}}{rest} ORDER BY e.id"
+        expired, waiting = (
+            f"SELECT e.id FROM events e WHERE e.vendor = %(vendor)s AND {state}{rest} ORDER BY e.id"
+            for state in (self.EXPIRED, self.WAITING)
+        )
         take = "(SELECT GREATEST(0, LEAST(%(k)s, room)) FROM room)"
         sql = (
             f"WITH room AS (SELECT {room} AS room), "
-            f"expired AS ({pick.format(self.EXPIRED)} LIMIT {take} FOR UPDATE SKIP LOCKED), "
-            f"waiting AS ({pick.format(self.WAITING)} "
+            f"expired AS ({expired} LIMIT {take} FOR UPDATE SKIP LOCKED), "
+            f"waiting AS ({waiting} "
             f"LIMIT {take} - (SELECT count(*) FROM expired) FOR UPDATE SKIP LOCKED), "
             "picked AS (SELECT id FROM expired UNION ALL SELECT id FROM waiting), "
             "leased AS (UPDATE events SET state='leased', "
