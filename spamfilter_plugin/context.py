@@ -8,6 +8,7 @@ per-user secrets, its state, and the panel's DNS through it, and nothing of anot
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -94,6 +95,10 @@ class VendorContext:
     cache: dict[str, Any] = field(default_factory=dict)
     #: the ``[fleet]`` table in fleet mode: the guard is then the fleet's
     fleet: FleetConfig | None = None
+    #: makes each :meth:`cached` value once, whatever the threads asking for it first
+    _cache_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     @property
     def log(self):
@@ -118,10 +123,17 @@ class VendorContext:
         return host
 
     def cached(self, key: str, factory):
-        """``cache[key]``, made by ``factory()`` the first time."""
-        if key not in self.cache:
-            self.cache[key] = factory()
-        return self.cache[key]
+        """``cache[key]``, made by ``factory()`` the first time: once, however many of a
+        worker's delivery threads ask at once (a second API client would open its own
+        connections, and the first would be left unclosed)."""
+        try:
+            return self.cache[key]
+        except KeyError:
+            pass
+        with self._cache_lock:
+            if key not in self.cache:
+                self.cache[key] = factory()
+            return self.cache[key]
 
     # -- credentials: suspension, proof and the one-at-a-time lock (see guard.py) ------
 

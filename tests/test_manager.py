@@ -208,3 +208,35 @@ def test_a_delivery_looks_at_one_guard_file_when_the_credentials_are_proven(tmp_
         with here.hold() as locked:  # admit found a suspension: it reads the proof, and locks
             pass
         assert locked and looked[0] == "proven-spamport.json"
+
+
+def test_a_vendors_api_client_is_made_once_however_many_threads_ask_first(tmp_path):
+    """A worker's delivery threads start together and each asks for the vendor's client:
+    it is made once (a second client would open connections of its own and the first
+    would be left unclosed)."""
+    import threading
+    import time
+
+    from spamfilter_plugin.context import VendorContext
+
+    ctx = VendorContext("spamport", {}, None, None)  # type: ignore[arg-type]
+    made: list[object] = []
+
+    def factory() -> object:
+        time.sleep(0.05)  # as long as a session takes to set up, and more
+        made.append(object())
+        return made[-1]
+
+    start = threading.Barrier(8)
+    got: list[object] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(ctx.cached("client", factory))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and got == made * 8
