@@ -476,14 +476,15 @@ class Reconcile:
         flush()
         started(total)
 
-        def delivered(d: Delivery) -> None:
-            if d.final_state == "pending":  # it may come due again within this run
-                return
-            adopted.discard(d.row.id)
-            report(outcome_of(vendor, d.row, d.final_state, d.outcome))
+        def delivered(deliveries: list[Delivery]) -> None:
+            for d in deliveries:
+                if d.final_state == "pending":  # it may come due again within this run
+                    continue
+                adopted.discard(d.row.id)
+                report(outcome_of(vendor, d.row, d.final_state, d.outcome))
 
         limits = {vendor: concurrency_of(self.runtime.contexts[vendor])}
-        worker = Worker(self.runtime, queue=queue, on_delivery=delivered, limits=limits)
+        worker = Worker(self.runtime, queue=queue, on_deliveries=delivered, limits=limits)
         worker.run(chosen=True, linger=LINGER)
         for row in queue.chosen_rows():  # left to the worker (retrying, or being delivered)
             adopted.discard(row.id)

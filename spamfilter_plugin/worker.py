@@ -71,8 +71,9 @@ FULL_WAIT = 0.05
 
 #: rows of a vendor claimed ahead, beyond its free places, as a share of its ``concurrency``
 #: (at least one): they wait in its lane, so that a delivery ending begins the next at once.
-#: None on a store many servers share: there a vendor's ``concurrency`` bounds its rows
-#: leased in the whole fleet (see :meth:`~.queue.Queue.claim_batch`)
+#: Not on a store many servers share (:attr:`~.queue.Queue.shared`): there a vendor's
+#: ``concurrency`` bounds its rows leased in the whole fleet (see
+#: :meth:`~.queue.Queue.claim_batch`)
 AHEAD = 0.5
 
 #: after a delivery ends while others are in flight, how long the dispatcher waits for more
@@ -170,7 +171,6 @@ class Worker:
     :param owner: who holds the leases (default host name and process id).
     :param monotonic: the clock that orders work (for a queue made here).
     :param rng: the backoff's jitter.
-    :param on_delivery: told of each delivery once its outcome is committed.
     :param on_deliveries: told of the deliveries committed together, once per commit (a
         progress line for each in one write, say).
     :param limits: deliveries in flight per vendor (default: each vendor's ``concurrency``).
@@ -184,7 +184,6 @@ class Worker:
         owner: str | None = None,
         monotonic: Callable[[], float] | None = None,
         rng: Callable[[], float] = random.random,
-        on_delivery: Callable[[Delivery], None] | None = None,
         on_deliveries: Callable[[list[Delivery]], None] | None = None,
         limits: Mapping[str, int] | None = None,
     ) -> None:
@@ -193,7 +192,6 @@ class Worker:
         self.queue = queue or queue_of(runtime.config, monotonic=monotonic)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.policy = Policy(runtime, self.queue, rng=rng)
-        self.on_delivery = on_delivery
         self.on_deliveries = on_deliveries
         if limits is None:
             limits = {name: concurrency_of(ctx) for name, ctx in runtime.contexts.items()}
@@ -239,9 +237,7 @@ class Worker:
         with self.queue.batch():
             delivery = self.policy.record(row, token, attempt)
             self._noted([delivery])
-        self._report(delivery, None)
-        if self.on_deliveries is not None:
-            self.on_deliveries([delivery])
+        self._report([delivery], None)
         return delivery
 
     def deliver_now(self, row_ids: Iterable[int]) -> list[Delivery]:
@@ -283,7 +279,7 @@ class Worker:
     def run_forever(self, stop: threading.Event, poll: float = 1.0) -> None:
         """Deliver as rows come due until *stop* is set (then the deliveries in flight are
         finished).  Keeps nothing per delivery in memory (a long-running daemon); progress
-        goes to ``on_delivery`` and the log."""
+        goes to ``on_deliveries`` and the log."""
         self.run(stop=stop, until_idle=False, poll=poll)
 
     # -- the loop -----------------------------------------------------------------
@@ -406,10 +402,8 @@ class Worker:
                     ignore_schedule=run.ignore_schedule,
                     limits=self.limits,
                 )
-        for delivery in delivered:
-            self._report(delivery, run.stats)
-        if delivered and self.on_deliveries is not None:
-            self.on_deliveries(delivered)
+        if delivered:
+            self._report(delivered, run.stats)
         for row, token in claimed:
             self._inflight[row.vendor] += 1
             ready = self.policy.prepare(row)
@@ -498,11 +492,13 @@ class Worker:
         self._noted_at = time.monotonic()
         self.runtime.recorded(self.queue, delivered)
 
-    def _report(self, delivery: Delivery, stats: Stats | None) -> None:
+    def _report(self, delivered: list[Delivery], stats: Stats | None) -> None:
+        """The deliveries of one commit, once it is made: counted, and told."""
         if stats is not None:
-            stats.add(delivery)
-        if self.on_delivery is not None:
-            self.on_delivery(delivery)
+            for delivery in delivered:
+                stats.add(delivery)
+        if self.on_deliveries is not None:
+            self.on_deliveries(delivered)
 
 
 #: how often a running worker does the built-in features' periodic work (seconds)
