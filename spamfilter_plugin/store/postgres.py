@@ -1018,6 +1018,27 @@ class PostgresQueue(Queue):
     EXPIRED = f"e.state='leased' AND e.lease_until < {NOW}"
     WAITING = f"e.state='pending' AND (e.next_at <= {NOW} OR %(ignore)s)"
 
+    #: the end of a lease statement: the rows a ``picked`` CTE names are leased, each with a
+    #: token of its own, and come back
+    LEASE = (
+        f"UPDATE events SET state='leased', lease_until={NOW} + %(lease)s, "
+        "lease_owner = %(owner)s || ':' || substr(md5(random()::text || events.id), 1, 12), "
+        "attempts=attempts+1, updated_at=%(wall)s FROM picked WHERE events.id = picked.id "
+        "RETURNING events.*"
+    )
+
+    def _lease_args(self, params: dict[str, Any], lease_seconds: float) -> dict[str, Any]:
+        """*params* and what :data:`LEASE` and the pickers' conditions need besides."""
+        now, wall = self._now(), self.clock()
+        return {**params, "lease": lease_seconds, "now": now, "wall": wall, "me": self.server}
+
+    def _leased(self, found: Iterable[Any]) -> list[tuple[Row, str]]:
+        """The rows a lease statement gave back (the empty ones of an outer join left out),
+        oldest first, each with its token."""
+        offset = self._offset()
+        rows = sorted((row_of(r, offset) for r in found if r["id"] is not None), key=lambda r: r.id)
+        return [(row, row.lease_owner or "") for row in rows]
+
     def _lease(
         self, db: DB, where: str, params: dict[str, Any], lease_seconds: float
     ) -> list[tuple[Row, str]]:
@@ -1025,22 +1046,10 @@ class PostgresQueue(Queue):
         own token."""
         found = db.execute(
             f"WITH picked AS (SELECT e.id FROM events e WHERE {where} ORDER BY e.id "
-            "LIMIT %(k)s FOR UPDATE SKIP LOCKED) "
-            f"UPDATE events SET state='leased', lease_until={NOW} + %(lease)s, "
-            "lease_owner = %(owner)s || ':' || substr(md5(random()::text || events.id), 1, 12), "
-            "attempts=attempts+1, updated_at=%(wall)s FROM picked WHERE events.id = picked.id "
-            "RETURNING events.*",
-            {
-                **params,
-                "lease": lease_seconds,
-                "now": self._now(),
-                "wall": self.clock(),
-                "me": self.server,
-            },
+            f"LIMIT %(k)s FOR UPDATE SKIP LOCKED) {self.LEASE}",
+            self._lease_args(params, lease_seconds),
         ).fetchall()
-        offset = self._offset()
-        rows = sorted((row_of(r, offset) for r in found), key=lambda r: r.id)
-        return [(row, row.lease_owner or "") for row in rows]
+        return self._leased(found)
 
     @_translated
     def claim(
@@ -1138,32 +1147,20 @@ class PostgresQueue(Queue):
             f"waiting AS ({waiting} "
             f"LIMIT {take} - (SELECT count(*) FROM expired) FOR UPDATE SKIP LOCKED), "
             "picked AS (SELECT id FROM expired UNION ALL SELECT id FROM waiting), "
-            "leased AS (UPDATE events SET state='leased', "
-            f"lease_until={NOW} + %(lease)s, lease_owner = %(owner)s || ':' || "
-            "substr(md5(random()::text || events.id), 1, 12), attempts=attempts+1, "
-            "updated_at=%(wall)s FROM picked WHERE events.id = picked.id RETURNING events.*) "
+            f"leased AS ({self.LEASE}) "
             "SELECT room.room AS places_left, leased.* FROM room LEFT JOIN leased ON true"
         )
-        args = {
-            **params,
-            "vendor": vendor,
-            "k": free,
-            "limit": limit,
-            "lease": lease_seconds,
-            "now": self._now(),
-            "wall": self.clock(),
-            "me": self.server,
-        }
+        args = self._lease_args(
+            {**params, "vendor": vendor, "k": free, "limit": limit}, lease_seconds
+        )
         with db.pipeline():
             if limit is not None:
                 db.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 11))", (f"claim {vendor}",)
                 )
             found = db.execute(sql, args).fetchall()
-        offset = self._offset()
-        rows = sorted((row_of(r, offset) for r in found if r["id"] is not None), key=lambda r: r.id)
         places = int(found[0]["places_left"]) if limit is not None and found else None
-        return [(row, row.lease_owner or "") for row in rows], places
+        return self._leased(found), places
 
     def choose(self, ids: Iterable[int], *, fresh: bool = False) -> None:
         """Add rows to the ones :meth:`claim_batch` takes with ``chosen=True`` (kept by this

@@ -103,9 +103,6 @@ def _add_destination(db: sqlite3.Connection) -> None:
             db.execute("ALTER TABLE provisioned ADD COLUMN destination TEXT")
 
 
-#: SQLite 3.35 and later give an updated row back (``RETURNING``); earlier ones read it again
-RETURNING = sqlite3.sqlite_version_info >= (3, 35)
-
 DONE = (
     "UPDATE events SET state='done', secret=NULL, lease_until=NULL, lease_owner=NULL, "
     "updated_at=?, result=?, result_secret=?, last_error=NULL, error_type=NULL "
@@ -299,19 +296,7 @@ class SqliteQueue(Queue):
             ).fetchone()
             if found is None:
                 return None
-            return self._lease(db, found["id"], owner, lease_seconds, now, wall)
-
-    @staticmethod
-    def _lease(db, row_id: int, owner: str, lease_seconds: float, now: float, wall: float):
-        """Lease one row (inside the caller's transaction): it with its new lease token."""
-        token = lease_token(owner)
-        lease = (now + lease_seconds, token, wall, row_id)
-        if RETURNING:  # one statement: the row comes back from the update
-            row = db.execute(LEASE + " RETURNING *", lease).fetchone()
-        else:
-            db.execute(LEASE, lease)
-            row = db.execute("SELECT * FROM events WHERE id=?", (row_id,)).fetchone()
-        return row_of(row, wall - now), token
+            return self._lease(db, [found["id"]], owner, lease_seconds, now, wall)[0]
 
     @_translated
     def claim_batch(
@@ -346,11 +331,11 @@ class SqliteQueue(Queue):
                     if len(ids) < free:
                         found = db.execute(sql, {**params, "vendor": vendor, "k": free - len(ids)})
                         ids += [r["id"] for r in found]
-                claimed += self._lease_all(db, ids, owner, lease_seconds, now, wall)
+                claimed += self._lease(db, ids, owner, lease_seconds, now, wall)
         return claimed
 
     @staticmethod
-    def _lease_all(
+    def _lease(
         db, ids: list[int], owner: str, lease_seconds: float, now: float, wall: float
     ) -> list[tuple[Row, str]]:
         """Lease these rows (inside the caller's transaction), each with its own token: one
