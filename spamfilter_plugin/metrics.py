@@ -169,12 +169,15 @@ def _histogram(by_name: dict[str, list[tuple[dict[str, str], float]]]) -> Any:
 
     family = HistogramMetricFamily(DURATION, HELP[DURATION], labels=["vendor"])
     sums = {v["vendor"]: value for v, value in by_name.get(f"{DURATION}_sum", [])}
-    kept: dict[str, dict[str, float]] = {}  # cumulative, as releases before kept them
-    for values, value in by_name.get(f"{DURATION}_bucket", []):
-        kept.setdefault(values["vendor"], {})[values["le"]] = value
-    within: dict[str, dict[str, float]] = {}
-    for values, value in by_name.get(WITHIN, []):
-        within.setdefault(values["vendor"], {})[values["le"]] = value
+
+    def per_vendor(name: str) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        for values, value in by_name.get(name, []):
+            found.setdefault(values["vendor"], {})[values["le"]] = value
+        return found
+
+    # cumulative buckets as releases before kept them, and each delivery's own bucket
+    kept, within = per_vendor(f"{DURATION}_bucket"), per_vendor(WITHIN)
     for vendor in sorted(set(kept) | set(within)):
         total, cumulative = 0.0, []
         for le in BOUNDS:
